@@ -1,0 +1,28 @@
+"""Beanie documents of the credits service and their indexes. No business logic."""
+
+from beanie import Document
+
+from models.enums import Cycle, LedgerReason, OfferKind, OrderStatus, ReservationStatus
+from models.ledger import LedgerEntry, Reservation
+from models.offer import CombinedItem, Offer, Price
+from models.order import Order, OrderEvent
+from models.wallet import Balance
+
+ALL_DOCUMENTS: list[type[Document]] = [Offer, Order, Balance, LedgerEntry, Reservation]
+
+__all__ = [
+    "ALL_DOCUMENTS",
+    "Balance",
+    "CombinedItem",
+    "Cycle",
+    "LedgerEntry",
+    "LedgerReason",
+    "Offer",
+    "OfferKind",
+    "Order",
+    "OrderEvent",
+    "OrderStatus",
+    "Price",
+    "Reservation",
+    "ReservationStatus",
+]

@@ -1,0 +1,64 @@
+"""Orders: one purchase of an offer by a user, with its payment and status history."""
+
+from datetime import datetime
+
+import pymongo
+from beanie import Document
+from pydantic import BaseModel, Field
+from pymongo import IndexModel
+
+from models.enums import OrderStatus
+
+
+class OrderEvent(BaseModel):
+    at: datetime
+    status: OrderStatus
+    message: str
+
+
+class Order(Document):
+    user_id: str
+    offer_id: str
+    offer_group: str
+    quantity: int
+    token_count: int
+    currency: str
+    total_minor_units: int
+    status: OrderStatus
+    starts: datetime | None = None
+    expires: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+    history: list[OrderEvent] = Field(default_factory=list)
+    payment_intent_id: str | None = None
+    parent_id: str | None = None
+    idempotency_key: str | None = None
+
+    class Settings:
+        name = "orders"
+        indexes = [
+            IndexModel(
+                [("user_id", pymongo.ASCENDING), ("status", pymongo.ASCENDING)],
+                name="user_status",
+            ),
+            IndexModel(
+                [("user_id", pymongo.ASCENDING), ("offer_group", pymongo.ASCENDING)],
+                name="user_group",
+            ),
+            # Partial rather than sparse: Beanie stores an absent id as null, which a sparse
+            # index would still index (and so collide on).
+            IndexModel(
+                [("payment_intent_id", pymongo.ASCENDING)],
+                name="payment_intent_unique",
+                unique=True,
+                partialFilterExpression={"payment_intent_id": {"$type": "string"}},
+            ),
+            IndexModel(
+                [("user_id", pymongo.ASCENDING), ("idempotency_key", pymongo.ASCENDING)],
+                name="user_idempotency_unique",
+                unique=True,
+                partialFilterExpression={"idempotency_key": {"$type": "string"}},
+            ),
+            IndexModel([("status", pymongo.ASCENDING), ("created_at", pymongo.ASCENDING)],
+                       name="status_created"),
+        ]

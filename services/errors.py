@@ -1,0 +1,53 @@
+"""Typed domain errors. Each carries the contract's `extensions.code`, so the GraphQL edge
+maps them without knowing the domain, and each message states facts a developer can act on.
+"""
+
+
+class DomainError(Exception):
+    """A business rule refused the operation; nothing was changed."""
+
+    code = "INTERNAL"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(DomainError):
+    code = "BAD_USER_INPUT"
+
+
+class NotFound(DomainError):
+    code = "NOT_FOUND"
+
+
+class Forbidden(DomainError):
+    code = "FORBIDDEN"
+
+
+class Unauthenticated(DomainError):
+    code = "UNAUTHENTICATED"
+
+
+class InsufficientTokens(DomainError):
+    code = "INSUFFICIENT_TOKENS"
+
+
+class QuantityLimit(DomainError):
+    code = "QUANTITY_LIMIT"
+
+
+class OfferNotAvailable(DomainError):
+    code = "OFFER_NOT_AVAILABLE"
+
+
+class Expired(DomainError):
+    code = "EXPIRED"
+
+
+class PaymentFailed(DomainError):
+    code = "PAYMENT_FAILED"
+
+
+class Conflict(DomainError):
+    code = "CONFLICT"

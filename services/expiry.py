@@ -1,0 +1,66 @@
+"""The expiry sweep and credit warnings. No GraphQL, no HTTP.
+
+`expire_due` is safe to run repeatedly and concurrently: every step is a guarded update that
+only one runner can win, so tokens are removed once and orders expire once.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from services.orders import Orders
+from services.wallets import Wallets
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    reservations_released: int
+    groups_expired: int
+    tokens_expired: int
+    orders_expired: int
+
+
+class WarningKind(StrEnum):
+    EXPIRING = "EXPIRING"
+    LOW_BALANCE = "LOW_BALANCE"
+
+
+@dataclass(frozen=True, slots=True)
+class CreditWarning:
+    user_id: str
+    offer_group: str
+    kind: WarningKind
+    tokens: int
+    expires: datetime | None
+
+
+async def expire_due(*, wallets: Wallets, orders: Orders, now: datetime) -> SweepResult:
+    """Releases lapsed reservations first, so their tokens expire with the group's."""
+    released = await wallets.release_expired_reservations(now=now)
+    entries = await wallets.expire_lapsed_groups(now=now)
+    expired_orders = await orders.expire_orders(now=now)
+    return SweepResult(
+        reservations_released=released,
+        groups_expired=len(entries),
+        tokens_expired=-sum(e.tokens for e in entries),
+        orders_expired=expired_orders,
+    )
+
+
+async def credit_warnings(
+    *, wallets: Wallets, user_id: str, within_seconds: int, low_balance: int, now: datetime
+) -> list[CreditWarning]:
+    """Live groups that expire within the window, and groups at or below `low_balance`."""
+    horizon = now + timedelta(seconds=within_seconds)
+    warnings = []
+    for balance in await wallets.balances(user_id=user_id):
+        lapsed = balance.expires is not None and balance.expires <= now
+        if balance.expires is not None and not lapsed and balance.expires <= horizon:
+            warnings.append(CreditWarning(user_id=user_id, offer_group=balance.offer_group,
+                                          kind=WarningKind.EXPIRING, tokens=balance.tokens,
+                                          expires=balance.expires))
+        if balance.tokens <= low_balance:
+            warnings.append(CreditWarning(user_id=user_id, offer_group=balance.offer_group,
+                                          kind=WarningKind.LOW_BALANCE, tokens=balance.tokens,
+                                          expires=balance.expires))
+    return warnings

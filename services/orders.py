@@ -1,0 +1,396 @@
+"""The order lifecycle: buying an offer, applying the payment's outcome, bundles, listing.
+No GraphQL, no HTTP.
+
+Status transitions are guarded updates, so an outcome applied twice (a retried webhook, a
+refresh racing a webhook) changes nothing the second time, and a late failure never undoes
+a success. Paying an order is one transaction: the status change, the wallet credit and the
+bundle's child orders commit together or not at all.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bson import ObjectId
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import DuplicateKeyError
+
+from models import CombinedItem, LedgerReason, Offer, Order, OrderEvent, OrderStatus
+from services.clock import Clock
+from services.cycles import expiry
+from services.errors import Conflict, InvalidInput, NotFound, QuantityLimit
+from services.ids import object_id
+from services.money import Money, normalize_currency
+from services.offers import Offers
+from services.payments import PaymentClient, PaymentState
+from services.transactions import in_transaction
+from services.wallets import Credit, Wallets, check_key
+
+log = logging.getLogger(__name__)
+
+MAX_QUANTITY = 10_000
+MAX_PAGE = 200
+
+# Which statuses each status may be reached from. A refused payment can still be retried
+# and succeed; nothing leaves PAID but a refund or expiry.
+_REACHABLE_FROM: dict[OrderStatus, frozenset[OrderStatus]] = {
+    OrderStatus.PAID: frozenset({OrderStatus.PENDING, OrderStatus.REFUSED, OrderStatus.ERROR}),
+    OrderStatus.REFUSED: frozenset({OrderStatus.PENDING, OrderStatus.ERROR}),
+    OrderStatus.ERROR: frozenset({OrderStatus.PENDING}),
+    OrderStatus.CANCELED: frozenset({OrderStatus.PENDING, OrderStatus.REFUSED, OrderStatus.ERROR}),
+    OrderStatus.INCONSISTENT: frozenset({OrderStatus.PENDING, OrderStatus.REFUSED}),
+    OrderStatus.REFUNDED: frozenset({OrderStatus.PAID, OrderStatus.EXPIRED}),
+    OrderStatus.EXPIRED: frozenset({OrderStatus.PAID}),
+}
+
+_STATUS_OF_PAYMENT = {
+    PaymentState.SUCCEEDED: OrderStatus.PAID,
+    PaymentState.FAILED: OrderStatus.REFUSED,
+    PaymentState.CANCELED: OrderStatus.CANCELED,
+    PaymentState.REFUNDED: OrderStatus.REFUNDED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedOrder:
+    order: Order
+    payment_client_secret: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPage:
+    orders: list[Order]
+    has_next_page: bool
+
+
+class Orders:
+    def __init__(
+        self,
+        *,
+        client: AsyncMongoClient[Any],
+        offers: Offers,
+        wallets: Wallets,
+        payments: PaymentClient,
+        clock: Clock,
+        default_currency: str,
+    ) -> None:
+        self._client = client
+        self._offers = offers
+        self._wallets = wallets
+        self._payments = payments
+        self._clock = clock
+        self._default_currency = default_currency
+        self._orders = Order.get_pymongo_collection()
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def get_order(self, *, order_id: str) -> Order:
+        order = await Order.get(object_id(order_id, "order"))
+        if order is None:
+            raise NotFound(f"order {order_id} does not exist")
+        return order
+
+    async def list_orders(
+        self,
+        *,
+        user_id: str,
+        status: OrderStatus | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> OrderPage:
+        """The user's orders, newest first; `after` is the last id of the previous page."""
+        if isinstance(first, bool) or not 1 <= first <= MAX_PAGE:
+            raise InvalidInput(f"first must be between 1 and {MAX_PAGE}, got {first}")
+        query: dict[str, Any] = {"user_id": user_id}
+        if status is not None:
+            query["status"] = status.value
+        if after is not None:
+            query["_id"] = {"$lt": object_id(after, "cursor")}
+        found = await Order.find(query).sort("-_id").limit(first + 1).to_list()
+        return OrderPage(orders=found[:first], has_next_page=len(found) > first)
+
+    async def is_user_subscribed(self, *, user_id: str, offer_id: str) -> bool:
+        """Whether the user holds a paid, unexpired order of this offer."""
+        now = self._clock.now()
+        found = await self._orders.find_one(
+            {
+                "user_id": user_id,
+                "offer_id": offer_id,
+                "status": OrderStatus.PAID.value,
+                "$or": [{"expires": None}, {"expires": {"$gt": now}}],
+            }
+        )
+        return found is not None
+
+    # -- buying --------------------------------------------------------------------------
+
+    async def create_order(
+        self,
+        *,
+        user_id: str,
+        offer_id: str,
+        quantity: int = 1,
+        currency: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> CreatedOrder:
+        """Orders `quantity` units of an offer the user can see. A free order is paid at once;
+        a priced one waits for its payment. The same key returns the same order."""
+        if idempotency_key is not None:
+            check_key(idempotency_key)
+            existing = await self._by_key(user_id, idempotency_key)
+            if existing is not None:
+                return await self._replayed(existing, offer_id)
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+            raise InvalidInput(f"quantity must be a whole number >= 1, got {quantity!r}")
+        offer = await self._offers.ensure_available(user_id=user_id, offer_id=offer_id)
+        limit = min(offer.quantity_limit or MAX_QUANTITY, MAX_QUANTITY)
+        if quantity > limit:
+            raise QuantityLimit(f"offer {offer_id} sells at most {limit} per order, "
+                                f"asked for {quantity}")
+        code = normalize_currency(currency or self._default_currency)
+        price = offer.price_in(code)
+        if price is None:
+            sold = ", ".join(p.currency for p in offer.prices)
+            raise InvalidInput(f"offer {offer_id} is not sold in {code}; it is sold in {sold}")
+        total = Money(minor_units=price.minor_units * quantity, currency=code)
+        order = self._new_order(user_id, offer, quantity, total, idempotency_key)
+        secret = None
+        if total.minor_units > 0:
+            payment = await self._payments.create_payment(
+                order_id=str(order.id), user_id=user_id, amount=total
+            )
+            order.payment_intent_id = payment.id
+            secret = payment.client_secret
+        try:
+            await order.insert()
+        except DuplicateKeyError:
+            if idempotency_key is None:
+                raise
+            raced = await self._by_key(user_id, idempotency_key)
+            assert raced is not None, "a duplicate key implies the order exists"
+            return await self._replayed(raced, offer_id)
+        if total.minor_units == 0:
+            order = await self.apply_status(order_id=str(order.id), status=OrderStatus.PAID,
+                                            message="free order")
+        return CreatedOrder(order=order, payment_client_secret=secret)
+
+    def _new_order(
+        self, user_id: str, offer: Offer, quantity: int, total: Money, key: str | None
+    ) -> Order:
+        now = self._clock.now()
+        return Order(
+            id=ObjectId(),
+            user_id=user_id,
+            offer_id=str(offer.id),
+            offer_group=offer.offer_group,
+            quantity=quantity,
+            token_count=offer.token_count * quantity,
+            currency=total.currency,
+            total_minor_units=total.minor_units,
+            status=OrderStatus.PENDING,
+            created_at=now,
+            updated_at=now,
+            history=[OrderEvent(at=now, status=OrderStatus.PENDING, message="created")],
+            idempotency_key=key,
+        )
+
+    async def _by_key(self, user_id: str, key: str) -> Order | None:
+        return await Order.find_one({"user_id": user_id, "idempotency_key": key})
+
+    async def _replayed(self, order: Order, offer_id: str) -> CreatedOrder:
+        if order.offer_id != offer_id:
+            raise Conflict(f"idempotency key {order.idempotency_key!r} was used for offer "
+                           f"{order.offer_id}; a retry must repeat the same request")
+        secret = None
+        if order.payment_intent_id and order.status is OrderStatus.PENDING:
+            secret = (await self._payments.get_payment(order.payment_intent_id)).client_secret
+        return CreatedOrder(order=order, payment_client_secret=secret)
+
+    # -- payment outcomes ----------------------------------------------------------------
+
+    async def refresh_order(self, *, order_id: str) -> Order:
+        """Pulls the payment's state from the provider and applies it (a missed webhook)."""
+        order = await self.get_order(order_id=order_id)
+        if order.payment_intent_id is None:
+            return order
+        payment = await self._payments.get_payment(order.payment_intent_id)
+        status = _STATUS_OF_PAYMENT.get(payment.state)
+        if status is None:
+            return order
+        return await self.apply_status(order_id=order_id, status=status, message=payment.message)
+
+    async def cancel_order(self, *, order_id: str) -> Order:
+        """Cancels a pending order and its payment; any other status is a Conflict."""
+        order = await self.get_order(order_id=order_id)
+        if order.status is not OrderStatus.PENDING:
+            raise Conflict(f"order {order_id} is {order.status.value}; only a pending order "
+                           f"can be canceled")
+        if order.payment_intent_id is not None:
+            await self._payments.cancel_payment(order.payment_intent_id)
+        return await self.apply_status(
+            order_id=order_id, status=OrderStatus.CANCELED, message="canceled by the buyer"
+        )
+
+    async def apply_status(
+        self, *, order_id: str, status: OrderStatus, message: str = ""
+    ) -> Order:
+        """Moves an order to `status` if its current status allows it; else changes nothing.
+
+        PAID also credits the tokens and creates the bundle's child orders, atomically.
+        """
+        if status is OrderStatus.PAID:
+            await self._open_balances(order_id)
+            await in_transaction(self._client, lambda s: self._pay(s, order_id, message))
+        else:
+            await self._transition(None, order_id, status, message, {})
+        return await self.get_order(order_id=order_id)
+
+    async def _open_balances(self, order_id: str) -> None:
+        """Opens every balance that paying the order credits, before its transaction."""
+        order = await self.get_order(order_id=order_id)
+        offer = await self._offers.get_offer(offer_id=order.offer_id)
+        groups = {offer.offer_group}
+        for item in offer.combined_items:
+            groups.add((await self._offers.get_offer(offer_id=item.offer_id)).offer_group)
+        for group in sorted(groups):
+            await self._wallets.open_balance(user_id=order.user_id, offer_group=group)
+
+    async def _transition(
+        self,
+        session: AsyncClientSession | None,
+        order_id: str,
+        status: OrderStatus,
+        message: str,
+        fields: dict[str, Any],
+    ) -> bool:
+        """One guarded update: True if this call made the transition."""
+        now = self._clock.now()
+        event = OrderEvent(at=now, status=status, message=message or status.value)
+        result = await self._orders.update_one(
+            {
+                "_id": object_id(order_id, "order"),
+                "status": {"$in": [s.value for s in _REACHABLE_FROM[status]]},
+            },
+            {
+                "$set": {"status": status.value, "updated_at": now, **fields},
+                "$push": {"history": event.model_dump()},
+            },
+            session=session,
+        )
+        return result.modified_count == 1
+
+    async def _latest_expiry(
+        self, session: AsyncClientSession, user_id: str, offer_group: str
+    ) -> datetime | None:
+        """The latest expiry among the user's paid orders in a group (appendDate's anchor)."""
+        doc = await self._orders.find_one(
+            {
+                "user_id": user_id,
+                "offer_group": offer_group,
+                "status": OrderStatus.PAID.value,
+                "expires": {"$ne": None},
+            },
+            sort=[("expires", -1)],
+            session=session,
+        )
+        return None if doc is None else doc["expires"]
+
+    async def _start(
+        self, session: AsyncClientSession, offer: Offer, user_id: str, base: datetime
+    ) -> datetime:
+        """`base`, or with appendDate the later of it and the group's latest paid expiry."""
+        if not offer.append_date:
+            return base
+        latest = await self._latest_expiry(session, user_id, offer.offer_group)
+        return base if latest is None else max(base, latest)
+
+    async def _pay(self, session: AsyncClientSession, order_id: str, message: str) -> None:
+        order = await Order.get(object_id(order_id, "order"), session=session)
+        if order is None:
+            raise NotFound(f"order {order_id} does not exist")
+        if order.status not in _REACHABLE_FROM[OrderStatus.PAID]:
+            return
+        offer = await self._offers.get_offer(offer_id=order.offer_id)
+        starts = await self._start(session, offer, order.user_id, self._clock.now())
+        expires = expiry(starts, offer.cycle, order.quantity, offer.custom_cycle_seconds)
+        if not await self._transition(
+            session, order_id, OrderStatus.PAID, message or "payment succeeded",
+            {"starts": starts, "expires": expires},
+        ):
+            return
+        if order.token_count > 0:
+            await self._credit(session, order, starts, expires)
+        for item in offer.combined_items:
+            await self._pay_child(session, order, offer, item, starts)
+
+    async def _pay_child(
+        self,
+        session: AsyncClientSession,
+        parent: Order,
+        bundle: Offer,
+        bundled: CombinedItem,
+        bundle_starts: datetime,
+    ) -> None:
+        """A paid, free child order per bundled item, crediting the item's group with the
+        item's tokens x item quantity x bundles bought, for the item's own cycle if it has
+        one, else the bundle's, times the bundles bought."""
+        item = await self._offers.get_offer(offer_id=bundled.offer_id)
+        cycle, seconds = (
+            (bundled.cycle, bundled.custom_cycle_seconds)
+            if bundled.cycle
+            else (bundle.cycle, bundle.custom_cycle_seconds)
+        )
+        starts = await self._start(session, item, parent.user_id, bundle_starts)
+        expires = expiry(starts, cycle, parent.quantity, seconds)
+        now = self._clock.now()
+        child = Order(
+            user_id=parent.user_id,
+            offer_id=bundled.offer_id,
+            offer_group=item.offer_group,
+            quantity=bundled.quantity * parent.quantity,
+            token_count=item.token_count * bundled.quantity * parent.quantity,
+            currency=parent.currency,
+            total_minor_units=0,
+            status=OrderStatus.PAID,
+            starts=starts,
+            expires=expires,
+            created_at=now,
+            updated_at=now,
+            history=[OrderEvent(at=now, status=OrderStatus.PAID,
+                                message=f"bundled in order {parent.id}")],
+            parent_id=str(parent.id),
+        )
+        await child.insert(session=session)
+        if child.token_count > 0:
+            await self._credit(session, child, starts, expires)
+
+    async def _credit(
+        self, session: AsyncClientSession, order: Order, starts: datetime, expires: datetime | None
+    ) -> None:
+        await self._wallets.credit(
+            session,
+            Credit(
+                user_id=order.user_id,
+                offer_group=order.offer_group,
+                tokens=order.token_count,
+                starts=starts,
+                expires=expires,
+                reason=LedgerReason.PURCHASE,
+                idempotency_key=f"order:{order.id}",
+                order_id=str(order.id),
+            ),
+        )
+
+    async def expire_orders(self, *, now: datetime) -> int:
+        """The sweep's order half: paid orders past their expiry become expired."""
+        event = OrderEvent(at=now, status=OrderStatus.EXPIRED, message="period ended")
+        result = await self._orders.update_many(
+            {"status": OrderStatus.PAID.value, "expires": {"$lte": now}},
+            {
+                "$set": {"status": OrderStatus.EXPIRED.value, "updated_at": now},
+                "$push": {"history": event.model_dump()},
+            },
+        )
+        return result.modified_count

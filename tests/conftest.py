@@ -1,0 +1,70 @@
+"""Test fixtures: one real MongoDB-wire server per session, a clean database per test.
+
+With USERCREDITS_MONGODB_URI set the suite uses that server instead (for example a real
+mongod replica set), so the same tests run against MongoDB itself.
+"""
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from models import ALL_DOCUMENTS
+from server.database import connect, init_models
+from server.embedded import EmbeddedDatabase
+from server.wiring import Services, build_services
+from services.payments import SandboxPaymentClient
+from tests.support import FakeClock
+
+
+@pytest.fixture(scope="session")
+async def database_uri(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    configured = os.environ.get("USERCREDITS_MONGODB_URI")
+    if configured:
+        yield configured
+        return
+    storage: Path = tmp_path_factory.mktemp("secantus")
+    async with EmbeddedDatabase(storage) as uri:
+        yield uri
+
+
+@pytest.fixture(scope="session")
+def database_name() -> str:
+    return f"usercredits_test_{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+async def mongo(database_uri: str, database_name: str) -> AsyncIterator[AsyncMongoClient[Any]]:
+    client = connect(database_uri)
+    await init_models(client, database_name)
+    yield client
+    await client.drop_database(database_name)
+    await client.close()
+
+
+@pytest.fixture(autouse=True)
+async def clean_database(mongo: AsyncMongoClient[Any]) -> None:
+    """Empties every collection (keeping its indexes) before each test."""
+    for document in ALL_DOCUMENTS:
+        await document.get_pymongo_collection().delete_many({})
+
+
+@pytest.fixture
+def clock() -> Iterator[FakeClock]:
+    yield FakeClock()
+
+
+@pytest.fixture
+def sandbox() -> SandboxPaymentClient:
+    return SandboxPaymentClient()
+
+
+@pytest.fixture
+def services(
+    mongo: AsyncMongoClient[Any], clock: FakeClock, sandbox: SandboxPaymentClient
+) -> Services:
+    return build_services(client=mongo, payments=sandbox, clock=clock, default_currency="USD")

@@ -1,0 +1,87 @@
+"""Helpers shared by the tests: a settable clock, offer factories and the ledger invariant."""
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from models import Balance, Cycle, LedgerEntry, Offer, OfferKind, Reservation, ReservationStatus
+from server.wiring import Services
+from services.money import Money
+from services.offers import OfferSpec
+
+START = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
+
+
+class FakeClock:
+    """A clock that stands still until a test moves it."""
+
+    def __init__(self, start: datetime = START) -> None:
+        self.current = start
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, **delta: float) -> datetime:
+        self.current += timedelta(**delta)
+        return self.current
+
+
+def spec(**overrides: Any) -> OfferSpec:
+    """A valid token-pack spec: 100 tokens in group 'pro' for 9.99 USD, monthly."""
+    base = OfferSpec(
+        name="Pro pack",
+        kind=OfferKind.TOKENS,
+        offer_group="pro",
+        token_count=100,
+        prices=[Money(999, "USD")],
+        cycle=Cycle.MONTHLY,
+    )
+    return replace(base, **overrides)
+
+
+async def make_offer(services: Services, **overrides: Any) -> Offer:
+    return await services.offers.create_offer(spec=spec(**overrides))
+
+
+async def buy(services: Services, user_id: str, offer: Offer, quantity: int = 1) -> str:
+    """Orders and pays (through the sandbox) an offer; returns the order id."""
+    created = await services.orders.create_order(
+        user_id=user_id, offer_id=str(offer.id), quantity=quantity
+    )
+    order = created.order
+    if order.payment_intent_id is not None:
+        services.payments.settle(order.payment_intent_id, succeed=True)  # type: ignore[attr-defined]
+        await services.orders.refresh_order(order_id=str(order.id))
+    return str(order.id)
+
+
+async def assert_invariant(user_id: str, offer_group: str) -> Balance:
+    """The wallet invariant of services/wallets.py, checked from the stored documents."""
+    balance = await Balance.find_one({"user_id": user_id, "offer_group": offer_group})
+    assert balance is not None, f"no balance for {user_id}/{offer_group}"
+    entries = await LedgerEntry.find(
+        {"user_id": user_id, "offer_group": offer_group}
+    ).sort("seq").to_list()
+    assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
+    running = 0
+    for entry in entries:
+        running += entry.tokens
+        assert entry.balance_after == running, f"entry {entry.id} breaks the running sum"
+    assert running == balance.tokens, f"ledger sums to {running}, balance holds {balance.tokens}"
+    held = await Reservation.find(
+        {"user_id": user_id, "offer_group": offer_group, "status": ReservationStatus.HELD.value}
+    ).to_list()
+    assert balance.reserved == sum(r.tokens for r in held)
+    assert balance.tokens >= 0 and balance.reserved >= 0
+    return balance
+
+
+async def snapshot() -> dict[str, list[dict[str, Any]]]:
+    """Every stored document, to show that a refused operation changed nothing."""
+    from models import ALL_DOCUMENTS
+
+    result = {}
+    for document in ALL_DOCUMENTS:
+        collection = document.get_pymongo_collection()
+        result[document.__name__] = [d async for d in collection.find({}).sort("_id")]
+    return result
