@@ -40,8 +40,9 @@ class LedgerEntry(Document):
                 ],
                 name="user_group_newest",
             ),
-            IndexModel([("user_id", pymongo.ASCENDING), ("_id", pymongo.DESCENDING)],
-                       name="user_newest"),
+            IndexModel(
+                [("user_id", pymongo.ASCENDING), ("_id", pymongo.DESCENDING)], name="user_newest"
+            ),
         ]
 
 
@@ -64,6 +65,8 @@ class Reservation(Document):
                 name="user_idempotency_unique",
                 unique=True,
             ),
-            IndexModel([("status", pymongo.ASCENDING), ("expires_at", pymongo.ASCENDING)],
-                       name="status_expires"),
+            IndexModel(
+                [("status", pymongo.ASCENDING), ("expires_at", pymongo.ASCENDING)],
+                name="status_expires",
+            ),
         ]

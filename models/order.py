@@ -59,6 +59,8 @@ class Order(Document):
                 unique=True,
                 partialFilterExpression={"idempotency_key": {"$type": "string"}},
             ),
-            IndexModel([("status", pymongo.ASCENDING), ("created_at", pymongo.ASCENDING)],
-                       name="status_created"),
+            IndexModel(
+                [("status", pymongo.ASCENDING), ("created_at", pymongo.ASCENDING)],
+                name="status_created",
+            ),
         ]

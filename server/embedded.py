@@ -49,25 +49,29 @@ class EmbeddedDatabase:
         self.uri = f"mongodb://127.0.0.1:{self.port}/?{URI_OPTIONS}"
         self._process: asyncio.subprocess.Process | None = None
 
-    async def start(self, timeout: float = 30.0) -> str:
+    async def start(self, startup_seconds: float = 30.0) -> str:
         self.storage.mkdir(parents=True, exist_ok=True)
         self._process = await asyncio.create_subprocess_exec(
             _server_program(),
-            "--host", "127.0.0.1",
-            "--port", str(self.port),
-            "--storage-path", str(self.storage),
-            "--log-level", "WARNING",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--storage-path",
+            str(self.storage),
+            "--log-level",
+            "WARNING",
             stdout=asyncio.subprocess.DEVNULL,
         )
         log.info("embedded database starting", extra={"port": self.port, "path": str(self.storage)})
-        await self._wait_ready(timeout)
+        await self._wait_ready(startup_seconds)
         return self.uri
 
-    async def _wait_ready(self, timeout: float) -> None:
+    async def _wait_ready(self, startup_seconds: float) -> None:
         client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
             self.uri, serverSelectionTimeoutMS=500
         )
-        deadline = asyncio.get_running_loop().time() + timeout
+        deadline = asyncio.get_running_loop().time() + startup_seconds
         try:
             while True:
                 if self._process is not None and self._process.returncode is not None:
@@ -77,8 +81,10 @@ class EmbeddedDatabase:
                     return
                 except PyMongoError:
                     if asyncio.get_running_loop().time() > deadline:
-                        raise RuntimeError(f"the embedded database did not start on port "
-                                           f"{self.port} within {timeout}s") from None
+                        raise RuntimeError(
+                            f"the embedded database did not start on port "
+                            f"{self.port} within {startup_seconds}s"
+                        ) from None
                     await asyncio.sleep(0.1)
         finally:
             await client.close()
@@ -97,7 +103,9 @@ class EmbeddedDatabase:
         return await self.start()
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         await self.stop()

@@ -56,11 +56,23 @@ async def credit_warnings(
     for balance in await wallets.balances(user_id=user_id):
         lapsed = balance.expires is not None and balance.expires <= now
         if balance.expires is not None and not lapsed and balance.expires <= horizon:
-            warnings.append(CreditWarning(user_id=user_id, offer_group=balance.offer_group,
-                                          kind=WarningKind.EXPIRING, tokens=balance.tokens,
-                                          expires=balance.expires))
+            warnings.append(
+                CreditWarning(
+                    user_id=user_id,
+                    offer_group=balance.offer_group,
+                    kind=WarningKind.EXPIRING,
+                    tokens=balance.tokens,
+                    expires=balance.expires,
+                )
+            )
         if balance.tokens <= low_balance:
-            warnings.append(CreditWarning(user_id=user_id, offer_group=balance.offer_group,
-                                          kind=WarningKind.LOW_BALANCE, tokens=balance.tokens,
-                                          expires=balance.expires))
+            warnings.append(
+                CreditWarning(
+                    user_id=user_id,
+                    offer_group=balance.offer_group,
+                    kind=WarningKind.LOW_BALANCE,
+                    tokens=balance.tokens,
+                    expires=balance.expires,
+                )
+            )
     return warnings

@@ -147,8 +147,9 @@ class Orders:
         offer = await self._offers.ensure_available(user_id=user_id, offer_id=offer_id)
         limit = min(offer.quantity_limit or MAX_QUANTITY, MAX_QUANTITY)
         if quantity > limit:
-            raise QuantityLimit(f"offer {offer_id} sells at most {limit} per order, "
-                                f"asked for {quantity}")
+            raise QuantityLimit(
+                f"offer {offer_id} sells at most {limit} per order, asked for {quantity}"
+            )
         code = normalize_currency(currency or self._default_currency)
         price = offer.price_in(code)
         if price is None:
@@ -172,8 +173,9 @@ class Orders:
             assert raced is not None, "a duplicate key implies the order exists"
             return await self._replayed(raced, offer_id)
         if total.minor_units == 0:
-            order = await self.apply_status(order_id=str(order.id), status=OrderStatus.PAID,
-                                            message="free order")
+            order = await self.apply_status(
+                order_id=str(order.id), status=OrderStatus.PAID, message="free order"
+            )
         return CreatedOrder(order=order, payment_client_secret=secret)
 
     def _new_order(
@@ -201,8 +203,10 @@ class Orders:
 
     async def _replayed(self, order: Order, offer_id: str) -> CreatedOrder:
         if order.offer_id != offer_id:
-            raise Conflict(f"idempotency key {order.idempotency_key!r} was used for offer "
-                           f"{order.offer_id}; a retry must repeat the same request")
+            raise Conflict(
+                f"idempotency key {order.idempotency_key!r} was used for offer "
+                f"{order.offer_id}; a retry must repeat the same request"
+            )
         secret = None
         if order.payment_intent_id and order.status is OrderStatus.PENDING:
             secret = (await self._payments.get_payment(order.payment_intent_id)).client_secret
@@ -225,17 +229,16 @@ class Orders:
         """Cancels a pending order and its payment; any other status is a Conflict."""
         order = await self.get_order(order_id=order_id)
         if order.status is not OrderStatus.PENDING:
-            raise Conflict(f"order {order_id} is {order.status.value}; only a pending order "
-                           f"can be canceled")
+            raise Conflict(
+                f"order {order_id} is {order.status.value}; only a pending order can be canceled"
+            )
         if order.payment_intent_id is not None:
             await self._payments.cancel_payment(order.payment_intent_id)
         return await self.apply_status(
             order_id=order_id, status=OrderStatus.CANCELED, message="canceled by the buyer"
         )
 
-    async def apply_status(
-        self, *, order_id: str, status: OrderStatus, message: str = ""
-    ) -> Order:
+    async def apply_status(self, *, order_id: str, status: OrderStatus, message: str = "") -> Order:
         """Moves an order to `status` if its current status allows it; else changes nothing.
 
         PAID also credits the tokens and creates the bundle's child orders, atomically.
@@ -316,7 +319,10 @@ class Orders:
         starts = await self._start(session, offer, order.user_id, self._clock.now())
         expires = expiry(starts, offer.cycle, order.quantity, offer.custom_cycle_seconds)
         if not await self._transition(
-            session, order_id, OrderStatus.PAID, message or "payment succeeded",
+            session,
+            order_id,
+            OrderStatus.PAID,
+            message or "payment succeeded",
             {"starts": starts, "expires": expires},
         ):
             return
@@ -358,8 +364,9 @@ class Orders:
             expires=expires,
             created_at=now,
             updated_at=now,
-            history=[OrderEvent(at=now, status=OrderStatus.PAID,
-                                message=f"bundled in order {parent.id}")],
+            history=[
+                OrderEvent(at=now, status=OrderStatus.PAID, message=f"bundled in order {parent.id}")
+            ],
             parent_id=str(parent.id),
         )
         await child.insert(session=session)

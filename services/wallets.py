@@ -81,8 +81,10 @@ def check_tokens(tokens: object, what: str = "tokens") -> int:
 
 def check_key(key: object) -> str:
     if not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY_LENGTH:
-        raise InvalidInput(f"idempotencyKey must be a non-empty string of at most "
-                           f"{MAX_KEY_LENGTH} characters, got {key!r}")
+        raise InvalidInput(
+            f"idempotencyKey must be a non-empty string of at most "
+            f"{MAX_KEY_LENGTH} characters, got {key!r}"
+        )
     return key
 
 
@@ -95,14 +97,14 @@ def merged_period(
     keeps its earliest start and the latest expiry; a credit that never expires (or a group
     that never expires) makes the group never expire, so purchased tokens are not lost.
     """
-    if balance is None or balance.starts is None or (
-        balance.expires is not None and balance.expires <= now
+    if (
+        balance is None
+        or balance.starts is None
+        or (balance.expires is not None and balance.expires <= now)
     ):
         return starts, expires
     new_expires = (
-        None
-        if balance.expires is None or expires is None
-        else max(balance.expires, expires)
+        None if balance.expires is None or expires is None else max(balance.expires, expires)
     )
     return min(balance.starts, starts), new_expires
 
@@ -154,12 +156,11 @@ class Wallets:
         return LedgerPage(entries=docs[:first], has_next_page=len(docs) > first)
 
     async def reservation(self, *, reservation_id: str) -> Reservation:
-        doc = await self._reservations.find_one(
-            {"_id": object_id(reservation_id, "reservation")}
-        )
+        doc = await self._reservations.find_one({"_id": object_id(reservation_id, "reservation")})
         if doc is None:
             raise NotFound(f"reservation {reservation_id} does not exist")
-        return Reservation.model_validate(doc)
+        reservation: Reservation = Reservation.model_validate(doc)
+        return reservation
 
     # -- debits --------------------------------------------------------------------------
 
@@ -204,8 +205,13 @@ class Wallets:
         return await self._replay(user_id, idempotency_key, offer_group, -tokens)
 
     async def _debit(
-        self, session: AsyncClientSession, user_id: str, offer_group: str, tokens: int,
-        *, hold: bool = False,
+        self,
+        session: AsyncClientSession,
+        user_id: str,
+        offer_group: str,
+        tokens: int,
+        *,
+        hold: bool = False,
     ) -> dict[str, Any]:
         """One guarded update: succeeds only with enough spendable tokens in a live group."""
         now = self._clock.now()
@@ -250,9 +256,7 @@ class Wallets:
         doc = await self._ledger.find_one({"user_id": user_id, "idempotency_key": key})
         return None if doc is None else LedgerEntry.model_validate(doc)
 
-    async def _replay(
-        self, user_id: str, key: str, offer_group: str, tokens: int
-    ) -> LedgerEntry:
+    async def _replay(self, user_id: str, key: str, offer_group: str, tokens: int) -> LedgerEntry:
         """The entry first written under `key`, if it was for the same movement."""
         entry = await self._entry_by_key(user_id, key)
         if entry is None:
@@ -311,19 +315,20 @@ class Wallets:
             {"user_id": credit.user_id, "offer_group": credit.offer_group}, session=session
         )
         if raw is None:
-            raise RuntimeError(f"open_balance({credit.user_id!r}, {credit.offer_group!r}) "
-                               f"must run before the crediting transaction")
+            raise RuntimeError(
+                f"open_balance({credit.user_id!r}, {credit.offer_group!r}) "
+                f"must run before the crediting transaction"
+            )
         current = Balance.model_validate(raw)
         if current.expires is not None and current.expires <= now and current.tokens > 0:
             await self._expire_group(session, current, now)
         starts, expires = merged_period(current, credit.starts, credit.expires, now)
-        after = await self._balances.find_one_and_update(
+        after = await self._updated(
             {"_id": current.id},
             {
                 "$inc": {"tokens": credit.tokens, "seq": 1},
                 "$set": {"starts": starts, "expires": expires, "updated_at": now},
             },
-            return_document=ReturnDocument.AFTER,
             session=session,
         )
         return await self._append(
@@ -341,6 +346,17 @@ class Wallets:
                 created_at=now,
             ),
         )
+
+    async def _updated(
+        self, query: dict[str, Any], update: dict[str, Any], *, session: AsyncClientSession
+    ) -> dict[str, Any]:
+        """Updates a balance the transaction knows exists, returning it after the update."""
+        after: dict[str, Any] | None = await self._balances.find_one_and_update(
+            query, update, return_document=ReturnDocument.AFTER, session=session
+        )
+        if after is None:
+            raise RuntimeError(f"balance {query} vanished inside a transaction")
+        return after
 
     async def open_balance(self, *, user_id: str, offer_group: str) -> None:
         """Creates the empty balance outside any transaction: concurrent first credits would
@@ -419,8 +435,10 @@ class Wallets:
         """Holds spendable tokens for a job; the same key returns the same reservation."""
         check_tokens(tokens)
         check_key(idempotency_key)
-        if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int) or not (
-            1 <= ttl_seconds <= 7 * 24 * 3600
+        if (
+            isinstance(ttl_seconds, bool)
+            or not isinstance(ttl_seconds, int)
+            or not (1 <= ttl_seconds <= 7 * 24 * 3600)
         ):
             raise InvalidInput(f"ttlSeconds must be between 1 and 604800, got {ttl_seconds!r}")
         now = self._clock.now()
@@ -457,17 +475,22 @@ class Wallets:
         except _KeyUsed:
             pass
         except (InsufficientTokens, Expired, NotFound):
-            if await self._reservations.find_one(
-                {"user_id": user_id, "idempotency_key": idempotency_key}
-            ) is None:
+            if (
+                await self._reservations.find_one(
+                    {"user_id": user_id, "idempotency_key": idempotency_key}
+                )
+                is None
+            ):
                 raise
         doc = await self._reservations.find_one(
             {"user_id": user_id, "idempotency_key": idempotency_key}
         )
-        existing = Reservation.model_validate(doc)
+        existing: Reservation = Reservation.model_validate(doc)
         if existing.offer_group != offer_group or existing.tokens != tokens:
-            raise Conflict(f"idempotency key {idempotency_key!r} holds {existing.tokens} tokens "
-                           f"in {existing.offer_group!r}; a retry must repeat the same request")
+            raise Conflict(
+                f"idempotency key {idempotency_key!r} holds {existing.tokens} tokens "
+                f"in {existing.offer_group!r}; a retry must repeat the same request"
+            )
         return existing
 
     async def commit_reservation(
@@ -482,8 +505,10 @@ class Wallets:
                 f"reservation {reservation_id} holds {held.tokens} tokens, cannot commit {used}"
             )
         if held.status is ReservationStatus.HELD and held.expires_at <= self._clock.now():
-            raise Expired(f"reservation {reservation_id} expired at "
-                          f"{held.expires_at.isoformat()}; its tokens are being released")
+            raise Expired(
+                f"reservation {reservation_id} expired at "
+                f"{held.expires_at.isoformat()}; its tokens are being released"
+            )
         closed, entry = await in_transaction(self._client, lambda s: self._settle(s, held, used))
         if closed and entry is not None:
             return entry
@@ -492,7 +517,8 @@ class Wallets:
         )
         if doc is None:
             raise Conflict(f"reservation {reservation_id} was released; nothing to commit")
-        return LedgerEntry.model_validate(doc)
+        first: LedgerEntry = LedgerEntry.model_validate(doc)
+        return first
 
     async def release_reservation(self, *, reservation_id: str) -> Reservation:
         """Gives all held tokens back; releasing twice (or after a commit) changes nothing."""
@@ -516,7 +542,7 @@ class Wallets:
         if closed is None:
             return False, None
         now = self._clock.now()
-        after = await self._balances.find_one_and_update(
+        after = await self._updated(
             {"user_id": held.user_id, "offer_group": held.offer_group},
             {
                 "$inc": {
@@ -526,7 +552,6 @@ class Wallets:
                 },
                 "$set": {"updated_at": now},
             },
-            return_document=ReturnDocument.AFTER,
             session=session,
         )
         common = {
@@ -573,6 +598,7 @@ class Wallets:
 
 def check_group(offer_group: object) -> str:
     if not isinstance(offer_group, str) or not offer_group.strip() or len(offer_group) > 100:
-        raise InvalidInput(f"offerGroup must be a non-empty name of at most 100 characters, "
-                           f"got {offer_group!r}")
+        raise InvalidInput(
+            f"offerGroup must be a non-empty name of at most 100 characters, got {offer_group!r}"
+        )
     return offer_group

@@ -59,9 +59,11 @@ async def assert_invariant(user_id: str, offer_group: str) -> Balance:
     """The wallet invariant of services/wallets.py, checked from the stored documents."""
     balance = await Balance.find_one({"user_id": user_id, "offer_group": offer_group})
     assert balance is not None, f"no balance for {user_id}/{offer_group}"
-    entries = await LedgerEntry.find(
-        {"user_id": user_id, "offer_group": offer_group}
-    ).sort("seq").to_list()
+    entries = (
+        await LedgerEntry.find({"user_id": user_id, "offer_group": offer_group})
+        .sort("seq")
+        .to_list()
+    )
     assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
     running = 0
     for entry in entries:

@@ -22,13 +22,13 @@ async def test_expired_group_cannot_be_consumed_and_the_sweep_zeroes_it(
 ) -> None:
     offer = await make_offer(services, token_count=40)
     order_id = await buy(services, "u1", offer)
-    await services.wallets.consume(user_id="u1", offer_group="pro", tokens=15,
-                                   idempotency_key="k1")
+    await services.wallets.consume(user_id="u1", offer_group="pro", tokens=15, idempotency_key="k1")
     clock.current = datetime(2026, 2, 28, 12, 0, tzinfo=UTC)  # the month is over
     before = await snapshot()
     with pytest.raises(Expired, match="expired at 2026-02-28"):
-        await services.wallets.consume(user_id="u1", offer_group="pro", tokens=1,
-                                       idempotency_key="k2")
+        await services.wallets.consume(
+            user_id="u1", offer_group="pro", tokens=1, idempotency_key="k2"
+        )
     assert await snapshot() == before
 
     assert await sweep(services, clock) == 25
@@ -45,8 +45,13 @@ async def test_sweeping_twice_and_concurrently_removes_tokens_once(
     services: Services, clock: FakeClock
 ) -> None:
     for user in ("u1", "u2", "u3"):
-        await services.wallets.grant(user_id=user, offer_group="pro", tokens=10,
-                                     idempotency_key="g", expires=clock.now() + timedelta(days=1))
+        await services.wallets.grant(
+            user_id=user,
+            offer_group="pro",
+            tokens=10,
+            idempotency_key="g",
+            expires=clock.now() + timedelta(days=1),
+        )
     clock.advance(days=2)
     removed = await asyncio.gather(*(sweep(services, clock) for _ in range(4)))
     assert sum(removed) == 30
@@ -62,12 +67,11 @@ async def test_append_date_purchases_extend_the_group(services: Services, clock:
     await buy(services, "u1", offer)
     clock.current = datetime(2026, 3, 1, tzinfo=UTC)  # past the first month, inside the second
     assert await sweep(services, clock) == 0
-    entry = await services.wallets.consume(user_id="u1", offer_group="pro", tokens=20,
-                                           idempotency_key="k")
-    assert entry.balance_after == 0
-    assert (await assert_invariant("u1", "pro")).expires == datetime(
-        2026, 3, 28, 12, 0, tzinfo=UTC
+    entry = await services.wallets.consume(
+        user_id="u1", offer_group="pro", tokens=20, idempotency_key="k"
     )
+    assert entry.balance_after == 0
+    assert (await assert_invariant("u1", "pro")).expires == datetime(2026, 3, 28, 12, 0, tzinfo=UTC)
 
 
 async def test_a_new_purchase_into_a_lapsed_group_expires_the_old_tokens_first(
@@ -88,20 +92,32 @@ async def test_a_new_purchase_into_a_lapsed_group_expires_the_old_tokens_first(
 async def test_warnings_for_expiring_and_low_groups(services: Services, clock: FakeClock) -> None:
     now = clock.now()
     wallets = services.wallets
-    await wallets.grant(user_id="u1", offer_group="soon", tokens=50, idempotency_key="a",
-                        expires=now + timedelta(days=2))
-    await wallets.grant(user_id="u1", offer_group="later", tokens=50, idempotency_key="b",
-                        expires=now + timedelta(days=30))
+    await wallets.grant(
+        user_id="u1",
+        offer_group="soon",
+        tokens=50,
+        idempotency_key="a",
+        expires=now + timedelta(days=2),
+    )
+    await wallets.grant(
+        user_id="u1",
+        offer_group="later",
+        tokens=50,
+        idempotency_key="b",
+        expires=now + timedelta(days=30),
+    )
     await wallets.grant(user_id="u1", offer_group="empty", tokens=5, idempotency_key="c")
     await wallets.consume(user_id="u1", offer_group="empty", tokens=5, idempotency_key="d")
-    warnings = await credit_warnings(wallets=wallets, user_id="u1",
-                                     within_seconds=7 * 24 * 3600, low_balance=0, now=now)
+    warnings = await credit_warnings(
+        wallets=wallets, user_id="u1", within_seconds=7 * 24 * 3600, low_balance=0, now=now
+    )
     assert {(w.offer_group, w.kind, w.tokens) for w in warnings} == {
         ("soon", WarningKind.EXPIRING, 50),
         ("empty", WarningKind.LOW_BALANCE, 0),
     }
-    low = await credit_warnings(wallets=wallets, user_id="u1", within_seconds=60,
-                                low_balance=50, now=now)
+    low = await credit_warnings(
+        wallets=wallets, user_id="u1", within_seconds=60, low_balance=50, now=now
+    )
     assert {(w.offer_group, w.kind) for w in low} == {
         ("soon", WarningKind.LOW_BALANCE),
         ("later", WarningKind.LOW_BALANCE),

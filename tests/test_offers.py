@@ -49,7 +49,11 @@ async def test_unlocked_offer_overrides_regular_whatever_the_weights(services: S
     pro = await make_offer(services, name="pro")
     await make_offer(services, name="regular", offer_group="x", overriding_key="k", weight=100)
     await make_offer(
-        services, name="unlocked", offer_group="x", overriding_key="k", weight=1,
+        services,
+        name="unlocked",
+        offer_group="x",
+        overriding_key="k",
+        weight=1,
         unlocked_by=["pro"],
     )
     assert await names(services, None, offer_group="x") == ["regular"]

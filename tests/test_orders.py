@@ -2,7 +2,7 @@
 dates, bundles, limits and idempotency."""
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
@@ -88,7 +88,9 @@ async def test_refused_then_paid_is_allowed(services: Services) -> None:
     await services.orders.apply_status(order_id=oid, status=OrderStatus.REFUSED)
     paid = await services.orders.apply_status(order_id=oid, status=OrderStatus.PAID)
     assert [e.status for e in paid.history] == [
-        OrderStatus.PENDING, OrderStatus.REFUSED, OrderStatus.PAID
+        OrderStatus.PENDING,
+        OrderStatus.REFUSED,
+        OrderStatus.PAID,
     ]
     assert (await assert_invariant("u1", "pro")).tokens == 3
 
@@ -110,7 +112,9 @@ async def test_quantity_limit_and_bad_quantities_change_nothing(services: Servic
     for bad in (0, -1, True, 1.5):
         with pytest.raises(InvalidInput):
             await services.orders.create_order(
-                user_id="u1", offer_id=str(offer.id), quantity=bad  # type: ignore[arg-type]
+                user_id="u1",
+                offer_id=str(offer.id),
+                quantity=bad,  # type: ignore[arg-type]
             )
     assert await snapshot() == before
 
@@ -156,8 +160,9 @@ async def test_idempotent_create_returns_the_same_order(services: Services) -> N
     assert len({r.payment_client_secret for r in results}) == 1
     assert await Order.count() == 1
     with pytest.raises(Conflict):
-        await services.orders.create_order(user_id="u1", offer_id=str(other.id),
-                                           idempotency_key="k")
+        await services.orders.create_order(
+            user_id="u1", offer_id=str(other.id), idempotency_key="k"
+        )
     # The key is per user.
     await services.orders.create_order(user_id="u2", offer_id=str(offer.id), idempotency_key="k")
     assert await Order.count() == 2
@@ -188,10 +193,12 @@ async def test_without_append_date_overlapping_purchases_start_now(
 
 
 async def test_bundle_creates_paid_children_per_item(services: Services) -> None:
-    chat = await make_offer(services, name="chat", offer_group="chat", token_count=50,
-                            cycle=Cycle.ONCE)
-    images = await make_offer(services, name="images", offer_group="images", token_count=5,
-                              cycle=Cycle.WEEKLY)
+    chat = await make_offer(
+        services, name="chat", offer_group="chat", token_count=50, cycle=Cycle.ONCE
+    )
+    images = await make_offer(
+        services, name="images", offer_group="images", token_count=5, cycle=Cycle.WEEKLY
+    )
     bundle = await make_offer(
         services,
         name="bundle",
@@ -219,11 +226,15 @@ async def test_bundle_creates_paid_children_per_item(services: Services) -> None
 async def test_bundle_item_with_append_date_starts_after_earlier_orders(
     services: Services,
 ) -> None:
-    chat = await make_offer(services, name="chat", offer_group="chat", token_count=10,
-                            append_date=True)
+    chat = await make_offer(
+        services, name="chat", offer_group="chat", token_count=10, append_date=True
+    )
     first = await services.orders.get_order(order_id=await buy(services, "u1", chat))
     bundle = await make_offer(
-        services, name="bundle", offer_group="bundle", token_count=1,
+        services,
+        name="bundle",
+        offer_group="bundle",
+        token_count=1,
         combined_items=[ItemSpec(offer_id=str(chat.id), quantity=1)],
     )
     parent_id = await buy(services, "u1", bundle)

@@ -36,22 +36,37 @@ async def test_random_operations_keep_the_invariant(
         try:
             if name == "grant":
                 expires = clock.now() + timedelta(seconds=100 * extra)
-                await wallets.grant(user_id="u", offer_group="g", tokens=amount,
-                                    idempotency_key=f"g{i}", expires=expires)
+                await wallets.grant(
+                    user_id="u",
+                    offer_group="g",
+                    tokens=amount,
+                    idempotency_key=f"g{i}",
+                    expires=expires,
+                )
             elif name == "consume":
                 # Reusing an earlier step's key must replay, never debit twice.
-                await wallets.consume(user_id="u", offer_group="g", tokens=amount,
-                                      idempotency_key=f"c{max(0, i - extra)}")
+                await wallets.consume(
+                    user_id="u",
+                    offer_group="g",
+                    tokens=amount,
+                    idempotency_key=f"c{max(0, i - extra)}",
+                )
             elif name == "reserve":
-                held = await wallets.reserve(user_id="u", offer_group="g", tokens=amount,
-                                             ttl_seconds=extra, idempotency_key=f"r{i}")
+                held = await wallets.reserve(
+                    user_id="u",
+                    offer_group="g",
+                    tokens=amount,
+                    ttl_seconds=extra,
+                    idempotency_key=f"r{i}",
+                )
                 reservations.append(str(held.id))
             elif name in ("commit", "release") and reservations:
                 rid = reservations[extra % len(reservations)]
                 if name == "commit":
                     held_tokens = (await wallets.reservation(reservation_id=rid)).tokens
-                    await wallets.commit_reservation(reservation_id=rid,
-                                                     tokens=min(max(amount, 1), held_tokens))
+                    await wallets.commit_reservation(
+                        reservation_id=rid, tokens=min(max(amount, 1), held_tokens)
+                    )
                 else:
                     await wallets.release_reservation(reservation_id=rid)
             elif name == "advance":

@@ -12,11 +12,16 @@ from services.errors import Conflict, Expired, InsufficientTokens, InvalidInput,
 from tests.support import FakeClock, assert_invariant, snapshot
 
 
-async def grant(services: Services, tokens: int, user: str = "u1", group: str = "pro",
-                **kw: object) -> LedgerEntry:
-    return await services.wallets.grant(user_id=user, offer_group=group, tokens=tokens,
-                                        idempotency_key=f"grant-{tokens}-{user}-{group}",
-                                        **kw)  # type: ignore[arg-type]
+async def grant(
+    services: Services, tokens: int, user: str = "u1", group: str = "pro", **kw: object
+) -> LedgerEntry:
+    return await services.wallets.grant(
+        user_id=user,
+        offer_group=group,
+        tokens=tokens,
+        idempotency_key=f"grant-{tokens}-{user}-{group}",
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 async def test_200_concurrent_consumes_against_50_tokens(services: Services) -> None:
@@ -24,8 +29,9 @@ async def test_200_concurrent_consumes_against_50_tokens(services: Services) -> 
 
     async def consume(i: int) -> str:
         try:
-            await services.wallets.consume(user_id="u1", offer_group="pro", tokens=1,
-                                           idempotency_key=f"job-{i}")
+            await services.wallets.consume(
+                user_id="u1", offer_group="pro", tokens=1, idempotency_key=f"job-{i}"
+            )
             return "ok"
         except InsufficientTokens:
             return "insufficient"
@@ -42,8 +48,9 @@ async def test_20_concurrent_retries_with_one_key_debit_once(services: Services)
     await grant(services, 10)
     entries = await asyncio.gather(
         *(
-            services.wallets.consume(user_id="u1", offer_group="pro", tokens=3,
-                                     idempotency_key="same", note="summary")
+            services.wallets.consume(
+                user_id="u1", offer_group="pro", tokens=3, idempotency_key="same", note="summary"
+            )
             for _ in range(20)
         )
     )
@@ -52,14 +59,17 @@ async def test_20_concurrent_retries_with_one_key_debit_once(services: Services)
     assert entries[0].note == "summary"
     assert (await assert_invariant("u1", "pro")).tokens == 7
     # A later retry, even once the balance could not pay again, replays the same entry.
-    await services.wallets.consume(user_id="u1", offer_group="pro", tokens=7,
-                                   idempotency_key="drain")
-    replay = await services.wallets.consume(user_id="u1", offer_group="pro", tokens=3,
-                                            idempotency_key="same")
+    await services.wallets.consume(
+        user_id="u1", offer_group="pro", tokens=7, idempotency_key="drain"
+    )
+    replay = await services.wallets.consume(
+        user_id="u1", offer_group="pro", tokens=3, idempotency_key="same"
+    )
     assert replay.id == entries[0].id
     with pytest.raises(Conflict, match="same request"):
-        await services.wallets.consume(user_id="u1", offer_group="pro", tokens=4,
-                                       idempotency_key="same")
+        await services.wallets.consume(
+            user_id="u1", offer_group="pro", tokens=4, idempotency_key="same"
+        )
     assert (await assert_invariant("u1", "pro")).tokens == 0
 
 
@@ -67,8 +77,9 @@ async def test_idempotency_keys_are_per_user(services: Services) -> None:
     await grant(services, 5, user="u1")
     await grant(services, 5, user="u2")
     for user in ("u1", "u2"):
-        await services.wallets.consume(user_id=user, offer_group="pro", tokens=2,
-                                       idempotency_key="k")
+        await services.wallets.consume(
+            user_id=user, offer_group="pro", tokens=2, idempotency_key="k"
+        )
     assert (await assert_invariant("u1", "pro")).tokens == 3
     assert (await assert_invariant("u2", "pro")).tokens == 3
 
@@ -88,14 +99,24 @@ async def test_bad_token_amounts_change_nothing(services: Services, tokens: obje
     await grant(services, 5)
     before = await snapshot()
     with pytest.raises(InvalidInput, match="positive whole number"):
-        await services.wallets.consume(user_id="u1", offer_group="pro",
-                                       tokens=tokens, idempotency_key="k")  # type: ignore[arg-type]
+        await services.wallets.consume(
+            user_id="u1", offer_group="pro", tokens=tokens, idempotency_key="k"
+        )  # type: ignore[arg-type]
     with pytest.raises(InvalidInput):
-        await services.wallets.reserve(user_id="u1", offer_group="pro", tokens=tokens,  # type: ignore[arg-type]
-                                       ttl_seconds=60, idempotency_key="r")
+        await services.wallets.reserve(
+            user_id="u1",
+            offer_group="pro",
+            tokens=tokens,  # type: ignore[arg-type]
+            ttl_seconds=60,
+            idempotency_key="r",
+        )
     with pytest.raises(InvalidInput):
-        await services.wallets.grant(user_id="u1", offer_group="pro", tokens=tokens,  # type: ignore[arg-type]
-                                     idempotency_key="g")
+        await services.wallets.grant(
+            user_id="u1",
+            offer_group="pro",
+            tokens=tokens,  # type: ignore[arg-type]
+            idempotency_key="g",
+        )
     assert await snapshot() == before
 
 
@@ -103,14 +124,17 @@ async def test_unknown_user_or_group_and_missing_key(services: Services) -> None
     await grant(services, 5)
     before = await snapshot()
     with pytest.raises(NotFound, match="no wallet balance"):
-        await services.wallets.consume(user_id="nobody", offer_group="pro", tokens=1,
-                                       idempotency_key="k")
+        await services.wallets.consume(
+            user_id="nobody", offer_group="pro", tokens=1, idempotency_key="k"
+        )
     with pytest.raises(NotFound):
-        await services.wallets.consume(user_id="u1", offer_group="nope", tokens=1,
-                                       idempotency_key="k")
+        await services.wallets.consume(
+            user_id="u1", offer_group="nope", tokens=1, idempotency_key="k"
+        )
     with pytest.raises(InvalidInput, match="idempotencyKey"):
-        await services.wallets.consume(user_id="u1", offer_group="pro", tokens=1,
-                                       idempotency_key="")
+        await services.wallets.consume(
+            user_id="u1", offer_group="pro", tokens=1, idempotency_key=""
+        )
     with pytest.raises(NotFound):
         await services.wallets.commit_reservation(reservation_id="0" * 24)
     with pytest.raises(NotFound):
@@ -122,22 +146,26 @@ async def test_insufficient_tokens_message_and_nothing_changes(services: Service
     await grant(services, 3)
     before = await snapshot()
     with pytest.raises(InsufficientTokens, match="user u1 has 3 tokens in 'pro', needs 5"):
-        await services.wallets.consume(user_id="u1", offer_group="pro", tokens=5,
-                                       idempotency_key="k")
+        await services.wallets.consume(
+            user_id="u1", offer_group="pro", tokens=5, idempotency_key="k"
+        )
     assert await snapshot() == before
 
 
 async def test_reservation_holds_then_commit_releases_the_rest(services: Services) -> None:
     await grant(services, 10)
-    held = await services.wallets.reserve(user_id="u1", offer_group="pro", tokens=6,
-                                          ttl_seconds=600, idempotency_key="job")
+    held = await services.wallets.reserve(
+        user_id="u1", offer_group="pro", tokens=6, ttl_seconds=600, idempotency_key="job"
+    )
     balance = await assert_invariant("u1", "pro")
     assert (balance.tokens, balance.reserved) == (4, 6)
     with pytest.raises(InsufficientTokens):
-        await services.wallets.consume(user_id="u1", offer_group="pro", tokens=5,
-                                       idempotency_key="c")
-    again = await services.wallets.reserve(user_id="u1", offer_group="pro", tokens=6,
-                                           ttl_seconds=600, idempotency_key="job")
+        await services.wallets.consume(
+            user_id="u1", offer_group="pro", tokens=5, idempotency_key="c"
+        )
+    again = await services.wallets.reserve(
+        user_id="u1", offer_group="pro", tokens=6, ttl_seconds=600, idempotency_key="job"
+    )
     assert again.id == held.id
 
     entry = await services.wallets.commit_reservation(reservation_id=str(held.id), tokens=2)
@@ -156,8 +184,9 @@ async def test_reservation_holds_then_commit_releases_the_rest(services: Service
 
 async def test_release_gives_everything_back_once(services: Services) -> None:
     await grant(services, 10)
-    held = await services.wallets.reserve(user_id="u1", offer_group="pro", tokens=10,
-                                          ttl_seconds=60, idempotency_key="job")
+    held = await services.wallets.reserve(
+        user_id="u1", offer_group="pro", tokens=10, ttl_seconds=60, idempotency_key="job"
+    )
     results = await asyncio.gather(
         *(services.wallets.release_reservation(reservation_id=str(held.id)) for _ in range(5))
     )
@@ -171,8 +200,9 @@ async def test_release_gives_everything_back_once(services: Services) -> None:
 
 async def test_commit_more_than_held_is_refused(services: Services) -> None:
     await grant(services, 10)
-    held = await services.wallets.reserve(user_id="u1", offer_group="pro", tokens=3,
-                                          ttl_seconds=60, idempotency_key="job")
+    held = await services.wallets.reserve(
+        user_id="u1", offer_group="pro", tokens=3, ttl_seconds=60, idempotency_key="job"
+    )
     before = await snapshot()
     with pytest.raises(InvalidInput, match="holds 3 tokens"):
         await services.wallets.commit_reservation(reservation_id=str(held.id), tokens=4)
@@ -185,8 +215,9 @@ async def test_reservation_past_its_ttl_is_released_by_the_sweep(
     from services.expiry import expire_due
 
     await grant(services, 10)
-    held = await services.wallets.reserve(user_id="u1", offer_group="pro", tokens=4,
-                                          ttl_seconds=60, idempotency_key="job")
+    held = await services.wallets.reserve(
+        user_id="u1", offer_group="pro", tokens=4, ttl_seconds=60, idempotency_key="job"
+    )
     clock.advance(seconds=61)
     with pytest.raises(Expired):
         await services.wallets.commit_reservation(reservation_id=str(held.id))
@@ -201,8 +232,9 @@ async def test_reservation_past_its_ttl_is_released_by_the_sweep(
 async def test_ledger_pages_newest_first(services: Services) -> None:
     await grant(services, 10)
     for i in range(4):
-        await services.wallets.consume(user_id="u1", offer_group="pro", tokens=1,
-                                       idempotency_key=f"k{i}")
+        await services.wallets.consume(
+            user_id="u1", offer_group="pro", tokens=1, idempotency_key=f"k{i}"
+        )
     first = await services.wallets.ledger(user_id="u1", first=3)
     assert [e.balance_after for e in first.entries] == [6, 7, 8] and first.has_next_page
     rest = await services.wallets.ledger(user_id="u1", first=3, after=str(first.entries[-1].id))

@@ -1,0 +1,31 @@
+# Everything a fresh machine with only Python 3.11+ needs: `make run` and `make test`.
+# The first call makes .tools/ (a private uv) and .venv/ (the project and its dev tools,
+# exactly as uv.lock pins them); later calls reuse them.
+
+PYTHON ?= python3
+UV := .tools/bin/uv
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: run test lint check clean
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet "uv==0.13.9"
+
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python "$$(command -v $(PYTHON))"
+	touch $@
+
+run: .venv/.synced
+	.venv/bin/usercredits serve
+
+lint: .venv/.synced
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
+
+test: lint
+	.venv/bin/pytest
+
+clean:
+	rm -rf .tools .venv .usercredits-data
