@@ -1,0 +1,114 @@
+"""The assembled GraphQL schema of the contract (../shared/contract.graphql and the
+exported schema.graphql), with its query limits and caches."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import strawberry
+from strawberry.extensions import (
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
+
+from resolvers import offers as offer_resolvers
+from resolvers import orders as order_resolvers
+from resolvers import sandbox as sandbox_resolvers
+from resolvers import subscriptions as subscription_resolvers
+from resolvers import wallets as wallet_resolvers
+from schema.errors import ContractErrors
+from schema.types import (
+    BalanceEvent,
+    CreateOrderPayload,
+    CreditWarning,
+    LedgerConnection,
+    LedgerEntry,
+    Offer,
+    Order,
+    OrderConnection,
+    Reservation,
+    Wallet,
+)
+
+
+@strawberry.type
+class Query:
+    offers: list[Offer] = strawberry.field(resolver=offer_resolvers.offers)
+    offer: Offer | None = strawberry.field(resolver=offer_resolvers.offer)
+    wallet: Wallet = strawberry.field(resolver=wallet_resolvers.wallet)
+    order: Order | None = strawberry.field(resolver=order_resolvers.order)
+    orders: OrderConnection = strawberry.field(resolver=order_resolvers.orders)
+    ledger: LedgerConnection = strawberry.field(resolver=wallet_resolvers.ledger)
+    credit_warnings: list[CreditWarning] = strawberry.field(
+        resolver=wallet_resolvers.credit_warnings
+    )
+
+
+@strawberry.type
+class Mutation:
+    create_order: CreateOrderPayload = strawberry.mutation(resolver=order_resolvers.create_order)
+    refresh_order: Order = strawberry.mutation(resolver=order_resolvers.refresh_order)
+    cancel_order: Order = strawberry.mutation(resolver=order_resolvers.cancel_order)
+    consume_tokens: LedgerEntry = strawberry.mutation(resolver=wallet_resolvers.consume_tokens)
+    reserve_tokens: Reservation = strawberry.mutation(resolver=wallet_resolvers.reserve_tokens)
+    commit_reservation: LedgerEntry = strawberry.mutation(
+        resolver=wallet_resolvers.commit_reservation
+    )
+    release_reservation: Reservation = strawberry.mutation(
+        resolver=wallet_resolvers.release_reservation
+    )
+    upsert_offer: Offer = strawberry.mutation(resolver=offer_resolvers.upsert_offer)
+    archive_offer: Offer = strawberry.mutation(resolver=offer_resolvers.archive_offer)
+    grant_tokens: LedgerEntry = strawberry.mutation(resolver=wallet_resolvers.grant_tokens)
+
+
+@strawberry.type
+class SandboxMutation(Mutation):
+    complete_sandbox_payment: Order = strawberry.mutation(
+        resolver=sandbox_resolvers.complete_sandbox_payment
+    )
+
+
+@strawberry.type
+class Subscription:
+    # A subscription field's resolver yields values of the field's type; mypy sees the
+    # generator instead, hence the ignores.
+    balance_changed: BalanceEvent = strawberry.subscription(  # type: ignore[assignment]
+        resolver=subscription_resolvers.balance_changed
+    )
+    order_updated: Order = strawberry.subscription(  # type: ignore[assignment]
+        resolver=subscription_resolvers.order_updated
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one GraphQL document may ask for; parsing and validation are cached."""
+
+    max_depth: int = 10
+    max_tokens: int = 2000
+    max_aliases: int = 15
+
+
+def build_schema(*, limits: Limits = Limits(), sandbox: bool = False) -> strawberry.Schema:
+    """The contract's schema; with `sandbox`, also the sandbox-only payment mutation."""
+    extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
+        ContractErrors,
+        partial(QueryDepthLimiter, max_depth=limits.max_depth),
+        partial(MaxTokensLimiter, max_token_count=limits.max_tokens),
+        partial(MaxAliasesLimiter, max_alias_count=limits.max_aliases),
+        partial(ParserCache, maxsize=1000),
+        partial(ValidationCache, maxsize=1000),
+    ]
+    return strawberry.Schema(
+        query=Query,
+        mutation=SandboxMutation if sandbox else Mutation,
+        subscription=Subscription,
+        extensions=extensions,
+        config=StrawberryConfig(auto_camel_case=True),
+    )

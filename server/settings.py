@@ -5,7 +5,7 @@ Tests build `Settings(...)` with keyword arguments instead of touching the envir
 
 from pathlib import Path
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.errors import InvalidInput
@@ -20,6 +20,18 @@ class Settings(BaseSettings):
     database: str = "usercredits"
     default_currency: str = "USD"
     data_dir: Path = Path(".usercredits-data")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    jwt_secret: str = Field(default="insecure-local-secret", min_length=8)
+    """HS256 secret of the JWTs; the default is for local runs only."""
+    allowed_origins: list[str] = Field(default_factory=list)
+    """Origins allowed to open websockets (empty: any; set it in production)."""
+    max_query_depth: int = Field(default=10, ge=2)
+    max_query_tokens: int = Field(default=2000, ge=50)
+    max_query_aliases: int = Field(default=15, ge=1)
+    max_subscriptions_per_connection: int = Field(default=20, ge=1)
+    ws_heartbeat_seconds: float = Field(default=20.0, gt=0)
+    """Websocket pings, so that idle connections survive proxies."""
 
     @field_validator("default_currency")
     @classmethod

@@ -177,11 +177,20 @@ class Offers:
         candidates = await Offer.find(query).to_list()
         return choose_visible(candidates, unlocked)
 
+    async def visible_offer(self, *, user_id: str | None, offer_id: str) -> Offer | None:
+        """The offer if the caller (None: anonymous) can see it now, else None."""
+        try:
+            offer = await self.get_offer(offer_id=offer_id)
+        except NotFound:
+            return None
+        visible = await self.load_offers(user_id=user_id, offer_group=offer.offer_group)
+        return offer if any(o.id == offer.id for o in visible) else None
+
     async def ensure_available(self, *, user_id: str, offer_id: str) -> Offer:
         """The offer if `user_id` can see it now; else OfferNotAvailable (or NotFound)."""
-        offer = await self.get_offer(offer_id=offer_id)
-        visible = await self.load_offers(user_id=user_id, offer_group=offer.offer_group)
-        if not any(o.id == offer.id for o in visible):
+        await self.get_offer(offer_id=offer_id)
+        offer = await self.visible_offer(user_id=user_id, offer_id=offer_id)
+        if offer is None:
             raise OfferNotAvailable(f"offer {offer_id} is not available to user {user_id}")
         return offer
 

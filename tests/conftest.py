@@ -16,7 +16,7 @@ from pymongo import AsyncMongoClient
 from models import ALL_DOCUMENTS
 from server.database import connect, init_models
 from server.embedded import EmbeddedDatabase
-from server.wiring import Services, build_services
+from services import Services, build_services
 from services.payments import SandboxPaymentClient
 from tests.support import FakeClock
 

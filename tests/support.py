@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from models import Balance, Cycle, LedgerEntry, Offer, OfferKind, Reservation, ReservationStatus
-from server.wiring import Services
+from services import Services
 from services.money import Money
 from services.offers import OfferSpec
 

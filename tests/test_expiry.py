@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from models import LedgerEntry, LedgerReason, OrderStatus
-from server.wiring import Services
+from services import Services
 from services.errors import Expired
 from services.expiry import WarningKind, credit_warnings, expire_due
 from tests.support import FakeClock, assert_invariant, buy, make_offer, snapshot

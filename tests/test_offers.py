@@ -3,7 +3,7 @@
 import pytest
 
 from models import Cycle, Offer
-from server.wiring import Services
+from services import Services
 from services.errors import InvalidInput, NotFound, OfferNotAvailable
 from services.money import Money
 from services.offers import ItemSpec

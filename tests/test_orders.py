@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from models import Balance, Cycle, LedgerEntry, Order, OrderStatus
-from server.wiring import Services
+from services import Services
 from services.errors import Conflict, InvalidInput, QuantityLimit
 from services.money import Money
 from services.offers import ItemSpec

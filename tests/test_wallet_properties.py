@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from models import ALL_DOCUMENTS
-from server.wiring import Services
+from services import Services
 from services.errors import Conflict, Expired, InsufficientTokens, NotFound
 from services.expiry import expire_due
 from tests.support import FakeClock, assert_invariant

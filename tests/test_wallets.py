@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from models import LedgerEntry, LedgerReason, Reservation, ReservationStatus
-from server.wiring import Services
+from services import Services
 from services.errors import Conflict, Expired, InsufficientTokens, InvalidInput, NotFound
 from tests.support import FakeClock, assert_invariant, snapshot
 

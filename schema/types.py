@@ -1,0 +1,335 @@
+"""GraphQL output types of the contract, each built from a domain value by `of`.
+
+Field resolvers that need services (a wallet's orders, say) live in resolvers/ and are
+attached here; types themselves only map data.
+"""
+
+from datetime import datetime
+
+import strawberry
+
+from models import Balance as BalanceModel
+from models import Cycle, OfferKind, OrderStatus
+from models import LedgerEntry as LedgerEntryModel
+from models import Offer as OfferModel
+from models import Order as OrderModel
+from models import Reservation as ReservationModel
+from schema.context import Context
+from services.errors import NotFound
+from services.events import BalanceChanged
+from services.expiry import CreditWarning as CreditWarningValue
+from services.money import Money as MoneyValue
+from services.money import normalize_currency
+from services.orders import MAX_PAGE as MAX_ORDERS
+
+
+@strawberry.type(
+    description="An amount of money: `amount` is a decimal string in major units "
+    '("19.99", "500" for JPY).'
+)
+class Money:
+    amount: str
+    currency: str
+    minor_units: int
+
+    @classmethod
+    def of(cls, money: MoneyValue) -> "Money":
+        return cls(amount=money.amount, currency=money.currency, minor_units=money.minor_units)
+
+
+@strawberry.type
+class CombinedItem:
+    offer_id: strawberry.ID
+    offer_group: str
+    quantity: int
+    cycle: Cycle | None
+    custom_cycle_seconds: int | None
+
+
+@strawberry.type
+class OrderEvent:
+    at: datetime
+    status: OrderStatus
+    message: str
+
+
+@strawberry.type
+class Order:
+    id: strawberry.ID
+    user_id: strawberry.ID
+    offer_id: strawberry.ID
+    offer_group: str
+    quantity: int
+    token_count: int
+    total: Money
+    status: OrderStatus
+    starts: datetime | None
+    expires: datetime | None
+    created_at: datetime
+    parent_id: strawberry.ID | None
+    history: list[OrderEvent]
+
+    @classmethod
+    def of(cls, order: OrderModel) -> "Order":
+        return cls(
+            id=strawberry.ID(str(order.id)),
+            user_id=strawberry.ID(order.user_id),
+            offer_id=strawberry.ID(order.offer_id),
+            offer_group=order.offer_group,
+            quantity=order.quantity,
+            token_count=order.token_count,
+            total=Money.of(MoneyValue(order.total_minor_units, order.currency)),
+            status=order.status,
+            starts=order.starts,
+            expires=order.expires,
+            created_at=order.created_at,
+            parent_id=strawberry.ID(order.parent_id) if order.parent_id else None,
+            history=[
+                OrderEvent(at=e.at, status=e.status, message=e.message) for e in order.history
+            ],
+        )
+
+
+@strawberry.type
+class Balance:
+    offer_group: str
+    tokens: int
+    reserved: int
+    starts: datetime | None
+    expires: datetime | None
+
+
+@strawberry.type
+class LedgerEntry:
+    id: strawberry.ID
+    user_id: strawberry.ID
+    offer_group: str
+    tokens: int
+    balance_after: int
+    reason: str
+    note: str | None
+    order_id: strawberry.ID | None
+    idempotency_key: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, entry: LedgerEntryModel) -> "LedgerEntry":
+        return cls(
+            id=strawberry.ID(str(entry.id)),
+            user_id=strawberry.ID(entry.user_id),
+            offer_group=entry.offer_group,
+            tokens=entry.tokens,
+            balance_after=entry.balance_after,
+            reason=entry.reason.value,
+            note=entry.note,
+            order_id=strawberry.ID(entry.order_id) if entry.order_id else None,
+            idempotency_key=entry.idempotency_key,
+            created_at=entry.created_at,
+        )
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class LedgerEdge:
+    node: LedgerEntry
+    cursor: str
+
+
+@strawberry.type
+class LedgerConnection:
+    edges: list[LedgerEdge]
+    page_info: PageInfo
+
+    @classmethod
+    def of(cls, entries: list[LedgerEntryModel], has_next_page: bool) -> "LedgerConnection":
+        edges = [LedgerEdge(node=LedgerEntry.of(e), cursor=str(e.id)) for e in entries]
+        end = edges[-1].cursor if edges else None
+        return cls(edges=edges, page_info=PageInfo(has_next_page=has_next_page, end_cursor=end))
+
+
+@strawberry.type
+class OrderEdge:
+    node: Order
+    cursor: str
+
+
+@strawberry.type
+class OrderConnection:
+    edges: list[OrderEdge]
+    page_info: PageInfo
+
+    @classmethod
+    def of(cls, orders: list[OrderModel], has_next_page: bool) -> "OrderConnection":
+        edges = [OrderEdge(node=Order.of(o), cursor=str(o.id)) for o in orders]
+        end = edges[-1].cursor if edges else None
+        return cls(edges=edges, page_info=PageInfo(has_next_page=has_next_page, end_cursor=end))
+
+
+@strawberry.type
+class Reservation:
+    id: strawberry.ID
+    user_id: strawberry.ID
+    offer_group: str
+    tokens: int
+    expires_at: datetime
+    status: str
+
+    @classmethod
+    def of(cls, reservation: ReservationModel) -> "Reservation":
+        return cls(
+            id=strawberry.ID(str(reservation.id)),
+            user_id=strawberry.ID(reservation.user_id),
+            offer_group=reservation.offer_group,
+            tokens=reservation.tokens,
+            expires_at=reservation.expires_at,
+            status=reservation.status.value.upper(),
+        )
+
+
+@strawberry.type
+class CreditWarning:
+    user_id: strawberry.ID
+    offer_group: str
+    kind: str
+    tokens: int
+    expires: datetime | None
+
+    @classmethod
+    def of(cls, warning: CreditWarningValue) -> "CreditWarning":
+        return cls(
+            user_id=strawberry.ID(warning.user_id),
+            offer_group=warning.offer_group,
+            kind=warning.kind.value,
+            tokens=warning.tokens,
+            expires=warning.expires,
+        )
+
+
+@strawberry.type
+class BalanceEvent:
+    user_id: strawberry.ID
+    offer_group: str
+    tokens: int
+    delta: int
+    reason: str
+    at: datetime
+
+    @classmethod
+    def of(cls, event: BalanceChanged) -> "BalanceEvent":
+        return cls(
+            user_id=strawberry.ID(event.user_id),
+            offer_group=event.offer_group,
+            tokens=event.tokens,
+            delta=event.delta,
+            reason=event.reason,
+            at=event.at,
+        )
+
+
+@strawberry.type
+class CreateOrderPayload:
+    order: Order
+    payment_client_secret: str | None = strawberry.field(
+        description="For the front end to confirm the payment (Stripe.js); null for free orders."
+    )
+
+
+@strawberry.type
+class Offer:
+    id: strawberry.ID
+    name: str
+    kind: OfferKind
+    offer_group: str
+    token_count: int
+    prices: list[Money]
+    cycle: Cycle
+    custom_cycle_seconds: int | None
+    append_date: bool
+    quantity_limit: int | None
+    tags: list[str]
+    popular: bool
+    overriding_key: str | None
+    weight: int
+    unlocked_by: list[str]
+    combined_items: list[CombinedItem]
+
+    @strawberry.field(
+        description="The price in `currency`, or in the default currency; NOT_FOUND error if "
+        "not sold in it."
+    )
+    def price(self, info: strawberry.Info[Context], currency: str | None = None) -> Money:
+        code = normalize_currency(currency or info.context.services.default_currency)
+        for price in self.prices:
+            if price.currency == code:
+                return price
+        raise NotFound(f"offer {self.id} is not sold in {code}")
+
+    @classmethod
+    def of(cls, offer: OfferModel) -> "Offer":
+        return cls(
+            id=strawberry.ID(str(offer.id)),
+            name=offer.name,
+            kind=offer.kind,
+            offer_group=offer.offer_group,
+            token_count=offer.token_count,
+            prices=[Money.of(MoneyValue(p.minor_units, p.currency)) for p in offer.prices],
+            cycle=offer.cycle,
+            custom_cycle_seconds=offer.custom_cycle_seconds,
+            append_date=offer.append_date,
+            quantity_limit=offer.quantity_limit,
+            tags=offer.tags,
+            popular=offer.popular,
+            overriding_key=offer.overriding_key,
+            weight=offer.weight,
+            unlocked_by=offer.unlocked_by,
+            combined_items=[
+                CombinedItem(
+                    offer_id=strawberry.ID(i.offer_id),
+                    offer_group=i.offer_group,
+                    quantity=i.quantity,
+                    cycle=i.cycle,
+                    custom_cycle_seconds=i.custom_cycle_seconds,
+                )
+                for i in offer.combined_items
+            ],
+        )
+
+
+@strawberry.type
+class Wallet:
+    user_id: strawberry.ID
+    balances: list[Balance]
+
+    @strawberry.field(description="null when the user has nothing in that group")
+    def balance(self, offer_group: str) -> Balance | None:
+        return next((b for b in self.balances if b.offer_group == offer_group), None)
+
+    @strawberry.field
+    async def orders(
+        self, info: strawberry.Info[Context], status: OrderStatus | None = None
+    ) -> list[Order]:
+        page = await info.context.services.orders.list_orders(
+            user_id=self.user_id, status=status, first=MAX_ORDERS
+        )
+        return [Order.of(o) for o in page.orders]
+
+    @classmethod
+    def of(cls, user_id: str, balances: list[BalanceModel]) -> "Wallet":
+        return cls(
+            user_id=strawberry.ID(user_id),
+            balances=[
+                Balance(
+                    offer_group=b.offer_group,
+                    tokens=b.tokens,
+                    reserved=b.reserved,
+                    starts=b.starts,
+                    expires=b.expires,
+                )
+                for b in balances
+            ],
+        )

@@ -1,0 +1,157 @@
+"""The aiohttp application: /graphql (HTTP and graphql-transport-ws), /healthz, /readyz.
+
+The factory only wires: each resource (database, services, change feed) has one cleanup
+context that opens it before `yield` and closes it after, in reverse order, and lives under
+a typed AppKey.
+"""
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import web
+from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
+from strawberry.aiohttp.views import GraphQLView
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+
+from schema import Limits, build_schema
+from schema.context import Context
+from server.auth import principal_from_header
+from server.changes import ChangeFeed, running_feed
+from server.database import connect, init_models
+from server.embedded import EmbeddedDatabase
+from server.settings import Settings
+from services import Services, build_services
+from services.access import refused
+from services.clock import Clock, SystemClock
+from services.errors import Unauthenticated
+from services.payments import PaymentClient, SandboxPaymentClient
+
+log = logging.getLogger(__name__)
+
+SETTINGS = web.AppKey("settings", Settings)
+CLIENT = web.AppKey("client", AsyncMongoClient[Any])
+SERVICES = web.AppKey("services", Services)
+
+
+class CreditsGraphQLView(GraphQLView[Context, None]):
+    """Strawberry's aiohttp view with our context, websocket auth and heartbeat."""
+
+    def __init__(self, *, app: web.Application, settings: Settings, sandbox: bool) -> None:
+        super().__init__(
+            schema=build_schema(
+                limits=Limits(
+                    max_depth=settings.max_query_depth,
+                    max_tokens=settings.max_query_tokens,
+                    max_aliases=settings.max_query_aliases,
+                ),
+                sandbox=sandbox,
+            ),
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=timedelta(seconds=10),
+            max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+            allowed_origins=settings.allowed_origins,
+        )
+        self._app = app
+        self._secret = settings.jwt_secret
+        self._heartbeat = settings.ws_heartbeat_seconds
+
+    async def get_context(
+        self, request: web.Request, response: web.Response | web.WebSocketResponse
+    ) -> Context:
+        request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+        if isinstance(response, web.Response):
+            response.headers["X-Request-ID"] = request_id
+        context = Context(services=self._app[SERVICES], request_id=request_id)
+        try:
+            principal = principal_from_header(request.headers.get("Authorization"), self._secret)
+        except Unauthenticated as exc:
+            context.principal = refused(exc.message)
+        else:
+            if principal is not None:
+                context.principal = principal
+        return context
+
+    async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
+        """Authenticates a websocket from its connection_init payload's `authorization`."""
+        try:
+            principal = principal_from_header(
+                context.connection_params.get("authorization"), self._secret
+            )
+        except Unauthenticated as exc:
+            raise ConnectionRejectionError({"message": exc.message}) from None
+        if principal is not None:
+            context.principal = principal
+        return None
+
+    async def create_websocket_response(
+        self, request: web.Request, subprotocol: str | None
+    ) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(
+            protocols=[subprotocol] if subprotocol else [], heartbeat=self._heartbeat
+        )
+        await ws.prepare(request)
+        return ws
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """The process is up."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """The database answers; a load balancer should send no traffic otherwise."""
+    try:
+        await request.app[CLIENT].admin.command("ping")
+    except PyMongoError as exc:
+        return web.json_response({"status": "not ready", "error": str(exc)}, status=503)
+    return web.json_response({"status": "ready"})
+
+
+def create_app(
+    settings: Settings, *, payments: PaymentClient | None = None, clock: Clock | None = None
+) -> web.Application:
+    """The service on `settings`; tests may pass their own payment client and clock."""
+    app = web.Application(client_max_size=256 * 1024)
+    app[SETTINGS] = settings
+    provider = payments or SandboxPaymentClient()
+
+    async def database(app: web.Application) -> AsyncIterator[None]:
+        if settings.mongodb_uri is None:
+            async with EmbeddedDatabase(settings.data_dir.resolve() / "db") as uri:
+                async for _ in _connected(app, uri):
+                    yield
+        else:
+            async for _ in _connected(app, settings.mongodb_uri):
+                yield
+
+    async def _connected(app: web.Application, uri: str) -> AsyncIterator[None]:
+        client = connect(uri)
+        await init_models(client, settings.database)
+        app[CLIENT] = client
+        app[SERVICES] = build_services(
+            client=client,
+            payments=provider,
+            clock=clock or SystemClock(),
+            default_currency=settings.default_currency,
+        )
+        yield
+        await client.close()
+
+    async def change_feed(app: web.Application) -> AsyncIterator[None]:
+        feed = ChangeFeed(database=app[CLIENT][settings.database], events=app[SERVICES].events)
+        async with running_feed(feed):
+            yield
+
+    app.cleanup_ctx.extend([database, change_feed])
+    view = CreditsGraphQLView(
+        app=app, settings=settings, sandbox=isinstance(provider, SandboxPaymentClient)
+    )
+    app.router.add_route("*", "/graphql", view)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app

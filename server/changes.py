@@ -1,0 +1,89 @@
+"""The change feed: one MongoDB change stream per server process, fanned out in process.
+
+It watches ledger inserts (every token movement, so every balance change) and order writes,
+and publishes each to the event hub, which hands it to this process's subscribers. Because
+the stream sees every committed write, whichever instance made it, two API instances behind
+a load balancer both push every update. If the stream breaks it is reopened from the last
+resume token, so no event that committed after it is lost.
+"""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+from models import LedgerEntry, Order
+from services.events import EventHub
+
+log = logging.getLogger(__name__)
+
+RETRY_SECONDS = 0.5
+
+
+class ChangeFeed:
+    def __init__(self, *, database: AsyncDatabase[Any], events: EventHub) -> None:
+        self._database = database
+        self._events = events
+        self._ledger = LedgerEntry.get_collection_name()
+        self._orders = Order.get_collection_name()
+        self._resume_token: Any = None
+        self.opened = asyncio.Event()
+
+    def _pipeline(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "$match": {
+                    "$or": [
+                        {"ns.coll": self._ledger, "operationType": "insert"},
+                        {
+                            "ns.coll": self._orders,
+                            "operationType": {"$in": ["insert", "update", "replace"]},
+                        },
+                    ]
+                }
+            }
+        ]
+
+    async def run(self) -> None:
+        """Follows the stream until cancelled, reopening it after any database error."""
+        while True:
+            try:
+                await self._follow()
+            except PyMongoError as exc:
+                log.warning("change stream interrupted, resuming", extra={"error": str(exc)})
+                await asyncio.sleep(RETRY_SECONDS)
+
+    async def _follow(self) -> None:
+        async with await self._database.watch(
+            self._pipeline(), full_document="updateLookup", resume_after=self._resume_token
+        ) as stream:
+            self.opened.set()
+            async for change in stream:
+                self._dispatch(change)
+                self._resume_token = stream.resume_token
+
+    def _dispatch(self, change: dict[str, Any]) -> None:
+        document = change.get("fullDocument")
+        if document is None:
+            return
+        if change["ns"]["coll"] == self._ledger:
+            self._events.publish_entry(LedgerEntry.model_validate(document))
+        else:
+            self._events.publish_order(Order.model_validate(document))
+
+
+@asynccontextmanager
+async def running_feed(feed: ChangeFeed) -> AsyncIterator[ChangeFeed]:
+    """Runs the feed for the block, once its stream is open; cancels and awaits it after."""
+    task = asyncio.create_task(feed.run(), name="change-feed")
+    try:
+        await asyncio.wait_for(feed.opened.wait(), 30)
+        yield feed
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
