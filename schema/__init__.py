@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from functools import partial
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import (
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -15,6 +16,7 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
 
 from resolvers import offers as offer_resolvers
 from resolvers import orders as order_resolvers
@@ -86,6 +88,14 @@ class Subscription:
     )
 
 
+class CreditsSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Domain and input errors are answers, not faults: ContractErrors logs the
+        unexpected ones, with the request id, and nothing else is logged here."""
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """What one GraphQL document may ask for; parsing and validation are cached."""
@@ -105,7 +115,7 @@ def build_schema(*, limits: Limits = Limits(), sandbox: bool = False) -> strawbe
         partial(ParserCache, maxsize=1000),
         partial(ValidationCache, maxsize=1000),
     ]
-    return strawberry.Schema(
+    return CreditsSchema(
         query=Query,
         mutation=SandboxMutation if sandbox else Mutation,
         subscription=Subscription,

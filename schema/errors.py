@@ -3,8 +3,8 @@
 - A DomainError keeps its message and carries its own code.
 - A GraphQL error with no underlying exception (syntax, validation, variable types, the
   depth/token/alias limits) is the caller's mistake: BAD_USER_INPUT.
-- Anything else is a bug: the client sees "internal error" with code INTERNAL and the
-  request id; the log gets the traceback under the same id.
+- Anything else is a bug: the client sees "internal error" with code INTERNAL; the log gets
+  the traceback under the request id, which every error carries as `requestId`.
 """
 
 import logging
@@ -18,11 +18,16 @@ from services.errors import DomainError
 log = logging.getLogger(__name__)
 
 
-def contract_error(error: GraphQLError, request_id: str) -> GraphQLError:
+def apply_contract(error: GraphQLError, request_id: str) -> None:
+    """Gives `error` its contract code and message, in place (pre-execution errors reach
+    the response through more than one list, so the error objects themselves are changed).
+    An error that already has a code is left as it is."""
+    if error.extensions and "code" in error.extensions:
+        return
     original = error.original_error
     if isinstance(original, DomainError):
         code, message = original.code, original.message
-    elif original is None:
+    elif original is None or isinstance(original, GraphQLError):
         code, message = "BAD_USER_INPUT", error.message
     else:
         log.error(
@@ -32,26 +37,21 @@ def contract_error(error: GraphQLError, request_id: str) -> GraphQLError:
             extra={"request_id": request_id},
         )
         code, message = "INTERNAL", f"internal error (request {request_id})"
-    return GraphQLError(
-        message,
-        nodes=error.nodes,
-        source=error.source,
-        positions=error.positions,
-        path=error.path,
-        original_error=original if code != "INTERNAL" else None,
-        extensions={**(error.extensions or {}), "code": code, "requestId": request_id}
-        if code == "INTERNAL"
-        else {**(error.extensions or {}), "code": code},
-    )
+        error.original_error = None
+    error.message = message
+    error.extensions = {**(error.extensions or {}), "code": code, "requestId": request_id}
 
 
 class ContractErrors(SchemaExtension):
-    """Rewrites the errors of every result, subscriptions' included, as the contract says."""
+    """Rewrites the errors of every result as the contract says, validation errors
+    included."""
 
     def on_operation(self) -> Iterator[None]:
         yield
-        result = self.execution_context.result
-        if result is None or not result.errors:
-            return
-        request_id = getattr(self.execution_context.context, "request_id", "")
-        result.errors = [contract_error(e, request_id) for e in result.errors]
+        context = self.execution_context
+        request_id = getattr(context.context, "request_id", "")
+        errors = list(context.pre_execution_errors or [])
+        if context.result is not None and context.result.errors:
+            errors.extend(context.result.errors)
+        for error in errors:
+            apply_contract(error, request_id)

@@ -22,7 +22,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".usercredits-data")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
-    jwt_secret: str = Field(default="insecure-local-secret", min_length=8)
+    jwt_secret: str = Field(default="insecure-local-secret-change-it-in-production", min_length=32)
     """HS256 secret of the JWTs; the default is for local runs only."""
     allowed_origins: list[str] = Field(default_factory=list)
     """Origins allowed to open websockets (empty: any; set it in production)."""

@@ -8,16 +8,21 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+import aiohttp
 import pytest
+from aiohttp import web
 from pymongo import AsyncMongoClient
 
 from models import ALL_DOCUMENTS
+from server.app import create_app
 from server.database import connect, init_models
 from server.embedded import EmbeddedDatabase
+from server.settings import Settings
 from services import Services, build_services
 from services.payments import SandboxPaymentClient
+from tests.api import SECRET, Api
 from tests.support import FakeClock
 
 
@@ -68,3 +73,53 @@ def services(
     mongo: AsyncMongoClient[Any], clock: FakeClock, sandbox: SandboxPaymentClient
 ) -> Services:
     return build_services(client=mongo, payments=sandbox, clock=clock, default_currency="USD")
+
+
+class StartServer(Protocol):
+    async def __call__(self, **settings: Any) -> str:
+        """Starts one more API instance on the test database; returns its base URL."""
+        ...
+
+
+@pytest.fixture
+async def start_server(
+    mongo: AsyncMongoClient[Any],
+    database_uri: str,
+    database_name: str,
+    sandbox: SandboxPaymentClient,
+) -> AsyncIterator[StartServer]:
+    runners: list[web.AppRunner] = []
+
+    async def start(**overrides: Any) -> str:
+        settings = Settings(
+            mongodb_uri=database_uri, database=database_name, jwt_secret=SECRET, **overrides
+        )
+        runner = web.AppRunner(create_app(settings, payments=sandbox))
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        runners.append(runner)
+        host, port = runner.addresses[0][:2]
+        return f"http://{host}:{port}"
+
+    yield start
+    for runner in reversed(runners):
+        await runner.cleanup()
+    # Beanie binds documents process-wide: give them back to the session's client.
+    await init_models(mongo, database_name)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+async def server_url(start_server: StartServer) -> str:
+    return await start_server()
+
+
+@pytest.fixture
+def api(http: aiohttp.ClientSession, server_url: str) -> Api:
+    return Api(http, f"{server_url}/graphql")
