@@ -23,7 +23,7 @@ from resolvers import orders as order_resolvers
 from resolvers import sandbox as sandbox_resolvers
 from resolvers import subscriptions as subscription_resolvers
 from resolvers import wallets as wallet_resolvers
-from schema.errors import ContractErrors
+from schema.errors import apply_contract
 from schema.types import (
     BalanceEvent,
     CreateOrderPayload,
@@ -92,8 +92,12 @@ class CreditsSchema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        """Domain and input errors are answers, not faults: ContractErrors logs the
-        unexpected ones, with the request id, and nothing else is logged here."""
+        """Gives each error its contract code before it is sent (subscriptions' errors reach
+        clients only through here). Domain and input errors are answers, not faults;
+        `apply_contract` logs the unexpected ones with the request id."""
+        request_id = getattr(getattr(execution_context, "context", None), "request_id", "")
+        for error in errors:
+            apply_contract(error, request_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +112,6 @@ class Limits:
 def build_schema(*, limits: Limits = Limits(), sandbox: bool = False) -> strawberry.Schema:
     """The contract's schema; with `sandbox`, also the sandbox-only payment mutation."""
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
-        ContractErrors,
         partial(QueryDepthLimiter, max_depth=limits.max_depth),
         partial(MaxTokensLimiter, max_token_count=limits.max_tokens),
         partial(MaxAliasesLimiter, max_alias_count=limits.max_aliases),

@@ -8,10 +8,8 @@
 """
 
 import logging
-from collections.abc import Iterator
 
 from graphql import GraphQLError
-from strawberry.extensions import SchemaExtension
 
 from services.errors import DomainError
 
@@ -40,18 +38,3 @@ def apply_contract(error: GraphQLError, request_id: str) -> None:
         error.original_error = None
     error.message = message
     error.extensions = {**(error.extensions or {}), "code": code, "requestId": request_id}
-
-
-class ContractErrors(SchemaExtension):
-    """Rewrites the errors of every result as the contract says, validation errors
-    included."""
-
-    def on_operation(self) -> Iterator[None]:
-        yield
-        context = self.execution_context
-        request_id = getattr(context.context, "request_id", "")
-        errors = list(context.pre_execution_errors or [])
-        if context.result is not None and context.result.errors:
-            errors.extend(context.result.errors)
-        for error in errors:
-            apply_contract(error, request_id)

@@ -4,7 +4,9 @@ With USERCREDITS_MONGODB_URI set the suite uses that server instead (for example
 mongod replica set), so the same tests run against MongoDB itself.
 """
 
+import asyncio
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,7 +20,7 @@ from pymongo import AsyncMongoClient
 from models import ALL_DOCUMENTS
 from server.app import create_app
 from server.database import connect, init_models
-from server.embedded import EmbeddedDatabase
+from server.embedded import EmbeddedDatabase, free_port
 from server.settings import Settings
 from services import Services, build_services
 from services.payments import SandboxPaymentClient
@@ -123,3 +125,42 @@ async def server_url(start_server: StartServer) -> str:
 @pytest.fixture
 def api(http: aiohttp.ClientSession, server_url: str) -> Api:
     return Api(http, f"{server_url}/graphql")
+
+
+@pytest.fixture
+async def server_process(
+    database_uri: str, database_name: str, http: aiohttp.ClientSession
+) -> AsyncIterator[str]:
+    """A second API instance in its own process (`usercredits serve`) on the test database,
+    as a second instance behind a load balancer would run."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "USERCREDITS_MONGODB_URI": database_uri,
+        "USERCREDITS_DATABASE": database_name,
+        "USERCREDITS_JWT_SECRET": SECRET,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "server.cli",
+        "serve",
+        "--port",
+        str(port),
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            async with http.get(f"{url}/readyz") as response:
+                if response.status == 200:
+                    break
+        except aiohttp.ClientError:
+            await asyncio.sleep(0.1)
+    else:
+        raise RuntimeError("the second API instance did not become ready")
+    yield url
+    process.terminate()
+    await process.wait()

@@ -1,0 +1,40 @@
+"""The exported schema keeps the public contract: no breaking change against
+../shared/contract.graphql, and the committed schema.graphql is what the code exports."""
+
+from pathlib import Path
+
+from graphql import build_schema as parse_sdl
+from graphql import find_breaking_changes
+
+from schema import build_schema
+
+ROOT = Path(__file__).resolve().parent.parent
+# The contract lives in ../shared beside the repository; contract.graphql is its copy for
+# clones made elsewhere, and must not drift from it.
+SHARED = ROOT.parent / "shared" / "contract.graphql"
+COPY = ROOT / "contract.graphql"
+
+
+def test_the_copy_of_the_contract_is_current() -> None:
+    if SHARED.exists():
+        assert COPY.read_text() == SHARED.read_text(), "refresh contract.graphql from ../shared"
+
+
+def test_committed_schema_is_the_exported_one() -> None:
+    committed = (ROOT / "schema.graphql").read_text()
+    assert committed == build_schema().as_str() + "\n", (
+        "schema.graphql is stale: run `.venv/bin/usercredits export-schema`"
+    )
+
+
+def test_no_breaking_change_against_the_contract() -> None:
+    contract = SHARED if SHARED.exists() else COPY
+    changes = find_breaking_changes(
+        parse_sdl(contract.read_text()), parse_sdl(build_schema().as_str())
+    )
+    assert changes == [], [c.description for c in changes]
+
+
+def test_the_sandbox_mutation_exists_only_with_the_sandbox() -> None:
+    assert "completeSandboxPayment" not in build_schema().as_str()
+    assert "completeSandboxPayment" in build_schema(sandbox=True).as_str()

@@ -1,0 +1,184 @@
+"""Live subscriptions with a real graphql-transport-ws client over a real websocket: events
+reach subscribers on every instance, only their own, and stop when they unsubscribe."""
+
+import aiohttp
+import pytest
+
+from services.access import Role
+from tests.api import Api, TransportWsClient, token
+
+ADMIN = token("admin-1", Role.ADMIN)
+SERVICE = token("backend-1", Role.SERVICE)
+ALICE = token("alice")
+BOB = token("bob")
+
+BALANCE = """subscription B($user: ID, $group: String) {
+  balanceChanged(userId: $user, offerGroup: $group) { userId offerGroup tokens delta reason }
+}"""
+ORDERS = "subscription { orderUpdated { id status offerGroup } }"
+GRANT = """mutation G($input: GrantTokensInput!) { grantTokens(input: $input) { id } }"""
+CONSUME = """mutation C($input: ConsumeTokensInput!) { consumeTokens(input: $input) { id } }"""
+
+
+def ws_url(base: str) -> str:
+    return base.replace("http://", "ws://") + "/graphql"
+
+
+async def grant(api: Api, user: str, tokens: int, key: str) -> None:
+    await api.data(
+        GRANT,
+        {"input": {"userId": user, "offerGroup": "pro", "tokens": tokens, "idempotencyKey": key}},
+        as_=ADMIN,
+    )
+
+
+async def consume(api: Api, tokens: int, key: str, as_: str = ALICE) -> None:
+    await api.data(
+        CONSUME, {"input": {"offerGroup": "pro", "tokens": tokens, "idempotencyKey": key}}, as_=as_
+    )
+
+
+async def test_a_consume_reaches_the_subscriber_with_the_new_balance(
+    api: Api, http: aiohttp.ClientSession, server_url: str
+) -> None:
+    await grant(api, "alice", 10, "g1")
+    client = await TransportWsClient.connect(
+        http, ws_url(server_url), {"authorization": f"Bearer {ALICE}"}
+    )
+    await client.subscribe("1", BALANCE)
+    await consume(api, 3, "k1")
+    message = await client.receive()
+    assert message["type"] == "next" and message["id"] == "1"
+    assert message["payload"]["data"]["balanceChanged"] == {
+        "userId": "alice",
+        "offerGroup": "pro",
+        "tokens": 7,
+        "delta": -3,
+        "reason": "consumption",
+    }
+    # Another user's movements never reach alice.
+    await grant(api, "bob", 5, "g2")
+    await client.silence(0.5)
+    await client.close()
+
+
+async def test_a_user_cannot_subscribe_to_another_users_balance(
+    api: Api, http: aiohttp.ClientSession, server_url: str
+) -> None:
+    client = await TransportWsClient.connect(
+        http, ws_url(server_url), {"authorization": f"Bearer {ALICE}"}
+    )
+    await client.subscribe("1", BALANCE, {"user": "bob"})
+    message = await client.receive()
+    # graphql-transport-ws sends a resolver's error as a `next` whose payload has errors.
+    assert message["type"] == "next" and message["payload"]["data"] is None, message
+    assert message["payload"]["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert (await client.receive()) == {"id": "1", "type": "complete"}
+    await grant(api, "bob", 5, "g1")
+    await client.silence(0.5)
+    await client.close()
+
+    staff = await TransportWsClient.connect(
+        http, ws_url(server_url), {"authorization": f"Bearer {SERVICE}"}
+    )
+    await staff.subscribe("s", BALANCE, {"user": "bob"})
+    await consume(api, 2, "k", as_=BOB)
+    message = await staff.receive()
+    assert message["payload"]["data"]["balanceChanged"]["tokens"] == 3
+    await staff.close()
+
+
+async def test_two_instances_share_events(
+    http: aiohttp.ClientSession, server_url: str, server_process: str
+) -> None:
+    instance_a, instance_b = server_url, server_process
+    api_a = Api(http, f"{instance_a}/graphql")
+    await grant(api_a, "alice", 10, "g1")
+    client = await TransportWsClient.connect(
+        http, ws_url(instance_b), {"authorization": f"Bearer {ALICE}"}
+    )
+    await client.subscribe("1", BALANCE, {"group": "pro"})
+    await consume(api_a, 4, "k1")
+    message = await client.receive()
+    assert message["payload"]["data"]["balanceChanged"]["tokens"] == 6
+    await client.close()
+
+
+async def test_unsubscribe_stops_events(
+    api: Api, http: aiohttp.ClientSession, server_url: str
+) -> None:
+    await grant(api, "alice", 10, "g1")
+    client = await TransportWsClient.connect(
+        http, ws_url(server_url), {"authorization": f"Bearer {ALICE}"}
+    )
+    await client.subscribe("1", BALANCE)
+    await consume(api, 1, "k1")
+    assert (await client.receive())["payload"]["data"]["balanceChanged"]["tokens"] == 9
+    await client.complete("1")
+    await consume(api, 1, "k2")
+    await client.silence(0.7)
+    await client.close()
+
+
+async def test_order_updates_are_pushed(
+    api: Api, http: aiohttp.ClientSession, server_url: str
+) -> None:
+    offer = await api.data(
+        """mutation { upsertOffer(input: {name: "Pro", kind: TOKENS, offerGroup: "pro",
+           tokenCount: 5, prices: [{amount: "2", currency: "USD"}], cycle: ONCE}) { id } }""",
+        as_=ADMIN,
+    )
+    client = await TransportWsClient.connect(
+        http, ws_url(server_url), {"authorization": f"Bearer {ALICE}"}
+    )
+    await client.subscribe("o", ORDERS)
+    created = await api.data(
+        "mutation B($id: ID!) { createOrder(input: {offerId: $id}) { order { id } } }",
+        {"id": offer["upsertOffer"]["id"]},
+        as_=ALICE,
+    )
+    order_id = created["createOrder"]["order"]["id"]
+    first = await client.receive()
+    assert first["payload"]["data"]["orderUpdated"] == {
+        "id": order_id,
+        "status": "PENDING",
+        "offerGroup": "pro",
+    }
+    await api.data(
+        "mutation P($id: ID!) { completeSandboxPayment(orderId: $id) { id } }",
+        {"id": order_id},
+        as_=ALICE,
+    )
+    paid = await client.receive()
+    assert paid["payload"]["data"]["orderUpdated"]["status"] == "PAID"
+    await client.close()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"authorization": "Bearer not-a-jwt"},
+        {"authorization": "Basic abc"},
+        {"authorization": f"Bearer {token('x')[:-4]}abcd"},
+        {"authorization": 42},
+    ],
+)
+async def test_bad_connection_init_is_rejected(
+    http: aiohttp.ClientSession, server_url: str, payload: dict[str, object]
+) -> None:
+    ws = await http.ws_connect(ws_url(server_url), protocols=["graphql-transport-ws"])
+    await ws.send_json({"type": "connection_init", "payload": payload})
+    message = await ws.receive(timeout=5)
+    assert message.type == aiohttp.WSMsgType.CLOSE
+    assert message.data == 4403
+    await ws.close()
+
+
+async def test_only_graphql_transport_ws_is_spoken(
+    http: aiohttp.ClientSession, server_url: str
+) -> None:
+    ws = await http.ws_connect(ws_url(server_url), protocols=["graphql-ws"])
+    assert ws.protocol is None
+    message = await ws.receive(timeout=5)
+    assert message.type == aiohttp.WSMsgType.CLOSE and message.data == 4406
+    await ws.close()
