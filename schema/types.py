@@ -133,6 +133,11 @@ class PageInfo:
     has_next_page: bool
     end_cursor: str | None
 
+    @classmethod
+    def after(cls, cursors: list[str], has_next_page: bool) -> "PageInfo":
+        """Cursors are the ids of the nodes, newest first; the last one continues the list."""
+        return cls(has_next_page=has_next_page, end_cursor=cursors[-1] if cursors else None)
+
 
 @strawberry.type
 class LedgerEdge:
@@ -148,8 +153,7 @@ class LedgerConnection:
     @classmethod
     def of(cls, entries: list[LedgerEntryModel], has_next_page: bool) -> "LedgerConnection":
         edges = [LedgerEdge(node=LedgerEntry.of(e), cursor=str(e.id)) for e in entries]
-        end = edges[-1].cursor if edges else None
-        return cls(edges=edges, page_info=PageInfo(has_next_page=has_next_page, end_cursor=end))
+        return cls(edges=edges, page_info=PageInfo.after([e.cursor for e in edges], has_next_page))
 
 
 @strawberry.type
@@ -166,8 +170,7 @@ class OrderConnection:
     @classmethod
     def of(cls, orders: list[OrderModel], has_next_page: bool) -> "OrderConnection":
         edges = [OrderEdge(node=Order.of(o), cursor=str(o.id)) for o in orders]
-        end = edges[-1].cursor if edges else None
-        return cls(edges=edges, page_info=PageInfo(has_next_page=has_next_page, end_cursor=end))
+        return cls(edges=edges, page_info=PageInfo.after([e.cursor for e in edges], has_next_page))
 
 
 @strawberry.type
