@@ -3,10 +3,13 @@
 
 from pathlib import Path
 
+from graphql import GraphQLError
 from graphql import build_schema as parse_sdl
 from graphql import find_breaking_changes
 
 from schema import build_schema
+from schema.errors import apply_contract
+from services.errors import InsufficientTokens
 
 ROOT = Path(__file__).resolve().parent.parent
 # The contract lives in ../shared beside the repository; contract.graphql is its copy for
@@ -38,3 +41,16 @@ def test_no_breaking_change_against_the_contract() -> None:
 def test_the_sandbox_mutation_exists_only_with_the_sandbox() -> None:
     assert "completeSandboxPayment" not in build_schema().as_str()
     assert "completeSandboxPayment" in build_schema(sandbox=True).as_str()
+
+
+def test_unexpected_errors_are_masked_and_domain_errors_keep_their_code() -> None:
+    bug = GraphQLError("boom", original_error=RuntimeError("secret detail"))
+    apply_contract(bug, "req-1")
+    assert bug.message == "internal error (request req-1)"
+    assert bug.extensions == {"code": "INTERNAL", "requestId": "req-1"}
+    assert bug.original_error is None
+
+    refused = GraphQLError("x", original_error=InsufficientTokens("user u1 has 3 tokens"))
+    apply_contract(refused, "req-2")
+    assert refused.message == "user u1 has 3 tokens"
+    assert refused.extensions == {"code": "INSUFFICIENT_TOKENS", "requestId": "req-2"}
