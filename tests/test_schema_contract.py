@@ -3,9 +3,8 @@
 
 from pathlib import Path
 
-from graphql import GraphQLError
+from graphql import GraphQLError, find_breaking_changes
 from graphql import build_schema as parse_sdl
-from graphql import find_breaking_changes
 
 from schema import build_schema
 from schema.errors import apply_contract
