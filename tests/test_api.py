@@ -7,7 +7,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from models import Order
 from services.access import Role
+from services.payments import SandboxPaymentClient
 from tests.api import Api, token
 from tests.conftest import StartServer
 
@@ -426,3 +428,38 @@ async def test_health_and_readiness(http: aiohttp.ClientSession, server_url: str
         assert response.status == 200 and (await response.json())["status"] == "ready"
     async with http.get(f"{server_url}/graphql", headers={"Accept": "text/html"}) as response:
         assert response.status == 200 and "graphiql" in (await response.text()).lower()
+
+
+async def test_update_archive_and_refresh_through_the_api(
+    api: Api, sandbox: SandboxPaymentClient
+) -> None:
+    offer = await upsert(api)
+    updated = await upsert(api, id=offer["id"], name="Pro pack v2", tokenCount=120)
+    assert (updated["id"], updated["name"], updated["tokenCount"]) == (
+        offer["id"],
+        "Pro pack v2",
+        120,
+    )
+
+    order = (await api.data(CREATE_ORDER, {"input": {"offerId": offer["id"]}}, as_=ALICE))[
+        "createOrder"
+    ]["order"]
+    # The payment succeeds at the provider but its webhook never arrives.
+    stored = await api.data(f'query {{ order(id: "{order["id"]}") {{ status }} }}', as_=ALICE)
+    assert stored["order"]["status"] == "PENDING"
+    stored_order = await Order.get(order["id"])
+    assert stored_order is not None and stored_order.payment_intent_id is not None
+    sandbox.settle(stored_order.payment_intent_id, succeed=True)
+    refreshed = await api.data(
+        f'mutation {{ refreshOrder(id: "{order["id"]}") {{ status }} }}', as_=ALICE
+    )
+    assert refreshed["refreshOrder"]["status"] == "PAID"
+    wallet = (await api.data(WALLET, {"group": "pro"}, as_=ALICE))["wallet"]
+    assert wallet["balance"] == {"tokens": 120}
+
+    archive = f'mutation {{ archiveOffer(id: "{offer["id"]}") {{ id name }} }}'
+    assert await api.error_code(archive, as_=ALICE) == "FORBIDDEN"
+    assert (await api.data(archive, as_=ADMIN))["archiveOffer"]["name"] == "Pro pack v2"
+    assert (await api.data("query { offers { id } }"))["offers"] == []
+    again = await api.error_code(CREATE_ORDER, {"input": {"offerId": offer["id"]}}, as_=ALICE)
+    assert again == "OFFER_NOT_AVAILABLE"
