@@ -16,13 +16,10 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 from strawberry.aiohttp.views import GraphQLView
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http import GraphQLHTTPResponse
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
-from strawberry.types import ExecutionResult
 
 from schema import Limits, build_schema
 from schema.context import Context
-from schema.errors import apply_contract
 from server.auth import principal_from_header
 from server.changes import ChangeFeed, running_feed
 from server.database import connect, init_models
@@ -78,16 +75,6 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
             if principal is not None:
                 context.principal = principal
         return context
-
-    async def process_result(
-        self, request: web.Request, result: ExecutionResult
-    ) -> GraphQLHTTPResponse:
-        """Gives every error its contract code, also those (syntax errors) that Strawberry
-        returns before the schema's extensions see them."""
-        request_id = request.headers.get("X-Request-ID", "")
-        for error in result.errors or ():
-            apply_contract(error, request_id)
-        return await super().process_result(request, result)
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
         """Authenticates a websocket from its connection_init payload's `authorization`."""
