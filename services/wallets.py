@@ -472,19 +472,13 @@ class Wallets:
 
         try:
             return await in_transaction(self._client, work)
-        except _KeyUsed:
-            pass
-        except (InsufficientTokens, Expired, NotFound):
-            if (
-                await self._reservations.find_one(
-                    {"user_id": user_id, "idempotency_key": idempotency_key}
-                )
-                is None
-            ):
+        except (_KeyUsed, InsufficientTokens, Expired, NotFound):
+            # A replay, or a racing twin with this key took the tokens first.
+            doc = await self._reservations.find_one(
+                {"user_id": user_id, "idempotency_key": idempotency_key}
+            )
+            if doc is None:
                 raise
-        doc = await self._reservations.find_one(
-            {"user_id": user_id, "idempotency_key": idempotency_key}
-        )
         existing: Reservation = Reservation.model_validate(doc)
         if existing.offer_group != offer_group or existing.tokens != tokens:
             raise Conflict(
