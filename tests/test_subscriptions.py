@@ -41,11 +41,12 @@ async def consume(api: Api, tokens: int, key: str, as_: str = ALICE) -> None:
 async def test_a_consume_reaches_the_subscriber_with_the_new_balance(
     api: Api, http: aiohttp.ClientSession, server_url: str
 ) -> None:
-    await grant(api, "alice", 10, "g1")
     client = await TransportWsClient.connect(
         http, ws_url(server_url), {"authorization": f"Bearer {ALICE}"}
     )
     await client.subscribe("1", BALANCE)
+    await grant(api, "alice", 10, "g1")
+    assert (await client.receive())["payload"]["data"]["balanceChanged"]["tokens"] == 10
     await consume(api, 3, "k1")
     message = await client.receive()
     assert message["type"] == "next" and message["id"] == "1"
@@ -83,7 +84,10 @@ async def test_a_user_cannot_subscribe_to_another_users_balance(
     )
     await staff.subscribe("s", BALANCE, {"user": "bob"})
     await consume(api, 2, "k", as_=BOB)
+    # Bob's grant may still be on its way from the change stream: read up to the debit.
     message = await staff.receive()
+    while message["payload"]["data"]["balanceChanged"]["reason"] != "consumption":
+        message = await staff.receive()
     assert message["payload"]["data"]["balanceChanged"]["tokens"] == 3
     await staff.close()
 
@@ -93,11 +97,12 @@ async def test_two_instances_share_events(
 ) -> None:
     instance_a, instance_b = server_url, server_process
     api_a = Api(http, f"{instance_a}/graphql")
-    await grant(api_a, "alice", 10, "g1")
     client = await TransportWsClient.connect(
         http, ws_url(instance_b), {"authorization": f"Bearer {ALICE}"}
     )
     await client.subscribe("1", BALANCE, {"group": "pro"})
+    await grant(api_a, "alice", 10, "g1")
+    assert (await client.receive())["payload"]["data"]["balanceChanged"]["tokens"] == 10
     await consume(api_a, 4, "k1")
     message = await client.receive()
     assert message["payload"]["data"]["balanceChanged"]["tokens"] == 6
@@ -107,11 +112,12 @@ async def test_two_instances_share_events(
 async def test_unsubscribe_stops_events(
     api: Api, http: aiohttp.ClientSession, server_url: str
 ) -> None:
-    await grant(api, "alice", 10, "g1")
     client = await TransportWsClient.connect(
         http, ws_url(server_url), {"authorization": f"Bearer {ALICE}"}
     )
     await client.subscribe("1", BALANCE)
+    await grant(api, "alice", 10, "g1")
+    assert (await client.receive())["payload"]["data"]["balanceChanged"]["tokens"] == 10
     await consume(api, 1, "k1")
     assert (await client.receive())["payload"]["data"]["balanceChanged"]["tokens"] == 9
     await client.complete("1")
