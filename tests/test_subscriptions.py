@@ -6,6 +6,7 @@ import pytest
 
 from services.access import Role
 from tests.api import Api, TransportWsClient, token
+from tests.conftest import StartServer
 
 ADMIN = token("admin-1", Role.ADMIN)
 SERVICE = token("backend-1", Role.SERVICE)
@@ -188,3 +189,29 @@ async def test_only_graphql_transport_ws_is_spoken(
     message = await ws.receive(timeout=5)
     assert message.type == aiohttp.WSMsgType.CLOSE and message.data == 4406
     await ws.close()
+
+
+async def test_the_server_pings_idle_websockets(
+    http: aiohttp.ClientSession, start_server: StartServer
+) -> None:
+    url = ws_url(await start_server(ws_heartbeat_seconds=0.2))
+    async with http.ws_connect(url, protocols=["graphql-transport-ws"], autoping=False) as ws:
+        message = await ws.receive(timeout=5)
+        assert message.type == aiohttp.WSMsgType.PING
+
+
+async def test_only_allowed_origins_may_open_websockets(
+    http: aiohttp.ClientSession, start_server: StartServer
+) -> None:
+    url = ws_url(await start_server(allowed_origins=["https://app.example"]))
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await http.ws_connect(
+            url, protocols=["graphql-transport-ws"], headers={"Origin": "https://evil.example"}
+        )
+    assert refused.value.status == 403
+    client = await http.ws_connect(
+        url, protocols=["graphql-transport-ws"], headers={"Origin": "https://app.example"}
+    )
+    await client.send_json({"type": "connection_init", "payload": {}})
+    assert (await client.receive_json(timeout=5))["type"] == "connection_ack"
+    await client.close()
