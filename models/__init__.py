@@ -6,9 +6,17 @@ from models.enums import Cycle, LedgerReason, OfferKind, OrderStatus, Reservatio
 from models.ledger import LedgerEntry, Reservation
 from models.offer import CombinedItem, Offer, Price
 from models.order import Order, OrderEvent
+from models.payment_event import ProcessedEvent
 from models.wallet import Balance
 
-ALL_DOCUMENTS: list[type[Document]] = [Offer, Order, Balance, LedgerEntry, Reservation]
+ALL_DOCUMENTS: list[type[Document]] = [
+    Offer,
+    Order,
+    Balance,
+    LedgerEntry,
+    Reservation,
+    ProcessedEvent,
+]
 
 __all__ = [
     "ALL_DOCUMENTS",
@@ -23,6 +31,7 @@ __all__ = [
     "OrderEvent",
     "OrderStatus",
     "Price",
+    "ProcessedEvent",
     "Reservation",
     "ReservationStatus",
 ]

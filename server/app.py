@@ -28,8 +28,10 @@ from server.settings import Settings
 from services import Services, build_services
 from services.access import refused
 from services.clock import Clock, SystemClock
-from services.errors import Unauthenticated
+from services.errors import InvalidInput, Unauthenticated
 from services.payments import PaymentClient, SandboxPaymentClient
+from services.payments.stripe import StripePaymentClient
+from services.webhooks import handle_payment_event
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +100,31 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
         return ws
 
 
+def payment_client(settings: Settings) -> PaymentClient:
+    """Stripe when a secret key is configured, else the sandbox."""
+    if settings.stripe_secret_key is None:
+        return SandboxPaymentClient()
+    return StripePaymentClient(
+        secret_key=settings.stripe_secret_key,
+        webhook_secret=settings.stripe_webhook_secret or "",
+        api_base=settings.stripe_api_base,
+    )
+
+
+async def payment_webhook(request: web.Request) -> web.Response:
+    """Verifies the provider's signature on the raw body, then applies the event once.
+    A delivery that does not verify gets 400 and changes nothing."""
+    services = request.app[SERVICES]
+    body = await request.read()
+    try:
+        event = services.payments.parse_webhook(body, request.headers.get("Stripe-Signature"))
+    except InvalidInput as exc:
+        return web.json_response({"error": exc.message}, status=400)
+    outcome = await handle_payment_event(orders=services.orders, event=event, clock=services.clock)
+    log.info("payment event", extra={"event_id": event.id, "type": event.type, "outcome": outcome})
+    return web.json_response({"received": True, "outcome": outcome})
+
+
 async def healthz(request: web.Request) -> web.Response:
     """The process is up."""
     return web.json_response({"status": "ok"})
@@ -118,7 +145,7 @@ def create_app(
     """The service on `settings`; tests may pass their own payment client and clock."""
     app = web.Application(client_max_size=256 * 1024)
     app[SETTINGS] = settings
-    provider = payments or SandboxPaymentClient()
+    provider = payments or payment_client(settings)
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         if settings.mongodb_uri is None:
@@ -140,6 +167,7 @@ def create_app(
             default_currency=settings.default_currency,
         )
         yield
+        await provider.close()
         await client.close()
 
     async def change_feed(app: web.Application) -> AsyncIterator[None]:
@@ -152,6 +180,8 @@ def create_app(
         app=app, settings=settings, sandbox=isinstance(provider, SandboxPaymentClient)
     )
     app.router.add_route("*", "/graphql", view)
+    if isinstance(provider, StripePaymentClient):
+        app.router.add_post("/webhooks/stripe", payment_webhook)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     return app

@@ -6,12 +6,13 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
 from aiohttp import web
 
 from schema import build_schema
-from server.app import create_app
+from server.app import create_app, payment_client
 from server.auth import issue_token
 from server.database import connect, init_models
 from server.embedded import EmbeddedDatabase
@@ -20,7 +21,6 @@ from services import build_services
 from services.access import Role
 from services.clock import SystemClock
 from services.expiry import expire_due
-from services.payments import SandboxPaymentClient
 
 log = logging.getLogger("usercredits")
 
@@ -33,7 +33,8 @@ def _serve(settings: Settings, host: str, port: int) -> None:
     )
     print(  # the one line a person starting the service needs
         f"UserCredits GraphQL: http://{host}:{port}/graphql (GraphiQL in a browser), "
-        f"database: {where}, payments: SANDBOX (no money moves)",
+        f"database: {where}, payments: "
+        f"{'Stripe' if settings.stripe_secret_key else 'SANDBOX (no money moves)'}",
         flush=True,
     )
     web.run_app(create_app(settings), host=host, port=port, print=None)
@@ -43,16 +44,21 @@ async def _expire(settings: Settings) -> None:
     async def sweep(uri: str) -> None:
         client = connect(uri)
         await init_models(client, settings.database)
+        payments = payment_client(settings)
         services = build_services(
             client=client,
-            payments=SandboxPaymentClient(),
+            payments=payments,
             clock=SystemClock(),
             default_currency=settings.default_currency,
         )
         result = await expire_due(
-            wallets=services.wallets, orders=services.orders, now=services.clock.now()
+            wallets=services.wallets,
+            orders=services.orders,
+            now=services.clock.now(),
+            reconcile_after=timedelta(seconds=settings.pending_reconcile_seconds),
         )
         print(result)
+        await payments.close()
         await client.close()
 
     if settings.mongodb_uri:

@@ -5,7 +5,7 @@ Tests build `Settings(...)` with keyword arguments instead of touching the envir
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.errors import InvalidInput
@@ -32,6 +32,22 @@ class Settings(BaseSettings):
     max_subscriptions_per_connection: int = Field(default=20, ge=1)
     ws_heartbeat_seconds: float = Field(default=20.0, gt=0)
     """Websocket pings, so that idle connections survive proxies."""
+    stripe_secret_key: str | None = None
+    """Set: payments go through Stripe; unset: the sandbox provider (no money moves)."""
+    stripe_webhook_secret: str | None = None
+    stripe_api_base: str | None = None
+    """Stripe's API address; tests point it at their fake server."""
+    pending_reconcile_seconds: int = Field(default=900, ge=0)
+    """The sweep refreshes pending orders older than this from the payment provider."""
+
+    @model_validator(mode="after")
+    def _stripe_needs_its_webhook_secret(self) -> "Settings":
+        if self.stripe_secret_key and not self.stripe_webhook_secret:
+            raise ValueError(
+                "USERCREDITS_STRIPE_SECRET_KEY is set without "
+                "USERCREDITS_STRIPE_WEBHOOK_SECRET: webhooks could not be verified"
+            )
+        return self
 
     @field_validator("default_currency")
     @classmethod

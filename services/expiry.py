@@ -18,6 +18,7 @@ class SweepResult:
     groups_expired: int
     tokens_expired: int
     orders_expired: int
+    orders_reconciled: int
 
 
 class WarningKind(StrEnum):
@@ -34,16 +35,25 @@ class CreditWarning:
     expires: datetime | None
 
 
-async def expire_due(*, wallets: Wallets, orders: Orders, now: datetime) -> SweepResult:
-    """Releases lapsed reservations first, so their tokens expire with the group's."""
+async def expire_due(
+    *,
+    wallets: Wallets,
+    orders: Orders,
+    now: datetime,
+    reconcile_after: timedelta = timedelta(minutes=15),
+) -> SweepResult:
+    """Releases lapsed reservations first, so their tokens expire with the group's; last,
+    pending orders older than `reconcile_after` are refreshed (missed webhooks)."""
     released = await wallets.release_expired_reservations(now=now)
     entries = await wallets.expire_lapsed_groups(now=now)
     expired_orders = await orders.expire_orders(now=now)
+    reconciled = await orders.reconcile_pending(older_than=now - reconcile_after)
     return SweepResult(
         reservations_released=released,
         groups_expired=len(entries),
         tokens_expired=-sum(e.tokens for e in entries),
         orders_expired=expired_orders,
+        orders_reconciled=reconciled,
     )
 
 

@@ -20,7 +20,7 @@ from pymongo.errors import DuplicateKeyError
 from models import CombinedItem, LedgerReason, Offer, Order, OrderEvent, OrderStatus
 from services.clock import Clock
 from services.cycles import expiry
-from services.errors import Conflict, InvalidInput, NotFound, QuantityLimit
+from services.errors import Conflict, DomainError, InvalidInput, NotFound, QuantityLimit
 from services.ids import object_id
 from services.money import Money, normalize_currency
 from services.offers import Offers
@@ -220,10 +220,55 @@ class Orders:
         if order.payment_intent_id is None:
             return order
         payment = await self._payments.get_payment(order.payment_intent_id)
-        status = _STATUS_OF_PAYMENT.get(payment.state)
+        return await self.apply_payment(
+            order=order, state=payment.state, amount=payment.amount, message=payment.message
+        )
+
+    async def apply_payment(
+        self, *, order: Order, state: PaymentState, amount: Money | None, message: str
+    ) -> Order:
+        """Applies what the provider says of the order's payment (a webhook or a refresh).
+
+        A success for another amount or currency than the order's total makes the order
+        INCONSISTENT and credits nothing.
+        """
+        status = _STATUS_OF_PAYMENT.get(state)
         if status is None:
             return order
-        return await self.apply_status(order_id=order_id, status=status, message=payment.message)
+        total = Money(order.total_minor_units, order.currency)
+        if status is OrderStatus.PAID and amount is not None and amount != total:
+            status = OrderStatus.INCONSISTENT
+            message = (
+                f"received {amount.amount} {amount.currency}, "
+                f"expected {total.amount} {total.currency}"
+            )
+        return await self.apply_status(order_id=str(order.id), status=status, message=message)
+
+    async def find_by_payment(self, *, payment_id: str) -> Order | None:
+        return await Order.find_one({"payment_intent_id": payment_id})
+
+    async def reconcile_pending(self, *, older_than: datetime) -> int:
+        """Refreshes pending orders created before `older_than` (missed webhooks); a provider
+        that cannot be reached leaves them pending for the next run. Returns how many moved."""
+        moved = 0
+        cursor = Order.find(
+            {
+                "status": OrderStatus.PENDING.value,
+                "created_at": {"$lt": older_than},
+                "payment_intent_id": {"$type": "string"},
+            }
+        )
+        async for order in cursor:
+            try:
+                refreshed = await self.refresh_order(order_id=str(order.id))
+            except DomainError as exc:
+                log.warning(
+                    "reconciliation skipped an order",
+                    extra={"order_id": str(order.id), "error": exc.message},
+                )
+                continue
+            moved += refreshed.status is not OrderStatus.PENDING
+        return moved
 
     async def cancel_order(self, *, order_id: str) -> Order:
         """Cancels a pending order and its payment; any other status is a Conflict."""
@@ -246,6 +291,8 @@ class Orders:
         if status is OrderStatus.PAID:
             await self._open_balances(order_id)
             await in_transaction(self._client, lambda s: self._pay(s, order_id, message))
+        elif status is OrderStatus.REFUNDED:
+            await in_transaction(self._client, lambda s: self._refund(s, order_id, message))
         else:
             await self._transition(None, order_id, status, message, {})
         return await self.get_order(order_id=order_id)
@@ -389,6 +436,34 @@ class Orders:
                 order_id=str(order.id),
             ),
         )
+
+    async def _refund(self, session: AsyncClientSession, order_id: str, message: str) -> None:
+        """Marks a paid order (and its bundle's children) refunded and takes their tokens
+        back, as far as the balance still holds them."""
+        if not await self._transition(
+            session, order_id, OrderStatus.REFUNDED, message or "refunded", {}
+        ):
+            return
+        order = await Order.get(object_id(order_id, "order"), session=session)
+        assert order is not None, "the transition just matched it"
+        children = await Order.find({"parent_id": order_id}, session=session).to_list()
+        for refunded in [order, *children]:
+            if refunded is not order:
+                await self._transition(
+                    session,
+                    str(refunded.id),
+                    OrderStatus.REFUNDED,
+                    f"bundle order {order_id} refunded",
+                    {},
+                )
+            if refunded.token_count > 0:
+                await self._wallets.take_back(
+                    session,
+                    user_id=refunded.user_id,
+                    offer_group=refunded.offer_group,
+                    tokens=refunded.token_count,
+                    order_id=str(refunded.id),
+                )
 
     async def expire_orders(self, *, now: datetime) -> int:
         """The sweep's order half: paid orders past their expiry become expired."""

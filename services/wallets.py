@@ -358,6 +358,47 @@ class Wallets:
             raise RuntimeError(f"balance {query} vanished inside a transaction")
         return after
 
+    async def take_back(
+        self,
+        session: AsyncClientSession,
+        *,
+        user_id: str,
+        offer_group: str,
+        tokens: int,
+        order_id: str,
+    ) -> LedgerEntry:
+        """Debits a refunded order's tokens inside the caller's transaction, never below zero:
+        tokens already spent stay spent, and the entry's note says how many were not
+        recovered."""
+        now = self._clock.now()
+        current = await self._balances.find_one(
+            {"user_id": user_id, "offer_group": offer_group}, session=session
+        )
+        if current is None:
+            raise RuntimeError(f"order {order_id} was paid, so its balance must exist")
+        taken = min(tokens, int(current["tokens"]))
+        after = await self._updated(
+            {"_id": current["_id"]},
+            {"$inc": {"tokens": -taken, "seq": 1}, "$set": {"updated_at": now}},
+            session=session,
+        )
+        return await self._append(
+            session,
+            LedgerEntry(
+                user_id=user_id,
+                offer_group=offer_group,
+                tokens=-taken,
+                balance_after=after["tokens"],
+                seq=after["seq"],
+                reason=LedgerReason.REFUND,
+                note=f"refund of order {order_id}: took back {taken} of {tokens} tokens, "
+                f"{tokens - taken} already spent could not be recovered",
+                order_id=order_id,
+                idempotency_key=f"refund:{order_id}",
+                created_at=now,
+            ),
+        )
+
     async def open_balance(self, *, user_id: str, offer_group: str) -> None:
         """Creates the empty balance outside any transaction: concurrent first credits would
         otherwise both insert it, and a duplicate-key error is not retryable in one. An

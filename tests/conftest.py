@@ -25,6 +25,7 @@ from server.settings import Settings
 from services import Services, build_services
 from services.payments import SandboxPaymentClient
 from tests.api import SECRET, Api
+from tests.fake_stripe import FakeStripe
 from tests.support import FakeClock
 
 
@@ -96,7 +97,9 @@ async def start_server(
         settings = Settings(
             mongodb_uri=database_uri, database=database_name, jwt_secret=SECRET, **overrides
         )
-        runner = web.AppRunner(create_app(settings, payments=sandbox))
+        # With a Stripe key the app builds its own Stripe client from the settings.
+        provider = None if settings.stripe_secret_key else sandbox
+        runner = web.AppRunner(create_app(settings, payments=provider))
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
@@ -164,3 +167,16 @@ async def server_process(
     yield url
     process.terminate()
     await process.wait()
+
+
+@pytest.fixture
+async def fake_stripe() -> AsyncIterator[tuple[FakeStripe, str]]:
+    """The fake Stripe API and its base address."""
+    fake = FakeStripe()
+    runner = web.AppRunner(fake.app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    yield fake, f"http://{host}:{port}"
+    await runner.cleanup()

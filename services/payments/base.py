@@ -37,6 +37,7 @@ class WebhookEvent:
     payment_id: str | None
     state: PaymentState | None
     amount: Money | None
+    message: str = ""
 
 
 class PaymentClient(Protocol):
@@ -54,4 +55,8 @@ class PaymentClient(Protocol):
 
     def parse_webhook(self, payload: bytes, signature: str | None) -> WebhookEvent:
         """Verifies the signature over the raw body; InvalidInput when it does not hold."""
+        ...
+
+    async def close(self) -> None:
+        """Releases the client's connections."""
         ...

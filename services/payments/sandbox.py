@@ -63,6 +63,9 @@ class SandboxPaymentClient:
         self._payments[payment.id] = updated
         return updated
 
+    async def close(self) -> None:
+        """Nothing to release: sandbox payments live in memory."""
+
     def sign(self, payload: bytes) -> str:
         return hmac.new(self._webhook_secret, payload, hashlib.sha256).hexdigest()
 

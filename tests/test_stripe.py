@@ -1,0 +1,302 @@
+"""Stripe payments end to end: the real `stripe` SDK against a fake Stripe server, webhooks
+signed with Stripe's real scheme delivered over HTTP to the real app."""
+
+import asyncio
+import time
+from typing import Any
+
+import aiohttp
+import pytest
+from pymongo import AsyncMongoClient
+
+from models import LedgerEntry, Order, ProcessedEvent
+from services import build_services
+from services.access import Role
+from services.expiry import expire_due
+from services.payments.stripe import StripePaymentClient
+from tests.api import Api, token
+from tests.conftest import StartServer
+from tests.fake_stripe import SECRET_KEY, WEBHOOK_SECRET, FakeStripe, event, sign
+from tests.support import FakeClock, assert_invariant, make_offer
+
+ADMIN = token("admin-1", Role.ADMIN)
+ALICE = token("alice")
+
+BUY = """mutation Buy($input: CreateOrderInput!) { createOrder(input: $input) {
+  paymentClientSecret order { id status total { amount currency minorUnits } } } }"""
+ORDER = "query O($id: ID!) { order(id: $id) { status history { status message } } }"
+WALLET = 'query { wallet { balance(offerGroup: "pro") { tokens } } }'
+
+
+class Shop:
+    """The app on Stripe, its fake Stripe, and helpers to buy and deliver webhooks."""
+
+    def __init__(self, api: Api, http: aiohttp.ClientSession, base: str, fake: FakeStripe):
+        self.api, self.http, self.base, self.fake = api, http, base, fake
+
+    async def offer(self, **prices: str) -> str:
+        money = [{"amount": a, "currency": c} for c, a in (prices or {"USD": "9.99"}).items()]
+        data = await self.api.data(
+            """mutation U($input: OfferInput!) { upsertOffer(input: $input) { id } }""",
+            {
+                "input": {
+                    "name": "Pro",
+                    "kind": "TOKENS",
+                    "offerGroup": "pro",
+                    "tokenCount": 100,
+                    "prices": money,
+                    "cycle": "MONTHLY",
+                }
+            },
+            as_=ADMIN,
+        )
+        offer_id: str = data["upsertOffer"]["id"]
+        return offer_id
+
+    async def buy(self, offer_id: str, **extra: Any) -> dict[str, Any]:
+        data = await self.api.data(BUY, {"input": {"offerId": offer_id, **extra}}, as_=ALICE)
+        created: dict[str, Any] = data["createOrder"]
+        return created
+
+    async def deliver(self, body: bytes, signature: str | None = None) -> tuple[int, Any]:
+        headers = {
+            "Stripe-Signature": signature if signature is not None else sign(body),
+            "Content-Type": "application/json",
+        }
+        async with self.http.post(
+            f"{self.base}/webhooks/stripe", data=body, headers=headers
+        ) as response:
+            return response.status, await response.json()
+
+    async def status(self, order_id: str) -> str:
+        status: str = (await self.api.data(ORDER, {"id": order_id}, as_=ALICE))["order"]["status"]
+        return status
+
+    async def tokens(self) -> int | None:
+        balance = (await self.api.data(WALLET, as_=ALICE))["wallet"]["balance"]
+        return None if balance is None else int(balance["tokens"])
+
+
+@pytest.fixture
+async def shop(
+    http: aiohttp.ClientSession,
+    start_server: StartServer,
+    fake_stripe: tuple[FakeStripe, str],
+) -> Shop:
+    fake, api_base = fake_stripe
+    base = await start_server(
+        stripe_secret_key=SECRET_KEY, stripe_webhook_secret=WEBHOOK_SECRET, stripe_api_base=api_base
+    )
+    return Shop(Api(http, f"{base}/graphql"), http, base, fake)
+
+
+async def test_create_order_makes_a_payment_intent(shop: Shop) -> None:
+    offer = await shop.offer()
+    created = await shop.buy(offer, quantity=2, idempotencyKey="cart")
+    order = created["order"]
+    intent = shop.fake.intent_for(order["id"])
+    assert created["paymentClientSecret"] == intent["client_secret"]
+    request = shop.fake.create_requests[-1]
+    assert request["amount"] == "1998" and request["currency"] == "usd"
+    assert request["metadata[order_id]"] == order["id"]
+    assert request["metadata[user_id]"] == "alice"
+    stored = await Order.get(order["id"])
+    assert stored is not None and stored.payment_intent_id == intent["id"]
+    # The sandbox-only mutation does not exist with Stripe.
+    body = await shop.api.call(
+        'mutation { completeSandboxPayment(orderId: "x") { id } }', as_=ALICE
+    )
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    again = await shop.buy(offer, quantity=2, idempotencyKey="cart")
+    assert again["order"]["id"] == order["id"] and len(shop.fake.intents) == 1
+
+
+async def test_success_credits_tokens_once_also_for_duplicates(shop: Shop) -> None:
+    order = (await shop.buy(await shop.offer()))["order"]
+    intent = shop.fake.intent_for(order["id"])
+    shop.fake.succeed(intent)
+    body = event("payment_intent.succeeded", intent)
+    assert await shop.deliver(body) == (200, {"received": True, "outcome": "paid"})
+    assert await shop.deliver(body) == (200, {"received": True, "outcome": "duplicate"})
+    twin = event("payment_intent.succeeded", intent)  # another delivery id, same news
+    results = await asyncio.gather(*(shop.deliver(twin) for _ in range(5)))
+    assert all(status == 200 for status, _ in results)
+    assert await shop.status(order["id"]) == "PAID"
+    assert await shop.tokens() == 100
+    assert await LedgerEntry.find({"reason": "purchase"}).count() == 1
+
+
+@pytest.mark.parametrize(("received", "currency"), [(500, "usd"), (999, "eur")])
+async def test_wrong_amount_or_currency_is_inconsistent(
+    shop: Shop, received: int, currency: str
+) -> None:
+    order = (await shop.buy(await shop.offer()))["order"]
+    intent = shop.fake.intent_for(order["id"])
+    shop.fake.succeed(intent, amount_received=received)
+    status, _ = await shop.deliver(
+        event("payment_intent.succeeded", {**intent, "currency": currency})
+    )
+    assert status == 200
+    assert await shop.status(order["id"]) == "INCONSISTENT"
+    assert await shop.tokens() is None
+    history = (await shop.api.data(ORDER, {"id": order["id"]}, as_=ALICE))["order"]["history"]
+    assert "expected 9.99 USD" in history[-1]["message"]
+
+
+async def test_bad_deliveries_get_400_and_change_nothing(shop: Shop) -> None:
+    order = (await shop.buy(await shop.offer()))["order"]
+    intent = shop.fake.intent_for(order["id"])
+    shop.fake.succeed(intent)
+    body = event("payment_intent.succeeded", intent)
+    stale = int(time.time()) - 3600
+    cases = [
+        sign(body)[:-2] + "00",  # a forged digest
+        sign(body, timestamp=stale),  # replayed after the tolerance
+        sign(body, secret="whsec_someone_else"),
+        "",
+    ]
+    for signature in cases:
+        status, answer = await shop.deliver(body, signature)
+        assert status == 400, answer
+    status, _ = await shop.deliver(b"{not json", sign(b"{not json"))
+    assert status == 400
+    assert await shop.status(order["id"]) == "PENDING"
+    assert await ProcessedEvent.count() == 0 and await LedgerEntry.count() == 0
+
+
+async def test_events_out_of_order(shop: Shop) -> None:
+    offer = await shop.offer()
+    first = (await shop.buy(offer))["order"]
+    intent = shop.fake.intent_for(first["id"])
+    shop.fake.succeed(intent)
+    await shop.deliver(event("payment_intent.succeeded", intent))
+    declined = {
+        **intent,
+        "status": "requires_payment_method",
+        "last_payment_error": {"message": "Your card was declined."},
+    }
+    await shop.deliver(event("payment_intent.payment_failed", declined))
+    await shop.deliver(event("payment_intent.canceled", {**intent, "status": "canceled"}))
+    assert await shop.status(first["id"]) == "PAID"
+
+    second = (await shop.buy(offer))["order"]
+    retry = shop.fake.intent_for(second["id"])
+    shop.fake.decline(retry)
+    await shop.deliver(event("payment_intent.payment_failed", retry))
+    assert await shop.status(second["id"]) == "REFUSED"
+    shop.fake.succeed(retry)
+    await shop.deliver(event("payment_intent.succeeded", retry))
+    assert await shop.status(second["id"]) == "PAID"
+    assert await shop.tokens() == 200
+
+
+async def test_refund_takes_back_unused_tokens(shop: Shop) -> None:
+    order = (await shop.buy(await shop.offer()))["order"]
+    intent = shop.fake.intent_for(order["id"])
+    shop.fake.succeed(intent)
+    await shop.deliver(event("payment_intent.succeeded", intent))
+    await shop.api.data(
+        """mutation { consumeTokens(input: {offerGroup: "pro", tokens: 30,
+           idempotencyKey: "used"}) { id } }""",
+        as_=ALICE,
+    )
+    refund = event("charge.refunded", FakeStripe.refund_charge(intent))
+    assert (await shop.deliver(refund))[1]["outcome"] == "refunded"
+    assert (await shop.deliver(refund))[1]["outcome"] == "duplicate"
+    assert await shop.status(order["id"]) == "REFUNDED"
+    assert await shop.tokens() == 0
+    entry = await LedgerEntry.find_one({"reason": "refund"})
+    assert entry is not None and (entry.tokens, entry.balance_after) == (-70, 0)
+    assert entry.note is not None and "30 already spent could not be recovered" in entry.note
+
+
+async def test_unknown_payments_and_other_events_are_acknowledged(shop: Shop) -> None:
+    stranger = event(
+        "payment_intent.succeeded",
+        {
+            "id": "pi_unknown",
+            "amount": 100,
+            "amount_received": 100,
+            "currency": "usd",
+            "status": "succeeded",
+        },
+    )
+    assert (await shop.deliver(stranger))[1]["outcome"] == "unknown payment"
+    other = event("customer.created", {"id": "cus_1", "object": "customer"})
+    assert (await shop.deliver(other))[1]["outcome"] == "ignored"
+
+
+async def test_jpy_and_kwd_amounts(shop: Shop) -> None:
+    offer = await shop.offer(JPY="1500", KWD="1.230", USD="9.99")
+    jpy = (await shop.buy(offer, currency="JPY", quantity=2))["order"]
+    assert shop.fake.create_requests[-1]["amount"] == "3000"
+    assert shop.fake.create_requests[-1]["currency"] == "jpy"
+    kwd = (await shop.buy(offer, currency="KWD"))["order"]
+    assert shop.fake.create_requests[-1]["amount"] == "1230"
+    assert kwd["total"] == {"amount": "1.230", "currency": "KWD", "minorUnits": 1230}
+    for order in (jpy, kwd):
+        intent = shop.fake.intent_for(order["id"])
+        shop.fake.succeed(intent)
+        await shop.deliver(event("payment_intent.succeeded", intent))
+        assert await shop.status(order["id"]) == "PAID"
+
+    odd = await shop.offer(KWD="1.234")
+    requests = len(shop.fake.create_requests)
+    code = await shop.api.error_code(BUY, {"input": {"offerId": odd, "currency": "KWD"}}, as_=ALICE)
+    assert code == "PAYMENT_FAILED"
+    assert len(shop.fake.create_requests) == requests  # refused before anything was sent
+    assert await Order.find({"currency": "KWD"}).count() == 1
+
+
+async def test_missed_webhook_refresh_and_failures(shop: Shop) -> None:
+    offer = await shop.offer()
+    order = (await shop.buy(offer))["order"]
+    refresh = f'mutation {{ refreshOrder(id: "{order["id"]}") {{ status }} }}'
+    shop.fake.down = True
+    assert await shop.api.error_code(refresh, as_=ALICE) == "PAYMENT_FAILED"
+    assert await shop.status(order["id"]) == "PENDING"
+    shop.fake.down = False
+    assert (await shop.api.data(refresh, as_=ALICE))["refreshOrder"]["status"] == "PENDING"
+    shop.fake.succeed(shop.fake.intent_for(order["id"]))
+    assert (await shop.api.data(refresh, as_=ALICE))["refreshOrder"]["status"] == "PAID"
+    assert await shop.tokens() == 100
+
+    shop.fake.decline_next_create = True
+    before = await Order.count()
+    assert (
+        await shop.api.error_code(BUY, {"input": {"offerId": offer}}, as_=ALICE) == "PAYMENT_FAILED"
+    )
+    assert await Order.count() == before
+
+
+async def test_cancel_order_cancels_the_intent(shop: Shop) -> None:
+    order = (await shop.buy(await shop.offer()))["order"]
+    canceled = await shop.api.data(
+        f'mutation {{ cancelOrder(id: "{order["id"]}") {{ status }} }}', as_=ALICE
+    )
+    assert canceled["cancelOrder"]["status"] == "CANCELED"
+    assert shop.fake.intent_for(order["id"])["status"] == "canceled"
+
+
+async def test_the_sweep_reconciles_old_pending_orders(
+    mongo: AsyncMongoClient[Any], fake_stripe: tuple[FakeStripe, str], clock: FakeClock
+) -> None:
+    fake, api_base = fake_stripe
+    stripe_client = StripePaymentClient(
+        secret_key=SECRET_KEY, webhook_secret=WEBHOOK_SECRET, api_base=api_base
+    )
+    services = build_services(
+        client=mongo, payments=stripe_client, clock=clock, default_currency="USD"
+    )
+    offer = await make_offer(services)
+    order = (await services.orders.create_order(user_id="u1", offer_id=str(offer.id))).order
+    fake.succeed(fake.intent_for(str(order.id)))  # and its webhook is lost
+
+    young = await expire_due(wallets=services.wallets, orders=services.orders, now=clock.now())
+    assert young.orders_reconciled == 0
+    clock.advance(minutes=20)
+    swept = await expire_due(wallets=services.wallets, orders=services.orders, now=clock.now())
+    assert swept.orders_reconciled == 1
+    assert (await services.orders.get_order(order_id=str(order.id))).status.value == "paid"
+    assert (await assert_invariant("u1", "pro")).tokens == 100
+    await stripe_client.close()
