@@ -29,6 +29,8 @@ class CombinedItem(BaseModel):
 
 
 class Offer(Document):
+    key: str | None = None
+    """A stable name chosen by the operator, by which catalogue files upsert the offer."""
     name: str
     kind: OfferKind
     offer_group: str
@@ -55,6 +57,12 @@ class Offer(Document):
                 name="archived_group",
             ),
             IndexModel([("tags", pymongo.ASCENDING)], name="tags"),
+            IndexModel(
+                [("key", pymongo.ASCENDING)],
+                name="key_unique",
+                unique=True,
+                partialFilterExpression={"key": {"$type": "string"}},
+            ),
         ]
 
     def price_in(self, currency: str) -> Price | None:

@@ -1,7 +1,7 @@
 """The assembled GraphQL schema of the contract (../shared/contract.graphql and the
 exported schema.graphql), with its query limits and caches."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -109,9 +109,16 @@ class Limits:
     max_aliases: int = 15
 
 
-def build_schema(*, limits: Limits = Limits(), sandbox: bool = False) -> strawberry.Schema:
-    """The contract's schema; with `sandbox`, also the sandbox-only payment mutation."""
-    extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
+Extension = type[SchemaExtension] | Callable[[], SchemaExtension]
+
+
+def build_schema(
+    *, limits: Limits = Limits(), sandbox: bool = False, extensions: Sequence[Extension] = ()
+) -> strawberry.Schema:
+    """The contract's schema; with `sandbox`, also the sandbox-only payment mutation.
+    `extensions` (classes or factories) are added to the query limits and caches."""
+    everything: list[Extension] = [
+        *extensions,
         partial(QueryDepthLimiter, max_depth=limits.max_depth),
         partial(MaxTokensLimiter, max_token_count=limits.max_tokens),
         partial(MaxAliasesLimiter, max_alias_count=limits.max_aliases),
@@ -122,6 +129,6 @@ def build_schema(*, limits: Limits = Limits(), sandbox: bool = False) -> strawbe
         query=Query,
         mutation=SandboxMutation if sandbox else Mutation,
         subscription=Subscription,
-        extensions=extensions,
+        extensions=everything,
         config=StrawberryConfig(auto_camel_case=True),
     )

@@ -16,6 +16,18 @@ from services.errors import DomainError
 log = logging.getLogger(__name__)
 
 
+def error_code(error: GraphQLError) -> str:
+    """The contract code an error carries, or will carry once `apply_contract` has run."""
+    if error.extensions and "code" in error.extensions:
+        return str(error.extensions["code"])
+    original = error.original_error
+    if isinstance(original, DomainError):
+        return original.code
+    if original is None or isinstance(original, GraphQLError):
+        return "BAD_USER_INPUT"
+    return "INTERNAL"
+
+
 def apply_contract(error: GraphQLError, request_id: str) -> None:
     """Gives `error` its contract code and message, in place (pre-execution errors reach
     the response through more than one list, so the error objects themselves are changed).
@@ -23,18 +35,16 @@ def apply_contract(error: GraphQLError, request_id: str) -> None:
     if error.extensions and "code" in error.extensions:
         return
     original = error.original_error
-    if isinstance(original, DomainError):
-        code, message = original.code, original.message
-    elif original is None or isinstance(original, GraphQLError):
-        code, message = "BAD_USER_INPUT", error.message
-    else:
+    code = error_code(error)
+    message = original.message if isinstance(original, DomainError) else error.message
+    if code == "INTERNAL":
         log.error(
             "unexpected error in %s",
             ".".join(str(p) for p in error.path or ()),
             exc_info=original,
             extra={"request_id": request_id},
         )
-        code, message = "INTERNAL", f"internal error (request {request_id})"
+        message = f"internal error (request {request_id})"
         error.original_error = None
     error.message = message
     error.extensions = {**(error.extensions or {}), "code": code, "requestId": request_id}

@@ -1,32 +1,45 @@
-"""The aiohttp application: /graphql (HTTP and graphql-transport-ws), /healthz, /readyz.
+"""The aiohttp application: /graphql (HTTP and graphql-transport-ws), /webhooks/stripe,
+/healthz, /readyz and /metrics.
 
-The factory only wires: each resource (database, services, change feed) has one cleanup
-context that opens it before `yield` and closes it after, in reverse order, and lives under
-a typed AppKey.
+The factory only wires: each resource (database, services, change feed, sweeper) has one
+cleanup context that opens it before `yield` and closes it after, in reverse order, and
+lives under a typed AppKey. On shutdown (SIGTERM) the server stops accepting, closes open
+websockets with the going-away code, finishes in-flight requests, then closes the
+resources, the embedded database last.
 """
 
+import asyncio
 import logging
+import os
+import socket
 import uuid
+import weakref
 from collections.abc import AsyncIterator
+from contextlib import suppress
 from datetime import timedelta
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 from strawberry.aiohttp.views import GraphQLView
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
+from models import Offer
 from schema import Limits, build_schema
 from schema.context import Context
 from server.auth import principal_from_header
 from server.changes import ChangeFeed, running_feed
-from server.database import connect, init_models
-from server.embedded import EmbeddedDatabase
+from server.database import open_database
+from server.logs import request_id as current_request_id
+from server.logs import request_ids
+from server.metrics import CONTENT_TYPE, Metrics
 from server.settings import Settings
+from server.sweeper import Lease, Sweeper
 from services import Services, build_services
 from services.access import refused
+from services.catalogue import import_catalogue
 from services.clock import Clock, SystemClock
 from services.errors import InvalidInput, Unauthenticated
 from services.payments import PaymentClient, SandboxPaymentClient
@@ -38,6 +51,8 @@ log = logging.getLogger(__name__)
 SETTINGS = web.AppKey("settings", Settings)
 CLIENT = web.AppKey("client", AsyncMongoClient[Any])
 SERVICES = web.AppKey("services", Services)
+METRICS = web.AppKey("metrics", Metrics)
+SOCKETS = web.AppKey("sockets", weakref.WeakSet[web.WebSocketResponse])
 
 
 class CreditsGraphQLView(GraphQLView[Context, None]):
@@ -52,6 +67,7 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
                     max_aliases=settings.max_query_aliases,
                 ),
                 sandbox=sandbox,
+                extensions=[app[METRICS].extension()],
             ),
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             connection_init_wait_timeout=timedelta(seconds=10),
@@ -65,10 +81,7 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
     async def get_context(
         self, request: web.Request, response: web.Response | web.WebSocketResponse
     ) -> Context:
-        request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
-        if isinstance(response, web.Response):
-            response.headers["X-Request-ID"] = request_id
-        context = Context(services=self._app[SERVICES], request_id=request_id)
+        context = Context(services=self._app[SERVICES], request_id=current_request_id.get())
         try:
             principal = principal_from_header(request.headers.get("Authorization"), self._secret)
         except Unauthenticated as exc:
@@ -97,7 +110,15 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
             protocols=[subprotocol] if subprotocol else [], heartbeat=self._heartbeat
         )
         await ws.prepare(request)
+        self._app[SOCKETS].add(ws)
         return ws
+
+
+async def seed_catalogue(services: Services, text: str) -> None:
+    """Loads a catalogue into an empty catalogue, so that a first start shows offers."""
+    if await Offer.count() == 0:
+        changes = await import_catalogue(offers=services.offers, text=text)
+        log.info("catalogue seeded", extra={"offers": len(changes)})
 
 
 def payment_client(settings: Settings) -> PaymentClient:
@@ -125,6 +146,19 @@ async def payment_webhook(request: web.Request) -> web.Response:
     return web.json_response({"received": True, "outcome": outcome})
 
 
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus exposition of this process's metrics."""
+    body = request.app[METRICS].exposition()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+async def close_websockets(app: web.Application) -> None:
+    """On shutdown: tells every websocket client the server is going away (1001)."""
+    sockets: weakref.WeakSet[web.WebSocketResponse] = app[SOCKETS]
+    for ws in list(sockets):
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+
+
 async def healthz(request: web.Request) -> web.Response:
     """The process is up."""
     return web.json_response({"status": "ok"})
@@ -143,39 +177,63 @@ def create_app(
     settings: Settings, *, payments: PaymentClient | None = None, clock: Clock | None = None
 ) -> web.Application:
     """The service on `settings`; tests may pass their own payment client and clock."""
-    app = web.Application(client_max_size=256 * 1024)
+    app = web.Application(client_max_size=256 * 1024, middlewares=[request_ids])
     app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app[SOCKETS] = weakref.WeakSet()
     provider = payments or payment_client(settings)
+    seed = settings.seed_catalogue.read_text() if settings.seed_catalogue else None
 
     async def database(app: web.Application) -> AsyncIterator[None]:
-        if settings.mongodb_uri is None:
-            async with EmbeddedDatabase(settings.data_dir.resolve() / "db") as uri:
-                async for _ in _connected(app, uri):
-                    yield
-        else:
-            async for _ in _connected(app, settings.mongodb_uri):
-                yield
-
-    async def _connected(app: web.Application, uri: str) -> AsyncIterator[None]:
-        client = connect(uri)
-        await init_models(client, settings.database)
-        app[CLIENT] = client
-        app[SERVICES] = build_services(
-            client=client,
-            payments=provider,
-            clock=clock or SystemClock(),
-            default_currency=settings.default_currency,
-        )
-        yield
-        await provider.close()
-        await client.close()
+        async with open_database(settings) as client:
+            app[CLIENT] = client
+            app[SERVICES] = build_services(
+                client=client,
+                payments=provider,
+                clock=clock or SystemClock(),
+                default_currency=settings.default_currency,
+            )
+            if seed is not None:
+                await seed_catalogue(app[SERVICES], seed)
+            yield
+            await provider.close()
 
     async def change_feed(app: web.Application) -> AsyncIterator[None]:
-        feed = ChangeFeed(database=app[CLIENT][settings.database], events=app[SERVICES].events)
+        events = app[SERVICES].events
+        app[METRICS].count_subscriptions(lambda: events.subscriber_count)
+        feed = ChangeFeed(
+            database=app[CLIENT][settings.database], events=events, metrics=app[METRICS]
+        )
         async with running_feed(feed):
             yield
 
-    app.cleanup_ctx.extend([database, change_feed])
+    async def sweeper(app: web.Application) -> AsyncIterator[None]:
+        if not settings.sweep_interval_seconds:
+            yield
+            return
+        interval = timedelta(seconds=settings.sweep_interval_seconds)
+        services = app[SERVICES]
+        lease = Lease(
+            collection=app[CLIENT][settings.database]["leases"],
+            name="expiry-sweep",
+            holder=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}",
+            ttl=interval * 3 + timedelta(seconds=30),
+            clock=services.clock,
+        )
+        runner = Sweeper(
+            services=services,
+            lease=lease,
+            reconcile_after=timedelta(seconds=settings.pending_reconcile_seconds),
+            metrics=app[METRICS],
+        )
+        task = asyncio.create_task(runner.run(interval), name="sweeper")
+        yield
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+
+    app.cleanup_ctx.extend([database, change_feed, sweeper])
+    app.on_shutdown.append(close_websockets)
     view = CreditsGraphQLView(
         app=app, settings=settings, sandbox=isinstance(provider, SandboxPaymentClient)
     )
@@ -184,4 +242,5 @@ def create_app(
         app.router.add_post("/webhooks/stripe", payment_webhook)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
     return app

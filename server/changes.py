@@ -17,6 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from models import LedgerEntry, Order
+from server.metrics import Metrics
 from services.events import EventHub
 
 log = logging.getLogger(__name__)
@@ -25,9 +26,12 @@ RETRY_SECONDS = 0.5
 
 
 class ChangeFeed:
-    def __init__(self, *, database: AsyncDatabase[Any], events: EventHub) -> None:
+    def __init__(
+        self, *, database: AsyncDatabase[Any], events: EventHub, metrics: Metrics | None = None
+    ) -> None:
         self._database = database
         self._events = events
+        self._metrics = metrics
         self._ledger = LedgerEntry.get_collection_name()
         self._orders = Order.get_collection_name()
         self._resume_token: Any = None
@@ -71,7 +75,10 @@ class ChangeFeed:
         if document is None:
             return
         if change["ns"]["coll"] == self._ledger:
-            self._events.publish_entry(LedgerEntry.model_validate(document))
+            entry = LedgerEntry.model_validate(document)
+            if self._metrics is not None:
+                self._metrics.ledger_entries.labels(entry.reason.value).inc()
+            self._events.publish_entry(entry)
         else:
             self._events.publish_order(Order.model_validate(document))
 

@@ -1,28 +1,30 @@
 """The `usercredits` command: serve the API, issue a local token, run the expiry sweep once,
-export the schema."""
+import and export the offer catalogue, export the schema."""
 
 import argparse
 import asyncio
-import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from aiohttp import web
 
+from models import Offer
 from schema import build_schema
 from server.app import create_app, payment_client
 from server.auth import issue_token
-from server.database import connect, init_models
-from server.embedded import EmbeddedDatabase
+from server.database import open_database
+from server.logs import JsonAccessLogger, configure_logging
 from server.settings import Settings
-from services import build_services
+from services import Services, build_services
 from services.access import Role
+from services.catalogue import CatalogueErrors, export_catalogue, import_catalogue
 from services.clock import SystemClock
 from services.expiry import expire_due
 
-log = logging.getLogger("usercredits")
+T = TypeVar("T")
 
 
 def _serve(settings: Settings, host: str, port: int) -> None:
@@ -37,35 +39,77 @@ def _serve(settings: Settings, host: str, port: int) -> None:
         f"{'Stripe' if settings.stripe_secret_key else 'SANDBOX (no money moves)'}",
         flush=True,
     )
-    web.run_app(create_app(settings), host=host, port=port, print=None)
+    web.run_app(
+        create_app(settings),
+        host=host,
+        port=port,
+        print=None,
+        access_log_class=JsonAccessLogger,
+    )
 
 
-async def _expire(settings: Settings) -> None:
-    async def sweep(uri: str) -> None:
-        client = connect(uri)
-        await init_models(client, settings.database)
+async def _with_services(settings: Settings, work: Callable[[Services], Awaitable[T]]) -> T:
+    """Runs `work` on the services over the configured (or embedded) database."""
+    async with open_database(settings) as client:
         payments = payment_client(settings)
-        services = build_services(
-            client=client,
-            payments=payments,
-            clock=SystemClock(),
-            default_currency=settings.default_currency,
-        )
-        result = await expire_due(
-            wallets=services.wallets,
-            orders=services.orders,
-            now=services.clock.now(),
-            reconcile_after=timedelta(seconds=settings.pending_reconcile_seconds),
-        )
-        print(result)
-        await payments.close()
-        await client.close()
+        try:
+            return await work(
+                build_services(
+                    client=client,
+                    payments=payments,
+                    clock=SystemClock(),
+                    default_currency=settings.default_currency,
+                )
+            )
+        finally:
+            await payments.close()
 
-    if settings.mongodb_uri:
-        await sweep(settings.mongodb_uri)
+
+def _expire(settings: Settings) -> None:
+    async def sweep(services: Services) -> None:
+        print(
+            await expire_due(
+                wallets=services.wallets,
+                orders=services.orders,
+                now=services.clock.now(),
+                reconcile_after=timedelta(seconds=settings.pending_reconcile_seconds),
+            )
+        )
+
+    asyncio.run(_with_services(settings, sweep))
+
+
+def _import(settings: Settings, path: Path, dry_run: bool) -> int:
+    text = path.read_text()
+
+    async def load(services: Services) -> int:
+        try:
+            changes = await import_catalogue(offers=services.offers, text=text, dry_run=dry_run)
+        except CatalogueErrors as exc:
+            for problem in exc.problems:
+                print(f"{path}: {problem}", file=sys.stderr)
+            return 1
+        verb = "would be" if dry_run else "was"
+        for change in changes:
+            print(
+                f"{path}:{change.line}: {change.key} {verb} {change.action}d"
+                if change.action != "unchanged"
+                else f"{path}:{change.line}: {change.key} unchanged"
+            )
+        return 0
+
+    return asyncio.run(_with_services(settings, load))
+
+
+def _export(settings: Settings, output: Path | None) -> None:
+    async def dump(services: Services) -> str:
+        return export_catalogue(await Offer.find({"archived": False}).sort("_id").to_list())
+
+    text = asyncio.run(_with_services(settings, dump))
+    if output is None:
+        print(text, end="")
     else:
-        async with EmbeddedDatabase(settings.data_dir.resolve() / "db") as uri:
-            await sweep(uri)
+        output.write_text(text)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -77,17 +121,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     token = commands.add_parser("token", help="print a signed JWT for local use")
     token.add_argument("--user", required=True)
     token.add_argument("--role", action="append", choices=[r.value for r in Role])
-    commands.add_parser("expire", help="run the expiry sweep once")
+    commands.add_parser("expire", help="run the expiry sweep (and reconciliation) once")
+    offers = commands.add_parser("offers", help="the catalogue as a YAML or JSON file")
+    offer_commands = offers.add_subparsers(dest="offers_command", required=True)
+    load = offer_commands.add_parser("import", help="upsert the file's offers by key")
+    load.add_argument("file", type=Path)
+    load.add_argument("--dry-run", action="store_true", help="show changes, write nothing")
+    dump = offer_commands.add_parser("export", help="write the live offers as a catalogue")
+    dump.add_argument("--output", type=Path)
     export = commands.add_parser("export-schema", help="write the GraphQL schema (SDL)")
     export.add_argument("--output", type=Path, default=Path("schema.graphql"))
     args = parser.parse_args(argv)
 
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format='{"time": "%(asctime)s", "level": "%(levelname)s", "logger": "%(name)s", '
-        '"message": "%(message)s"}',
-    )
+    configure_logging()
     settings = Settings()
     if args.command == "serve":
         _serve(settings, args.host or settings.host, args.port or settings.port)
@@ -95,7 +141,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         roles = [Role(r) for r in args.role or [Role.USER.value]]
         print(issue_token(secret=settings.jwt_secret, user_id=args.user, roles=roles))
     elif args.command == "expire":
-        asyncio.run(_expire(settings))
+        _expire(settings)
+    elif args.command == "offers" and args.offers_command == "import":
+        sys.exit(_import(settings, args.file, args.dry_run))
+    elif args.command == "offers":
+        _export(settings, args.output)
     else:
         args.output.write_text(build_schema().as_str() + "\n")
 

@@ -1,11 +1,15 @@
 """The MongoDB client and Beanie's document registry."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from beanie import init_beanie
 from pymongo import AsyncMongoClient
 
 from models import ALL_DOCUMENTS
+from server.embedded import EmbeddedDatabase
+from server.settings import Settings
 
 
 def connect(uri: str) -> AsyncMongoClient[Any]:
@@ -16,3 +20,22 @@ def connect(uri: str) -> AsyncMongoClient[Any]:
 async def init_models(client: AsyncMongoClient[Any], database: str) -> None:
     """Binds the documents to `database` and creates their indexes (idempotent)."""
     await init_beanie(database=client[database], document_models=ALL_DOCUMENTS)
+
+
+@asynccontextmanager
+async def open_database(settings: Settings) -> AsyncIterator[AsyncMongoClient[Any]]:
+    """A client of the configured MongoDB, or of an embedded SecantusDB started for the
+    block (and stopped after it, last)."""
+    embedded = None
+    uri = settings.mongodb_uri
+    if uri is None:
+        embedded = EmbeddedDatabase(settings.data_dir.resolve() / "db")
+        uri = await embedded.start()
+    client = connect(uri)
+    try:
+        await init_models(client, settings.database)
+        yield client
+    finally:
+        await client.close()
+        if embedded is not None:
+            await embedded.stop()

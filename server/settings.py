@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     stripe_webhook_secret: str | None = None
     stripe_api_base: str | None = None
     """Stripe's API address; tests point it at their fake server."""
+    seed_catalogue: Path | None = None
+    """A catalogue file loaded at start when the catalogue is empty (`make run` sets it)."""
+    sweep_interval_seconds: int = Field(default=60, ge=0)
+    """How often the server runs the expiry sweep (one instance at a time); 0: never."""
     pending_reconcile_seconds: int = Field(default=900, ge=0)
     """The sweep refreshes pending orders older than this from the payment provider."""
 

@@ -13,8 +13,11 @@ Visibility (the original's rules, bugs fixed):
 An offer the caller cannot see cannot be bought (OfferNotAvailable).
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from bson import ObjectId
 
 from models import CombinedItem, Cycle, Offer, OfferKind, Order, OrderStatus, Price
 from services.clock import Clock
@@ -83,6 +86,41 @@ class Offers:
         await offer.set(fields)
         return offer
 
+    async def upsert_by_key(
+        self,
+        *,
+        key: str,
+        spec: OfferSpec,
+        dry_run: bool = False,
+        planned_groups: Mapping[str, str] | None = None,
+    ) -> tuple[str, Offer | None]:
+        """Creates or updates the offer that carries `key`; returns what was (or, with
+        `dry_run`, would be) done: create, update or unchanged, and the offer.
+
+        `planned_groups` maps stand-in ids of offers a dry run would create to their groups,
+        so bundles of those offers can be checked before they exist."""
+        existing = await Offer.find_one({"key": key})
+        if existing is None and ObjectId.is_valid(key):
+            # An exported offer that had no key was exported under its id: adopt it.
+            existing = await Offer.find_one({"_id": ObjectId(key), "key": None})
+        fields = await self._fields(
+            spec,
+            offer_id=None if existing is None else str(existing.id),
+            planned_groups=planned_groups or {},
+        )
+        fields["key"] = key
+        if existing is None:
+            if dry_run:
+                return "create", None
+            offer = Offer(**fields, created_at=self._clock.now())
+            await offer.insert()
+            return "create", offer
+        if all(getattr(existing, name) == value for name, value in fields.items()):
+            return "unchanged", existing
+        if not dry_run:
+            await existing.set(fields)
+        return "update", existing
+
     async def archive_offer(self, *, offer_id: str) -> Offer:
         """Stops selling an offer; its orders and the tokens they granted are untouched."""
         offer = await self.get_offer(offer_id=offer_id)
@@ -90,7 +128,13 @@ class Offers:
             await offer.set({Offer.archived: True})
         return offer
 
-    async def _fields(self, spec: OfferSpec, *, offer_id: str | None) -> dict[str, Any]:
+    async def _fields(
+        self,
+        spec: OfferSpec,
+        *,
+        offer_id: str | None,
+        planned_groups: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
         """Validates a spec into document fields; raises InvalidInput naming the broken rule."""
         if not spec.name.strip():
             raise InvalidInput("an offer needs a name")
@@ -110,7 +154,9 @@ class Offers:
             not _is_whole(spec.quantity_limit) or spec.quantity_limit < 1
         ):
             raise InvalidInput(f"quantityLimit must be >= 1, got {spec.quantity_limit}")
-        items = [await self._item(item, offer_id) for item in spec.combined_items]
+        items = [
+            await self._item(item, offer_id, planned_groups or {}) for item in spec.combined_items
+        ]
         return {
             "name": spec.name.strip(),
             "kind": spec.kind,
@@ -131,20 +177,26 @@ class Offers:
             "combined_items": items,
         }
 
-    async def _item(self, item: ItemSpec, bundle_id: str | None) -> CombinedItem:
+    async def _item(
+        self, item: ItemSpec, bundle_id: str | None, planned_groups: Mapping[str, str]
+    ) -> CombinedItem:
         if not _is_whole(item.quantity) or item.quantity < 1:
             raise InvalidInput(f"combined item {item.offer_id}: quantity must be >= 1")
         if item.offer_id == bundle_id:
             raise InvalidInput(f"offer {bundle_id} cannot bundle itself")
-        try:
-            target = await self.get_offer(offer_id=item.offer_id)
-        except NotFound:
-            raise InvalidInput(f"combined item points at unknown offer {item.offer_id}") from None
+        group = planned_groups.get(item.offer_id)
+        if group is None:
+            try:
+                group = (await self.get_offer(offer_id=item.offer_id)).offer_group
+            except NotFound:
+                raise InvalidInput(
+                    f"combined item points at unknown offer {item.offer_id}"
+                ) from None
         if item.cycle is not None:
             _check_cycle(item.cycle, item.custom_cycle_seconds, f"combined item {item.offer_id}")
         return CombinedItem(
             offer_id=item.offer_id,
-            offer_group=target.offer_group,
+            offer_group=group,
             quantity=item.quantity,
             cycle=item.cycle,
             custom_cycle_seconds=item.custom_cycle_seconds if item.cycle is Cycle.CUSTOM else None,

@@ -94,8 +94,12 @@ async def start_server(
     runners: list[web.AppRunner] = []
 
     async def start(**overrides: Any) -> str:
+        # No periodic sweep unless a test asks for one: it would race the test's own steps.
         settings = Settings(
-            mongodb_uri=database_uri, database=database_name, jwt_secret=SECRET, **overrides
+            mongodb_uri=database_uri,
+            database=database_name,
+            jwt_secret=SECRET,
+            **{"sweep_interval_seconds": 0, **overrides},
         )
         # With a Stripe key the app builds its own Stripe client from the settings.
         provider = None if settings.stripe_secret_key else sandbox

@@ -1,0 +1,75 @@
+"""Structured logs: one JSON object per line, carrying the request id of the request being
+served, so a response's X-Request-ID leads to its log lines."""
+
+import json
+import logging
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from datetime import UTC, datetime
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+request_id: ContextVar[str] = ContextVar("request_id", default="")
+
+# Attributes every LogRecord has; anything else was passed in `extra=` and is logged.
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if current := request_id.get():
+            entry["request_id"] = current
+        entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
+@web.middleware
+async def request_ids(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Takes the caller's X-Request-ID or makes one, for the logs and the response."""
+    current = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+    token = request_id.set(current)
+    try:
+        response = await handler(request)
+        if not response.prepared:
+            response.headers["X-Request-ID"] = current
+        return response
+    finally:
+        request_id.reset(token)
+
+
+class JsonAccessLogger(AbstractAccessLogger):
+    """One structured line per request, with the request id the response carries."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            "%s %s %s",
+            request.method,
+            request.path,
+            response.status,
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": response.status,
+                "duration_ms": round(time * 1000, 2),
+                "request_id": response.headers.get("X-Request-ID", ""),
+            },
+        )

@@ -1,0 +1,100 @@
+"""Prometheus metrics of one server process, served at /metrics.
+
+Each app has its own registry (no process-global state), so tests and several apps in one
+process do not share counters.
+"""
+
+import time
+from collections.abc import Callable, Iterator
+
+from graphql import OperationDefinitionNode
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from strawberry.extensions import SchemaExtension
+
+from schema.errors import error_code
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.operations = Counter(
+            "usercredits_graphql_operations",
+            "GraphQL operations by root field and outcome (ok, or the error code).",
+            ["operation", "outcome"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "usercredits_graphql_operation_seconds",
+            "Time to run a GraphQL query or mutation, by root field.",
+            ["operation"],
+            registry=self.registry,
+        )
+        self.subscriptions = Gauge(
+            "usercredits_open_subscriptions",
+            "Live subscriptions held by this process.",
+            registry=self.registry,
+        )
+        self.ledger_entries = Counter(
+            "usercredits_ledger_entries",
+            "Ledger entries committed (by any instance) as this process's change feed saw "
+            "them, by reason: consumption is a debit, purchase and grant are credits.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.webhook_events = Counter(
+            "usercredits_webhook_events",
+            "Payment provider events received, by type and result.",
+            ["type", "result"],
+            registry=self.registry,
+        )
+        self.sweeps = Counter(
+            "usercredits_sweep_runs",
+            "Expiry sweep runs of this process, by result (done, skipped: another instance "
+            "holds the lease, failed).",
+            ["result"],
+            registry=self.registry,
+        )
+
+    def count_subscriptions(self, count: Callable[[], int]) -> None:
+        self.subscriptions.set_function(count)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def extension(self) -> Callable[[], SchemaExtension]:
+        """A factory of the schema extension that counts and times operations."""
+        return lambda: OperationMetrics(self)
+
+
+class OperationMetrics(SchemaExtension):
+    def __init__(self, metrics: Metrics) -> None:
+        super().__init__()
+        self._metrics = metrics
+
+    def on_operation(self) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        context = self.execution_context
+        operation = _root_field(context.graphql_document)
+        result = context.result
+        errors = list(context.pre_execution_errors or []) or list(
+            (result.errors if result is not None else None) or []
+        )
+        outcome = error_code(errors[0]) if errors else "ok"
+        self._metrics.operations.labels(operation, outcome).inc()
+        self._metrics.latency.labels(operation).observe(time.perf_counter() - started)
+
+
+def _root_field(document: object) -> str:
+    """The first root field of the operation: a label bounded by the schema, unlike
+    client-chosen operation names."""
+    for definition in getattr(document, "definitions", ()):
+        if isinstance(definition, OperationDefinitionNode):
+            for selection in definition.selection_set.selections:
+                name = getattr(selection, "name", None)
+                if name is not None:
+                    return str(name.value)
+    return "unparsed"
