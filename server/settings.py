@@ -11,9 +11,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from services.errors import InvalidInput
 from services.money import normalize_currency
 
+LOCAL_JWT_SECRET = "insecure-local-secret-change-it-in-production"
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="USERCREDITS_", extra="ignore")
+    # An empty variable (as in a copied .env.example) means unset, not the empty string.
+    model_config = SettingsConfigDict(
+        env_prefix="USERCREDITS_", extra="ignore", env_ignore_empty=True
+    )
 
     mongodb_uri: str | None = None
     """A MongoDB replica set; unset: an embedded SecantusDB is started in `data_dir`."""
@@ -22,7 +27,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".usercredits-data")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
-    jwt_secret: str = Field(default="insecure-local-secret-change-it-in-production", min_length=32)
+    production: bool = False
+    """Refuse to start with settings only fit for a laptop (the default JWT secret)."""
+    jwt_secret: str = Field(default=LOCAL_JWT_SECRET, min_length=32)
     """HS256 secret of the JWTs; the default is for local runs only."""
     allowed_origins: list[str] = Field(default_factory=list)
     """Origins allowed to open websockets (empty: any; set it in production)."""
@@ -43,6 +50,15 @@ class Settings(BaseSettings):
     """How often the server runs the expiry sweep (one instance at a time); 0: never."""
     pending_reconcile_seconds: int = Field(default=900, ge=0)
     """The sweep refreshes pending orders older than this from the payment provider."""
+
+    @model_validator(mode="after")
+    def _production_needs_a_jwt_secret(self) -> "Settings":
+        if self.production and self.jwt_secret == LOCAL_JWT_SECRET:
+            raise ValueError(
+                "USERCREDITS_PRODUCTION is on but USERCREDITS_JWT_SECRET is not "
+                "set: set a random secret of at least 32 characters"
+            )
+        return self
 
     @model_validator(mode="after")
     def _stripe_needs_its_webhook_secret(self) -> "Settings":

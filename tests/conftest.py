@@ -9,6 +9,7 @@ import os
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,6 +22,7 @@ from models import ALL_DOCUMENTS
 from server.app import create_app
 from server.database import connect, init_models
 from server.embedded import EmbeddedDatabase, free_port
+from server.logs import JsonAccessLogger
 from server.settings import Settings
 from services import Services, build_services
 from services.payments import SandboxPaymentClient
@@ -103,7 +105,9 @@ async def start_server(
         )
         # With a Stripe key the app builds its own Stripe client from the settings.
         provider = None if settings.stripe_secret_key else sandbox
-        runner = web.AppRunner(create_app(settings, payments=provider))
+        runner = web.AppRunner(
+            create_app(settings, payments=provider), access_log_class=JsonAccessLogger
+        )
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
@@ -134,43 +138,67 @@ def api(http: aiohttp.ClientSession, server_url: str) -> Api:
     return Api(http, f"{server_url}/graphql")
 
 
+@dataclass
+class ServerProcess:
+    process: asyncio.subprocess.Process
+    url: str
+
+
+class SpawnServer(Protocol):
+    async def __call__(self, **env: str) -> ServerProcess:
+        """Starts `usercredits serve` in its own process on the test database (`env`
+        overrides its USERCREDITS_* variables) and waits until it is ready."""
+        ...
+
+
 @pytest.fixture
-async def server_process(
+async def spawn_server(
     database_uri: str, database_name: str, http: aiohttp.ClientSession
-) -> AsyncIterator[str]:
-    """A second API instance in its own process (`usercredits serve`) on the test database,
-    as a second instance behind a load balancer would run."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "USERCREDITS_MONGODB_URI": database_uri,
-        "USERCREDITS_DATABASE": database_name,
-        "USERCREDITS_JWT_SECRET": SECRET,
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "server.cli",
-        "serve",
-        "--port",
-        str(port),
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            async with http.get(f"{url}/readyz") as response:
-                if response.status == 200:
-                    break
-        except aiohttp.ClientError:
-            await asyncio.sleep(0.1)
-    else:
-        raise RuntimeError("the second API instance did not become ready")
-    yield url
-    process.terminate()
-    await process.wait()
+) -> AsyncIterator[SpawnServer]:
+    started: list[ServerProcess] = []
+
+    async def spawn(**overrides: str) -> ServerProcess:
+        port = free_port()
+        env = {
+            **os.environ,
+            "USERCREDITS_MONGODB_URI": database_uri,
+            "USERCREDITS_DATABASE": database_name,
+            "USERCREDITS_JWT_SECRET": SECRET,
+            **overrides,
+        }
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "server.cli",
+            "serve",
+            "--port",
+            str(port),
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        server = ServerProcess(process=process, url=f"http://127.0.0.1:{port}")
+        started.append(server)
+        for _ in range(300):
+            try:
+                async with http.get(f"{server.url}/readyz") as response:
+                    if response.status == 200:
+                        return server
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.1)
+        raise RuntimeError(f"usercredits serve on port {port} did not become ready")
+
+    yield spawn
+    for server in started:
+        if server.process.returncode is None:
+            server.process.terminate()
+            await server.process.wait()
+
+
+@pytest.fixture
+async def server_process(spawn_server: SpawnServer) -> str:
+    """A second API instance in its own process, as behind a load balancer."""
+    return (await spawn_server()).url
 
 
 @pytest.fixture

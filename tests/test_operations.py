@@ -1,0 +1,210 @@
+"""Operating the service: metrics that count real requests, request ids that lead from a
+response to its log line, a graceful SIGTERM, one sweeper at a time, and the catalogue."""
+
+import asyncio
+import logging
+import re
+import signal
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from pymongo import AsyncMongoClient
+
+from models import Offer
+from server.metrics import Metrics
+from server.sweeper import Lease, Sweeper
+from services import Services
+from services.access import Role
+from services.catalogue import CatalogueErrors, import_catalogue
+from tests.api import Api, TransportWsClient, token
+from tests.conftest import SpawnServer
+from tests.support import FakeClock, snapshot
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN = token("admin-1", Role.ADMIN)
+ALICE = token("alice")
+CONSUME = """mutation C($key: String!) { consumeTokens(input: {offerGroup: "pro", tokens: 1,
+  idempotencyKey: $key}) { id } }"""
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in a Prometheus exposition."""
+    wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    pattern = (
+        rf"^{re.escape(name)}{{{re.escape(wanted)}}} (\S+)$"
+        if labels
+        else (rf"^{re.escape(name)} (\S+)$")
+    )
+    match = re.search(pattern, text, re.MULTILINE)
+    assert match, f"{name}{{{wanted}}} not in metrics"
+    return float(match.group(1))
+
+
+async def test_metrics_count_real_requests(
+    api: Api, http: aiohttp.ClientSession, server_url: str
+) -> None:
+    await api.data(
+        """mutation { grantTokens(input: {userId: "alice", offerGroup: "pro",
+                      tokens: 2, idempotencyKey: "g"}) { id } }""",
+        as_=ADMIN,
+    )
+    client = await TransportWsClient.connect(
+        http, server_url.replace("http", "ws") + "/graphql", {"authorization": f"Bearer {ALICE}"}
+    )
+    await client.subscribe("1", "subscription { balanceChanged { tokens } }")
+    for key in ("a", "b"):
+        await api.data(CONSUME, {"key": key}, as_=ALICE)
+    assert await api.error_code(CONSUME, {"key": "c"}, as_=ALICE) == "INSUFFICIENT_TOKENS"
+    for _ in range(2):
+        await client.receive()  # both debits went through the change feed
+    async with http.get(f"{server_url}/metrics") as response:
+        assert response.status == 200
+        text = await response.text()
+    ops = "usercredits_graphql_operations_total"
+    assert sample(text, ops, operation="consumeTokens", outcome="ok") == 2
+    assert sample(text, ops, operation="consumeTokens", outcome="INSUFFICIENT_TOKENS") == 1
+    assert sample(text, ops, operation="grantTokens", outcome="ok") == 1
+    assert (
+        sample(text, "usercredits_graphql_operation_seconds_count", operation="consumeTokens") == 3
+    )
+    assert sample(text, "usercredits_open_subscriptions") == 1
+    assert sample(text, "usercredits_ledger_entries_total", reason="consumption") == 2
+    await client.close()
+
+
+async def test_the_request_id_links_a_response_to_its_log_line(
+    api: Api, http: aiohttp.ClientSession, server_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="aiohttp.access")
+    async with http.post(
+        f"{server_url}/graphql",
+        json={"query": "{ offers { id } }"},
+        headers={"X-Request-ID": "req-42"},
+    ) as response:
+        assert response.headers["X-Request-ID"] == "req-42"
+    async with http.get(f"{server_url}/healthz") as response:
+        generated = response.headers["X-Request-ID"]
+    await asyncio.sleep(0.1)
+    logged = {getattr(r, "request_id", None): r for r in caplog.records}
+    assert logged["req-42"].__dict__["path"] == "/graphql"
+    assert logged[generated].__dict__["status"] == 200
+
+
+async def test_sigterm_closes_subscriptions_and_exits_cleanly(
+    spawn_server: SpawnServer, http: aiohttp.ClientSession
+) -> None:
+    server = await spawn_server()
+    client = await TransportWsClient.connect(
+        http, server.url.replace("http", "ws") + "/graphql", {"authorization": f"Bearer {ALICE}"}
+    )
+    await client.subscribe("1", "subscription { balanceChanged { tokens } }")
+    server.process.send_signal(signal.SIGTERM)
+    closed = await client.ws.receive(timeout=20)
+    assert closed.type == aiohttp.WSMsgType.CLOSE
+    assert closed.data == aiohttp.WSCloseCode.GOING_AWAY
+    assert await asyncio.wait_for(server.process.wait(), 30) == 0
+
+
+async def test_only_one_instance_sweeps_at_a_time(
+    mongo: AsyncMongoClient[Any], database_name: str, services: Services, clock: FakeClock
+) -> None:
+    leases = mongo[database_name]["leases"]
+    await leases.delete_many({})
+    ttl = timedelta(seconds=60)
+    metrics = Metrics()
+    sweepers = [
+        Sweeper(
+            services=services,
+            lease=Lease(
+                collection=leases, name="sweep", holder=f"instance-{i}", ttl=ttl, clock=clock
+            ),
+            reconcile_after=timedelta(minutes=15),
+            metrics=metrics,
+        )
+        for i in range(2)
+    ]
+    for _ in range(3):
+        results = await asyncio.gather(*(s.run_once() for s in sweepers))
+        assert sum(r is not None for r in results) == 1
+    # The same instance keeps the lease while it renews it...
+    holder = (await leases.find_one({"_id": "sweep"}) or {})["holder"]
+    # ...and another takes over once it lapses.
+    clock.advance(seconds=61)
+    idle = sweepers[1] if holder == "instance-0" else sweepers[0]
+    assert await idle.run_once() is not None
+    assert (await leases.find_one({"_id": "sweep"}) or {})["holder"] != holder
+
+
+CATALOGUE = (ROOT / "catalogue" / "example.yaml").read_text()
+
+
+async def test_catalogue_import_is_idempotent_and_dry_run_changes_nothing(
+    services: Services,
+) -> None:
+    before = await snapshot()
+    planned = await import_catalogue(offers=services.offers, text=CATALOGUE, dry_run=True)
+    assert [c.action for c in planned] == ["create"] * 4
+    assert await snapshot() == before
+    created = await import_catalogue(offers=services.offers, text=CATALOGUE)
+    assert [(c.key, c.action) for c in created] == [
+        ("pro-monthly", "create"),
+        ("chat-pack", "create"),
+        ("chat-pack-early-bird", "create"),
+        ("starter-bundle", "create"),
+    ]
+    again = await import_catalogue(offers=services.offers, text=CATALOGUE)
+    assert {c.action for c in again} == {"unchanged"}
+    assert await Offer.count() == 4
+    bundle = await Offer.find_one({"key": "starter-bundle"})
+    pro = await Offer.find_one({"key": "pro-monthly"})
+    assert bundle is not None and pro is not None
+    assert bundle.combined_items[0].offer_id == str(pro.id)
+
+    changed = CATALOGUE.replace(
+        'prices: {USD: "4.99", EUR: "4.79"}', 'prices: {USD: "5.49", EUR: "4.79"}'
+    )
+    dry = await import_catalogue(offers=services.offers, text=changed, dry_run=True)
+    assert [c.key for c in dry if c.action == "update"] == ["chat-pack"]
+    pack = await Offer.find_one({"key": "chat-pack"})
+    assert pack is not None and pack.prices[0].minor_units == 499
+    await import_catalogue(offers=services.offers, text=changed)
+    pack = await Offer.find_one({"key": "chat-pack"})
+    assert pack is not None and pack.prices[0].minor_units == 549
+
+
+@pytest.mark.parametrize(
+    ("text", "problems"),
+    [
+        (
+            "offers:\n  - key: a\n    name: A\n",
+            ["line 2: missing kind, offerGroup, tokenCount, prices, cycle"],
+        ),
+        ("offers:\n  - key: a\n    name: [unclosed\n", ["line 4: "]),
+        ("offers: 3\n", ["line 1: `offers:` must be a list"]),
+        (
+            "offers:\n  - {key: a, name: A, kind: TOKENS, offerGroup: g, tokenCount: 1,\n"
+            "     prices: {USD: '1'}, cycle: ONCE, colour: red}\n",
+            ["line 2: unknown field(s) colour"],
+        ),
+        (
+            "offers:\n  - {key: a, name: A, kind: TOKENS, offerGroup: g, tokenCount: -1,\n"
+            "     prices: {USD: '1'}, cycle: ONCE}\n"
+            "  - {key: b, name: B, kind: TOKENS, offerGroup: g, tokenCount: 1,\n"
+            "     prices: {XYZ: '1'}, cycle: ONCE}\n",
+            ["line 2: offer 'a': tokenCount", "line 4: offer 'b': unknown currency"],
+        ),
+    ],
+)
+async def test_bad_catalogues_give_line_level_errors_and_change_nothing(
+    services: Services, text: str, problems: list[str]
+) -> None:
+    before = await snapshot()
+    with pytest.raises(CatalogueErrors) as raised:
+        await import_catalogue(offers=services.offers, text=text)
+    assert len(raised.value.problems) == len(problems)
+    for problem, expected in zip(raised.value.problems, problems, strict=True):
+        assert problem.startswith(expected), problem
+    assert await snapshot() == before
