@@ -20,7 +20,7 @@ from services import Services
 from services.access import Role
 from services.catalogue import CatalogueErrors, import_catalogue
 from tests.api import Api, TransportWsClient, token
-from tests.conftest import SpawnServer
+from tests.conftest import SpawnServer, StartServer
 from tests.support import FakeClock, snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -208,3 +208,15 @@ async def test_bad_catalogues_give_line_level_errors_and_change_nothing(
     for problem, expected in zip(raised.value.problems, problems, strict=True):
         assert problem.startswith(expected), problem
     assert await snapshot() == before
+
+
+async def test_a_first_start_seeds_the_example_catalogue(
+    http: aiohttp.ClientSession, start_server: StartServer
+) -> None:
+    seed = ROOT / "catalogue" / "example.yaml"
+    api = Api(http, f"{await start_server(seed_catalogue=seed)}/graphql")
+    names = {o["name"] for o in (await api.data("query { offers { name } }"))["offers"]}
+    assert names == {"Pro (monthly)", "500 chat tokens", "Starter bundle"}
+    # A second start finds offers and loads nothing.
+    await start_server(seed_catalogue=seed)
+    assert await Offer.count() == 4
