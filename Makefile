@@ -1,4 +1,4 @@
-# Everything a fresh machine with only Python 3.11+ needs: `make run` and `make test`.
+# Everything a fresh machine with only Python 3.11+ needs: `make run`, `make test`, `make bench`.
 # The first call makes .tools/ (a private uv) and .venv/ (the project and its dev tools,
 # exactly as uv.lock pins them); later calls reuse them.
 
@@ -6,7 +6,7 @@ PYTHON ?= python3
 UV := .tools/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test lint check clean
+.PHONY: run test lint check bench soak clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -26,6 +26,13 @@ lint: .venv/.synced
 
 test: lint
 	.venv/bin/pytest
+
+bench: .venv/.synced
+	.venv/bin/python -m bench
+
+# The full-length soak; `make test` runs a shorter one.
+soak: .venv/.synced
+	USERCREDITS_SOAK_SUBSCRIBERS=500 USERCREDITS_SOAK_SECONDS=60 .venv/bin/pytest -s tests/test_soak.py
 
 clean:
 	rm -rf .tools .venv .usercredits-data

@@ -24,6 +24,7 @@ from resolvers import sandbox as sandbox_resolvers
 from resolvers import subscriptions as subscription_resolvers
 from resolvers import wallets as wallet_resolvers
 from schema.errors import apply_contract
+from schema.introspection import introspection_depth_limiter
 from schema.types import (
     BalanceEvent,
     CreateOrderPayload,
@@ -107,6 +108,7 @@ class Limits:
     max_depth: int = 10
     max_tokens: int = 2000
     max_aliases: int = 15
+    max_introspection_depth: int = 20
 
 
 Extension = type[SchemaExtension] | Callable[[], SchemaExtension]
@@ -122,6 +124,7 @@ def build_schema(
         partial(QueryDepthLimiter, max_depth=limits.max_depth),
         partial(MaxTokensLimiter, max_token_count=limits.max_tokens),
         partial(MaxAliasesLimiter, max_alias_count=limits.max_aliases),
+        introspection_depth_limiter(limits.max_introspection_depth),
         partial(ParserCache, maxsize=1000),
         partial(ValidationCache, maxsize=1000),
     ]

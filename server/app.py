@@ -20,6 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 from aiohttp import WSCloseCode, web
+from cross_web import HTTPException
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 from strawberry.aiohttp.views import GraphQLView
@@ -47,6 +48,8 @@ from services.payments.stripe import StripePaymentClient
 from services.webhooks import handle_payment_event
 
 log = logging.getLogger(__name__)
+
+READY_TIMEOUT_SECONDS = 2.0
 
 SETTINGS = web.AppKey("settings", Settings)
 CLIENT = web.AppKey("client", AsyncMongoClient[Any])
@@ -90,6 +93,18 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
             if principal is not None:
                 context.principal = principal
         return context
+
+    def parse_json(self, data: str | bytes) -> dict[str, object]:
+        """A request body (or GET `variables`) must be one JSON object: bytes that are not
+        UTF-8, nesting deep enough to exhaust the parser, or any other JSON value get a
+        clean 400 rather than an exception."""
+        try:
+            parsed = self.decode_json(data)
+        except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError
+            raise HTTPException(400, "the request body is not valid JSON") from None
+        if not isinstance(parsed, dict):
+            raise HTTPException(400, "a GraphQL request is a JSON object") from None
+        return parsed
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
         """Authenticates a websocket from its connection_init payload's `authorization`."""
@@ -167,8 +182,9 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     """The database answers; a load balancer should send no traffic otherwise."""
     try:
-        await request.app[CLIENT].admin.command("ping")
-    except PyMongoError as exc:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+            await request.app[CLIENT].admin.command("ping")
+    except (PyMongoError, TimeoutError) as exc:
         return web.json_response({"status": "not ready", "error": str(exc)}, status=503)
     return web.json_response({"status": "ready"})
 

@@ -12,9 +12,13 @@ from server.embedded import EmbeddedDatabase
 from server.settings import Settings
 
 
-def connect(uri: str) -> AsyncMongoClient[Any]:
-    """A client that returns aware UTC datetimes, as the services compare them with now."""
-    return AsyncMongoClient(uri, tz_aware=True)
+def connect(uri: str, *, timeout_ms: int = 5000) -> AsyncMongoClient[Any]:
+    """A client that returns aware UTC datetimes (the services compare them with now) and
+    gives up on an unreachable server after `timeout_ms`, so requests fail fast during an
+    outage instead of hanging."""
+    return AsyncMongoClient(
+        uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms
+    )
 
 
 async def init_models(client: AsyncMongoClient[Any], database: str) -> None:
@@ -31,7 +35,7 @@ async def open_database(settings: Settings) -> AsyncIterator[AsyncMongoClient[An
     if uri is None:
         embedded = EmbeddedDatabase(settings.data_dir.resolve() / "db")
         uri = await embedded.start()
-    client = connect(uri)
+    client = connect(uri, timeout_ms=settings.database_timeout_ms)
     try:
         await init_models(client, settings.database)
         yield client

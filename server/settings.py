@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     mongodb_uri: str | None = None
     """A MongoDB replica set; unset: an embedded SecantusDB is started in `data_dir`."""
     database: str = "usercredits"
+    database_timeout_ms: int = Field(default=5000, ge=100)
+    """How long a request waits for an unreachable database before it fails."""
     default_currency: str = "USD"
     data_dir: Path = Path(".usercredits-data")
     host: str = "127.0.0.1"

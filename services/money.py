@@ -24,6 +24,10 @@ _TWO_DECIMAL = frozenset(
 )
 
 
+MAX_MINOR_UNITS = 10**12
+"""The largest price (10 billion dollars): totals stay far inside MongoDB's 64-bit ints."""
+
+
 def currency_exponent(currency: str) -> int:
     """Digits after the decimal point in `currency`; InvalidInput for an unknown code."""
     if currency in _ZERO_DECIMAL:
@@ -61,6 +65,8 @@ class Money:
         scaled = value.scaleb(exponent)
         if scaled != scaled.to_integral_value():
             raise InvalidInput(f"{code} has {exponent} decimal places; {amount!r} has more")
+        if abs(scaled) > MAX_MINOR_UNITS:
+            raise InvalidInput(f"amount {amount!r} {code} is larger than this service accepts")
         return cls(minor_units=int(scaled), currency=code)
 
     @property

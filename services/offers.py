@@ -24,7 +24,7 @@ from services.clock import Clock
 from services.errors import InvalidInput, NotFound, OfferNotAvailable
 from services.ids import object_id
 from services.money import Money
-from services.wallets import check_group
+from services.wallets import MAX_TOKENS, check_group
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,8 +139,10 @@ class Offers:
         if not spec.name.strip():
             raise InvalidInput("an offer needs a name")
         check_group(spec.offer_group)
-        if not _is_whole(spec.token_count) or spec.token_count < 0:
-            raise InvalidInput(f"tokenCount must be a whole number >= 0, got {spec.token_count}")
+        if not _is_whole(spec.token_count) or not 0 <= spec.token_count <= MAX_TOKENS:
+            raise InvalidInput(
+                f"tokenCount must be a whole number from 0 to {MAX_TOKENS}, got {spec.token_count}"
+            )
         if not spec.prices:
             raise InvalidInput("an offer needs at least one price")
         currencies = [p.currency for p in spec.prices]

@@ -26,7 +26,7 @@ from services.money import Money, normalize_currency
 from services.offers import Offers
 from services.payments import PaymentClient, PaymentState
 from services.transactions import in_transaction
-from services.wallets import Credit, Wallets, check_key
+from services.wallets import MAX_TOKENS, Credit, Wallets, check_key
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +149,10 @@ class Orders:
         if quantity > limit:
             raise QuantityLimit(
                 f"offer {offer_id} sells at most {limit} per order, asked for {quantity}"
+            )
+        if offer.token_count * quantity > MAX_TOKENS:
+            raise QuantityLimit(
+                f"{quantity} x {offer.token_count} tokens is more than a balance can hold"
             )
         code = normalize_currency(currency or self._default_currency)
         price = offer.price_in(code)

@@ -44,6 +44,8 @@ from services.transactions import in_transaction
 log = logging.getLogger(__name__)
 
 MAX_KEY_LENGTH = 200
+MAX_TOKENS = 2**31 - 1
+"""The most a balance may hold: GraphQL's Int, in which balances are reported."""
 MAX_PAGE = 500
 
 
@@ -285,6 +287,8 @@ class Wallets:
         check_key(idempotency_key)
         check_group(offer_group)
         now = self._clock.now()
+        if expires is not None and expires.tzinfo is None:
+            raise InvalidInput("expires needs a time zone, as in 2030-01-31T00:00:00Z")
         if expires is not None and expires <= now:
             raise InvalidInput(f"expires {expires.isoformat()} is not in the future")
         credit = Credit(
@@ -320,6 +324,11 @@ class Wallets:
                 f"must run before the crediting transaction"
             )
         current = Balance.model_validate(raw)
+        if current.tokens + current.reserved + credit.tokens > MAX_TOKENS:
+            raise InvalidInput(
+                f"user {credit.user_id} would hold more than {MAX_TOKENS} tokens in "
+                f"{credit.offer_group!r}"
+            )
         if current.expires is not None and current.expires <= now and current.tokens > 0:
             await self._expire_group(session, current, now)
         starts, expires = merged_period(current, credit.starts, credit.expires, now)

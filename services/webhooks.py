@@ -14,6 +14,7 @@ from pymongo.errors import DuplicateKeyError
 
 from models import ProcessedEvent
 from services.clock import Clock
+from services.errors import DomainError
 from services.orders import Orders
 from services.payments import WebhookEvent
 
@@ -36,10 +37,18 @@ async def handle_payment_event(*, orders: Orders, event: WebhookEvent, clock: Cl
             )
             outcome = "unknown payment"
         else:
-            updated = await orders.apply_payment(
-                order=order, state=event.state, amount=event.amount, message=event.message
-            )
-            outcome = updated.status.value
+            try:
+                updated = await orders.apply_payment(
+                    order=order, state=event.state, amount=event.amount, message=event.message
+                )
+                outcome = updated.status.value
+            except DomainError as exc:
+                # A rule refused it (a balance would overflow): retrying the delivery cannot
+                # help; the order stays as it was and the sweep's reconciliation tries again.
+                log.error(
+                    "payment event not applied", extra={"event_id": event.id, "error": exc.message}
+                )
+                outcome = f"not applied: {exc.code}"
     with suppress(DuplicateKeyError):
         await ProcessedEvent(
             id=event.id,

@@ -27,7 +27,8 @@ from server.settings import Settings
 from services import Services, build_services
 from services.payments import SandboxPaymentClient
 from tests.api import SECRET, Api
-from tests.fake_stripe import FakeStripe
+from tests.fake_stripe import SECRET_KEY, WEBHOOK_SECRET, FakeStripe
+from tests.shop import Shop
 from tests.support import FakeClock
 
 
@@ -212,3 +213,16 @@ async def fake_stripe() -> AsyncIterator[tuple[FakeStripe, str]]:
     host, port = runner.addresses[0][:2]
     yield fake, f"http://{host}:{port}"
     await runner.cleanup()
+
+
+@pytest.fixture
+async def shop(
+    http: aiohttp.ClientSession,
+    start_server: StartServer,
+    fake_stripe: tuple[FakeStripe, str],
+) -> Shop:
+    fake, api_base = fake_stripe
+    base = await start_server(
+        stripe_secret_key=SECRET_KEY, stripe_webhook_secret=WEBHOOK_SECRET, stripe_api_base=api_base
+    )
+    return Shop(Api(http, f"{base}/graphql"), http, base, fake)

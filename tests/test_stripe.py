@@ -5,89 +5,16 @@ import asyncio
 import time
 from typing import Any
 
-import aiohttp
 import pytest
 from pymongo import AsyncMongoClient
 
 from models import LedgerEntry, Order, ProcessedEvent
 from services import build_services
-from services.access import Role
 from services.expiry import expire_due
 from services.payments.stripe import StripePaymentClient
-from tests.api import Api, token
-from tests.conftest import StartServer
 from tests.fake_stripe import SECRET_KEY, WEBHOOK_SECRET, FakeStripe, event, sign
+from tests.shop import ALICE, BUY, ORDER, Shop
 from tests.support import FakeClock, assert_invariant, make_offer
-
-ADMIN = token("admin-1", Role.ADMIN)
-ALICE = token("alice")
-
-BUY = """mutation Buy($input: CreateOrderInput!) { createOrder(input: $input) {
-  paymentClientSecret order { id status total { amount currency minorUnits } } } }"""
-ORDER = "query O($id: ID!) { order(id: $id) { status history { status message } } }"
-WALLET = 'query { wallet { balance(offerGroup: "pro") { tokens } } }'
-
-
-class Shop:
-    """The app on Stripe, its fake Stripe, and helpers to buy and deliver webhooks."""
-
-    def __init__(self, api: Api, http: aiohttp.ClientSession, base: str, fake: FakeStripe):
-        self.api, self.http, self.base, self.fake = api, http, base, fake
-
-    async def offer(self, **prices: str) -> str:
-        money = [{"amount": a, "currency": c} for c, a in (prices or {"USD": "9.99"}).items()]
-        data = await self.api.data(
-            """mutation U($input: OfferInput!) { upsertOffer(input: $input) { id } }""",
-            {
-                "input": {
-                    "name": "Pro",
-                    "kind": "TOKENS",
-                    "offerGroup": "pro",
-                    "tokenCount": 100,
-                    "prices": money,
-                    "cycle": "MONTHLY",
-                }
-            },
-            as_=ADMIN,
-        )
-        offer_id: str = data["upsertOffer"]["id"]
-        return offer_id
-
-    async def buy(self, offer_id: str, **extra: Any) -> dict[str, Any]:
-        data = await self.api.data(BUY, {"input": {"offerId": offer_id, **extra}}, as_=ALICE)
-        created: dict[str, Any] = data["createOrder"]
-        return created
-
-    async def deliver(self, body: bytes, signature: str | None = None) -> tuple[int, Any]:
-        headers = {
-            "Stripe-Signature": signature if signature is not None else sign(body),
-            "Content-Type": "application/json",
-        }
-        async with self.http.post(
-            f"{self.base}/webhooks/stripe", data=body, headers=headers
-        ) as response:
-            return response.status, await response.json()
-
-    async def status(self, order_id: str) -> str:
-        status: str = (await self.api.data(ORDER, {"id": order_id}, as_=ALICE))["order"]["status"]
-        return status
-
-    async def tokens(self) -> int | None:
-        balance = (await self.api.data(WALLET, as_=ALICE))["wallet"]["balance"]
-        return None if balance is None else int(balance["tokens"])
-
-
-@pytest.fixture
-async def shop(
-    http: aiohttp.ClientSession,
-    start_server: StartServer,
-    fake_stripe: tuple[FakeStripe, str],
-) -> Shop:
-    fake, api_base = fake_stripe
-    base = await start_server(
-        stripe_secret_key=SECRET_KEY, stripe_webhook_secret=WEBHOOK_SECRET, stripe_api_base=api_base
-    )
-    return Shop(Api(http, f"{base}/graphql"), http, base, fake)
 
 
 async def test_create_order_makes_a_payment_intent(shop: Shop) -> None:

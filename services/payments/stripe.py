@@ -29,6 +29,13 @@ _INTENT_EVENTS = {
 }
 
 
+def _text(value: object) -> str:
+    """An id from a payload: a string, never an object a query could read as an operator."""
+    if not isinstance(value, str):
+        raise TypeError(f"expected an id string, got {type(value).__name__}")
+    return value
+
+
 def _state_of(intent: dict[str, Any]) -> tuple[PaymentState, str]:
     """The intent's state as orders see it, and Stripe's words for a failure."""
     if intent["status"] == "succeeded":
@@ -45,7 +52,7 @@ def _payment_of(intent: dict[str, Any]) -> Payment:
     state, message = _state_of(intent)
     received = intent["amount_received"] if state is PaymentState.SUCCEEDED else intent["amount"]
     return Payment(
-        id=intent["id"],
+        id=_text(intent["id"]),
         state=state,
         amount=Money(int(received), str(intent["currency"]).upper()),
         client_secret=intent.get("client_secret"),
@@ -131,17 +138,23 @@ class StripePaymentClient:
             raise InvalidInput(
                 f"Stripe-Signature does not verify: {exc.user_message or exc}"
             ) from None
-        except ValueError:
+        except (ValueError, RecursionError, AttributeError, TypeError):
             raise InvalidInput("the webhook body is not a JSON Stripe event") from None
-        return self._reduce(event.to_dict())
+        try:
+            return self._reduce(event.to_dict())
+        except (KeyError, TypeError, ValueError, AttributeError):
+            # Signed, so from Stripe (or the secret leaked), yet not an event we can read:
+            # a 4xx, since Stripe would retry a 5xx for days.
+            raise InvalidInput("the webhook event lacks the fields of a Stripe event") from None
 
     def _reduce(self, event: dict[str, Any]) -> WebhookEvent:
         kind = str(event["type"])
+        event_id = _text(event["id"])
         obj = event["data"]["object"]
         if kind in _INTENT_EVENTS:
             payment = _payment_of(obj)
             return WebhookEvent(
-                id=event["id"],
+                id=event_id,
                 type=kind,
                 payment_id=payment.id,
                 state=_INTENT_EVENTS[kind],
@@ -150,14 +163,14 @@ class StripePaymentClient:
             )
         if kind == "charge.refunded" and obj.get("refunded"):
             return WebhookEvent(
-                id=event["id"],
+                id=event_id,
                 type=kind,
-                payment_id=obj.get("payment_intent"),
+                payment_id=_text(obj["payment_intent"]),
                 state=PaymentState.REFUNDED,
                 amount=None,
                 message="refunded through Stripe",
             )
-        return WebhookEvent(id=event["id"], type=kind, payment_id=None, state=None, amount=None)
+        return WebhookEvent(id=event_id, type=kind, payment_id=None, state=None, amount=None)
 
     async def close(self) -> None:
         await self._http.close_async()  # type: ignore[no-untyped-call]  # untyped in the SDK

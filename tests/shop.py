@@ -1,0 +1,67 @@
+"""A shop on Stripe for the tests: the app configured for Stripe, its fake Stripe server, and
+helpers to buy offers and deliver signed webhooks over HTTP."""
+
+from typing import Any
+
+import aiohttp
+
+from services.access import Role
+from tests.api import Api, token
+from tests.fake_stripe import FakeStripe, sign
+
+ADMIN = token("admin-1", Role.ADMIN)
+ALICE = token("alice")
+
+BUY = """mutation Buy($input: CreateOrderInput!) { createOrder(input: $input) {
+  paymentClientSecret order { id status total { amount currency minorUnits } } } }"""
+ORDER = "query O($id: ID!) { order(id: $id) { status history { status message } } }"
+WALLET = 'query { wallet { balance(offerGroup: "pro") { tokens } } }'
+
+
+class Shop:
+    """The app on Stripe, its fake Stripe, and helpers to buy and deliver webhooks."""
+
+    def __init__(self, api: Api, http: aiohttp.ClientSession, base: str, fake: FakeStripe):
+        self.api, self.http, self.base, self.fake = api, http, base, fake
+
+    async def offer(self, **prices: str) -> str:
+        money = [{"amount": a, "currency": c} for c, a in (prices or {"USD": "9.99"}).items()]
+        data = await self.api.data(
+            """mutation U($input: OfferInput!) { upsertOffer(input: $input) { id } }""",
+            {
+                "input": {
+                    "name": "Pro",
+                    "kind": "TOKENS",
+                    "offerGroup": "pro",
+                    "tokenCount": 100,
+                    "prices": money,
+                    "cycle": "MONTHLY",
+                }
+            },
+            as_=ADMIN,
+        )
+        offer_id: str = data["upsertOffer"]["id"]
+        return offer_id
+
+    async def buy(self, offer_id: str, **extra: Any) -> dict[str, Any]:
+        data = await self.api.data(BUY, {"input": {"offerId": offer_id, **extra}}, as_=ALICE)
+        created: dict[str, Any] = data["createOrder"]
+        return created
+
+    async def deliver(self, body: bytes, signature: str | None = None) -> tuple[int, Any]:
+        headers = {
+            "Stripe-Signature": signature if signature is not None else sign(body),
+            "Content-Type": "application/json",
+        }
+        async with self.http.post(
+            f"{self.base}/webhooks/stripe", data=body, headers=headers
+        ) as response:
+            return response.status, await response.json()
+
+    async def status(self, order_id: str) -> str:
+        status: str = (await self.api.data(ORDER, {"id": order_id}, as_=ALICE))["order"]["status"]
+        return status
+
+    async def tokens(self) -> int | None:
+        balance = (await self.api.data(WALLET, as_=ALICE))["wallet"]["balance"]
+        return None if balance is None else int(balance["tokens"])
