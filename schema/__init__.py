@@ -8,6 +8,7 @@ from functools import partial
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
@@ -24,7 +25,7 @@ from resolvers import sandbox as sandbox_resolvers
 from resolvers import subscriptions as subscription_resolvers
 from resolvers import wallets as wallet_resolvers
 from schema.errors import apply_contract
-from schema.introspection import introspection_depth_limiter
+from schema.introspection import introspection_depth_rule
 from schema.types import (
     BalanceEvent,
     CreateOrderPayload,
@@ -119,12 +120,17 @@ def build_schema(
 ) -> strawberry.Schema:
     """The contract's schema; with `sandbox`, also the sandbox-only payment mutation.
     `extensions` (classes or factories) are added to the query limits and caches."""
+    # The rule classes are made once: the validation cache keys on them, so classes made
+    # per request (as the limiter extensions do) would make every lookup miss.
+    rules = [
+        *QueryDepthLimiter(max_depth=limits.max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules,
+        introspection_depth_rule(limits.max_introspection_depth),
+    ]
     everything: list[Extension] = [
         *extensions,
-        partial(QueryDepthLimiter, max_depth=limits.max_depth),
+        lambda: AddValidationRules(rules),
         partial(MaxTokensLimiter, max_token_count=limits.max_tokens),
-        partial(MaxAliasesLimiter, max_alias_count=limits.max_aliases),
-        introspection_depth_limiter(limits.max_introspection_depth),
         partial(ParserCache, maxsize=1000),
         partial(ValidationCache, maxsize=1000),
     ]

@@ -7,7 +7,7 @@ allows. graphql-core's standard introspection query (what GraphiQL sends) nests 
 the default limit is 20.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from graphql import (
@@ -21,7 +21,6 @@ from graphql import (
     ValidationContext,
     ValidationRule,
 )
-from strawberry.extensions import AddValidationRules
 
 
 def introspection_depth(
@@ -79,8 +78,3 @@ def introspection_depth_rule(max_depth: int) -> type[ValidationRule]:
                 )
 
     return IntrospectionDepthRule
-
-
-def introspection_depth_limiter(max_depth: int) -> Callable[[], AddValidationRules]:
-    """An extension factory adding the rule (Strawberry wants classes or factories)."""
-    return lambda: AddValidationRules([introspection_depth_rule(max_depth)])

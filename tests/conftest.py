@@ -193,7 +193,11 @@ async def spawn_server(
     for server in started:
         if server.process.returncode is None:
             server.process.terminate()
-            await server.process.wait()
+            try:
+                await asyncio.wait_for(server.process.wait(), 20)
+            except TimeoutError:
+                server.process.kill()
+                await server.process.wait()
 
 
 @pytest.fixture
