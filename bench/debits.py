@@ -1,0 +1,182 @@
+"""Scenario 1, debit throughput: what does a debit cost on top of the database's floor?
+
+Three ways of spending one token, each by 32 concurrent clients (one user each, so they
+measure the path and not contention on one document), for the same bounded time:
+
+- raw: the floor of the work, a conditional `$inc` on a wallet document (PyMongo, in this
+  process), in a copy of `wallet_balances` with the same indexes;
+- service: `services.wallets.consume` called in this process (a transaction: the guarded
+  balance update plus the ledger insert), no GraphQL, no HTTP;
+- GraphQL: the `consumeTokens` mutation over HTTP to the service in its own process.
+
+The raw and service runs go first, before the service process starts, so its change
+stream does not compete with them for the CPU; the GraphQL run includes that stream's
+cost, because the real service pays it on every debit.
+"""
+
+import asyncio
+import itertools
+from pathlib import Path
+from typing import Any
+
+from bench import profile, seed
+from bench.harness import Bench, BenchFailure, GraphQL, http_session, log, user_token
+from bench.load import LoadResult, Operation, closed_loop
+from bench.report import Goal, GoalKind, Row, ScenarioResult
+from server.database import init_models
+from services import build_services
+from services.clock import SystemClock
+from services.payments import SandboxPaymentClient
+
+CLIENTS = 32
+TOKENS = 1_000_000_000
+
+CONSUME = (
+    "mutation Consume($input: ConsumeTokensInput!) "
+    "{ consumeTokens(input: $input) { balanceAfter } }"
+)
+
+
+async def run(bench: Bench) -> ScenarioResult:
+    database = bench.database_name("debits")
+    await init_models(bench.client, database)
+    users = seed.users("debit", CLIENTS)
+    await seed.wallets(bench.client, database, users, TOKENS)
+    keys = itertools.count()
+
+    raw_collection = bench.client[database][seed.RAW_BALANCES]
+
+    async def raw_debit(worker: int) -> None:
+        result = await raw_collection.update_one(
+            {"user_id": users[worker], "offer_group": seed.GROUP, "tokens": {"$gte": 1}},
+            {"$inc": {"tokens": -1}},
+        )
+        if result.modified_count != 1:
+            raise BenchFailure(f"the raw debit of {users[worker]} matched nothing")
+
+    raw = await _measure(bench, "raw conditional $inc", raw_debit)
+
+    payments = SandboxPaymentClient()
+    services = build_services(
+        client=bench.client, payments=payments, clock=SystemClock(), default_currency="USD"
+    )
+
+    async def service_debit(worker: int) -> None:
+        await services.wallets.consume(
+            user_id=users[worker],
+            offer_group=seed.GROUP,
+            tokens=1,
+            idempotency_key=f"service-{next(keys)}",
+        )
+
+    service = await _measure(bench, "services.wallets.consume", service_debit)
+
+    tokens = [user_token(u) for u in users]
+    profile_lines: list[str] = []
+    profile_data: dict[str, Any] = {}
+    async with bench.service(database) as server, http_session(CLIENTS) as session:
+        api = GraphQL(session, server.graphql_url)
+
+        async def graphql_debit(worker: int) -> None:
+            await api.data(
+                CONSUME,
+                {
+                    "input": {
+                        "offerGroup": seed.GROUP,
+                        "tokens": 1,
+                        "idempotencyKey": f"graphql-{next(keys)}",
+                    }
+                },
+                token=tokens[worker],
+            )
+
+        graphql = await _measure(bench, "consumeTokens over HTTP", graphql_debit)
+        if bench.py_spy is not None:
+            profile_lines, profile_data = await _profile(bench, server.pid, graphql_debit)
+
+    rows = [
+        Row(
+            f"debits: raw conditional `$inc` ({CLIENTS} tasks)",
+            raw.throughput,
+            "ops/s",
+            errors=raw.errors,
+        ),
+        Row(
+            f"debits: `services.wallets.consume` ({CLIENTS} tasks)",
+            service.throughput,
+            "ops/s",
+            baseline=raw.throughput,
+            baseline_label="raw",
+            goal=Goal(GoalKind.RATIO_AT_LEAST, 0.8, ">= 0.8 of raw"),
+            errors=service.errors,
+        ),
+        Row(
+            f"debits: `consumeTokens` GraphQL over HTTP ({CLIENTS} clients)",
+            graphql.throughput,
+            "ops/s",
+            baseline=raw.throughput,
+            baseline_label="raw",
+            goal=Goal(GoalKind.RATIO_AT_LEAST, 0.5, ">= 0.5 of raw"),
+            errors=graphql.errors,
+        ),
+    ]
+    notes = [
+        f"**debits**: {CLIENTS} concurrent closed-loop clients, one user (and wallet document) "
+        "each, 1 token per debit. Raw: `update_one({user_id, offer_group, tokens: {$gte: 1}}, "
+        "{$inc: {tokens: -1}})` on a copy of `wallet_balances` with its indexes, from the "
+        "bench process. Service: `services.wallets.consume` in the bench process (guarded "
+        "`find_one_and_update` + ledger insert in one transaction). GraphQL: `consumeTokens` "
+        "over HTTP to `usercredits serve` in its own process (which also runs the change "
+        "stream that turns each debit into a live event).",
+    ]
+    return ScenarioResult(
+        name="debits",
+        rows=rows,
+        data={
+            "raw": raw.summary(),
+            "service": service.summary(),
+            "graphql": graphql.summary(),
+            "profile": profile_data,
+        },
+        notes=notes,
+        profile=profile_lines,
+    )
+
+
+async def _measure(bench: Bench, what: str, operation: Operation) -> LoadResult:
+    result = await closed_loop(
+        operation, concurrency=CLIENTS, seconds=bench.seconds, warmup=bench.warmup
+    )
+    log(
+        f"debits, {what}: {result.throughput:,.0f} ops/s, "
+        f"{result.errors} errors {result.error_samples[:1]}"
+    )
+    return result
+
+
+async def _profile(
+    bench: Bench, pid: int, operation: Operation
+) -> tuple[list[str], dict[str, Any]]:
+    """A separate, unmeasured run of the GraphQL load with py-spy attached to the service."""
+    assert bench.py_spy is not None
+    output = bench.workdir / "profile-debits.txt"
+    log("debits: profiling the service under the GraphQL load (py-spy)")
+    recorder = profile.record(
+        bench.py_spy, pid, bench.seconds, output, bench.workdir / "py-spy.log"
+    )
+    recording = asyncio.ensure_future(recorder)
+    await closed_loop(operation, concurrency=CLIENTS, seconds=bench.seconds + 1.5, warmup=0)
+    if not await recording:
+        log(f"py-spy failed; see {bench.workdir / 'py-spy.log'}")
+        return [], {}
+    summary = profile.summarize(_read(output))
+    lines = profile.markdown(
+        summary,
+        f"The service process (`usercredits serve`) during {bench.seconds:g} s of "
+        f"`consumeTokens` over HTTP from {CLIENTS} clients",
+    )
+    return lines, summary.as_json()
+
+
+def _read(path: Path) -> str:
+    return path.read_text()

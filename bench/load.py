@@ -1,0 +1,100 @@
+"""Closed-loop load for a bounded time, and the statistics of what it measured.
+
+A closed loop (each of N workers sends its next operation when the previous one answers)
+measures throughput at a fixed concurrency, which is how the issue states the debit goals
+(32 concurrent clients). A warm-up phase runs first and is discarded, so connection pools,
+caches and JIT-like warm-ups (Strawberry's parser cache, PyMongo's pool) are paid for
+before measuring.
+"""
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+Operation = Callable[[int], Awaitable[object]]
+"""One operation of worker `i` (0 <= i < concurrency); raising counts as an error."""
+
+MAX_ERROR_SAMPLES = 5
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The nearest-rank `q` percentile (0-100) of `values`; NaN when there are none."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def latency_summary(latencies_ms: Sequence[float]) -> dict[str, float]:
+    return {
+        "count": len(latencies_ms),
+        "p50_ms": percentile(latencies_ms, 50),
+        "p95_ms": percentile(latencies_ms, 95),
+        "p99_ms": percentile(latencies_ms, 99),
+        "max_ms": max(latencies_ms, default=math.nan),
+        "mean_ms": sum(latencies_ms) / len(latencies_ms) if latencies_ms else math.nan,
+    }
+
+
+@dataclass
+class LoadResult:
+    concurrency: int
+    seconds: float
+    operations: int = 0
+    errors: int = 0
+    error_samples: list[str] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)
+
+    @property
+    def throughput(self) -> float:
+        """Successful operations per second."""
+        return self.operations / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "concurrency": self.concurrency,
+            "seconds": round(self.seconds, 3),
+            "operations": self.operations,
+            "ops_per_second": round(self.throughput, 1),
+            "errors": self.errors,
+            "error_samples": self.error_samples,
+            **latency_summary(self.latencies_ms),
+        }
+
+
+async def _phase(operation: Operation, concurrency: int, seconds: float) -> LoadResult:
+    deadline = time.perf_counter() + seconds
+    result = LoadResult(concurrency=concurrency, seconds=seconds)
+
+    async def worker(index: int) -> None:
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            try:
+                await operation(index)
+            except Exception as exc:
+                result.errors += 1
+                if len(result.error_samples) < MAX_ERROR_SAMPLES:
+                    result.error_samples.append(repr(exc)[:300])
+                continue
+            result.latencies_ms.append((time.perf_counter() - started) * 1000)
+            result.operations += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+async def closed_loop(
+    operation: Operation, *, concurrency: int, seconds: float, warmup: float
+) -> LoadResult:
+    """Runs `operation` on `concurrency` workers: `warmup` seconds discarded, then
+    `seconds` measured (the last operations in flight finish after the deadline and count,
+    and so does the time they take)."""
+    if warmup > 0:
+        await _phase(operation, concurrency, warmup)
+    return await _phase(operation, concurrency, seconds)
