@@ -26,7 +26,7 @@ import aiohttp
 from pymongo import AsyncMongoClient
 
 from server.auth import issue_token
-from server.embedded import EmbeddedDatabase, free_port
+from server.embedded import EmbeddedDatabase, free_port, stop_process
 from services.access import Role
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -197,14 +197,8 @@ class ServiceProcess:
         return read_rss_kb(self.pid)
 
     async def stop(self) -> None:
-        if self._process is None or self._process.returncode is not None:
-            return
-        self._process.terminate()
-        try:
-            await asyncio.wait_for(self._process.wait(), 15)
-        except TimeoutError:
-            self._process.kill()
-            await self._process.wait()
+        if self._process is not None:
+            await stop_process(self._process)
 
     async def __aexit__(
         self,

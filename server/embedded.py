@@ -29,6 +29,19 @@ def free_port() -> int:
         return port
 
 
+async def stop_process(process: asyncio.subprocess.Process, grace_seconds: float = 15) -> None:
+    """Asks a child process to stop (SIGTERM), and kills it if it has not within the grace
+    period, so that a stuck child never hangs its parent."""
+    if process.returncode is not None:
+        return
+    process.terminate()
+    try:
+        await asyncio.wait_for(process.wait(), grace_seconds)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+
+
 def _server_program() -> str:
     beside = Path(sys.executable).parent / "secantusd-py"
     found = str(beside) if beside.exists() else shutil.which("secantusd-py")
@@ -90,14 +103,8 @@ class EmbeddedDatabase:
             await client.close()
 
     async def stop(self) -> None:
-        if self._process is None or self._process.returncode is not None:
-            return
-        self._process.terminate()
-        try:
-            await asyncio.wait_for(self._process.wait(), 15)
-        except TimeoutError:
-            self._process.kill()
-            await self._process.wait()
+        if self._process is not None:
+            await stop_process(self._process)
 
     async def __aenter__(self) -> str:
         return await self.start()

@@ -21,7 +21,7 @@ from pymongo import AsyncMongoClient
 from models import ALL_DOCUMENTS
 from server.app import create_app
 from server.database import connect, init_models
-from server.embedded import EmbeddedDatabase, free_port
+from server.embedded import EmbeddedDatabase, free_port, stop_process
 from server.logs import JsonAccessLogger
 from server.settings import Settings
 from services import Services, build_services
@@ -191,13 +191,7 @@ async def spawn_server(
 
     yield spawn
     for server in started:
-        if server.process.returncode is None:
-            server.process.terminate()
-            try:
-                await asyncio.wait_for(server.process.wait(), 20)
-            except TimeoutError:
-                server.process.kill()
-                await server.process.wait()
+        await stop_process(server.process)
 
 
 @pytest.fixture
