@@ -25,7 +25,7 @@ from typing import Any, BinaryIO
 import aiohttp
 from pymongo import AsyncMongoClient
 
-from server.auth import issue_token
+from server.auth import TokenRules, issue_token
 from server.embedded import EmbeddedDatabase, free_port, stop_process
 from services.access import Role
 
@@ -58,7 +58,7 @@ def raise_open_file_limit(wanted: int) -> int:
 
 
 def user_token(user_id: str) -> str:
-    return issue_token(secret=SECRET, user_id=user_id, roles=[Role.USER])
+    return issue_token(rules=TokenRules(secret=SECRET), user_id=user_id, roles=[Role.USER])
 
 
 class Database:

@@ -14,9 +14,11 @@ Info = strawberry.Info[Context]
 
 
 async def _owned_order(info: Info, id: str, *, others: frozenset[Role]) -> OrderModel:
-    """The order, if the caller owns it or holds one of `others`; else Forbidden."""
-    order = await info.context.services.orders.get_order(order_id=id)
-    info.context.principal.acting_for(order.user_id, others=others)
+    """The order, if the caller owns it or holds one of `others`. One the caller may not
+    see is not found, as an unknown id is; one it sees but may not change is Forbidden."""
+    principal = info.context.principal
+    order = await info.context.services.orders.get_order(order_id=id, visible_to=principal)
+    principal.acting_for(order.user_id, others=others)
     return order
 
 

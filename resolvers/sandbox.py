@@ -18,8 +18,9 @@ async def complete_sandbox_payment(
 ) -> Order:
     """SANDBOX ONLY: make the order's sandbox payment succeed (or fail) and apply it."""
     services = info.context.services
-    order = await services.orders.get_order(order_id=order_id)
-    info.context.principal.acting_for(order.user_id, others=ADMINS)
+    principal = info.context.principal
+    order = await services.orders.get_order(order_id=order_id, visible_to=principal)
+    principal.acting_for(order.user_id, others=ADMINS)
     if not isinstance(services.payments, SandboxPaymentClient) or not order.payment_intent_id:
         raise Conflict(f"order {order_id} has no sandbox payment to complete")
     services.payments.settle(order.payment_intent_id, succeed=succeed)

@@ -78,8 +78,10 @@ async def reserve_tokens(info: Info, input: ReserveTokensInput) -> Reservation:
 
 
 async def _check_reservation(info: Info, id: str) -> None:
-    held = await info.context.services.wallets.reservation(reservation_id=id)
-    info.context.principal.acting_for(held.user_id)
+    """One the caller may not see is not found, as an unknown id is."""
+    principal = info.context.principal
+    held = await info.context.services.wallets.reservation(reservation_id=id, visible_to=principal)
+    principal.acting_for(held.user_id)
 
 
 async def commit_reservation(

@@ -1,21 +1,13 @@
 """The assembled GraphQL schema of the contract (../shared/contract.graphql and the
 exported schema.graphql), with its query limits and caches."""
 
+import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import partial
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    SchemaExtension,
-    ValidationCache,
-)
+from strawberry.extensions import MaxTokensLimiter, ParserCache, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
@@ -25,7 +17,8 @@ from resolvers import sandbox as sandbox_resolvers
 from resolvers import subscriptions as subscription_resolvers
 from resolvers import wallets as wallet_resolvers
 from schema.errors import apply_contract
-from schema.introspection import introspection_depth_rule
+from schema.introspection import SignedInIntrospection
+from schema.limits import DEFAULT_LIMITS, DocumentGuard, Limits, cached_validator
 from schema.types import (
     BalanceEvent,
     CreateOrderPayload,
@@ -90,7 +83,14 @@ class Subscription:
     )
 
 
+SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
+
+
 class CreditsSchema(strawberry.Schema):
+    suggestions = True
+    """Whether error messages keep graphql-core's "Did you mean ...?" hints, which would
+    otherwise let an anonymous caller map the schema field by field."""
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -100,44 +100,38 @@ class CreditsSchema(strawberry.Schema):
         request_id = getattr(getattr(execution_context, "context", None), "request_id", "")
         for error in errors:
             apply_contract(error, request_id)
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """What one GraphQL document may ask for; parsing and validation are cached."""
-
-    max_depth: int = 10
-    max_tokens: int = 2000
-    max_aliases: int = 15
-    max_introspection_depth: int = 20
+            if not self.suggestions:
+                error.message = SUGGESTION.sub("", error.message)
 
 
 Extension = type[SchemaExtension] | Callable[[], SchemaExtension]
 
 
 def build_schema(
-    *, limits: Limits = Limits(), sandbox: bool = False, extensions: Sequence[Extension] = ()
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    sandbox: bool = False,
+    anonymous_introspection: bool = True,
+    suggestions: bool = True,
+    extensions: Sequence[Extension] = (),
 ) -> strawberry.Schema:
     """The contract's schema; with `sandbox`, also the sandbox-only payment mutation.
-    `extensions` (classes or factories) are added to the query limits and caches."""
-    # The rule classes are made once: the validation cache keys on them, so classes made
-    # per request (as the limiter extensions do) would make every lookup miss.
-    rules = [
-        *QueryDepthLimiter(max_depth=limits.max_depth).validation_rules,
-        *MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules,
-        introspection_depth_rule(limits.max_introspection_depth),
-    ]
+    `extensions` (classes or factories) run first, around the limits and caches."""
+    validator = cached_validator(limits)
     everything: list[Extension] = [
         *extensions,
-        lambda: AddValidationRules(rules),
         partial(MaxTokensLimiter, max_token_count=limits.max_tokens),
         partial(ParserCache, maxsize=1000),
-        partial(ValidationCache, maxsize=1000),
+        partial(DocumentGuard, limits=limits, validator=validator),
     ]
-    return CreditsSchema(
+    if not anonymous_introspection:
+        everything.append(SignedInIntrospection)
+    schema = CreditsSchema(
         query=Query,
         mutation=SandboxMutation if sandbox else Mutation,
         subscription=Subscription,
         extensions=everything,
         config=StrawberryConfig(auto_camel_case=True),
     )
+    schema.suggestions = suggestions
+    return schema

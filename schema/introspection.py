@@ -1,16 +1,15 @@
-"""A limit on how deep introspection may nest.
+"""Introspection for signed-in callers only, where the settings say so (production).
 
-The query depth limit does not look inside introspection fields, and `ofType` chains are
-not counted by graphql-core's own introspection rule, so without this a client could nest
-`__schema { types { fields { type { ofType { ofType ...` as deep as the token limit
-allows. graphql-core's standard introspection query (what GraphiQL sends) nests 15 deep;
-the default limit is 20.
+Anonymous introspection would list every operation, including what only some callers may
+run. The check runs at execution, not validation: validation is cached per document for
+every caller, while this depends on who asks.
 """
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterator
 
 from graphql import (
+    DocumentNode,
+    ExecutionResult,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -18,63 +17,58 @@ from graphql import (
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
-    ValidationContext,
-    ValidationRule,
 )
+from strawberry.extensions import SchemaExtension
+
+from schema.context import Context
+from services.errors import Unauthenticated
+
+INTROSPECTION_FIELDS = frozenset({"__schema", "__type"})
 
 
-def introspection_depth(
-    selections: SelectionSetNode | None,
-    fragments: Mapping[str, FragmentDefinitionNode],
-    *,
-    inside: bool = False,
-    seen: frozenset[str] = frozenset(),
-) -> int:
-    """How deep fields nest below (and including) the first introspection field."""
-    if selections is None:
-        return 0
-    deepest = 0
-    for selection in selections.selections:
-        if isinstance(selection, FieldNode):
-            nested = inside or selection.name.value.startswith("__")
-            below = introspection_depth(
-                selection.selection_set, fragments, inside=nested, seen=seen
+def introspects(document: DocumentNode) -> bool:
+    """Whether an operation of `document` selects `__schema` or `__type` at its root."""
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    seen: set[str] = set()
+
+    def at_root(selections: SelectionSetNode) -> bool:
+        for selection in selections.selections:
+            if isinstance(selection, FieldNode) and selection.name.value in INTROSPECTION_FIELDS:
+                return True
+            if isinstance(selection, InlineFragmentNode) and at_root(selection.selection_set):
+                return True
+            if isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                if name in fragments and name not in seen:
+                    seen.add(name)
+                    if at_root(fragments[name].selection_set):
+                        return True
+        return False
+
+    return any(
+        at_root(d.selection_set)
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode)
+    )
+
+
+class SignedInIntrospection(SchemaExtension):
+    """Refuses introspection to anonymous callers with UNAUTHENTICATED."""
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        caller = context.context
+        document = context.graphql_document
+        if (
+            isinstance(caller, Context)
+            and not caller.principal.signed_in
+            and document is not None
+            and introspects(document)
+        ):
+            refusal = Unauthenticated("sign in to introspect the schema")
+            context.result = ExecutionResult(
+                data=None, errors=[GraphQLError(refusal.message, original_error=refusal)]
             )
-            deepest = max(deepest, below + (1 if nested else 0))
-        elif isinstance(selection, InlineFragmentNode):
-            deepest = max(
-                deepest,
-                introspection_depth(selection.selection_set, fragments, inside=inside, seen=seen),
-            )
-        elif isinstance(selection, FragmentSpreadNode):
-            name = selection.name.value
-            if name in fragments and name not in seen:
-                deepest = max(
-                    deepest,
-                    introspection_depth(
-                        fragments[name].selection_set, fragments, inside=inside, seen=seen | {name}
-                    ),
-                )
-    return deepest
-
-
-def introspection_depth_rule(max_depth: int) -> type[ValidationRule]:
-    class IntrospectionDepthRule(ValidationRule):
-        def __init__(self, context: ValidationContext) -> None:
-            super().__init__(context)
-            self._fragments = {
-                d.name.value: d
-                for d in context.document.definitions
-                if isinstance(d, FragmentDefinitionNode)
-            }
-
-        def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
-            depth = introspection_depth(node.selection_set, self._fragments)
-            if depth > max_depth:
-                self.report_error(
-                    GraphQLError(
-                        f"introspection nests {depth} deep; the limit is {max_depth}", node
-                    )
-                )
-
-    return IntrospectionDepthRule
+        yield

@@ -9,6 +9,8 @@ resources, the embedded database last.
 """
 
 import asyncio
+import hmac
+import json
 import logging
 import os
 import socket
@@ -16,7 +18,8 @@ import uuid
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import suppress
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import WSCloseCode, web
@@ -25,14 +28,17 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 from strawberry.aiohttp.views import GraphQLView
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLHTTPResponse
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from models import Offer
-from schema import Limits, build_schema
+from schema import build_schema
 from schema.context import Context
+from schema.limits import Limits
 from server.auth import principal_from_header
 from server.changes import ChangeFeed, running_feed
 from server.database import open_database
+from server.deadlines import body_deadline
 from server.logs import request_id as current_request_id
 from server.logs import request_ids
 from server.metrics import CONTENT_TYPE, Metrics
@@ -43,6 +49,7 @@ from services.access import refused
 from services.catalogue import import_catalogue
 from services.clock import Clock, SystemClock
 from services.errors import InvalidInput, Unauthenticated
+from services.limits import InputLimits
 from services.payments import PaymentClient, SandboxPaymentClient
 from services.payments.stripe import StripePaymentClient
 from services.webhooks import handle_payment_event
@@ -56,6 +63,17 @@ CLIENT = web.AppKey("client", AsyncMongoClient[Any])
 SERVICES = web.AppKey("services", Services)
 METRICS = web.AppKey("metrics", Metrics)
 SOCKETS = web.AppKey("sockets", weakref.WeakSet[web.WebSocketResponse])
+CLOSING = web.AppKey("closing", set[asyncio.Task[bool]])
+
+TOKEN_EXPIRED = 4403
+"""The close code of a websocket whose token expired: graphql-transport-ws's Forbidden."""
+
+
+@dataclass
+class SocketContext(Context):
+    """The context of one websocket: its operations share it, and its principal."""
+
+    websocket: web.WebSocketResponse | None = None
 
 
 class CreditsGraphQLView(GraphQLView[Context, None]):
@@ -68,31 +86,72 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
                     max_depth=settings.max_query_depth,
                     max_tokens=settings.max_query_tokens,
                     max_aliases=settings.max_query_aliases,
+                    max_fields=settings.max_expanded_fields,
+                    budget_seconds=settings.validation_budget_ms / 1000,
                 ),
                 sandbox=sandbox,
+                anonymous_introspection=settings.open_by_default(settings.anonymous_introspection),
+                suggestions=settings.open_by_default(settings.field_suggestions),
                 extensions=[app[METRICS].extension()],
             ),
+            graphql_ide="graphiql" if settings.open_by_default(settings.graphiql) else None,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             connection_init_wait_timeout=timedelta(seconds=10),
             max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
             allowed_origins=settings.allowed_origins,
         )
         self._app = app
-        self._secret = settings.jwt_secret
+        self._token_rules = settings.token_rules
         self._heartbeat = settings.ws_heartbeat_seconds
+        self._max_response_bytes = settings.max_response_bytes
 
     async def get_context(
         self, request: web.Request, response: web.Response | web.WebSocketResponse
     ) -> Context:
+        if isinstance(response, web.WebSocketResponse):
+            # Authenticated by connection_init (on_ws_connect), not by headers.
+            return SocketContext(
+                services=self._app[SERVICES],
+                request_id=current_request_id.get(),
+                websocket=response,
+            )
         context = Context(services=self._app[SERVICES], request_id=current_request_id.get())
         try:
-            principal = principal_from_header(request.headers.get("Authorization"), self._secret)
+            principal = principal_from_header(
+                request.headers.get("Authorization"), self._token_rules
+            )
         except Unauthenticated as exc:
             context.principal = refused(exc.message)
         else:
             if principal is not None:
                 context.principal = principal
         return context
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: web.Response,
+    ) -> web.Response:
+        """The response, unless it would be larger than the settings allow: then one error
+        that says so, rather than megabytes the caller did not mean to ask for."""
+        response = super().create_response(response_data, sub_response)
+        if response.text is not None and len(response.text) > self._max_response_bytes:
+            response.text = json.dumps(
+                {
+                    "data": None,
+                    "errors": [
+                        {
+                            "message": f"the response would exceed "
+                            f"{self._max_response_bytes} bytes; ask for fewer items per page",
+                            "extensions": {
+                                "code": "BAD_USER_INPUT",
+                                "requestId": current_request_id.get(),
+                            },
+                        }
+                    ],
+                }
+            )
+        return response
 
     def parse_json(self, data: str | bytes) -> dict[str, object]:
         """A request body (or GET `variables`) must be one JSON object: bytes that are not
@@ -107,15 +166,21 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
         return parsed
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
-        """Authenticates a websocket from its connection_init payload's `authorization`."""
+        """Authenticates a websocket from its connection_init payload's `authorization`;
+        anonymous sockets are refused. A socket is closed (4403) when its token expires,
+        and every operation on it checks the principal again."""
         try:
             principal = principal_from_header(
-                context.connection_params.get("authorization"), self._secret
+                context.connection_params.get("authorization"), self._token_rules
             )
         except Unauthenticated as exc:
             raise ConnectionRejectionError({"message": exc.message}) from None
-        if principal is not None:
-            context.principal = principal
+        if principal is None:
+            raise ConnectionRejectionError({"message": "sign in: send an authorization"})
+        context.principal = principal
+        if principal.expires_at is not None and isinstance(context, SocketContext):
+            assert context.websocket is not None, "a socket context carries its socket"
+            close_when_expired(self._app, context.websocket, principal.expires_at)
         return None
 
     async def create_websocket_response(
@@ -129,6 +194,24 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
         return ws
 
 
+def close_when_expired(app: web.Application, ws: web.WebSocketResponse, at: datetime) -> None:
+    """Closes `ws` with 4403 at `at`. The timer holds the socket weakly, so a socket that
+    closed first is not kept alive until its token would have expired."""
+    socket_ref = weakref.ref(ws)
+
+    def close() -> None:
+        open_socket = socket_ref()
+        if open_socket is not None and not open_socket.closed:
+            task = asyncio.create_task(
+                open_socket.close(code=TOKEN_EXPIRED, message=b"the token expired")
+            )
+            app[CLOSING].add(task)
+            task.add_done_callback(app[CLOSING].discard)
+
+    delay = (at - datetime.now(UTC)).total_seconds()
+    asyncio.get_running_loop().call_later(max(delay, 0), close)
+
+
 async def seed_catalogue(services: Services, text: str) -> None:
     """Loads a catalogue into an empty catalogue, so that a first start shows offers."""
     if await Offer.count() == 0:
@@ -137,8 +220,8 @@ async def seed_catalogue(services: Services, text: str) -> None:
 
 
 def payment_client(settings: Settings) -> PaymentClient:
-    """Stripe when a secret key is configured, else the sandbox."""
-    if settings.stripe_secret_key is None:
+    """The provider the settings choose: Stripe, or the sandbox."""
+    if settings.provider == "sandbox" or settings.stripe_secret_key is None:
         return SandboxPaymentClient()
     return StripePaymentClient(
         secret_key=settings.stripe_secret_key,
@@ -162,7 +245,13 @@ async def payment_webhook(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus exposition of this process's metrics."""
+    """Prometheus exposition of this process's metrics; with a metrics token set, only
+    for `Authorization: Bearer <token>`."""
+    token = request.app[SETTINGS].metrics_token
+    if token is not None and not hmac.compare_digest(
+        request.headers.get("Authorization", "").encode(), f"Bearer {token}".encode()
+    ):
+        return web.json_response({"error": "send the metrics token"}, status=401)
     body = request.app[METRICS].exposition()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
@@ -193,8 +282,12 @@ def create_app(
     settings: Settings, *, payments: PaymentClient | None = None, clock: Clock | None = None
 ) -> web.Application:
     """The service on `settings`; tests may pass their own payment client and clock."""
-    app = web.Application(client_max_size=256 * 1024, middlewares=[request_ids])
+    app = web.Application(
+        client_max_size=256 * 1024,
+        middlewares=[request_ids, body_deadline(settings.request_body_seconds)],
+    )
     app[SETTINGS] = settings
+    app[CLOSING] = set()
     app[METRICS] = Metrics()
     app[SOCKETS] = weakref.WeakSet()
     provider = payments or payment_client(settings)
@@ -208,6 +301,12 @@ def create_app(
                 payments=provider,
                 clock=clock or SystemClock(),
                 default_currency=settings.default_currency,
+                limits=InputLimits(
+                    max_key_length=settings.max_key_length,
+                    max_group_length=settings.max_group_length,
+                    max_note_length=settings.max_note_length,
+                ),
+                max_pending_orders=settings.max_pending_orders,
             )
             if seed is not None:
                 await seed_catalogue(app[SERVICES], seed)

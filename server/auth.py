@@ -1,9 +1,13 @@
 """Credentials to Principal: HS256 JWTs with `sub` (the user id) and `roles`.
 
-Only HS256 is accepted, so `alg: none` and algorithm-confusion tokens fail; `exp` is
-checked when present.
+Only HS256 is accepted, so `alg: none` and algorithm-confusion tokens fail. `exp` is
+required unless the settings allow tokens without it, and every date claim must be a
+number (PyJWT alone would take `"exp": "9999999999"`); `aud` and `iss` are checked when
+the settings name them. The principal carries the token's expiry, so that a websocket
+authenticated once stops acting for it when the token lapses.
 """
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -12,22 +16,49 @@ from services.access import Principal, Role
 from services.errors import Unauthenticated
 
 ALGORITHM = "HS256"
+DATE_CLAIMS = ("exp", "nbf", "iat")
 
 
-def principal_from_header(header: object, secret: str) -> Principal | None:
+@dataclass(frozen=True, slots=True)
+class TokenRules:
+    """What a token must satisfy; the server builds this from its settings."""
+
+    secret: str
+    require_exp: bool = True
+    audience: str | None = None
+    issuer: str | None = None
+
+
+def principal_from_header(header: object, rules: TokenRules) -> Principal | None:
     """The principal of an `Authorization: Bearer <JWT>` value; None when there is none."""
     if header is None or header == "":
         return None
     if not isinstance(header, str) or not header.startswith("Bearer "):
         raise Unauthenticated("Authorization must be 'Bearer <JWT>'")
-    return decode_token(header.removeprefix("Bearer ").strip(), secret)
+    return decode_token(header.removeprefix("Bearer ").strip(), rules)
 
 
-def decode_token(token: str, secret: str) -> Principal:
+def decode_token(token: str, rules: TokenRules) -> Principal:
+    required = ["sub", "exp"] if rules.require_exp else ["sub"]
+    if rules.audience is not None:
+        required.append("aud")
+    if rules.issuer is not None:
+        required.append("iss")
     try:
-        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["sub"]})
+        claims = jwt.decode(
+            token,
+            rules.secret,
+            algorithms=[ALGORITHM],
+            audience=rules.audience,
+            issuer=rules.issuer,
+            options={"require": required, "verify_aud": rules.audience is not None},
+        )
     except jwt.PyJWTError as exc:
         raise Unauthenticated(f"the token was refused: {exc}") from None
+    for claim in DATE_CLAIMS:
+        value = claims.get(claim)
+        if claim in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise Unauthenticated(f"the token's `{claim}` must be a number of seconds")
     subject = claims["sub"]
     raw_roles = claims.get("roles", [Role.USER.value])
     if not isinstance(subject, str) or not subject or not isinstance(raw_roles, list):
@@ -35,14 +66,28 @@ def decode_token(token: str, secret: str) -> Principal:
     try:
         roles = frozenset(Role(r) for r in raw_roles)
     except ValueError:
-        raise Unauthenticated(f"unknown role in {raw_roles}; use user, service or admin") from None
-    return Principal(user_id=subject, roles=roles)
+        raise Unauthenticated("unknown role in `roles`; use user, service or admin") from None
+    expires = datetime.fromtimestamp(claims["exp"], UTC) if "exp" in claims else None
+    return Principal(user_id=subject, roles=roles, expires_at=expires)
 
 
 def issue_token(
-    *, secret: str, user_id: str, roles: list[Role], ttl: timedelta = timedelta(hours=12)
+    *,
+    rules: TokenRules,
+    user_id: str,
+    roles: list[Role],
+    ttl: timedelta = timedelta(hours=12),
 ) -> str:
-    """A signed token for local use and tests (`usercredits token`)."""
+    """A signed token that `rules` accept, for local use and tests (`usercredits token`)."""
     now = datetime.now(UTC)
-    claims = {"sub": user_id, "roles": [r.value for r in roles], "iat": now, "exp": now + ttl}
-    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+    claims: dict[str, object] = {
+        "sub": user_id,
+        "roles": [r.value for r in roles],
+        "iat": now,
+        "exp": now + ttl,
+    }
+    if rules.audience is not None:
+        claims["aud"] = rules.audience
+    if rules.issuer is not None:
+        claims["iss"] = rules.issuer
+    return jwt.encode(claims, rules.secret, algorithm=ALGORITHM)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from models import Offer
 from schema import build_schema
@@ -36,7 +37,7 @@ def _serve(settings: Settings, host: str, port: int) -> None:
     print(  # the one line a person starting the service needs
         f"UserCredits GraphQL: http://{host}:{port}/graphql (GraphiQL in a browser), "
         f"database: {where}, payments: "
-        f"{'Stripe' if settings.stripe_secret_key else 'SANDBOX (no money moves)'}",
+        f"{'Stripe' if settings.provider == 'stripe' else 'SANDBOX (no money moves)'}",
         flush=True,
     )
     web.run_app(
@@ -134,12 +135,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     configure_logging()
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        # One line per bad setting, naming its variable; no traceback.
+        for error in exc.errors():
+            where = "_".join(str(part) for part in error["loc"]).upper()
+            variable = f"USERCREDITS_{where}: " if where else ""
+            print(f"usercredits: {variable}{error['msg']}", file=sys.stderr)
+        sys.exit(2)
     if args.command == "serve":
         _serve(settings, args.host or settings.host, args.port or settings.port)
     elif args.command == "token":
         roles = [Role(r) for r in args.role or [Role.USER.value]]
-        print(issue_token(secret=settings.jwt_secret, user_id=args.user, roles=roles))
+        print(issue_token(rules=settings.token_rules, user_id=args.user, roles=roles))
     elif args.command == "expire":
         _expire(settings)
     elif args.command == "offers" and args.offers_command == "import":

@@ -3,6 +3,7 @@ served, so a response's X-Request-ID leads to its log lines."""
 
 import json
 import logging
+import re
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
@@ -42,10 +43,16 @@ def configure_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, handlers=[handler], force=True)
 
 
+SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
 @web.middleware
 async def request_ids(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Takes the caller's X-Request-ID or makes one, for the logs and the response."""
-    current = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+    """Takes the caller's X-Request-ID, or makes one, for the logs and the response. Only
+    an id of at most 128 safe characters is echoed; any other is replaced, so a caller
+    cannot make the server repeat kilobytes or forge log lines."""
+    given = request.headers.get("X-Request-ID", "")
+    current = given if SAFE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
     token = request_id.set(current)
     try:
         response = await handler(request)

@@ -7,7 +7,7 @@ process do not share counters.
 import time
 from collections.abc import Callable, Iterator
 
-from graphql import OperationDefinitionNode
+from graphql import FieldNode, OperationDefinitionNode
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from strawberry.extensions import SchemaExtension
@@ -69,16 +69,29 @@ class Metrics:
         return lambda: OperationMetrics(self)
 
 
+INVALID = "invalid"
+"""The one label of every operation that did not pass validation."""
+
+
 class OperationMetrics(SchemaExtension):
+    """Counts and times operations by their first root field. Only an operation that
+    passed validation names a label (so the labels are the schema's root fields, a closed
+    set); any other is counted as `invalid`, so that no caller can add label values."""
+
     def __init__(self, metrics: Metrics) -> None:
         super().__init__()
         self._metrics = metrics
+        self._valid = False
+
+    def on_validate(self) -> Iterator[None]:
+        yield
+        self._valid = not self.execution_context.pre_execution_errors
 
     def on_operation(self) -> Iterator[None]:
         started = time.perf_counter()
         yield
         context = self.execution_context
-        operation = _root_field(context.graphql_document)
+        operation = _root_field(context.graphql_document) if self._valid else INVALID
         result = context.result
         errors = list(context.pre_execution_errors or []) or list(
             (result.errors if result is not None else None) or []
@@ -89,12 +102,11 @@ class OperationMetrics(SchemaExtension):
 
 
 def _root_field(document: object) -> str:
-    """The first root field of the operation: a label bounded by the schema, unlike
-    client-chosen operation names."""
+    """The first root field of a validated operation."""
     for definition in getattr(document, "definitions", ()):
         if isinstance(definition, OperationDefinitionNode):
             for selection in definition.selection_set.selections:
-                name = getattr(selection, "name", None)
-                if name is not None:
-                    return str(name.value)
-    return "unparsed"
+                # A fragment's name is the client's choice, a field's is the schema's.
+                if isinstance(selection, FieldNode):
+                    return selection.name.value
+    return INVALID

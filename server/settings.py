@@ -4,10 +4,12 @@ Tests build `Settings(...)` with keyword arguments instead of touching the envir
 """
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from server.auth import TokenRules
 from services.errors import InvalidInput
 from services.money import normalize_currency
 
@@ -41,6 +43,35 @@ class Settings(BaseSettings):
     max_subscriptions_per_connection: int = Field(default=20, ge=1)
     ws_heartbeat_seconds: float = Field(default=20.0, gt=0)
     """Websocket pings, so that idle connections survive proxies."""
+    jwt_require_exp: bool = True
+    """Refuse tokens without `exp`; turn off only for hand-made local tokens."""
+    jwt_audience: str | None = None
+    """Set: tokens must carry this `aud`."""
+    jwt_issuer: str | None = None
+    """Set: tokens must carry this `iss`."""
+    graphiql: bool | None = None
+    """Serve GraphiQL at /graphql to browsers; unset: on, except in production."""
+    anonymous_introspection: bool | None = None
+    """Answer introspection without credentials; unset: yes, except in production."""
+    field_suggestions: bool | None = None
+    """'Did you mean ...' in error messages; unset: on, except in production."""
+    metrics_token: str | None = None
+    """Set: /metrics answers only `Authorization: Bearer <this token>`."""
+    max_expanded_fields: int = Field(default=1000, ge=10)
+    """Fields one document may select once its fragments are expanded."""
+    validation_budget_ms: int = Field(default=500, ge=10)
+    """Wall-clock time parsing and validating one document may take."""
+    max_key_length: int = Field(default=200, ge=8)
+    max_group_length: int = Field(default=200, ge=8)
+    max_note_length: int = Field(default=500, ge=0)
+    max_response_bytes: int = Field(default=4_000_000, ge=10_000)
+    """A larger GraphQL response is replaced by an error asking for smaller pages."""
+    request_body_seconds: float = Field(default=10.0, gt=0)
+    """A request body must have arrived within this time of its headers."""
+    max_pending_orders: int = Field(default=20, ge=1)
+    """Pending orders per user; a new one cancels the oldest beyond this."""
+    payments: Literal["stripe", "sandbox"] | None = None
+    """The payment provider; unset: Stripe when a secret key is set, else the sandbox."""
     stripe_secret_key: str | None = None
     """Set: payments go through Stripe; unset: the sandbox provider (no money moves)."""
     stripe_webhook_secret: str | None = None
@@ -61,6 +92,46 @@ class Settings(BaseSettings):
                 "set: set a random secret of at least 32 characters"
             )
         return self
+
+    @model_validator(mode="after")
+    def _production_takes_real_payments(self) -> "Settings":
+        if self.production and self.provider == "sandbox":
+            raise ValueError(
+                "USERCREDITS_PRODUCTION is on but payments would use the SANDBOX, where "
+                "anyone completes their own payment: set USERCREDITS_STRIPE_SECRET_KEY and "
+                "USERCREDITS_STRIPE_WEBHOOK_SECRET (and leave USERCREDITS_PAYMENTS unset or "
+                "'stripe')"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _stripe_needs_its_key(self) -> "Settings":
+        if self.payments == "stripe" and not self.stripe_secret_key:
+            raise ValueError(
+                "USERCREDITS_PAYMENTS is 'stripe' but USERCREDITS_STRIPE_SECRET_KEY is not set"
+            )
+        return self
+
+    @property
+    def token_rules(self) -> TokenRules:
+        return TokenRules(
+            secret=self.jwt_secret,
+            require_exp=self.jwt_require_exp,
+            audience=self.jwt_audience,
+            issuer=self.jwt_issuer,
+        )
+
+    @property
+    def provider(self) -> Literal["stripe", "sandbox"]:
+        """The payment provider these settings choose."""
+        if self.payments is not None:
+            return self.payments
+        return "stripe" if self.stripe_secret_key else "sandbox"
+
+    def open_by_default(self, setting: bool | None) -> bool:
+        """A developer convenience (GraphiQL, introspection, suggestions): as set, else on
+        for a laptop and off in production."""
+        return not self.production if setting is None else setting
 
     @model_validator(mode="after")
     def _stripe_needs_its_webhook_secret(self) -> "Settings":

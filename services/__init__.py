@@ -12,6 +12,7 @@ from pymongo import AsyncMongoClient
 
 from services.clock import Clock
 from services.events import EventHub
+from services.limits import DEFAULT_LIMITS, InputLimits
 from services.offers import Offers
 from services.orders import Orders
 from services.payments import PaymentClient
@@ -30,10 +31,16 @@ class Services:
 
 
 def build_services(
-    *, client: AsyncMongoClient[Any], payments: PaymentClient, clock: Clock, default_currency: str
+    *,
+    client: AsyncMongoClient[Any],
+    payments: PaymentClient,
+    clock: Clock,
+    default_currency: str,
+    limits: InputLimits = DEFAULT_LIMITS,
+    max_pending_orders: int = 20,
 ) -> Services:
-    offers = Offers(clock=clock)
-    wallets = Wallets(client=client, clock=clock)
+    offers = Offers(clock=clock, limits=limits)
+    wallets = Wallets(client=client, clock=clock, limits=limits)
     orders = Orders(
         client=client,
         offers=offers,
@@ -41,6 +48,8 @@ def build_services(
         payments=payments,
         clock=clock,
         default_currency=default_currency,
+        limits=limits,
+        max_pending_orders=max_pending_orders,
     )
     return Services(
         offers=offers,

@@ -8,6 +8,7 @@ credentials into a Principal; services and resolvers only ask it questions.
 """
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from services.errors import Forbidden, Unauthenticated
@@ -29,6 +30,8 @@ class Principal:
     roles: frozenset[Role]
     refusal: str | None = None
     """Why presented credentials were refused; such a caller is anonymous."""
+    expires_at: datetime | None = None
+    """When the credentials lapse: a websocket keeps its principal past one request."""
 
     @property
     def signed_in(self) -> bool:
@@ -37,6 +40,8 @@ class Principal:
     def require_signed_in(self) -> str:
         if self.user_id is None:
             raise Unauthenticated(self.refusal or "sign in: send Authorization: Bearer <JWT>")
+        if self.expires_at is not None and self.expires_at <= datetime.now(UTC):
+            raise Unauthenticated(f"the token expired at {self.expires_at.isoformat()}")
         return self.user_id
 
     def require(self, allowed: frozenset[Role]) -> str:
@@ -46,6 +51,11 @@ class Principal:
             needed = " or ".join(sorted(r.value for r in allowed))
             raise Forbidden(f"user {me} needs the {needed} role")
         return me
+
+    def may_see(self, owner: str) -> bool:
+        """Whether the caller may read what `owner` owns: its own, or anyone's for staff.
+        An anonymous caller is Unauthenticated, not merely unable to see."""
+        return owner == self.require_signed_in() or bool(self.roles & STAFF)
 
     def acting_for(self, user_id: str | None, *, others: frozenset[Role] = STAFF) -> str:
         """The user an operation applies to: the caller, or `user_id` if the caller holds

@@ -51,3 +51,14 @@ class PaymentFailed(DomainError):
 
 class Conflict(DomainError):
     code = "CONFLICT"
+
+
+SHOWN_CHARACTERS = 40
+
+
+def shown(value: object) -> str:
+    """A bad value as an error message may quote it: its repr, cut to a short prefix."""
+    text = repr(value)
+    if len(text) <= SHOWN_CHARACTERS:
+        return text
+    return f"{text[:SHOWN_CHARACTERS]}... ({len(text)} characters)"

@@ -3,11 +3,11 @@
 from bson import ObjectId
 from bson.errors import InvalidId
 
-from services.errors import NotFound
+from services.errors import NotFound, shown
 
 
 def object_id(value: str, what: str) -> ObjectId:
     try:
         return ObjectId(value)
     except (InvalidId, TypeError):
-        raise NotFound(f"{what} {value!r} does not exist") from None
+        raise NotFound(f"{what} {shown(value)} does not exist") from None

@@ -23,8 +23,9 @@ from models import CombinedItem, Cycle, Offer, OfferKind, Order, OrderStatus, Pr
 from services.clock import Clock
 from services.errors import InvalidInput, NotFound, OfferNotAvailable
 from services.ids import object_id
+from services.limits import DEFAULT_LIMITS, InputLimits
 from services.money import Money
-from services.wallets import MAX_TOKENS, check_group
+from services.wallets import MAX_TOKENS
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +67,9 @@ def _check_cycle(cycle: Cycle, seconds: int | None, where: str) -> None:
 
 
 class Offers:
-    def __init__(self, *, clock: Clock) -> None:
+    def __init__(self, *, clock: Clock, limits: InputLimits = DEFAULT_LIMITS) -> None:
         self._clock = clock
+        self._limits = limits
 
     async def get_offer(self, *, offer_id: str) -> Offer:
         offer = await Offer.get(object_id(offer_id, "offer"))
@@ -138,7 +140,7 @@ class Offers:
         """Validates a spec into document fields; raises InvalidInput naming the broken rule."""
         if not spec.name.strip():
             raise InvalidInput("an offer needs a name")
-        check_group(spec.offer_group)
+        self._limits.group(spec.offer_group)
         if not _is_whole(spec.token_count) or not 0 <= spec.token_count <= MAX_TOKENS:
             raise InvalidInput(
                 f"tokenCount must be a whole number from 0 to {MAX_TOKENS}, got {spec.token_count}"

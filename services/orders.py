@@ -18,15 +18,17 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
 from models import CombinedItem, LedgerReason, Offer, Order, OrderEvent, OrderStatus
+from services.access import Principal
 from services.clock import Clock
 from services.cycles import expiry
 from services.errors import Conflict, DomainError, InvalidInput, NotFound, QuantityLimit
 from services.ids import object_id
+from services.limits import DEFAULT_LIMITS, InputLimits
 from services.money import Money, normalize_currency
 from services.offers import Offers
 from services.payments import PaymentClient, PaymentState
 from services.transactions import in_transaction
-from services.wallets import MAX_TOKENS, Credit, Wallets, check_key
+from services.wallets import MAX_TOKENS, Credit, Wallets
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +77,12 @@ class Orders:
         payments: PaymentClient,
         clock: Clock,
         default_currency: str,
+        limits: InputLimits = DEFAULT_LIMITS,
+        max_pending_orders: int = 20,
     ) -> None:
         self._client = client
+        self._limits = limits
+        self._max_pending_orders = max_pending_orders
         self._offers = offers
         self._wallets = wallets
         self._payments = payments
@@ -86,9 +92,11 @@ class Orders:
 
     # -- reads ---------------------------------------------------------------------------
 
-    async def get_order(self, *, order_id: str) -> Order:
+    async def get_order(self, *, order_id: str, visible_to: Principal | None = None) -> Order:
+        """The order; with `visible_to`, one that caller may not see is NotFound too, with
+        the same message, so ids cannot be probed for their owners."""
         order = await Order.get(object_id(order_id, "order"))
-        if order is None:
+        if order is None or (visible_to is not None and not visible_to.may_see(order.user_id)):
             raise NotFound(f"order {order_id} does not exist")
         return order
 
@@ -138,7 +146,7 @@ class Orders:
         """Orders `quantity` units of an offer the user can see. A free order is paid at once;
         a priced one waits for its payment. The same key returns the same order."""
         if idempotency_key is not None:
-            check_key(idempotency_key)
+            self._limits.key(idempotency_key)
             existing = await self._by_key(user_id, idempotency_key)
             if existing is not None:
                 return await self._replayed(existing, offer_id)
@@ -160,6 +168,7 @@ class Orders:
             sold = ", ".join(p.currency for p in offer.prices)
             raise InvalidInput(f"offer {offer_id} is not sold in {code}; it is sold in {sold}")
         total = Money(minor_units=price.minor_units * quantity, currency=code)
+        await self._make_room_for_pending(user_id)
         order = self._new_order(user_id, offer, quantity, total, idempotency_key)
         secret = None
         if total.minor_units > 0:
@@ -181,6 +190,27 @@ class Orders:
                 order_id=str(order.id), status=OrderStatus.PAID, message="free order"
             )
         return CreatedOrder(order=order, payment_client_secret=secret)
+
+    async def _make_room_for_pending(self, user_id: str) -> None:
+        """Cancels the user's oldest pending orders, with their payments, so that the new
+        one is at most the `max_pending_orders`th: abandoned checkouts cannot pile up, and
+        a canceled payment can no longer succeed."""
+        pending = {"user_id": user_id, "status": OrderStatus.PENDING.value}
+        excess = await self._orders.count_documents(pending) - self._max_pending_orders + 1
+        if excess <= 0:
+            return
+        oldest = self._orders.find(pending, {"_id": 1}).sort("_id", 1).limit(excess)
+        async for doc in oldest:
+            try:
+                await self.cancel_order(
+                    order_id=str(doc["_id"]),
+                    message=f"canceled: more than {self._max_pending_orders} pending orders",
+                )
+            except DomainError as exc:  # it moved on meanwhile, or the provider refused
+                log.warning(
+                    "an old pending order was not canceled",
+                    extra={"order_id": str(doc["_id"]), "error": exc.message},
+                )
 
     def _new_order(
         self, user_id: str, offer: Offer, quantity: int, total: Money, key: str | None
@@ -274,7 +304,7 @@ class Orders:
             moved += refreshed.status is not OrderStatus.PENDING
         return moved
 
-    async def cancel_order(self, *, order_id: str) -> Order:
+    async def cancel_order(self, *, order_id: str, message: str = "canceled by the buyer") -> Order:
         """Cancels a pending order and its payment; any other status is a Conflict."""
         order = await self.get_order(order_id=order_id)
         if order.status is not OrderStatus.PENDING:
@@ -284,7 +314,7 @@ class Orders:
         if order.payment_intent_id is not None:
             await self._payments.cancel_payment(order.payment_intent_id)
         return await self.apply_status(
-            order_id=order_id, status=OrderStatus.CANCELED, message="canceled by the buyer"
+            order_id=order_id, status=OrderStatus.CANCELED, message=message
         )
 
     async def apply_status(self, *, order_id: str, status: OrderStatus, message: str = "") -> Order:

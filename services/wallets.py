@@ -36,14 +36,22 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
 from models import Balance, LedgerEntry, LedgerReason, Reservation, ReservationStatus
+from services.access import Principal
 from services.clock import Clock
-from services.errors import Conflict, Expired, InsufficientTokens, InvalidInput, NotFound
+from services.errors import (
+    Conflict,
+    Expired,
+    InsufficientTokens,
+    InvalidInput,
+    NotFound,
+    shown,
+)
 from services.ids import object_id
+from services.limits import DEFAULT_LIMITS, InputLimits, check_tokens
 from services.transactions import in_transaction
 
 log = logging.getLogger(__name__)
 
-MAX_KEY_LENGTH = 200
 MAX_TOKENS = 2**31 - 1
 """The most a balance may hold: GraphQL's Int, in which balances are reported."""
 MAX_PAGE = 500
@@ -74,22 +82,6 @@ class _KeyUsed(Exception):
     """The idempotency key already has an entry: the transaction aborts, the entry is replayed."""
 
 
-def check_tokens(tokens: object, what: str = "tokens") -> int:
-    """Tokens are a positive int; bool is an int in Python but never a token count."""
-    if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens <= 0:
-        raise InvalidInput(f"{what} must be a positive whole number, got {tokens!r}")
-    return tokens
-
-
-def check_key(key: object) -> str:
-    if not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY_LENGTH:
-        raise InvalidInput(
-            f"idempotencyKey must be a non-empty string of at most "
-            f"{MAX_KEY_LENGTH} characters, got {key!r}"
-        )
-    return key
-
-
 def merged_period(
     balance: Balance | None, starts: datetime, expires: datetime | None, now: datetime
 ) -> tuple[datetime, datetime | None]:
@@ -114,9 +106,12 @@ def merged_period(
 class Wallets:
     """Balances, the ledger, grants, debits and reservations of every user."""
 
-    def __init__(self, *, client: AsyncMongoClient[Any], clock: Clock) -> None:
+    def __init__(
+        self, *, client: AsyncMongoClient[Any], clock: Clock, limits: InputLimits = DEFAULT_LIMITS
+    ) -> None:
         self._client = client
         self._clock = clock
+        self._limits = limits
         self._balances = Balance.get_pymongo_collection()
         self._ledger = LedgerEntry.get_pymongo_collection()
         self._reservations = Reservation.get_pymongo_collection()
@@ -152,14 +147,18 @@ class Wallets:
             try:
                 query["_id"] = {"$lt": ObjectId(after)}
             except Exception:
-                raise InvalidInput(f"cursor {after!r} is not one this API returned") from None
+                raise InvalidInput(f"cursor {shown(after)} is not one this API returned") from None
         cursor = self._ledger.find(query).sort("_id", -1).limit(first + 1)
         docs = [LedgerEntry.model_validate(doc) async for doc in cursor]
         return LedgerPage(entries=docs[:first], has_next_page=len(docs) > first)
 
-    async def reservation(self, *, reservation_id: str) -> Reservation:
+    async def reservation(
+        self, *, reservation_id: str, visible_to: Principal | None = None
+    ) -> Reservation:
+        """The reservation; with `visible_to`, one that caller may not see is NotFound too,
+        with the same message, so ids cannot be probed for their owners."""
         doc = await self._reservations.find_one({"_id": object_id(reservation_id, "reservation")})
-        if doc is None:
+        if doc is None or (visible_to is not None and not visible_to.may_see(doc["user_id"])):
             raise NotFound(f"reservation {reservation_id} does not exist")
         reservation: Reservation = Reservation.model_validate(doc)
         return reservation
@@ -177,7 +176,9 @@ class Wallets:
     ) -> LedgerEntry:
         """Debits spendable tokens once per key; InsufficientTokens or Expired change nothing."""
         check_tokens(tokens)
-        check_key(idempotency_key)
+        self._limits.key(idempotency_key)
+        self._limits.group(offer_group)
+        self._limits.note(note)
 
         async def work(session: AsyncClientSession) -> LedgerEntry:
             after = await self._debit(session, user_id, offer_group, tokens)
@@ -284,8 +285,9 @@ class Wallets:
     ) -> LedgerEntry:
         """Adds tokens outside a purchase (admins, promotions), once per key."""
         check_tokens(tokens)
-        check_key(idempotency_key)
-        check_group(offer_group)
+        self._limits.key(idempotency_key)
+        self._limits.group(offer_group)
+        self._limits.note(note)
         now = self._clock.now()
         if expires is not None and expires.tzinfo is None:
             raise InvalidInput("expires needs a time zone, as in 2030-01-31T00:00:00Z")
@@ -484,13 +486,14 @@ class Wallets:
     ) -> Reservation:
         """Holds spendable tokens for a job; the same key returns the same reservation."""
         check_tokens(tokens)
-        check_key(idempotency_key)
+        self._limits.key(idempotency_key)
+        self._limits.group(offer_group)
         if (
             isinstance(ttl_seconds, bool)
             or not isinstance(ttl_seconds, int)
             or not (1 <= ttl_seconds <= 7 * 24 * 3600)
         ):
-            raise InvalidInput(f"ttlSeconds must be between 1 and 604800, got {ttl_seconds!r}")
+            raise InvalidInput(f"ttlSeconds must be between 1 and 604800, got {shown(ttl_seconds)}")
         now = self._clock.now()
         reservation = Reservation(
             user_id=user_id,
@@ -638,11 +641,3 @@ class Wallets:
 
             released += await in_transaction(self._client, work)
         return released
-
-
-def check_group(offer_group: object) -> str:
-    if not isinstance(offer_group, str) or not offer_group.strip() or len(offer_group) > 100:
-        raise InvalidInput(
-            f"offerGroup must be a non-empty name of at most 100 characters, got {offer_group!r}"
-        )
-    return offer_group

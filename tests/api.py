@@ -6,14 +6,16 @@ from typing import Any
 
 import aiohttp
 
-from server.auth import issue_token
+from server.auth import TokenRules, issue_token
 from services.access import Role
 
 SECRET = "test-secret-that-is-long-enough-for-hs256"
 
 
 def token(user_id: str, *roles: Role) -> str:
-    return issue_token(secret=SECRET, user_id=user_id, roles=list(roles or [Role.USER]))
+    return issue_token(
+        rules=TokenRules(secret=SECRET), user_id=user_id, roles=list(roles or [Role.USER])
+    )
 
 
 class Api:

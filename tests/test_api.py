@@ -220,19 +220,33 @@ async def test_role_rules(api: Api) -> None:
     assert (await api.data(WALLET, other_wallet, as_=ADMIN))["wallet"]["balance"] == {"tokens": 9}
 
 
-async def test_other_users_orders_and_reservations_are_off_limits(api: Api) -> None:
+async def test_other_users_orders_and_reservations_are_not_found(api: Api) -> None:
+    """Another user's order or reservation answers exactly as an unknown id does, so ids
+    cannot be probed for their owners."""
     offer = await upsert(api)
     order = (await api.data(CREATE_ORDER, {"input": {"offerId": offer["id"]}}, as_=ALICE))[
         "createOrder"
     ]["order"]
+    unknown = "0" * 24
+
+    async def refusal(query: str, variables: dict[str, Any] | None = None) -> tuple[str, str]:
+        body = await api.call(query, variables, as_=BOB)
+        error = body["errors"][0]
+        return error["extensions"]["code"], error["message"]
+
     for mutation in ("refreshOrder", "cancelOrder"):
-        query = f'mutation {{ {mutation}(id: "{order["id"]}") {{ status }} }}'
-        assert await api.error_code(query, as_=BOB) == "FORBIDDEN"
-    assert await api.error_code(COMPLETE, {"id": order["id"], "ok": True}, as_=BOB) == "FORBIDDEN"
-    assert (
-        await api.error_code(f'query {{ order(id: "{order["id"]}") {{ id }} }}', as_=BOB)
-        == "FORBIDDEN"
+        theirs = await refusal(f'mutation {{ {mutation}(id: "{order["id"]}") {{ status }} }}')
+        missing = await refusal(f'mutation {{ {mutation}(id: "{unknown}") {{ status }} }}')
+        assert theirs == ("NOT_FOUND", f"order {order['id']} does not exist")
+        assert missing == ("NOT_FOUND", f"order {unknown} does not exist")
+    assert await refusal(COMPLETE, {"id": order["id"], "ok": True}) == (
+        "NOT_FOUND",
+        f"order {order['id']} does not exist",
     )
+    for id in (order["id"], unknown):
+        assert await api.data(f'query {{ order(id: "{id}") {{ id }} }}', as_=BOB) == {
+            "order": None
+        }
     mine = await api.data(f'query {{ order(id: "{order["id"]}") {{ status }} }}', as_=ALICE)
     assert mine["order"] == {"status": "PENDING"}
     await grant(api, "alice", 5)
@@ -243,11 +257,15 @@ async def test_other_users_orders_and_reservations_are_off_limits(api: Api) -> N
             as_=ALICE,
         )
     )["reserveTokens"]
-    release = f'mutation {{ releaseReservation(id: "{held["id"]}") {{ id }} }}'
-    assert await api.error_code(release, as_=BOB) == "FORBIDDEN"
-    canceled = await api.data(
-        f'mutation {{ cancelOrder(id: "{order["id"]}") {{ status }} }}', as_=ALICE
-    )
+    for id in (held["id"], unknown):
+        assert await refusal(f'mutation {{ releaseReservation(id: "{id}") {{ id }} }}') == (
+            "NOT_FOUND",
+            f"reservation {id} does not exist",
+        )
+    # A service sees alice's order but may not cancel it: that is FORBIDDEN, not a secret.
+    cancel = f'mutation {{ cancelOrder(id: "{order["id"]}") {{ status }} }}'
+    assert await api.error_code(cancel, as_=SERVICE) == "FORBIDDEN"
+    canceled = await api.data(cancel, as_=ALICE)
     assert canceled["cancelOrder"] == {"status": "CANCELED"}
 
 

@@ -64,6 +64,8 @@ async def test_the_server_runs_on_a_replica_set_uri(
     server = await spawn_server(
         USERCREDITS_MONGODB_URI=f"mongodb://{address}/?replicaSet=secantus&retryWrites=false",
         USERCREDITS_PRODUCTION="true",
+        USERCREDITS_STRIPE_SECRET_KEY="sk_test_unused",
+        USERCREDITS_STRIPE_WEBHOOK_SECRET="whsec_unused",
     )
     async with http.get(f"{server.url}/readyz") as response:
         assert response.status == 200

@@ -318,12 +318,6 @@ async def test_another_users_ids_are_forbidden_and_change_nothing(
             {"i": {"userId": "alice", "offerGroup": "pro", "tokens": 40, "idempotencyKey": "r"}},
             MALLORY,
         ),
-        (
-            "commitReservation(alice's)",
-            "mutation C($id: ID!) { commitReservation(id: $id, tokens: 5) { id } }",
-            {"id": v.reservation_id},
-            MALLORY,
-        ),
         # cancelOrder and completeSandboxPayment of someone else's order need admin.
         (
             "cancelOrder(alice's) as a service",
@@ -364,6 +358,19 @@ async def test_another_users_ids_are_forbidden_and_change_nothing(
             body,
         )
         assert_no_data(body)
+
+    # Alice's reservation is not even there for mallory: the answer of an unknown id.
+    status, text = await raw_post(
+        http,
+        api.url,
+        "mutation C($id: ID!) { commitReservation(id: $id, tokens: 5) { id } }",
+        {"id": v.reservation_id},
+        MALLORY,
+    )
+    body = json.loads(text)
+    assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND", body
+    assert body["errors"][0]["message"] == f"reservation {v.reservation_id} does not exist"
+    assert_no_data(body)
 
     # Alice's order events, asked for by mallory: FORBIDDEN, then nothing of hers arrives.
     client = await TransportWsClient.connect(

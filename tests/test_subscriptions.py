@@ -212,6 +212,8 @@ async def test_only_allowed_origins_may_open_websockets(
     client = await http.ws_connect(
         url, protocols=["graphql-transport-ws"], headers={"Origin": "https://app.example"}
     )
-    await client.send_json({"type": "connection_init", "payload": {}})
+    await client.send_json(
+        {"type": "connection_init", "payload": {"authorization": f"Bearer {ALICE}"}}
+    )
     assert (await client.receive_json(timeout=5))["type"] == "connection_ack"
     await client.close()

@@ -1,0 +1,214 @@
+"""What one GraphQL document may ask for, checked before any validation rule walks it.
+
+A fragment spread twice at each of 30 levels selects 2^30 fields: every rule that follows
+spreads one by one (Strawberry's depth and alias limiters among them) would then run for
+ever on a 1 KB document. So the document's cost is measured first, in one pass linear in
+its size: each fragment is summarised once and every spread of it adds that summary. A
+document over any limit is refused with that one error and no rule runs on it. One within
+the limits goes through graphql-core's rules under a wall-clock budget that starts when
+parsing starts, and the outcome is cached per document, as Strawberry's ValidationCache
+would (it is replaced here because it always validates).
+
+The depth is counted as Strawberry's depth limiter counts it (a leaf adds nothing, and
+introspection fields are left to the introspection depth): graphql-core's standard
+introspection query, what GraphiQL sends, nests 15 deep, within the default 20.
+"""
+
+import functools
+import math
+import time
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLSchema,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    ValidationRule,
+)
+from graphql.validation import ASTValidationRule
+from graphql.validation.validate import ValidationAbortedError
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import validate_document
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one GraphQL document may ask for."""
+
+    max_depth: int = 10
+    max_tokens: int = 2000
+    max_aliases: int = 15
+    max_introspection_depth: int = 20
+    max_fields: int = 1000
+    """Fields selected once fragments are expanded: the work the document asks for."""
+    budget_seconds: float = 0.5
+    """Parsing and validating one document, wall-clock."""
+
+
+DEFAULT_LIMITS = Limits()
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """What a selection set asks for once its fragments are expanded."""
+
+    fields: int = 0
+    aliases: int = 0
+    depth: int = 0
+    introspection_depth: int = 0
+
+    def __add__(self, other: "Cost") -> "Cost":
+        """Selections side by side: counts add up, depths take the deeper."""
+        return Cost(
+            fields=self.fields + other.fields,
+            aliases=self.aliases + other.aliases,
+            depth=max(self.depth, other.depth),
+            introspection_depth=max(self.introspection_depth, other.introspection_depth),
+        )
+
+
+class _Measure:
+    """Costs of one document's selection sets, each fragment measured once per position
+    (inside introspection or not). A spread that closes a cycle adds nothing: the
+    NoFragmentCycles rule reports it."""
+
+    def __init__(self, document: DocumentNode) -> None:
+        self._fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
+        self._memo: dict[tuple[str, bool], Cost] = {}
+        self._open: set[str] = set()
+
+    def selections(self, node: SelectionSetNode | None, inside: bool) -> Cost:
+        total = Cost()
+        for selection in node.selections if node is not None else ():
+            if isinstance(selection, FieldNode):
+                total += self._field(selection, inside)
+            elif isinstance(selection, InlineFragmentNode):
+                total += self.selections(selection.selection_set, inside)
+            elif isinstance(selection, FragmentSpreadNode):
+                total += self._fragment(selection.name.value, inside)
+        return total
+
+    def _field(self, node: FieldNode, inside: bool) -> Cost:
+        introspective = node.name.value.startswith("__")
+        below = self.selections(node.selection_set, inside or introspective)
+        nested = introspective or inside
+        return Cost(
+            fields=1 + below.fields,
+            aliases=(node.alias is not None) + below.aliases,
+            depth=0 if introspective or node.selection_set is None else 1 + below.depth,
+            introspection_depth=below.introspection_depth + nested,
+        )
+
+    def _fragment(self, name: str, inside: bool) -> Cost:
+        key = (name, inside)
+        if key in self._memo:
+            return self._memo[key]
+        if name not in self._fragments or name in self._open:
+            return Cost()
+        self._open.add(name)
+        cost = self.selections(self._fragments[name].selection_set, inside)
+        self._open.discard(name)
+        self._memo[key] = cost
+        return cost
+
+
+def over_limits(document: DocumentNode, limits: Limits) -> GraphQLError | None:
+    """Why the document asks for too much, or None; linear in the document's size."""
+    measure = _Measure(document)
+    for operation in document.definitions:
+        if not isinstance(operation, OperationDefinitionNode):
+            continue
+        try:
+            cost = measure.selections(operation.selection_set, inside=False)
+        except RecursionError:
+            return GraphQLError("the document's fragments nest too deep", operation)
+        name = operation.name.value if operation.name else "anonymous"
+        if cost.fields > limits.max_fields:
+            return GraphQLError(
+                f"the document selects {cost.fields} fields once its fragments are "
+                f"expanded; the limit is {limits.max_fields}",
+                operation,
+            )
+        if cost.depth > limits.max_depth:
+            return GraphQLError(
+                f"'{name}' exceeds maximum operation depth of {limits.max_depth}", operation
+            )
+        if cost.aliases > limits.max_aliases:
+            return GraphQLError(
+                f"{cost.aliases} aliases found; the limit is {limits.max_aliases}", operation
+            )
+        if cost.introspection_depth > limits.max_introspection_depth:
+            return GraphQLError(
+                f"introspection nests {cost.introspection_depth} deep; the limit is "
+                f"{limits.max_introspection_depth}",
+                operation,
+            )
+    return None
+
+
+_deadline: ContextVar[float] = ContextVar("graphql_document_deadline", default=math.inf)
+
+
+class WithinBudget(ValidationRule):
+    """Aborts validation once the document's wall-clock budget is spent."""
+
+    def enter(self, *_: Any) -> None:
+        if time.monotonic() > _deadline.get():
+            raise ValidationAbortedError(
+                "the document took too long to validate; send a smaller document"
+            )
+
+
+Validator = Callable[
+    [GraphQLSchema, DocumentNode, tuple[type[ASTValidationRule], ...]], list[GraphQLError]
+]
+
+
+def cached_validator(limits: Limits, maxsize: int = 1000) -> Validator:
+    """The limits first, then the rules; cached per document (the parser cache hands the
+    same document object back for the same text)."""
+
+    @functools.lru_cache(maxsize=maxsize)
+    def validate(
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        rules: tuple[type[ASTValidationRule], ...],
+    ) -> list[GraphQLError]:
+        refusal = over_limits(document, limits)
+        if refusal is not None:
+            return [refusal]
+        return validate_document(schema, document, (*rules, WithinBudget))
+
+    return validate
+
+
+class DocumentGuard(SchemaExtension):
+    """Starts the document's budget when parsing starts, and validates it within limits."""
+
+    def __init__(self, *, limits: Limits, validator: Validator) -> None:
+        super().__init__()
+        self._limits = limits
+        self._validator = validator
+
+    def on_parse(self) -> Iterator[None]:
+        _deadline.set(time.monotonic() + self._limits.budget_seconds)
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        assert context.graphql_document is not None, "validation follows a successful parse"
+        context.pre_execution_errors = self._validator(
+            context.schema._schema, context.graphql_document, context.validation_rules
+        )
+        yield
