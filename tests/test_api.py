@@ -244,9 +244,7 @@ async def test_other_users_orders_and_reservations_are_not_found(api: Api) -> No
         f"order {order['id']} does not exist",
     )
     for id in (order["id"], unknown):
-        assert await api.data(f'query {{ order(id: "{id}") {{ id }} }}', as_=BOB) == {
-            "order": None
-        }
+        assert await api.data(f'query {{ order(id: "{id}") {{ id }} }}', as_=BOB) == {"order": None}
     mine = await api.data(f'query {{ order(id: "{order["id"]}") {{ status }} }}', as_=ALICE)
     assert mine["order"] == {"status": "PENDING"}
     await grant(api, "alice", 5)
