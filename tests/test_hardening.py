@@ -1,0 +1,425 @@
+"""Regression tests of the hardening findings, each through real HTTP or websockets against
+a real server: what an anonymous or hostile caller could do before, and what it gets now.
+
+1. Exponential fragment spreads: refused BAD_USER_INPUT at once, the server stays responsive.
+2. Production mode never runs the sandbox, GraphiQL, anonymous introspection or suggestions.
+3. /metrics labels come from a closed set; /metrics can require a token.
+4. A websocket closes when its token expires; anonymous websockets are refused.
+5. Free text, group names and responses are bounded; errors quote a short prefix.
+6. A request body that trickles in gets 408.
+7. (Another user's ids answer as unknown ids: tests/test_api.py.)
+8. JWTs need a numeric `exp`; `aud` and `iss` are checked when configured.
+10. Pending orders per user are capped; X-Request-ID is bounded.
+"""
+
+import asyncio
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import aiohttp
+import jwt
+import pytest
+from bson import ObjectId
+from graphql import parse
+
+from models import Order
+from schema.limits import Limits, over_limits
+from services.access import Role
+from services.payments import PaymentState, SandboxPaymentClient
+from tests.api import SECRET, Api, TransportWsClient, token
+from tests.conftest import StartServer
+from tests.support import snapshot
+
+pytestmark = pytest.mark.reliability
+
+ADMIN = token("admin-1", Role.ADMIN)
+ALICE = token("alice")
+STRIPE = {"stripe_secret_key": "sk_test_unused", "stripe_webhook_secret": "whsec_unused"}
+GRANT = """mutation G($input: GrantTokensInput!) { grantTokens(input: $input) { id } }"""
+CONSUME = """mutation C($input: ConsumeTokensInput!) { consumeTokens(input: $input) { id } }"""
+RESERVE = """mutation R($input: ReserveTokensInput!) { reserveTokens(input: $input) { id } }"""
+
+
+def ws_url(base: str) -> str:
+    return base.replace("http://", "ws://") + "/graphql"
+
+
+def fragment_bomb(levels: int) -> str:
+    """`offers` through `levels` fragments, each spreading the next twice: 2^levels fields
+    once expanded, in about 30 bytes a level."""
+    fragments = [f"fragment F{i} on Offer {{ id ...F{i + 1} ...F{i + 1} }}" for i in range(levels)]
+    fragments.append(f"fragment F{levels} on Offer {{ id }}")
+    return "query { offers { ...F0 } } " + " ".join(fragments)
+
+
+async def grant(api: Api, user: str, tokens: int, key: str, **extra: Any) -> None:
+    variables = {"userId": user, "offerGroup": "pro", "tokens": tokens, "idempotencyKey": key}
+    await api.data(GRANT, {"input": {**variables, **extra}}, as_=ADMIN)
+
+
+# --- 1. fragment bombs ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("levels", [10, 30, 100])
+def test_measuring_a_fragment_bomb_is_linear(levels: int) -> None:
+    document = parse(fragment_bomb(levels))
+    started = time.perf_counter()
+    refusal = over_limits(document, Limits())
+    elapsed = time.perf_counter() - started
+    assert refusal is not None and f"selects {2 ** (levels + 1) - 1 + 1}" in refusal.message
+    assert elapsed < 0.05, f"{levels} levels took {elapsed:.3f}s to measure"
+
+
+def test_a_document_within_the_limits_is_measured_exactly() -> None:
+    document = parse(fragment_bomb(3) + " query Two { a: offers { id } b: offers { id } }")
+    assert over_limits(document, Limits()) is None
+    tight = Limits(max_fields=15)
+    # offers + 2^4 - 1 fragment ids = 16 fields in the first operation.
+    assert over_limits(document, tight) is not None
+    assert over_limits(document, Limits(max_fields=16)) is None
+    assert over_limits(document, Limits(max_aliases=1)) is not None
+
+
+@pytest.mark.parametrize("levels", [10, 30, 100])
+async def test_a_fragment_bomb_is_refused_at_once_and_the_server_stays_responsive(
+    api: Api, http: aiohttp.ClientSession, server_url: str, levels: int
+) -> None:
+    bomb = fragment_bomb(levels)
+
+    async def healthz() -> float:
+        await asyncio.sleep(0.01)
+        started = time.perf_counter()
+        async with http.get(f"{server_url}/healthz") as response:
+            assert response.status == 200
+        return time.perf_counter() - started
+
+    async def refused() -> float:
+        started = time.perf_counter()
+        body = await api.call(bomb)
+        assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", body
+        assert "fields once its fragments are expanded" in body["errors"][0]["message"]
+        assert body.get("data") is None
+        return time.perf_counter() - started
+
+    bomb_seconds, health_seconds = await asyncio.gather(refused(), healthz())
+    assert bomb_seconds < 1.0
+    assert health_seconds < 0.2
+
+
+async def test_a_fragment_bomb_over_a_websocket_is_refused(
+    http: aiohttp.ClientSession, server_url: str
+) -> None:
+    client = await TransportWsClient.connect(
+        http, ws_url(server_url), {"authorization": f"Bearer {ALICE}"}
+    )
+    await client.subscribe("b", fragment_bomb(30))
+    message = await client.receive(wait=2)
+    assert message["type"] == "error"
+    assert message["payload"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    await client.close()
+
+
+# --- 2. and 9. production mode ----------------------------------------------------------
+
+
+async def test_production_without_stripe_refuses_to_start(
+    database_uri: str, database_name: str
+) -> None:
+    env = {
+        **os.environ,
+        "USERCREDITS_MONGODB_URI": database_uri,
+        "USERCREDITS_DATABASE": database_name,
+        "USERCREDITS_JWT_SECRET": SECRET,
+        "USERCREDITS_PRODUCTION": "true",
+    }
+    for extra in ({}, {"USERCREDITS_PAYMENTS": "sandbox", "USERCREDITS_STRIPE_SECRET_KEY": "x"}):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "server.cli",
+            "serve",
+            "--port",
+            "0",
+            env={**{k: v for k, v in env.items() if "STRIPE" not in k}, **extra},
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            _, stderr = await asyncio.wait_for(process.communicate(), 30)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+        assert process.returncode == 2
+        assert "USERCREDITS_PRODUCTION is on but payments would use the SANDBOX" in (
+            stderr.decode()
+        )
+
+
+async def test_production_hides_the_developer_conveniences(
+    http: aiohttp.ClientSession, start_server: StartServer
+) -> None:
+    base = await start_server(production=True, **STRIPE)
+    api = Api(http, f"{base}/graphql")
+    async with http.get(api.url, headers={"Accept": "text/html"}) as response:
+        assert response.status == 404
+    introspect = "query { __schema { mutationType { fields { name } } } }"
+    anonymous = await api.call(introspect)
+    assert anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert anonymous.get("data") is None
+    fields = (await api.data(introspect, as_=ALICE))["__schema"]["mutationType"]["fields"]
+    names = {f["name"] for f in fields}
+    assert "consumeTokens" in names and "completeSandboxPayment" not in names
+    typo = await api.call("query { offerz { id } }")
+    assert typo["errors"][0]["message"] == "Cannot query field 'offerz' on type 'Query'."
+
+    opened = {"graphiql": True, "anonymous_introspection": True, "field_suggestions": True}
+    relaxed = Api(http, f"{await start_server(production=True, **opened, **STRIPE)}/graphql")
+    async with http.get(relaxed.url, headers={"Accept": "text/html"}) as response:
+        assert response.status == 200 and "graphiql" in (await response.text()).lower()
+    assert (await relaxed.data(introspect))["__schema"]["mutationType"]["fields"]
+    typo = await relaxed.call("query { offerz { id } }")
+    assert "Did you mean 'offer', 'offers'" in typo["errors"][0]["message"]
+
+
+# --- 3. metrics ---------------------------------------------------------------------------
+
+
+async def test_metrics_labels_are_a_closed_set(
+    api: Api, http: aiohttp.ClientSession, server_url: str
+) -> None:
+    async def page() -> str:
+        async with http.get(f"{server_url}/metrics") as response:
+            return await response.text()
+
+    await api.data("query { offers { id } }")
+    before = len(await page())
+    for i in range(200):
+        await api.call(f"query {{ field_{i}_{'x' * 30} }}")
+        await api.call(f"query {{ ...Frag{i} }} fragment Frag{i} on Query {{ offers {{ id }} }}")
+    text = await page()
+    assert "field_1" not in text and "Frag1" not in text
+    assert 'operation="invalid"' in text and 'operation="offers"' in text
+    assert len(text) - before < 2_000, "400 distinct documents grew /metrics"
+
+
+async def test_metrics_can_require_a_token(
+    http: aiohttp.ClientSession, start_server: StartServer
+) -> None:
+    base = await start_server(metrics_token="scrape-me")
+    async with http.get(f"{base}/metrics") as response:
+        assert response.status == 401
+    async with http.get(f"{base}/metrics", headers={"Authorization": "Bearer wrong"}) as response:
+        assert response.status == 401
+    headers = {"Authorization": "Bearer scrape-me"}
+    async with http.get(f"{base}/metrics", headers=headers) as response:
+        assert response.status == 200 and "usercredits_graphql_operations" in await response.text()
+
+
+# --- 4. websockets ------------------------------------------------------------------------
+
+
+async def test_a_websocket_closes_when_its_token_expires(
+    api: Api, http: aiohttp.ClientSession, server_url: str
+) -> None:
+    now = int(time.time())
+    short = jwt.encode({"sub": "alice", "iat": now, "exp": now + 3}, SECRET, algorithm="HS256")
+    client = await TransportWsClient.connect(
+        http, ws_url(server_url), {"authorization": f"Bearer {short}"}
+    )
+    await client.subscribe("w", "query { wallet { userId } }")
+    assert (await client.receive())["payload"] == {"data": {"wallet": {"userId": "alice"}}}
+    assert await client.receive() == {"id": "w", "type": "complete"}
+    await client.subscribe("b", "subscription { balanceChanged { tokens } }")
+    await grant(api, "alice", 5, "before-expiry")
+    assert (await client.receive())["payload"]["data"]["balanceChanged"]["tokens"] == 5
+    message = await client.ws.receive(timeout=6)
+    assert message.type == aiohttp.WSMsgType.CLOSE and message.data == 4403, message
+    assert time.time() >= now + 3
+
+
+async def test_anonymous_websockets_are_refused(
+    http: aiohttp.ClientSession, server_url: str
+) -> None:
+    ws = await http.ws_connect(ws_url(server_url), protocols=["graphql-transport-ws"])
+    await ws.send_json({"type": "connection_init", "payload": {}})
+    message = await ws.receive(timeout=5)
+    assert message.type == aiohttp.WSMsgType.CLOSE and message.data == 4403
+    await ws.close()
+
+
+# --- 5. free text and responses -----------------------------------------------------------
+
+
+async def test_free_text_and_group_names_are_bounded(api: Api) -> None:
+    await grant(api, "alice", 10, "g")
+    before = await snapshot()
+    long_group = "g" * 201
+    attempts = [
+        (CONSUME, {"offerGroup": "pro", "tokens": 1, "idempotencyKey": "a", "reason": "r" * 501}),
+        (CONSUME, {"offerGroup": long_group, "tokens": 1, "idempotencyKey": "b"}),
+        (RESERVE, {"offerGroup": long_group, "tokens": 1, "idempotencyKey": "c"}),
+        (CONSUME, {"offerGroup": "pro", "tokens": 1, "idempotencyKey": "k" * 201}),
+    ]
+    for query, variables in attempts:
+        body = await api.call(query, {"input": variables}, as_=ALICE)
+        error = body["errors"][0]
+        assert error["extensions"]["code"] == "BAD_USER_INPUT", body
+        assert len(error["message"]) < 200, "the error echoed the whole value"
+    assert await snapshot() == before
+    # At the limits they are taken.
+    await api.data(
+        CONSUME,
+        {
+            "input": {
+                "offerGroup": "pro",
+                "tokens": 1,
+                "idempotencyKey": "k" * 200,
+                "reason": "r" * 500,
+            }
+        },
+        as_=ALICE,
+    )
+
+
+async def test_an_oversized_response_is_an_error(
+    http: aiohttp.ClientSession, start_server: StartServer
+) -> None:
+    api = Api(http, f"{await start_server(max_response_bytes=10_000)}/graphql")
+    for i in range(30):
+        await grant(api, "alice", 1, f"g{i}", reason="n" * 400)
+    small = await api.data("query { ledger(first: 5) { edges { node { note } } } }", as_=ALICE)
+    assert len(small["ledger"]["edges"]) == 5
+    body = await api.call("query { ledger(first: 30) { edges { node { note } } } }", as_=ALICE)
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "exceed 10000 bytes" in body["errors"][0]["message"]
+
+
+# --- 6. slow bodies -----------------------------------------------------------------------
+
+
+async def test_a_trickling_body_gets_408(
+    http: aiohttp.ClientSession, start_server: StartServer
+) -> None:
+    base = await start_server(request_body_seconds=1)
+    host, port = base.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    started = time.perf_counter()
+    writer.write(
+        b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 100000\r\n\r\n{"
+    )
+    await writer.drain()
+
+    async def trickle() -> None:
+        for _ in range(20):
+            await asyncio.sleep(0.25)
+            writer.write(b" ")
+            await writer.drain()
+
+    feeder = asyncio.create_task(trickle())
+    try:
+        status_line = await asyncio.wait_for(reader.readline(), 5)
+    finally:
+        feeder.cancel()
+        writer.close()
+    assert status_line.startswith(b"HTTP/1.1 408"), status_line
+    assert time.perf_counter() - started < 3
+    async with http.get(f"{base}/healthz") as response:
+        assert response.status == 200
+
+
+# --- 8. JWT claims ------------------------------------------------------------------------
+
+
+def claims_token(**claims: Any) -> str:
+    return jwt.encode({"sub": "alice", **claims}, SECRET, algorithm="HS256")
+
+
+async def test_tokens_need_a_numeric_exp(
+    api: Api, http: aiohttp.ClientSession, start_server: StartServer
+) -> None:
+    later = int(time.time()) + 600
+    wallet = "query { wallet { userId } }"
+    for bad in (claims_token(), claims_token(exp=str(later)), claims_token(exp=later, iat="0")):
+        assert await api.error_code(wallet, as_=bad) == "UNAUTHENTICATED"
+    assert (await api.data(wallet, as_=claims_token(exp=later)))["wallet"]["userId"] == "alice"
+    local = Api(http, f"{await start_server(jwt_require_exp=False)}/graphql")
+    assert (await local.data(wallet, as_=claims_token()))["wallet"]["userId"] == "alice"
+
+
+async def test_audience_and_issuer_are_checked_when_configured(
+    http: aiohttp.ClientSession, start_server: StartServer
+) -> None:
+    api = Api(
+        http, f"{await start_server(jwt_audience='credits', jwt_issuer='https://id.test')}/graphql"
+    )
+    later = int(time.time()) + 600
+    wallet = "query { wallet { userId } }"
+    refused = [
+        claims_token(exp=later),
+        claims_token(exp=later, aud="credits"),
+        claims_token(exp=later, aud="other", iss="https://id.test"),
+        claims_token(exp=later, aud="credits", iss="https://evil.test"),
+    ]
+    for bad in refused:
+        assert await api.error_code(wallet, as_=bad) == "UNAUTHENTICATED"
+    good = claims_token(exp=later, aud="credits", iss="https://id.test")
+    assert (await api.data(wallet, as_=good))["wallet"]["userId"] == "alice"
+
+
+# --- 10. pending orders and request ids ---------------------------------------------------
+
+
+async def test_pending_orders_per_user_are_capped_oldest_first(
+    http: aiohttp.ClientSession, start_server: StartServer, sandbox: SandboxPaymentClient
+) -> None:
+    api = Api(http, f"{await start_server(max_pending_orders=3)}/graphql")
+    offer = {
+        "name": "Pro",
+        "kind": "TOKENS",
+        "offerGroup": "pro",
+        "tokenCount": 10,
+        "prices": [{"amount": "1.00", "currency": "USD"}],
+        "cycle": "MONTHLY",
+    }
+    offer_id = (
+        await api.data(
+            "mutation U($i: OfferInput!) { upsertOffer(input: $i) { id } }", {"i": offer}, as_=ADMIN
+        )
+    )["upsertOffer"]["id"]
+    created = []
+    for _ in range(5):
+        payload = await api.data(
+            "mutation C($i: CreateOrderInput!) { createOrder(input: $i) { order { id } } }",
+            {"i": {"offerId": offer_id}},
+            as_=ALICE,
+        )
+        created.append(payload["createOrder"]["order"]["id"])
+    orders = (await api.data("query { orders(first: 10) { edges { node { id status } } } }",
+                             as_=ALICE))["orders"]["edges"]  # fmt: skip
+    status = {edge["node"]["id"]: edge["node"]["status"] for edge in orders}
+    assert [status[i] for i in created] == ["CANCELED", "CANCELED", "PENDING", "PENDING", "PENDING"]
+    for order_id in created:
+        order = await Order.get(ObjectId(order_id))
+        assert order is not None and order.payment_intent_id is not None
+        payment = await sandbox.get_payment(order.payment_intent_id)
+        expected = PaymentState.CANCELED if order_id in created[:2] else PaymentState.PENDING
+        assert payment.state is expected
+
+
+async def test_request_ids_are_bounded(http: aiohttp.ClientSession, server_url: str) -> None:
+    async with http.get(f"{server_url}/healthz", headers={"X-Request-ID": "job-42.a:b"}) as r:
+        assert r.headers["X-Request-ID"] == "job-42.a:b"
+    for hostile in ("x" * 8000, "a b", 'x"}{"forged": 1'):
+        async with http.get(f"{server_url}/healthz", headers={"X-Request-ID": hostile}) as r:
+            echoed = r.headers["X-Request-ID"]
+            assert echoed != hostile and len(echoed) == 32, echoed
+    body = json.dumps({"query": "{ offers { id } }"})
+    async with http.post(f"{server_url}/graphql", data=body, headers={
+        "Content-Type": "application/json", "X-Request-ID": "y" * 200}) as r:  # fmt: skip
+        assert len(r.headers["X-Request-ID"]) == 32
