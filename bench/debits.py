@@ -57,9 +57,7 @@ async def run(bench: Bench) -> ScenarioResult:
     raw = await _measure(bench, "raw conditional $inc", raw_debit)
 
     payments = SandboxPaymentClient()
-    services = build_services(
-        client=bench.client, payments=payments, clock=SystemClock(), default_currency="USD"
-    )
+    services = build_services(payments=payments, clock=SystemClock(), default_currency="USD")
 
     async def service_debit(worker: int) -> None:
         await services.wallets.consume(

@@ -7,7 +7,7 @@ from models.ledger import LedgerEntry, Reservation
 from models.offer import CombinedItem, Offer, Price
 from models.order import Order, OrderEvent
 from models.payment_event import ProcessedEvent
-from models.wallet import Balance
+from models.wallet import Balance, Hold, Lot, LotDraw, LotSource, balance_id
 
 ALL_DOCUMENTS: list[type[Document]] = [
     Offer,
@@ -23,8 +23,12 @@ __all__ = [
     "Balance",
     "CombinedItem",
     "Cycle",
+    "Hold",
     "LedgerEntry",
     "LedgerReason",
+    "Lot",
+    "LotDraw",
+    "LotSource",
     "Offer",
     "OfferKind",
     "Order",
@@ -34,4 +38,5 @@ __all__ = [
     "ProcessedEvent",
     "Reservation",
     "ReservationStatus",
+    "balance_id",
 ]

@@ -4,9 +4,11 @@ from datetime import datetime
 
 import pymongo
 from beanie import Document
+from pydantic import Field
 from pymongo import IndexModel
 
 from models.enums import LedgerReason, ReservationStatus
+from models.wallet import LotDraw
 
 
 class LedgerEntry(Document):
@@ -21,6 +23,9 @@ class LedgerEntry(Document):
     order_id: str | None = None
     reservation_id: str | None = None
     idempotency_key: str | None = None
+    lots: list[LotDraw] = Field(default_factory=list)
+    """Debits, holds, expiries, refunds: the lots the tokens came from; credits: the lot made;
+    releases: the lots the tokens went back to."""
     created_at: datetime
 
     class Settings:
@@ -43,6 +48,16 @@ class LedgerEntry(Document):
             IndexModel(
                 [("user_id", pymongo.ASCENDING), ("_id", pymongo.DESCENDING)], name="user_newest"
             ),
+            IndexModel(
+                [
+                    ("user_id", pymongo.ASCENDING),
+                    ("offer_group", pymongo.ASCENDING),
+                    ("seq", pymongo.ASCENDING),
+                ],
+                name="user_group_seq_unique",
+                unique=True,
+            ),
+            IndexModel([("reservation_id", pymongo.ASCENDING)], name="reservation", sparse=True),
         ]
 
 

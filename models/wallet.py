@@ -1,34 +1,93 @@
-"""A user's wallet: one balance document per (user, offer group).
+"""A user's wallet: one balance document per (user, offer group), holding its lots, its
+held reservations and the entries of its last movement.
 
-One document per group, not one per user, so that a debit is a guarded `$inc` on a small
-document and the expiry sweep can use an index on `expires`.
+The balance document is the unit of atomicity: every token movement is one conditional
+update of it (see services/movements.py), so its `_id` is derived from the user and the
+group and the write needs no lookup. Lots and holds live inside it because a debit must
+see and change them in the same write; the entries of the last movement ride along as an
+outbox until they are in the ledger collection.
 """
 
 from datetime import datetime
+from enum import StrEnum
 
 import pymongo
 from beanie import Document
+from pydantic import BaseModel, Field
 from pymongo import IndexModel
 
 
+class LotSource(StrEnum):
+    ORDER = "order"
+    GRANT = "grant"
+
+
+class Lot(BaseModel):
+    """The tokens of one credit, valid for their own period."""
+
+    id: str
+    source: LotSource
+    order_id: str | None = None
+    tokens: int
+    """Credited."""
+    remaining: int
+    """Spendable: not yet spent, held, expired or refunded."""
+    held: int = 0
+    """Held by reservations, given back to this lot or spent from it when they settle."""
+    starts: datetime
+    expires: datetime | None = None
+    priority: int = 50
+    note: str | None = None
+    created_at: datetime
+
+
+class LotDraw(BaseModel):
+    """Tokens one movement took from (or gave to) one lot."""
+
+    lot_id: str
+    tokens: int
+
+
+class Hold(BaseModel):
+    """A held reservation: how many tokens, from which lots, until when."""
+
+    id: str
+    tokens: int
+    draws: list[LotDraw]
+    expires_at: datetime
+    idempotency_key: str
+
+
+def balance_id(user_id: str, offer_group: str) -> str:
+    """The balance's `_id`: the user id's length first, so that no two (user, group) pairs
+    give the same id whatever characters they contain."""
+    return f"{len(user_id)}:{user_id}:{offer_group}"
+
+
 class Balance(Document):
+    id: str = Field(default_factory=str)  # type: ignore[assignment]
     user_id: str
     offer_group: str
     tokens: int = 0
+    """The sum of the lots' `remaining`: what the ledger's entries add up to."""
     reserved: int = 0
+    """The sum of the lots' `held`."""
     seq: int = 0
-    """Counts the group's ledger entries: the next entry's `seq` is this plus one."""
-    starts: datetime | None = None
-    expires: datetime | None = None
+    """How many entries the group's ledger has: the next entry's `seq` is this plus one."""
+    lots: list[Lot] = Field(default_factory=list)
+    holds: list[Hold] = Field(default_factory=list)
+    starts: datetime
+    """When the group was first credited."""
+    next_expiry: datetime | None = None
+    """The soonest expiry among lots that still hold tokens: the sweep's index."""
+    last: list[dict[str, object]] = Field(default_factory=list)
+    """The ledger entries of the last movement, until they are known to be in the ledger."""
     updated_at: datetime
 
     class Settings:
         name = "wallet_balances"
         indexes = [
-            IndexModel(
-                [("user_id", pymongo.ASCENDING), ("offer_group", pymongo.ASCENDING)],
-                name="user_group_unique",
-                unique=True,
-            ),
-            IndexModel([("expires", pymongo.ASCENDING)], name="expires"),
+            IndexModel([("user_id", pymongo.ASCENDING)], name="user"),
+            IndexModel([("next_expiry", pymongo.ASCENDING)], name="next_expiry"),
+            IndexModel([("holds.expires_at", pymongo.ASCENDING)], name="holds_expire"),
         ]

@@ -109,5 +109,6 @@ async def grant_tokens(info: Info, input: GrantTokensInput) -> LedgerEntry:
         expires=input.expires,
         idempotency_key=input.idempotency_key,
         note=input.reason,
+        priority=50 if input.priority is None else input.priority,
     )
     return LedgerEntry.of(entry)

@@ -106,3 +106,6 @@ class GrantTokensInput:
     expires: datetime | None = None
     idempotency_key: str
     reason: str | None = None
+    priority: int | None = strawberry.field(
+        default=50, description="0..100, lower is spent first; orders are 50."
+    )

@@ -5,12 +5,13 @@ attached here; types themselves only map data.
 """
 
 from datetime import datetime
+from enum import Enum
 
 import strawberry
 
-from models import Balance as BalanceModel
 from models import Cycle, OfferKind, OrderStatus
 from models import LedgerEntry as LedgerEntryModel
+from models import Lot as LotModel
 from models import Offer as OfferModel
 from models import Order as OrderModel
 from models import Reservation as ReservationModel
@@ -21,6 +22,7 @@ from services.expiry import CreditWarning as CreditWarningValue
 from services.money import Money as MoneyValue
 from services.money import normalize_currency
 from services.orders import MAX_PAGE as MAX_ORDERS
+from services.wallets import BalanceView
 
 
 @strawberry.type(
@@ -90,6 +92,54 @@ class Order:
         )
 
 
+@strawberry.enum
+class LotSource(Enum):
+    ORDER = "order"
+    GRANT = "grant"
+
+
+@strawberry.type(
+    description="Tokens from one credit (a paid order, a bundle's child order, a grant), "
+    "valid for their own period."
+)
+class Lot:
+    id: strawberry.ID
+    source: LotSource
+    order_id: strawberry.ID | None
+    tokens: int
+    remaining: int
+    starts: datetime
+    expires: datetime | None
+    priority: int
+    note: str | None
+
+    @classmethod
+    def of(cls, lot: LotModel) -> "Lot":
+        return cls(
+            id=strawberry.ID(lot.id),
+            source=LotSource(lot.source.value),
+            order_id=strawberry.ID(lot.order_id) if lot.order_id else None,
+            tokens=lot.tokens,
+            remaining=lot.remaining,
+            starts=lot.starts,
+            expires=lot.expires,
+            priority=lot.priority,
+            note=lot.note,
+        )
+
+
+@strawberry.type
+class ExpiryForecast:
+    at: datetime
+    tokens: int
+
+
+@strawberry.type
+class LotDraw:
+    lot_id: strawberry.ID
+    tokens: int
+
+
 @strawberry.type
 class Balance:
     offer_group: str
@@ -97,6 +147,28 @@ class Balance:
     reserved: int
     starts: datetime | None
     expires: datetime | None
+    lots: list[Lot] = strawberry.field(
+        description="Live lots (remaining > 0, not expired), in the order debits draw them."
+    )
+    next_expiry: ExpiryForecast | None = strawberry.field(
+        description="The soonest expiry among live lots and how many tokens go then; null "
+        "when none expires."
+    )
+
+    @classmethod
+    def of(cls, balance: BalanceView) -> "Balance":
+        forecast = balance.next_expiry
+        return cls(
+            offer_group=balance.offer_group,
+            tokens=balance.tokens,
+            reserved=balance.reserved,
+            starts=balance.starts,
+            expires=balance.expires,
+            lots=[Lot.of(lot) for lot in balance.lots],
+            next_expiry=None
+            if forecast is None
+            else ExpiryForecast(at=forecast.at, tokens=forecast.tokens),
+        )
 
 
 @strawberry.type
@@ -111,6 +183,10 @@ class LedgerEntry:
     order_id: strawberry.ID | None
     idempotency_key: str | None
     created_at: datetime
+    lots: list[LotDraw] = strawberry.field(
+        description="For debits, expiries and refunds: which lots gave the tokens; for "
+        "credits: the lot made."
+    )
 
     @classmethod
     def of(cls, entry: LedgerEntryModel) -> "LedgerEntry":
@@ -125,6 +201,7 @@ class LedgerEntry:
             order_id=strawberry.ID(entry.order_id) if entry.order_id else None,
             idempotency_key=entry.idempotency_key,
             created_at=entry.created_at,
+            lots=[LotDraw(lot_id=strawberry.ID(d.lot_id), tokens=d.tokens) for d in entry.lots],
         )
 
 
@@ -322,17 +399,5 @@ class Wallet:
         return [Order.of(o) for o in page.orders]
 
     @classmethod
-    def of(cls, user_id: str, balances: list[BalanceModel]) -> "Wallet":
-        return cls(
-            user_id=strawberry.ID(user_id),
-            balances=[
-                Balance(
-                    offer_group=b.offer_group,
-                    tokens=b.tokens,
-                    reserved=b.reserved,
-                    starts=b.starts,
-                    expires=b.expires,
-                )
-                for b in balances
-            ],
-        )
+    def of(cls, user_id: str, balances: list[BalanceView]) -> "Wallet":
+        return cls(user_id=strawberry.ID(user_id), balances=[Balance.of(b) for b in balances])

@@ -297,7 +297,6 @@ def create_app(
         async with open_database(settings) as client:
             app[CLIENT] = client
             app[SERVICES] = build_services(
-                client=client,
                 payments=provider,
                 clock=clock or SystemClock(),
                 default_currency=settings.default_currency,

@@ -51,12 +51,11 @@ def _serve(settings: Settings, host: str, port: int) -> None:
 
 async def _with_services(settings: Settings, work: Callable[[Services], Awaitable[T]]) -> T:
     """Runs `work` on the services over the configured (or embedded) database."""
-    async with open_database(settings) as client:
+    async with open_database(settings):
         payments = payment_client(settings)
         try:
             return await work(
                 build_services(
-                    client=client,
                     payments=payments,
                     clock=SystemClock(),
                     default_currency=settings.default_currency,

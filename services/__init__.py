@@ -1,18 +1,17 @@
 """The credits service as a Python library: offers, orders, wallets and ledger, expiry,
 payments and live events, with no GraphQL and no HTTP.
 
-`build_services` wires them from their collaborators (a MongoDB client, a payment client,
-a clock), which the caller builds; the server does so from its settings.
+`build_services` wires them from their collaborators (a payment client and a clock, which
+the caller builds; the server does so from its settings). The documents must be bound to a
+database first (server/database.py's `init_models`).
 """
 
 from dataclasses import dataclass
-from typing import Any
-
-from pymongo import AsyncMongoClient
 
 from services.clock import Clock
 from services.events import EventHub
 from services.limits import DEFAULT_LIMITS, InputLimits
+from services.movements import Movements
 from services.offers import Offers
 from services.orders import Orders
 from services.payments import PaymentClient
@@ -32,7 +31,6 @@ class Services:
 
 def build_services(
     *,
-    client: AsyncMongoClient[Any],
     payments: PaymentClient,
     clock: Clock,
     default_currency: str,
@@ -40,9 +38,8 @@ def build_services(
     max_pending_orders: int = 20,
 ) -> Services:
     offers = Offers(clock=clock, limits=limits)
-    wallets = Wallets(client=client, clock=clock, limits=limits)
+    wallets = Wallets(movements=Movements(clock=clock), clock=clock, limits=limits)
     orders = Orders(
-        client=client,
         offers=offers,
         wallets=wallets,
         payments=payments,

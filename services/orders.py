@@ -13,8 +13,6 @@ from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
-from pymongo import AsyncMongoClient
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
 from models import CombinedItem, LedgerReason, Offer, Order, OrderEvent, OrderStatus
@@ -27,7 +25,6 @@ from services.limits import DEFAULT_LIMITS, InputLimits
 from services.money import Money, normalize_currency
 from services.offers import Offers
 from services.payments import PaymentClient, PaymentState
-from services.transactions import in_transaction
 from services.wallets import MAX_TOKENS, Credit, Wallets
 
 log = logging.getLogger(__name__)
@@ -71,7 +68,6 @@ class Orders:
     def __init__(
         self,
         *,
-        client: AsyncMongoClient[Any],
         offers: Offers,
         wallets: Wallets,
         payments: PaymentClient,
@@ -80,7 +76,6 @@ class Orders:
         limits: InputLimits = DEFAULT_LIMITS,
         max_pending_orders: int = 20,
     ) -> None:
-        self._client = client
         self._limits = limits
         self._max_pending_orders = max_pending_orders
         self._offers = offers
@@ -320,30 +315,22 @@ class Orders:
     async def apply_status(self, *, order_id: str, status: OrderStatus, message: str = "") -> Order:
         """Moves an order to `status` if its current status allows it; else changes nothing.
 
-        PAID also credits the tokens and creates the bundle's child orders, atomically.
+        PAID also credits the tokens and creates the bundle's child orders; REFUNDED takes
+        back what is left of them. Each step is idempotent (a credit or a refund once per
+        order, a child order once per item), and the status moves last, so an attempt cut
+        short by a crash is completed, never doubled, by the next one (a webhook delivered
+        again, refreshOrder, or the sweep's reconciliation).
         """
         if status is OrderStatus.PAID:
-            await self._open_balances(order_id)
-            await in_transaction(self._client, lambda s: self._pay(s, order_id, message))
+            await self._pay(order_id, message)
         elif status is OrderStatus.REFUNDED:
-            await in_transaction(self._client, lambda s: self._refund(s, order_id, message))
+            await self._refund(order_id, message)
         else:
-            await self._transition(None, order_id, status, message, {})
+            await self._transition(order_id, status, message, {})
         return await self.get_order(order_id=order_id)
-
-    async def _open_balances(self, order_id: str) -> None:
-        """Opens every balance that paying the order credits, before its transaction."""
-        order = await self.get_order(order_id=order_id)
-        offer = await self._offers.get_offer(offer_id=order.offer_id)
-        groups = {offer.offer_group}
-        for item in offer.combined_items:
-            groups.add((await self._offers.get_offer(offer_id=item.offer_id)).offer_group)
-        for group in sorted(groups):
-            await self._wallets.open_balance(user_id=order.user_id, offer_group=group)
 
     async def _transition(
         self,
-        session: AsyncClientSession | None,
         order_id: str,
         status: OrderStatus,
         message: str,
@@ -361,13 +348,10 @@ class Orders:
                 "$set": {"status": status.value, "updated_at": now, **fields},
                 "$push": {"history": event.model_dump()},
             },
-            session=session,
         )
         return result.modified_count == 1
 
-    async def _latest_expiry(
-        self, session: AsyncClientSession, user_id: str, offer_group: str
-    ) -> datetime | None:
+    async def _latest_expiry(self, user_id: str, offer_group: str) -> datetime | None:
         """The latest expiry among the user's paid orders in a group (appendDate's anchor)."""
         doc = await self._orders.find_one(
             {
@@ -377,61 +361,56 @@ class Orders:
                 "expires": {"$ne": None},
             },
             sort=[("expires", -1)],
-            session=session,
         )
         return None if doc is None else doc["expires"]
 
-    async def _start(
-        self, session: AsyncClientSession, offer: Offer, user_id: str, base: datetime
-    ) -> datetime:
+    async def _start(self, offer: Offer, user_id: str, base: datetime) -> datetime:
         """`base`, or with appendDate the later of it and the group's latest paid expiry."""
         if not offer.append_date:
             return base
-        latest = await self._latest_expiry(session, user_id, offer.offer_group)
+        latest = await self._latest_expiry(user_id, offer.offer_group)
         return base if latest is None else max(base, latest)
 
-    async def _pay(self, session: AsyncClientSession, order_id: str, message: str) -> None:
-        order = await Order.get(object_id(order_id, "order"), session=session)
-        if order is None:
-            raise NotFound(f"order {order_id} does not exist")
+    async def _pay(self, order_id: str, message: str) -> None:
+        order = await self.get_order(order_id=order_id)
         if order.status not in _REACHABLE_FROM[OrderStatus.PAID]:
             return
         offer = await self._offers.get_offer(offer_id=order.offer_id)
-        starts = await self._start(session, offer, order.user_id, self._clock.now())
+        starts = await self._start(offer, order.user_id, self._clock.now())
         expires = expiry(starts, offer.cycle, order.quantity, offer.custom_cycle_seconds)
-        if not await self._transition(
-            session,
+        if order.token_count > 0:
+            await self._credit(order, starts, expires)
+        for index, item in enumerate(offer.combined_items):
+            await self._pay_child(order, offer, index, item, starts)
+        await self._transition(
             order_id,
             OrderStatus.PAID,
             message or "payment succeeded",
             {"starts": starts, "expires": expires},
-        ):
-            return
-        if order.token_count > 0:
-            await self._credit(session, order, starts, expires)
-        for item in offer.combined_items:
-            await self._pay_child(session, order, offer, item, starts)
+        )
 
     async def _pay_child(
         self,
-        session: AsyncClientSession,
         parent: Order,
         bundle: Offer,
+        index: int,
         bundled: CombinedItem,
         bundle_starts: datetime,
     ) -> None:
-        """A paid, free child order per bundled item, crediting the item's group with the
-        item's tokens x item quantity x bundles bought, for the item's own cycle if it has
-        one, else the bundle's, times the bundles bought."""
+        """A paid, free child order per bundled item (once: its key names the parent and the
+        item), crediting the item's group with the item's tokens x item quantity x bundles
+        bought, for the item's own cycle if it has one, else the bundle's, times the bundles
+        bought."""
         item = await self._offers.get_offer(offer_id=bundled.offer_id)
         cycle, seconds = (
             (bundled.cycle, bundled.custom_cycle_seconds)
             if bundled.cycle
             else (bundle.cycle, bundle.custom_cycle_seconds)
         )
-        starts = await self._start(session, item, parent.user_id, bundle_starts)
+        starts = await self._start(item, parent.user_id, bundle_starts)
         expires = expiry(starts, cycle, parent.quantity, seconds)
         now = self._clock.now()
+        key = f"bundle:{parent.id}:{index}"
         child = Order(
             user_id=parent.user_id,
             offer_id=bundled.offer_id,
@@ -449,16 +428,22 @@ class Orders:
                 OrderEvent(at=now, status=OrderStatus.PAID, message=f"bundled in order {parent.id}")
             ],
             parent_id=str(parent.id),
+            idempotency_key=key,
         )
-        await child.insert(session=session)
+        try:
+            await child.insert()
+        except DuplicateKeyError:
+            existing = await self._by_key(parent.user_id, key)
+            if existing is None:
+                raise RuntimeError(
+                    f"child order {key} clashed with an order that is gone"
+                ) from None
+            child = existing
         if child.token_count > 0:
-            await self._credit(session, child, starts, expires)
+            await self._credit(child, child.starts or starts, child.expires)
 
-    async def _credit(
-        self, session: AsyncClientSession, order: Order, starts: datetime, expires: datetime | None
-    ) -> None:
+    async def _credit(self, order: Order, starts: datetime, expires: datetime | None) -> None:
         await self._wallets.credit(
-            session,
             Credit(
                 user_id=order.user_id,
                 offer_group=order.offer_group,
@@ -468,36 +453,29 @@ class Orders:
                 reason=LedgerReason.PURCHASE,
                 idempotency_key=f"order:{order.id}",
                 order_id=str(order.id),
-            ),
+            )
         )
 
-    async def _refund(self, session: AsyncClientSession, order_id: str, message: str) -> None:
-        """Marks a paid order (and its bundle's children) refunded and takes their tokens
-        back, as far as the balance still holds them."""
-        if not await self._transition(
-            session, order_id, OrderStatus.REFUNDED, message or "refunded", {}
-        ):
+    async def _refund(self, order_id: str, message: str) -> None:
+        """Takes back what is left of a paid order's lots (and its bundle's children's),
+        then marks them refunded."""
+        order = await self.get_order(order_id=order_id)
+        if order.status not in _REACHABLE_FROM[OrderStatus.REFUNDED]:
             return
-        order = await Order.get(object_id(order_id, "order"), session=session)
-        assert order is not None, "the transition just matched it"
-        children = await Order.find({"parent_id": order_id}, session=session).to_list()
+        children = await Order.find({"parent_id": order_id}).to_list()
         for refunded in [order, *children]:
-            if refunded is not order:
-                await self._transition(
-                    session,
-                    str(refunded.id),
-                    OrderStatus.REFUNDED,
-                    f"bundle order {order_id} refunded",
-                    {},
-                )
             if refunded.token_count > 0:
                 await self._wallets.take_back(
-                    session,
                     user_id=refunded.user_id,
                     offer_group=refunded.offer_group,
                     tokens=refunded.token_count,
                     order_id=str(refunded.id),
                 )
+            if refunded is not order:
+                await self._transition(
+                    str(refunded.id), OrderStatus.REFUNDED, f"bundle order {order_id} refunded", {}
+                )
+        await self._transition(order_id, OrderStatus.REFUNDED, message or "refunded", {})
 
     async def expire_orders(self, *, now: datetime) -> int:
         """The sweep's order half: paid orders past their expiry become expired."""

@@ -1,60 +1,100 @@
-"""Wallet balances per offer group and their ledger. No GraphQL, no HTTP.
+"""Wallet balances per offer group, their lots and their ledger. No GraphQL, no HTTP.
 
-THE INVARIANT. For every (user, offer group), at every committed moment:
+THE INVARIANT. For every (user, offer group), at every moment:
 
-    sum(ledger.tokens)  ==  balance.tokens                  (spendable)
-    balance.reserved    ==  sum(tokens of HELD reservations)
-    each entry's balance_after == the running sum of the group's entries up to it, in
-    the order of `seq`, which the balance counts up with every movement (ids are made by
-    clients, so their order is not the commit order across processes)
-    balance.tokens >= 0 and balance.reserved >= 0
+    balance.tokens   == sum(lot.remaining)  == sum(ledger.tokens)
+    balance.reserved == sum(lot.held)       == sum(hold.tokens)
+    each entry's balance_after is the running sum of the group's entries in `seq` order,
+    and `seq` counts 1, 2, 3... with no gap
+    every lot.remaining >= 0 and lot.held >= 0
 
-Reserving moves tokens out of `tokens` into `reserved` with a `reservation` entry (-n);
-committing gives them back with a `release` entry (+n) and debits what was used with a
-`consumption` entry (-k); releasing writes the `release` entry alone. So the ledger explains
-every spendable token, and nothing moves without an entry.
+(the ledger sum counts the entries of the balance's `last` movement until they are in the
+ledger collection: see services/movements.py, which writes every movement and checks the
+first line before it writes). Holding moves tokens from a lot's `remaining` to its `held`
+with a `reservation` entry (-n); settling gives them back with a `release` entry (+n) and
+spends what was used with a `consumption` entry (-k). So the ledger explains every
+spendable token, and nothing moves without an entry.
 
-WHY A TRANSACTION. A debit must change the balance and append its entry atomically, and a
-retry with the same idempotency key must not debit again. A single conditional `$inc` on the
-balance cannot also insert into the ledger collection, and keeping entries inside the balance
-document would leave the ledger (which is paginated and queried across groups) behind the
-balance for some readers. So each movement is one transaction: a guarded
-`find_one_and_update` on the balance (the guard is the overdraft and expiry check) plus one
-ledger insert whose unique (user, idempotency key) index makes a replay fail and abort.
-Concurrent writers to one balance conflict, and the loser is retried by the driver.
+The operations below are plans: pure decisions on the balance they are shown, which the
+movement primitive applies in one compare-and-set write, re-planning on a lost race.
 """
 
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
-from pymongo import AsyncMongoClient, ReturnDocument
-from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.errors import DuplicateKeyError
 
-from models import Balance, LedgerEntry, LedgerReason, Reservation, ReservationStatus
+from models import (
+    Balance,
+    Hold,
+    LedgerEntry,
+    LedgerReason,
+    Lot,
+    LotDraw,
+    LotSource,
+    Reservation,
+    ReservationStatus,
+    balance_id,
+)
 from services.access import Principal
 from services.clock import Clock
-from services.errors import (
-    Conflict,
-    Expired,
-    InsufficientTokens,
-    InvalidInput,
-    NotFound,
-    shown,
-)
+from services.errors import Conflict, Expired, InsufficientTokens, InvalidInput, NotFound, shown
 from services.ids import object_id
 from services.limits import DEFAULT_LIMITS, InputLimits, check_tokens
-from services.transactions import in_transaction
+from services.lots import draw, lapse, live_lots, settle, spendable, take_back
+from services.movements import Change, Entry, Movements
 
 log = logging.getLogger(__name__)
 
 MAX_TOKENS = 2**31 - 1
 """The most a balance may hold: GraphQL's Int, in which balances are reported."""
 MAX_PAGE = 500
+MAX_TTL_SECONDS = 7 * 24 * 3600
+ORDER_PRIORITY = 50
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiryForecast:
+    at: datetime
+    tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceView:
+    """A group's balance as readers see it at `now`: only live lots count."""
+
+    user_id: str
+    offer_group: str
+    tokens: int
+    reserved: int
+    starts: datetime
+    expires: datetime | None
+    """When the last live lot ends; None when one never does (or none is live)."""
+    lots: list[Lot]
+    """Live lots, in the order debits draw them."""
+    next_expiry: ExpiryForecast | None
+
+    @classmethod
+    def of(cls, balance: Balance, now: datetime) -> "BalanceView":
+        lots = live_lots(balance.lots, now)
+        ends = [lot.expires for lot in lots]
+        soonest = min((e for e in ends if e is not None), default=None)
+        return cls(
+            user_id=balance.user_id,
+            offer_group=balance.offer_group,
+            tokens=sum(lot.remaining for lot in lots),
+            reserved=balance.reserved,
+            starts=balance.starts,
+            expires=None if not ends or None in ends else max(e for e in ends if e),
+            lots=lots,
+            next_expiry=None
+            if soonest is None
+            else ExpiryForecast(
+                at=soonest, tokens=sum(lot.remaining for lot in lots if lot.expires == soonest)
+            ),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +105,7 @@ class LedgerPage:
 
 @dataclass(frozen=True, slots=True)
 class Credit:
-    """Tokens to add to a group, and the period they are valid for (expires None: never)."""
+    """Tokens to add to a group as one lot, valid from `starts` to `expires` (None: never)."""
 
     user_id: str
     offer_group: str
@@ -76,40 +116,16 @@ class Credit:
     idempotency_key: str
     order_id: str | None = None
     note: str | None = None
-
-
-class _KeyUsed(Exception):
-    """The idempotency key already has an entry: the transaction aborts, the entry is replayed."""
-
-
-def merged_period(
-    balance: Balance | None, starts: datetime, expires: datetime | None, now: datetime
-) -> tuple[datetime, datetime | None]:
-    """The group's period after a credit valid from `starts` to `expires`.
-
-    A group that was never credited, or has lapsed, takes the credit's period. A live group
-    keeps its earliest start and the latest expiry; a credit that never expires (or a group
-    that never expires) makes the group never expire, so purchased tokens are not lost.
-    """
-    if (
-        balance is None
-        or balance.starts is None
-        or (balance.expires is not None and balance.expires <= now)
-    ):
-        return starts, expires
-    new_expires = (
-        None if balance.expires is None or expires is None else max(balance.expires, expires)
-    )
-    return min(balance.starts, starts), new_expires
+    priority: int = ORDER_PRIORITY
 
 
 class Wallets:
-    """Balances, the ledger, grants, debits and reservations of every user."""
+    """Balances, lots, the ledger, grants, debits and reservations of every user."""
 
     def __init__(
-        self, *, client: AsyncMongoClient[Any], clock: Clock, limits: InputLimits = DEFAULT_LIMITS
+        self, *, movements: Movements, clock: Clock, limits: InputLimits = DEFAULT_LIMITS
     ) -> None:
-        self._client = client
+        self._movements = movements
         self._clock = clock
         self._limits = limits
         self._balances = Balance.get_pymongo_collection()
@@ -118,16 +134,17 @@ class Wallets:
 
     # -- reads ---------------------------------------------------------------------------
 
-    async def balances(self, *, user_id: str) -> list[Balance]:
+    async def balances(self, *, user_id: str) -> list[BalanceView]:
         """The user's balances, one per group that was ever credited, by group name."""
-        cursor = self._balances.find({"user_id": user_id, "starts": {"$ne": None}})
-        return [Balance.model_validate(doc) async for doc in cursor.sort("offer_group", 1)]
+        now = self._clock.now()
+        cursor = self._balances.find({"user_id": user_id}).sort("offer_group", 1)
+        return [BalanceView.of(Balance.model_validate(doc), now) async for doc in cursor]
 
-    async def balance(self, *, user_id: str, offer_group: str) -> Balance | None:
-        doc = await self._balances.find_one(
-            {"user_id": user_id, "offer_group": offer_group, "starts": {"$ne": None}}
+    async def balance(self, *, user_id: str, offer_group: str) -> BalanceView | None:
+        doc = await self._balances.find_one({"_id": balance_id(user_id, offer_group)})
+        return (
+            None if doc is None else BalanceView.of(Balance.model_validate(doc), self._clock.now())
         )
-        return None if doc is None else Balance.model_validate(doc)
 
     async def ledger(
         self,
@@ -139,7 +156,7 @@ class Wallets:
     ) -> LedgerPage:
         """Entries newest first; `after` is the id of the last entry of the previous page."""
         if isinstance(first, bool) or not 1 <= first <= MAX_PAGE:
-            raise InvalidInput(f"first must be between 1 and {MAX_PAGE}, got {first}")
+            raise InvalidInput(f"first must be between 1 and {MAX_PAGE}, got {shown(first)}")
         query: dict[str, Any] = {"user_id": user_id}
         if offer_group is not None:
             query["offer_group"] = offer_group
@@ -161,7 +178,33 @@ class Wallets:
         if doc is None or (visible_to is not None and not visible_to.may_see(doc["user_id"])):
             raise NotFound(f"reservation {reservation_id} does not exist")
         reservation: Reservation = Reservation.model_validate(doc)
+        if reservation.status is ReservationStatus.HELD:
+            return await self._current(reservation)
         return reservation
+
+    async def _current(self, reservation: Reservation) -> Reservation:
+        """A HELD reservation whose hold has left the balance was settled by a movement that
+        did not get to record it here (a crash): its entries say how."""
+        raw = await self._balances.find_one(
+            {"_id": balance_id(reservation.user_id, reservation.offer_group)}
+        )
+        rid = str(reservation.id)
+        if raw is not None and any(h["id"] == rid for h in raw.get("holds", [])):
+            return reservation
+        await self._movements.flush(raw)
+        spent = await self._ledger.find_one(
+            {"reservation_id": rid, "reason": LedgerReason.CONSUMPTION.value}
+        )
+        status = ReservationStatus.COMMITTED if spent else ReservationStatus.RELEASED
+        await self._record(rid, status)
+        updated: Reservation = reservation.model_copy(update={"status": status})
+        return updated
+
+    async def _record(self, reservation_id: str, status: ReservationStatus) -> None:
+        await self._reservations.update_one(
+            {"_id": ObjectId(reservation_id), "status": ReservationStatus.HELD.value},
+            {"$set": {"status": status.value}},
+        )
 
     # -- debits --------------------------------------------------------------------------
 
@@ -174,306 +217,29 @@ class Wallets:
         idempotency_key: str,
         note: str | None = None,
     ) -> LedgerEntry:
-        """Debits spendable tokens once per key; InsufficientTokens or Expired change nothing."""
+        """Debits live lots once per key; InsufficientTokens or Expired change nothing."""
         check_tokens(tokens)
         self._limits.key(idempotency_key)
         self._limits.group(offer_group)
         self._limits.note(note)
 
-        async def work(session: AsyncClientSession) -> LedgerEntry:
-            after = await self._debit(session, user_id, offer_group, tokens)
-            return await self._append(
-                session,
-                LedgerEntry(
-                    user_id=user_id,
-                    offer_group=offer_group,
-                    tokens=-tokens,
-                    balance_after=after["tokens"],
-                    seq=after["seq"],
-                    reason=LedgerReason.CONSUMPTION,
-                    note=note,
-                    idempotency_key=idempotency_key,
-                    created_at=self._clock.now(),
-                ),
+        def plan(balance: Balance | None, now: datetime) -> Change:
+            drawn = draw(balance.lots if balance else [], tokens, now)
+            if balance is None or drawn is None:
+                raise _shortfall(balance, user_id, offer_group, tokens, now)
+            entry = Entry(
+                tokens=-tokens,
+                reason=LedgerReason.CONSUMPTION,
+                lots=drawn.draws,
+                note=note,
+                idempotency_key=idempotency_key,
             )
+            return Change(lots=drawn.lots, holds=balance.holds, entries=[entry])
 
-        try:
-            return await in_transaction(self._client, work)
-        except _KeyUsed:
-            pass
-        except (InsufficientTokens, Expired, NotFound):
-            # A racing twin with this key may have taken the last tokens: it is a replay.
-            if await self._entry_by_key(user_id, idempotency_key) is None:
-                raise
-        return await self._replay(user_id, idempotency_key, offer_group, -tokens)
-
-    async def _debit(
-        self,
-        session: AsyncClientSession,
-        user_id: str,
-        offer_group: str,
-        tokens: int,
-        *,
-        hold: bool = False,
-    ) -> dict[str, Any]:
-        """One guarded update: succeeds only with enough spendable tokens in a live group."""
-        now = self._clock.now()
-        inc = {"tokens": -tokens, "seq": 1}
-        if hold:
-            inc["reserved"] = tokens
-        after: dict[str, Any] | None = await self._balances.find_one_and_update(
-            {
-                "user_id": user_id,
-                "offer_group": offer_group,
-                "tokens": {"$gte": tokens},
-                "$or": [{"expires": None}, {"expires": {"$gt": now}}],
-            },
-            {"$inc": inc, "$set": {"updated_at": now}},
-            return_document=ReturnDocument.AFTER,
-            session=session,
+        [entry] = await self._movements.move(
+            user_id=user_id, offer_group=offer_group, plan=plan, key=idempotency_key
         )
-        if after is not None:
-            return after
-        current = await self._balances.find_one(
-            {"user_id": user_id, "offer_group": offer_group}, session=session
-        )
-        if current is None or current.get("starts") is None:
-            raise NotFound(f"user {user_id} has no wallet balance in {offer_group!r}")
-        if current["expires"] is not None and current["expires"] <= now:
-            raise Expired(
-                f"the tokens of user {user_id} in {offer_group!r} expired at "
-                f"{current['expires'].isoformat()}"
-            )
-        raise InsufficientTokens(
-            f"user {user_id} has {current['tokens']} tokens in {offer_group!r}, needs {tokens}"
-        )
-
-    async def _append(self, session: AsyncClientSession, entry: LedgerEntry) -> LedgerEntry:
-        try:
-            await entry.insert(session=session)
-        except DuplicateKeyError:
-            raise _KeyUsed() from None
-        return entry
-
-    async def _entry_by_key(self, user_id: str, key: str) -> LedgerEntry | None:
-        doc = await self._ledger.find_one({"user_id": user_id, "idempotency_key": key})
-        return None if doc is None else LedgerEntry.model_validate(doc)
-
-    async def _replay(self, user_id: str, key: str, offer_group: str, tokens: int) -> LedgerEntry:
-        """The entry first written under `key`, if it was for the same movement."""
-        entry = await self._entry_by_key(user_id, key)
-        if entry is None:
-            raise Conflict(f"idempotency key {key!r} is in use by an unfinished operation")
-        if entry.offer_group != offer_group or entry.tokens != tokens:
-            raise Conflict(
-                f"idempotency key {key!r} was used for {entry.tokens} tokens in "
-                f"{entry.offer_group!r}; a retry must repeat the same request"
-            )
-        return entry
-
-    # -- credits -------------------------------------------------------------------------
-
-    async def grant(
-        self,
-        *,
-        user_id: str,
-        offer_group: str,
-        tokens: int,
-        idempotency_key: str,
-        expires: datetime | None = None,
-        note: str | None = None,
-    ) -> LedgerEntry:
-        """Adds tokens outside a purchase (admins, promotions), once per key."""
-        check_tokens(tokens)
-        self._limits.key(idempotency_key)
-        self._limits.group(offer_group)
-        self._limits.note(note)
-        now = self._clock.now()
-        if expires is not None and expires.tzinfo is None:
-            raise InvalidInput("expires needs a time zone, as in 2030-01-31T00:00:00Z")
-        if expires is not None and expires <= now:
-            raise InvalidInput(f"expires {expires.isoformat()} is not in the future")
-        credit = Credit(
-            user_id=user_id,
-            offer_group=offer_group,
-            tokens=tokens,
-            starts=now,
-            expires=expires,
-            reason=LedgerReason.GRANT,
-            idempotency_key=idempotency_key,
-            note=note,
-        )
-        await self.open_balance(user_id=user_id, offer_group=offer_group)
-        try:
-            return await in_transaction(self._client, lambda s: self.credit(s, credit))
-        except _KeyUsed:
-            return await self._replay(user_id, idempotency_key, offer_group, tokens)
-
-    async def credit(self, session: AsyncClientSession, credit: Credit) -> LedgerEntry:
-        """Credits a group inside the caller's transaction (orders pay through this).
-
-        A lapsed group that still holds tokens loses them first, with an expiry entry, so the
-        sweep can never take the new tokens for old ones. Raises _KeyUsed on a replay.
-        The caller opens the balance (`open_balance`) before its transaction starts.
-        """
-        now = self._clock.now()
-        raw = await self._balances.find_one(
-            {"user_id": credit.user_id, "offer_group": credit.offer_group}, session=session
-        )
-        if raw is None:
-            raise RuntimeError(
-                f"open_balance({credit.user_id!r}, {credit.offer_group!r}) "
-                f"must run before the crediting transaction"
-            )
-        current = Balance.model_validate(raw)
-        if current.tokens + current.reserved + credit.tokens > MAX_TOKENS:
-            raise InvalidInput(
-                f"user {credit.user_id} would hold more than {MAX_TOKENS} tokens in "
-                f"{credit.offer_group!r}"
-            )
-        if current.expires is not None and current.expires <= now and current.tokens > 0:
-            await self._expire_group(session, current, now)
-        starts, expires = merged_period(current, credit.starts, credit.expires, now)
-        after = await self._updated(
-            {"_id": current.id},
-            {
-                "$inc": {"tokens": credit.tokens, "seq": 1},
-                "$set": {"starts": starts, "expires": expires, "updated_at": now},
-            },
-            session=session,
-        )
-        return await self._append(
-            session,
-            LedgerEntry(
-                user_id=credit.user_id,
-                offer_group=credit.offer_group,
-                tokens=credit.tokens,
-                balance_after=after["tokens"],
-                seq=after["seq"],
-                reason=credit.reason,
-                note=credit.note,
-                order_id=credit.order_id,
-                idempotency_key=credit.idempotency_key,
-                created_at=now,
-            ),
-        )
-
-    async def _updated(
-        self, query: dict[str, Any], update: dict[str, Any], *, session: AsyncClientSession
-    ) -> dict[str, Any]:
-        """Updates a balance the transaction knows exists, returning it after the update."""
-        after: dict[str, Any] | None = await self._balances.find_one_and_update(
-            query, update, return_document=ReturnDocument.AFTER, session=session
-        )
-        if after is None:
-            raise RuntimeError(f"balance {query} vanished inside a transaction")
-        return after
-
-    async def take_back(
-        self,
-        session: AsyncClientSession,
-        *,
-        user_id: str,
-        offer_group: str,
-        tokens: int,
-        order_id: str,
-    ) -> LedgerEntry:
-        """Debits a refunded order's tokens inside the caller's transaction, never below zero:
-        tokens already spent stay spent, and the entry's note says how many were not
-        recovered."""
-        now = self._clock.now()
-        current = await self._balances.find_one(
-            {"user_id": user_id, "offer_group": offer_group}, session=session
-        )
-        if current is None:
-            raise RuntimeError(f"order {order_id} was paid, so its balance must exist")
-        taken = min(tokens, int(current["tokens"]))
-        after = await self._updated(
-            {"_id": current["_id"]},
-            {"$inc": {"tokens": -taken, "seq": 1}, "$set": {"updated_at": now}},
-            session=session,
-        )
-        return await self._append(
-            session,
-            LedgerEntry(
-                user_id=user_id,
-                offer_group=offer_group,
-                tokens=-taken,
-                balance_after=after["tokens"],
-                seq=after["seq"],
-                reason=LedgerReason.REFUND,
-                note=f"refund of order {order_id}: took back {taken} of {tokens} tokens, "
-                f"{tokens - taken} already spent could not be recovered",
-                order_id=order_id,
-                idempotency_key=f"refund:{order_id}",
-                created_at=now,
-            ),
-        )
-
-    async def open_balance(self, *, user_id: str, offer_group: str) -> None:
-        """Creates the empty balance outside any transaction: concurrent first credits would
-        otherwise both insert it, and a duplicate-key error is not retryable in one. An
-        opened balance that was never credited (starts None) is not shown to readers."""
-        with contextlib.suppress(DuplicateKeyError):
-            await self._balances.update_one(
-                {"user_id": user_id, "offer_group": offer_group},
-                {
-                    "$setOnInsert": {
-                        "tokens": 0,
-                        "reserved": 0,
-                        "seq": 0,
-                        "starts": None,
-                        "expires": None,
-                        "updated_at": self._clock.now(),
-                    }
-                },
-                upsert=True,
-            )
-
-    # -- expiry --------------------------------------------------------------------------
-
-    async def _expire_group(
-        self, session: AsyncClientSession, balance: Balance, now: datetime
-    ) -> LedgerEntry | None:
-        """Zeroes a lapsed group's spendable tokens with one expiry entry; None if already done."""
-        before = await self._balances.find_one_and_update(
-            {"_id": balance.id, "expires": {"$lte": now}, "tokens": {"$gt": 0}},
-            {"$set": {"tokens": 0, "updated_at": now}, "$inc": {"seq": 1}},
-            return_document=ReturnDocument.BEFORE,
-            session=session,
-        )
-        if before is None:
-            return None
-        entry = LedgerEntry(
-            user_id=balance.user_id,
-            offer_group=balance.offer_group,
-            tokens=-before["tokens"],
-            balance_after=0,
-            seq=before["seq"] + 1,
-            reason=LedgerReason.EXPIRY,
-            note=f"expired at {before['expires'].isoformat()}",
-            created_at=now,
-        )
-        await entry.insert(session=session)
-        return entry
-
-    async def expire_lapsed_groups(self, *, now: datetime) -> list[LedgerEntry]:
-        """The sweep's token half: every lapsed group with tokens loses them, once, even when
-        two sweeps run at once (the guarded update lets only one of them match)."""
-        entries = []
-        cursor = self._balances.find({"expires": {"$lte": now}, "tokens": {"$gt": 0}})
-        async for raw in cursor:
-            balance = Balance.model_validate(raw)
-
-            async def work(session: AsyncClientSession, b: Balance = balance) -> LedgerEntry | None:
-                return await self._expire_group(session, b, now)
-
-            entry = await in_transaction(self._client, work)
-            if entry is not None:
-                entries.append(entry)
-        return entries
-
-    # -- reservations --------------------------------------------------------------------
+        return _same_request(entry, idempotency_key, offer_group, -tokens)
 
     async def reserve(
         self,
@@ -484,61 +250,62 @@ class Wallets:
         ttl_seconds: int,
         idempotency_key: str,
     ) -> Reservation:
-        """Holds spendable tokens for a job; the same key returns the same reservation."""
+        """Holds tokens of live lots for a job; the same key returns the same reservation."""
         check_tokens(tokens)
         self._limits.key(idempotency_key)
         self._limits.group(offer_group)
         if (
             isinstance(ttl_seconds, bool)
             or not isinstance(ttl_seconds, int)
-            or not (1 <= ttl_seconds <= 7 * 24 * 3600)
+            or not (1 <= ttl_seconds <= MAX_TTL_SECONDS)
         ):
-            raise InvalidInput(f"ttlSeconds must be between 1 and 604800, got {shown(ttl_seconds)}")
-        now = self._clock.now()
+            raise InvalidInput(
+                f"ttlSeconds must be between 1 and {MAX_TTL_SECONDS}, got {shown(ttl_seconds)}"
+            )
+        key = f"reservation:{idempotency_key}"
+        hold_id = str(ObjectId())
+
+        def plan(balance: Balance | None, now: datetime) -> Change:
+            drawn = draw(balance.lots if balance else [], tokens, now, hold=True)
+            if balance is None or drawn is None:
+                raise _shortfall(balance, user_id, offer_group, tokens, now)
+            hold = Hold(
+                id=hold_id,
+                tokens=tokens,
+                draws=drawn.draws,
+                expires_at=now + timedelta(seconds=ttl_seconds),
+                idempotency_key=idempotency_key,
+            )
+            entry = Entry(
+                tokens=-tokens,
+                reason=LedgerReason.RESERVATION,
+                lots=drawn.draws,
+                reservation_id=hold_id,
+                idempotency_key=key,
+            )
+            return Change(lots=drawn.lots, holds=[*balance.holds, hold], entries=[entry])
+
+        [entry] = await self._movements.move(
+            user_id=user_id, offer_group=offer_group, plan=plan, key=key
+        )
+        _same_request(entry, key, offer_group, -tokens)
+        assert entry.reservation_id is not None, "a reservation entry names its reservation"
         reservation = Reservation(
+            id=ObjectId(entry.reservation_id),
             user_id=user_id,
             offer_group=offer_group,
             tokens=tokens,
             status=ReservationStatus.HELD,
-            expires_at=now + timedelta(seconds=ttl_seconds),
+            expires_at=entry.created_at + timedelta(seconds=ttl_seconds),
             idempotency_key=idempotency_key,
-            created_at=now,
+            created_at=entry.created_at,
         )
-
-        async def work(session: AsyncClientSession) -> Reservation:
-            try:
-                await reservation.insert(session=session)
-            except DuplicateKeyError:
-                raise _KeyUsed() from None
-            after = await self._debit(session, user_id, offer_group, tokens, hold=True)
-            await LedgerEntry(
-                user_id=user_id,
-                offer_group=offer_group,
-                tokens=-tokens,
-                balance_after=after["tokens"],
-                seq=after["seq"],
-                reason=LedgerReason.RESERVATION,
-                reservation_id=str(reservation.id),
-                created_at=now,
-            ).insert(session=session)
-            return reservation
-
-        try:
-            return await in_transaction(self._client, work)
-        except (_KeyUsed, InsufficientTokens, Expired, NotFound):
-            # A replay, or a racing twin with this key took the tokens first.
-            doc = await self._reservations.find_one(
-                {"user_id": user_id, "idempotency_key": idempotency_key}
-            )
-            if doc is None:
-                raise
-        existing: Reservation = Reservation.model_validate(doc)
-        if existing.offer_group != offer_group or existing.tokens != tokens:
-            raise Conflict(
-                f"idempotency key {idempotency_key!r} holds {existing.tokens} tokens "
-                f"in {existing.offer_group!r}; a retry must repeat the same request"
-            )
-        return existing
+        document = reservation.model_dump(by_alias=True, mode="python")
+        document["_id"] = ObjectId(entry.reservation_id)
+        await self._reservations.update_one(
+            {"_id": document["_id"]}, {"$setOnInsert": document}, upsert=True
+        )
+        return await self.reservation(reservation_id=entry.reservation_id)
 
     async def commit_reservation(
         self, *, reservation_id: str, tokens: int | None = None
@@ -556,9 +323,9 @@ class Wallets:
                 f"reservation {reservation_id} expired at "
                 f"{held.expires_at.isoformat()}; its tokens are being released"
             )
-        closed, entry = await in_transaction(self._client, lambda s: self._settle(s, held, used))
-        if closed and entry is not None:
-            return entry
+        entries = await self._settle(held, used)
+        if entries:
+            return entries[-1]
         doc = await self._ledger.find_one(
             {"reservation_id": reservation_id, "reason": LedgerReason.CONSUMPTION.value}
         )
@@ -570,74 +337,231 @@ class Wallets:
     async def release_reservation(self, *, reservation_id: str) -> Reservation:
         """Gives all held tokens back; releasing twice (or after a commit) changes nothing."""
         held = await self.reservation(reservation_id=reservation_id)
-        await in_transaction(self._client, lambda s: self._settle(s, held, 0))
+        await self._settle(held, 0)
         return await self.reservation(reservation_id=reservation_id)
 
-    async def _settle(
-        self, session: AsyncClientSession, held: Reservation, used: int
-    ) -> tuple[bool, LedgerEntry | None]:
-        """Closes a held reservation: all tokens back (+n), then `used` debited (-used).
+    async def _settle(self, held: Reservation, used: int) -> list[LedgerEntry]:
+        """Closes a held reservation: all its tokens back (+n) to the lots they came from,
+        then `used` of them spent (-used). [] if it was already closed."""
+        rid = str(held.id)
 
-        Returns whether this call closed it, and the consumption entry if tokens were used.
-        """
-        status = ReservationStatus.COMMITTED if used else ReservationStatus.RELEASED
-        closed = await self._reservations.find_one_and_update(
-            {"_id": held.id, "status": ReservationStatus.HELD.value},
-            {"$set": {"status": status.value}},
-            session=session,
+        def plan(balance: Balance | None, now: datetime) -> Change | None:
+            hold = next((h for h in balance.holds if h.id == rid), None) if balance else None
+            if balance is None or hold is None:
+                return None
+            lots, spent = settle(balance.lots, hold.draws, used)
+            entries = [
+                Entry(
+                    tokens=hold.tokens,
+                    reason=LedgerReason.RELEASE,
+                    lots=hold.draws,
+                    reservation_id=rid,
+                )
+            ]
+            if used:
+                entries.append(
+                    Entry(
+                        tokens=-used,
+                        reason=LedgerReason.CONSUMPTION,
+                        lots=spent,
+                        reservation_id=rid,
+                    )
+                )
+            holds = [h for h in balance.holds if h.id != rid]
+            return Change(lots=lots, holds=holds, entries=entries)
+
+        entries = await self._movements.move(
+            user_id=held.user_id, offer_group=held.offer_group, plan=plan
         )
-        if closed is None:
-            return False, None
-        now = self._clock.now()
-        after = await self._updated(
-            {"user_id": held.user_id, "offer_group": held.offer_group},
-            {
-                "$inc": {
-                    "tokens": held.tokens - used,
-                    "reserved": -held.tokens,
-                    "seq": 2 if used else 1,
-                },
-                "$set": {"updated_at": now},
-            },
-            session=session,
-        )
-        common = {
-            "user_id": held.user_id,
-            "offer_group": held.offer_group,
-            "reservation_id": str(held.id),
-            "created_at": now,
-        }
-        await LedgerEntry(
-            tokens=held.tokens,
-            balance_after=after["tokens"] + used,
-            seq=after["seq"] - 1 if used else after["seq"],
-            reason=LedgerReason.RELEASE,
-            **common,
-        ).insert(session=session)
-        if not used:
-            return True, None
-        consumption = LedgerEntry(
-            tokens=-used,
-            balance_after=after["tokens"],
-            seq=after["seq"],
-            reason=LedgerReason.CONSUMPTION,
-            **common,
-        )
-        await consumption.insert(session=session)
-        return True, consumption
+        if entries:
+            status = ReservationStatus.COMMITTED if used else ReservationStatus.RELEASED
+            await self._record(rid, status)
+        return entries
 
     async def release_expired_reservations(self, *, now: datetime) -> int:
         """The sweep's reservation half: held reservations past their ttl give tokens back."""
         released = 0
-        cursor = self._reservations.find(
-            {"status": ReservationStatus.HELD.value, "expires_at": {"$lte": now}}
+        cursor = self._balances.find(
+            {"holds.expires_at": {"$lte": now}}, {"holds": 1, "user_id": 1, "offer_group": 1}
         )
         async for raw in cursor:
-            held = Reservation.model_validate(raw)
-
-            async def work(session: AsyncClientSession, r: Reservation = held) -> bool:
-                closed, _ = await self._settle(session, r, 0)
-                return closed
-
-            released += await in_transaction(self._client, work)
+            for hold in raw["holds"]:
+                if hold["expires_at"] > now:
+                    continue
+                reservation = Reservation(
+                    id=ObjectId(hold["id"]),
+                    user_id=raw["user_id"],
+                    offer_group=raw["offer_group"],
+                    tokens=hold["tokens"],
+                    status=ReservationStatus.HELD,
+                    expires_at=hold["expires_at"],
+                    idempotency_key=hold["idempotency_key"],
+                    created_at=now,
+                )
+                released += bool(await self._settle(reservation, 0))
         return released
+
+    # -- credits -------------------------------------------------------------------------
+
+    async def grant(
+        self,
+        *,
+        user_id: str,
+        offer_group: str,
+        tokens: int,
+        idempotency_key: str,
+        expires: datetime | None = None,
+        note: str | None = None,
+        priority: int = ORDER_PRIORITY,
+    ) -> LedgerEntry:
+        """Adds a lot outside a purchase (admins, promotions), once per key."""
+        check_tokens(tokens)
+        self._limits.key(idempotency_key)
+        self._limits.group(offer_group)
+        self._limits.note(note)
+        if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 100:
+            raise InvalidInput(f"priority must be between 0 and 100, got {shown(priority)}")
+        now = self._clock.now()
+        if expires is not None and expires.tzinfo is None:
+            raise InvalidInput("expires needs a time zone, as in 2030-01-31T00:00:00Z")
+        if expires is not None and expires <= now:
+            raise InvalidInput(f"expires {expires.isoformat()} is not in the future")
+        return await self.credit(
+            Credit(
+                user_id=user_id,
+                offer_group=offer_group,
+                tokens=tokens,
+                starts=now,
+                expires=expires,
+                reason=LedgerReason.GRANT,
+                idempotency_key=idempotency_key,
+                note=note,
+                priority=priority,
+            )
+        )
+
+    async def credit(self, credit: Credit) -> LedgerEntry:
+        """Adds one lot to a group, once per key (orders pay through this)."""
+
+        def plan(balance: Balance | None, now: datetime) -> Change:
+            held = balance.tokens + balance.reserved if balance else 0
+            if held + credit.tokens > MAX_TOKENS:
+                raise InvalidInput(
+                    f"user {credit.user_id} would hold more than {MAX_TOKENS} tokens in "
+                    f"{shown(credit.offer_group)}"
+                )
+            lot = Lot(
+                id=str(ObjectId()),
+                source=LotSource.ORDER if credit.order_id else LotSource.GRANT,
+                order_id=credit.order_id,
+                tokens=credit.tokens,
+                remaining=credit.tokens,
+                starts=credit.starts,
+                expires=credit.expires,
+                priority=credit.priority,
+                note=credit.note,
+                created_at=now,
+            )
+            entry = Entry(
+                tokens=credit.tokens,
+                reason=credit.reason,
+                lots=[LotDraw(lot_id=lot.id, tokens=credit.tokens)],
+                note=credit.note,
+                order_id=credit.order_id,
+                idempotency_key=credit.idempotency_key,
+            )
+            lots = balance.lots if balance else []
+            holds = balance.holds if balance else []
+            return Change(lots=[*lots, lot], holds=holds, entries=[entry])
+
+        [entry] = await self._movements.move(
+            user_id=credit.user_id,
+            offer_group=credit.offer_group,
+            plan=plan,
+            key=credit.idempotency_key,
+        )
+        return _same_request(entry, credit.idempotency_key, credit.offer_group, credit.tokens)
+
+    async def take_back(
+        self, *, user_id: str, offer_group: str, tokens: int, order_id: str
+    ) -> LedgerEntry | None:
+        """A refunded order's lot gives back what is left of it, once: tokens already spent
+        stay spent, and the entry's note says how many. None if nothing was ever credited."""
+
+        def plan(balance: Balance | None, now: datetime) -> Change | None:
+            if balance is None:
+                return None
+            taken = take_back(balance.lots, order_id)
+            entry = Entry(
+                tokens=-taken.tokens,
+                reason=LedgerReason.REFUND,
+                lots=taken.draws,
+                note=f"refund of order {order_id}: took back {taken.tokens} of {tokens} "
+                f"tokens, {tokens - taken.tokens} already spent could not be recovered",
+                order_id=order_id,
+                idempotency_key=f"refund:{order_id}",
+            )
+            return Change(lots=taken.lots, holds=balance.holds, entries=[entry])
+
+        entries = await self._movements.move(
+            user_id=user_id, offer_group=offer_group, plan=plan, key=f"refund:{order_id}"
+        )
+        return entries[0] if entries else None
+
+    # -- expiry --------------------------------------------------------------------------
+
+    async def expire_lapsed_groups(self, *, now: datetime) -> list[LedgerEntry]:
+        """The sweep's token half: every lapsed lot loses its spendable tokens, once, with
+        an expiry entry naming the lots, even when two sweeps run at once."""
+        entries: list[LedgerEntry] = []
+        cursor = self._balances.find(
+            {"next_expiry": {"$lte": now}}, {"user_id": 1, "offer_group": 1}
+        )
+        async for raw in cursor:
+            entries += await self._movements.move(
+                user_id=raw["user_id"], offer_group=raw["offer_group"], plan=_lapse
+            )
+        return entries
+
+
+def _lapse(balance: Balance | None, now: datetime) -> Change | None:
+    if balance is None:
+        return None
+    lapsed = lapse(balance.lots, now)
+    if not lapsed.draws:
+        return None
+    ends = sorted({d.lot_id for d in lapsed.draws})
+    entry = Entry(
+        tokens=-lapsed.tokens,
+        reason=LedgerReason.EXPIRY,
+        lots=lapsed.draws,
+        note=f"lots {', '.join(ends)} expired",
+    )
+    return Change(lots=lapsed.lots, holds=balance.holds, entries=[entry])
+
+
+def _shortfall(
+    balance: Balance | None, user_id: str, offer_group: str, tokens: int, now: datetime
+) -> InsufficientTokens | Expired:
+    """Why a debit cannot be made: all the group's tokens have expired (and the sweep has
+    not removed them yet), or there are too few."""
+    lots = balance.lots if balance else []
+    live = spendable(lots, now)
+    if live == 0 and any(lot.remaining for lot in lots):
+        ended = max(lot.expires for lot in lots if lot.expires and lot.expires <= now)
+        return Expired(
+            f"the tokens of user {user_id} in {shown(offer_group)} expired at {ended.isoformat()}"
+        )
+    return InsufficientTokens(
+        f"user {user_id} has {live} tokens in {shown(offer_group)}, needs {tokens}"
+    )
+
+
+def _same_request(entry: LedgerEntry, key: str, offer_group: str, tokens: int) -> LedgerEntry:
+    """A replayed key must repeat the request that first used it."""
+    if entry.offer_group != offer_group or entry.tokens != tokens:
+        raise Conflict(
+            f"idempotency key {shown(key)} was used for {entry.tokens} tokens in "
+            f"{shown(entry.offer_group)}; a retry must repeat the same request"
+        )
+    return entry

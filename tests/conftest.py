@@ -78,7 +78,7 @@ def sandbox() -> SandboxPaymentClient:
 def services(
     mongo: AsyncMongoClient[Any], clock: FakeClock, sandbox: SandboxPaymentClient
 ) -> Services:
-    return build_services(client=mongo, payments=sandbox, clock=clock, default_currency="USD")
+    return build_services(payments=sandbox, clock=clock, default_currency="USD")
 
 
 class StartServer(Protocol):

@@ -4,7 +4,16 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from models import Balance, Cycle, LedgerEntry, Offer, OfferKind, Reservation, ReservationStatus
+from models import (
+    Balance,
+    Cycle,
+    LedgerEntry,
+    Offer,
+    OfferKind,
+    Reservation,
+    ReservationStatus,
+    balance_id,
+)
 from services import Services
 from services.money import Money
 from services.offers import OfferSpec
@@ -56,25 +65,31 @@ async def buy(services: Services, user_id: str, offer: Offer, quantity: int = 1)
 
 
 async def assert_invariant(user_id: str, offer_group: str) -> Balance:
-    """The wallet invariant of services/wallets.py, checked from the stored documents."""
-    balance = await Balance.find_one({"user_id": user_id, "offer_group": offer_group})
-    assert balance is not None, f"no balance for {user_id}/{offer_group}"
-    entries = (
-        await LedgerEntry.find({"user_id": user_id, "offer_group": offer_group})
-        .sort("seq")
-        .to_list()
-    )
-    assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
+    """The wallet invariant of services/wallets.py, checked from the stored documents: the
+    ledger (with the balance's `last` entries, which a crash may have kept from it) adds up
+    to the lots' spendable tokens, the holds to their held tokens."""
+    raw = await Balance.get_pymongo_collection().find_one({"_id": balance_id(user_id, offer_group)})
+    assert raw is not None, f"no balance for {user_id}/{offer_group}"
+    balance = Balance.model_validate(raw)
+    stored = await LedgerEntry.find({"user_id": user_id, "offer_group": offer_group}).to_list()
+    by_seq = {e.seq: e for e in stored}
+    for entry in raw["last"]:
+        by_seq.setdefault(entry["seq"], LedgerEntry.model_validate(entry))
+    entries = [by_seq[seq] for seq in sorted(by_seq)]
+    assert [e.seq for e in entries] == list(range(1, balance.seq + 1))
     running = 0
     for entry in entries:
         running += entry.tokens
         assert entry.balance_after == running, f"entry {entry.id} breaks the running sum"
     assert running == balance.tokens, f"ledger sums to {running}, balance holds {balance.tokens}"
+    assert balance.tokens == sum(lot.remaining for lot in balance.lots)
+    assert balance.reserved == sum(lot.held for lot in balance.lots)
+    assert balance.reserved == sum(hold.tokens for hold in balance.holds)
+    assert all(lot.remaining >= 0 and lot.held >= 0 for lot in balance.lots)
     held = await Reservation.find(
         {"user_id": user_id, "offer_group": offer_group, "status": ReservationStatus.HELD.value}
     ).to_list()
-    assert balance.reserved == sum(r.tokens for r in held)
-    assert balance.tokens >= 0 and balance.reserved >= 0
+    assert {str(r.id) for r in held} <= {hold.id for hold in balance.holds}
     return balance
 
 

@@ -329,7 +329,7 @@ async def test_reservations_through_the_api(api: Api) -> None:
         (
             CONSUME,
             {"input": {"offerGroup": "nope", "tokens": 1, "idempotencyKey": "k"}},
-            "NOT_FOUND",
+            "INSUFFICIENT_TOKENS",
         ),
         ('query { offer(id: "nope") { id } }', {}, None),
         ('mutation { refreshOrder(id: "0123456789abcdef01234567") { id } }', {}, "NOT_FOUND"),

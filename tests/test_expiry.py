@@ -5,9 +5,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from models import LedgerEntry, LedgerReason, OrderStatus
+from models import LedgerEntry, LedgerReason, LotDraw, OrderStatus
 from services import Services
-from services.errors import Expired
+from services.errors import Expired, InsufficientTokens
 from services.expiry import WarningKind, credit_warnings, expire_due
 from tests.support import FakeClock, assert_invariant, buy, make_offer, snapshot
 
@@ -61,32 +61,47 @@ async def test_sweeping_twice_and_concurrently_removes_tokens_once(
     assert await LedgerEntry.find({"reason": "expiry"}).count() == 3
 
 
-async def test_append_date_purchases_extend_the_group(services: Services, clock: FakeClock) -> None:
+async def test_append_date_lots_follow_each_other(services: Services, clock: FakeClock) -> None:
+    """Each purchase keeps its own period: the first month's tokens lapse when it ends, the
+    second month's (appended after it) live on until theirs ends."""
     offer = await make_offer(services, token_count=10, append_date=True)
     await buy(services, "u1", offer)
     await buy(services, "u1", offer)
     clock.current = datetime(2026, 3, 1, tzinfo=UTC)  # past the first month, inside the second
-    assert await sweep(services, clock) == 0
+    assert await sweep(services, clock) == 10
+    with pytest.raises(InsufficientTokens, match="has 10 tokens"):
+        await services.wallets.consume(
+            user_id="u1", offer_group="pro", tokens=11, idempotency_key="k"
+        )
     entry = await services.wallets.consume(
-        user_id="u1", offer_group="pro", tokens=20, idempotency_key="k"
+        user_id="u1", offer_group="pro", tokens=10, idempotency_key="k"
     )
     assert entry.balance_after == 0
-    assert (await assert_invariant("u1", "pro")).expires == datetime(2026, 3, 28, 12, 0, tzinfo=UTC)
+    await assert_invariant("u1", "pro")
 
 
-async def test_a_new_purchase_into_a_lapsed_group_expires_the_old_tokens_first(
+async def test_a_new_purchase_into_a_lapsed_group_never_revives_the_old_tokens(
     services: Services, clock: FakeClock
 ) -> None:
     offer = await make_offer(services, token_count=10)
     await buy(services, "u1", offer)
     clock.advance(days=60)
     await buy(services, "u1", offer)
-    balance = await assert_invariant("u1", "pro")
-    assert balance.tokens == 10
-    assert balance.starts == clock.now()
-    assert await sweep(services, clock) == 0
-    reasons = [e.reason for e in await LedgerEntry.find().sort("seq").to_list()]
-    assert reasons == [LedgerReason.PURCHASE, LedgerReason.EXPIRY, LedgerReason.PURCHASE]
+    view = await services.wallets.balance(user_id="u1", offer_group="pro")
+    assert view is not None and view.tokens == 10
+    with pytest.raises(InsufficientTokens):
+        await services.wallets.consume(
+            user_id="u1", offer_group="pro", tokens=11, idempotency_key="k"
+        )
+    assert await sweep(services, clock) == 10
+    assert (await assert_invariant("u1", "pro")).tokens == 10
+    entries = await LedgerEntry.find().sort("seq").to_list()
+    assert [e.reason for e in entries] == [
+        LedgerReason.PURCHASE,
+        LedgerReason.PURCHASE,
+        LedgerReason.EXPIRY,
+    ]
+    assert entries[2].lots == [LotDraw(lot_id=entries[0].lots[0].lot_id, tokens=10)]
 
 
 async def test_warnings_for_expiring_and_low_groups(services: Services, clock: FakeClock) -> None:

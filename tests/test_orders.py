@@ -43,8 +43,16 @@ async def test_priced_order_is_pending_until_the_sandbox_pays(
     assert paid.status is OrderStatus.PAID
     assert paid.starts == START
     assert paid.expires == datetime(2026, 2, 28, 12, 0, tzinfo=UTC)
-    balance = await assert_invariant("u1", "pro")
-    assert (balance.tokens, balance.starts, balance.expires) == (100, paid.starts, paid.expires)
+    await assert_invariant("u1", "pro")
+    view = await services.wallets.balance(user_id="u1", offer_group="pro")
+    assert view is not None and (view.tokens, view.expires) == (100, paid.expires)
+    [lot] = view.lots
+    assert (lot.order_id, lot.starts, lot.expires, lot.priority) == (
+        str(order.id),
+        paid.starts,
+        paid.expires,
+        50,
+    )
     entries = await LedgerEntry.find_all().to_list()
     assert [(e.tokens, e.reason.value, e.order_id) for e in entries] == [
         (100, "purchase", str(order.id))
@@ -177,8 +185,14 @@ async def test_append_date_starts_where_the_last_purchase_ends(
     second = await services.orders.get_order(order_id=await buy(services, "u1", offer))
     assert second.starts == first.expires
     assert second.expires == datetime(2026, 3, 28, 12, 0, tzinfo=UTC)
-    balance = await assert_invariant("u1", "pro")
-    assert (balance.tokens, balance.starts, balance.expires) == (20, START, second.expires)
+    await assert_invariant("u1", "pro")
+    view = await services.wallets.balance(user_id="u1", offer_group="pro")
+    assert view is not None and (view.tokens, view.expires) == (20, second.expires)
+    # Each purchase is its own lot: the second starts where the first ends.
+    assert [(lot.starts, lot.expires) for lot in view.lots] == [
+        (first.starts, first.expires),
+        (second.starts, second.expires),
+    ]
 
 
 async def test_without_append_date_overlapping_purchases_start_now(
@@ -189,7 +203,9 @@ async def test_without_append_date_overlapping_purchases_start_now(
     now = clock.advance(days=3)
     second = await services.orders.get_order(order_id=await buy(services, "u1", offer))
     assert second.starts == now
-    assert (await assert_invariant("u1", "pro")).expires == second.expires
+    await assert_invariant("u1", "pro")
+    view = await services.wallets.balance(user_id="u1", offer_group="pro")
+    assert view is not None and view.expires == second.expires
 
 
 async def test_bundle_creates_paid_children_per_item(services: Services) -> None:

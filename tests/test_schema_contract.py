@@ -53,3 +53,36 @@ def test_unexpected_errors_are_masked_and_domain_errors_keep_their_code() -> Non
     apply_contract(refused, "req-2")
     assert refused.message == "user u1 has 3 tokens"
     assert refused.extensions == {"code": "INSUFFICIENT_TOKENS", "requestId": "req-2"}
+
+
+NEXT = ROOT.parent / "shared" / "contract-next.graphql"
+NEXT_COPY = ROOT / "contract-next.graphql"
+BUILT_BLOCKS = ["Lots: each purchase and grant keeps its own expiry, priority and source"]
+"""The blocks of contract-next.graphql that the schema serves, by their titles."""
+
+
+def next_block(title: str) -> str:
+    """One issue's block of contract-next.graphql: the SDL between its title and the next."""
+    text = (NEXT if NEXT.exists() else NEXT_COPY).read_text()
+    _, _, rest = text.partition(f"# {title}\n")
+    assert rest, f"no block {title!r} in contract-next.graphql"
+    lines = rest.splitlines()[1:]  # the rule under the title
+    block = []
+    for line in lines:
+        if line.startswith("# ---"):
+            break
+        block.append(line)
+    return "\n".join(block)
+
+
+def test_the_copy_of_the_next_contract_is_current() -> None:
+    if NEXT.exists():
+        assert NEXT_COPY.read_text() == NEXT.read_text(), "refresh contract-next.graphql"
+
+
+def test_built_blocks_of_the_next_contract_are_served_exactly() -> None:
+    contract = (SHARED if SHARED.exists() else COPY).read_text()
+    for title in BUILT_BLOCKS:
+        wanted = parse_sdl(contract + "\n" + next_block(title))
+        changes = find_breaking_changes(wanted, parse_sdl(build_schema().as_str()))
+        assert changes == [], (title, [c.description for c in changes])

@@ -212,9 +212,7 @@ async def test_the_sweep_reconciles_old_pending_orders(
     stripe_client = StripePaymentClient(
         secret_key=SECRET_KEY, webhook_secret=WEBHOOK_SECRET, api_base=api_base
     )
-    services = build_services(
-        client=mongo, payments=stripe_client, clock=clock, default_currency="USD"
-    )
+    services = build_services(payments=stripe_client, clock=clock, default_currency="USD")
     offer = await make_offer(services)
     order = (await services.orders.create_order(user_id="u1", offer_id=str(offer.id))).order
     fake.succeed(fake.intent_for(str(order.id)))  # and its webhook is lost

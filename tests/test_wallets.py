@@ -89,8 +89,11 @@ async def test_grant_is_idempotent(services: Services, clock: FakeClock) -> None
     first = await grant(services, 25, expires=expires, note="welcome")
     again = await grant(services, 25, expires=expires, note="welcome")
     assert again.id == first.id
-    balance = await assert_invariant("u1", "pro")
-    assert (balance.tokens, balance.expires) == (25, expires)
+    await assert_invariant("u1", "pro")
+    view = await services.wallets.balance(user_id="u1", offer_group="pro")
+    assert view is not None and (view.tokens, view.expires) == (25, expires)
+    assert [(lot.tokens, lot.expires, lot.note) for lot in view.lots] == [(25, expires, "welcome")]
+    assert first.lots[0].lot_id == view.lots[0].id
     assert first.reason is LedgerReason.GRANT and first.note == "welcome"
 
 
@@ -123,11 +126,12 @@ async def test_bad_token_amounts_change_nothing(services: Services, tokens: obje
 async def test_unknown_user_or_group_and_missing_key(services: Services) -> None:
     await grant(services, 5)
     before = await snapshot()
-    with pytest.raises(NotFound, match="no wallet balance"):
+    # A group the user never had is a balance of 0: "buy more", as any shortfall.
+    with pytest.raises(InsufficientTokens, match="has 0 tokens"):
         await services.wallets.consume(
             user_id="nobody", offer_group="pro", tokens=1, idempotency_key="k"
         )
-    with pytest.raises(NotFound):
+    with pytest.raises(InsufficientTokens, match="has 0 tokens"):
         await services.wallets.consume(
             user_id="u1", offer_group="nope", tokens=1, idempotency_key="k"
         )
