@@ -81,7 +81,9 @@ class Balance(Document):
     next_expiry: datetime | None = None
     """The soonest expiry among lots that still hold tokens: the sweep's index."""
     last: list[dict[str, object]] = Field(default_factory=list)
-    """The ledger entries of the last movement, until they are known to be in the ledger."""
+    """The ledger entries of the last movement (the ledger may not have them yet)."""
+    unflushed: bool = False
+    """Set by every movement; cleared by the sweep once `last` is surely in the ledger."""
     updated_at: datetime
 
     class Settings:
@@ -90,4 +92,9 @@ class Balance(Document):
             IndexModel([("user_id", pymongo.ASCENDING)], name="user"),
             IndexModel([("next_expiry", pymongo.ASCENDING)], name="next_expiry"),
             IndexModel([("holds.expires_at", pymongo.ASCENDING)], name="holds_expire"),
+            IndexModel(
+                [("unflushed", pymongo.ASCENDING), ("updated_at", pymongo.ASCENDING)],
+                name="unflushed",
+                partialFilterExpression={"unflushed": True},
+            ),
         ]

@@ -11,6 +11,9 @@ from enum import StrEnum
 from services.orders import Orders
 from services.wallets import Wallets
 
+IDLE = timedelta(minutes=1)
+"""A balance unmoved this long whose last movement may not be in the ledger is flushed."""
+
 
 @dataclass(frozen=True, slots=True)
 class SweepResult:
@@ -42,8 +45,10 @@ async def expire_due(
     now: datetime,
     reconcile_after: timedelta = timedelta(minutes=15),
 ) -> SweepResult:
-    """Releases lapsed reservations first, so their tokens expire with the group's; last,
+    """Puts cut-short movements of idle balances into the ledger; releases lapsed
+    reservations, so their tokens expire with their lots; expires lapsed lots; last,
     pending orders older than `reconcile_after` are refreshed (missed webhooks)."""
+    await wallets.flush_idle(older_than=now - IDLE)
     released = await wallets.release_expired_reservations(now=now)
     entries = await wallets.expire_lapsed_groups(now=now)
     expired_orders = await orders.expire_orders(now=now)

@@ -156,6 +156,23 @@ class Movements:
             return
         await self._insert(raw["_id"], raw["last"])
 
+    async def flush_idle(self, *, older_than: datetime) -> int:
+        """Puts into the ledger the last entries of balances that have not moved since
+        `older_than` and may not have got there (their movement was cut short after its
+        write), and notes that they did. A balance that moves again is flushed by that
+        movement; this is for the ones that do not (the sweep calls it)."""
+        flushed = 0
+        cursor = self._balances.find(
+            {"unflushed": True, "updated_at": {"$lte": older_than}}, {"last": 1, "seq": 1}
+        )
+        async for raw in cursor:
+            await self.flush(raw)
+            await self._balances.update_one(
+                {"_id": raw["_id"], "seq": raw["seq"]}, {"$set": {"unflushed": False}}
+            )
+            flushed += 1
+        return flushed
+
     async def _insert(self, bid: str, entries: list[dict[str, Any]]) -> None:
         try:
             await self._ledger.insert_many(entries, ordered=False)
@@ -196,6 +213,7 @@ class Movements:
             "holds": [hold.model_dump() for hold in change.holds],
             "next_expiry": next_expiry(lots),
             "last": entries,
+            "unflushed": True,
             "updated_at": now,
         }
         if current is None:

@@ -510,6 +510,10 @@ class Wallets:
 
     # -- expiry --------------------------------------------------------------------------
 
+    async def flush_idle(self, *, older_than: datetime) -> int:
+        """The sweep's recovery half: see Movements.flush_idle."""
+        return await self._movements.flush_idle(older_than=older_than)
+
     async def expire_lapsed_groups(self, *, now: datetime) -> list[LedgerEntry]:
         """The sweep's token half: every lapsed lot loses its spendable tokens, once, with
         an expiry entry naming the lots, even when two sweeps run at once."""

@@ -1,0 +1,273 @@
+"""The movement primitive under faults and races, against the real database.
+
+- A fault injected between every two steps of every kind of movement, then the same call
+  again: the balance, the ledger and the change stream's events agree, nothing doubled or
+  lost.
+- 100 concurrent 1-token debits of one 30-token balance, split over two server processes,
+  while 32 other clients debit other users: exactly 30 succeed, 70 are INSUFFICIENT_TOKENS.
+- Random batches of every movement run concurrently through two independent movers (as
+  two processes would), keeping the invariant and conserving tokens.
+"""
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pymongo import AsyncMongoClient
+
+from models import ALL_DOCUMENTS, LedgerEntry, LedgerReason
+from services import Services
+from services.access import Role
+from services.errors import Conflict, Expired, InsufficientTokens, NotFound
+from services.movements import Movements
+from services.wallets import Credit, Wallets
+from tests.api import Api, token
+from tests.support import FakeClock, assert_invariant
+
+ADMIN_TOKEN = token("admin-1", Role.ADMIN)
+STEPS = ["read", "flushed", "planned", "written", "inserted"]
+
+
+class Fault(Exception):
+    pass
+
+
+class FaultOnce:
+    """Raises at one step of the first movement that reaches it."""
+
+    def __init__(self, step: str) -> None:
+        self.step = step
+        self.fired = False
+
+    def __call__(self, step: str) -> None:
+        if step == self.step and not self.fired:
+            self.fired = True
+            raise Fault(step)
+
+
+def order_credit(clock: FakeClock, order_id: str, tokens: int, days: int) -> Credit:
+    return Credit(
+        user_id="u1",
+        offer_group="pro",
+        tokens=tokens,
+        starts=clock.now(),
+        expires=clock.now() + timedelta(days=days),
+        reason=LedgerReason.PURCHASE,
+        idempotency_key=f"order:{order_id}",
+        order_id=order_id,
+    )
+
+
+async def sweep(wallets: Wallets, clock: FakeClock) -> None:
+    """The sweep's wallet steps, with no idle time (the clock stands still here)."""
+    await wallets.flush_idle(older_than=clock.now())
+    await wallets.expire_lapsed_groups(now=clock.now())
+
+
+Operation = Callable[[Wallets, FakeClock, str], Awaitable[Any]]
+
+OPERATIONS: dict[str, Operation] = {
+    "grant": lambda w, c, r: w.grant(
+        user_id="u1", offer_group="pro", tokens=7, idempotency_key="g2"
+    ),
+    "credit": lambda w, c, r: w.credit(order_credit(c, "o2", 11, 30)),
+    "consume": lambda w, c, r: w.consume(
+        user_id="u1", offer_group="pro", tokens=9, idempotency_key="c"
+    ),
+    "reserve": lambda w, c, r: w.reserve(
+        user_id="u1", offer_group="pro", tokens=6, ttl_seconds=60, idempotency_key="r1"
+    ),
+    "commit": lambda w, c, r: w.commit_reservation(reservation_id=r, tokens=2),
+    "release": lambda w, c, r: w.release_reservation(reservation_id=r),
+    "expire": lambda w, c, r: sweep(w, c),
+    "refund": lambda w, c, r: w.take_back(
+        user_id="u1", offer_group="pro", tokens=30, order_id="o1"
+    ),
+}
+EFFECT = {
+    "grant": ("grant", 7),
+    "credit": ("purchase", 11),
+    "consume": ("consumption", -9),
+    "reserve": ("reservation", -6),
+    "commit": ("consumption", -2),
+    "release": ("release", 5),
+    "expire": ("expiry", -30),
+    "refund": ("refund", -30),
+}
+"""Each operation's entry, which must be in the ledger exactly once after recovery."""
+
+
+async def ledger_inserts(mongo: AsyncMongoClient[Any], seen: list[str]) -> None:
+    collection = LedgerEntry.get_pymongo_collection()
+    async with await collection.watch([{"$match": {"operationType": "insert"}}]) as stream:
+        async for change in stream:
+            seen.append(str(change["documentKey"]["_id"]))
+
+
+@pytest.mark.parametrize("step", STEPS)
+@pytest.mark.parametrize("name", list(OPERATIONS))
+async def test_a_fault_between_any_two_steps_loses_and_doubles_nothing(
+    services: Services, clock: FakeClock, mongo: AsyncMongoClient[Any], name: str, step: str
+) -> None:
+    seen: list[str] = []
+    watcher = asyncio.create_task(ledger_inserts(mongo, seen))
+    await asyncio.sleep(0.2)  # the stream is open
+    try:
+        healthy = services.wallets
+        # The grant is spent first (priority 10), so the order's lot stays whole.
+        await healthy.grant(
+            user_id="u1", offer_group="pro", tokens=50, idempotency_key="g", priority=10
+        )
+        await healthy.credit(order_credit(clock, "o1", 30, 1))
+        held = await healthy.reserve(
+            user_id="u1", offer_group="pro", tokens=5, ttl_seconds=7 * 86400, idempotency_key="r0"
+        )
+        if name == "expire":
+            clock.advance(days=2)
+        faulty = Wallets(movements=Movements(clock=clock, faults=FaultOnce(step)), clock=clock)
+        operation = OPERATIONS[name]
+        with pytest.raises(Fault):
+            await operation(faulty, clock, str(held.id))
+        await operation(faulty, clock, str(held.id))  # the client's retry
+
+        balance = await assert_invariant("u1", "pro")
+        entries = await LedgerEntry.find({"user_id": "u1"}).sort("seq").to_list()
+        # Every movement's entries reached the ledger collection itself, in order, once.
+        assert [e.seq for e in entries] == list(range(1, balance.seq + 1))
+        reason, tokens = EFFECT[name]
+        matching = [e for e in entries if (e.reason.value, e.tokens) == (reason, tokens)]
+        assert len(matching) == 1, [(e.reason.value, e.tokens) for e in entries]
+        async with asyncio.timeout(10):
+            while len(seen) < len(entries):  # noqa: ASYNC110 (another task's state)
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+        assert sorted(seen) == sorted(str(e.id) for e in entries), "one event per entry"
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+
+
+async def test_100_debits_of_30_tokens_over_two_processes_while_others_debit(
+    http: aiohttp.ClientSession, server_url: str, server_process: str
+) -> None:
+    apis = [Api(http, f"{base}/graphql") for base in (server_url, server_process)]
+    grant = """mutation G($u: ID!, $t: Int!) { grantTokens(input: {userId: $u,
+      offerGroup: "pro", tokens: $t, idempotencyKey: "seed"}) { id } }"""
+    await apis[0].data(grant, {"u": "hot", "t": 30}, as_=ADMIN_TOKEN)
+    for i in range(32):
+        await apis[0].data(grant, {"u": f"other-{i}", "t": 1000}, as_=ADMIN_TOKEN)
+    consume = """mutation C($k: String!) { consumeTokens(input: {offerGroup: "pro", tokens: 1,
+      idempotencyKey: $k}) { balanceAfter } }"""
+
+    async def debit(api: Api, user: str, key: str) -> str:
+        body = await api.call(consume, {"k": key}, as_=token(user))
+        return body["errors"][0]["extensions"]["code"] if body.get("errors") else "ok"
+
+    async def other(i: int) -> list[str]:
+        return [await debit(apis[i % 2], f"other-{i}", f"k{n}") for n in range(15)]
+
+    hot = [debit(apis[i % 2], "hot", f"h{i}") for i in range(100)]
+    results = await asyncio.gather(*hot, *(other(i) for i in range(32)))
+    assert Counter(results[:100]) == {"ok": 30, "INSUFFICIENT_TOKENS": 70}
+    for outcomes in results[100:]:
+        assert outcomes == ["ok"] * 15
+    assert (await assert_invariant("hot", "pro")).tokens == 0
+    for i in range(32):
+        assert (await assert_invariant(f"other-{i}", "pro")).tokens == 985
+
+
+movement = st.one_of(
+    st.tuples(st.just("grant"), st.integers(1, 20), st.integers(0, 100)),
+    st.tuples(st.just("consume"), st.integers(1, 15), st.integers(0, 5)),
+    st.tuples(st.just("reserve"), st.integers(1, 10), st.integers(1, 120)),
+    st.tuples(st.just("commit"), st.integers(0, 10), st.integers(0, 4)),
+    st.tuples(st.just("release"), st.integers(0, 10), st.integers(0, 4)),
+    st.tuples(st.just("refund"), st.integers(0, 5), st.just(0)),
+    st.tuples(st.just("advance"), st.integers(1, 200), st.just(0)),
+    st.tuples(st.just("sweep"), st.just(0), st.just(0)),
+)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+@given(batches=st.lists(st.lists(movement, min_size=1, max_size=6), min_size=1, max_size=6))
+async def test_random_concurrent_movements_keep_every_lot_and_the_ledger_whole(
+    services: Services, clock: FakeClock, batches: list[list[tuple[str, int, int]]]
+) -> None:
+    for document in ALL_DOCUMENTS:
+        await document.get_pymongo_collection().delete_many({})
+    movers = [services.wallets, Wallets(movements=Movements(clock=clock), clock=clock)]
+    reservations: list[str] = []
+    credited: list[str] = []
+
+    async def run(i: int, name: str, amount: int, extra: int) -> None:
+        wallets = movers[i % 2]
+        if name == "grant" and extra % 2:
+            order_id = f"o{i}"
+            credited.append(order_id)
+            await wallets.credit(order_credit(clock, order_id, amount, 1 + extra % 3))
+        elif name == "grant":
+            await wallets.grant(
+                user_id="u1",
+                offer_group="pro",
+                tokens=amount,
+                idempotency_key=f"g{i}",
+                priority=extra,
+            )
+        elif name == "consume":
+            await wallets.consume(
+                user_id="u1", offer_group="pro", tokens=amount, idempotency_key=f"c{i - extra}"
+            )
+        elif name == "reserve":
+            held = await wallets.reserve(
+                user_id="u1",
+                offer_group="pro",
+                tokens=amount,
+                ttl_seconds=extra,
+                idempotency_key=f"r{i}",
+            )
+            reservations.append(str(held.id))
+        elif name in ("commit", "release") and reservations:
+            rid = reservations[extra % len(reservations)]
+            if name == "commit":
+                held_tokens = (await wallets.reservation(reservation_id=rid)).tokens
+                await wallets.commit_reservation(
+                    reservation_id=rid, tokens=min(amount or 1, held_tokens)
+                )
+            else:
+                await wallets.release_reservation(reservation_id=rid)
+        elif name == "refund" and credited:
+            await wallets.take_back(
+                user_id="u1",
+                offer_group="pro",
+                tokens=0,
+                order_id=credited[amount % len(credited)],
+            )
+        elif name == "advance":
+            clock.advance(days=amount / 100)
+        elif name == "sweep":
+            await wallets.release_expired_reservations(now=clock.now())
+            await wallets.expire_lapsed_groups(now=clock.now())
+
+    async def attempt(i: int, step: tuple[str, int, int]) -> None:
+        with contextlib.suppress(InsufficientTokens, Expired, NotFound, Conflict):
+            await run(i, *step)
+
+    index = 0
+    for batch in batches:
+        await asyncio.gather(*(attempt(index + n, step) for n, step in enumerate(batch)))
+        index += len(batch)
+        if await services.wallets.balance(user_id="u1", offer_group="pro") is not None:
+            balance = await assert_invariant("u1", "pro")
+            entries = await LedgerEntry.find({"user_id": "u1"}).to_list()
+            added = sum(e.tokens for e in entries if e.reason.value in ("grant", "purchase"))
+            gone = -sum(
+                e.tokens for e in entries if e.reason.value in ("consumption", "expiry", "refund")
+            )
+            assert added - gone == balance.tokens + balance.reserved, "tokens are conserved"
