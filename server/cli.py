@@ -24,6 +24,7 @@ from services.access import Role
 from services.catalogue import CatalogueErrors, export_catalogue, import_catalogue
 from services.clock import SystemClock
 from services.expiry import expire_due
+from services.migration import Migrated, migrate_balances
 
 T = TypeVar("T")
 
@@ -79,6 +80,17 @@ def _expire(settings: Settings) -> None:
     asyncio.run(_with_services(settings, sweep))
 
 
+def _migrate(settings: Settings, dry_run: bool) -> None:
+    async def run(services: Services) -> list[Migrated]:
+        return await migrate_balances(dry_run=dry_run)
+
+    changes = asyncio.run(_with_services(settings, run))
+    verb = "would get" if dry_run else "got"
+    for change in changes:
+        print(f"{change}: {verb} migrated")
+    print(f"{len(changes)} balances {'to migrate' if dry_run else 'migrated'}")
+
+
 def _import(settings: Settings, path: Path, dry_run: bool) -> int:
     text = path.read_text()
 
@@ -122,6 +134,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     token.add_argument("--user", required=True)
     token.add_argument("--role", action="append", choices=[r.value for r in Role])
     commands.add_parser("expire", help="run the expiry sweep (and reconciliation) once")
+    migrate = commands.add_parser(
+        "migrate", help="turn balances made before lots into balances with one lot each"
+    )
+    migrate.add_argument("--dry-run", action="store_true", help="show changes, write nothing")
     offers = commands.add_parser("offers", help="the catalogue as a YAML or JSON file")
     offer_commands = offers.add_subparsers(dest="offers_command", required=True)
     load = offer_commands.add_parser("import", help="upsert the file's offers by key")
@@ -150,6 +166,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(issue_token(rules=settings.token_rules, user_id=args.user, roles=roles))
     elif args.command == "expire":
         _expire(settings)
+    elif args.command == "migrate":
+        _migrate(settings, args.dry_run)
     elif args.command == "offers" and args.offers_command == "import":
         sys.exit(_import(settings, args.file, args.dry_run))
     elif args.command == "offers":
