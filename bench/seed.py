@@ -11,7 +11,7 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from models import Balance, LedgerEntry, LedgerReason, Offer
+from models import Balance, LedgerEntry, LedgerReason, Lot, LotSource, Offer, balance_id
 
 GROUP = "bench"
 """The offer group every benchmark wallet holds its tokens in."""
@@ -26,15 +26,33 @@ def users(prefix: str, count: int) -> list[str]:
     return [f"{prefix}-{i:05d}" for i in range(count)]
 
 
-def _balance(user_id: str, tokens: int, now: datetime) -> dict[str, Any]:
+def _balance(user_id: str, tokens: int, now: datetime, *, lots: int = 1) -> dict[str, Any]:
+    """A balance as movements leave it: `tokens` spread over `lots` never-expiring lots
+    (the first holds the remainder), its grant entries numbered 1..lots."""
+    share, rest = divmod(tokens, lots)
     return {
+        "_id": balance_id(user_id, GROUP),
         "user_id": user_id,
         "offer_group": GROUP,
         "tokens": tokens,
         "reserved": 0,
-        "seq": 1,
+        "seq": lots,
+        "lots": [
+            Lot(
+                id=f"{user_id}-lot-{n}",
+                source=LotSource.GRANT,
+                tokens=share + rest * (n == 0),
+                remaining=share + rest * (n == 0),
+                starts=now,
+                created_at=now,
+            ).model_dump()
+            for n in range(lots)
+        ],
+        "holds": [],
         "starts": now,
-        "expires": None,
+        "next_expiry": None,
+        "last": [],
+        "unflushed": False,
         "updated_at": now,
     }
 
@@ -60,38 +78,50 @@ def _entry(
         "order_id": None,
         "reservation_id": None,
         "idempotency_key": key,
+        "lots": [],
         "created_at": now,
     }
 
 
 async def wallets(
-    client: AsyncMongoClient[Any], database: str, user_ids: list[str], tokens: int
+    client: AsyncMongoClient[Any],
+    database: str,
+    user_ids: list[str],
+    tokens: int,
+    *,
+    lots: int = 1,
+    raw: bool = True,
 ) -> None:
-    """Gives each user `tokens` in GROUP: a balance and its grant entry (the invariant
-    holds), and the same balances in the raw baseline's collection."""
+    """Gives each user `tokens` in GROUP over `lots` lots: a balance and its grant entries
+    (the invariant holds), and with `raw` the same balances in the raw baseline's
+    collection."""
     now = datetime.now(UTC)
-    balances = [_balance(u, tokens, now) for u in user_ids]
-    grants = [
-        _entry(
-            u,
-            tokens=tokens,
-            balance_after=tokens,
-            seq=1,
-            reason=LedgerReason.GRANT,
-            key=f"seed-grant-{u}",
-            now=now,
-        )
-        for u in user_ids
-    ]
-    Balance.model_validate(balances[0])
-    LedgerEntry.model_validate(grants[0])
     db = client[database]
-    raw = db[RAW_BALANCES]
-    await raw.create_indexes(Balance.Settings.indexes)
-    for start in range(0, len(user_ids), BATCH):
-        await db[Balance.Settings.name].insert_many(balances[start : start + BATCH])
-        await db[LedgerEntry.Settings.name].insert_many(grants[start : start + BATCH])
-        await raw.insert_many([dict(b) for b in balances[start : start + BATCH]])
+    if raw:
+        await db[RAW_BALANCES].create_indexes(Balance.Settings.indexes)
+    for start in range(0, len(user_ids), max(1, BATCH // lots)):
+        chunk = user_ids[start : start + max(1, BATCH // lots)]
+        balances = [_balance(u, tokens, now, lots=lots) for u in chunk]
+        grants = [
+            _entry(
+                document["user_id"],
+                tokens=lot["tokens"],
+                balance_after=sum(x["tokens"] for x in document["lots"][: n + 1]),
+                seq=n + 1,
+                reason=LedgerReason.GRANT,
+                key=f"seed-grant-{lot['id']}",
+                now=now,
+            )
+            for document in balances
+            for n, lot in enumerate(document["lots"])
+        ]
+        if start == 0:
+            Balance.model_validate(balances[0])
+            LedgerEntry.model_validate(grants[0])
+        await db[Balance.Settings.name].insert_many(balances)
+        await db[LedgerEntry.Settings.name].insert_many(grants)
+        if raw:
+            await db[RAW_BALANCES].insert_many([dict(b) for b in balances])
 
 
 async def ledger_entries(
@@ -107,7 +137,7 @@ async def ledger_entries(
                 user_ids[i % len(user_ids)],
                 tokens=-1,
                 balance_after=1_000_000,
-                seq=2 + i // len(user_ids),
+                seq=1_000_000 + i // len(user_ids),
                 reason=LedgerReason.CONSUMPTION,
                 key=f"seed-{i}",
                 now=now,

@@ -25,20 +25,28 @@ after the balance is read and against the ledger after that: an entry leaves `la
 once it is in the ledger, so a key used by a committed movement is seen in one of the two,
 and one used by a racing movement makes the compare-and-set fail and the re-run see it.
 No multi-document transaction is held, so a crash leaves no locks behind.
+
+GROUP COMMIT. The database charges mostly per command, not per document, so this process
+runs the steps above for many movements at once: movements queue, and one worker takes
+every queued movement of a distinct balance (up to `max_batch`) and runs each step for all
+of them in one command (a find by `_id $in`, one key lookup, one bulk write, one
+insert_many). A movement of a balance already in the batch waits for the next one, so
+movements of one balance never race each other in this process; other processes still
+race, and the compare-and-set keeps that safe. A lone movement is a batch of one.
 """
 
 import asyncio
 import logging
 import random
-import weakref
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo import InsertOne, UpdateOne
+from pymongo.errors import BulkWriteError
 
 from models import Balance, Hold, LedgerEntry, LedgerReason, Lot, LotDraw, balance_id
 from services.clock import Clock
@@ -88,17 +96,45 @@ FaultHook = Callable[[str], None]
 """Called between the steps of a movement with the step's name; tests raise there."""
 
 
+@dataclass
+class _Request:
+    """One queued movement and the future its caller awaits."""
+
+    bid: str
+    user_id: str
+    offer_group: str
+    plan: Plan
+    key: str | None
+    future: asyncio.Future[list[LedgerEntry]]
+    deadline: float
+
+
+@dataclass
+class _Planned:
+    request: _Request
+    current: Balance | None
+    entries: list[dict[str, Any]]
+    fields: dict[str, Any]
+
+
 class Movements:
     def __init__(
-        self, *, clock: Clock, budget_seconds: float = 15.0, faults: FaultHook | None = None
+        self,
+        *,
+        clock: Clock,
+        budget_seconds: float = 15.0,
+        max_batch: int = 64,
+        faults: FaultHook | None = None,
     ) -> None:
         self._clock = clock
         self._budget = budget_seconds
+        self._max_batch = max_batch
         self._faults = faults or (lambda step: None)
         self._balances = Balance.get_pymongo_collection()
         self._ledger = LedgerEntry.get_pymongo_collection()
         self._flushed: OrderedDict[str, int] = OrderedDict()
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._queue: deque[_Request] = deque()
+        self._worker: asyncio.Task[None] | None = None
 
     async def move(
         self, *, user_id: str, offer_group: str, plan: Plan, key: str | None = None
@@ -106,55 +142,159 @@ class Movements:
         """Applies `plan` to the balance once; with `key`, a repeat returns the entries
         that key made (in whichever group), however late it comes. [] when the plan had
         nothing to do."""
-        bid = balance_id(user_id, offer_group)
-        # Movements of one balance queue in this process instead of racing: a lost
-        # compare-and-set costs a re-read, and 200 concurrent debits of one balance would
-        # otherwise make O(200^2) attempts. Other processes still race, and the
-        # compare-and-set keeps that safe.
-        lock = self._locks.setdefault(bid, asyncio.Lock())
-        async with lock:
-            return await self._move(bid, user_id, offer_group, plan, key)
-
-    async def _move(
-        self, bid: str, user_id: str, offer_group: str, plan: Plan, key: str | None
-    ) -> list[LedgerEntry]:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._budget
-        attempt = 0
-        while True:
-            raw = await self._balances.find_one({"_id": bid})
-            self._faults("read")
-            await self.flush(raw)
-            self._faults("flushed")
-            if key is not None:
-                replayed = await self._by_key(raw, user_id, key)
-                if replayed:
-                    return replayed
+        request = _Request(
+            bid=balance_id(user_id, offer_group),
+            user_id=user_id,
+            offer_group=offer_group,
+            plan=plan,
+            key=key,
+            future=loop.create_future(),
+            deadline=loop.time() + self._budget,
+        )
+        self._queue.append(request)
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._work(), name="movements")
+        return await request.future
+
+    async def _work(self) -> None:
+        """Runs batches while movements are queued; ends when the queue is empty."""
+        loop = asyncio.get_running_loop()
+        while self._queue:
+            batch = self._take()
+            try:
+                lost = await self._run(batch)
+            except Exception as exc:  # the batch's callers see it; each may retry
+                for request in batch:
+                    if not request.future.done():
+                        request.future.set_exception(exc)
+                continue
+            for request in lost:
+                if loop.time() >= request.deadline:
+                    request.future.set_exception(
+                        Contended(
+                            f"balance {request.offer_group!r} of user {request.user_id} is "
+                            f"too busy; retry"
+                        )
+                    )
+                else:
+                    self._queue.append(request)
+            if lost:  # another process is moving the same balances: let it finish
+                await asyncio.sleep(random.random() * 0.01)
+
+    def _take(self) -> list[_Request]:
+        """The next batch: queued movements of distinct balances, in queue order."""
+        batch: dict[str, _Request] = {}
+        kept: deque[_Request] = deque()
+        while self._queue:
+            request = self._queue.popleft()
+            if request.future.done():  # its caller gave up
+                continue
+            if request.bid in batch or len(batch) >= self._max_batch:
+                kept.append(request)
+            else:
+                batch[request.bid] = request
+        self._queue = kept
+        return list(batch.values())
+
+    async def _run(self, batch: list[_Request]) -> list[_Request]:
+        """Steps 1 to 6 for a batch; returns the movements that lost their race."""
+        cursor = self._balances.find({"_id": {"$in": [r.bid for r in batch]}})
+        raws = {doc["_id"]: doc async for doc in cursor}
+        self._faults("read")
+        await self._flush_all(list(raws.values()))
+        self._faults("flushed")
+        replays = await self._by_keys(raws, [r for r in batch if r.key is not None])
+        now = self._clock.now()
+        planned = []
+        for request in batch:
+            if request.key is not None and (request.user_id, request.key) in replays:
+                request.future.set_result(replays[request.user_id, request.key])
+                continue
+            raw = raws.get(request.bid)
             current = None if raw is None else Balance.model_validate(raw)
-            now = self._clock.now()
-            change = plan(current, now)
-            if change is None:
-                return []
-            entries = _entries(current, change, user_id, offer_group, now)
-            self._faults("planned")
-            if await self._write(bid, current, change, entries, user_id, offer_group, now):
-                self._faults("written")
-                await self._insert(bid, entries)
-                self._faults("inserted")
-                return [LedgerEntry.model_validate(e) for e in entries]
-            attempt += 1
-            if loop.time() >= deadline:
-                raise Contended(f"balance {offer_group!r} of user {user_id} is too busy; retry")
-            await asyncio.sleep(random.random() * min(0.002 * 1.5**attempt, 0.05))
+            try:
+                change = request.plan(current, now)
+                if change is None:
+                    request.future.set_result([])
+                    continue
+                entries = _entries(current, change, request.user_id, request.offer_group, now)
+            except Exception as exc:  # a refusal (DomainError), or a bug in one plan
+                request.future.set_exception(exc)
+                continue
+            planned.append(
+                _Planned(request, current, entries, _fields(current, change, entries, now))
+            )
+        self._faults("planned")
+        won, lost = await self._write_all(planned)
+        self._faults("written")
+        await self._insert([e for p in won for e in p.entries])
+        for p in won:
+            self._remember(p.request.bid, p.entries[-1]["seq"])
+        self._faults("inserted")
+        for p in won:
+            p.request.future.set_result([LedgerEntry.model_validate(e) for e in p.entries])
+        return [p.request for p in lost]
+
+    async def _write_all(self, planned: list[_Planned]) -> tuple[list[_Planned], list[_Planned]]:
+        """Step 5 for every planned movement in one bulk write: an insert for a balance
+        never written, a compare-and-set on `seq` for the others."""
+        if not planned:
+            return [], []
+        operations: list[InsertOne[Any] | UpdateOne] = []
+        for p in planned:
+            if p.current is None:
+                r = p.request
+                operations.append(
+                    InsertOne(
+                        {"_id": r.bid, "user_id": r.user_id, "offer_group": r.offer_group}
+                        | {"starts": p.entries[0]["created_at"]}
+                        | p.fields
+                    )
+                )
+            else:
+                operations.append(
+                    UpdateOne({"_id": p.request.bid, "seq": p.current.seq}, {"$set": p.fields})
+                )
+        updates = sum(isinstance(op, UpdateOne) for op in operations)
+        try:
+            result = await self._balances.bulk_write(operations, ordered=False)
+            modified, failed = result.modified_count, set[int]()
+        except BulkWriteError as exc:
+            errors = exc.details["writeErrors"]
+            if any(e["code"] != DUPLICATE_KEY for e in errors):
+                raise
+            modified, failed = exc.details["nModified"], {e["index"] for e in errors}
+        won = [p for i, p in enumerate(planned) if i not in failed]
+        if modified == updates:
+            return won, [p for i, p in enumerate(planned) if i in failed]
+        # Some compare-and-sets missed; the bulk result does not say which, the documents do.
+        ours = {p.request.bid: p for p in won if p.current is not None}
+        cursor = self._balances.find({"_id": {"$in": list(ours)}}, {"last._id": 1})
+        written = set()
+        async for doc in cursor:
+            entry_ids = [e["_id"] for e in ours[doc["_id"]].entries]
+            if [e["_id"] for e in doc.get("last", [])] == entry_ids:
+                written.add(doc["_id"])
+        missed = [p for p in ours.values() if p.request.bid not in written]
+        return (
+            [p for p in won if p.current is None or p.request.bid in written],
+            [p for i, p in enumerate(planned) if i in failed] + missed,
+        )
 
     async def flush(self, raw: dict[str, Any] | None) -> None:
         """Puts a balance's last entries into the ledger, unless this process already did."""
-        if raw is None or not raw.get("last"):
-            return
-        last_seq = raw["last"][-1]["seq"]
-        if self._flushed.get(raw["_id"], 0) >= last_seq:
-            return
-        await self._insert(raw["_id"], raw["last"])
+        await self._flush_all([] if raw is None else [raw])
+
+    async def _flush_all(self, raws: list[dict[str, Any]]) -> None:
+        stale = [
+            raw
+            for raw in raws
+            if raw.get("last") and self._flushed.get(raw["_id"], 0) < raw["last"][-1]["seq"]
+        ]
+        await self._insert([e for raw in stale for e in raw["last"]])
+        for raw in stale:
+            self._remember(raw["_id"], raw["last"][-1]["seq"])
 
     async def flush_idle(self, *, older_than: datetime) -> int:
         """Puts into the ledger the last entries of balances that have not moved since
@@ -173,60 +313,67 @@ class Movements:
             flushed += 1
         return flushed
 
-    async def _insert(self, bid: str, entries: list[dict[str, Any]]) -> None:
+    async def _insert(self, entries: list[dict[str, Any]]) -> None:
+        """Ledger inserts; an entry already there (a retry, a racing flush) is left as it is."""
+        if not entries:
+            return
         try:
             await self._ledger.insert_many(entries, ordered=False)
         except BulkWriteError as exc:
             if any(e["code"] != DUPLICATE_KEY for e in exc.details["writeErrors"]):
                 raise
-        self._flushed[bid] = entries[-1]["seq"]
+
+    def _remember(self, bid: str, seq: int) -> None:
+        self._flushed[bid] = seq
         self._flushed.move_to_end(bid)
         if len(self._flushed) > FLUSHED_CACHE:
             self._flushed.popitem(last=False)
 
-    async def _by_key(
-        self, raw: dict[str, Any] | None, user_id: str, key: str
-    ) -> list[LedgerEntry]:
-        if raw is not None:
-            for entry in raw.get("last", []):
-                if entry.get("idempotency_key") == key:
-                    return [LedgerEntry.model_validate(entry)]
-        found = await self._ledger.find_one({"user_id": user_id, "idempotency_key": key})
-        return [] if found is None else [LedgerEntry.model_validate(found)]
+    async def _by_keys(
+        self, raws: dict[str, dict[str, Any]], keyed: list[_Request]
+    ) -> dict[tuple[str, str], list[LedgerEntry]]:
+        """Step 3: the entries each key already made, from the balances' last movements or
+        the ledger (one lookup for the whole batch)."""
+        found: dict[tuple[str, str], list[LedgerEntry]] = {}
+        wanted: set[tuple[str, str]] = set()
+        for request in keyed:
+            assert request.key is not None, "only keyed movements are looked up"
+            pair = (request.user_id, request.key)
+            for entry in raws.get(request.bid, {}).get("last", []):
+                if entry.get("idempotency_key") == request.key:
+                    found[pair] = [LedgerEntry.model_validate(entry)]
+            if pair not in found:
+                wanted.add(pair)
+        if wanted:
+            cursor = self._ledger.find(
+                {
+                    "user_id": {"$in": sorted({user for user, _ in wanted})},
+                    "idempotency_key": {"$in": sorted({key for _, key in wanted})},
+                }
+            )
+            async for doc in cursor:
+                pair = (doc["user_id"], doc["idempotency_key"])
+                if pair in wanted:
+                    found[pair] = [LedgerEntry.model_validate(doc)]
+        return found
 
-    async def _write(
-        self,
-        bid: str,
-        current: Balance | None,
-        change: Change,
-        entries: list[dict[str, Any]],
-        user_id: str,
-        offer_group: str,
-        now: datetime,
-    ) -> bool:
-        lots = prune(change.lots)
-        fields = {
-            "tokens": sum(lot.remaining for lot in lots),
-            "reserved": sum(lot.held for lot in lots),
-            "seq": entries[-1]["seq"] if entries else (current.seq if current else 0),
-            "lots": [lot.model_dump() for lot in lots],
-            "holds": [hold.model_dump() for hold in change.holds],
-            "next_expiry": next_expiry(lots),
-            "last": entries,
-            "unflushed": True,
-            "updated_at": now,
-        }
-        if current is None:
-            try:
-                await self._balances.insert_one(
-                    {"_id": bid, "user_id": user_id, "offer_group": offer_group, "starts": now}
-                    | fields
-                )
-            except DuplicateKeyError:
-                return False
-            return True
-        result = await self._balances.update_one({"_id": bid, "seq": current.seq}, {"$set": fields})
-        return result.modified_count == 1
+
+def _fields(
+    current: Balance | None, change: Change, entries: list[dict[str, Any]], now: datetime
+) -> dict[str, Any]:
+    """The balance's fields after a movement (step 5's `$set`)."""
+    lots = prune(change.lots)
+    return {
+        "tokens": sum(lot.remaining for lot in lots),
+        "reserved": sum(lot.held for lot in lots),
+        "seq": entries[-1]["seq"] if entries else (current.seq if current else 0),
+        "lots": [lot.model_dump() for lot in lots],
+        "holds": [hold.model_dump() for hold in change.holds],
+        "next_expiry": next_expiry(lots),
+        "last": entries,
+        "unflushed": True,
+        "updated_at": now,
+    }
 
 
 def _entries(
