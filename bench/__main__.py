@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import debits, fanout, growth, reads, report
+from bench import debits, fanout, growth, hotpath, reads, report
 from bench.harness import Bench, Database, log, machine, raise_open_file_limit
 from bench.profile import find_py_spy
 from server.database import connect
@@ -30,6 +30,7 @@ SCENARIOS: dict[str, Scenario] = {
     "reads": reads.run,
     "fanout": fanout.run,
     "growth": growth.run,
+    "hotpath": hotpath.run,
 }
 
 OPEN_FILES = 8192

@@ -26,9 +26,12 @@ def users(prefix: str, count: int) -> list[str]:
     return [f"{prefix}-{i:05d}" for i in range(count)]
 
 
-def _balance(user_id: str, tokens: int, now: datetime, *, lots: int = 1) -> dict[str, Any]:
-    """A balance as movements leave it: `tokens` spread over `lots` never-expiring lots
-    (the first holds the remainder), its grant entries numbered 1..lots."""
+def _balance(
+    user_id: str, tokens: int, now: datetime, *, lots: int = 1, expires: datetime | None = None
+) -> dict[str, Any]:
+    """A balance as movements leave it: `tokens` spread over `lots` lots that end at
+    `expires` (None: never; the first lot holds the remainder), its grant entries numbered
+    1..lots."""
     share, rest = divmod(tokens, lots)
     return {
         "_id": balance_id(user_id, GROUP),
@@ -39,18 +42,20 @@ def _balance(user_id: str, tokens: int, now: datetime, *, lots: int = 1) -> dict
         "seq": lots,
         "lots": [
             Lot(
-                id=f"{user_id}-lot-{n}",
+                id=f"{user_id}-lot-{n:05d}",
                 source=LotSource.GRANT,
                 tokens=share + rest * (n == 0),
                 remaining=share + rest * (n == 0),
                 starts=now,
+                expires=expires,
                 created_at=now,
             ).model_dump()
             for n in range(lots)
         ],
+        "lot_count": lots,
         "holds": [],
         "starts": now,
-        "next_expiry": None,
+        "next_expiry": expires,
         "last": [],
         "unflushed": False,
         "updated_at": now,
@@ -91,6 +96,7 @@ async def wallets(
     *,
     lots: int = 1,
     raw: bool = True,
+    expires: datetime | None = None,
 ) -> None:
     """Gives each user `tokens` in GROUP over `lots` lots: a balance and its grant entries
     (the invariant holds), and with `raw` the same balances in the raw baseline's
@@ -101,7 +107,7 @@ async def wallets(
         await db[RAW_BALANCES].create_indexes(Balance.Settings.indexes)
     for start in range(0, len(user_ids), max(1, BATCH // lots)):
         chunk = user_ids[start : start + max(1, BATCH // lots)]
-        balances = [_balance(u, tokens, now, lots=lots) for u in chunk]
+        balances = [_balance(u, tokens, now, lots=lots, expires=expires) for u in chunk]
         grants = [
             _entry(
                 document["user_id"],
@@ -125,13 +131,14 @@ async def wallets(
 
 
 async def ledger_entries(
-    client: AsyncMongoClient[Any], database: str, user_ids: list[str], count: int
+    client: AsyncMongoClient[Any], database: str, user_ids: list[str], count: int, first: int = 0
 ) -> None:
     """`count` consumption entries spread over `user_ids` (history that reads never touch,
-    but that every index of the ledger carries)."""
+    but that every index of the ledger carries), numbered from `first` (a later call
+    continues where an earlier one stopped)."""
     now = datetime.now(UTC)
     collection = client[database][LedgerEntry.Settings.name]
-    for start in range(0, count, BATCH):
+    for start in range(first, first + count, BATCH):
         batch = [
             _entry(
                 user_ids[i % len(user_ids)],
@@ -142,9 +149,9 @@ async def ledger_entries(
                 key=f"seed-{i}",
                 now=now,
             )
-            for i in range(start, min(count, start + BATCH))
+            for i in range(start, min(first + count, start + BATCH))
         ]
-        if start == 0:
+        if start == first:
             LedgerEntry.model_validate(batch[0])
         await collection.insert_many(batch, ordered=False)
 

@@ -16,7 +16,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-from models import LedgerEntry, Order
+from models import LedgerEntry, LedgerReason, Order
 from server.metrics import Metrics
 from services.events import EventHub
 
@@ -78,6 +78,8 @@ class ChangeFeed:
             entry = LedgerEntry.model_validate(document)
             if self._metrics is not None:
                 self._metrics.ledger_entries.labels(entry.reason.value).inc()
+                if entry.reason is LedgerReason.EXPIRY:
+                    self._metrics.tokens_expired.inc(-entry.tokens)
             self._events.publish_entry(entry)
         else:
             self._events.publish_order(Order.model_validate(document))

@@ -44,6 +44,12 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self.tokens_expired = Counter(
+            "usercredits_tokens_expired",
+            "Tokens lost to expiry (breakage), as this process's change feed saw the expiry "
+            "entries of any instance.",
+            registry=self.registry,
+        )
         self.webhook_events = Counter(
             "usercredits_webhook_events",
             "Payment provider events received, by type and result.",

@@ -49,15 +49,22 @@ from pymongo import InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError
 
 from models import Balance, Hold, LedgerEntry, LedgerReason, Lot, LotDraw, balance_id
-from services.clock import Clock
+from services.clock import Clock, due_by
 from services.errors import DomainError
-from services.lots import next_expiry, prune
+from services.lots import next_expiry, prune, spending_order
 
 log = logging.getLogger(__name__)
 
 DUPLICATE_KEY = 11000
+WINDOW = 16
+"""Lots a batch reads of each balance: debits draw the first lots in spending order, so a
+balance with a thousand lots costs a debit no more than one with a few."""
 FLUSHED_CACHE = 100_000
 """Balances whose last entries this process knows to be in the ledger (a bounded LRU)."""
+
+
+class NeedsAllLots(Exception):
+    """Raised by a plan shown only the first lots of a balance when they are not enough."""
 
 
 class Contended(DomainError):
@@ -105,6 +112,7 @@ class _Request:
     offer_group: str
     plan: Plan
     key: str | None
+    partial: bool
     future: asyncio.Future[list[LedgerEntry]]
     deadline: float
 
@@ -114,7 +122,9 @@ class _Planned:
     request: _Request
     current: Balance | None
     entries: list[dict[str, Any]]
-    fields: dict[str, Any]
+    update: dict[str, Any]
+    """The balance's fields after the movement ($set, and $inc when only some lots were
+    read), or the new document's fields."""
 
 
 class Movements:
@@ -137,11 +147,18 @@ class Movements:
         self._worker: asyncio.Task[None] | None = None
 
     async def move(
-        self, *, user_id: str, offer_group: str, plan: Plan, key: str | None = None
+        self,
+        *,
+        user_id: str,
+        offer_group: str,
+        plan: Plan,
+        key: str | None = None,
+        partial: bool = False,
     ) -> list[LedgerEntry]:
         """Applies `plan` to the balance once; with `key`, a repeat returns the entries
         that key made (in whichever group), however late it comes. [] when the plan had
-        nothing to do."""
+        nothing to do. With `partial`, the plan may be shown only the first WINDOW lots
+        (`Balance.complete` says) and raises NeedsAllLots if they are not enough."""
         loop = asyncio.get_running_loop()
         request = _Request(
             bid=balance_id(user_id, offer_group),
@@ -149,6 +166,7 @@ class Movements:
             offer_group=offer_group,
             plan=plan,
             key=key,
+            partial=partial,
             future=loop.create_future(),
             deadline=loop.time() + self._budget,
         )
@@ -199,7 +217,9 @@ class Movements:
 
     async def _run(self, batch: list[_Request]) -> list[_Request]:
         """Steps 1 to 6 for a batch; returns the movements that lost their race."""
-        cursor = self._balances.find({"_id": {"$in": [r.bid for r in batch]}})
+        cursor = self._balances.find(
+            {"_id": {"$in": [r.bid for r in batch]}}, {"lots": {"$slice": WINDOW}}
+        )
         raws = {doc["_id"]: doc async for doc in cursor}
         self._faults("read")
         await self._flush_all(list(raws.values()))
@@ -211,10 +231,8 @@ class Movements:
             if request.key is not None and (request.user_id, request.key) in replays:
                 request.future.set_result(replays[request.user_id, request.key])
                 continue
-            raw = raws.get(request.bid)
-            current = None if raw is None else Balance.model_validate(raw)
             try:
-                change = request.plan(current, now)
+                current, change = await self._plan(request, raws.get(request.bid), now)
                 if change is None:
                     request.future.set_result([])
                     continue
@@ -223,7 +241,7 @@ class Movements:
                 request.future.set_exception(exc)
                 continue
             planned.append(
-                _Planned(request, current, entries, _fields(current, change, entries, now))
+                _Planned(request, current, entries, _update(current, change, entries, now))
             )
         self._faults("planned")
         won, lost = await self._write_all(planned)
@@ -235,6 +253,27 @@ class Movements:
         for p in won:
             p.request.future.set_result([LedgerEntry.model_validate(e) for e in p.entries])
         return [p.request for p in lost]
+
+    async def _plan(
+        self, request: _Request, raw: dict[str, Any] | None, now: datetime
+    ) -> tuple[Balance | None, Change | None]:
+        """Step 4: the plan on the balance as read; on all of its lots when the plan needs
+        them and the batch read only the first."""
+        current = None if raw is None else Balance.model_validate(raw)
+        if current is not None and not current.complete and not request.partial:
+            current = await self._whole(request.bid)
+        try:
+            return current, request.plan(current, now)
+        except NeedsAllLots:
+            current = await self._whole(request.bid)
+            return current, request.plan(current, now)
+
+    async def _whole(self, bid: str) -> Balance:
+        raw = await self._balances.find_one({"_id": bid})
+        if raw is None:
+            raise RuntimeError(f"balance {bid} vanished: balances are never deleted")
+        whole: Balance = Balance.model_validate(raw)
+        return whole
 
     async def _write_all(self, planned: list[_Planned]) -> tuple[list[_Planned], list[_Planned]]:
         """Step 5 for every planned movement in one bulk write: an insert for a balance
@@ -249,13 +288,11 @@ class Movements:
                     InsertOne(
                         {"_id": r.bid, "user_id": r.user_id, "offer_group": r.offer_group}
                         | {"starts": p.entries[0]["created_at"]}
-                        | p.fields
+                        | p.update["$set"]
                     )
                 )
             else:
-                operations.append(
-                    UpdateOne({"_id": p.request.bid, "seq": p.current.seq}, {"$set": p.fields})
-                )
+                operations.append(UpdateOne({"_id": p.request.bid, "seq": p.current.seq}, p.update))
         updates = sum(isinstance(op, UpdateOne) for op in operations)
         try:
             result = await self._balances.bulk_write(operations, ordered=False)
@@ -303,7 +340,7 @@ class Movements:
         movement; this is for the ones that do not (the sweep calls it)."""
         flushed = 0
         cursor = self._balances.find(
-            {"unflushed": True, "updated_at": {"$lte": older_than}}, {"last": 1, "seq": 1}
+            {"unflushed": True, "updated_at": due_by(older_than)}, {"last": 1, "seq": 1}
         )
         async for raw in cursor:
             await self.flush(raw)
@@ -358,21 +395,39 @@ class Movements:
         return found
 
 
-def _fields(
+def _update(
     current: Balance | None, change: Change, entries: list[dict[str, Any]], now: datetime
 ) -> dict[str, Any]:
-    """The balance's fields after a movement (step 5's `$set`)."""
-    lots = prune(change.lots)
-    return {
-        "tokens": sum(lot.remaining for lot in lots),
-        "reserved": sum(lot.held for lot in lots),
-        "seq": entries[-1]["seq"] if entries else (current.seq if current else 0),
-        "lots": [lot.model_dump() for lot in lots],
+    """Step 5's update. A plan shown every lot rewrites them all, in spending order and
+    without the empty ones, with the totals they give. One shown only the first lots sets
+    those in place and moves the totals by what they moved (emptied lots stay until a
+    movement that reads every lot drops them)."""
+    common = {
+        "seq": entries[-1]["seq"],
         "holds": [hold.model_dump() for hold in change.holds],
-        "next_expiry": next_expiry(lots),
         "last": entries,
         "unflushed": True,
         "updated_at": now,
+    }
+    if current is not None and not current.complete:
+        changed = {
+            f"lots.{i}": lot.model_dump()
+            for i, (lot, before) in enumerate(zip(change.lots, current.lots, strict=True))
+            if lot != before
+        }
+        held = sum(lot.held for lot in change.lots) - sum(lot.held for lot in current.lots)
+        moved = sum(entry["tokens"] for entry in entries)
+        return {"$set": common | changed, "$inc": {"tokens": moved, "reserved": held}}
+    lots = sorted(prune(change.lots), key=spending_order)
+    return {
+        "$set": common
+        | {
+            "tokens": sum(lot.remaining for lot in lots),
+            "reserved": sum(lot.held for lot in lots),
+            "lots": [lot.model_dump() for lot in lots],
+            "lot_count": len(lots),
+            "next_expiry": next_expiry(lots),
+        }
     }
 
 
@@ -404,7 +459,10 @@ def _entries(
                 "created_at": now,
             }
         )
-    if running != sum(lot.remaining for lot in change.lots):
+    before = sum(lot.remaining for lot in current.lots) if current else 0
+    if running - (current.tokens if current else 0) != (
+        sum(lot.remaining for lot in change.lots) - before
+    ):
         raise RuntimeError(
             f"a plan for {offer_group!r} of user {user_id} moved lots by other amounts than "
             f"its entries: the ledger would no longer add up to the balance"

@@ -17,7 +17,7 @@ from pymongo.errors import DuplicateKeyError
 
 from models import CombinedItem, LedgerReason, Offer, Order, OrderEvent, OrderStatus
 from services.access import Principal
-from services.clock import Clock
+from services.clock import Clock, due_by
 from services.cycles import expiry
 from services.errors import Conflict, DomainError, InvalidInput, NotFound, QuantityLimit
 from services.ids import object_id
@@ -283,7 +283,7 @@ class Orders:
         cursor = Order.find(
             {
                 "status": OrderStatus.PENDING.value,
-                "created_at": {"$lt": older_than},
+                "created_at": due_by(older_than, inclusive=False),
                 "payment_intent_id": {"$type": "string"},
             }
         )
@@ -481,7 +481,7 @@ class Orders:
         """The sweep's order half: paid orders past their expiry become expired."""
         event = OrderEvent(at=now, status=OrderStatus.EXPIRED, message="period ended")
         result = await self._orders.update_many(
-            {"status": OrderStatus.PAID.value, "expires": {"$lte": now}},
+            {"status": OrderStatus.PAID.value, "expires": due_by(now)},
             {
                 "$set": {"status": OrderStatus.EXPIRED.value, "updated_at": now},
                 "$push": {"history": event.model_dump()},

@@ -39,12 +39,12 @@ from models import (
     balance_id,
 )
 from services.access import Principal
-from services.clock import Clock
+from services.clock import Clock, due_by
 from services.errors import Conflict, Expired, InsufficientTokens, InvalidInput, NotFound, shown
 from services.ids import object_id
 from services.limits import DEFAULT_LIMITS, InputLimits, check_tokens
-from services.lots import draw, lapse, live_lots, settle, spendable, take_back
-from services.movements import Change, Entry, Movements
+from services.lots import Drawn, draw, lapse, live_lots, settle, spendable, take_back
+from services.movements import Change, Entry, Movements, NeedsAllLots
 
 log = logging.getLogger(__name__)
 
@@ -224,9 +224,7 @@ class Wallets:
         self._limits.note(note)
 
         def plan(balance: Balance | None, now: datetime) -> Change:
-            drawn = draw(balance.lots if balance else [], tokens, now)
-            if balance is None or drawn is None:
-                raise _shortfall(balance, user_id, offer_group, tokens, now)
+            balance, drawn = _draw(balance, user_id, offer_group, tokens, now, hold=False)
             entry = Entry(
                 tokens=-tokens,
                 reason=LedgerReason.CONSUMPTION,
@@ -237,7 +235,7 @@ class Wallets:
             return Change(lots=drawn.lots, holds=balance.holds, entries=[entry])
 
         [entry] = await self._movements.move(
-            user_id=user_id, offer_group=offer_group, plan=plan, key=idempotency_key
+            user_id=user_id, offer_group=offer_group, plan=plan, key=idempotency_key, partial=True
         )
         return _same_request(entry, idempotency_key, offer_group, -tokens)
 
@@ -266,9 +264,7 @@ class Wallets:
         hold_id = str(ObjectId())
 
         def plan(balance: Balance | None, now: datetime) -> Change:
-            drawn = draw(balance.lots if balance else [], tokens, now, hold=True)
-            if balance is None or drawn is None:
-                raise _shortfall(balance, user_id, offer_group, tokens, now)
+            balance, drawn = _draw(balance, user_id, offer_group, tokens, now, hold=True)
             hold = Hold(
                 id=hold_id,
                 tokens=tokens,
@@ -286,7 +282,7 @@ class Wallets:
             return Change(lots=drawn.lots, holds=[*balance.holds, hold], entries=[entry])
 
         [entry] = await self._movements.move(
-            user_id=user_id, offer_group=offer_group, plan=plan, key=key
+            user_id=user_id, offer_group=offer_group, plan=plan, key=key, partial=True
         )
         _same_request(entry, key, offer_group, -tokens)
         assert entry.reservation_id is not None, "a reservation entry names its reservation"
@@ -382,7 +378,7 @@ class Wallets:
         """The sweep's reservation half: held reservations past their ttl give tokens back."""
         released = 0
         cursor = self._balances.find(
-            {"holds.expires_at": {"$lte": now}}, {"holds": 1, "user_id": 1, "offer_group": 1}
+            {"holds.expires_at": due_by(now)}, {"holds": 1, "user_id": 1, "offer_group": 1}
         )
         async for raw in cursor:
             for hold in raw["holds"]:
@@ -518,9 +514,7 @@ class Wallets:
         """The sweep's token half: every lapsed lot loses its spendable tokens, once, with
         an expiry entry naming the lots, even when two sweeps run at once."""
         entries: list[LedgerEntry] = []
-        cursor = self._balances.find(
-            {"next_expiry": {"$lte": now}}, {"user_id": 1, "offer_group": 1}
-        )
+        cursor = self._balances.find({"next_expiry": due_by(now)}, {"user_id": 1, "offer_group": 1})
         async for raw in cursor:
             entries += await self._movements.move(
                 user_id=raw["user_id"], offer_group=raw["offer_group"], plan=_lapse
@@ -542,6 +536,25 @@ def _lapse(balance: Balance | None, now: datetime) -> Change | None:
         note=f"lots {', '.join(ends)} expired",
     )
     return Change(lots=lapsed.lots, holds=balance.holds, entries=[entry])
+
+
+def _draw(
+    balance: Balance | None,
+    user_id: str,
+    offer_group: str,
+    tokens: int,
+    now: datetime,
+    *,
+    hold: bool,
+) -> tuple[Balance, Drawn]:
+    """Draws `tokens` (or holds them) from the balance's live lots, or refuses; from the
+    first lots, when those are all it was shown and they are enough."""
+    drawn = draw(balance.lots if balance else [], tokens, now, hold=hold)
+    if balance is not None and drawn is None and not balance.complete:
+        raise NeedsAllLots()
+    if balance is None or drawn is None:
+        raise _shortfall(balance, user_id, offer_group, tokens, now)
+    return balance, drawn
 
 
 def _shortfall(

@@ -8,6 +8,7 @@ from models import (
     Balance,
     Cycle,
     LedgerEntry,
+    LedgerReason,
     Offer,
     OfferKind,
     Reservation,
@@ -17,6 +18,7 @@ from models import (
 from services import Services
 from services.money import Money
 from services.offers import OfferSpec
+from services.wallets import Credit
 
 START = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
 
@@ -102,3 +104,17 @@ async def snapshot() -> dict[str, list[dict[str, Any]]]:
         collection = document.get_pymongo_collection()
         result[document.__name__] = [d async for d in collection.find({}).sort("_id")]
     return result
+
+
+def order_credit(clock: FakeClock, order_id: str, tokens: int, days: int) -> Credit:
+    """A purchase of `tokens` by u1 in `pro` (order `order_id`), valid for `days`."""
+    return Credit(
+        user_id="u1",
+        offer_group="pro",
+        tokens=tokens,
+        starts=clock.now(),
+        expires=clock.now() + timedelta(days=days),
+        reason=LedgerReason.PURCHASE,
+        idempotency_key=f"order:{order_id}",
+        order_id=order_id,
+    )
