@@ -5,8 +5,8 @@ spreads one by one (Strawberry's depth and alias limiters among them) would then
 ever on a 1 KB document. So the document's cost is measured first, in one pass linear in
 its size: each fragment is summarised once and every spread of it adds that summary. A
 document over any limit is refused with that one error and no rule runs on it. One within
-the limits goes through graphql-core's rules under a wall-clock budget that starts when
-parsing starts, and the outcome is cached per document, as Strawberry's ValidationCache
+the limits goes through graphql-core's rules under a wall-clock budget for parsing and
+validating it, and the outcome is cached per document, as Strawberry's ValidationCache
 would (it is replaced here because it always validates).
 
 The depth is counted as Strawberry's depth limiter counts it (a leaf adds nothing, and
@@ -194,18 +194,24 @@ def cached_validator(limits: Limits, maxsize: int = 1000) -> Validator:
 
 
 class DocumentGuard(SchemaExtension):
-    """Starts the document's budget when parsing starts, and validates it within limits."""
+    """Times the parse, and validates the document within its limits and what is left of
+    its budget."""
 
     def __init__(self, *, limits: Limits, validator: Validator) -> None:
         super().__init__()
         self._limits = limits
         self._validator = validator
+        self._parsing = 0.0
 
     def on_parse(self) -> Iterator[None]:
-        _deadline.set(time.monotonic() + self._limits.budget_seconds)
+        started = time.monotonic()
         yield
+        self._parsing = time.monotonic() - started
 
     def on_validate(self) -> Iterator[None]:
+        # The budget counts parsing and validating themselves, not the time the event
+        # loop spends on other requests between the two.
+        _deadline.set(time.monotonic() + self._limits.budget_seconds - self._parsing)
         context = self.execution_context
         assert context.graphql_document is not None, "validation follows a successful parse"
         context.pre_execution_errors = self._validator(

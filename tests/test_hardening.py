@@ -26,6 +26,7 @@ from bson import ObjectId
 from graphql import parse
 
 from models import Order
+from schema import build_schema
 from schema.limits import Limits, over_limits
 from services.access import Role
 from services.payments import PaymentState, SandboxPaymentClient
@@ -423,3 +424,16 @@ async def test_request_ids_are_bounded(http: aiohttp.ClientSession, server_url: 
     async with http.post(f"{server_url}/graphql", data=body, headers={
         "Content-Type": "application/json", "X-Request-ID": "y" * 200}) as r:  # fmt: skip
         assert len(r.headers["X-Request-ID"]) == 32
+
+
+async def test_a_document_past_its_validation_budget_is_refused() -> None:
+    """The budget is spent (a negative one is spent before validation starts): the rules
+    stop at the first node and the document gets one clear error."""
+    schema = build_schema(limits=Limits(budget_seconds=-1.0))
+    result = await schema.execute("query { offers { id } }")
+    assert result.errors is not None and result.data is None
+    assert [e.message for e in result.errors] == [
+        "the document took too long to validate; send a smaller document"
+    ]
+    relaxed = build_schema(limits=Limits(budget_seconds=5.0))
+    assert (await relaxed.execute("query { __typename }")).data == {"__typename": "Query"}
