@@ -52,7 +52,6 @@ def _balance(
             ).model_dump()
             for n in range(lots)
         ],
-        "lot_count": lots,
         "holds": [],
         "starts": now,
         "next_expiry": expires,

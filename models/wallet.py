@@ -75,10 +75,7 @@ class Balance(Document):
     seq: int = 0
     """How many entries the group's ledger has: the next entry's `seq` is this plus one."""
     lots: list[Lot] = Field(default_factory=list)
-    """Kept in spending order (see services/lots.py), so a debit may read only the first."""
-    lot_count: int = 0
-    """How many lots the document holds: a read of only the first lots knows whether it
-    saw them all."""
+    """In spending order (see services/lots.py)."""
     holds: list[Hold] = Field(default_factory=list)
     starts: datetime
     """When the group was first credited."""
@@ -89,11 +86,6 @@ class Balance(Document):
     unflushed: bool = False
     """Set by every movement; cleared by the sweep once `last` is surely in the ledger."""
     updated_at: datetime
-
-    @property
-    def complete(self) -> bool:
-        """Whether `lots` is every lot of the balance, not just the first ones."""
-        return len(self.lots) >= self.lot_count
 
     class Settings:
         name = "wallet_balances"

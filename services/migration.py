@@ -120,7 +120,6 @@ async def _with_lot(old: dict[str, Any]) -> dict[str, Any]:
         "reserved": old["reserved"],
         "seq": old["seq"],
         "lots": [lot.model_dump()],
-        "lot_count": 1,
         "holds": [hold.model_dump() for hold in holds],
         "starts": old["starts"],
         "next_expiry": next_expiry([lot]),

@@ -56,15 +56,8 @@ from services.lots import next_expiry, prune, spending_order
 log = logging.getLogger(__name__)
 
 DUPLICATE_KEY = 11000
-WINDOW = 16
-"""Lots a batch reads of each balance: debits draw the first lots in spending order, so a
-balance with a thousand lots costs a debit no more than one with a few."""
 FLUSHED_CACHE = 100_000
 """Balances whose last entries this process knows to be in the ledger (a bounded LRU)."""
-
-
-class NeedsAllLots(Exception):
-    """Raised by a plan shown only the first lots of a balance when they are not enough."""
 
 
 class Contended(DomainError):
@@ -112,7 +105,6 @@ class _Request:
     offer_group: str
     plan: Plan
     key: str | None
-    partial: bool
     future: asyncio.Future[list[LedgerEntry]]
     deadline: float
 
@@ -123,8 +115,7 @@ class _Planned:
     current: Balance | None
     entries: list[dict[str, Any]]
     update: dict[str, Any]
-    """The balance's fields after the movement ($set, and $inc when only some lots were
-    read), or the new document's fields."""
+    """Step 5's update of the balance (its `$set` is also a new balance's fields)."""
 
 
 class Movements:
@@ -153,12 +144,10 @@ class Movements:
         offer_group: str,
         plan: Plan,
         key: str | None = None,
-        partial: bool = False,
     ) -> list[LedgerEntry]:
         """Applies `plan` to the balance once; with `key`, a repeat returns the entries
         that key made (in whichever group), however late it comes. [] when the plan had
-        nothing to do. With `partial`, the plan may be shown only the first WINDOW lots
-        (`Balance.complete` says) and raises NeedsAllLots if they are not enough."""
+        nothing to do."""
         loop = asyncio.get_running_loop()
         request = _Request(
             bid=balance_id(user_id, offer_group),
@@ -166,7 +155,6 @@ class Movements:
             offer_group=offer_group,
             plan=plan,
             key=key,
-            partial=partial,
             future=loop.create_future(),
             deadline=loop.time() + self._budget,
         )
@@ -217,9 +205,7 @@ class Movements:
 
     async def _run(self, batch: list[_Request]) -> list[_Request]:
         """Steps 1 to 6 for a batch; returns the movements that lost their race."""
-        cursor = self._balances.find(
-            {"_id": {"$in": [r.bid for r in batch]}}, {"lots": {"$slice": WINDOW}}
-        )
+        cursor = self._balances.find({"_id": {"$in": [r.bid for r in batch]}})
         raws = {doc["_id"]: doc async for doc in cursor}
         self._faults("read")
         await self._flush_all(list(raws.values()))
@@ -231,8 +217,10 @@ class Movements:
             if request.key is not None and (request.user_id, request.key) in replays:
                 request.future.set_result(replays[request.user_id, request.key])
                 continue
+            raw = raws.get(request.bid)
+            current = None if raw is None else Balance.model_validate(raw)
             try:
-                current, change = await self._plan(request, raws.get(request.bid), now)
+                change = request.plan(current, now)
                 if change is None:
                     request.future.set_result([])
                     continue
@@ -253,27 +241,6 @@ class Movements:
         for p in won:
             p.request.future.set_result([LedgerEntry.model_validate(e) for e in p.entries])
         return [p.request for p in lost]
-
-    async def _plan(
-        self, request: _Request, raw: dict[str, Any] | None, now: datetime
-    ) -> tuple[Balance | None, Change | None]:
-        """Step 4: the plan on the balance as read; on all of its lots when the plan needs
-        them and the batch read only the first."""
-        current = None if raw is None else Balance.model_validate(raw)
-        if current is not None and not current.complete and not request.partial:
-            current = await self._whole(request.bid)
-        try:
-            return current, request.plan(current, now)
-        except NeedsAllLots:
-            current = await self._whole(request.bid)
-            return current, request.plan(current, now)
-
-    async def _whole(self, bid: str) -> Balance:
-        raw = await self._balances.find_one({"_id": bid})
-        if raw is None:
-            raise RuntimeError(f"balance {bid} vanished: balances are never deleted")
-        whole: Balance = Balance.model_validate(raw)
-        return whole
 
     async def _write_all(self, planned: list[_Planned]) -> tuple[list[_Planned], list[_Planned]]:
         """Step 5 for every planned movement in one bulk write: an insert for a balance
@@ -398,35 +365,20 @@ class Movements:
 def _update(
     current: Balance | None, change: Change, entries: list[dict[str, Any]], now: datetime
 ) -> dict[str, Any]:
-    """Step 5's update. A plan shown every lot rewrites them all, in spending order and
-    without the empty ones, with the totals they give. One shown only the first lots sets
-    those in place and moves the totals by what they moved (emptied lots stay until a
-    movement that reads every lot drops them)."""
-    common = {
-        "seq": entries[-1]["seq"],
-        "holds": [hold.model_dump() for hold in change.holds],
-        "last": entries,
-        "unflushed": True,
-        "updated_at": now,
-    }
-    if current is not None and not current.complete:
-        changed = {
-            f"lots.{i}": lot.model_dump()
-            for i, (lot, before) in enumerate(zip(change.lots, current.lots, strict=True))
-            if lot != before
-        }
-        held = sum(lot.held for lot in change.lots) - sum(lot.held for lot in current.lots)
-        moved = sum(entry["tokens"] for entry in entries)
-        return {"$set": common | changed, "$inc": {"tokens": moved, "reserved": held}}
+    """Step 5's update: the lots in spending order without the empty ones, the totals they
+    give, the holds, and the movement's entries as `last`."""
     lots = sorted(prune(change.lots), key=spending_order)
     return {
-        "$set": common
-        | {
+        "$set": {
             "tokens": sum(lot.remaining for lot in lots),
             "reserved": sum(lot.held for lot in lots),
+            "seq": entries[-1]["seq"],
             "lots": [lot.model_dump() for lot in lots],
-            "lot_count": len(lots),
+            "holds": [hold.model_dump() for hold in change.holds],
             "next_expiry": next_expiry(lots),
+            "last": entries,
+            "unflushed": True,
+            "updated_at": now,
         }
     }
 
@@ -459,10 +411,7 @@ def _entries(
                 "created_at": now,
             }
         )
-    before = sum(lot.remaining for lot in current.lots) if current else 0
-    if running - (current.tokens if current else 0) != (
-        sum(lot.remaining for lot in change.lots) - before
-    ):
+    if running != sum(lot.remaining for lot in change.lots):
         raise RuntimeError(
             f"a plan for {offer_group!r} of user {user_id} moved lots by other amounts than "
             f"its entries: the ledger would no longer add up to the balance"

@@ -44,7 +44,7 @@ from services.errors import Conflict, Expired, InsufficientTokens, InvalidInput,
 from services.ids import object_id
 from services.limits import DEFAULT_LIMITS, InputLimits, check_tokens
 from services.lots import Drawn, draw, lapse, live_lots, settle, spendable, take_back
-from services.movements import Change, Entry, Movements, NeedsAllLots
+from services.movements import Change, Entry, Movements
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +235,7 @@ class Wallets:
             return Change(lots=drawn.lots, holds=balance.holds, entries=[entry])
 
         [entry] = await self._movements.move(
-            user_id=user_id, offer_group=offer_group, plan=plan, key=idempotency_key, partial=True
+            user_id=user_id, offer_group=offer_group, plan=plan, key=idempotency_key
         )
         return _same_request(entry, idempotency_key, offer_group, -tokens)
 
@@ -282,7 +282,7 @@ class Wallets:
             return Change(lots=drawn.lots, holds=[*balance.holds, hold], entries=[entry])
 
         [entry] = await self._movements.move(
-            user_id=user_id, offer_group=offer_group, plan=plan, key=key, partial=True
+            user_id=user_id, offer_group=offer_group, plan=plan, key=key
         )
         _same_request(entry, key, offer_group, -tokens)
         assert entry.reservation_id is not None, "a reservation entry names its reservation"
@@ -547,11 +547,8 @@ def _draw(
     *,
     hold: bool,
 ) -> tuple[Balance, Drawn]:
-    """Draws `tokens` (or holds them) from the balance's live lots, or refuses; from the
-    first lots, when those are all it was shown and they are enough."""
+    """Draws `tokens` (or holds them) from the balance's live lots, or refuses."""
     drawn = draw(balance.lots if balance else [], tokens, now, hold=hold)
-    if balance is not None and drawn is None and not balance.complete:
-        raise NeedsAllLots()
     if balance is None or drawn is None:
         raise _shortfall(balance, user_id, offer_group, tokens, now)
     return balance, drawn

@@ -10,7 +10,6 @@ from services import Services
 from services.errors import InsufficientTokens
 from services.expiry import expire_due
 from services.lots import draw, lapse, live_lots, settle, take_back
-from services.movements import WINDOW
 from services.wallets import Credit
 from tests.support import FakeClock, assert_invariant
 
@@ -220,13 +219,14 @@ async def test_a_refund_takes_back_exactly_what_is_left_of_the_orders_lot(
     assert (await assert_invariant("u1", "pro")).tokens == 50
 
 
-async def test_a_balance_with_more_lots_than_a_debit_reads_stays_whole(
+async def test_many_lots_stay_in_spending_order_and_whole(
     services: Services, clock: FakeClock
 ) -> None:
-    """Debits read only the first WINDOW lots: draws within them, draws past them, lots
-    they empty, and movements that read every lot all keep the lots and the ledger whole."""
+    """Debits within the first lots and across many of them, a hold and its commit keep
+    the lots in spending order and the ledger whole."""
     wallets = services.wallets
-    count = WINDOW + 10
+    window = 16
+    count = window + 10
     for n in range(count):  # the later a grant, the sooner it expires: spent first
         await wallets.grant(
             user_id="u1",
@@ -238,19 +238,20 @@ async def test_a_balance_with_more_lots_than_a_debit_reads_stays_whole(
     first = await wallets.consume(user_id="u1", offer_group="pro", tokens=4, idempotency_key="a")
     newest = (await assert_invariant("u1", "pro")).lots
     assert [d.tokens for d in first.lots] == [3, 1]
-    assert first.lots[0].lot_id == newest[0].id  # the soonest to expire, granted last
+    # The soonest to expire (granted last) was emptied and left; the next one gave 1.
+    assert first.lots[0].lot_id not in {lot.id for lot in newest}
+    assert (newest[0].id, newest[0].remaining) == (first.lots[1].lot_id, 2)
     held = await wallets.reserve(
         user_id="u1", offer_group="pro", tokens=5, ttl_seconds=60, idempotency_key="r"
     )
-    # More than the first WINDOW lots hold: the debit reads them all.
+    # More than the first 16 lots hold.
     big = await wallets.consume(
-        user_id="u1", offer_group="pro", tokens=3 * WINDOW + 2, idempotency_key="b"
+        user_id="u1", offer_group="pro", tokens=3 * window + 2, idempotency_key="b"
     )
-    assert sum(d.tokens for d in big.lots) == 3 * WINDOW + 2
+    assert sum(d.tokens for d in big.lots) == 3 * window + 2
     await wallets.commit_reservation(reservation_id=str(held.id), tokens=5)
     balance = await assert_invariant("u1", "pro")
-    assert balance.tokens == 3 * count - 4 - 5 - (3 * WINDOW + 2)
-    assert balance.lot_count == len(balance.lots)
+    assert balance.tokens == 3 * count - 4 - 5 - (3 * window + 2)
     assert [lot.expires for lot in balance.lots] == sorted(lot.expires for lot in balance.lots)
     with pytest.raises(InsufficientTokens, match=f"has {balance.tokens} tokens"):
         await wallets.consume(
