@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     max_expanded_fields: int = Field(default=1000, ge=10)
     """Fields one document may select once its fragments are expanded."""
     validation_budget_ms: int = Field(default=500, ge=10)
-    """Wall-clock time parsing and validating one document may take."""
+    """CPU time parsing and validating one document may take."""
     max_key_length: int = Field(default=200, ge=8)
     max_group_length: int = Field(default=200, ge=8)
     max_note_length: int = Field(default=500, ge=0)
