@@ -234,9 +234,7 @@ class Movements:
         self._faults("planned")
         won, lost = await self._write_all(planned)
         self._faults("written")
-        await self._insert([e for p in won for e in p.entries])
-        for p in won:
-            self._remember(p.request.bid, p.entries[-1]["seq"])
+        await self._publish([(p.request.bid, p.entries) for p in won])
         self._faults("inserted")
         for p in won:
             p.request.future.set_result([LedgerEntry.model_validate(e) for e in p.entries])
@@ -291,14 +289,13 @@ class Movements:
         await self._flush_all([] if raw is None else [raw])
 
     async def _flush_all(self, raws: list[dict[str, Any]]) -> None:
-        stale = [
-            raw
-            for raw in raws
-            if raw.get("last") and self._flushed.get(raw["_id"], 0) < raw["last"][-1]["seq"]
-        ]
-        await self._insert([e for raw in stale for e in raw["last"]])
-        for raw in stale:
-            self._remember(raw["_id"], raw["last"][-1]["seq"])
+        await self._publish(
+            [
+                (raw["_id"], raw["last"])
+                for raw in raws
+                if raw.get("last") and self._flushed.get(raw["_id"], 0) < raw["last"][-1]["seq"]
+            ]
+        )
 
     async def flush_idle(self, *, older_than: datetime) -> int:
         """Puts into the ledger the last entries of balances that have not moved since
@@ -317,8 +314,10 @@ class Movements:
             flushed += 1
         return flushed
 
-    async def _insert(self, entries: list[dict[str, Any]]) -> None:
-        """Ledger inserts; an entry already there (a retry, a racing flush) is left as it is."""
+    async def _publish(self, movements: list[tuple[str, list[dict[str, Any]]]]) -> None:
+        """Step 6 for several balances' entries in one insert_many; an entry already there
+        (a retry, a racing flush) is left as it is. Remembers what this process put there."""
+        entries = [entry for _, batch in movements for entry in batch]
         if not entries:
             return
         try:
@@ -326,6 +325,8 @@ class Movements:
         except BulkWriteError as exc:
             if any(e["code"] != DUPLICATE_KEY for e in exc.details["writeErrors"]):
                 raise
+        for bid, batch in movements:
+            self._remember(bid, batch[-1]["seq"])
 
     def _remember(self, bid: str, seq: int) -> None:
         self._flushed[bid] = seq

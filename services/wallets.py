@@ -192,13 +192,18 @@ class Wallets:
         if raw is not None and any(h["id"] == rid for h in raw.get("holds", [])):
             return reservation
         await self._movements.flush(raw)
-        spent = await self._ledger.find_one(
-            {"reservation_id": rid, "reason": LedgerReason.CONSUMPTION.value}
-        )
+        spent = await self._spent(rid)
         status = ReservationStatus.COMMITTED if spent else ReservationStatus.RELEASED
         await self._record(rid, status)
         updated: Reservation = reservation.model_copy(update={"status": status})
         return updated
+
+    async def _spent(self, reservation_id: str) -> LedgerEntry | None:
+        """The consumption entry of a committed reservation; None if it was not committed."""
+        doc = await self._ledger.find_one(
+            {"reservation_id": reservation_id, "reason": LedgerReason.CONSUMPTION.value}
+        )
+        return None if doc is None else LedgerEntry.model_validate(doc)
 
     async def _record(self, reservation_id: str, status: ReservationStatus) -> None:
         await self._reservations.update_one(
@@ -319,27 +324,25 @@ class Wallets:
                 f"reservation {reservation_id} expired at "
                 f"{held.expires_at.isoformat()}; its tokens are being released"
             )
-        entries = await self._settle(held, used)
+        entries = await self._settle(reservation_id, held.user_id, held.offer_group, used)
         if entries:
             return entries[-1]
-        doc = await self._ledger.find_one(
-            {"reservation_id": reservation_id, "reason": LedgerReason.CONSUMPTION.value}
-        )
-        if doc is None:
+        first = await self._spent(reservation_id)
+        if first is None:
             raise Conflict(f"reservation {reservation_id} was released; nothing to commit")
-        first: LedgerEntry = LedgerEntry.model_validate(doc)
         return first
 
     async def release_reservation(self, *, reservation_id: str) -> Reservation:
         """Gives all held tokens back; releasing twice (or after a commit) changes nothing."""
         held = await self.reservation(reservation_id=reservation_id)
-        await self._settle(held, 0)
+        await self._settle(reservation_id, held.user_id, held.offer_group, 0)
         return await self.reservation(reservation_id=reservation_id)
 
-    async def _settle(self, held: Reservation, used: int) -> list[LedgerEntry]:
-        """Closes a held reservation: all its tokens back (+n) to the lots they came from,
-        then `used` of them spent (-used). [] if it was already closed."""
-        rid = str(held.id)
+    async def _settle(
+        self, rid: str, user_id: str, offer_group: str, used: int
+    ) -> list[LedgerEntry]:
+        """Closes the held reservation `rid` of a balance: all its tokens back (+n) to the
+        lots they came from, then `used` of them spent (-used). [] if it was already closed."""
 
         def plan(balance: Balance | None, now: datetime) -> Change | None:
             hold = next((h for h in balance.holds if h.id == rid), None) if balance else None
@@ -366,9 +369,7 @@ class Wallets:
             holds = [h for h in balance.holds if h.id != rid]
             return Change(lots=lots, holds=holds, entries=entries)
 
-        entries = await self._movements.move(
-            user_id=held.user_id, offer_group=held.offer_group, plan=plan
-        )
+        entries = await self._movements.move(user_id=user_id, offer_group=offer_group, plan=plan)
         if entries:
             status = ReservationStatus.COMMITTED if used else ReservationStatus.RELEASED
             await self._record(rid, status)
@@ -382,19 +383,9 @@ class Wallets:
         )
         async for raw in cursor:
             for hold in raw["holds"]:
-                if hold["expires_at"] > now:
-                    continue
-                reservation = Reservation(
-                    id=ObjectId(hold["id"]),
-                    user_id=raw["user_id"],
-                    offer_group=raw["offer_group"],
-                    tokens=hold["tokens"],
-                    status=ReservationStatus.HELD,
-                    expires_at=hold["expires_at"],
-                    idempotency_key=hold["idempotency_key"],
-                    created_at=now,
-                )
-                released += bool(await self._settle(reservation, 0))
+                if hold["expires_at"] <= now:
+                    settled = await self._settle(hold["id"], raw["user_id"], raw["offer_group"], 0)
+                    released += bool(settled)
         return released
 
     # -- credits -------------------------------------------------------------------------
