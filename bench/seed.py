@@ -11,7 +11,7 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from models import Balance, LedgerEntry, LedgerReason, Lot, LotSource, Offer, balance_id
+from models import Balance, LedgerEntry, LedgerReason, Lot, LotSource, Offer, balance_id, user_key
 
 GROUP = "bench"
 """The offer group every benchmark wallet holds its tokens in."""
@@ -82,6 +82,7 @@ def _entry(
         "order_id": None,
         "reservation_id": None,
         "idempotency_key": key,
+        "user_key": user_key(user_id, key),
         "lots": [],
         "created_at": now,
     }

@@ -3,7 +3,7 @@
 from beanie import Document
 
 from models.enums import Cycle, LedgerReason, OfferKind, OrderStatus, ReservationStatus
-from models.ledger import LedgerEntry, Reservation
+from models.ledger import LedgerEntry, Reservation, user_key
 from models.offer import CombinedItem, Offer, Price
 from models.order import Order, OrderEvent
 from models.payment_event import ProcessedEvent
@@ -39,4 +39,5 @@ __all__ = [
     "Reservation",
     "ReservationStatus",
     "balance_id",
+    "user_key",
 ]

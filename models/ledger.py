@@ -8,7 +8,13 @@ from pydantic import Field
 from pymongo import IndexModel
 
 from models.enums import LedgerReason, ReservationStatus
+from models.keys import user_scoped
 from models.wallet import LotDraw
+
+
+def user_key(user_id: str, idempotency_key: str) -> str:
+    """What the ledger's unique index on keyed entries holds: one value per user and key."""
+    return user_scoped(user_id, idempotency_key)
 
 
 class LedgerEntry(Document):
@@ -31,11 +37,12 @@ class LedgerEntry(Document):
     class Settings:
         name = "ledger"
         indexes = [
+            # A keyed entry also stores `user_key(user_id, idempotency_key)`, an unkeyed one
+            # has no such field. A batch of movements looks its keys up with one `$in` of
+            # those values, which the embedded database answers from this index; it scans
+            # for a partial index or for `$in`s over two fields (measured).
             IndexModel(
-                [("user_id", pymongo.ASCENDING), ("idempotency_key", pymongo.ASCENDING)],
-                name="user_idempotency_unique",
-                unique=True,
-                partialFilterExpression={"idempotency_key": {"$type": "string"}},
+                [("user_key", pymongo.ASCENDING)], name="user_key_unique", unique=True, sparse=True
             ),
             IndexModel(
                 [

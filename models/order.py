@@ -45,8 +45,8 @@ class Order(Document):
                 [("user_id", pymongo.ASCENDING), ("offer_group", pymongo.ASCENDING)],
                 name="user_group",
             ),
-            # Partial rather than sparse: Beanie stores an absent id as null, which a sparse
-            # index would still index (and so collide on).
+            # Uniqueness: partial rather than sparse, as Beanie stores an absent value as
+            # null, which a sparse index would still index (and so collide on).
             IndexModel(
                 [("payment_intent_id", pymongo.ASCENDING)],
                 name="payment_intent_unique",
@@ -58,6 +58,36 @@ class Order(Document):
                 name="user_idempotency_unique",
                 unique=True,
                 partialFilterExpression={"idempotency_key": {"$type": "string"}},
+            ),
+            # Lookups: the embedded database never uses a partial index, and scans for a
+            # filter on any field its index lacks (see tests/test_query_plans.py). Each has
+            # other fields than the unique one it stands beside: Beanie keeps one index per
+            # set of fields.
+            IndexModel(
+                [("payment_intent_id", pymongo.ASCENDING), ("_id", pymongo.ASCENDING)],
+                name="payment_intent",
+            ),
+            IndexModel(
+                [
+                    ("user_id", pymongo.ASCENDING),
+                    ("idempotency_key", pymongo.ASCENDING),
+                    ("_id", pymongo.ASCENDING),
+                ],
+                name="user_idempotency",
+            ),
+            IndexModel([("parent_id", pymongo.ASCENDING)], name="parent"),
+            IndexModel(
+                [
+                    ("user_id", pymongo.ASCENDING),
+                    ("offer_id", pymongo.ASCENDING),
+                    ("status", pymongo.ASCENDING),
+                    ("expires", pymongo.ASCENDING),
+                ],
+                name="user_offer_status_expires",
+            ),
+            IndexModel(
+                [("status", pymongo.ASCENDING), ("expires", pymongo.ASCENDING)],
+                name="status_expires",
             ),
             IndexModel(
                 [("status", pymongo.ASCENDING), ("created_at", pymongo.ASCENDING)],

@@ -16,6 +16,8 @@ from beanie import Document
 from pydantic import BaseModel, Field
 from pymongo import IndexModel
 
+from models.keys import user_scoped
+
 
 class LotSource(StrEnum):
     ORDER = "order"
@@ -59,9 +61,8 @@ class Hold(BaseModel):
 
 
 def balance_id(user_id: str, offer_group: str) -> str:
-    """The balance's `_id`: the user id's length first, so that no two (user, group) pairs
-    give the same id whatever characters they contain."""
-    return f"{len(user_id)}:{user_id}:{offer_group}"
+    """The balance's `_id`."""
+    return user_scoped(user_id, offer_group)
 
 
 class Balance(Document):

@@ -24,7 +24,7 @@ from services.access import Role
 from services.catalogue import CatalogueErrors, export_catalogue, import_catalogue
 from services.clock import SystemClock
 from services.expiry import expire_due
-from services.migration import Migrated, migrate_balances
+from services.migration import Migrated, key_ledger_entries, migrate_balances
 
 T = TypeVar("T")
 
@@ -81,14 +81,18 @@ def _expire(settings: Settings) -> None:
 
 
 def _migrate(settings: Settings, dry_run: bool) -> None:
-    async def run(services: Services) -> list[Migrated]:
-        return await migrate_balances(dry_run=dry_run)
+    async def run(services: Services) -> tuple[list[Migrated], int]:
+        return (
+            await migrate_balances(dry_run=dry_run),
+            await key_ledger_entries(dry_run=dry_run),
+        )
 
-    changes = asyncio.run(_with_services(settings, run))
+    changes, keyed = asyncio.run(_with_services(settings, run))
     verb = "would get" if dry_run else "got"
     for change in changes:
         print(f"{change}: {verb} migrated")
     print(f"{len(changes)} balances {'to migrate' if dry_run else 'migrated'}")
+    print(f"{keyed} keyed ledger entries {'to index' if dry_run else 'indexed'} by user_key")
 
 
 def _import(settings: Settings, path: Path, dry_run: bool) -> int:
@@ -135,7 +139,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     token.add_argument("--role", action="append", choices=[r.value for r in Role])
     commands.add_parser("expire", help="run the expiry sweep (and reconciliation) once")
     migrate = commands.add_parser(
-        "migrate", help="turn balances made before lots into balances with one lot each"
+        "migrate",
+        help="bring a database written by an earlier version to this one (run after upgrading)",
     )
     migrate.add_argument("--dry-run", action="store_true", help="show changes, write nothing")
     offers = commands.add_parser("offers", help="the catalogue as a YAML or JSON file")

@@ -1,10 +1,13 @@
-"""`usercredits migrate`: balances written before lots existed become balances with lots.
+"""`usercredits migrate`: a database written by an earlier version, brought to this one.
 
-Such a balance had one period for its whole group (tokens, reserved, starts, expires) and
-its held reservations lived only in the reservations collection. Each becomes one lot with
-the group's period, holding the group's reserved tokens for those reservations, under the
-balance `_id` that movements address. Running it again changes nothing; a dry run says
-what it would do and writes nothing.
+- A balance written before lots existed had one period for its whole group (tokens,
+  reserved, starts, expires) and its held reservations lived only in the reservations
+  collection. Each becomes one lot with the group's period, holding the group's reserved
+  tokens for those reservations, under the balance `_id` that movements address.
+- A keyed ledger entry written before `user_key` existed gets it, so that a retry of its
+  key is still recognised; then the old (user, key) index goes.
+
+Running it again changes nothing; a dry run says what it would do and writes nothing.
 """
 
 import contextlib
@@ -14,17 +17,20 @@ from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
+from pymongo import UpdateOne
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from models import (
     Balance,
     Hold,
+    LedgerEntry,
     Lot,
     LotDraw,
     LotSource,
     Reservation,
     ReservationStatus,
     balance_id,
+    user_key,
 )
 from services.lots import next_expiry
 
@@ -33,6 +39,11 @@ log = logging.getLogger(__name__)
 LEGACY_INDEX = "user_group_unique"
 """The old unique (user, group) index: the new `_id` says the same, and the index would
 refuse the new document while the old one is still there."""
+
+LEGACY_LEDGER_INDEX = "user_idempotency_unique"
+"""The old unique (user, key) index of the ledger, partial: `user_key`'s index replaces it."""
+
+KEYING_BATCH = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,3 +138,25 @@ async def _with_lot(old: dict[str, Any]) -> dict[str, Any]:
         "unflushed": False,
         "updated_at": old["updated_at"],
     }
+
+
+async def key_ledger_entries(*, dry_run: bool = False) -> int:
+    """Gives every keyed ledger entry without `user_key` its `user_key`, in one pass, then
+    drops the index it replaces; returns how many entries it keyed (or would)."""
+    ledger = LedgerEntry.get_pymongo_collection()
+    unkeyed = {"idempotency_key": {"$type": "string"}, "user_key": {"$exists": False}}
+    if dry_run:
+        return await ledger.count_documents(unkeyed)
+    keyed = 0
+    updates: list[UpdateOne] = []
+    async for doc in ledger.find(unkeyed, {"user_id": 1, "idempotency_key": 1}):
+        value = user_key(doc["user_id"], doc["idempotency_key"])
+        updates.append(UpdateOne({"_id": doc["_id"]}, {"$set": {"user_key": value}}))
+        if len(updates) == KEYING_BATCH:
+            keyed += (await ledger.bulk_write(updates, ordered=False)).modified_count
+            updates = []
+    if updates:
+        keyed += (await ledger.bulk_write(updates, ordered=False)).modified_count
+    with contextlib.suppress(OperationFailure):  # already gone, or never made
+        await ledger.drop_index(LEGACY_LEDGER_INDEX)
+    return keyed

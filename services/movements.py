@@ -48,7 +48,7 @@ from bson import ObjectId
 from pymongo import InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError
 
-from models import Balance, Hold, LedgerEntry, LedgerReason, Lot, LotDraw, balance_id
+from models import Balance, Hold, LedgerEntry, LedgerReason, Lot, LotDraw, balance_id, user_key
 from services.clock import Clock, due_by
 from services.errors import DomainError
 from services.lots import next_expiry, prune, spending_order
@@ -350,16 +350,9 @@ class Movements:
             if pair not in found:
                 wanted.add(pair)
         if wanted:
-            cursor = self._ledger.find(
-                {
-                    "user_id": {"$in": sorted({user for user, _ in wanted})},
-                    "idempotency_key": {"$in": sorted({key for _, key in wanted})},
-                }
-            )
+            cursor = self._ledger.find({"user_key": {"$in": sorted(user_key(*p) for p in wanted)}})
             async for doc in cursor:
-                pair = (doc["user_id"], doc["idempotency_key"])
-                if pair in wanted:
-                    found[pair] = [LedgerEntry.model_validate(doc)]
+                found[doc["user_id"], doc["idempotency_key"]] = [LedgerEntry.model_validate(doc)]
         return found
 
 
@@ -395,23 +388,24 @@ def _entries(
     for entry in change.entries:
         seq += 1
         running += entry.tokens
-        documents.append(
-            {
-                "_id": ObjectId(),
-                "user_id": user_id,
-                "offer_group": offer_group,
-                "tokens": entry.tokens,
-                "balance_after": running,
-                "seq": seq,
-                "reason": entry.reason.value,
-                "note": entry.note,
-                "order_id": entry.order_id,
-                "reservation_id": entry.reservation_id,
-                "idempotency_key": entry.idempotency_key,
-                "lots": [d.model_dump() for d in entry.lots],
-                "created_at": now,
-            }
-        )
+        document = {
+            "_id": ObjectId(),
+            "user_id": user_id,
+            "offer_group": offer_group,
+            "tokens": entry.tokens,
+            "balance_after": running,
+            "seq": seq,
+            "reason": entry.reason.value,
+            "note": entry.note,
+            "order_id": entry.order_id,
+            "reservation_id": entry.reservation_id,
+            "idempotency_key": entry.idempotency_key,
+            "lots": [d.model_dump() for d in entry.lots],
+            "created_at": now,
+        }
+        if entry.idempotency_key is not None:
+            document["user_key"] = user_key(user_id, entry.idempotency_key)
+        documents.append(document)
     if running != sum(lot.remaining for lot in change.lots):
         raise RuntimeError(
             f"a plan for {offer_group!r} of user {user_id} moved lots by other amounts than "

@@ -116,16 +116,12 @@ class Orders:
 
     async def is_user_subscribed(self, *, user_id: str, offer_id: str) -> bool:
         """Whether the user holds a paid, unexpired order of this offer."""
-        now = self._clock.now()
-        found = await self._orders.find_one(
-            {
-                "user_id": user_id,
-                "offer_id": offer_id,
-                "status": OrderStatus.PAID.value,
-                "$or": [{"expires": None}, {"expires": {"$gt": now}}],
-            }
-        )
-        return found is not None
+        paid = {"user_id": user_id, "offer_id": offer_id, "status": OrderStatus.PAID.value}
+        # Two lookups, not one `$or`: the embedded database scans for a top-level `$or`.
+        for expires in (None, {"$gt": self._clock.now()}):
+            if await self._orders.find_one(paid | {"expires": expires}, {"_id": 1}):
+                return True
+        return False
 
     # -- buying --------------------------------------------------------------------------
 
@@ -284,10 +280,11 @@ class Orders:
             {
                 "status": OrderStatus.PENDING.value,
                 "created_at": due_by(older_than, inclusive=False),
-                "payment_intent_id": {"$type": "string"},
             }
         )
         async for order in cursor:
+            if order.payment_intent_id is None:  # nothing to ask the provider
+                continue
             try:
                 refreshed = await self.refresh_order(order_id=str(order.id))
             except DomainError as exc:

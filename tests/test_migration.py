@@ -1,14 +1,18 @@
 """`usercredits migrate`: a database written before lots keeps every token, its held
-reservations and its ledger's numbering, and a second run changes nothing."""
+reservations and its ledger's numbering; keys of older ledger entries are still recognised;
+a second run changes nothing."""
 
 from datetime import timedelta
 from typing import Any
 
+import pymongo
+import pytest
 from bson import ObjectId
 
 from models import Balance, LedgerEntry, Reservation
 from services import Services
-from services.migration import migrate_balances
+from services.errors import Conflict
+from services.migration import LEGACY_LEDGER_INDEX, key_ledger_entries, migrate_balances
 from tests.support import FakeClock, assert_invariant, snapshot
 
 
@@ -83,3 +87,30 @@ async def test_migrate_keeps_every_token_and_runs_once(
     assert spent.tokens == -4
     balance = await assert_invariant("u1", "pro")
     assert (balance.tokens, balance.reserved) == (41, 0)
+
+
+async def test_migrate_indexes_older_keys_so_their_retries_are_recognised(
+    services: Services, clock: FakeClock
+) -> None:
+    await old_balance(clock)
+    await migrate_balances()
+    ledger = LedgerEntry.get_pymongo_collection()
+    await ledger.create_index(
+        [("user_id", pymongo.ASCENDING), ("idempotency_key", pymongo.ASCENDING)],
+        name=LEGACY_LEDGER_INDEX,
+        unique=True,
+        partialFilterExpression={"idempotency_key": {"$type": "string"}},
+    )
+    before = await snapshot()
+    assert await key_ledger_entries(dry_run=True) == 2
+    assert await snapshot() == before
+
+    assert await key_ledger_entries() == 2
+    assert LEGACY_LEDGER_INDEX not in await ledger.index_information()
+    assert await key_ledger_entries() == 0
+    # "old-1" granted 50 tokens: reusing it for a debit is refused, and nothing moves.
+    with pytest.raises(Conflict):
+        await services.wallets.consume(
+            user_id="u1", offer_group="pro", tokens=5, idempotency_key="old-1"
+        )
+    assert (await assert_invariant("u1", "pro")).tokens == 40

@@ -1,0 +1,173 @@
+"""Every query the service sends on its paths is answered from an index.
+
+A query that walks its collection costs nothing on a test database and seconds on a real
+one, and the embedded database's planner scans where mongod would not (a partial index, or
+`$in`s over two fields of a compound one, are never used): a key lookup of the ledger once
+scanned the whole ledger on every batch of debits. So the flows below run through the
+services on a client that records each command, and each recorded filter is explained:
+none may plan a collection scan. findAndModify, which the embedded database runs as a scan
+whatever its filter, may not be sent at all.
+"""
+
+import copy
+import json
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient, monitoring
+
+from models import Cycle, OrderStatus
+from server.database import init_models
+from services import Services, build_services
+from services.expiry import expire_due
+from services.offers import ItemSpec
+from services.payments import SandboxPaymentClient
+from services.webhooks import handle_payment_event
+from tests.support import FakeClock, make_offer
+from tests.support import buy as buy_offer
+
+FILTERED = {"find": "filter", "count": "query", "distinct": "query"}
+"""Commands with one filter, and where it is."""
+
+
+class Recorder(monitoring.CommandListener):
+    """Every query a client sends: (collection, filter, sort)."""
+
+    def __init__(self) -> None:
+        self.queries: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
+        self.refused: list[str] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        command, name = event.command, event.command_name
+        if name == "findAndModify":
+            self.refused.append(f"findAndModify on {command[name]}")
+        elif name in FILTERED:
+            self.queries.append((command[name], copy.deepcopy(command.get(FILTERED[name], {})),
+                                 copy.deepcopy(command.get("sort"))))  # fmt: skip
+        elif name in ("update", "delete"):
+            part = "updates" if name == "update" else "deletes"
+            for statement in command.get(part, []):
+                self.queries.append((command[name], copy.deepcopy(statement["q"]), None))
+        elif name == "aggregate":
+            first = (command.get("pipeline") or [{}])[0]
+            if "$match" in first:
+                self.queries.append((command[name], copy.deepcopy(first["$match"]), None))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+@pytest.fixture
+async def recorded(
+    mongo: AsyncMongoClient[Any], database_uri: str, database_name: str
+) -> AsyncIterator[tuple[Recorder, AsyncMongoClient[Any]]]:
+    recorder = Recorder()
+    client: AsyncMongoClient[Any] = AsyncMongoClient(
+        database_uri, tz_aware=True, event_listeners=[recorder]
+    )
+    await init_models(client, database_name)
+    recorder.queries.clear()
+    yield recorder, client
+    await client.close()
+    # Beanie binds documents process-wide: give them back to the session's client.
+    await init_models(mongo, database_name)
+
+
+def _by_id(query: dict[str, Any]) -> bool:
+    """An `_id` equality: the embedded database's executor answers it from the `_id` index
+    whatever else the filter says, though its explain says COLLSCAN (measured: a
+    compare-and-set on `_id` and `seq` costs what an update by `_id` alone does)."""
+    return "_id" in query and not isinstance(query["_id"], dict)
+
+
+def _scans(plan: dict[str, Any]) -> bool:
+    if plan.get("stage") == "COLLSCAN":
+        return True
+    children = [plan.get("inputStage"), *plan.get("inputStages", [])]
+    return any(_scans(child) for child in children if child)
+
+
+async def _every_path(services: Services, sandbox: SandboxPaymentClient, clock: FakeClock) -> None:
+    """Each path a request or the sweep takes, once, with idempotency keys and replays."""
+    wallets, orders = services.wallets, services.orders
+    offer = await make_offer(services)
+    chat = await make_offer(services, name="chat", offer_group="chat", cycle=Cycle.ONCE)
+    await wallets.grant(user_id="u1", offer_group="pro", tokens=50, idempotency_key="g1")
+    await wallets.grant(
+        user_id="u1", offer_group="pro", tokens=5, idempotency_key="g2",
+        expires=clock.now() + timedelta(hours=1), priority=10,
+    )  # fmt: skip
+    for _ in range(2):  # the second is a replay
+        await wallets.consume(user_id="u1", offer_group="pro", tokens=3, idempotency_key="c1")
+    held = await wallets.reserve(
+        user_id="u1", offer_group="pro", tokens=4, idempotency_key="r1", ttl_seconds=60
+    )
+    await wallets.commit_reservation(reservation_id=str(held.id), tokens=2)
+    await wallets.reservation(reservation_id=str(held.id))
+    lapsing = await wallets.reserve(
+        user_id="u1", offer_group="pro", tokens=1, idempotency_key="r2", ttl_seconds=30
+    )
+    released = await wallets.reserve(
+        user_id="u1", offer_group="pro", tokens=1, idempotency_key="r3", ttl_seconds=60
+    )
+    await wallets.release_reservation(reservation_id=str(released.id))
+    await wallets.balances(user_id="u1")
+    await wallets.balance(user_id="u1", offer_group="pro")
+    page = await wallets.ledger(user_id="u1", first=2)
+    await wallets.ledger(user_id="u1", offer_group="pro", first=2, after=str(page.entries[-1].id))
+
+    for _ in range(2):  # the second is a replay
+        created = await orders.create_order(
+            user_id="u2", offer_id=str(offer.id), quantity=1, idempotency_key="o1"
+        )
+    payment = created.order.payment_intent_id
+    assert payment is not None
+    sandbox.settle(payment, succeed=True)
+    body = json.dumps({"id": "evt-1", "payment_id": payment}).encode()
+    event = sandbox.parse_webhook(body, sandbox.sign(body))
+    assert await handle_payment_event(orders=orders, event=event, clock=clock) == "paid"
+    await orders.refresh_order(order_id=str(created.order.id))
+    await orders.list_orders(user_id="u2", first=10)
+    await orders.is_user_subscribed(user_id="u2", offer_id=str(offer.id))
+    await orders.apply_status(order_id=str(created.order.id), status=OrderStatus.REFUNDED)
+    bundle = await make_offer(
+        services, name="bundle", offer_group="bundle", token_count=0,
+        combined_items=[ItemSpec(offer_id=str(chat.id), quantity=1)],
+    )  # fmt: skip
+    await buy_offer(services, "u3", bundle)
+    await orders.create_order(user_id="u3", offer_id=str(offer.id), quantity=1)
+
+    clock.advance(hours=2)
+    assert lapsing.id is not None
+    await expire_due(wallets=wallets, orders=orders, now=clock.now(), reconcile_after=timedelta(0))
+
+
+async def test_no_path_scans_a_collection(
+    recorded: tuple[Recorder, AsyncMongoClient[Any]],
+    database_name: str,
+    clock: FakeClock,
+    sandbox: SandboxPaymentClient,
+) -> None:
+    recorder, client = recorded
+    services = build_services(payments=sandbox, clock=clock, default_currency="USD")
+    await _every_path(services, sandbox, clock)
+    assert recorder.refused == []
+    assert len(recorder.queries) > 30, "the flows ran"
+    database = client[database_name]
+    scanning = set()
+    for collection, query, sort in recorder.queries:
+        shape = (collection, repr(query))
+        if _by_id(query):
+            continue
+        find: dict[str, Any] = {"find": collection, "filter": query}
+        if sort:
+            find["sort"] = sort
+        explained = await database.command("explain", find, verbosity="queryPlanner")
+        if _scans(explained["queryPlanner"]["winningPlan"]):
+            scanning.add(shape)
+    assert sorted(scanning) == [], "\n".join(map(str, sorted(scanning)))
