@@ -23,6 +23,13 @@ from services.events import EventHub
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 0.5
+GATHER_SECONDS = 0.02
+"""How long the feed lets events gather between two fetches. The embedded database wakes a
+waiting fetch (getMore) at every write to any collection, balances included, and the
+driver sends the next one as soon as a batch is read: under load that made a fetch per
+write, each one paid by the database, and GraphQL debits ran 30% slower (measured: 146/s
+against 209/s with 32 clients). Pausing once a batch is read gathers the events of many
+writes into the next one; a live event arrives at most this much later."""
 
 
 class ChangeFeed:
@@ -66,9 +73,14 @@ class ChangeFeed:
             self._pipeline(), full_document="updateLookup", resume_after=self._resume_token
         ) as stream:
             self.opened.set()
-            async for change in stream:
-                self._dispatch(change)
+            while stream.alive:
+                change = await stream.try_next()
+                if change is not None:
+                    self._dispatch(change)
                 self._resume_token = stream.resume_token
+                # The driver's own test for "the fetched batch is read": no public one.
+                if not stream._cursor._has_next():
+                    await asyncio.sleep(GATHER_SECONDS)
 
     def _dispatch(self, change: dict[str, Any]) -> None:
         document = change.get("fullDocument")
