@@ -11,7 +11,18 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from models import Balance, LedgerEntry, LedgerReason, Lot, LotSource, Offer, balance_id, user_key
+from models import (
+    Balance,
+    LedgerEntry,
+    LedgerReason,
+    Lot,
+    LotSource,
+    Offer,
+    balance_id,
+    pack_lots,
+    user_key,
+)
+from services.lots import next_expiry
 
 GROUP = "bench"
 """The offer group every benchmark wallet holds its tokens in."""
@@ -26,35 +37,39 @@ def users(prefix: str, count: int) -> list[str]:
     return [f"{prefix}-{i:05d}" for i in range(count)]
 
 
-def _balance(
-    user_id: str, tokens: int, now: datetime, *, lots: int = 1, expires: datetime | None = None
-) -> dict[str, Any]:
-    """A balance as movements leave it: `tokens` spread over `lots` lots that end at
-    `expires` (None: never; the first lot holds the remainder), its grant entries numbered
-    1..lots."""
-    share, rest = divmod(tokens, lots)
+def _lots(
+    user_id: str, tokens: int, now: datetime, count: int, expires: datetime | None
+) -> list[Lot]:
+    """`tokens` spread over `count` lots that end at `expires` (None: never); the first lot
+    holds the remainder."""
+    share, rest = divmod(tokens, count)
+    return [
+        Lot(
+            id=f"{user_id}-lot-{n:05d}",
+            source=LotSource.GRANT,
+            tokens=share + rest * (n == 0),
+            remaining=share + rest * (n == 0),
+            starts=now,
+            expires=expires,
+            created_at=now,
+        )
+        for n in range(count)
+    ]
+
+
+def _balance(user_id: str, lots: list[Lot], now: datetime) -> dict[str, Any]:
+    """A balance as movements leave it after one grant entry per lot."""
     return {
         "_id": balance_id(user_id, GROUP),
         "user_id": user_id,
         "offer_group": GROUP,
-        "tokens": tokens,
+        "tokens": sum(lot.remaining for lot in lots),
         "reserved": 0,
-        "seq": lots,
-        "lots": [
-            Lot(
-                id=f"{user_id}-lot-{n:05d}",
-                source=LotSource.GRANT,
-                tokens=share + rest * (n == 0),
-                remaining=share + rest * (n == 0),
-                starts=now,
-                expires=expires,
-                created_at=now,
-            ).model_dump()
-            for n in range(lots)
-        ],
+        "seq": len(lots),
+        "lots": pack_lots(lots),
         "holds": [],
         "starts": now,
-        "next_expiry": expires,
+        "next_expiry": next_expiry(lots),
         "last": [],
         "unflushed": False,
         "updated_at": now,
@@ -107,19 +122,20 @@ async def wallets(
         await db[RAW_BALANCES].create_indexes(Balance.Settings.indexes)
     for start in range(0, len(user_ids), max(1, BATCH // lots)):
         chunk = user_ids[start : start + max(1, BATCH // lots)]
-        balances = [_balance(u, tokens, now, lots=lots, expires=expires) for u in chunk]
+        made = {u: _lots(u, tokens, now, lots, expires) for u in chunk}
+        balances = [_balance(u, user_lots, now) for u, user_lots in made.items()]
         grants = [
             _entry(
-                document["user_id"],
-                tokens=lot["tokens"],
-                balance_after=sum(x["tokens"] for x in document["lots"][: n + 1]),
+                user,
+                tokens=lot.tokens,
+                balance_after=sum(x.tokens for x in user_lots[: n + 1]),
                 seq=n + 1,
                 reason=LedgerReason.GRANT,
-                key=f"seed-grant-{lot['id']}",
+                key=f"seed-grant-{lot.id}",
                 now=now,
             )
-            for document in balances
-            for n, lot in enumerate(document["lots"])
+            for user, user_lots in made.items()
+            for n, lot in enumerate(user_lots)
         ]
         if start == 0:
             Balance.model_validate(balances[0])

@@ -7,7 +7,7 @@ from models.ledger import LedgerEntry, Reservation, user_key
 from models.offer import CombinedItem, Offer, Price
 from models.order import Order, OrderEvent
 from models.payment_event import ProcessedEvent
-from models.wallet import Balance, Hold, Lot, LotDraw, LotSource, balance_id
+from models.wallet import Balance, Hold, Lot, LotDraw, LotSource, balance_id, pack_lots
 
 ALL_DOCUMENTS: list[type[Document]] = [
     Offer,
@@ -39,5 +39,6 @@ __all__ = [
     "Reservation",
     "ReservationStatus",
     "balance_id",
+    "pack_lots",
     "user_key",
 ]

@@ -8,12 +8,17 @@ class Clock(Protocol):
     def now(self) -> datetime: ...
 
 
+def to_millis(moment: datetime) -> datetime:
+    """`moment` truncated to milliseconds, as MongoDB stores dates: a date kept elsewhere
+    (a lot, stored as JSON) then compares equal to the same date read back from a field."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
 class SystemClock:
-    """Wall-clock time, aware UTC, truncated to milliseconds as MongoDB stores it."""
+    """Wall-clock time, aware UTC, truncated to milliseconds."""
 
     def now(self) -> datetime:
-        now = datetime.now(UTC)
-        return now.replace(microsecond=now.microsecond // 1000 * 1000)
+        return to_millis(datetime.now(UTC))
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -4,9 +4,12 @@ what they return in one write.
 
 Debits draw live lots (not expired at `now`) in spending order: lowest priority number
 first, then the soonest to expire (a lot that never expires last), then the oldest.
-A lot stays in its balance while it holds tokens, spendable or held.
+A lot stays in its balance while it holds tokens, spendable or held. A balance keeps its
+lots in spending order: a new lot goes to its place, and every other function here keeps
+the order it is given.
 """
 
+import bisect
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -35,11 +38,16 @@ def is_live(lot: Lot, now: datetime) -> bool:
     return lot.expires is None or lot.expires > now
 
 
+def with_lot(lots: list[Lot], lot: Lot) -> list[Lot]:
+    """`lots` (in spending order) with `lot` in its place."""
+    placed = list(lots)
+    bisect.insort(placed, lot, key=spending_order)
+    return placed
+
+
 def live_lots(lots: list[Lot], now: datetime) -> list[Lot]:
-    """Lots with spendable tokens, in the order debits draw them."""
-    return sorted(
-        (lot for lot in lots if lot.remaining > 0 and is_live(lot, now)), key=spending_order
-    )
+    """The lots (in spending order) with spendable tokens: the order debits draw them."""
+    return [lot for lot in lots if lot.remaining > 0 and is_live(lot, now)]
 
 
 def spendable(lots: list[Lot], now: datetime) -> int:
@@ -49,12 +57,13 @@ def spendable(lots: list[Lot], now: datetime) -> int:
 def draw(lots: list[Lot], tokens: int, now: datetime, *, hold: bool = False) -> Drawn | None:
     """Takes `tokens` from the live lots in spending order (with `hold`, into their `held`);
     None when the live lots have fewer."""
-    if spendable(lots, now) < tokens:
+    live = live_lots(lots, now)
+    if sum(lot.remaining for lot in live) < tokens:
         return None
     changed: dict[str, Lot] = {}
     draws = []
     left = tokens
-    for lot in live_lots(lots, now):
+    for lot in live:
         take = min(left, lot.remaining)
         changed[lot.id] = lot.model_copy(
             update={"remaining": lot.remaining - take, "held": lot.held + take * hold}

@@ -30,6 +30,7 @@ from models import (
     Reservation,
     ReservationStatus,
     balance_id,
+    pack_lots,
     user_key,
 )
 from services.lots import next_expiry
@@ -130,7 +131,7 @@ async def _with_lot(old: dict[str, Any]) -> dict[str, Any]:
         "tokens": old["tokens"],
         "reserved": old["reserved"],
         "seq": old["seq"],
-        "lots": [lot.model_dump()],
+        "lots": pack_lots([lot]),
         "holds": [hold.model_dump() for hold in holds],
         "starts": old["starts"],
         "next_expiry": next_expiry([lot]),

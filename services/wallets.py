@@ -39,11 +39,20 @@ from models import (
     balance_id,
 )
 from services.access import Principal
-from services.clock import Clock, due_by
+from services.clock import Clock, due_by, to_millis
 from services.errors import Conflict, Expired, InsufficientTokens, InvalidInput, NotFound, shown
 from services.ids import object_id
 from services.limits import DEFAULT_LIMITS, InputLimits, check_tokens
-from services.lots import Drawn, draw, lapse, live_lots, settle, spendable, take_back
+from services.lots import (
+    Drawn,
+    draw,
+    lapse,
+    live_lots,
+    settle,
+    spendable,
+    take_back,
+    with_lot,
+)
 from services.movements import Change, Entry, Movements
 
 log = logging.getLogger(__name__)
@@ -443,8 +452,8 @@ class Wallets:
                 order_id=credit.order_id,
                 tokens=credit.tokens,
                 remaining=credit.tokens,
-                starts=credit.starts,
-                expires=credit.expires,
+                starts=to_millis(credit.starts),
+                expires=None if credit.expires is None else to_millis(credit.expires),
                 priority=credit.priority,
                 note=credit.note,
                 created_at=now,
@@ -457,9 +466,10 @@ class Wallets:
                 order_id=credit.order_id,
                 idempotency_key=credit.idempotency_key,
             )
-            lots = balance.lots if balance else []
             holds = balance.holds if balance else []
-            return Change(lots=[*lots, lot], holds=holds, entries=[entry])
+            return Change(
+                lots=with_lot(balance.lots if balance else [], lot), holds=holds, entries=[entry]
+            )
 
         [entry] = await self._movements.move(
             user_id=credit.user_id,

@@ -9,7 +9,7 @@ from models import LedgerEntry, LedgerReason, Lot, LotDraw, LotSource
 from services import Services
 from services.errors import InsufficientTokens
 from services.expiry import expire_due
-from services.lots import draw, lapse, live_lots, settle, take_back
+from services.lots import draw, lapse, live_lots, settle, take_back, with_lot
 from services.wallets import Credit
 from tests.support import FakeClock, assert_invariant
 
@@ -30,12 +30,16 @@ def lot(name: str, remaining: int, *, priority: int = 50, days: int | None = Non
 
 
 def test_debits_draw_by_priority_then_soonest_expiry_then_age() -> None:
-    lots = [
+    """Each lot goes to its place in spending order as it is credited; debits draw in it."""
+    lots: list[Lot] = []
+    for credited in (
         lot("never", 5),
         lot("year", 5, days=365),
         lot("month", 5, days=30),
         lot("promo", 5, priority=10, days=60),
-    ]
+    ):
+        lots = with_lot(lots, credited)
+    assert [x.id for x in lots] == ["promo", "month", "year", "never"]
     assert [x.id for x in live_lots(lots, NOW)] == ["promo", "month", "year", "never"]
     drawn = draw(lots, 12, NOW)
     assert drawn is not None
