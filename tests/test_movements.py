@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from pymongo import AsyncMongoClient
 
-from models import LedgerEntry
+from models import Balance, LedgerEntry
 from services import Services
 from services.access import Role
 from services.movements import Movements
@@ -162,3 +162,22 @@ async def test_100_debits_of_30_tokens_over_two_processes_while_others_debit(
     assert (await assert_invariant("hot", "pro")).tokens == 0
     for i in range(32):
         assert (await assert_invariant(f"other-{i}", "pro")).tokens == 985
+
+
+async def test_lots_kept_from_an_earlier_write_are_not_taken_for_a_new_balance(
+    services: Services, clock: FakeClock
+) -> None:
+    """A process keeps the lots it last wrote, so as not to decode them again; a balance
+    deleted and made again by another process must not be read with those lots."""
+    here = services.wallets
+    elsewhere = Wallets(movements=Movements(clock=clock), clock=clock)
+    await here.grant(user_id="u1", offer_group="pro", tokens=10, idempotency_key="a")
+    await here.consume(user_id="u1", offer_group="pro", tokens=1, idempotency_key="b")
+    for document in (Balance, LedgerEntry):
+        await document.get_pymongo_collection().delete_many({})
+    await elsewhere.grant(user_id="u1", offer_group="pro", tokens=5, idempotency_key="c")
+    await elsewhere.consume(user_id="u1", offer_group="pro", tokens=1, idempotency_key="d")
+    debit = await here.consume(user_id="u1", offer_group="pro", tokens=1, idempotency_key="e")
+    assert debit.balance_after == 3
+    balance = await assert_invariant("u1", "pro")
+    assert [lot.remaining for lot in balance.lots] == [3]
