@@ -22,7 +22,7 @@ from models import (
     pack_lots,
     user_key,
 )
-from services.lots import next_expiry
+from services.lots import totals
 
 GROUP = "bench"
 """The offer group every benchmark wallet holds its tokens in."""
@@ -69,7 +69,7 @@ def _balance(user_id: str, lots: list[Lot], now: datetime) -> dict[str, Any]:
         "lots": pack_lots(lots),
         "holds": [],
         "starts": now,
-        "next_expiry": next_expiry(lots),
+        "next_expiry": totals(lots).next_expiry,
         "last": [],
         "unflushed": False,
         "updated_at": now,

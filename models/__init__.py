@@ -7,7 +7,16 @@ from models.ledger import LedgerEntry, Reservation, user_key
 from models.offer import CombinedItem, Offer, Price
 from models.order import Order, OrderEvent
 from models.payment_event import ProcessedEvent
-from models.wallet import Balance, Hold, Lot, LotDraw, LotSource, balance_id, pack_lots
+from models.wallet import (
+    Balance,
+    Hold,
+    Lot,
+    LotDraw,
+    LotSource,
+    balance_id,
+    lot_text,
+    pack_lots,
+)
 
 ALL_DOCUMENTS: list[type[Document]] = [
     Offer,
@@ -39,6 +48,7 @@ __all__ = [
     "Reservation",
     "ReservationStatus",
     "balance_id",
+    "lot_text",
     "pack_lots",
     "user_key",
 ]

@@ -8,12 +8,13 @@ see and change them in the same write; the entries of the last movement ride alo
 outbox until they are in the ledger collection.
 """
 
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from enum import StrEnum
 
 import pymongo
 from beanie import Document
-from pydantic import BaseModel, Field, TypeAdapter, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 from pymongo import IndexModel
 
 from models.keys import user_scoped
@@ -25,7 +26,11 @@ class LotSource(StrEnum):
 
 
 class Lot(BaseModel):
-    """The tokens of one credit, valid for their own period."""
+    """The tokens of one credit, valid for their own period. Frozen: a movement makes a new
+    lot for each one it changes (`model_copy`), so an unchanged lot is the same object from
+    one write to the next and its stored text can be reused (see `pack_lots`)."""
+
+    model_config = ConfigDict(frozen=True)
 
     id: str
     source: LotSource
@@ -46,9 +51,15 @@ class Lot(BaseModel):
 LOTS = TypeAdapter(list[Lot])
 
 
-def pack_lots(lots: list[Lot]) -> str:
-    """The lots as a balance stores them (see `Balance.lots`)."""
-    return LOTS.dump_json(lots).decode()
+def lot_text(lot: Lot) -> str:
+    """One lot as it appears in a balance's stored lots."""
+    return lot.model_dump_json()
+
+
+def pack_lots(lots: Iterable[Lot], text: Callable[[Lot], str] = lot_text) -> str:
+    """The lots as a balance stores them (see `Balance.lots`): a JSON array of each lot's
+    `text`, which may be one kept from an earlier write of that same lot."""
+    return "[" + ",".join(map(text, lots)) + "]"
 
 
 class LotDraw(BaseModel):

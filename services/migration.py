@@ -33,7 +33,7 @@ from models import (
     pack_lots,
     user_key,
 )
-from services.lots import next_expiry
+from services.lots import totals
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ async def _with_lot(old: dict[str, Any]) -> dict[str, Any]:
         "lots": pack_lots([lot]),
         "holds": [hold.model_dump() for hold in holds],
         "starts": old["starts"],
-        "next_expiry": next_expiry([lot]),
+        "next_expiry": totals([lot]).next_expiry,
         "last": [],
         "unflushed": False,
         "updated_at": old["updated_at"],

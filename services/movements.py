@@ -56,12 +56,13 @@ from models import (
     Lot,
     LotDraw,
     balance_id,
+    lot_text,
     pack_lots,
     user_key,
 )
 from services.clock import Clock, due_by
 from services.errors import DomainError
-from services.lots import next_expiry, prune
+from services.lots import Totals, prune, totals
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,7 @@ class _Planned:
     entries: list[dict[str, Any]]
     lots: list[Lot]
     """The balance's lots after the movement, as step 5 stores them."""
+    texts: "_Texts"
     update: dict[str, Any]
     """Step 5's update of the balance (its `$set` is also a new balance's fields)."""
 
@@ -239,21 +241,23 @@ class Movements:
                 if change is None:
                     request.future.set_result([])
                     continue
+                lots = prune(change.lots)
+                sums = totals(lots)
                 entries = _entries(current, change, request.user_id, request.offer_group, now)
+                _check(entries, sums, request)
             except Exception as exc:  # a refusal (DomainError), or a bug in one plan
                 request.future.set_exception(exc)
                 continue
-            lots = prune(change.lots)
-            planned.append(
-                _Planned(request, current, entries, lots, _update(change, lots, entries, now))
-            )
+            text, texts = self._decoded.pack(request.bid, lots)
+            update = _update(change, text, sums, entries, now)
+            planned.append(_Planned(request, current, entries, lots, texts, update))
         self._faults("planned")
         won, lost = await self._write_all(planned)
         self._faults("written")
         await self._publish([(p.request.bid, p.entries) for p in won])
         self._faults("inserted")
         for p in won:
-            self._decoded.put(p.request.bid, p.entries[-1]["_id"], p.lots)
+            self._decoded.put(p.request.bid, p.entries[-1]["_id"], p.lots, p.texts)
             p.request.future.set_result([LedgerEntry.model_validate(e) for e in p.entries])
         return [p.request for p in lost]
 
@@ -373,17 +377,21 @@ class Movements:
         return found
 
 
+_Texts = dict[str, tuple[Lot, str]]
+"""Each lot's stored text, by lot id, with the lot it was made from."""
+
+
 class _DecodedLots:
-    """The lots this process last wrote to each balance, by the last entry written with
-    them: while a balance's `last` still ends with that entry (a fresh id at every write),
-    its stored lots are these, so they are not decoded again (1,000 lots take 5 ms to
-    decode). A `seq` would not do: a balance deleted and made again counts from 1 again.
-    A bounded LRU, by lots held."""
+    """The lots this process last wrote to each balance, and their stored texts, by the
+    last entry written with them: while a balance's `last` still ends with that entry (a
+    fresh id at every write), its stored lots are these, so they are not decoded again
+    (1,000 lots take 5 ms to decode). A `seq` would not do: a balance deleted and made
+    again counts from 1 again. A bounded LRU, by lots held."""
 
     def __init__(self, max_lots: int = DECODED_LOTS) -> None:
         self._max_lots = max_lots
         self._held = 0
-        self._by_balance: OrderedDict[str, tuple[ObjectId, list[Lot]]] = OrderedDict()
+        self._by_balance: OrderedDict[str, tuple[ObjectId, list[Lot], _Texts]] = OrderedDict()
 
     def balance(self, raw: dict[str, Any]) -> Balance:
         """The balance read, its lots taken from here when they are current."""
@@ -394,29 +402,45 @@ class _DecodedLots:
         balance: Balance = Balance.model_validate(raw)
         return balance
 
-    def put(self, bid: str, last_entry: ObjectId, lots: list[Lot]) -> None:
+    def pack(self, bid: str, lots: list[Lot]) -> tuple[str, _Texts]:
+        """The lots' stored text, made again only for the lots that are not the very
+        objects written last time (lots are frozen: a debit replaces one lot of a
+        thousand and keeps the others), and the texts to keep for next time."""
+        known = self._by_balance.get(bid)
+        kept = known[2] if known is not None else {}
+        texts: _Texts = {}
+
+        def text(lot: Lot) -> str:
+            hit = kept.get(lot.id)
+            made = hit[1] if hit is not None and hit[0] is lot else lot_text(lot)
+            texts[lot.id] = (lot, made)
+            return made
+
+        return pack_lots(lots, text), texts
+
+    def put(self, bid: str, last_entry: ObjectId, lots: list[Lot], texts: _Texts) -> None:
         old = self._by_balance.pop(bid, None)
         self._held -= len(old[1]) if old else 0
-        self._by_balance[bid] = (last_entry, lots)
+        self._by_balance[bid] = (last_entry, lots, texts)
         self._held += len(lots)
         while self._held > self._max_lots:
-            _, (_, dropped) = self._by_balance.popitem(last=False)
+            _, (_, dropped, _) = self._by_balance.popitem(last=False)
             self._held -= len(dropped)
 
 
 def _update(
-    change: Change, lots: list[Lot], entries: list[dict[str, Any]], now: datetime
+    change: Change, text: str, sums: Totals, entries: list[dict[str, Any]], now: datetime
 ) -> dict[str, Any]:
-    """Step 5's update: the lots (in spending order, without the empty ones), the totals
-    they give, the holds, and the movement's entries as `last`."""
+    """Step 5's update: the lots (`text`: in spending order, without the empty ones), the
+    totals they give, the holds, and the movement's entries as `last`."""
     return {
         "$set": {
-            "tokens": sum(lot.remaining for lot in lots),
-            "reserved": sum(lot.held for lot in lots),
+            "tokens": sums.tokens,
+            "reserved": sums.reserved,
             "seq": entries[-1]["seq"],
-            "lots": pack_lots(lots),
+            "lots": text,
             "holds": [hold.model_dump() for hold in change.holds],
-            "next_expiry": next_expiry(lots),
+            "next_expiry": sums.next_expiry,
             "last": entries,
             "unflushed": True,
             "updated_at": now,
@@ -453,9 +477,13 @@ def _entries(
         if entry.idempotency_key is not None:
             document["user_key"] = user_key(user_id, entry.idempotency_key)
         documents.append(document)
-    if running != sum(lot.remaining for lot in change.lots):
-        raise RuntimeError(
-            f"a plan for {offer_group!r} of user {user_id} moved lots by other amounts than "
-            f"its entries: the ledger would no longer add up to the balance"
-        )
     return documents
+
+
+def _check(entries: list[dict[str, Any]], sums: Totals, request: _Request) -> None:
+    """The first line of the invariant, before anything is written."""
+    if entries[-1]["balance_after"] != sums.tokens:
+        raise RuntimeError(
+            f"a plan for {request.offer_group!r} of user {request.user_id} moved lots by "
+            f"other amounts than its entries: the ledger would no longer add up to the balance"
+        )

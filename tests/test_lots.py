@@ -4,8 +4,10 @@ first, then the same rules through the wallet service against the real database.
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
 
-from models import LedgerEntry, LedgerReason, Lot, LotDraw, LotSource
+from models import LedgerEntry, LedgerReason, Lot, LotDraw, LotSource, pack_lots
+from models.wallet import LOTS
 from services import Services
 from services.errors import InsufficientTokens
 from services.expiry import expire_due
@@ -64,6 +66,29 @@ def test_expired_lots_are_not_drawn_and_lapse_alone() -> None:
     lapsed = lapse(lots, later)
     assert lapsed.draws == [LotDraw(lot_id="old", tokens=5)]
     assert [(x.id, x.remaining) for x in lapsed.lots] == [("old", 0), ("new", 5)]
+
+
+def test_stored_lots_are_one_json_array_of_frozen_lots() -> None:
+    """A balance's stored text is each lot's text joined, so a lot's text kept from an
+    earlier write can stand in for it; lots are frozen, so a kept text cannot go stale."""
+    lots = [lot("a", 3, priority=1), lot("b", 10, days=5)]
+    text = pack_lots(lots)
+    assert text == LOTS.dump_json(lots).decode()
+    assert LOTS.validate_json(text) == lots
+    assert pack_lots(lots, lambda x: "{}" if x.id == "b" else x.model_dump_json()).endswith(",{}]")
+    with pytest.raises(ValidationError, match="frozen"):
+        lots[0].remaining = 0
+
+
+def test_a_debit_draws_past_expired_lots_and_stops_when_it_has_enough() -> None:
+    lots = [lot("gone", 5, priority=1, days=1), lot("a", 2, days=30), lot("b", 4, days=40)]
+    later = NOW + timedelta(days=2)
+    drawn = draw(lots, 3, later)
+    assert drawn is not None
+    assert drawn.draws == [LotDraw(lot_id="a", tokens=2), LotDraw(lot_id="b", tokens=1)]
+    assert [x.remaining for x in drawn.lots] == [5, 0, 3]
+    assert drawn.lots[0] is lots[0], "an untouched lot stays the same object"
+    assert draw(lots, 7, later) is None, "the expired lot's 5 tokens do not count"
 
 
 def test_a_hold_settles_back_to_its_own_lots() -> None:
