@@ -19,10 +19,12 @@ The operations below are plans: pure decisions on the balance they are shown, wh
 movement primitive applies in one compare-and-set write, re-planning on a lost race.
 """
 
+import asyncio
 import logging
+from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from bson import ObjectId
 
@@ -62,6 +64,10 @@ MAX_TOKENS = 2**31 - 1
 MAX_PAGE = 500
 MAX_TTL_SECONDS = 7 * 24 * 3600
 ORDER_PRIORITY = 50
+SWEEP_BATCH = 64
+"""Balances the sweep moves at once (the movement primitive's batch)."""
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,16 +392,19 @@ class Wallets:
 
     async def release_expired_reservations(self, *, now: datetime) -> int:
         """The sweep's reservation half: held reservations past their ttl give tokens back."""
-        released = 0
-        cursor = self._balances.find(
-            {"holds.expires_at": due_by(now)}, {"holds": 1, "user_id": 1, "offer_group": 1}
-        )
-        async for raw in cursor:
+
+        async def release(raw: dict[str, Any]) -> int:
+            released = 0
             for hold in raw["holds"]:
                 if hold["expires_at"] <= now:
                     settled = await self._settle(hold["id"], raw["user_id"], raw["offer_group"], 0)
                     released += bool(settled)
-        return released
+            return released
+
+        cursor = self._balances.find(
+            {"holds.expires_at": due_by(now)}, {"holds": 1, "user_id": 1, "offer_group": 1}
+        )
+        return sum(await _batched(cursor, release))
 
     # -- credits -------------------------------------------------------------------------
 
@@ -514,13 +523,31 @@ class Wallets:
     async def expire_lapsed_groups(self, *, now: datetime) -> list[LedgerEntry]:
         """The sweep's token half: every lapsed lot loses its spendable tokens, once, with
         an expiry entry naming the lots, even when two sweeps run at once."""
-        entries: list[LedgerEntry] = []
-        cursor = self._balances.find({"next_expiry": due_by(now)}, {"user_id": 1, "offer_group": 1})
-        async for raw in cursor:
-            entries += await self._movements.move(
+
+        async def expire(raw: dict[str, Any]) -> list[LedgerEntry]:
+            return await self._movements.move(
                 user_id=raw["user_id"], offer_group=raw["offer_group"], plan=_lapse
             )
-        return entries
+
+        cursor = self._balances.find({"next_expiry": due_by(now)}, {"user_id": 1, "offer_group": 1})
+        return [entry for entries in await _batched(cursor, expire) for entry in entries]
+
+
+async def _batched(
+    documents: AsyncIterable[dict[str, Any]], handle: Callable[[dict[str, Any]], Awaitable[T]]
+) -> list[T]:
+    """`handle` of every document, SWEEP_BATCH at a time concurrently: the movement
+    primitive then writes a batch's balances in one command of each kind, where one at a
+    time would cost each balance its own commands."""
+    results: list[T] = []
+    batch: list[dict[str, Any]] = []
+    async for document in documents:
+        batch.append(document)
+        if len(batch) == SWEEP_BATCH:
+            results += await asyncio.gather(*map(handle, batch))
+            batch = []
+    results += await asyncio.gather(*map(handle, batch))
+    return results
 
 
 def _lapse(balance: Balance | None, now: datetime) -> Change | None:

@@ -9,6 +9,7 @@ from models import LedgerEntry, LedgerReason, LotDraw, OrderStatus
 from services import Services
 from services.errors import Expired, InsufficientTokens
 from services.expiry import WarningKind, credit_warnings, expire_due
+from services.wallets import SWEEP_BATCH
 from tests.support import FakeClock, assert_invariant, buy, make_offer, snapshot
 
 
@@ -59,6 +60,32 @@ async def test_sweeping_twice_and_concurrently_removes_tokens_once(
     for user in ("u1", "u2", "u3"):
         assert (await assert_invariant(user, "pro")).tokens == 0
     assert await LedgerEntry.find({"reason": "expiry"}).count() == 3
+
+
+async def test_a_sweep_of_more_balances_than_one_batch_expires_and_releases_each_once(
+    services: Services, clock: FakeClock
+) -> None:
+    """The sweep moves balances a batch at a time; every batch, the last one short, counts."""
+    wallets = services.wallets
+    users = [f"u{n}" for n in range(SWEEP_BATCH * 2 + 3)]
+    for user in users:
+        await wallets.grant(
+            user_id=user,
+            offer_group="pro",
+            tokens=10,
+            idempotency_key="g",
+            expires=clock.now() + timedelta(days=1),
+        )
+        await wallets.grant(user_id=user, offer_group="pro", tokens=5, idempotency_key="keep")
+        await wallets.reserve(
+            user_id=user, offer_group="pro", tokens=4, ttl_seconds=60, idempotency_key="r"
+        )
+    clock.advance(days=2)
+    result = await expire_due(wallets=wallets, orders=services.orders, now=clock.now())
+    assert (result.reservations_released, result.groups_expired) == (len(users), len(users))
+    assert result.tokens_expired == 10 * len(users)
+    for user in users:
+        assert (await assert_invariant(user, "pro")).tokens == 5
 
 
 async def test_append_date_lots_follow_each_other(services: Services, clock: FakeClock) -> None:
