@@ -25,8 +25,9 @@ from typing import Any, BinaryIO
 import aiohttp
 from pymongo import AsyncMongoClient
 
+from server import children
 from server.auth import TokenRules, issue_token
-from server.embedded import EmbeddedDatabase, free_port, stop_process
+from server.embedded import EmbeddedDatabase, free_port
 from services.access import Role
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -153,7 +154,7 @@ class ServiceProcess:
     async def __aenter__(self) -> "ServiceProcess":
         stderr = open_log(self._log_path)
         try:
-            self._process = await asyncio.create_subprocess_exec(
+            self._process = await children.spawn(
                 sys.executable,
                 "-m",
                 "server.cli",
@@ -198,7 +199,7 @@ class ServiceProcess:
 
     async def stop(self) -> None:
         if self._process is not None:
-            await stop_process(self._process)
+            await children.stop(self._process)
 
     async def __aexit__(
         self,

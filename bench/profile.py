@@ -14,7 +14,6 @@ waiting for work is dropped here). The rest is summed three ways:
 - by this project's functions, inclusive (what they and their callees cost).
 """
 
-import asyncio
 import os
 import shutil
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import PROJECT_ROOT, open_log
+from server import children
 
 TOP = 12
 RATE = 200
@@ -95,7 +95,7 @@ async def record(py_spy: str, pid: int, seconds: float, output: Path, log: Path)
     (`output` may then be missing)."""
     sink = open_log(log)
     try:
-        process = await asyncio.create_subprocess_exec(
+        process = await children.spawn(
             py_spy,
             "record",
             "--pid",

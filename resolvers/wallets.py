@@ -7,6 +7,7 @@ from schema.inputs import ConsumeTokensInput, GrantTokensInput, ReserveTokensInp
 from schema.types import CreditWarning, LedgerConnection, LedgerEntry, Reservation, Wallet
 from services.access import ADMINS
 from services.expiry import credit_warnings as find_warnings
+from services.wallets import DEFAULT_TTL_SECONDS
 
 Info = strawberry.Info[Context]
 
@@ -71,7 +72,7 @@ async def reserve_tokens(info: Info, input: ReserveTokensInput) -> Reservation:
         user_id=target,
         offer_group=input.offer_group,
         tokens=input.tokens,
-        ttl_seconds=900 if input.ttl_seconds is None else input.ttl_seconds,
+        ttl_seconds=DEFAULT_TTL_SECONDS if input.ttl_seconds is None else input.ttl_seconds,
         idempotency_key=input.idempotency_key,
     )
     return Reservation.of(held)

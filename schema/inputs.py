@@ -7,6 +7,7 @@ import strawberry
 from models import Cycle, OfferKind
 from services.money import Money
 from services.offers import ItemSpec, OfferSpec
+from services.wallets import DEFAULT_TTL_SECONDS
 
 
 @strawberry.input
@@ -94,7 +95,7 @@ class ReserveTokensInput:
     user_id: strawberry.ID | None = None
     offer_group: str
     tokens: int
-    ttl_seconds: int | None = 900
+    ttl_seconds: int | None = DEFAULT_TTL_SECONDS
     idempotency_key: str
 
 

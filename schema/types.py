@@ -1,7 +1,7 @@
 """GraphQL output types of the contract, each built from a domain value by `of`.
 
-Field resolvers that need services (a wallet's orders, say) live in resolvers/ and are
-attached here; types themselves only map data.
+Types only map data, but for the few fields that read more through the services in the
+context (a wallet's orders).
 """
 
 from datetime import datetime
@@ -389,7 +389,9 @@ class Wallet:
     def balance(self, offer_group: str) -> Balance | None:
         return next((b for b in self.balances if b.offer_group == offer_group), None)
 
-    @strawberry.field
+    @strawberry.field(
+        description=f"The newest {MAX_ORDERS} orders; the `orders` query pages through all."
+    )
     async def orders(
         self, info: strawberry.Info[Context], status: OrderStatus | None = None
     ) -> list[Order]:

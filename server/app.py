@@ -234,12 +234,15 @@ async def payment_webhook(request: web.Request) -> web.Response:
     """Verifies the provider's signature on the raw body, then applies the event once.
     A delivery that does not verify gets 400 and changes nothing."""
     services = request.app[SERVICES]
+    received = request.app[METRICS].webhook_events
     body = await request.read()
     try:
         event = services.payments.parse_webhook(body, request.headers.get("Stripe-Signature"))
     except InvalidInput as exc:
+        received.labels(type="", result="rejected").inc()
         return web.json_response({"error": exc.message}, status=400)
     outcome = await handle_payment_event(orders=services.orders, event=event, clock=services.clock)
+    received.labels(type=event.type, result=outcome).inc()
     log.info("payment event", extra={"event_id": event.id, "type": event.type, "outcome": outcome})
     return web.json_response({"received": True, "outcome": outcome})
 

@@ -65,6 +65,11 @@ class ChangeFeed:
             try:
                 await self._follow()
             except PyMongoError as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # Cancelled while the driver was choosing a server: it may answer
+                    # with its own error instead of the cancellation.
+                    raise asyncio.CancelledError from exc
                 log.warning("change stream interrupted, resuming", extra={"error": str(exc)})
                 await asyncio.sleep(RETRY_SECONDS)
 

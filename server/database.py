@@ -1,5 +1,6 @@
 """The MongoDB client and Beanie's document registry."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,6 +11,9 @@ from pymongo import AsyncMongoClient
 from models import ALL_DOCUMENTS
 from server.embedded import EmbeddedDatabase
 from server.settings import Settings
+
+CLOSE_SECONDS = 1.0
+"""How long closing a client may spend ending its sessions on the server."""
 
 
 def connect(uri: str, *, timeout_ms: int = 5000) -> AsyncMongoClient[Any]:
@@ -26,6 +30,18 @@ async def init_models(client: AsyncMongoClient[Any], database: str) -> None:
     await init_beanie(database=client[database], document_models=ALL_DOCUMENTS)
 
 
+async def close(client: AsyncMongoClient[Any]) -> None:
+    """Closes `client` in bounded time. Closing first ends the client's pooled sessions on
+    the server, which waits out the whole server selection timeout when the server is
+    gone; those sessions have left the pool by then, so a second close only closes the
+    connections and monitors. A server that stops while its database is down stops now."""
+    try:
+        async with asyncio.timeout(CLOSE_SECONDS):
+            await client.close()
+    except TimeoutError:
+        await client.close()
+
+
 @asynccontextmanager
 async def open_database(settings: Settings) -> AsyncIterator[AsyncMongoClient[Any]]:
     """A client of the configured MongoDB, or of an embedded SecantusDB started for the
@@ -40,6 +56,6 @@ async def open_database(settings: Settings) -> AsyncIterator[AsyncMongoClient[An
         await init_models(client, settings.database)
         yield client
     finally:
-        await client.close()
+        await close(client)
         if embedded is not None:
             await embedded.stop()

@@ -17,6 +17,8 @@ from types import TracebackType
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
+from server import children
+
 log = logging.getLogger(__name__)
 
 URI_OPTIONS = "directConnection=true&retryWrites=false"
@@ -27,19 +29,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-async def stop_process(process: asyncio.subprocess.Process, grace_seconds: float = 15) -> None:
-    """Asks a child process to stop (SIGTERM), and kills it if it has not within the grace
-    period, so that a stuck child never hangs its parent."""
-    if process.returncode is not None:
-        return
-    process.terminate()
-    try:
-        await asyncio.wait_for(process.wait(), grace_seconds)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
 
 
 def _server_program() -> str:
@@ -64,7 +53,7 @@ class EmbeddedDatabase:
 
     async def start(self, startup_seconds: float = 30.0) -> str:
         self.storage.mkdir(parents=True, exist_ok=True)
-        self._process = await asyncio.create_subprocess_exec(
+        self._process = await children.spawn(
             _server_program(),
             "--host",
             "127.0.0.1",
@@ -104,7 +93,7 @@ class EmbeddedDatabase:
 
     async def stop(self) -> None:
         if self._process is not None:
-            await stop_process(self._process)
+            await children.stop(self._process)
 
     async def __aenter__(self) -> str:
         return await self.start()

@@ -52,7 +52,9 @@ class Metrics:
         )
         self.webhook_events = Counter(
             "usercredits_webhook_events",
-            "Payment provider events received, by type and result.",
+            "Payment provider deliveries received, by event type and what came of them (the "
+            "order's status, duplicate, ignored, unknown payment; rejected: the signature or "
+            "body did not verify, type empty).",
             ["type", "result"],
             registry=self.registry,
         )

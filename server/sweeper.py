@@ -22,6 +22,9 @@ from services.expiry import SweepResult, expire_due
 
 log = logging.getLogger(__name__)
 
+RELEASE_SECONDS = 1.0
+"""How long a stopping sweeper tries to give its lease up (it lapses by itself anyway)."""
+
 
 class Lease:
     """A named lease: at most one holder until it expires."""
@@ -101,6 +104,7 @@ class Sweeper:
                 await asyncio.sleep(interval.total_seconds())
         finally:
             try:
-                await self._lease.release()
-            except PyMongoError:
+                async with asyncio.timeout(RELEASE_SECONDS):
+                    await self._lease.release()
+            except (PyMongoError, TimeoutError):
                 log.warning("could not release the sweep lease; it lapses by itself")

@@ -255,7 +255,7 @@ def choose_visible(candidates: list[Offer], unlocked: set[str]) -> list[Offer]:
 
     def rank(offer: Offer) -> tuple[bool, int, str]:
         is_unlocked = bool(set(offer.unlocked_by) & unlocked)
-        # The smallest id (earliest created) wins a tie: negate via sort direction below.
+        # The smallest id (earliest created) wins a tie: `_invert` turns it into the largest.
         return (is_unlocked, offer.weight, _invert(str(offer.id)))
 
     winners: dict[str, Offer] = {}

@@ -63,6 +63,8 @@ MAX_TOKENS = 2**31 - 1
 """The most a balance may hold: GraphQL's Int, in which balances are reported."""
 MAX_PAGE = 500
 MAX_TTL_SECONDS = 7 * 24 * 3600
+DEFAULT_TTL_SECONDS = 900
+"""How long a reservation holds its tokens when the caller does not say."""
 ORDER_PRIORITY = 50
 SWEEP_BATCH = 64
 """Balances the sweep moves at once (the movement primitive's batch)."""
@@ -265,7 +267,7 @@ class Wallets:
         user_id: str,
         offer_group: str,
         tokens: int,
-        ttl_seconds: int,
+        ttl_seconds: int = DEFAULT_TTL_SECONDS,
         idempotency_key: str,
     ) -> Reservation:
         """Holds tokens of live lots for a job; the same key returns the same reservation."""

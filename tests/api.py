@@ -2,6 +2,7 @@
 websocket, both with aiohttp against a server listening on 127.0.0.1."""
 
 import json
+import re
 from typing import Any
 
 import aiohttp
@@ -105,3 +106,13 @@ class TransportWsClient:
 
     async def close(self) -> None:
         await self.ws.close()
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in a Prometheus exposition (its labels in any order)."""
+    for line in text.splitlines():
+        series, _, value = line.rpartition(" ")
+        metric, _, rest = series.partition("{")
+        if metric == name and dict(re.findall(r'(\w+)="([^"]*)"', rest)) == labels:
+            return float(value)
+    raise AssertionError(f"{name}{labels} not in metrics")

@@ -19,9 +19,10 @@ from aiohttp import web
 from pymongo import AsyncMongoClient
 
 from models import ALL_DOCUMENTS
+from server import children
 from server.app import create_app
 from server.database import connect, init_models
-from server.embedded import EmbeddedDatabase, free_port, stop_process
+from server.embedded import EmbeddedDatabase, free_port
 from server.logs import JsonAccessLogger
 from server.settings import Settings
 from services import Services, build_services
@@ -167,7 +168,7 @@ async def spawn_server(
             "USERCREDITS_JWT_SECRET": SECRET,
             **overrides,
         }
-        process = await asyncio.create_subprocess_exec(
+        process = await children.spawn(
             sys.executable,
             "-m",
             "server.cli",
@@ -191,7 +192,7 @@ async def spawn_server(
 
     yield spawn
     for server in started:
-        await stop_process(server.process)
+        await children.stop(server.process)
 
 
 @pytest.fixture

@@ -58,6 +58,10 @@ class Shop:
         ) as response:
             return response.status, await response.json()
 
+    async def metrics(self) -> str:
+        async with self.http.get(f"{self.base}/metrics") as response:
+            return await response.text()
+
     async def status(self, order_id: str) -> str:
         status: str = (await self.api.data(ORDER, {"id": order_id}, as_=ALICE))["order"]["status"]
         return status

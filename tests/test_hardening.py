@@ -29,6 +29,7 @@ from graphql import parse
 from models import Order
 from schema import build_schema
 from schema.limits import Limits, document_clock, over_limits
+from server import children
 from services.access import Role
 from services.payments import PaymentState, SandboxPaymentClient
 from tests.api import SECRET, Api, TransportWsClient, token
@@ -138,7 +139,7 @@ async def test_production_without_stripe_refuses_to_start(
         "USERCREDITS_PRODUCTION": "true",
     }
     for extra in ({}, {"USERCREDITS_PAYMENTS": "sandbox", "USERCREDITS_STRIPE_SECRET_KEY": "x"}):
-        process = await asyncio.create_subprocess_exec(
+        process = await children.spawn(
             sys.executable,
             "-m",
             "server.cli",
@@ -152,9 +153,7 @@ async def test_production_without_stripe_refuses_to_start(
         try:
             _, stderr = await asyncio.wait_for(process.communicate(), 30)
         finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
+            await children.stop(process)
         assert process.returncode == 2
         assert "USERCREDITS_PRODUCTION is on but payments would use the SANDBOX" in (
             stderr.decode()

@@ -3,7 +3,6 @@ response to its log line, a graceful SIGTERM, one sweeper at a time, and the cat
 
 import asyncio
 import logging
-import re
 import signal
 from datetime import timedelta
 from pathlib import Path
@@ -19,7 +18,7 @@ from server.sweeper import Lease, Sweeper
 from services import Services
 from services.access import Role
 from services.catalogue import CatalogueErrors, import_catalogue
-from tests.api import Api, TransportWsClient, token
+from tests.api import Api, TransportWsClient, sample, token
 from tests.conftest import SpawnServer, StartServer
 from tests.support import FakeClock, snapshot
 
@@ -28,19 +27,6 @@ ADMIN = token("admin-1", Role.ADMIN)
 ALICE = token("alice")
 CONSUME = """mutation C($key: String!) { consumeTokens(input: {offerGroup: "pro", tokens: 1,
   idempotencyKey: $key}) { id } }"""
-
-
-def sample(text: str, name: str, **labels: str) -> float:
-    """The value of one sample in a Prometheus exposition."""
-    wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    pattern = (
-        rf"^{re.escape(name)}{{{re.escape(wanted)}}} (\S+)$"
-        if labels
-        else (rf"^{re.escape(name)} (\S+)$")
-    )
-    match = re.search(pattern, text, re.MULTILINE)
-    assert match, f"{name}{{{wanted}}} not in metrics"
-    return float(match.group(1))
 
 
 async def test_metrics_count_real_requests(

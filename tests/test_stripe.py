@@ -12,6 +12,7 @@ from models import LedgerEntry, Order, ProcessedEvent
 from services import build_services
 from services.expiry import expire_due
 from services.payments.stripe import StripePaymentClient
+from tests.api import sample
 from tests.fake_stripe import SECRET_KEY, WEBHOOK_SECRET, FakeStripe, event, sign
 from tests.shop import ALICE, BUY, ORDER, Shop
 from tests.support import FakeClock, assert_invariant, make_offer
@@ -51,6 +52,13 @@ async def test_success_credits_tokens_once_also_for_duplicates(shop: Shop) -> No
     assert await shop.status(order["id"]) == "PAID"
     assert await shop.tokens() == 100
     assert await LedgerEntry.find({"reason": "purchase"}).count() == 1
+    received = "usercredits_webhook_events_total"
+    text = await shop.metrics()
+    outcomes = [
+        sample(text, received, type="payment_intent.succeeded", result=result)
+        for result in ("paid", "duplicate")
+    ]
+    assert outcomes[0] >= 1 and outcomes[1] >= 1 and sum(outcomes) == 7
 
 
 @pytest.mark.parametrize(("received", "currency"), [(500, "usd"), (999, "eur")])
@@ -87,6 +95,10 @@ async def test_bad_deliveries_get_400_and_change_nothing(shop: Shop) -> None:
         assert status == 400, answer
     status, _ = await shop.deliver(b"{not json", sign(b"{not json"))
     assert status == 400
+    rejected = sample(
+        await shop.metrics(), "usercredits_webhook_events_total", type="", result="rejected"
+    )
+    assert rejected == len(cases) + 1
     assert await shop.status(order["id"]) == "PENDING"
     assert await ProcessedEvent.count() == 0 and await LedgerEntry.count() == 0
 
