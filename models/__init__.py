@@ -2,6 +2,7 @@
 
 from beanie import Document
 
+from models.api_key import ApiKey
 from models.enums import Cycle, LedgerReason, OfferKind, OrderStatus, ReservationStatus
 from models.ledger import LedgerEntry, Reservation, user_key
 from models.offer import CombinedItem, Offer, Price
@@ -25,10 +26,12 @@ ALL_DOCUMENTS: list[type[Document]] = [
     LedgerEntry,
     Reservation,
     ProcessedEvent,
+    ApiKey,
 ]
 
 __all__ = [
     "ALL_DOCUMENTS",
+    "ApiKey",
     "Balance",
     "CombinedItem",
     "Cycle",

@@ -11,6 +11,7 @@ from strawberry.extensions import MaxTokensLimiter, ParserCache, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from resolvers import identity as identity_resolvers
 from resolvers import offers as offer_resolvers
 from resolvers import orders as order_resolvers
 from resolvers import sandbox as sandbox_resolvers
@@ -20,7 +21,9 @@ from schema.errors import apply_contract
 from schema.introspection import SignedInIntrospection
 from schema.limits import DEFAULT_LIMITS, DocumentGuard, Limits, cached_validator
 from schema.types import (
+    ApiKey,
     BalanceEvent,
+    CreatedApiKey,
     CreateOrderPayload,
     CreditWarning,
     LedgerConnection,
@@ -44,6 +47,7 @@ class Query:
     credit_warnings: list[CreditWarning] = strawberry.field(
         resolver=wallet_resolvers.credit_warnings
     )
+    api_keys: list[ApiKey] = strawberry.field(resolver=identity_resolvers.api_keys)
 
 
 @strawberry.type
@@ -62,6 +66,8 @@ class Mutation:
     upsert_offer: Offer = strawberry.mutation(resolver=offer_resolvers.upsert_offer)
     archive_offer: Offer = strawberry.mutation(resolver=offer_resolvers.archive_offer)
     grant_tokens: LedgerEntry = strawberry.mutation(resolver=wallet_resolvers.grant_tokens)
+    create_api_key: CreatedApiKey = strawberry.mutation(resolver=identity_resolvers.create_api_key)
+    revoke_api_key: ApiKey = strawberry.mutation(resolver=identity_resolvers.revoke_api_key)
 
 
 @strawberry.type

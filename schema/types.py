@@ -16,6 +16,9 @@ from models import Offer as OfferModel
 from models import Order as OrderModel
 from models import Reservation as ReservationModel
 from schema.context import Context
+from services.access import Role
+from services.api_keys import ApiKeyView
+from services.api_keys import CreatedApiKey as CreatedApiKeyValue
 from services.errors import NotFound
 from services.events import BalanceChanged
 from services.expiry import CreditWarning as CreditWarningValue
@@ -403,3 +406,36 @@ class Wallet:
     @classmethod
     def of(cls, user_id: str, balances: list[BalanceView]) -> "Wallet":
         return cls(user_id=strawberry.ID(user_id), balances=[Balance.of(b) for b in balances])
+
+
+@strawberry.type(description="A back end's key; its secret is shown only when it is made.")
+class ApiKey:
+    id: strawberry.ID
+    name: str
+    role: Role
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, key: ApiKeyView) -> "ApiKey":
+        return cls(
+            id=strawberry.ID(key.id),
+            name=key.name,
+            role=key.role,
+            prefix=key.prefix,
+            created_at=key.created_at,
+            last_used_at=key.last_used_at,
+            revoked_at=key.revoked_at,
+        )
+
+
+@strawberry.type
+class CreatedApiKey:
+    api_key: ApiKey
+    secret: str
+
+    @classmethod
+    def of(cls, created: CreatedApiKeyValue) -> "CreatedApiKey":
+        return cls(api_key=ApiKey.of(created.key), secret=created.secret)

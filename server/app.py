@@ -35,17 +35,18 @@ from models import Offer
 from schema import build_schema
 from schema.context import Context
 from schema.limits import Limits
-from server.auth import principal_from_header
+from server.auth import Authenticator
 from server.changes import ChangeFeed, running_feed
 from server.database import open_database
 from server.deadlines import body_deadline
 from server.logs import request_id as current_request_id
 from server.logs import request_ids
 from server.metrics import CONTENT_TYPE, Metrics
+from server.ratelimit import TokenBuckets, retry_after
 from server.settings import Settings
 from server.sweeper import Lease, Sweeper
 from services import Services, build_services
-from services.access import refused
+from services.access import ANONYMOUS, Principal, refused
 from services.catalogue import import_catalogue
 from services.clock import Clock, SystemClock
 from services.errors import InvalidInput, Unauthenticated
@@ -61,6 +62,10 @@ READY_TIMEOUT_SECONDS = 2.0
 SETTINGS = web.AppKey("settings", Settings)
 CLIENT = web.AppKey("client", AsyncMongoClient[Any])
 SERVICES = web.AppKey("services", Services)
+AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
+RATE_LIMITS = web.AppKey("rate_limits", TokenBuckets)
+PRINCIPAL = web.RequestKey("principal", Principal)
+"""Where a request keeps the principal its credentials gave (see CreditsGraphQLView)."""
 METRICS = web.AppKey("metrics", Metrics)
 SOCKETS = web.AppKey("sockets", weakref.WeakSet[web.WebSocketResponse])
 CLOSING = web.AppKey("closing", set[asyncio.Task[bool]])
@@ -101,7 +106,6 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
             allowed_origins=settings.allowed_origins,
         )
         self._app = app
-        self._token_rules = settings.token_rules
         self._heartbeat = settings.ws_heartbeat_seconds
         self._max_response_bytes = settings.max_response_bytes
 
@@ -116,16 +120,34 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
                 websocket=response,
             )
         context = Context(services=self._app[SERVICES], request_id=current_request_id.get())
-        try:
-            principal = principal_from_header(
-                request.headers.get("Authorization"), self._token_rules
-            )
-        except Unauthenticated as exc:
-            context.principal = refused(exc.message)
-        else:
-            if principal is not None:
-                context.principal = principal
+        context.principal = request[PRINCIPAL]
         return context
+
+    async def __call__(self, request: web.Request) -> web.StreamResponse:
+        """Every request first costs its caller a token of the rate limit: an HTTP request
+        after its credentials are read, a websocket connection attempt by its address
+        (its credentials come later, in connection_init)."""
+        caller = f"address:{request.remote}"
+        if not self.is_websocket_request(request):
+            principal = await self._principal(request.headers.get("Authorization"))
+            request[PRINCIPAL] = principal
+            if principal.user_id is not None:
+                caller = f"user:{principal.user_id}"
+        wait = self._app[RATE_LIMITS].take(caller)
+        if wait:
+            self._app[METRICS].refusals.labels(cause="rate_limited").inc()
+            return rate_limited(wait)
+        return await super().__call__(request)
+
+    async def _principal(self, header: object) -> Principal:
+        """The caller of an HTTP request; anonymous (with the reason) when its credentials
+        were refused, so that operations open to anyone still work."""
+        try:
+            principal = await self._app[AUTHENTICATOR].principal(header)
+        except Unauthenticated as exc:
+            self._app[METRICS].refusals.labels(cause="unauthenticated").inc()
+            return refused(exc.message)
+        return ANONYMOUS if principal is None else principal
 
     def create_response(
         self,
@@ -170,10 +192,11 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
         anonymous sockets are refused. A socket is closed (4403) when its token expires,
         and every operation on it checks the principal again."""
         try:
-            principal = principal_from_header(
-                context.connection_params.get("authorization"), self._token_rules
+            principal = await self._app[AUTHENTICATOR].principal(
+                context.connection_params.get("authorization")
             )
         except Unauthenticated as exc:
+            self._app[METRICS].refusals.labels(cause="unauthenticated").inc()
             raise ConnectionRejectionError({"message": exc.message}) from None
         if principal is None:
             raise ConnectionRejectionError({"message": "sign in: send an authorization"})
@@ -192,6 +215,22 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
         await ws.prepare(request)
         self._app[SOCKETS].add(ws)
         return ws
+
+
+def rate_limited(wait: float) -> web.Response:
+    """429, with the error as the contract shows it and how long to wait."""
+    seconds = retry_after(wait)
+    error = {
+        "message": f"too many requests: retry in {seconds} s",
+        "extensions": {
+            "code": "RATE_LIMITED",
+            "retryAfterSeconds": seconds,
+            "requestId": current_request_id.get(),
+        },
+    }
+    return web.json_response(
+        {"data": None, "errors": [error]}, status=429, headers={"Retry-After": str(seconds)}
+    )
 
 
 def close_when_expired(app: web.Application, ws: web.WebSocketResponse, at: datetime) -> None:
@@ -292,6 +331,9 @@ def create_app(
     app[SETTINGS] = settings
     app[CLOSING] = set()
     app[METRICS] = Metrics()
+    app[RATE_LIMITS] = TokenBuckets(
+        rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst
+    )
     app[SOCKETS] = weakref.WeakSet()
     provider = payments or payment_client(settings)
     seed = settings.seed_catalogue.read_text() if settings.seed_catalogue else None
@@ -309,10 +351,17 @@ def create_app(
                     max_note_length=settings.max_note_length,
                 ),
                 max_pending_orders=settings.max_pending_orders,
+                api_key_pepper=(settings.api_key_pepper or "").encode(),
+            )
+            app[AUTHENTICATOR] = Authenticator(
+                rules=settings.token_rules,
+                oidc=settings.oidc_rules,
+                api_keys=app[SERVICES].api_keys,
             )
             if seed is not None:
                 await seed_catalogue(app[SERVICES], seed)
             yield
+            await app[AUTHENTICATOR].close()
             await provider.close()
 
     async def change_feed(app: web.Application) -> AsyncIterator[None]:

@@ -1,6 +1,10 @@
-"""Credentials to Principal: HS256 JWTs with `sub` (the user id) and `roles`.
+"""Credentials to Principal, the same way over HTTP and websockets (`Authenticator`): API
+keys of back ends (services/api_keys.py), tokens of an OpenID Connect provider
+(server/oidc.py), and HS256 JWTs signed with the shared secret, with `sub` (the user id)
+and `roles`, for local use and tests.
 
-Only HS256 is accepted, so `alg: none` and algorithm-confusion tokens fail. `exp` is
+HS256 tokens are checked with the secret only, so `alg: none` and algorithm-confusion
+tokens fail; with the secret unset and a provider configured they are refused. `exp` is
 required unless the settings allow tokens without it, and every date claim must be a
 number (PyJWT alone would take `"exp": "9999999999"`); `aud` and `iss` are checked when
 the settings name them. The principal carries the token's expiry, so that a websocket
@@ -12,7 +16,9 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 
+from server.oidc import OidcRules, ProviderKeys, decode_oidc
 from services.access import Principal, Role
+from services.api_keys import ApiKeys, is_api_key
 from services.errors import Unauthenticated
 
 ALGORITHM = "HS256"
@@ -29,13 +35,44 @@ class TokenRules:
     issuer: str | None = None
 
 
-def principal_from_header(header: object, rules: TokenRules) -> Principal | None:
-    """The principal of an `Authorization: Bearer <JWT>` value; None when there is none."""
-    if header is None or header == "":
-        return None
-    if not isinstance(header, str) or not header.startswith("Bearer "):
-        raise Unauthenticated("Authorization must be 'Bearer <JWT>'")
-    return decode_token(header.removeprefix("Bearer ").strip(), rules)
+class Authenticator:
+    """Turns an `Authorization` value (`Bearer <token or API key>`) into a Principal."""
+
+    def __init__(
+        self, *, rules: TokenRules | None, oidc: OidcRules | None, api_keys: ApiKeys
+    ) -> None:
+        self._rules = rules
+        self._oidc = oidc
+        self._provider_keys = None if oidc is None else ProviderKeys(oidc)
+        self._api_keys = api_keys
+
+    async def principal(self, header: object) -> Principal | None:
+        """The caller; None when no credentials were sent; Unauthenticated for bad ones."""
+        if header is None or header == "":
+            return None
+        if not isinstance(header, str) or not header.startswith("Bearer "):
+            raise Unauthenticated("Authorization must be 'Bearer <token or API key>'")
+        credential = header.removeprefix("Bearer ").strip()
+        if is_api_key(credential):
+            key = await self._api_keys.authenticate(credential)
+            if key is None:
+                raise Unauthenticated("the API key is unknown or revoked")
+            return Principal(user_id=f"apikey:{key.id}", roles=frozenset({key.role}))
+        try:
+            algorithm = jwt.get_unverified_header(credential).get("alg")
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated(f"the token was refused: {exc}") from None
+        if algorithm == ALGORITHM or self._oidc is None or self._provider_keys is None:
+            if self._rules is None:
+                raise Unauthenticated(
+                    "HS256 tokens are switched off here: send your identity provider's token"
+                )
+            return decode_token(credential, self._rules)
+        return await decode_oidc(credential, self._oidc, self._provider_keys)
+
+    async def close(self) -> None:
+        if self._provider_keys is not None:
+            await self._provider_keys.close()
 
 
 def decode_token(token: str, rules: TokenRules) -> Principal:

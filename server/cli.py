@@ -21,6 +21,7 @@ from server.logs import JsonAccessLogger, configure_logging
 from server.settings import Settings
 from services import Services, build_services
 from services.access import Role
+from services.api_keys import CreatedApiKey
 from services.catalogue import CatalogueErrors, export_catalogue, import_catalogue
 from services.clock import SystemClock
 from services.expiry import expire_due
@@ -60,10 +61,24 @@ async def _with_services(settings: Settings, work: Callable[[Services], Awaitabl
                     payments=payments,
                     clock=SystemClock(),
                     default_currency=settings.default_currency,
+                    api_key_pepper=(settings.api_key_pepper or "").encode(),
                 )
             )
         finally:
             await payments.close()
+
+
+def _create_api_key(settings: Settings, name: str, role: Role) -> None:
+    async def create(services: Services) -> CreatedApiKey:
+        return await services.api_keys.create(name=name, role=role)
+
+    created = asyncio.run(_with_services(settings, create))
+    print(created.secret)
+    print(
+        f"API key {created.key.id} ({created.key.name}, {created.key.role.value}): the line "
+        "above is its secret, shown this once; send it as `Authorization: Bearer <secret>`",
+        file=sys.stderr,
+    )
 
 
 def _expire(settings: Settings) -> None:
@@ -137,6 +152,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     token = commands.add_parser("token", help="print a signed JWT for local use")
     token.add_argument("--user", required=True)
     token.add_argument("--role", action="append", choices=[r.value for r in Role])
+    apikey = commands.add_parser("apikey", help="API keys for back ends")
+    apikey_commands = apikey.add_subparsers(dest="apikey_command", required=True)
+    create_key = apikey_commands.add_parser(
+        "create", help="make a key (the first admin key of a fresh deployment) and print it"
+    )
+    create_key.add_argument("--name", required=True)
+    create_key.add_argument("--role", required=True, choices=[Role.SERVICE.value, Role.ADMIN.value])
     commands.add_parser("expire", help="run the expiry sweep (and reconciliation) once")
     migrate = commands.add_parser(
         "migrate",
@@ -167,8 +189,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "serve":
         _serve(settings, args.host or settings.host, args.port or settings.port)
     elif args.command == "token":
+        if settings.token_rules is None:
+            print(
+                "usercredits: HS256 tokens are switched off (an identity provider is set "
+                "and USERCREDITS_JWT_SECRET is not)",
+                file=sys.stderr,
+            )
+            sys.exit(2)
         roles = [Role(r) for r in args.role or [Role.USER.value]]
         print(issue_token(rules=settings.token_rules, user_id=args.user, roles=roles))
+    elif args.command == "apikey":
+        _create_api_key(settings, args.name, Role(args.role))
     elif args.command == "expire":
         _expire(settings)
     elif args.command == "migrate":

@@ -58,6 +58,13 @@ class Metrics:
             ["type", "result"],
             registry=self.registry,
         )
+        self.refusals = Counter(
+            "usercredits_refusals",
+            "Requests and websocket connections refused before any operation ran, by "
+            "cause (unauthenticated: credentials were refused; rate_limited).",
+            ["cause"],
+            registry=self.registry,
+        )
         self.sweeps = Counter(
             "usercredits_sweep_runs",
             "Expiry sweep runs of this process, by result (done, skipped: another instance "

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from server.auth import TokenRules
+from server.oidc import OidcRules
 from services.errors import InvalidInput
 from services.money import normalize_currency
 
@@ -33,8 +34,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     production: bool = False
     """Refuse to start with settings only fit for a laptop (the default JWT secret)."""
-    jwt_secret: str = Field(default=LOCAL_JWT_SECRET, min_length=32)
-    """HS256 secret of the JWTs; the default is for local runs only."""
+    jwt_secret: str | None = Field(default=None, min_length=32)
+    """HS256 secret of the JWTs. Unset: a local-only default, or, with an OpenID Connect
+    provider configured, no HS256 tokens at all."""
     allowed_origins: list[str] = Field(default_factory=list)
     """Origins allowed to open websockets (empty: any; set it in production)."""
     max_query_depth: int = Field(default=10, ge=2)
@@ -49,6 +51,26 @@ class Settings(BaseSettings):
     """Set: tokens must carry this `aud`."""
     jwt_issuer: str | None = None
     """Set: tokens must carry this `iss`."""
+    oidc_issuer: str | None = None
+    """Set: tokens of this OpenID Connect provider are accepted (server/oidc.py)."""
+    oidc_audience: str | None = None
+    """The `aud` the provider's tokens must carry (required with an issuer)."""
+    oidc_jwks_url: str | None = None
+    """Unset: discovered from the issuer's /.well-known/openid-configuration."""
+    oidc_user_claim: str = "sub"
+    oidc_roles_claim: str | None = None
+    """The claim (a name, or a dotted path such as realm_access.roles) that lists roles."""
+    oidc_refetch_seconds: float = Field(default=60.0, gt=0)
+    """A token with an unknown key id makes the provider's keys be fetched again, at most
+    this often."""
+    rate_limit_per_second: float = Field(default=20.0, ge=0)
+    """Requests per second each caller (user, API key, or anonymous address) may keep up,
+    counted per instance (server/ratelimit.py); 0 turns rate limits off."""
+    rate_limit_burst: int = Field(default=200, ge=1)
+    """Requests a caller may send at once before the rate applies."""
+    api_key_pepper: str | None = None
+    """Key of the hash under which API keys are stored; set it in production and keep it
+    outside the database. Changing it invalidates every key."""
     graphiql: bool | None = None
     """Serve GraphiQL at /graphql to browsers; unset: on, except in production."""
     anonymous_introspection: bool | None = None
@@ -86,10 +108,20 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_needs_a_jwt_secret(self) -> "Settings":
-        if self.production and self.jwt_secret == LOCAL_JWT_SECRET:
+        if self.production and self.jwt_secret is None and self.oidc_issuer is None:
             raise ValueError(
-                "USERCREDITS_PRODUCTION is on but USERCREDITS_JWT_SECRET is not "
-                "set: set a random secret of at least 32 characters"
+                "USERCREDITS_PRODUCTION is on but neither USERCREDITS_JWT_SECRET nor "
+                "USERCREDITS_OIDC_ISSUER is set: set a random secret of at least 32 "
+                "characters, or your identity provider"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _oidc_needs_an_audience(self) -> "Settings":
+        if self.oidc_issuer is not None and not self.oidc_audience:
+            raise ValueError(
+                "USERCREDITS_OIDC_ISSUER is set but USERCREDITS_OIDC_AUDIENCE is not: a "
+                "provider's tokens are accepted only for this service's audience"
             )
         return self
 
@@ -113,12 +145,28 @@ class Settings(BaseSettings):
         return self
 
     @property
-    def token_rules(self) -> TokenRules:
+    def token_rules(self) -> TokenRules | None:
+        """The HS256 rules; None when only the provider's tokens are accepted."""
+        if self.jwt_secret is None and self.oidc_issuer is not None:
+            return None
         return TokenRules(
-            secret=self.jwt_secret,
+            secret=self.jwt_secret or LOCAL_JWT_SECRET,
             require_exp=self.jwt_require_exp,
             audience=self.jwt_audience,
             issuer=self.jwt_issuer,
+        )
+
+    @property
+    def oidc_rules(self) -> OidcRules | None:
+        if self.oidc_issuer is None or self.oidc_audience is None:
+            return None
+        return OidcRules(
+            issuer=self.oidc_issuer,
+            audience=self.oidc_audience,
+            jwks_url=self.oidc_jwks_url,
+            user_claim=self.oidc_user_claim,
+            roles_claim=self.oidc_roles_claim,
+            refetch_seconds=self.oidc_refetch_seconds,
         )
 
     @property

@@ -8,6 +8,7 @@ database first (server/database.py's `init_models`).
 
 from dataclasses import dataclass
 
+from services.api_keys import ApiKeys
 from services.clock import Clock
 from services.events import EventHub
 from services.limits import DEFAULT_LIMITS, InputLimits
@@ -27,6 +28,7 @@ class Services:
     clock: Clock
     events: EventHub
     default_currency: str
+    api_keys: ApiKeys
 
 
 def build_services(
@@ -36,6 +38,7 @@ def build_services(
     default_currency: str,
     limits: InputLimits = DEFAULT_LIMITS,
     max_pending_orders: int = 20,
+    api_key_pepper: bytes = b"",
 ) -> Services:
     offers = Offers(clock=clock, limits=limits)
     wallets = Wallets(movements=Movements(clock=clock), clock=clock, limits=limits)
@@ -56,4 +59,5 @@ def build_services(
         clock=clock,
         events=EventHub(),
         default_currency=default_currency,
+        api_keys=ApiKeys(clock=clock, pepper=api_key_pepper),
     )

@@ -99,11 +99,16 @@ async def start_server(
 
     async def start(**overrides: Any) -> str:
         # No periodic sweep unless a test asks for one: it would race the test's own steps.
+        # No rate limit either: many tests are one caller sending a burst on purpose.
         settings = Settings(
             mongodb_uri=database_uri,
             database=database_name,
-            jwt_secret=SECRET,
-            **{"sweep_interval_seconds": 0, **overrides},
+            **{
+                "jwt_secret": SECRET,
+                "sweep_interval_seconds": 0,
+                "rate_limit_per_second": 0,
+                **overrides,
+            },
         )
         # With a Stripe key the app builds its own Stripe client from the settings.
         provider = None if settings.stripe_secret_key else sandbox
@@ -166,6 +171,7 @@ async def spawn_server(
             "USERCREDITS_MONGODB_URI": database_uri,
             "USERCREDITS_DATABASE": database_name,
             "USERCREDITS_JWT_SECRET": SECRET,
+            "USERCREDITS_RATE_LIMIT_PER_SECOND": "0",
             **overrides,
         }
         process = await children.spawn(

@@ -39,7 +39,8 @@ def test_compose_runs_a_replica_set_and_passes_every_setting() -> None:
     ("settings", "message"),
     [
         ({"default_currency": "XYZ"}, "unknown currency 'XYZ'"),
-        ({"production": True}, "USERCREDITS_JWT_SECRET is not set"),
+        ({"production": True}, "neither USERCREDITS_JWT_SECRET nor"),
+        ({"oidc_issuer": "https://id.example"}, "USERCREDITS_OIDC_AUDIENCE is not"),
         ({"stripe_secret_key": "sk_test_1"}, "without USERCREDITS_STRIPE_WEBHOOK_SECRET"),
         ({"jwt_secret": "short"}, "at least 32 characters"),
         ({"port": 70000}, "less than or equal to 65535"),

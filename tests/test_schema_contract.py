@@ -57,7 +57,10 @@ def test_unexpected_errors_are_masked_and_domain_errors_keep_their_code() -> Non
 
 NEXT = ROOT.parent / "shared" / "contract-next.graphql"
 NEXT_COPY = ROOT / "contract-next.graphql"
-BUILT_BLOCKS = ["Lots: each purchase and grant keeps its own expiry, priority and source"]
+BUILT_BLOCKS = [
+    "Lots: each purchase and grant keeps its own expiry, priority and source",
+    "Identity: your identity provider's tokens, API keys, rate limits",
+]
 """The blocks of contract-next.graphql that the schema serves, by their titles."""
 
 

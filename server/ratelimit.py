@@ -1,0 +1,59 @@
+"""Rate limits: a token bucket per caller (a user id, an API key, or the address of an
+anonymous caller), so that one caller's flood cannot starve the others.
+
+Counted in each instance's memory: with N instances behind a load balancer a caller may
+get up to N times the rate (a documented approximation; counting in the database would
+add a write to every request). A bucket holds `burst` tokens and refills at `rate` per
+second; each request takes one.
+"""
+
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+MAX_CALLERS = 100_000
+"""Buckets kept at most (the least recently used go first: they are full by then)."""
+
+
+class TokenBuckets:
+    def __init__(
+        self,
+        *,
+        rate: float,
+        burst: int,
+        clock: Callable[[], float] = time.monotonic,
+        max_callers: int = MAX_CALLERS,
+    ) -> None:
+        self._rate = rate
+        self._burst = max(burst, 1)
+        self._clock = clock
+        self._max_callers = max_callers
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    @property
+    def enabled(self) -> bool:
+        return self._rate > 0
+
+    def take(self, caller: str) -> float:
+        """Takes a token from the caller's bucket: 0 when there was one, else the seconds
+        until there will be (and nothing is taken)."""
+        if not self.enabled:
+            return 0.0
+        now = self._clock()
+        tokens, at = self._buckets.pop(caller, (float(self._burst), now))
+        tokens = min(float(self._burst), tokens + (now - at) * self._rate)
+        wait = 0.0
+        if tokens >= 1:
+            tokens -= 1
+        else:
+            wait = (1 - tokens) / self._rate
+        self._buckets[caller] = (tokens, now)
+        if len(self._buckets) > self._max_callers:
+            self._buckets.popitem(last=False)
+        return wait
+
+
+def retry_after(wait: float) -> int:
+    """Whole seconds for a Retry-After header and `retryAfterSeconds`."""
+    return max(1, math.ceil(wait))

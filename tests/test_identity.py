@@ -1,0 +1,373 @@
+"""Identity through the real HTTP and websocket endpoints: an OpenID Connect provider's
+tokens checked against its JWKS (a local provider with rotating keys), API keys, and
+rate limits."""
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import os
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import jwt
+import pytest
+from aiohttp import web
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+
+from models import ApiKey
+from server import children
+from server.ratelimit import TokenBuckets
+from services.access import Role
+from tests.api import SECRET, Api, TransportWsClient, sample, token
+from tests.conftest import StartServer
+
+ISSUER_PATH = "/realm"
+AUDIENCE = "credits-api"
+WALLET = "query { wallet { userId } }"
+GRANT = (
+    'mutation($user: ID!) { grantTokens(input: {userId: $user, offerGroup: "pro", '
+    'tokens: 5, idempotencyKey: "g"}) { tokens } }'
+)
+ADMIN = token("root", Role.ADMIN)
+
+
+@dataclass
+class SigningKey:
+    kid: str
+    algorithm: str
+    private: Any
+    public_jwk: dict[str, Any]
+
+
+def make_key(kid: str, algorithm: str) -> SigningKey:
+    private: Any
+    if algorithm == "RS256":
+        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        public = RSAAlgorithm.to_jwk(private.public_key(), as_dict=True)
+    elif algorithm == "ES256":
+        private = ec.generate_private_key(ec.SECP256R1())
+        public = ECAlgorithm.to_jwk(private.public_key(), as_dict=True)
+    else:
+        private = ed25519.Ed25519PrivateKey.generate()
+        public = OKPAlgorithm.to_jwk(private.public_key(), as_dict=True)
+    return SigningKey(kid, algorithm, private, {**public, "kid": kid, "use": "sig"})
+
+
+@dataclass
+class Provider:
+    """An identity provider: discovery, a JWKS whose keys change, and fetch counts."""
+
+    issuer: str = ""
+    keys: list[SigningKey] = field(default_factory=list)
+    jwks_fetches: int = 0
+    down: bool = False
+
+    def app(self) -> web.Application:
+        async def discovery(request: web.Request) -> web.Response:
+            return web.json_response({"issuer": self.issuer, "jwks_uri": f"{self.issuer}/jwks"})
+
+        async def jwks(request: web.Request) -> web.Response:
+            self.jwks_fetches += 1
+            if self.down:
+                return web.Response(status=503)
+            return web.json_response({"keys": [k.public_jwk for k in self.keys]})
+
+        app = web.Application()
+        app.router.add_get(f"{ISSUER_PATH}/.well-known/openid-configuration", discovery)
+        app.router.add_get(f"{ISSUER_PATH}/jwks", jwks)
+        return app
+
+    def token(
+        self,
+        key: SigningKey,
+        sub: str = "alice",
+        *,
+        ttl: int = 600,
+        extra: dict[str, Any] | None = None,
+        **claims: Any,
+    ) -> str:
+        now = int(time.time())
+        body = {"iss": self.issuer, "aud": AUDIENCE, "sub": sub, "iat": now, "exp": now + ttl}
+        return jwt.encode(
+            {**body, **(extra or {}), **claims},
+            key.private,
+            algorithm=key.algorithm,
+            headers={"kid": key.kid},
+        )
+
+
+@pytest.fixture
+async def provider() -> AsyncIterator[Provider]:
+    found = Provider(keys=[make_key("k1", "RS256"), make_key("k2", "ES256")])
+    runner = web.AppRunner(found.app())
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    found.issuer = f"http://{host}:{port}{ISSUER_PATH}"
+    yield found
+    await runner.cleanup()
+
+
+def oidc(provider: Provider, **extra: Any) -> dict[str, Any]:
+    return {"oidc_issuer": provider.issuer, "oidc_audience": AUDIENCE, **extra}
+
+
+def unsigned(claims: dict[str, Any], header: dict[str, Any]) -> str:
+    def part(value: dict[str, Any]) -> bytes:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=")
+
+    return (part(header) + b"." + part(claims) + b".").decode()
+
+
+async def test_provider_tokens_pass_and_each_attack_is_refused(
+    http: aiohttp.ClientSession, start_server: StartServer, provider: Provider
+) -> None:
+    base = await start_server(
+        jwt_secret=None, oidc_roles_claim="realm_access.roles", **oidc(provider)
+    )
+    api = Api(http, f"{base}/graphql")
+    eddsa = make_key("k3", "EdDSA")
+    provider.keys.append(eddsa)
+    for key in provider.keys:
+        caller = await api.data(WALLET, as_=provider.token(key, sub=f"user-{key.kid}"))
+        assert caller["wallet"]["userId"] == f"user-{key.kid}"
+    keycloak_admin = provider.token(
+        provider.keys[0], sub="kc-admin", realm_access={"roles": ["offline_access", "admin"]}
+    )
+    assert (await api.data(GRANT, {"user": "bob"}, as_=keycloak_admin))["grantTokens"][
+        "tokens"
+    ] == 5
+    user_only = provider.token(provider.keys[0], realm_access={"roles": ["offline_access"]})
+    assert await api.error_code(GRANT, {"user": "bob"}, as_=user_only) == "FORBIDDEN"
+
+    rsa_key = provider.keys[0]
+    now = int(time.time())
+    claims = {
+        "iss": provider.issuer,
+        "aud": AUDIENCE,
+        "sub": "mallory",
+        "iat": now,
+        "exp": now + 600,
+    }
+    public_pem = rsa_key.private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    confused = unsigned(claims, {"alg": "HS256", "kid": "k1", "typ": "JWT"})[:-1]
+    confused += (
+        "."
+        + base64.urlsafe_b64encode(hmac.new(public_pem, confused.encode(), hashlib.sha256).digest())
+        .rstrip(b"=")
+        .decode()
+    )
+    stranger = make_key("k1", "RS256")  # the right kid, someone else's key
+    attacks = {
+        "alg none": unsigned(claims, {"alg": "none", "kid": "k1"}),
+        "HS256 signed with the public key": confused,
+        "HS256 with the shared secret, switched off": token("mallory", Role.ADMIN),
+        "wrong issuer": provider.token(rsa_key, iss="https://evil.example/realm"),
+        "wrong audience": provider.token(rsa_key, aud="another-api"),
+        "expired": provider.token(rsa_key, ttl=-3600),
+        "not yet valid": provider.token(rsa_key, nbf=now + 3600),
+        "unknown kid": provider.token(make_key("k9", "RS256")),
+        "another key under a known kid": provider.token(stranger),
+        "no subject": provider.token(rsa_key, sub=""),
+    }
+    for name, attack in attacks.items():
+        assert await api.error_code(WALLET, as_=attack) == "UNAUTHENTICATED", name
+    async with http.get(f"{base}/metrics") as response:
+        text = await response.text()
+    assert sample(text, "usercredits_refusals_total", cause="unauthenticated") == len(attacks)
+
+
+async def test_a_claim_name_with_dots_is_read_whole_first(
+    http: aiohttp.ClientSession, start_server: StartServer, provider: Provider
+) -> None:
+    """Auth0-style namespaced claims."""
+    base = await start_server(oidc_roles_claim="https://example.com/roles", **oidc(provider))
+    api = Api(http, f"{base}/graphql")
+    service = provider.token(
+        provider.keys[0], sub="backend", extra={"https://example.com/roles": ["service"]}
+    )
+    assert (await api.data('query { wallet(userId: "bob") { userId } }', as_=service))["wallet"][
+        "userId"
+    ] == "bob"
+    # With a secret set, HS256 tokens stay accepted beside the provider's.
+    assert (await api.data(WALLET, as_=token("carol")))["wallet"]["userId"] == "carol"
+
+
+async def test_rotated_keys_are_picked_up_and_a_provider_down_stops_nothing_seen(
+    http: aiohttp.ClientSession, start_server: StartServer, provider: Provider
+) -> None:
+    base = await start_server(oidc_refetch_seconds=0.5, **oidc(provider))
+    api = Api(http, f"{base}/graphql")
+    await api.data(WALLET, as_=provider.token(provider.keys[0]))
+    assert provider.jwks_fetches == 1
+    rotated = make_key("k4", "ES256")
+    provider.keys = [provider.keys[1], rotated]
+    await asyncio.sleep(0.6)
+    assert (await api.data(WALLET, as_=provider.token(rotated, sub="rot")))["wallet"][
+        "userId"
+    ] == "rot"
+    assert provider.jwks_fetches == 2
+    # A flood of made-up key ids costs the provider at most one fetch per interval.
+    made_up = [provider.token(make_key(f"x{n}", "ES256")) for n in range(20)]
+    codes = await asyncio.gather(*(api.error_code(WALLET, as_=t) for t in made_up))
+    assert set(codes) == {"UNAUTHENTICATED"}
+    assert provider.jwks_fetches <= 3
+    provider.down = True
+    await asyncio.sleep(0.6)
+    assert await api.error_code(WALLET, as_=provider.token(make_key("x99", "RS256"))) == (
+        "UNAUTHENTICATED"
+    )
+    assert (await api.data(WALLET, as_=provider.token(rotated, sub="still")))["wallet"][
+        "userId"
+    ] == "still"
+    client = await TransportWsClient.connect(
+        http, f"{base}/graphql", {"authorization": f"Bearer {provider.token(rotated)}"}
+    )
+    await client.close()
+
+
+CREATE_KEY = (
+    "mutation($name: String!, $role: Role!) { createApiKey(name: $name, role: $role) "
+    "{ secret apiKey { id name role prefix lastUsedAt revokedAt } } }"
+)
+LIST_KEYS = "query { apiKeys { id prefix lastUsedAt revokedAt } }"
+REVOKE_KEY = "mutation($id: ID!) { revokeApiKey(id: $id) { id revokedAt } }"
+
+
+async def test_api_keys_are_made_once_used_and_revoked_on_every_instance(
+    http: aiohttp.ClientSession, start_server: StartServer
+) -> None:
+    one = Api(http, f"{await start_server()}/graphql")
+    two = Api(http, f"{await start_server()}/graphql")
+    created = (await one.data(CREATE_KEY, {"name": "billing", "role": "SERVICE"}, as_=ADMIN))[
+        "createApiKey"
+    ]
+    secret, key = created["secret"], created["apiKey"]
+    assert secret.startswith("ucsk_") and secret.startswith(key["prefix"])
+    assert (key["role"], key["lastUsedAt"], key["revokedAt"]) == ("SERVICE", None, None)
+    stored = await ApiKey.get_pymongo_collection().find_one({})
+    assert stored is not None and secret not in json.dumps(stored, default=str)
+    for api in (one, two):
+        other = await api.data('query { wallet(userId: "bob") { userId } }', as_=secret)
+        assert other["wallet"]["userId"] == "bob"
+    assert await one.error_code(GRANT, {"user": "bob"}, as_=secret) == "FORBIDDEN"
+    listed = (await one.data(LIST_KEYS, as_=ADMIN))["apiKeys"]
+    assert [(k["id"], k["revokedAt"]) for k in listed] == [(key["id"], None)]
+    assert listed[0]["lastUsedAt"] is not None
+    assert await one.error_code(CREATE_KEY, {"name": "x", "role": "ADMIN"}, as_=secret) == (
+        "FORBIDDEN"
+    )
+    assert await one.error_code(CREATE_KEY, {"name": "x", "role": "USER"}, as_=ADMIN) == (
+        "BAD_USER_INPUT"
+    )
+
+    revoked = (await one.data(REVOKE_KEY, {"id": key["id"]}, as_=ADMIN))["revokeApiKey"]
+    assert revoked["revokedAt"] is not None
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        body = await two.call(WALLET, as_=secret)
+        if body.get("errors"):
+            break
+        await asyncio.sleep(0.05)
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert "revoked" in body["errors"][0]["message"]
+    assert await one.error_code(WALLET, as_="ucsk_made-up") == "UNAUTHENTICATED"
+    again = (await one.data(REVOKE_KEY, {"id": key["id"]}, as_=ADMIN))["revokeApiKey"]
+    assert again["revokedAt"] == revoked["revokedAt"]
+
+
+async def test_the_first_admin_key_comes_from_the_command_line(
+    http: aiohttp.ClientSession, start_server: StartServer, database_uri: str, database_name: str
+) -> None:
+    env = {
+        **os.environ,
+        "USERCREDITS_MONGODB_URI": database_uri,
+        "USERCREDITS_DATABASE": database_name,
+        "USERCREDITS_JWT_SECRET": SECRET,
+    }
+    process = await children.spawn(
+        sys.executable,
+        "-m",
+        "server.cli",
+        "apikey",
+        "create",
+        "--name",
+        "first",
+        "--role",
+        "admin",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+    finally:
+        await children.stop(process)
+    assert process.returncode == 0, err.decode()
+    secret = out.decode().strip()
+    assert "shown this once" in err.decode()
+    api = Api(http, f"{await start_server()}/graphql")
+    listed = (await api.data(LIST_KEYS, as_=secret))["apiKeys"]
+    assert len(listed) == 1 and secret.startswith(listed[0]["prefix"])
+
+
+def test_a_bucket_refills_at_its_rate() -> None:
+    now = [0.0]
+    buckets = TokenBuckets(rate=2, burst=3, clock=lambda: now[0])
+    assert [buckets.take("a") for _ in range(3)] == [0, 0, 0]
+    assert buckets.take("a") == pytest.approx(0.5)
+    assert buckets.take("b") == 0, "another caller has its own bucket"
+    now[0] = 0.5
+    assert buckets.take("a") == 0
+    assert buckets.take("a") == pytest.approx(0.5)
+    now[0] = 100
+    assert [buckets.take("a") for _ in range(4)][-1] > 0, "a full bucket holds only the burst"
+    assert TokenBuckets(rate=0, burst=1).take("a") == 0, "rate 0: no limit"
+
+
+async def test_a_flood_is_limited_while_others_are_served(
+    http: aiohttp.ClientSession, start_server: StartServer
+) -> None:
+    base = await start_server(rate_limit_per_second=1, rate_limit_burst=5)
+    api = Api(http, f"{base}/graphql")
+    flooder = token("flooder")
+
+    async def ask(as_: str | None) -> tuple[int, dict[str, Any]]:
+        headers = {"Authorization": f"Bearer {as_}"} if as_ else {}
+        async with http.post(api.url, json={"query": WALLET}, headers=headers) as response:
+            return response.status, await response.json()
+
+    answers = [await ask(flooder) for _ in range(12)]
+    assert [status for status, _ in answers[:5]] == [200] * 5
+    limited = [body for status, body in answers if status == 429]
+    assert len(limited) >= 6
+    error = limited[0]["errors"][0]
+    assert error["extensions"]["code"] == "RATE_LIMITED"
+    assert error["extensions"]["retryAfterSeconds"] >= 1
+    assert (await api.data(WALLET, as_=token("patient")))["wallet"]["userId"] == "patient"
+    status, _ = await ask(None)  # anonymous callers count by address
+    assert status == 200
+    attempts = []
+    for _ in range(8):
+        try:
+            ws = await http.ws_connect(f"{base}/graphql", protocols=["graphql-transport-ws"])
+        except aiohttp.WSServerHandshakeError as exc:
+            attempts.append(exc.status)
+        else:
+            attempts.append(101)
+            await ws.close()
+    assert 429 in attempts, "websocket connection attempts count too"
+    async with http.get(f"{base}/metrics") as response:
+        text = await response.text()
+    assert sample(text, "usercredits_refusals_total", cause="rate_limited") >= 7
