@@ -6,8 +6,8 @@ from schema.context import Context
 from schema.inputs import ConsumeTokensInput, GrantTokensInput, ReserveTokensInput
 from schema.types import CreditWarning, LedgerConnection, LedgerEntry, Reservation, Wallet
 from services.access import ADMINS
+from services.debits import DEFAULT_TTL_SECONDS
 from services.expiry import credit_warnings as find_warnings
-from services.wallets import DEFAULT_TTL_SECONDS
 
 Info = strawberry.Info[Context]
 

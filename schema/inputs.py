@@ -5,9 +5,9 @@ from datetime import datetime
 import strawberry
 
 from models import Cycle, OfferKind
+from services.debits import DEFAULT_TTL_SECONDS
 from services.money import Money
 from services.offers import ItemSpec, OfferSpec
-from services.wallets import DEFAULT_TTL_SECONDS
 
 
 @strawberry.input

@@ -19,13 +19,13 @@ from schema.context import Context
 from services.access import Role
 from services.api_keys import ApiKeyView
 from services.api_keys import CreatedApiKey as CreatedApiKeyValue
+from services.balances import BalanceView
 from services.errors import NotFound
 from services.events import BalanceChanged
 from services.expiry import CreditWarning as CreditWarningValue
 from services.money import Money as MoneyValue
 from services.money import normalize_currency
 from services.orders import MAX_PAGE as MAX_ORDERS
-from services.wallets import BalanceView
 
 
 @strawberry.type(

@@ -128,7 +128,9 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
         after its credentials are read, a websocket connection attempt by its address
         (its credentials come later, in connection_init)."""
         caller = f"address:{request.remote}"
-        if not self.is_websocket_request(request):
+        # Looking for the header first spares most requests the view's costlier test.
+        upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
+        if not (upgrade and self.is_websocket_request(request)):
             principal = await self._principal(request.headers.get("Authorization"))
             request[PRINCIPAL] = principal
             if principal.user_id is not None:

@@ -21,11 +21,11 @@ from bson import ObjectId
 
 from models import CombinedItem, Cycle, Offer, OfferKind, Order, OrderStatus, Price
 from services.clock import Clock
+from services.credits import MAX_TOKENS
 from services.errors import InvalidInput, NotFound, OfferNotAvailable
 from services.ids import object_id
 from services.limits import DEFAULT_LIMITS, InputLimits
 from services.money import Money
-from services.wallets import MAX_TOKENS
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from pymongo.errors import DuplicateKeyError
 from models import CombinedItem, LedgerReason, Offer, Order, OrderEvent, OrderStatus
 from services.access import Principal
 from services.clock import Clock, due_by
+from services.credits import MAX_TOKENS, Credit
 from services.cycles import expiry
 from services.errors import Conflict, DomainError, InvalidInput, NotFound, QuantityLimit
 from services.ids import object_id
@@ -25,7 +26,7 @@ from services.limits import DEFAULT_LIMITS, InputLimits
 from services.money import Money, normalize_currency
 from services.offers import Offers
 from services.payments import PaymentClient, PaymentState
-from services.wallets import MAX_TOKENS, Credit, Wallets
+from services.wallets import Wallets
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from models import (
     balance_id,
 )
 from services import Services
+from services.credits import Credit
 from services.money import Money
 from services.offers import OfferSpec
-from services.wallets import Credit
 
 START = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
 

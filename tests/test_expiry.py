@@ -9,7 +9,7 @@ from models import LedgerEntry, LedgerReason, LotDraw, OrderStatus
 from services import Services
 from services.errors import Expired, InsufficientTokens
 from services.expiry import WarningKind, credit_warnings, expire_due
-from services.wallets import SWEEP_BATCH
+from services.wallet_base import SWEEP_BATCH
 from tests.support import FakeClock, assert_invariant, buy, make_offer, snapshot
 
 

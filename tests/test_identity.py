@@ -183,9 +183,17 @@ async def test_provider_tokens_pass_and_each_attack_is_refused(
     }
     for name, attack in attacks.items():
         assert await api.error_code(WALLET, as_=attack) == "UNAUTHENTICATED", name
+    for name in ("alg none", "wrong audience", "another key under a known kid"):
+        ws = await http.ws_connect(f"{base}/graphql", protocols=["graphql-transport-ws"])
+        await ws.send_json(
+            {"type": "connection_init", "payload": {"authorization": f"Bearer {attacks[name]}"}}
+        )
+        closed = await ws.receive(timeout=5)
+        assert (closed.type, closed.data) == (aiohttp.WSMsgType.CLOSE, 4403), name
+        await ws.close()
     async with http.get(f"{base}/metrics") as response:
         text = await response.text()
-    assert sample(text, "usercredits_refusals_total", cause="unauthenticated") == len(attacks)
+    assert sample(text, "usercredits_refusals_total", cause="unauthenticated") == len(attacks) + 3
 
 
 async def test_a_claim_name_with_dots_is_read_whole_first(
@@ -371,3 +379,24 @@ async def test_a_flood_is_limited_while_others_are_served(
     async with http.get(f"{base}/metrics") as response:
         text = await response.text()
     assert sample(text, "usercredits_refusals_total", cause="rate_limited") >= 7
+
+
+async def test_a_token_seen_before_is_refused_once_it_expires(
+    http: aiohttp.ClientSession, start_server: StartServer
+) -> None:
+    """Checked tokens are kept so that a client's every request does not verify its
+    signature again; their expiry still holds."""
+    api = Api(http, f"{await start_server()}/graphql")
+    brief = jwt.encode(
+        {"sub": "brief", "roles": ["user"], "exp": int(time.time()) + 2},
+        SECRET,
+        algorithm="HS256",
+    )
+    for _ in range(3):
+        assert (await api.data(WALLET, as_=brief))["wallet"]["userId"] == "brief"
+    await asyncio.sleep(
+        max(0.0, jwt.decode(brief, SECRET, algorithms=["HS256"])["exp"] - time.time()) + 0.1
+    )
+    body = await api.call(WALLET, as_=brief)
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert "expired" in body["errors"][0]["message"]

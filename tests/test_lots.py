@@ -9,10 +9,10 @@ from pydantic import ValidationError
 from models import LedgerEntry, LedgerReason, Lot, LotDraw, LotSource, pack_lots
 from models.wallet import LOTS
 from services import Services
+from services.credits import Credit
 from services.errors import InsufficientTokens
 from services.expiry import expire_due
 from services.lots import draw, lapse, live_lots, settle, take_back, with_lot
-from services.wallets import Credit
 from tests.support import FakeClock, assert_invariant
 
 NOW = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
