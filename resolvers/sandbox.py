@@ -7,7 +7,7 @@ import strawberry
 from schema.context import Context
 from schema.types import Order
 from services.access import ADMINS
-from services.errors import Conflict
+from services.errors import NoSandboxPayment
 from services.payments import SandboxPaymentClient
 
 Info = strawberry.Info[Context]
@@ -22,6 +22,6 @@ async def complete_sandbox_payment(
     order = await services.orders.get_order(order_id=order_id, visible_to=principal)
     principal.acting_for(order.user_id, others=ADMINS)
     if not isinstance(services.payments, SandboxPaymentClient) or not order.payment_intent_id:
-        raise Conflict(f"order {order_id} has no sandbox payment to complete")
+        raise NoSandboxPayment(f"order {order_id} has no sandbox payment to complete")
     services.payments.settle(order.payment_intent_id, succeed=succeed)
     return Order.of(await services.orders.refresh_order(order_id=order_id))

@@ -5,11 +5,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bson import ObjectId
-
 from models import Balance, LedgerEntry, Lot, balance_id
-from services.errors import InvalidInput, shown
 from services.lots import live_lots
+from services.pages import after_cursor, page_size
 from services.wallet_base import WalletBase
 
 MAX_PAGE = 500
@@ -85,16 +83,10 @@ class BalanceReads(WalletBase):
         after: str | None = None,
     ) -> LedgerPage:
         """Entries newest first; `after` is the id of the last entry of the previous page."""
-        if isinstance(first, bool) or not 1 <= first <= MAX_PAGE:
-            raise InvalidInput(f"first must be between 1 and {MAX_PAGE}, got {shown(first)}")
-        query: dict[str, Any] = {"user_id": user_id}
+        first = page_size(first, MAX_PAGE)
+        query: dict[str, Any] = {"user_id": user_id, **after_cursor(after)}
         if offer_group is not None:
             query["offer_group"] = offer_group
-        if after is not None:
-            try:
-                query["_id"] = {"$lt": ObjectId(after)}
-            except Exception:
-                raise InvalidInput(f"cursor {shown(after)} is not one this API returned") from None
         cursor = self._ledger.find(query).sort("_id", -1).limit(first + 1)
         docs = [LedgerEntry.model_validate(doc) async for doc in cursor]
         return LedgerPage(entries=docs[:first], has_next_page=len(docs) > first)

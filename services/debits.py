@@ -19,7 +19,14 @@ from models import (
 )
 from services.access import Principal
 from services.clock import due_by
-from services.errors import Conflict, Expired, InsufficientTokens, InvalidInput, NotFound, shown
+from services.errors import (
+    Expired,
+    InsufficientTokens,
+    InvalidInput,
+    NotFound,
+    ReservationReleased,
+    shown,
+)
 from services.ids import object_id
 from services.limits import check_tokens
 from services.lots import Drawn, draw, settle, spendable
@@ -192,7 +199,9 @@ class Debits(WalletBase):
             return entries[-1]
         first = await self._spent(reservation_id)
         if first is None:
-            raise Conflict(f"reservation {reservation_id} was released; nothing to commit")
+            raise ReservationReleased(
+                f"reservation {reservation_id} was released; nothing to commit"
+            )
         return first
 
     async def release_reservation(self, *, reservation_id: str) -> Reservation:

@@ -50,7 +50,30 @@ class PaymentFailed(DomainError):
 
 
 class Conflict(DomainError):
+    """The operation clashes with the state it met; each rule below has its own kind."""
+
     code = "CONFLICT"
+
+
+class KeyReused(Conflict):
+    """An idempotency key came back with a different request than the one that first
+    used it."""
+
+
+class ReservationReleased(Conflict):
+    """A released reservation was committed: its tokens went back."""
+
+
+class OrderNotPending(Conflict):
+    """Only a pending order can be canceled."""
+
+
+class NoSandboxPayment(Conflict):
+    """The order has no sandbox payment to complete."""
+
+
+class Contended(Conflict):
+    """Other movements kept winning the race for a balance within the time budget."""
 
 
 SHOWN_CHARACTERS = 40

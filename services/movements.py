@@ -61,7 +61,7 @@ from models import (
     user_key,
 )
 from services.clock import Clock, due_by
-from services.errors import DomainError
+from services.errors import Contended
 from services.lots import Totals, prune, totals
 
 log = logging.getLogger(__name__)
@@ -71,12 +71,6 @@ FLUSHED_CACHE = 100_000
 """Balances whose last entries this process knows to be in the ledger (a bounded LRU)."""
 DECODED_LOTS = 50_000
 """Lots kept decoded across movements (see `_DecodedLots`)."""
-
-
-class Contended(DomainError):
-    """Other movements kept winning the race for this balance within the time budget."""
-
-    code = "CONFLICT"
 
 
 @dataclass(frozen=True, slots=True)

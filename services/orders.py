@@ -20,11 +20,19 @@ from services.access import Principal
 from services.clock import Clock, due_by
 from services.credits import MAX_TOKENS, Credit
 from services.cycles import expiry
-from services.errors import Conflict, DomainError, InvalidInput, NotFound, QuantityLimit
+from services.errors import (
+    DomainError,
+    InvalidInput,
+    KeyReused,
+    NotFound,
+    OrderNotPending,
+    QuantityLimit,
+)
 from services.ids import object_id
 from services.limits import DEFAULT_LIMITS, InputLimits
 from services.money import Money, normalize_currency
 from services.offers import Offers
+from services.pages import after_cursor, page_size
 from services.payments import PaymentClient, PaymentState
 from services.wallets import Wallets
 
@@ -105,13 +113,10 @@ class Orders:
         after: str | None = None,
     ) -> OrderPage:
         """The user's orders, newest first; `after` is the last id of the previous page."""
-        if isinstance(first, bool) or not 1 <= first <= MAX_PAGE:
-            raise InvalidInput(f"first must be between 1 and {MAX_PAGE}, got {first}")
-        query: dict[str, Any] = {"user_id": user_id}
+        first = page_size(first, MAX_PAGE)
+        query: dict[str, Any] = {"user_id": user_id, **after_cursor(after)}
         if status is not None:
             query["status"] = status.value
-        if after is not None:
-            query["_id"] = {"$lt": object_id(after, "cursor")}
         found = await Order.find(query).sort("-_id").limit(first + 1).to_list()
         return OrderPage(orders=found[:first], has_next_page=len(found) > first)
 
@@ -229,7 +234,7 @@ class Orders:
 
     async def _replayed(self, order: Order, offer_id: str) -> CreatedOrder:
         if order.offer_id != offer_id:
-            raise Conflict(
+            raise KeyReused(
                 f"idempotency key {order.idempotency_key!r} was used for offer "
                 f"{order.offer_id}; a retry must repeat the same request"
             )
@@ -301,7 +306,7 @@ class Orders:
         """Cancels a pending order and its payment; any other status is a Conflict."""
         order = await self.get_order(order_id=order_id)
         if order.status is not OrderStatus.PENDING:
-            raise Conflict(
+            raise OrderNotPending(
                 f"order {order_id} is {order.status.value}; only a pending order can be canceled"
             )
         if order.payment_intent_id is not None:

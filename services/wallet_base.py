@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from models import Balance, LedgerEntry, Reservation
 from services.clock import Clock
-from services.errors import Conflict, shown
+from services.errors import KeyReused, shown
 from services.limits import DEFAULT_LIMITS, InputLimits
 from services.movements import Movements
 
@@ -51,7 +51,7 @@ async def batched(
 def same_request(entry: LedgerEntry, key: str, offer_group: str, tokens: int) -> LedgerEntry:
     """A replayed key must repeat the request that first used it."""
     if entry.offer_group != offer_group or entry.tokens != tokens:
-        raise Conflict(
+        raise KeyReused(
             f"idempotency key {shown(key)} was used for {entry.tokens} tokens in "
             f"{shown(entry.offer_group)}; a retry must repeat the same request"
         )

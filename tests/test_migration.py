@@ -11,7 +11,7 @@ from bson import ObjectId
 
 from models import Balance, LedgerEntry, Reservation
 from services import Services
-from services.errors import Conflict
+from services.errors import KeyReused
 from services.migration import LEGACY_LEDGER_INDEX, key_ledger_entries, migrate_balances
 from tests.support import FakeClock, assert_invariant, snapshot
 
@@ -109,7 +109,7 @@ async def test_migrate_indexes_older_keys_so_their_retries_are_recognised(
     assert LEGACY_LEDGER_INDEX not in await ledger.index_information()
     assert await key_ledger_entries() == 0
     # "old-1" granted 50 tokens: reusing it for a debit is refused, and nothing moves.
-    with pytest.raises(Conflict):
+    with pytest.raises(KeyReused):
         await services.wallets.consume(
             user_id="u1", offer_group="pro", tokens=5, idempotency_key="old-1"
         )

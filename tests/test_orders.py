@@ -8,7 +8,7 @@ import pytest
 
 from models import Balance, Cycle, LedgerEntry, Order, OrderStatus
 from services import Services
-from services.errors import Conflict, InvalidInput, QuantityLimit
+from services.errors import InvalidInput, KeyReused, OrderNotPending, QuantityLimit
 from services.money import Money
 from services.offers import ItemSpec
 from services.payments import SandboxPaymentClient
@@ -167,7 +167,7 @@ async def test_idempotent_create_returns_the_same_order(services: Services) -> N
     assert len({str(r.order.id) for r in results}) == 1
     assert len({r.payment_client_secret for r in results}) == 1
     assert await Order.count() == 1
-    with pytest.raises(Conflict):
+    with pytest.raises(KeyReused):
         await services.orders.create_order(
             user_id="u1", offer_id=str(other.id), idempotency_key="k"
         )
@@ -284,8 +284,8 @@ async def test_cancel_only_a_pending_order(services: Services) -> None:
     order = (await services.orders.create_order(user_id="u1", offer_id=str(offer.id))).order
     canceled = await services.orders.cancel_order(order_id=str(order.id))
     assert canceled.status is OrderStatus.CANCELED
-    with pytest.raises(Conflict):
+    with pytest.raises(OrderNotPending):
         await services.orders.cancel_order(order_id=str(order.id))
     paid = await buy(services, "u1", offer)
-    with pytest.raises(Conflict, match="only a pending order"):
+    with pytest.raises(OrderNotPending, match="only a pending order"):
         await services.orders.cancel_order(order_id=paid)
