@@ -5,10 +5,8 @@ from collections.abc import AsyncGenerator
 
 import strawberry
 
-from models import Order as OrderModel
 from schema.context import Context
 from schema.types import BalanceEvent, Order
-from services.events import BalanceChanged, Topic
 
 Info = strawberry.Info[Context]
 
@@ -19,8 +17,7 @@ async def balance_changed(
     """Every change of the caller's (or, for service and admin, userId's) balances, as it
     commits."""
     target = info.context.principal.acting_for(user_id)
-    async for event in info.context.services.events.listen(Topic.BALANCE, target):
-        assert isinstance(event, BalanceChanged)
+    async for event in info.context.services.events.balance_events(target):
         if offer_group is None or event.offer_group == offer_group:
             yield BalanceEvent.of(event)
 
@@ -29,6 +26,5 @@ async def order_updated(
     info: Info, user_id: strawberry.ID | None = None
 ) -> AsyncGenerator[Order, None]:
     target = info.context.principal.acting_for(user_id)
-    async for event in info.context.services.events.listen(Topic.ORDER, target):
-        assert isinstance(event, OrderModel)
+    async for event in info.context.services.events.order_events(target):
         yield Order.of(event)

@@ -12,17 +12,11 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Generic, TypeVar
 
 from models import LedgerEntry, Order
 
 E = TypeVar("E")
-
-
-class Topic(StrEnum):
-    BALANCE = "balance"
-    ORDER = "order"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,32 +58,26 @@ class _Channel(Generic[E]):
         return True
 
 
-class EventHub:
-    def __init__(self, *, max_backlog: int = 1000) -> None:
+class _Topic(Generic[E]):
+    """The subscribers of one kind of event, by user."""
+
+    def __init__(self, max_backlog: int) -> None:
         self._max_backlog = max_backlog
-        self._channels: dict[tuple[Topic, str], set[_Channel[object]]] = defaultdict(set)
+        self._channels: dict[str, set[_Channel[E]]] = defaultdict(set)
 
     @property
     def subscriber_count(self) -> int:
         return sum(len(channels) for channels in self._channels.values())
 
-    def publish(self, topic: Topic, user_id: str, event: object) -> None:
-        key = (topic, user_id)
-        for channel in list(self._channels.get(key, ())):
+    def publish(self, user_id: str, event: E) -> None:
+        for channel in list(self._channels.get(user_id, ())):
             if not channel.offer(event):
-                self._drop(key, channel)
+                self._drop(user_id, channel)
 
-    def publish_entry(self, entry: LedgerEntry) -> None:
-        self.publish(Topic.BALANCE, entry.user_id, BalanceChanged.of(entry))
-
-    def publish_order(self, order: Order) -> None:
-        self.publish(Topic.ORDER, order.user_id, order)
-
-    async def listen(self, topic: Topic, user_id: str) -> AsyncIterator[object]:
+    async def listen(self, user_id: str) -> AsyncIterator[E]:
         """Yields the user's events from now on, until the caller stops iterating."""
-        key = (topic, user_id)
-        channel: _Channel[object] = _Channel(self._max_backlog)
-        self._channels[key].add(channel)
+        channel: _Channel[E] = _Channel(self._max_backlog)
+        self._channels[user_id].add(channel)
         try:
             while True:
                 event = await channel.queue.get()
@@ -97,12 +85,36 @@ class EventHub:
                     raise event
                 yield event
         finally:
-            self._drop(key, channel)
+            self._drop(user_id, channel)
 
-    def _drop(self, key: tuple[Topic, str], channel: _Channel[object]) -> None:
-        channels = self._channels.get(key)
+    def _drop(self, user_id: str, channel: _Channel[E]) -> None:
+        channels = self._channels.get(user_id)
         if channels is None:
             return
         channels.discard(channel)
         if not channels:
-            del self._channels[key]
+            del self._channels[user_id]
+
+
+class EventHub:
+    def __init__(self, *, max_backlog: int = 1000) -> None:
+        self._balances = _Topic[BalanceChanged](max_backlog)
+        self._orders = _Topic[Order](max_backlog)
+
+    @property
+    def subscriber_count(self) -> int:
+        return self._balances.subscriber_count + self._orders.subscriber_count
+
+    def publish_entry(self, entry: LedgerEntry) -> None:
+        self._balances.publish(entry.user_id, BalanceChanged.of(entry))
+
+    def publish_order(self, order: Order) -> None:
+        self._orders.publish(order.user_id, order)
+
+    def balance_events(self, user_id: str) -> AsyncIterator[BalanceChanged]:
+        """The user's balance changes from now on, until the caller stops iterating."""
+        return self._balances.listen(user_id)
+
+    def order_events(self, user_id: str) -> AsyncIterator[Order]:
+        """The user's order updates from now on, until the caller stops iterating."""
+        return self._orders.listen(user_id)

@@ -120,17 +120,6 @@ class Orders:
         found = await Order.find(query).sort("-_id").limit(first + 1).to_list()
         return OrderPage(orders=found[:first], has_next_page=len(found) > first)
 
-    async def is_user_subscribed(self, *, user_id: str, offer_id: str) -> bool:
-        """Whether the user holds a paid, unexpired order of this offer."""
-        paid = {"user_id": user_id, "offer_id": offer_id, "status": OrderStatus.PAID.value}
-        # Two lookups, not one `$or`: the embedded database scans for a top-level `$or`.
-        for expires in (None, {"$gt": self._clock.now()}):
-            if await self._orders.find_one(paid | {"expires": expires}, {"_id": 1}):
-                return True
-        return False
-
-    # -- buying --------------------------------------------------------------------------
-
     async def create_order(
         self,
         *,

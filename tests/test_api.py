@@ -9,6 +9,7 @@ import pytest
 
 from models import Order
 from services.access import Role
+from services.errors import InvalidInput
 from services.payments import SandboxPaymentClient
 from tests.api import Api, token
 from tests.conftest import StartServer
@@ -479,3 +480,15 @@ async def test_update_archive_and_refresh_through_the_api(
     assert (await api.data("query { offers { id } }"))["offers"] == []
     again = await api.error_code(CREATE_ORDER, {"input": {"offerId": offer["id"]}}, as_=ALICE)
     assert again == "OFFER_NOT_AVAILABLE"
+
+
+async def test_the_sandbox_takes_no_webhooks(http: aiohttp.ClientSession, server_url: str) -> None:
+    """Sandbox payments complete through completeSandboxPayment: with the sandbox there is
+    no webhook route, and the sandbox client parses no delivery."""
+    body = b'{"id": "evt_1", "payment_id": "sandbox_pi_1"}'
+    async with http.post(
+        f"{server_url}/webhooks/stripe", data=body, headers={"Stripe-Signature": "anything"}
+    ) as response:
+        assert response.status == 404
+    with pytest.raises(InvalidInput, match="the sandbox sends no webhooks"):
+        SandboxPaymentClient().parse_webhook(body, "anything")

@@ -2,12 +2,9 @@
 
 Payments live in this process's memory and stay pending until `settle` is called (by a
 person through the sandbox-only API, or by a test), which makes them succeed or fail.
-Webhooks are signed with HMAC-SHA256 of the body under the sandbox secret.
+It sends no webhooks.
 """
 
-import hashlib
-import hmac
-import json
 import secrets
 from dataclasses import replace
 
@@ -19,10 +16,9 @@ from services.payments.base import Payment, PaymentState, WebhookEvent
 class SandboxPaymentClient:
     name = "sandbox"
 
-    def __init__(self, *, webhook_secret: str = "sandbox") -> None:
+    def __init__(self) -> None:
         self._payments: dict[str, Payment] = {}
         self._by_order: dict[str, str] = {}
-        self._webhook_secret = webhook_secret.encode()
 
     async def create_payment(self, *, order_id: str, user_id: str, amount: Money) -> Payment:
         if order_id in self._by_order:
@@ -66,21 +62,8 @@ class SandboxPaymentClient:
     async def close(self) -> None:
         """Nothing to release: sandbox payments live in memory."""
 
-    def sign(self, payload: bytes) -> str:
-        return hmac.new(self._webhook_secret, payload, hashlib.sha256).hexdigest()
-
     def parse_webhook(self, payload: bytes, signature: str | None) -> WebhookEvent:
-        if signature is None or not hmac.compare_digest(self.sign(payload), signature):
-            raise InvalidInput("sandbox webhook signature does not match the payload")
-        try:
-            body = json.loads(payload)
-            payment = self._payments[body["payment_id"]]
-            return WebhookEvent(
-                id=str(body["id"]),
-                type="sandbox.payment",
-                payment_id=payment.id,
-                state=payment.state,
-                amount=payment.amount,
-            )
-        except (ValueError, KeyError, TypeError):
-            raise InvalidInput("sandbox webhook body is not a known payment event") from None
+        """The sandbox sends no webhooks: its payments complete through `settle`."""
+        raise InvalidInput(
+            "the sandbox sends no webhooks; complete a sandbox payment with completeSandboxPayment"
+        )
