@@ -76,6 +76,15 @@ class Contended(Conflict):
     """Other movements kept winning the race for a balance within the time budget."""
 
 
+class Impossible(RuntimeError):
+    """A state the code rules out was met anyway (a bug, or a database that lost a write):
+    the operation stops before it writes anything more, and clients see INTERNAL.
+
+    The convention: `assert` only narrows a type for the type checker where the code
+    itself makes the other case impossible; a check that guards money or data raises this,
+    since asserts vanish under `python -O`."""
+
+
 SHOWN_CHARACTERS = 40
 
 

@@ -61,7 +61,7 @@ from models import (
     user_key,
 )
 from services.clock import Clock, due_by
-from services.errors import Contended
+from services.errors import Contended, Impossible
 from services.lots import Totals, prune, totals
 
 log = logging.getLogger(__name__)
@@ -477,7 +477,7 @@ def _entries(
 def _check(entries: list[dict[str, Any]], sums: Totals, request: _Request) -> None:
     """The first line of the invariant, before anything is written."""
     if entries[-1]["balance_after"] != sums.tokens:
-        raise RuntimeError(
+        raise Impossible(
             f"a plan for {request.offer_group!r} of user {request.user_id} moved lots by "
             f"other amounts than its entries: the ledger would no longer add up to the balance"
         )

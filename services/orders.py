@@ -22,6 +22,7 @@ from services.credits import MAX_TOKENS, Credit
 from services.cycles import expiry
 from services.errors import (
     DomainError,
+    Impossible,
     InvalidInput,
     KeyReused,
     NotFound,
@@ -169,7 +170,10 @@ class Orders:
             if idempotency_key is None:
                 raise
             raced = await self._by_key(user_id, idempotency_key)
-            assert raced is not None, "a duplicate key implies the order exists"
+            if raced is None:
+                raise Impossible(
+                    f"order key {idempotency_key} clashed with an order that is gone"
+                ) from None
             return await self._replayed(raced, offer_id)
         if total.minor_units == 0:
             order = await self.apply_status(
@@ -427,9 +431,7 @@ class Orders:
         except DuplicateKeyError:
             existing = await self._by_key(parent.user_id, key)
             if existing is None:
-                raise RuntimeError(
-                    f"child order {key} clashed with an order that is gone"
-                ) from None
+                raise Impossible(f"child order {key} clashed with an order that is gone") from None
             child = existing
         if child.token_count > 0:
             await self._credit(child, child.starts or starts, child.expires)

@@ -11,19 +11,21 @@
 import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import aiohttp
 import pytest
 from pymongo import AsyncMongoClient
 
-from models import Balance, LedgerEntry
+from models import Balance, LedgerEntry, LedgerReason
 from services import Services
 from services.access import Role
-from services.movements import Movements
+from services.errors import Impossible
+from services.movements import Change, Entry, Movements
 from services.wallets import Wallets
 from tests.api import Api, token
-from tests.support import FakeClock, assert_invariant, order_credit
+from tests.support import FakeClock, assert_invariant, order_credit, snapshot
 
 ADMIN_TOKEN = token("admin-1", Role.ADMIN)
 STEPS = ["read", "flushed", "planned", "written", "inserted"]
@@ -181,3 +183,23 @@ async def test_lots_kept_from_an_earlier_write_are_not_taken_for_a_new_balance(
     assert debit.balance_after == 3
     balance = await assert_invariant("u1", "pro")
     assert [lot.remaining for lot in balance.lots] == [3]
+
+
+async def test_a_plan_whose_entries_do_not_add_up_is_stopped_before_it_writes(
+    services: Services, clock: FakeClock
+) -> None:
+    """The primitive checks the invariant's first line itself: a buggy plan (its lots move
+    by other amounts than its entries) is refused and the balance and ledger stay whole."""
+    await services.wallets.grant(user_id="u1", offer_group="pro", tokens=10, idempotency_key="g")
+    before = await snapshot()
+
+    def buggy(balance: Balance | None, now: datetime) -> Change:
+        assert balance is not None
+        lots = [lot.model_copy(update={"remaining": lot.remaining - 2}) for lot in balance.lots]
+        entry = Entry(tokens=-1, reason=LedgerReason.CONSUMPTION)
+        return Change(lots=lots, holds=balance.holds, entries=[entry])
+
+    with pytest.raises(Impossible, match="moved lots by other amounts than its entries"):
+        await Movements(clock=clock).move(user_id="u1", offer_group="pro", plan=buggy, key="b")
+    assert await snapshot() == before
+    assert (await assert_invariant("u1", "pro")).tokens == 10
