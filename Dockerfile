@@ -8,11 +8,7 @@ ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never
 WORKDIR /app
 COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --frozen --no-dev --no-install-project
-COPY models models
-COPY services services
-COPY schema schema
-COPY resolvers resolvers
-COPY server server
+COPY usercredits usercredits
 COPY catalogue catalogue
 RUN uv sync --frozen --no-dev --no-editable
 

@@ -21,7 +21,7 @@ from typing import Any
 from bench import debits, fanout, growth, hotpath, reads, report
 from bench.harness import Bench, Database, log, machine, raise_open_file_limit
 from bench.profile import find_py_spy
-from server.database import connect
+from usercredits.server.database import connect
 
 Scenario = Callable[[Bench], Awaitable[report.ScenarioResult]]
 

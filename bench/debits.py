@@ -24,11 +24,11 @@ from bench import profile, seed
 from bench.harness import Bench, BenchFailure, GraphQL, http_session, log, user_token
 from bench.load import LoadResult, Operation, closed_loop
 from bench.report import Goal, GoalKind, Row, ScenarioResult
-from models import balance_id
-from server.database import init_models
-from services import build_services
-from services.clock import SystemClock
-from services.payments import SandboxPaymentClient
+from usercredits.models import balance_id
+from usercredits.server.database import init_models
+from usercredits.services import build_services
+from usercredits.services.clock import SystemClock
+from usercredits.services.payments import SandboxPaymentClient
 
 CLIENTS = 32
 WALLETS = 200

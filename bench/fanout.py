@@ -33,7 +33,7 @@ from bench import seed
 from bench.harness import Bench, BenchFailure, GraphQL, http_session, log, user_token
 from bench.load import latency_summary, percentile
 from bench.report import Goal, GoalKind, Row, ScenarioResult
-from server.database import init_models
+from usercredits.server.database import init_models
 
 SUBSCRIBERS = 1_000
 TOKENS = 1_000_000

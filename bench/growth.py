@@ -13,8 +13,8 @@ from bench import seed
 from bench.harness import Bench, GraphQL, http_session, log, user_token
 from bench.load import LoadResult, Operation, closed_loop
 from bench.report import Goal, GoalKind, Row, ScenarioResult
-from models import Offer
-from server.database import init_models
+from usercredits.models import Offer
+from usercredits.server.database import init_models
 
 SMALL_CATALOGUE = 10
 LARGE_CATALOGUE = 10_000

@@ -1,8 +1,8 @@
 """What the scenarios run against: the database, the service in its own process, and a
 GraphQL-over-HTTP client.
 
-The service runs as `python -m server.cli serve`, a separate process, for two reasons: the
-load generator must not share the server's event loop (that would measure the client as
+The service runs as `python -m usercredits.server.cli serve`, a separate process, for two
+reasons: the load generator must not share the server's event loop (that would measure the client as
 much as the server), and the server's memory (RSS) must be readable on its own. The raw
 baselines and the in-process service call use a client in this process, on the same URI,
 so they get the same connection options as the service (`retryWrites=false` on the
@@ -25,10 +25,10 @@ from typing import Any, BinaryIO
 import aiohttp
 from pymongo import AsyncMongoClient
 
-from server import children
-from server.auth import TokenRules, issue_token
-from server.embedded import EmbeddedDatabase, free_port
-from services.access import Role
+from usercredits.server import children
+from usercredits.server.auth import TokenRules, issue_token
+from usercredits.server.embedded import EmbeddedDatabase, free_port
+from usercredits.services.access import Role
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SECRET = f"bench-{uuid.uuid4().hex}-{uuid.uuid4().hex}"
@@ -113,8 +113,8 @@ class Database:
 class ServiceProcess:
     """`async with ServiceProcess(...) as server:` `usercredits serve` on one database.
 
-    Started with `sys.executable -m server.cli serve`, the sandbox payment provider and the
-    bench's JWT secret; ready once GET /readyz answers 200.
+    Started with `sys.executable -m usercredits.server.cli serve`, the sandbox payment
+    provider and the bench's JWT secret; ready once GET /readyz answers 200.
     """
 
     def __init__(
@@ -159,7 +159,7 @@ class ServiceProcess:
             self._process = await children.spawn(
                 sys.executable,
                 "-m",
-                "server.cli",
+                "usercredits.server.cli",
                 "serve",
                 "--port",
                 str(self.port),

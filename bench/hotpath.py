@@ -30,13 +30,13 @@ from typing import Any
 from bench import seed
 from bench.harness import Bench, log
 from bench.report import Goal, GoalKind, Row, ScenarioResult
-from models import Cycle, LedgerEntry, OfferKind
-from server.database import init_models
-from services import Services, build_services
-from services.clock import SystemClock
-from services.money import Money
-from services.offers import OfferSpec
-from services.payments import SandboxPaymentClient
+from usercredits.models import Cycle, LedgerEntry, OfferKind
+from usercredits.server.database import init_models
+from usercredits.services import Services, build_services
+from usercredits.services.clock import SystemClock
+from usercredits.services.money import Money
+from usercredits.services.offers import OfferSpec
+from usercredits.services.payments import SandboxPaymentClient
 
 LAPSED = 20
 """Balances whose only lot has lapsed, swept in each turn."""

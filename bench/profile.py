@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import PROJECT_ROOT, open_log
-from server import children
+from usercredits.server import children
 
 TOP = 12
 RATE = 200

@@ -8,8 +8,8 @@ from bench import seed
 from bench.harness import Bench, BenchFailure, GraphQL, http_session, log, user_token
 from bench.load import closed_loop
 from bench.report import Goal, GoalKind, Row, ScenarioResult
-from models import Balance
-from server.database import init_models
+from usercredits.models import Balance
+from usercredits.server.database import init_models
 
 CLIENTS = 32
 TOKENS = 1_000

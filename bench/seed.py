@@ -11,7 +11,7 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from models import (
+from usercredits.models import (
     Balance,
     LedgerEntry,
     LedgerReason,
@@ -22,7 +22,7 @@ from models import (
     pack_lots,
     user_key,
 )
-from services.lots import totals
+from usercredits.services.lots import totals
 
 GROUP = "bench"
 """The offer group every benchmark wallet holds its tokens in."""

@@ -7,8 +7,8 @@ from typing import Any
 
 import aiohttp
 
-from server.auth import TokenRules, issue_token
-from services.access import Role
+from usercredits.server.auth import TokenRules, issue_token
+from usercredits.services.access import Role
 
 SECRET = "test-secret-that-is-long-enough-for-hs256"
 

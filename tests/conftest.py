@@ -18,19 +18,19 @@ import pytest
 from aiohttp import web
 from pymongo import AsyncMongoClient
 
-from models import ALL_DOCUMENTS
-from server import children
-from server.app import create_app
-from server.database import connect, init_models
-from server.embedded import EmbeddedDatabase, free_port
-from server.logs import JsonAccessLogger
-from server.settings import Settings
-from services import Services, build_services
-from services.payments import SandboxPaymentClient
 from tests.api import SECRET, Api
 from tests.fake_stripe import SECRET_KEY, WEBHOOK_SECRET, FakeStripe
 from tests.shop import Shop
 from tests.support import FakeClock
+from usercredits.models import ALL_DOCUMENTS
+from usercredits.server import children
+from usercredits.server.app import create_app
+from usercredits.server.database import connect, init_models
+from usercredits.server.embedded import EmbeddedDatabase, free_port
+from usercredits.server.logs import JsonAccessLogger
+from usercredits.server.settings import Settings
+from usercredits.services import Services, build_services
+from usercredits.services.payments import SandboxPaymentClient
 
 
 @pytest.fixture(scope="session")
@@ -177,7 +177,7 @@ async def spawn_server(
         process = await children.spawn(
             sys.executable,
             "-m",
-            "server.cli",
+            "usercredits.server.cli",
             "serve",
             "--port",
             str(port),

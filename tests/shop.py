@@ -5,9 +5,9 @@ from typing import Any
 
 import aiohttp
 
-from services.access import Role
 from tests.api import Api, token
 from tests.fake_stripe import FakeStripe, sign
+from usercredits.services.access import Role
 
 ADMIN = token("admin-1", Role.ADMIN)
 ALICE = token("alice")

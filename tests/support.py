@@ -1,10 +1,12 @@
 """Helpers shared by the tests: a settable clock, offer factories and the ledger invariant."""
 
+import asyncio
+import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from models import (
+from usercredits.models import (
     Balance,
     Cycle,
     LedgerEntry,
@@ -15,10 +17,11 @@ from models import (
     ReservationStatus,
     balance_id,
 )
-from services import Services
-from services.credits import Credit
-from services.money import Money
-from services.offers import OfferSpec
+from usercredits.server import children
+from usercredits.services import Services
+from usercredits.services.credits import Credit
+from usercredits.services.money import Money
+from usercredits.services.offers import OfferSpec
 
 START = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
 
@@ -97,7 +100,7 @@ async def assert_invariant(user_id: str, offer_group: str) -> Balance:
 
 async def snapshot() -> dict[str, list[dict[str, Any]]]:
     """Every stored document, to show that a refused operation changed nothing."""
-    from models import ALL_DOCUMENTS
+    from usercredits.models import ALL_DOCUMENTS
 
     result = {}
     for document in ALL_DOCUMENTS:
@@ -118,3 +121,22 @@ def order_credit(clock: FakeClock, order_id: str, tokens: int, days: int) -> Cre
         idempotency_key=f"order:{order_id}",
         order_id=order_id,
     )
+
+
+async def run_cli(*args: str, env: dict[str, str], seconds: float = 60) -> tuple[int, str, str]:
+    """Runs `usercredits ARGS` in a process of its own: its exit code, output and errors."""
+    process = await children.spawn(
+        sys.executable,
+        "-m",
+        "usercredits.server.cli",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), seconds)
+    finally:
+        await children.stop(process)
+    assert process.returncode is not None, "the process was stopped"
+    return process.returncode, out.decode(), err.decode()

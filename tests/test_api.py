@@ -7,12 +7,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from models import Order
-from services.access import Role
-from services.errors import InvalidInput
-from services.payments import SandboxPaymentClient
 from tests.api import Api, token
 from tests.conftest import StartServer
+from usercredits.models import Order
+from usercredits.services.access import Role
+from usercredits.services.errors import InvalidInput
+from usercredits.services.payments import SandboxPaymentClient
 
 ADMIN = token("admin-1", Role.ADMIN)
 SERVICE = token("backend-1", Role.SERVICE)

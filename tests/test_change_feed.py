@@ -8,14 +8,14 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from models import LedgerEntry
-from server.changes import ChangeFeed, running_feed
-from server.database import connect, init_models
-from server.embedded import EmbeddedDatabase
-from services import build_services
-from services.events import EventHub
-from services.payments import SandboxPaymentClient
 from tests.support import FakeClock
+from usercredits.models import LedgerEntry
+from usercredits.server.changes import ChangeFeed, running_feed
+from usercredits.server.database import connect, init_models
+from usercredits.server.embedded import EmbeddedDatabase
+from usercredits.services import build_services
+from usercredits.services.events import EventHub
+from usercredits.services.payments import SandboxPaymentClient
 
 
 async def until(condition: Any, seconds: float = 30) -> None:

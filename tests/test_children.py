@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from server import children
+from usercredits.server import children
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads processes
 
 PARENT = """
 import asyncio, sys
-from server import children
+from usercredits.server import children
 
 async def main():
     child = await children.launch(sys.argv[1], "sleep", "600")

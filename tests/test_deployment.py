@@ -10,8 +10,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from server.settings import Settings
 from tests.conftest import SpawnServer
+from usercredits.server.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = {f"USERCREDITS_{name.upper()}" for name in Settings.model_fields}

@@ -5,12 +5,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from models import LedgerEntry, LedgerReason, LotDraw, OrderStatus
-from services import Services
-from services.errors import Expired, InsufficientTokens
-from services.expiry import WarningKind, credit_warnings, expire_due
-from services.wallet_base import SWEEP_BATCH
 from tests.support import FakeClock, assert_invariant, buy, make_offer, snapshot
+from usercredits.models import LedgerEntry, LedgerReason, LotDraw, OrderStatus
+from usercredits.services import Services
+from usercredits.services.errors import Expired, InsufficientTokens
+from usercredits.services.expiry import WarningKind, credit_warnings, expire_due
+from usercredits.services.wallet_base import SWEEP_BATCH
 
 
 async def sweep(services: Services, clock: FakeClock) -> int:

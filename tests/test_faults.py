@@ -13,14 +13,14 @@ import aiohttp
 import pytest
 from bson import ObjectId
 
-from models import LedgerEntry, Order, OrderStatus
-from server.database import connect
-from server.embedded import EmbeddedDatabase
 from tests.api import Api, token
 from tests.conftest import SpawnServer
 from tests.fake_stripe import SECRET_KEY, WEBHOOK_SECRET, FakeStripe, event
 from tests.shop import ADMIN, BUY, Shop
 from tests.support import assert_invariant
+from usercredits.models import LedgerEntry, Order, OrderStatus
+from usercredits.server.database import connect
+from usercredits.server.embedded import EmbeddedDatabase
 
 pytestmark = pytest.mark.reliability
 

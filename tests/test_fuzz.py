@@ -23,13 +23,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import Mode, mutations, nodes, queries
 
-from models import LedgerEntry
-from schema import build_schema
-from services.access import Role
 from tests.api import Api, token
 from tests.conftest import StartServer
 from tests.fake_stripe import SECRET_KEY, WEBHOOK_SECRET, FakeStripe, sign
 from tests.support import snapshot
+from usercredits.models import LedgerEntry
+from usercredits.schema import build_schema
+from usercredits.services.access import Role
 
 pytestmark = pytest.mark.reliability
 

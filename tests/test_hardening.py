@@ -16,7 +16,6 @@ import asyncio
 import gc
 import json
 import os
-import sys
 import time
 from typing import Any
 
@@ -26,15 +25,14 @@ import pytest
 from bson import ObjectId
 from graphql import parse
 
-from models import Order
-from schema import build_schema
-from schema.limits import Limits, document_clock, over_limits
-from server import children
-from services.access import Role
-from services.payments import PaymentState, SandboxPaymentClient
 from tests.api import SECRET, Api, TransportWsClient, token
 from tests.conftest import StartServer
-from tests.support import snapshot
+from tests.support import run_cli, snapshot
+from usercredits.models import Order
+from usercredits.schema import build_schema
+from usercredits.schema.limits import Limits, document_clock, over_limits
+from usercredits.services.access import Role
+from usercredits.services.payments import PaymentState, SandboxPaymentClient
 
 pytestmark = pytest.mark.reliability
 
@@ -139,25 +137,15 @@ async def test_production_without_stripe_refuses_to_start(
         "USERCREDITS_PRODUCTION": "true",
     }
     for extra in ({}, {"USERCREDITS_PAYMENTS": "sandbox", "USERCREDITS_STRIPE_SECRET_KEY": "x"}):
-        process = await children.spawn(
-            sys.executable,
-            "-m",
-            "server.cli",
+        code, _, stderr = await run_cli(
             "serve",
             "--port",
             "0",
             env={**{k: v for k, v in env.items() if "STRIPE" not in k}, **extra},
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
+            seconds=30,
         )
-        try:
-            _, stderr = await asyncio.wait_for(process.communicate(), 30)
-        finally:
-            await children.stop(process)
-        assert process.returncode == 2
-        assert "USERCREDITS_PRODUCTION is on but payments would use the SANDBOX" in (
-            stderr.decode()
-        )
+        assert code == 2
+        assert "USERCREDITS_PRODUCTION is on but payments would use the SANDBOX" in stderr
 
 
 async def test_production_hides_the_developer_conveniences(

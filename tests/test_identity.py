@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import json
 import os
-import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -22,12 +21,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-from models import ApiKey
-from server import children
-from server.ratelimit import TokenBuckets
-from services.access import Role
 from tests.api import SECRET, Api, TransportWsClient, sample, token
 from tests.conftest import StartServer
+from tests.support import run_cli
+from usercredits.models import ApiKey
+from usercredits.server.ratelimit import TokenBuckets
+from usercredits.services.access import Role
 
 ISSUER_PATH = "/realm"
 AUDIENCE = "credits-api"
@@ -304,27 +303,12 @@ async def test_the_first_admin_key_comes_from_the_command_line(
         "USERCREDITS_DATABASE": database_name,
         "USERCREDITS_JWT_SECRET": SECRET,
     }
-    process = await children.spawn(
-        sys.executable,
-        "-m",
-        "server.cli",
-        "apikey",
-        "create",
-        "--name",
-        "first",
-        "--role",
-        "admin",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    code, out, err = await run_cli(
+        "apikey", "create", "--name", "first", "--role", "admin", env=env
     )
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), 60)
-    finally:
-        await children.stop(process)
-    assert process.returncode == 0, err.decode()
-    secret = out.decode().strip()
-    assert "shown this once" in err.decode()
+    assert code == 0, err
+    secret = out.strip()
+    assert "shown this once" in err
     api = Api(http, f"{await start_server()}/graphql")
     listed = (await api.data(LIST_KEYS, as_=secret))["apiKeys"]
     assert len(listed) == 1 and secret.startswith(listed[0]["prefix"])

@@ -6,14 +6,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from models import LedgerEntry, LedgerReason, Lot, LotDraw, LotSource, pack_lots
-from models.wallet import LOTS
-from services import Services
-from services.credits import Credit
-from services.errors import InsufficientTokens
-from services.expiry import expire_due
-from services.lots import draw, lapse, live_lots, settle, take_back, with_lot
 from tests.support import FakeClock, assert_invariant
+from usercredits.models import LedgerEntry, LedgerReason, Lot, LotDraw, LotSource, pack_lots
+from usercredits.models.wallet import LOTS
+from usercredits.services import Services
+from usercredits.services.credits import Credit
+from usercredits.services.errors import InsufficientTokens
+from usercredits.services.expiry import expire_due
+from usercredits.services.lots import draw, lapse, live_lots, settle, take_back, with_lot
 
 NOW = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
 

@@ -9,11 +9,11 @@ import pymongo
 import pytest
 from bson import ObjectId
 
-from models import Balance, LedgerEntry, Reservation
-from services import Services
-from services.errors import KeyReused
-from services.migration import LEGACY_LEDGER_INDEX, key_ledger_entries, migrate_balances
 from tests.support import FakeClock, assert_invariant, snapshot
+from usercredits.models import Balance, LedgerEntry, Reservation
+from usercredits.services import Services
+from usercredits.services.errors import KeyReused
+from usercredits.services.migration import LEGACY_LEDGER_INDEX, key_ledger_entries, migrate_balances
 
 
 async def old_balance(clock: FakeClock) -> dict[str, Any]:

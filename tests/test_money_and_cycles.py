@@ -4,10 +4,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from models import Cycle
-from services.cycles import expiry
-from services.errors import InvalidInput
-from services.money import Money, normalize_currency
+from usercredits.models import Cycle
+from usercredits.services.cycles import expiry
+from usercredits.services.errors import InvalidInput
+from usercredits.services.money import Money, normalize_currency
 
 T0 = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
 

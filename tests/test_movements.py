@@ -18,14 +18,14 @@ import aiohttp
 import pytest
 from pymongo import AsyncMongoClient
 
-from models import Balance, LedgerEntry, LedgerReason
-from services import Services
-from services.access import Role
-from services.errors import Impossible
-from services.movements import Change, Entry, Movements
-from services.wallets import Wallets
 from tests.api import Api, token
 from tests.support import FakeClock, assert_invariant, order_credit, snapshot
+from usercredits.models import Balance, LedgerEntry, LedgerReason
+from usercredits.services import Services
+from usercredits.services.access import Role
+from usercredits.services.errors import Impossible
+from usercredits.services.movements import Change, Entry, Movements
+from usercredits.services.wallets import Wallets
 
 ADMIN_TOKEN = token("admin-1", Role.ADMIN)
 STEPS = ["read", "flushed", "planned", "written", "inserted"]

@@ -2,12 +2,12 @@
 
 import pytest
 
-from models import Cycle, Offer
-from services import Services
-from services.errors import InvalidInput, NotFound, OfferNotAvailable
-from services.money import Money
-from services.offers import ItemSpec
 from tests.support import buy, make_offer, snapshot, spec
+from usercredits.models import Cycle, Offer
+from usercredits.services import Services
+from usercredits.services.errors import InvalidInput, NotFound, OfferNotAvailable
+from usercredits.services.money import Money
+from usercredits.services.offers import ItemSpec
 
 
 async def names(services: Services, user_id: str | None, **filters: object) -> list[str]:

@@ -12,15 +12,15 @@ import aiohttp
 import pytest
 from pymongo import AsyncMongoClient
 
-from models import Offer
-from server.metrics import Metrics
-from server.sweeper import Lease, Sweeper
-from services import Services
-from services.access import Role
-from services.catalogue import CatalogueErrors, import_catalogue
 from tests.api import Api, TransportWsClient, sample, token
 from tests.conftest import SpawnServer, StartServer
 from tests.support import FakeClock, snapshot
+from usercredits.models import Offer
+from usercredits.server.metrics import Metrics
+from usercredits.server.sweeper import Lease, Sweeper
+from usercredits.services import Services
+from usercredits.services.access import Role
+from usercredits.services.catalogue import CatalogueErrors, import_catalogue
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN = token("admin-1", Role.ADMIN)

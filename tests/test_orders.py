@@ -6,13 +6,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from models import Balance, Cycle, LedgerEntry, Order, OrderStatus
-from services import Services
-from services.errors import InvalidInput, KeyReused, OrderNotPending, QuantityLimit
-from services.money import Money
-from services.offers import ItemSpec
-from services.payments import SandboxPaymentClient
 from tests.support import START, FakeClock, assert_invariant, buy, make_offer, snapshot
+from usercredits.models import Balance, Cycle, LedgerEntry, Order, OrderStatus
+from usercredits.services import Services
+from usercredits.services.errors import InvalidInput, KeyReused, OrderNotPending, QuantityLimit
+from usercredits.services.money import Money
+from usercredits.services.offers import ItemSpec
+from usercredits.services.payments import SandboxPaymentClient
 
 
 async def test_free_order_is_paid_at_once(services: Services) -> None:

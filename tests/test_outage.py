@@ -11,11 +11,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from server.database import connect
-from server.embedded import EmbeddedDatabase
-from services.access import Role
 from tests.api import Api, token
 from tests.conftest import SpawnServer
+from usercredits.server.database import connect
+from usercredits.server.embedded import EmbeddedDatabase
+from usercredits.services.access import Role
 
 pytestmark = pytest.mark.reliability
 

@@ -3,9 +3,9 @@
 import pytest
 from bson import ObjectId
 
-from services import Services
-from services.errors import InvalidInput
-from services.pages import after_cursor, page_size
+from usercredits.services import Services
+from usercredits.services.errors import InvalidInput
+from usercredits.services.pages import after_cursor, page_size
 
 
 def test_a_page_size_is_a_whole_number_within_bounds() -> None:

@@ -17,15 +17,15 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient, monitoring
 
-from models import Cycle, OrderStatus
-from server.database import init_models
-from services import Services, build_services
-from services.expiry import expire_due
-from services.offers import ItemSpec
-from services.payments import SandboxPaymentClient, WebhookEvent
-from services.webhooks import handle_payment_event
 from tests.support import FakeClock, make_offer
 from tests.support import buy as buy_offer
+from usercredits.models import Cycle, OrderStatus
+from usercredits.server.database import init_models
+from usercredits.services import Services, build_services
+from usercredits.services.expiry import expire_due
+from usercredits.services.offers import ItemSpec
+from usercredits.services.payments import SandboxPaymentClient, WebhookEvent
+from usercredits.services.webhooks import handle_payment_event
 
 FILTERED = {"find": "filter", "count": "query", "distinct": "query"}
 """Commands with one filter, and where it is."""

@@ -6,9 +6,9 @@ from pathlib import Path
 from graphql import GraphQLError, find_breaking_changes
 from graphql import build_schema as parse_sdl
 
-from schema import build_schema
-from schema.errors import apply_contract
-from services.errors import InsufficientTokens
+from usercredits.schema import build_schema
+from usercredits.schema.errors import apply_contract
+from usercredits.services.errors import InsufficientTokens
 
 ROOT = Path(__file__).resolve().parent.parent
 # The contract lives in ../shared beside the repository; contract.graphql is its copy for

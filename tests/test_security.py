@@ -29,10 +29,10 @@ import pytest
 from graphql import get_introspection_query
 from jwt.warnings import InsecureKeyLengthWarning
 
-from services.access import Role
 from tests.api import SECRET, Api, TransportWsClient, token
 from tests.conftest import StartServer
 from tests.support import snapshot
+from usercredits.services.access import Role
 
 pytestmark = pytest.mark.reliability
 

@@ -30,9 +30,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from services.access import Role
 from tests.api import token
 from tests.conftest import SpawnServer, StartServer
+from usercredits.services.access import Role
 
 pytestmark = pytest.mark.reliability
 

@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
-from models import LedgerEntry, Order, ProcessedEvent
-from services import build_services
-from services.expiry import expire_due
-from services.payments.stripe import StripePaymentClient
 from tests.api import sample
 from tests.fake_stripe import SECRET_KEY, WEBHOOK_SECRET, FakeStripe, event, sign
 from tests.shop import ALICE, BUY, ORDER, Shop
 from tests.support import FakeClock, assert_invariant, make_offer
+from usercredits.models import LedgerEntry, Order, ProcessedEvent
+from usercredits.services import build_services
+from usercredits.services.expiry import expire_due
+from usercredits.services.payments.stripe import StripePaymentClient
 
 
 async def test_create_order_makes_a_payment_intent(shop: Shop) -> None:

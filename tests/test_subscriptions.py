@@ -4,9 +4,9 @@ reach subscribers on every instance, only their own, and stop when they unsubscr
 import aiohttp
 import pytest
 
-from services.access import Role
 from tests.api import Api, TransportWsClient, token
 from tests.conftest import StartServer
+from usercredits.services.access import Role
 
 ADMIN = token("admin-1", Role.ADMIN)
 SERVICE = token("backend-1", Role.SERVICE)

@@ -9,12 +9,12 @@ import contextlib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models import ALL_DOCUMENTS, LedgerEntry
-from services import Services
-from services.errors import Conflict, Expired, InsufficientTokens, NotFound
-from services.movements import Movements
-from services.wallets import Wallets
 from tests.support import FakeClock, assert_invariant, order_credit
+from usercredits.models import ALL_DOCUMENTS, LedgerEntry
+from usercredits.services import Services
+from usercredits.services.errors import Conflict, Expired, InsufficientTokens, NotFound
+from usercredits.services.movements import Movements
+from usercredits.services.wallets import Wallets
 
 movement = st.one_of(
     st.tuples(st.just("grant"), st.integers(1, 20), st.integers(0, 100)),

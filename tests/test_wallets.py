@@ -6,10 +6,16 @@ from datetime import timedelta
 
 import pytest
 
-from models import LedgerEntry, LedgerReason, Reservation, ReservationStatus
-from services import Services
-from services.errors import Conflict, Expired, InsufficientTokens, InvalidInput, NotFound
 from tests.support import FakeClock, assert_invariant, snapshot
+from usercredits.models import LedgerEntry, LedgerReason, Reservation, ReservationStatus
+from usercredits.services import Services
+from usercredits.services.errors import (
+    Conflict,
+    Expired,
+    InsufficientTokens,
+    InvalidInput,
+    NotFound,
+)
 
 
 async def grant(
@@ -216,7 +222,7 @@ async def test_commit_more_than_held_is_refused(services: Services) -> None:
 async def test_reservation_past_its_ttl_is_released_by_the_sweep(
     services: Services, clock: FakeClock
 ) -> None:
-    from services.expiry import expire_due
+    from usercredits.services.expiry import expire_due
 
     await grant(services, 10)
     held = await services.wallets.reserve(

@@ -1,0 +1,96 @@
+"""Orders: one purchase of an offer by a user, with its payment and status history."""
+
+from datetime import datetime
+
+import pymongo
+from beanie import Document
+from pydantic import BaseModel, Field
+from pymongo import IndexModel
+
+from usercredits.models.enums import OrderStatus
+
+
+class OrderEvent(BaseModel):
+    at: datetime
+    status: OrderStatus
+    message: str
+
+
+class Order(Document):
+    user_id: str
+    offer_id: str
+    offer_group: str
+    quantity: int
+    token_count: int
+    currency: str
+    total_minor_units: int
+    status: OrderStatus
+    starts: datetime | None = None
+    expires: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+    history: list[OrderEvent] = Field(default_factory=list)
+    payment_intent_id: str | None = None
+    parent_id: str | None = None
+    idempotency_key: str | None = None
+
+    class Settings:
+        name = "orders"
+        indexes = [
+            IndexModel(
+                [("user_id", pymongo.ASCENDING), ("status", pymongo.ASCENDING)],
+                name="user_status",
+            ),
+            IndexModel(
+                [("user_id", pymongo.ASCENDING), ("offer_group", pymongo.ASCENDING)],
+                name="user_group",
+            ),
+            # Uniqueness: partial rather than sparse, as Beanie stores an absent value as
+            # null, which a sparse index would still index (and so collide on).
+            IndexModel(
+                [("payment_intent_id", pymongo.ASCENDING)],
+                name="payment_intent_unique",
+                unique=True,
+                partialFilterExpression={"payment_intent_id": {"$type": "string"}},
+            ),
+            IndexModel(
+                [("user_id", pymongo.ASCENDING), ("idempotency_key", pymongo.ASCENDING)],
+                name="user_idempotency_unique",
+                unique=True,
+                partialFilterExpression={"idempotency_key": {"$type": "string"}},
+            ),
+            # Lookups: the embedded database never uses a partial index, and scans for a
+            # filter on any field its index lacks (see tests/test_query_plans.py). Each has
+            # other fields than the unique one it stands beside: Beanie keeps one index per
+            # set of fields.
+            IndexModel(
+                [("payment_intent_id", pymongo.ASCENDING), ("_id", pymongo.ASCENDING)],
+                name="payment_intent",
+            ),
+            IndexModel(
+                [
+                    ("user_id", pymongo.ASCENDING),
+                    ("idempotency_key", pymongo.ASCENDING),
+                    ("_id", pymongo.ASCENDING),
+                ],
+                name="user_idempotency",
+            ),
+            IndexModel([("parent_id", pymongo.ASCENDING)], name="parent"),
+            IndexModel(
+                [
+                    ("user_id", pymongo.ASCENDING),
+                    ("offer_id", pymongo.ASCENDING),
+                    ("status", pymongo.ASCENDING),
+                    ("expires", pymongo.ASCENDING),
+                ],
+                name="user_offer_status_expires",
+            ),
+            IndexModel(
+                [("status", pymongo.ASCENDING), ("expires", pymongo.ASCENDING)],
+                name="status_expires",
+            ),
+            IndexModel(
+                [("status", pymongo.ASCENDING), ("created_at", pymongo.ASCENDING)],
+                name="status_created",
+            ),
+        ]

@@ -1,0 +1,129 @@
+"""A user's wallet: one balance document per (user, offer group), holding its lots, its
+held reservations and the entries of its last movement.
+
+The balance document is the unit of atomicity: every token movement is one conditional
+update of it (see services/movements.py), so its `_id` is derived from the user and the
+group and the write needs no lookup. Lots and holds live inside it because a debit must
+see and change them in the same write; the entries of the last movement ride along as an
+outbox until they are in the ledger collection.
+"""
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from enum import StrEnum
+
+import pymongo
+from beanie import Document
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pymongo import IndexModel
+
+from usercredits.models.keys import user_scoped
+
+
+class LotSource(StrEnum):
+    ORDER = "order"
+    GRANT = "grant"
+
+
+class Lot(BaseModel):
+    """The tokens of one credit, valid for their own period. Frozen: a movement makes a new
+    lot for each one it changes (`model_copy`), so an unchanged lot is the same object from
+    one write to the next and its stored text can be reused (see `pack_lots`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    source: LotSource
+    order_id: str | None = None
+    tokens: int
+    """Credited."""
+    remaining: int
+    """Spendable: not yet spent, held, expired or refunded."""
+    held: int = 0
+    """Held by reservations, given back to this lot or spent from it when they settle."""
+    starts: datetime
+    expires: datetime | None = None
+    priority: int = 50
+    note: str | None = None
+    created_at: datetime
+
+
+LOTS = TypeAdapter(list[Lot])
+
+
+def lot_text(lot: Lot) -> str:
+    """One lot as it appears in a balance's stored lots."""
+    return lot.model_dump_json()
+
+
+def pack_lots(lots: Iterable[Lot], text: Callable[[Lot], str] = lot_text) -> str:
+    """The lots as a balance stores them (see `Balance.lots`): a JSON array of each lot's
+    `text`, which may be one kept from an earlier write of that same lot."""
+    return "[" + ",".join(map(text, lots)) + "]"
+
+
+class LotDraw(BaseModel):
+    """Tokens one movement took from (or gave to) one lot."""
+
+    lot_id: str
+    tokens: int
+
+
+class Hold(BaseModel):
+    """A held reservation: how many tokens, from which lots, until when."""
+
+    id: str
+    tokens: int
+    draws: list[LotDraw]
+    expires_at: datetime
+    idempotency_key: str
+
+
+def balance_id(user_id: str, offer_group: str) -> str:
+    """The balance's `_id`."""
+    return user_scoped(user_id, offer_group)
+
+
+class Balance(Document):
+    id: str = Field(default_factory=str)  # type: ignore[assignment]
+    user_id: str
+    offer_group: str
+    tokens: int = 0
+    """The sum of the lots' `remaining`: what the ledger's entries add up to."""
+    reserved: int = 0
+    """The sum of the lots' `held`."""
+    seq: int = 0
+    """How many entries the group's ledger has: the next entry's `seq` is this plus one."""
+    lots: list[Lot] = Field(default_factory=list)
+    """In spending order (see services/lots.py). Stored as one JSON text (`pack_lots`): the
+    embedded database copies a document's structure at every write, so 1,000 lots stored
+    as subdocuments made a write cost 41 ms, against 1.5 ms as one value (measured). No
+    query looks inside them: the sweep reads `next_expiry`."""
+    holds: list[Hold] = Field(default_factory=list)
+    starts: datetime
+    """When the group was first credited."""
+    next_expiry: datetime | None = None
+    """The soonest expiry among lots that still hold tokens: the sweep's index."""
+    last: list[dict[str, object]] = Field(default_factory=list)
+    """The ledger entries of the last movement (the ledger may not have them yet)."""
+    unflushed: bool = False
+    """Set by every movement; cleared by the sweep once `last` is surely in the ledger."""
+    updated_at: datetime
+
+    @field_validator("lots", mode="before")
+    @classmethod
+    def _unpack(cls, value: object) -> object:
+        return LOTS.validate_json(value) if isinstance(value, str) else value
+
+    class Settings:
+        name = "wallet_balances"
+        indexes = [
+            IndexModel([("user_id", pymongo.ASCENDING)], name="user"),
+            IndexModel([("next_expiry", pymongo.ASCENDING)], name="next_expiry"),
+            IndexModel([("holds.expires_at", pymongo.ASCENDING)], name="holds_expire"),
+            IndexModel(
+                [("unflushed", pymongo.ASCENDING), ("updated_at", pymongo.ASCENDING)],
+                name="unflushed",
+                partialFilterExpression={"unflushed": True},
+            ),
+        ]

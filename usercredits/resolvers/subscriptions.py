@@ -1,0 +1,30 @@
+"""Resolvers of live subscriptions: the caller's (or, for staff, a user's) events as they
+commit, fed by the process's change stream through the event hub."""
+
+from collections.abc import AsyncGenerator
+
+import strawberry
+
+from usercredits.schema.context import Context
+from usercredits.schema.types import BalanceEvent, Order
+
+Info = strawberry.Info[Context]
+
+
+async def balance_changed(
+    info: Info, user_id: strawberry.ID | None = None, offer_group: str | None = None
+) -> AsyncGenerator[BalanceEvent, None]:
+    """Every change of the caller's (or, for service and admin, userId's) balances, as it
+    commits."""
+    target = info.context.principal.acting_for(user_id)
+    async for event in info.context.services.events.balance_events(target):
+        if offer_group is None or event.offer_group == offer_group:
+            yield BalanceEvent.of(event)
+
+
+async def order_updated(
+    info: Info, user_id: strawberry.ID | None = None
+) -> AsyncGenerator[Order, None]:
+    target = info.context.principal.acting_for(user_id)
+    async for event in info.context.services.events.order_events(target):
+        yield Order.of(event)

@@ -1,0 +1,414 @@
+"""The aiohttp application: /graphql (HTTP and graphql-transport-ws), /webhooks/stripe,
+/healthz, /readyz and /metrics.
+
+The factory only wires: each resource (database, services, change feed, sweeper) has one
+cleanup context that opens it before `yield` and closes it after, in reverse order, and
+lives under a typed AppKey. On shutdown (SIGTERM) the server stops accepting, closes open
+websockets with the going-away code, finishes in-flight requests, then closes the
+resources, the embedded database last.
+"""
+
+import asyncio
+import hmac
+import json
+import logging
+import os
+import socket
+import uuid
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import WSCloseCode, web
+from cross_web import HTTPException
+from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
+from strawberry.aiohttp.views import GraphQLView
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+
+from usercredits.models import Offer
+from usercredits.schema import build_schema
+from usercredits.schema.context import Context
+from usercredits.schema.limits import Limits
+from usercredits.server.auth import Authenticator
+from usercredits.server.changes import ChangeFeed, running_feed
+from usercredits.server.database import open_database
+from usercredits.server.deadlines import body_deadline
+from usercredits.server.logs import request_id as current_request_id
+from usercredits.server.logs import request_ids
+from usercredits.server.metrics import CONTENT_TYPE, Metrics
+from usercredits.server.ratelimit import TokenBuckets, retry_after
+from usercredits.server.settings import Settings
+from usercredits.server.sweeper import Lease, Sweeper
+from usercredits.services import Services, build_services
+from usercredits.services.access import ANONYMOUS, Principal, refused
+from usercredits.services.catalogue import import_catalogue
+from usercredits.services.clock import Clock, SystemClock
+from usercredits.services.errors import InvalidInput, Unauthenticated
+from usercredits.services.limits import InputLimits
+from usercredits.services.payments import PaymentClient, SandboxPaymentClient
+from usercredits.services.payments.stripe import StripePaymentClient
+from usercredits.services.webhooks import handle_payment_event
+
+log = logging.getLogger(__name__)
+
+READY_TIMEOUT_SECONDS = 2.0
+
+SETTINGS = web.AppKey("settings", Settings)
+CLIENT = web.AppKey("client", AsyncMongoClient[Any])
+SERVICES = web.AppKey("services", Services)
+AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
+RATE_LIMITS = web.AppKey("rate_limits", TokenBuckets)
+PRINCIPAL = web.RequestKey("principal", Principal)
+"""Where a request keeps the principal its credentials gave (see CreditsGraphQLView)."""
+METRICS = web.AppKey("metrics", Metrics)
+SOCKETS = web.AppKey("sockets", weakref.WeakSet[web.WebSocketResponse])
+CLOSING = web.AppKey("closing", set[asyncio.Task[bool]])
+
+TOKEN_EXPIRED = 4403
+"""The close code of a websocket whose token expired: graphql-transport-ws's Forbidden."""
+
+
+@dataclass
+class SocketContext(Context):
+    """The context of one websocket: its operations share it, and its principal."""
+
+    websocket: web.WebSocketResponse | None = None
+
+
+class CreditsGraphQLView(GraphQLView[Context, None]):
+    """Strawberry's aiohttp view with our context, websocket auth and heartbeat."""
+
+    def __init__(self, *, app: web.Application, settings: Settings, sandbox: bool) -> None:
+        super().__init__(
+            schema=build_schema(
+                limits=Limits(
+                    max_depth=settings.max_query_depth,
+                    max_tokens=settings.max_query_tokens,
+                    max_aliases=settings.max_query_aliases,
+                    max_fields=settings.max_expanded_fields,
+                    budget_seconds=settings.validation_budget_ms / 1000,
+                ),
+                sandbox=sandbox,
+                anonymous_introspection=settings.open_by_default(settings.anonymous_introspection),
+                suggestions=settings.open_by_default(settings.field_suggestions),
+                extensions=[app[METRICS].extension()],
+            ),
+            graphql_ide="graphiql" if settings.open_by_default(settings.graphiql) else None,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=timedelta(seconds=10),
+            max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+            allowed_origins=settings.allowed_origins,
+        )
+        self._app = app
+        self._heartbeat = settings.ws_heartbeat_seconds
+        self._max_response_bytes = settings.max_response_bytes
+
+    async def get_context(
+        self, request: web.Request, response: web.Response | web.WebSocketResponse
+    ) -> Context:
+        if isinstance(response, web.WebSocketResponse):
+            # Authenticated by connection_init (on_ws_connect), not by headers.
+            return SocketContext(
+                services=self._app[SERVICES],
+                request_id=current_request_id.get(),
+                websocket=response,
+            )
+        context = Context(services=self._app[SERVICES], request_id=current_request_id.get())
+        context.principal = request[PRINCIPAL]
+        return context
+
+    async def __call__(self, request: web.Request) -> web.StreamResponse:
+        """Every request first costs its caller a token of the rate limit: an HTTP request
+        after its credentials are read, a websocket connection attempt by its address
+        (its credentials come later, in connection_init)."""
+        caller = f"address:{request.remote}"
+        # Looking for the header first spares most requests the view's costlier test.
+        upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
+        if not (upgrade and self.is_websocket_request(request)):
+            principal = await self._principal(request.headers.get("Authorization"))
+            request[PRINCIPAL] = principal
+            if principal.user_id is not None:
+                caller = f"user:{principal.user_id}"
+        wait = self._app[RATE_LIMITS].take(caller)
+        if wait:
+            self._app[METRICS].refusals.labels(cause="rate_limited").inc()
+            return rate_limited(wait)
+        return await super().__call__(request)
+
+    async def _principal(self, header: object) -> Principal:
+        """The caller of an HTTP request; anonymous (with the reason) when its credentials
+        were refused, so that operations open to anyone still work."""
+        try:
+            principal = await self._app[AUTHENTICATOR].principal(header)
+        except Unauthenticated as exc:
+            self._app[METRICS].refusals.labels(cause="unauthenticated").inc()
+            return refused(exc.message)
+        return ANONYMOUS if principal is None else principal
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: web.Response,
+    ) -> web.Response:
+        """The response, unless it would be larger than the settings allow: then one error
+        that says so, rather than megabytes the caller did not mean to ask for."""
+        response = super().create_response(response_data, sub_response)
+        if response.text is not None and len(response.text) > self._max_response_bytes:
+            response.text = json.dumps(
+                {
+                    "data": None,
+                    "errors": [
+                        {
+                            "message": f"the response would exceed "
+                            f"{self._max_response_bytes} bytes; ask for fewer items per page",
+                            "extensions": {
+                                "code": "BAD_USER_INPUT",
+                                "requestId": current_request_id.get(),
+                            },
+                        }
+                    ],
+                }
+            )
+        return response
+
+    def parse_json(self, data: str | bytes) -> dict[str, object]:
+        """A request body (or GET `variables`) must be one JSON object: bytes that are not
+        UTF-8, nesting deep enough to exhaust the parser, or any other JSON value get a
+        clean 400 rather than an exception."""
+        try:
+            parsed = self.decode_json(data)
+        except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError
+            raise HTTPException(400, "the request body is not valid JSON") from None
+        if not isinstance(parsed, dict):
+            raise HTTPException(400, "a GraphQL request is a JSON object") from None
+        return parsed
+
+    async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
+        """Authenticates a websocket from its connection_init payload's `authorization`;
+        anonymous sockets are refused. A socket is closed (4403) when its token expires,
+        and every operation on it checks the principal again."""
+        try:
+            principal = await self._app[AUTHENTICATOR].principal(
+                context.connection_params.get("authorization")
+            )
+        except Unauthenticated as exc:
+            self._app[METRICS].refusals.labels(cause="unauthenticated").inc()
+            raise ConnectionRejectionError({"message": exc.message}) from None
+        if principal is None:
+            raise ConnectionRejectionError({"message": "sign in: send an authorization"})
+        context.principal = principal
+        if principal.expires_at is not None and isinstance(context, SocketContext):
+            assert context.websocket is not None, "a socket context carries its socket"
+            close_when_expired(self._app, context.websocket, principal.expires_at)
+        return None
+
+    async def create_websocket_response(
+        self, request: web.Request, subprotocol: str | None
+    ) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(
+            protocols=[subprotocol] if subprotocol else [], heartbeat=self._heartbeat
+        )
+        await ws.prepare(request)
+        self._app[SOCKETS].add(ws)
+        return ws
+
+
+def rate_limited(wait: float) -> web.Response:
+    """429, with the error as the contract shows it and how long to wait."""
+    seconds = retry_after(wait)
+    error = {
+        "message": f"too many requests: retry in {seconds} s",
+        "extensions": {
+            "code": "RATE_LIMITED",
+            "retryAfterSeconds": seconds,
+            "requestId": current_request_id.get(),
+        },
+    }
+    return web.json_response(
+        {"data": None, "errors": [error]}, status=429, headers={"Retry-After": str(seconds)}
+    )
+
+
+def close_when_expired(app: web.Application, ws: web.WebSocketResponse, at: datetime) -> None:
+    """Closes `ws` with 4403 at `at`. The timer holds the socket weakly, so a socket that
+    closed first is not kept alive until its token would have expired."""
+    socket_ref = weakref.ref(ws)
+
+    def close() -> None:
+        open_socket = socket_ref()
+        if open_socket is not None and not open_socket.closed:
+            task = asyncio.create_task(
+                open_socket.close(code=TOKEN_EXPIRED, message=b"the token expired")
+            )
+            app[CLOSING].add(task)
+            task.add_done_callback(app[CLOSING].discard)
+
+    delay = (at - datetime.now(UTC)).total_seconds()
+    asyncio.get_running_loop().call_later(max(delay, 0), close)
+
+
+async def seed_catalogue(services: Services, text: str) -> None:
+    """Loads a catalogue into an empty catalogue, so that a first start shows offers."""
+    if await Offer.count() == 0:
+        changes = await import_catalogue(offers=services.offers, text=text)
+        log.info("catalogue seeded", extra={"offers": len(changes)})
+
+
+def payment_client(settings: Settings) -> PaymentClient:
+    """The provider the settings choose: Stripe, or the sandbox."""
+    if settings.provider == "sandbox" or settings.stripe_secret_key is None:
+        return SandboxPaymentClient()
+    return StripePaymentClient(
+        secret_key=settings.stripe_secret_key,
+        webhook_secret=settings.stripe_webhook_secret or "",
+        api_base=settings.stripe_api_base,
+    )
+
+
+async def payment_webhook(request: web.Request) -> web.Response:
+    """Verifies the provider's signature on the raw body, then applies the event once.
+    A delivery that does not verify gets 400 and changes nothing."""
+    services = request.app[SERVICES]
+    received = request.app[METRICS].webhook_events
+    body = await request.read()
+    try:
+        event = services.payments.parse_webhook(body, request.headers.get("Stripe-Signature"))
+    except InvalidInput as exc:
+        received.labels(type="", result="rejected").inc()
+        return web.json_response({"error": exc.message}, status=400)
+    outcome = await handle_payment_event(orders=services.orders, event=event, clock=services.clock)
+    received.labels(type=event.type, result=outcome).inc()
+    log.info("payment event", extra={"event_id": event.id, "type": event.type, "outcome": outcome})
+    return web.json_response({"received": True, "outcome": outcome})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus exposition of this process's metrics; with a metrics token set, only
+    for `Authorization: Bearer <token>`."""
+    token = request.app[SETTINGS].metrics_token
+    if token is not None and not hmac.compare_digest(
+        request.headers.get("Authorization", "").encode(), f"Bearer {token}".encode()
+    ):
+        return web.json_response({"error": "send the metrics token"}, status=401)
+    body = request.app[METRICS].exposition()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+async def close_websockets(app: web.Application) -> None:
+    """On shutdown: tells every websocket client the server is going away (1001)."""
+    sockets: weakref.WeakSet[web.WebSocketResponse] = app[SOCKETS]
+    for ws in list(sockets):
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """The process is up."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """The database answers; a load balancer should send no traffic otherwise."""
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+            await request.app[CLIENT].admin.command("ping")
+    except (PyMongoError, TimeoutError) as exc:
+        return web.json_response({"status": "not ready", "error": str(exc)}, status=503)
+    return web.json_response({"status": "ready"})
+
+
+def create_app(
+    settings: Settings, *, payments: PaymentClient | None = None, clock: Clock | None = None
+) -> web.Application:
+    """The service on `settings`; tests may pass their own payment client and clock."""
+    app = web.Application(
+        client_max_size=256 * 1024,
+        middlewares=[request_ids, body_deadline(settings.request_body_seconds)],
+    )
+    app[SETTINGS] = settings
+    app[CLOSING] = set()
+    app[METRICS] = Metrics()
+    app[RATE_LIMITS] = TokenBuckets(
+        rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst
+    )
+    app[SOCKETS] = weakref.WeakSet()
+    provider = payments or payment_client(settings)
+    seed = settings.seed_catalogue.read_text() if settings.seed_catalogue else None
+
+    async def database(app: web.Application) -> AsyncIterator[None]:
+        async with open_database(settings) as client:
+            app[CLIENT] = client
+            app[SERVICES] = build_services(
+                payments=provider,
+                clock=clock or SystemClock(),
+                default_currency=settings.default_currency,
+                limits=InputLimits(
+                    max_key_length=settings.max_key_length,
+                    max_group_length=settings.max_group_length,
+                    max_note_length=settings.max_note_length,
+                ),
+                max_pending_orders=settings.max_pending_orders,
+                api_key_pepper=(settings.api_key_pepper or "").encode(),
+            )
+            app[AUTHENTICATOR] = Authenticator(
+                rules=settings.token_rules,
+                oidc=settings.oidc_rules,
+                api_keys=app[SERVICES].api_keys,
+            )
+            if seed is not None:
+                await seed_catalogue(app[SERVICES], seed)
+            yield
+            await app[AUTHENTICATOR].close()
+            await provider.close()
+
+    async def change_feed(app: web.Application) -> AsyncIterator[None]:
+        events = app[SERVICES].events
+        app[METRICS].count_subscriptions(lambda: events.subscriber_count)
+        feed = ChangeFeed(
+            database=app[CLIENT][settings.database], events=events, metrics=app[METRICS]
+        )
+        async with running_feed(feed):
+            yield
+
+    async def sweeper(app: web.Application) -> AsyncIterator[None]:
+        if not settings.sweep_interval_seconds:
+            yield
+            return
+        interval = timedelta(seconds=settings.sweep_interval_seconds)
+        services = app[SERVICES]
+        lease = Lease(
+            collection=app[CLIENT][settings.database]["leases"],
+            name="expiry-sweep",
+            holder=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}",
+            ttl=interval * 3 + timedelta(seconds=30),
+            clock=services.clock,
+        )
+        runner = Sweeper(
+            services=services,
+            lease=lease,
+            reconcile_after=timedelta(seconds=settings.pending_reconcile_seconds),
+            metrics=app[METRICS],
+        )
+        task = asyncio.create_task(runner.run(interval), name="sweeper")
+        yield
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+
+    app.cleanup_ctx.extend([database, change_feed, sweeper])
+    app.on_shutdown.append(close_websockets)
+    view = CreditsGraphQLView(
+        app=app, settings=settings, sandbox=isinstance(provider, SandboxPaymentClient)
+    )
+    app.router.add_route("*", "/graphql", view)
+    if isinstance(provider, StripePaymentClient):
+        app.router.add_post("/webhooks/stripe", payment_webhook)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    return app

@@ -1,0 +1,152 @@
+"""Credentials to Principal, the same way over HTTP and websockets (`Authenticator`): API
+keys of back ends (services/api_keys.py), tokens of an OpenID Connect provider
+(server/oidc.py), and HS256 JWTs signed with the shared secret, with `sub` (the user id)
+and `roles`, for local use and tests.
+
+HS256 tokens are checked with the secret only, so `alg: none` and algorithm-confusion
+tokens fail; with the secret unset and a provider configured they are refused. `exp` is
+required unless the settings allow tokens without it, and every date claim must be a
+number (PyJWT alone would take `"exp": "9999999999"`); `aud` and `iss` are checked when
+the settings name them. The principal carries the token's expiry, so that a websocket
+authenticated once stops acting for it when the token lapses.
+"""
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import jwt
+
+from usercredits.server.oidc import OidcRules, ProviderKeys, decode_oidc
+from usercredits.services.access import Principal, Role
+from usercredits.services.api_keys import ApiKeys, is_api_key
+from usercredits.services.errors import Unauthenticated
+
+ALGORITHM = "HS256"
+KNOWN_TOKENS = 10_000
+"""Tokens whose principal is kept (a bounded LRU): a client sends the same token with
+every request, and checking its signature again each time cost a tenth of a debit's CPU
+time over HTTP (measured)."""
+DATE_CLAIMS = ("exp", "nbf", "iat")
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRules:
+    """What a token must satisfy; the server builds this from its settings."""
+
+    secret: str
+    require_exp: bool = True
+    audience: str | None = None
+    issuer: str | None = None
+
+
+class Authenticator:
+    """Turns an `Authorization` value (`Bearer <token or API key>`) into a Principal."""
+
+    def __init__(
+        self, *, rules: TokenRules | None, oidc: OidcRules | None, api_keys: ApiKeys
+    ) -> None:
+        self._rules = rules
+        self._oidc = oidc
+        self._provider_keys = None if oidc is None else ProviderKeys(oidc)
+        self._api_keys = api_keys
+        self._known: OrderedDict[str, Principal] = OrderedDict()
+
+    async def principal(self, header: object) -> Principal | None:
+        """The caller; None when no credentials were sent; Unauthenticated for bad ones."""
+        if header is None or header == "":
+            return None
+        if not isinstance(header, str) or not header.startswith("Bearer "):
+            raise Unauthenticated("Authorization must be 'Bearer <token or API key>'")
+        credential = header.removeprefix("Bearer ").strip()
+        if is_api_key(credential):  # not kept here: a revocation must be seen within a second
+            key = await self._api_keys.authenticate(credential)
+            if key is None:
+                raise Unauthenticated("the API key is unknown or revoked")
+            return Principal(user_id=f"apikey:{key.id}", roles=frozenset({key.role}))
+        known = self._known.get(credential)
+        if known is not None and (known.expires_at is None or known.expires_at > datetime.now(UTC)):
+            self._known.move_to_end(credential)
+            return known
+        principal = await self._token(credential)
+        self._known[credential] = principal
+        if len(self._known) > KNOWN_TOKENS:
+            self._known.popitem(last=False)
+        return principal
+
+    async def _token(self, credential: str) -> Principal:
+        """The principal of a JWT: HS256 with the shared secret, or the provider's."""
+        if self._oidc is None or self._provider_keys is None:
+            if self._rules is None:
+                raise Unauthenticated("no tokens are accepted here: send an API key")
+            return decode_token(credential, self._rules)
+        try:
+            algorithm = jwt.get_unverified_header(credential).get("alg")
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated(f"the token was refused: {exc}") from None
+        if algorithm == ALGORITHM:
+            if self._rules is None:
+                raise Unauthenticated(
+                    "HS256 tokens are switched off here: send your identity provider's token"
+                )
+            return decode_token(credential, self._rules)
+        return await decode_oidc(credential, self._oidc, self._provider_keys)
+
+    async def close(self) -> None:
+        if self._provider_keys is not None:
+            await self._provider_keys.close()
+
+
+def decode_token(token: str, rules: TokenRules) -> Principal:
+    required = ["sub", "exp"] if rules.require_exp else ["sub"]
+    if rules.audience is not None:
+        required.append("aud")
+    if rules.issuer is not None:
+        required.append("iss")
+    try:
+        claims = jwt.decode(
+            token,
+            rules.secret,
+            algorithms=[ALGORITHM],
+            audience=rules.audience,
+            issuer=rules.issuer,
+            options={"require": required, "verify_aud": rules.audience is not None},
+        )
+    except jwt.PyJWTError as exc:
+        raise Unauthenticated(f"the token was refused: {exc}") from None
+    for claim in DATE_CLAIMS:
+        value = claims.get(claim)
+        if claim in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise Unauthenticated(f"the token's `{claim}` must be a number of seconds")
+    subject = claims["sub"]
+    raw_roles = claims.get("roles", [Role.USER.value])
+    if not isinstance(subject, str) or not subject or not isinstance(raw_roles, list):
+        raise Unauthenticated("the token needs a string `sub` and a list of `roles`")
+    try:
+        roles = frozenset(Role(r) for r in raw_roles)
+    except ValueError:
+        raise Unauthenticated("unknown role in `roles`; use user, service or admin") from None
+    expires = datetime.fromtimestamp(claims["exp"], UTC) if "exp" in claims else None
+    return Principal(user_id=subject, roles=roles, expires_at=expires)
+
+
+def issue_token(
+    *,
+    rules: TokenRules,
+    user_id: str,
+    roles: list[Role],
+    ttl: timedelta = timedelta(hours=12),
+) -> str:
+    """A signed token that `rules` accept, for local use and tests (`usercredits token`)."""
+    now = datetime.now(UTC)
+    claims: dict[str, object] = {
+        "sub": user_id,
+        "roles": [r.value for r in roles],
+        "iat": now,
+        "exp": now + ttl,
+    }
+    if rules.audience is not None:
+        claims["aud"] = rules.audience
+    if rules.issuer is not None:
+        claims["iss"] = rules.issuer
+    return jwt.encode(claims, rules.secret, algorithm=ALGORITHM)

@@ -1,0 +1,216 @@
+"""The `usercredits` command: serve the API, issue a local token, run the expiry sweep once,
+import and export the offer catalogue, export the schema."""
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import TypeVar
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from usercredits.models import Offer
+from usercredits.schema import build_schema
+from usercredits.server.app import create_app, payment_client
+from usercredits.server.auth import issue_token
+from usercredits.server.database import open_database
+from usercredits.server.logs import JsonAccessLogger, configure_logging
+from usercredits.server.settings import Settings
+from usercredits.services import Services, build_services
+from usercredits.services.access import Role
+from usercredits.services.api_keys import CreatedApiKey
+from usercredits.services.catalogue import CatalogueErrors, export_catalogue, import_catalogue
+from usercredits.services.clock import SystemClock
+from usercredits.services.expiry import expire_due
+from usercredits.services.migration import Migrated, key_ledger_entries, migrate_balances
+
+T = TypeVar("T")
+
+
+def _serve(settings: Settings, host: str, port: int) -> None:
+    where = (
+        "the configured MongoDB"
+        if settings.mongodb_uri
+        else f"an embedded SecantusDB in {settings.data_dir.resolve()}"
+    )
+    print(  # the one line a person starting the service needs
+        f"UserCredits GraphQL: http://{host}:{port}/graphql (GraphiQL in a browser), "
+        f"database: {where}, payments: "
+        f"{'Stripe' if settings.provider == 'stripe' else 'SANDBOX (no money moves)'}",
+        flush=True,
+    )
+    web.run_app(
+        create_app(settings),
+        host=host,
+        port=port,
+        print=None,
+        access_log_class=JsonAccessLogger,
+    )
+
+
+async def _with_services(settings: Settings, work: Callable[[Services], Awaitable[T]]) -> T:
+    """Runs `work` on the services over the configured (or embedded) database."""
+    async with open_database(settings):
+        payments = payment_client(settings)
+        try:
+            return await work(
+                build_services(
+                    payments=payments,
+                    clock=SystemClock(),
+                    default_currency=settings.default_currency,
+                    api_key_pepper=(settings.api_key_pepper or "").encode(),
+                )
+            )
+        finally:
+            await payments.close()
+
+
+def _create_api_key(settings: Settings, name: str, role: Role) -> None:
+    async def create(services: Services) -> CreatedApiKey:
+        return await services.api_keys.create(name=name, role=role)
+
+    created = asyncio.run(_with_services(settings, create))
+    print(created.secret)
+    print(
+        f"API key {created.key.id} ({created.key.name}, {created.key.role.value}): the line "
+        "above is its secret, shown this once; send it as `Authorization: Bearer <secret>`",
+        file=sys.stderr,
+    )
+
+
+def _expire(settings: Settings) -> None:
+    async def sweep(services: Services) -> None:
+        print(
+            await expire_due(
+                wallets=services.wallets,
+                orders=services.orders,
+                now=services.clock.now(),
+                reconcile_after=timedelta(seconds=settings.pending_reconcile_seconds),
+            )
+        )
+
+    asyncio.run(_with_services(settings, sweep))
+
+
+def _migrate(settings: Settings, dry_run: bool) -> None:
+    async def run(services: Services) -> tuple[list[Migrated], int]:
+        return (
+            await migrate_balances(dry_run=dry_run),
+            await key_ledger_entries(dry_run=dry_run),
+        )
+
+    changes, keyed = asyncio.run(_with_services(settings, run))
+    verb = "would get" if dry_run else "got"
+    for change in changes:
+        print(f"{change}: {verb} migrated")
+    print(f"{len(changes)} balances {'to migrate' if dry_run else 'migrated'}")
+    print(f"{keyed} keyed ledger entries {'to index' if dry_run else 'indexed'} by user_key")
+
+
+def _import(settings: Settings, path: Path, dry_run: bool) -> int:
+    text = path.read_text()
+
+    async def load(services: Services) -> int:
+        try:
+            changes = await import_catalogue(offers=services.offers, text=text, dry_run=dry_run)
+        except CatalogueErrors as exc:
+            for problem in exc.problems:
+                print(f"{path}: {problem}", file=sys.stderr)
+            return 1
+        verb = "would be" if dry_run else "was"
+        for change in changes:
+            print(
+                f"{path}:{change.line}: {change.key} {verb} {change.action}d"
+                if change.action != "unchanged"
+                else f"{path}:{change.line}: {change.key} unchanged"
+            )
+        return 0
+
+    return asyncio.run(_with_services(settings, load))
+
+
+def _export(settings: Settings, output: Path | None) -> None:
+    async def dump(services: Services) -> str:
+        return export_catalogue(await Offer.find({"archived": False}).sort("_id").to_list())
+
+    text = asyncio.run(_with_services(settings, dump))
+    if output is None:
+        print(text, end="")
+    else:
+        output.write_text(text)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="usercredits", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the API (embedded database if none is set)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    token = commands.add_parser("token", help="print a signed JWT for local use")
+    token.add_argument("--user", required=True)
+    token.add_argument("--role", action="append", choices=[r.value for r in Role])
+    apikey = commands.add_parser("apikey", help="API keys for back ends")
+    apikey_commands = apikey.add_subparsers(dest="apikey_command", required=True)
+    create_key = apikey_commands.add_parser(
+        "create", help="make a key (the first admin key of a fresh deployment) and print it"
+    )
+    create_key.add_argument("--name", required=True)
+    create_key.add_argument("--role", required=True, choices=[Role.SERVICE.value, Role.ADMIN.value])
+    commands.add_parser("expire", help="run the expiry sweep (and reconciliation) once")
+    migrate = commands.add_parser(
+        "migrate",
+        help="bring a database written by an earlier version to this one (run after upgrading)",
+    )
+    migrate.add_argument("--dry-run", action="store_true", help="show changes, write nothing")
+    offers = commands.add_parser("offers", help="the catalogue as a YAML or JSON file")
+    offer_commands = offers.add_subparsers(dest="offers_command", required=True)
+    load = offer_commands.add_parser("import", help="upsert the file's offers by key")
+    load.add_argument("file", type=Path)
+    load.add_argument("--dry-run", action="store_true", help="show changes, write nothing")
+    dump = offer_commands.add_parser("export", help="write the live offers as a catalogue")
+    dump.add_argument("--output", type=Path)
+    export = commands.add_parser("export-schema", help="write the GraphQL schema (SDL)")
+    export.add_argument("--output", type=Path, default=Path("schema.graphql"))
+    args = parser.parse_args(argv)
+
+    configure_logging()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        # One line per bad setting, naming its variable; no traceback.
+        for error in exc.errors():
+            where = "_".join(str(part) for part in error["loc"]).upper()
+            variable = f"USERCREDITS_{where}: " if where else ""
+            print(f"usercredits: {variable}{error['msg']}", file=sys.stderr)
+        sys.exit(2)
+    if args.command == "serve":
+        _serve(settings, args.host or settings.host, args.port or settings.port)
+    elif args.command == "token":
+        if settings.token_rules is None:
+            print(
+                "usercredits: HS256 tokens are switched off (an identity provider is set "
+                "and USERCREDITS_JWT_SECRET is not)",
+                file=sys.stderr,
+            )
+            sys.exit(2)
+        roles = [Role(r) for r in args.role or [Role.USER.value]]
+        print(issue_token(rules=settings.token_rules, user_id=args.user, roles=roles))
+    elif args.command == "apikey":
+        _create_api_key(settings, args.name, Role(args.role))
+    elif args.command == "expire":
+        _expire(settings)
+    elif args.command == "migrate":
+        _migrate(settings, args.dry_run)
+    elif args.command == "offers" and args.offers_command == "import":
+        sys.exit(_import(settings, args.file, args.dry_run))
+    elif args.command == "offers":
+        _export(settings, args.output)
+    else:
+        args.output.write_text(build_schema().as_str() + "\n")
+
+
+if __name__ == "__main__":
+    main()

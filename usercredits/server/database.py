@@ -1,0 +1,61 @@
+"""The MongoDB client and Beanie's document registry."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from beanie import init_beanie
+from pymongo import AsyncMongoClient
+
+from usercredits.models import ALL_DOCUMENTS
+from usercredits.server.embedded import EmbeddedDatabase
+from usercredits.server.settings import Settings
+
+CLOSE_SECONDS = 1.0
+"""How long closing a client may spend ending its sessions on the server."""
+
+
+def connect(uri: str, *, timeout_ms: int = 5000) -> AsyncMongoClient[Any]:
+    """A client that returns aware UTC datetimes (the services compare them with now) and
+    gives up on an unreachable server after `timeout_ms`, so requests fail fast during an
+    outage instead of hanging."""
+    return AsyncMongoClient(
+        uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms
+    )
+
+
+async def init_models(client: AsyncMongoClient[Any], database: str) -> None:
+    """Binds the documents to `database` and creates their indexes (idempotent)."""
+    await init_beanie(database=client[database], document_models=ALL_DOCUMENTS)
+
+
+async def close(client: AsyncMongoClient[Any]) -> None:
+    """Closes `client` in bounded time. Closing first ends the client's pooled sessions on
+    the server, which waits out the whole server selection timeout when the server is
+    gone; those sessions have left the pool by then, so a second close only closes the
+    connections and monitors. A server that stops while its database is down stops now."""
+    try:
+        async with asyncio.timeout(CLOSE_SECONDS):
+            await client.close()
+    except TimeoutError:
+        await client.close()
+
+
+@asynccontextmanager
+async def open_database(settings: Settings) -> AsyncIterator[AsyncMongoClient[Any]]:
+    """A client of the configured MongoDB, or of an embedded SecantusDB started for the
+    block (and stopped after it, last)."""
+    embedded = None
+    uri = settings.mongodb_uri
+    if uri is None:
+        embedded = EmbeddedDatabase(settings.data_dir.resolve() / "db")
+        uri = await embedded.start()
+    client = connect(uri, timeout_ms=settings.database_timeout_ms)
+    try:
+        await init_models(client, settings.database)
+        yield client
+    finally:
+        await close(client)
+        if embedded is not None:
+            await embedded.stop()

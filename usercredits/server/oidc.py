@@ -1,0 +1,154 @@
+"""Tokens of an OpenID Connect provider (Auth0, Clerk, Cognito, Keycloak...) to Principal.
+
+A token must be signed with RS256, ES256 or EdDSA by a key of the provider's JWKS, with
+the configured issuer and audience, and unexpired (`exp`, `nbf` and `iat` with a small
+leeway). The algorithm is taken from the token only among those three and must be the
+key's own, so `alg: none` and HS256 signed with a public key are refused. The user id is
+read from a configured claim (default `sub`), the roles from another (a name such as
+`https://example.com/roles` is tried whole, then as a dotted path such as
+`realm_access.roles`); its values user, service and admin become roles, others are
+ignored, and none means user.
+
+The JWKS is fetched once and kept: tokens whose key is known are checked without the
+provider, so a provider that is down stops nothing already seen. A token with an unknown
+`kid` (the provider rotated its keys) makes the keys be fetched again, at most once per
+`refetch_seconds`, so a flood of made-up kids cannot hammer the provider.
+"""
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import jwt
+
+from usercredits.services.access import Principal, Role
+from usercredits.services.errors import Unauthenticated
+
+ALGORITHMS = ("RS256", "ES256", "EdDSA")
+LEEWAY_SECONDS = 30
+FETCH_TIMEOUT_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class OidcRules:
+    issuer: str
+    audience: str
+    jwks_url: str | None = None
+    """Unset: discovered from the issuer's /.well-known/openid-configuration."""
+    user_claim: str = "sub"
+    roles_claim: str | None = None
+    """Unset: every token's holder is a user."""
+    refetch_seconds: float = 60.0
+    """The keys are fetched again (for an unknown `kid`) at most this often."""
+
+
+class ProviderKeys:
+    """The provider's signing keys by `kid`, fetched over HTTP and cached (see the module
+    doc for when they are fetched again)."""
+
+    def __init__(self, rules: OidcRules) -> None:
+        self._rules = rules
+        self._keys: dict[str | None, jwt.PyJWK] = {}
+        self._fetched_at: float | None = None
+        self._jwks_url = rules.jwks_url
+        self._lock = asyncio.Lock()
+        self._session: aiohttp.ClientSession | None = None
+
+    async def key(self, kid: str | None) -> jwt.PyJWK:
+        if kid not in self._keys:
+            async with self._lock:
+                due = self._fetched_at is None or (
+                    time.monotonic() - self._fetched_at >= self._rules.refetch_seconds
+                )
+                if kid not in self._keys and due:
+                    await self._fetch()
+        found = self._keys.get(kid)
+        if found is None:
+            raise Unauthenticated(f"the token's key {kid!r} is not one of the provider's keys")
+        return found
+
+    async def _fetch(self) -> None:
+        self._fetched_at = time.monotonic()
+        try:
+            if self._jwks_url is None:
+                issuer = self._rules.issuer.rstrip("/")
+                found = await self._get_json(f"{issuer}/.well-known/openid-configuration")
+                self._jwks_url = str(found["jwks_uri"])
+            keys: dict[str | None, jwt.PyJWK] = {}
+            for data in (await self._get_json(self._jwks_url))["keys"]:
+                try:
+                    key = jwt.PyJWK.from_dict(data)
+                except jwt.PyJWTError:  # a kind of key we do not use (say, for encryption)
+                    continue
+                if key.algorithm_name in ALGORITHMS and data.get("use", "sig") == "sig":
+                    keys[key.key_id] = key
+        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as exc:
+            raise Unauthenticated(
+                f"the identity provider's keys could not be fetched: {exc!r}"
+            ) from None
+        self._keys = keys
+
+    async def _get_json(self, url: str) -> Any:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=FETCH_TIMEOUT_SECONDS)
+            )
+        async with self._session.get(url) as response:
+            response.raise_for_status()
+            return await response.json(content_type=None)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+async def decode_oidc(token: str, rules: OidcRules, keys: ProviderKeys) -> Principal:
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise Unauthenticated(f"the token was refused: {exc}") from None
+    algorithm = header.get("alg")
+    if algorithm not in ALGORITHMS:
+        raise Unauthenticated(
+            f"the token was refused: algorithm {algorithm!r} is not one of {', '.join(ALGORITHMS)}"
+        )
+    key = await keys.key(header.get("kid"))
+    if key.algorithm_name != algorithm:
+        raise Unauthenticated(f"the token was refused: its key is for {key.algorithm_name}")
+    try:
+        claims = jwt.decode(
+            token,
+            key.key,
+            algorithms=[algorithm],
+            audience=rules.audience,
+            issuer=rules.issuer,
+            leeway=LEEWAY_SECONDS,
+            options={"require": ["exp", "iat", "iss", "aud"]},
+        )
+    except jwt.PyJWTError as exc:
+        raise Unauthenticated(f"the token was refused: {exc}") from None
+    user = claims.get(rules.user_claim)
+    if not isinstance(user, str) or not user:
+        raise Unauthenticated(f"the token needs a string `{rules.user_claim}`")
+    roles = _roles(claims, rules.roles_claim)
+    return Principal(
+        user_id=user, roles=roles, expires_at=datetime.fromtimestamp(claims["exp"], UTC)
+    )
+
+
+def _roles(claims: Mapping[str, Any], claim: str | None) -> frozenset[Role]:
+    value: Any = None
+    if claim is not None:
+        value = claims.get(claim)
+        if claim not in claims:
+            value = claims
+            for part in claim.split("."):
+                value = value.get(part) if isinstance(value, Mapping) else None
+    names = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    known = {r.value: r for r in Role}
+    roles = frozenset(known[n.lower()] for n in names if isinstance(n, str) and n.lower() in known)
+    return roles or frozenset({Role.USER})

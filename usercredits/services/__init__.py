@@ -1,0 +1,63 @@
+"""The credits service as a Python library: offers, orders, wallets and ledger, expiry,
+payments and live events, with no GraphQL and no HTTP.
+
+`build_services` wires them from their collaborators (a payment client and a clock, which
+the caller builds; the server does so from its settings). The documents must be bound to a
+database first (server/database.py's `init_models`).
+"""
+
+from dataclasses import dataclass
+
+from usercredits.services.api_keys import ApiKeys
+from usercredits.services.clock import Clock
+from usercredits.services.events import EventHub
+from usercredits.services.limits import DEFAULT_LIMITS, InputLimits
+from usercredits.services.movements import Movements
+from usercredits.services.offers import Offers
+from usercredits.services.orders import Orders
+from usercredits.services.payments import PaymentClient
+from usercredits.services.wallets import Wallets
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    offers: Offers
+    orders: Orders
+    wallets: Wallets
+    payments: PaymentClient
+    clock: Clock
+    events: EventHub
+    default_currency: str
+    api_keys: ApiKeys
+
+
+def build_services(
+    *,
+    payments: PaymentClient,
+    clock: Clock,
+    default_currency: str,
+    limits: InputLimits = DEFAULT_LIMITS,
+    max_pending_orders: int = 20,
+    api_key_pepper: bytes = b"",
+) -> Services:
+    offers = Offers(clock=clock, limits=limits)
+    wallets = Wallets(movements=Movements(clock=clock), clock=clock, limits=limits)
+    orders = Orders(
+        offers=offers,
+        wallets=wallets,
+        payments=payments,
+        clock=clock,
+        default_currency=default_currency,
+        limits=limits,
+        max_pending_orders=max_pending_orders,
+    )
+    return Services(
+        offers=offers,
+        orders=orders,
+        wallets=wallets,
+        payments=payments,
+        clock=clock,
+        events=EventHub(),
+        default_currency=default_currency,
+        api_keys=ApiKeys(clock=clock, pepper=api_key_pepper),
+    )

@@ -1,0 +1,76 @@
+"""Who is calling, and whom they may act for. No tokens or HTTP here: the server decodes
+credentials into a Principal; services and resolvers only ask it questions.
+
+- user: reads and changes only its own wallet, orders and ledger; buys offers.
+- service: a back end acting for users: consumes and reserves for any user, reads any wallet.
+- admin: everything, including offers and grants.
+- anonymous (no credentials): may only read offers.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from usercredits.services.errors import Forbidden, Unauthenticated
+
+
+class Role(StrEnum):
+    USER = "user"
+    SERVICE = "service"
+    ADMIN = "admin"
+
+
+STAFF = frozenset({Role.SERVICE, Role.ADMIN})
+ADMINS = frozenset({Role.ADMIN})
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    user_id: str | None
+    roles: frozenset[Role]
+    refusal: str | None = None
+    """Why presented credentials were refused; such a caller is anonymous."""
+    expires_at: datetime | None = None
+    """When the credentials lapse: a websocket keeps its principal past one request."""
+
+    @property
+    def signed_in(self) -> bool:
+        return self.user_id is not None
+
+    def require_signed_in(self) -> str:
+        if self.user_id is None:
+            raise Unauthenticated(self.refusal or "sign in: send Authorization: Bearer <JWT>")
+        if self.expires_at is not None and self.expires_at <= datetime.now(UTC):
+            raise Unauthenticated(f"the token expired at {self.expires_at.isoformat()}")
+        return self.user_id
+
+    def require(self, allowed: frozenset[Role]) -> str:
+        """The caller's id if it holds one of `allowed`; else Forbidden."""
+        me = self.require_signed_in()
+        if not self.roles & allowed:
+            needed = " or ".join(sorted(r.value for r in allowed))
+            raise Forbidden(f"user {me} needs the {needed} role")
+        return me
+
+    def may_see(self, owner: str) -> bool:
+        """Whether the caller may read what `owner` owns: its own, or anyone's for staff.
+        An anonymous caller is Unauthenticated, not merely unable to see."""
+        return owner == self.require_signed_in() or bool(self.roles & STAFF)
+
+    def acting_for(self, user_id: str | None, *, others: frozenset[Role] = STAFF) -> str:
+        """The user an operation applies to: the caller, or `user_id` if the caller holds
+        one of `others`."""
+        me = self.require_signed_in()
+        if user_id is None or user_id == me:
+            return me
+        if self.roles & others:
+            return user_id
+        raise Forbidden(f"user {me} may not act for user {user_id}")
+
+
+ANONYMOUS = Principal(user_id=None, roles=frozenset())
+
+
+def refused(reason: str) -> Principal:
+    """An anonymous caller whose credentials were refused, and why."""
+    return Principal(user_id=None, roles=frozenset(), refusal=reason)

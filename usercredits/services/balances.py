@@ -1,0 +1,92 @@
+"""Reading balances and the ledger: a group's balance as readers see it (only live lots
+count), and the ledger newest first. Part of `Wallets` (services/wallets.py)."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from usercredits.models import Balance, LedgerEntry, Lot, balance_id
+from usercredits.services.lots import live_lots
+from usercredits.services.pages import after_cursor, page_size
+from usercredits.services.wallet_base import WalletBase
+
+MAX_PAGE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiryForecast:
+    at: datetime
+    tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceView:
+    """A group's balance as readers see it at `now`: only live lots count."""
+
+    user_id: str
+    offer_group: str
+    tokens: int
+    reserved: int
+    starts: datetime
+    expires: datetime | None
+    """When the last live lot ends; None when one never does (or none is live)."""
+    lots: list[Lot]
+    """Live lots, in the order debits draw them."""
+    next_expiry: ExpiryForecast | None
+
+    @classmethod
+    def of(cls, balance: Balance, now: datetime) -> "BalanceView":
+        lots = live_lots(balance.lots, now)
+        ends = [lot.expires for lot in lots]
+        soonest = min((e for e in ends if e is not None), default=None)
+        return cls(
+            user_id=balance.user_id,
+            offer_group=balance.offer_group,
+            tokens=sum(lot.remaining for lot in lots),
+            reserved=balance.reserved,
+            starts=balance.starts,
+            expires=None if not ends or None in ends else max(e for e in ends if e),
+            lots=lots,
+            next_expiry=None
+            if soonest is None
+            else ExpiryForecast(
+                at=soonest, tokens=sum(lot.remaining for lot in lots if lot.expires == soonest)
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerPage:
+    entries: list[LedgerEntry]
+    has_next_page: bool
+
+
+class BalanceReads(WalletBase):
+    async def balances(self, *, user_id: str) -> list[BalanceView]:
+        """The user's balances, one per group that was ever credited, by group name."""
+        now = self._clock.now()
+        cursor = self._balances.find({"user_id": user_id}).sort("offer_group", 1)
+        return [BalanceView.of(Balance.model_validate(doc), now) async for doc in cursor]
+
+    async def balance(self, *, user_id: str, offer_group: str) -> BalanceView | None:
+        doc = await self._balances.find_one({"_id": balance_id(user_id, offer_group)})
+        return (
+            None if doc is None else BalanceView.of(Balance.model_validate(doc), self._clock.now())
+        )
+
+    async def ledger(
+        self,
+        *,
+        user_id: str,
+        offer_group: str | None = None,
+        first: int = 50,
+        after: str | None = None,
+    ) -> LedgerPage:
+        """Entries newest first; `after` is the id of the last entry of the previous page."""
+        first = page_size(first, MAX_PAGE)
+        query: dict[str, Any] = {"user_id": user_id, **after_cursor(after)}
+        if offer_group is not None:
+            query["offer_group"] = offer_group
+        cursor = self._ledger.find(query).sort("_id", -1).limit(first + 1)
+        docs = [LedgerEntry.model_validate(doc) async for doc in cursor]
+        return LedgerPage(entries=docs[:first], has_next_page=len(docs) > first)

@@ -1,0 +1,257 @@
+"""The catalogue as code: offers kept in a YAML (or JSON) file, imported by a stable `key`
+and exported back. No GraphQL, no HTTP.
+
+A file is a mapping with `offers:`, a list of offers written with the GraphQL input's field
+names, prices as a mapping of currency to amount, and bundled items naming other offers by
+key:
+
+    offers:
+      - key: pro-monthly
+        name: Pro
+        kind: SUBSCRIPTION
+        offerGroup: pro
+        tokenCount: 1000
+        prices: {USD: "19.99", EUR: "18.99"}
+        cycle: MONTHLY
+        combinedItems: [{offer: chat-pack, quantity: 2}]
+
+Importing validates the whole file first and reports every problem with its line; only a
+valid file changes anything, and importing the same file twice changes nothing the second
+time. A dry run reports what would change and writes nothing.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from usercredits.models import Cycle, Offer, OfferKind
+from usercredits.services.errors import InvalidInput, NotFound
+from usercredits.services.money import Money
+from usercredits.services.offers import ItemSpec, Offers, OfferSpec
+
+REQUIRED = ("key", "name", "kind", "offerGroup", "tokenCount", "prices", "cycle")
+OPTIONAL: dict[str, Any] = {
+    "customCycleSeconds": None,
+    "appendDate": False,
+    "quantityLimit": None,
+    "tags": [],
+    "popular": False,
+    "overridingKey": None,
+    "weight": 0,
+    "unlockedBy": [],
+    "combinedItems": [],
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    key: str
+    line: int
+    values: dict[str, Any]
+    item_keys: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    key: str
+    line: int
+    action: str  # create | update | unchanged
+
+
+class CatalogueErrors(InvalidInput):
+    """Every problem of a catalogue file, each with its line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def parse(text: str) -> list[Entry]:
+    """The file's offers, with their lines; CatalogueErrors for any malformed part."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else 0
+        raise CatalogueErrors([f"line {line}: {exc.problem}"]) from None
+    if not isinstance(root, yaml.MappingNode):
+        raise CatalogueErrors(["line 1: a catalogue is a mapping with an `offers:` list"])
+    offers_node = next((v for k, v in root.value if k.value == "offers"), None)
+    if not isinstance(offers_node, yaml.SequenceNode):
+        raise CatalogueErrors([f"line {root.start_mark.line + 1}: `offers:` must be a list"])
+    problems: list[str] = []
+    entries: list[Entry] = []
+    seen: dict[str, int] = {}
+    for node in offers_node.value:
+        line = node.start_mark.line + 1
+        values = yaml.safe_load(yaml.serialize(node))
+        if not isinstance(values, dict):
+            problems.append(f"line {line}: each offer is a mapping")
+            continue
+        missing = [name for name in REQUIRED if name not in values]
+        unknown = sorted(set(values) - set(REQUIRED) - set(OPTIONAL))
+        if missing:
+            problems.append(f"line {line}: missing {', '.join(missing)}")
+        if unknown:
+            problems.append(f"line {line}: unknown field(s) {', '.join(unknown)}")
+        if missing or unknown:
+            continue
+        key = str(values["key"])
+        if key in seen:
+            problems.append(f"line {line}: key {key!r} is already used on line {seen[key]}")
+            continue
+        seen[key] = line
+        items = values.get("combinedItems") or []
+        item_keys = [str(i.get("offer")) for i in items if isinstance(i, dict)]
+        entries.append(
+            Entry(key=key, line=line, values={**OPTIONAL, **values}, item_keys=item_keys)
+        )
+    if problems:
+        raise CatalogueErrors(problems)
+    return _dependencies_first(entries)
+
+
+def _dependencies_first(entries: list[Entry]) -> list[Entry]:
+    """Orders entries so that bundled offers come before their bundles."""
+    by_key = {e.key: e for e in entries}
+    ordered: list[Entry] = []
+    state: dict[str, str] = {}
+
+    def visit(entry: Entry) -> None:
+        if state.get(entry.key) == "done":
+            return
+        if state.get(entry.key) == "visiting":
+            raise CatalogueErrors(
+                [f"line {entry.line}: {entry.key!r} bundles itself through its combined items"]
+            )
+        state[entry.key] = "visiting"
+        for key in entry.item_keys:
+            if key in by_key:
+                visit(by_key[key])
+        state[entry.key] = "done"
+        ordered.append(entry)
+
+    for entry in entries:
+        visit(entry)
+    return ordered
+
+
+def to_spec(entry: Entry, ids: dict[str, str]) -> OfferSpec:
+    """The entry as an OfferSpec; `ids` maps offer keys to ids for bundled items."""
+    v = entry.values
+    try:
+        prices = v["prices"]
+        if not isinstance(prices, dict):
+            raise InvalidInput("prices is a mapping of currency to amount")
+        items = []
+        for item in v["combinedItems"]:
+            if not isinstance(item, dict) or str(item.get("offer")) not in ids:
+                raise InvalidInput(f"combined item {item!r} names no known offer key")
+            items.append(
+                ItemSpec(
+                    offer_id=ids[str(item["offer"])],
+                    quantity=item.get("quantity", 1),
+                    cycle=Cycle(str(item["cycle"]).lower()) if item.get("cycle") else None,
+                    custom_cycle_seconds=item.get("customCycleSeconds"),
+                )
+            )
+        return OfferSpec(
+            name=str(v["name"]),
+            kind=OfferKind(str(v["kind"]).lower()),
+            offer_group=str(v["offerGroup"]),
+            token_count=v["tokenCount"],
+            prices=[Money.parse(str(amount), str(code)) for code, amount in prices.items()],
+            cycle=Cycle(str(v["cycle"]).lower()),
+            custom_cycle_seconds=v["customCycleSeconds"],
+            append_date=bool(v["appendDate"]),
+            quantity_limit=v["quantityLimit"],
+            tags=[str(t) for t in v["tags"]],
+            popular=bool(v["popular"]),
+            overriding_key=v["overridingKey"],
+            weight=v["weight"],
+            unlocked_by=[str(g) for g in v["unlockedBy"]],
+            combined_items=items,
+        )
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+
+
+async def import_catalogue(*, offers: Offers, text: str, dry_run: bool = False) -> list[Change]:
+    """Upserts every offer of the file by key; the whole file is checked before any write."""
+    entries = parse(text)
+    planned = await _apply(offers, entries, dry_run=True)
+    return planned if dry_run else await _apply(offers, entries, dry_run=False)
+
+
+async def _apply(offers: Offers, entries: list[Entry], *, dry_run: bool) -> list[Change]:
+    ids: dict[str, str] = {}
+    # A dry run creates nothing: an offer it would create gets a stand-in id, and bundles
+    # of it are checked against the group it would have.
+    planned: dict[str, str] = {}
+    problems: list[str] = []
+    changes: list[Change] = []
+    for entry in entries:
+        for key in entry.item_keys:
+            if key not in ids:
+                existing = await Offer.find_one({"key": key})
+                if existing is not None:
+                    ids[key] = str(existing.id)
+        try:
+            spec = to_spec(entry, ids)
+            action, offer = await offers.upsert_by_key(
+                key=entry.key, spec=spec, dry_run=dry_run, planned_groups=planned
+            )
+        except (InvalidInput, NotFound) as exc:
+            problems.append(f"line {entry.line}: offer {entry.key!r}: {exc.message}")
+            continue
+        if offer is None:
+            ids[entry.key] = f"planned:{entry.key}"
+            planned[ids[entry.key]] = spec.offer_group
+        else:
+            ids[entry.key] = str(offer.id)
+        changes.append(Change(key=entry.key, line=entry.line, action=action))
+    if problems:
+        raise CatalogueErrors(problems)
+    return changes
+
+
+def export_catalogue(all_offers: list[Offer]) -> str:
+    """The offers as a catalogue file; offers without a key are written under their id."""
+    keys = {str(o.id): o.key or str(o.id) for o in all_offers}
+    documents = []
+    for o in all_offers:
+        document: dict[str, Any] = {
+            "key": keys[str(o.id)],
+            "name": o.name,
+            "kind": o.kind.name,
+            "offerGroup": o.offer_group,
+            "tokenCount": o.token_count,
+            "prices": {p.currency: Money(p.minor_units, p.currency).amount for p in o.prices},
+            "cycle": o.cycle.name,
+        }
+        optional = {
+            "customCycleSeconds": o.custom_cycle_seconds,
+            "appendDate": o.append_date,
+            "quantityLimit": o.quantity_limit,
+            "tags": o.tags,
+            "popular": o.popular,
+            "overridingKey": o.overriding_key,
+            "weight": o.weight,
+            "unlockedBy": o.unlocked_by,
+            "combinedItems": [
+                {
+                    "offer": keys.get(i.offer_id, i.offer_id),
+                    "quantity": i.quantity,
+                    **({"cycle": i.cycle.name} if i.cycle else {}),
+                    **(
+                        {"customCycleSeconds": i.custom_cycle_seconds}
+                        if i.custom_cycle_seconds
+                        else {}
+                    ),
+                }
+                for i in o.combined_items
+            ],
+        }
+        document.update({k: v for k, v in optional.items() if v != OPTIONAL[k]})
+        documents.append(document)
+    return yaml.safe_dump({"offers": documents}, sort_keys=False, allow_unicode=True)

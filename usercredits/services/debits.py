@@ -1,0 +1,297 @@
+"""Debits and reservations: a debit draws live lots in spending order; a reservation
+holds tokens of particular lots until it is committed (spent) or released (given back to
+the same lots), by its caller or, past its ttl, by the sweep. Part of `Wallets`
+(services/wallets.py)."""
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from bson import ObjectId
+
+from usercredits.models import (
+    Balance,
+    Hold,
+    LedgerEntry,
+    LedgerReason,
+    Reservation,
+    ReservationStatus,
+    balance_id,
+)
+from usercredits.services.access import Principal
+from usercredits.services.clock import due_by
+from usercredits.services.errors import (
+    Expired,
+    InsufficientTokens,
+    InvalidInput,
+    NotFound,
+    ReservationReleased,
+    shown,
+)
+from usercredits.services.ids import object_id
+from usercredits.services.limits import check_tokens
+from usercredits.services.lots import Drawn, draw, settle, spendable
+from usercredits.services.movements import Change, Entry
+from usercredits.services.wallet_base import WalletBase, batched, same_request
+
+MAX_TTL_SECONDS = 7 * 24 * 3600
+DEFAULT_TTL_SECONDS = 900
+"""How long a reservation holds its tokens when the caller does not say."""
+
+
+class Debits(WalletBase):
+    async def reservation(
+        self, *, reservation_id: str, visible_to: Principal | None = None
+    ) -> Reservation:
+        """The reservation; with `visible_to`, one that caller may not see is NotFound too,
+        with the same message, so ids cannot be probed for their owners."""
+        doc = await self._reservations.find_one({"_id": object_id(reservation_id, "reservation")})
+        if doc is None or (visible_to is not None and not visible_to.may_see(doc["user_id"])):
+            raise NotFound(f"reservation {reservation_id} does not exist")
+        reservation: Reservation = Reservation.model_validate(doc)
+        if reservation.status is ReservationStatus.HELD:
+            return await self._current(reservation)
+        return reservation
+
+    async def _current(self, reservation: Reservation) -> Reservation:
+        """A HELD reservation whose hold has left the balance was settled by a movement that
+        did not get to record it here (a crash): its entries say how."""
+        raw = await self._balances.find_one(
+            {"_id": balance_id(reservation.user_id, reservation.offer_group)}
+        )
+        rid = str(reservation.id)
+        if raw is not None and any(h["id"] == rid for h in raw.get("holds", [])):
+            return reservation
+        await self._movements.flush(raw)
+        spent = await self._spent(rid)
+        status = ReservationStatus.COMMITTED if spent else ReservationStatus.RELEASED
+        await self._record(rid, status)
+        updated: Reservation = reservation.model_copy(update={"status": status})
+        return updated
+
+    async def _spent(self, reservation_id: str) -> LedgerEntry | None:
+        """The consumption entry of a committed reservation; None if it was not committed."""
+        doc = await self._ledger.find_one(
+            {"reservation_id": reservation_id, "reason": LedgerReason.CONSUMPTION.value}
+        )
+        return None if doc is None else LedgerEntry.model_validate(doc)
+
+    async def _record(self, reservation_id: str, status: ReservationStatus) -> None:
+        await self._reservations.update_one(
+            {"_id": ObjectId(reservation_id), "status": ReservationStatus.HELD.value},
+            {"$set": {"status": status.value}},
+        )
+
+    # -- movements ----------------------------------------------------------------------
+
+    async def consume(
+        self,
+        *,
+        user_id: str,
+        offer_group: str,
+        tokens: int,
+        idempotency_key: str,
+        note: str | None = None,
+    ) -> LedgerEntry:
+        """Debits live lots once per key; InsufficientTokens or Expired change nothing."""
+        check_tokens(tokens)
+        self._limits.key(idempotency_key)
+        self._limits.group(offer_group)
+        self._limits.note(note)
+
+        def plan(balance: Balance | None, now: datetime) -> Change:
+            balance, drawn = _draw(balance, user_id, offer_group, tokens, now, hold=False)
+            entry = Entry(
+                tokens=-tokens,
+                reason=LedgerReason.CONSUMPTION,
+                lots=drawn.draws,
+                note=note,
+                idempotency_key=idempotency_key,
+            )
+            return Change(lots=drawn.lots, holds=balance.holds, entries=[entry])
+
+        [entry] = await self._movements.move(
+            user_id=user_id, offer_group=offer_group, plan=plan, key=idempotency_key
+        )
+        return same_request(entry, idempotency_key, offer_group, -tokens)
+
+    async def reserve(
+        self,
+        *,
+        user_id: str,
+        offer_group: str,
+        tokens: int,
+        ttl_seconds: int = DEFAULT_TTL_SECONDS,
+        idempotency_key: str,
+    ) -> Reservation:
+        """Holds tokens of live lots for a job; the same key returns the same reservation."""
+        check_tokens(tokens)
+        self._limits.key(idempotency_key)
+        self._limits.group(offer_group)
+        if (
+            isinstance(ttl_seconds, bool)
+            or not isinstance(ttl_seconds, int)
+            or not (1 <= ttl_seconds <= MAX_TTL_SECONDS)
+        ):
+            raise InvalidInput(
+                f"ttlSeconds must be between 1 and {MAX_TTL_SECONDS}, got {shown(ttl_seconds)}"
+            )
+        key = f"reservation:{idempotency_key}"
+        hold_id = str(ObjectId())
+
+        def plan(balance: Balance | None, now: datetime) -> Change:
+            balance, drawn = _draw(balance, user_id, offer_group, tokens, now, hold=True)
+            hold = Hold(
+                id=hold_id,
+                tokens=tokens,
+                draws=drawn.draws,
+                expires_at=now + timedelta(seconds=ttl_seconds),
+                idempotency_key=idempotency_key,
+            )
+            entry = Entry(
+                tokens=-tokens,
+                reason=LedgerReason.RESERVATION,
+                lots=drawn.draws,
+                reservation_id=hold_id,
+                idempotency_key=key,
+            )
+            return Change(lots=drawn.lots, holds=[*balance.holds, hold], entries=[entry])
+
+        [entry] = await self._movements.move(
+            user_id=user_id, offer_group=offer_group, plan=plan, key=key
+        )
+        same_request(entry, key, offer_group, -tokens)
+        assert entry.reservation_id is not None, "a reservation entry names its reservation"
+        reservation = Reservation(
+            id=ObjectId(entry.reservation_id),
+            user_id=user_id,
+            offer_group=offer_group,
+            tokens=tokens,
+            status=ReservationStatus.HELD,
+            expires_at=entry.created_at + timedelta(seconds=ttl_seconds),
+            idempotency_key=idempotency_key,
+            created_at=entry.created_at,
+        )
+        document = reservation.model_dump(by_alias=True, mode="python")
+        document["_id"] = ObjectId(entry.reservation_id)
+        await self._reservations.update_one(
+            {"_id": document["_id"]}, {"$setOnInsert": document}, upsert=True
+        )
+        return await self.reservation(reservation_id=entry.reservation_id)
+
+    async def commit_reservation(
+        self, *, reservation_id: str, tokens: int | None = None
+    ) -> LedgerEntry:
+        """Debits `tokens` (default: all held) and gives the rest back. A second commit returns
+        the first one's consumption entry; committing a released reservation is a Conflict."""
+        held = await self.reservation(reservation_id=reservation_id)
+        used = held.tokens if tokens is None else check_tokens(tokens)
+        if used > held.tokens:
+            raise InvalidInput(
+                f"reservation {reservation_id} holds {held.tokens} tokens, cannot commit {used}"
+            )
+        if held.status is ReservationStatus.HELD and held.expires_at <= self._clock.now():
+            raise Expired(
+                f"reservation {reservation_id} expired at "
+                f"{held.expires_at.isoformat()}; its tokens are being released"
+            )
+        entries = await self._settle(reservation_id, held.user_id, held.offer_group, used)
+        if entries:
+            return entries[-1]
+        first = await self._spent(reservation_id)
+        if first is None:
+            raise ReservationReleased(
+                f"reservation {reservation_id} was released; nothing to commit"
+            )
+        return first
+
+    async def release_reservation(self, *, reservation_id: str) -> Reservation:
+        """Gives all held tokens back; releasing twice (or after a commit) changes nothing."""
+        held = await self.reservation(reservation_id=reservation_id)
+        await self._settle(reservation_id, held.user_id, held.offer_group, 0)
+        return await self.reservation(reservation_id=reservation_id)
+
+    async def _settle(
+        self, rid: str, user_id: str, offer_group: str, used: int
+    ) -> list[LedgerEntry]:
+        """Closes the held reservation `rid` of a balance: all its tokens back (+n) to the
+        lots they came from, then `used` of them spent (-used). [] if it was already closed."""
+
+        def plan(balance: Balance | None, now: datetime) -> Change | None:
+            hold = next((h for h in balance.holds if h.id == rid), None) if balance else None
+            if balance is None or hold is None:
+                return None
+            lots, spent = settle(balance.lots, hold.draws, used)
+            entries = [
+                Entry(
+                    tokens=hold.tokens,
+                    reason=LedgerReason.RELEASE,
+                    lots=hold.draws,
+                    reservation_id=rid,
+                )
+            ]
+            if used:
+                entries.append(
+                    Entry(
+                        tokens=-used,
+                        reason=LedgerReason.CONSUMPTION,
+                        lots=spent,
+                        reservation_id=rid,
+                    )
+                )
+            holds = [h for h in balance.holds if h.id != rid]
+            return Change(lots=lots, holds=holds, entries=entries)
+
+        entries = await self._movements.move(user_id=user_id, offer_group=offer_group, plan=plan)
+        if entries:
+            status = ReservationStatus.COMMITTED if used else ReservationStatus.RELEASED
+            await self._record(rid, status)
+        return entries
+
+    async def release_expired_reservations(self, *, now: datetime) -> int:
+        """The sweep's reservation half: held reservations past their ttl give tokens back."""
+
+        async def release(raw: dict[str, Any]) -> int:
+            released = 0
+            for hold in raw["holds"]:
+                if hold["expires_at"] <= now:
+                    settled = await self._settle(hold["id"], raw["user_id"], raw["offer_group"], 0)
+                    released += bool(settled)
+            return released
+
+        cursor = self._balances.find(
+            {"holds.expires_at": due_by(now)}, {"holds": 1, "user_id": 1, "offer_group": 1}
+        )
+        return sum(await batched(cursor, release))
+
+
+def _draw(
+    balance: Balance | None,
+    user_id: str,
+    offer_group: str,
+    tokens: int,
+    now: datetime,
+    *,
+    hold: bool,
+) -> tuple[Balance, Drawn]:
+    """Draws `tokens` (or holds them) from the balance's live lots, or refuses."""
+    drawn = draw(balance.lots if balance else [], tokens, now, hold=hold)
+    if balance is None or drawn is None:
+        raise _shortfall(balance, user_id, offer_group, tokens, now)
+    return balance, drawn
+
+
+def _shortfall(
+    balance: Balance | None, user_id: str, offer_group: str, tokens: int, now: datetime
+) -> InsufficientTokens | Expired:
+    """Why a debit cannot be made: all the group's tokens have expired (and the sweep has
+    not removed them yet), or there are too few."""
+    lots = balance.lots if balance else []
+    live = spendable(lots, now)
+    if live == 0 and any(lot.remaining for lot in lots):
+        ended = max(lot.expires for lot in lots if lot.expires and lot.expires <= now)
+        return Expired(
+            f"the tokens of user {user_id} in {shown(offer_group)} expired at {ended.isoformat()}"
+        )
+    return InsufficientTokens(
+        f"user {user_id} has {live} tokens in {shown(offer_group)}, needs {tokens}"
+    )

@@ -1,0 +1,120 @@
+"""In-process fan-out of domain events to live subscribers. No GraphQL, no HTTP.
+
+The server feeds the hub from one MongoDB change stream per process (server/changes.py),
+so every instance sees every committed change; the hub then hands each event to the
+subscribers of that user in this process. A subscriber is removed the moment its iterator
+is closed (unsubscribe or disconnect). A subscriber that falls `max_backlog` events behind
+is ended with SubscriberTooSlow rather than silently skipping events.
+"""
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, TypeVar
+
+from usercredits.models import LedgerEntry, Order
+
+E = TypeVar("E")
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceChanged:
+    user_id: str
+    offer_group: str
+    tokens: int
+    delta: int
+    reason: str
+    at: datetime
+
+    @classmethod
+    def of(cls, entry: LedgerEntry) -> "BalanceChanged":
+        return cls(
+            user_id=entry.user_id,
+            offer_group=entry.offer_group,
+            tokens=entry.balance_after,
+            delta=entry.tokens,
+            reason=entry.reason.value,
+            at=entry.created_at,
+        )
+
+
+class SubscriberTooSlow(Exception):
+    """The subscriber did not read its events fast enough; it should subscribe again."""
+
+
+class _Channel(Generic[E]):
+    def __init__(self, max_backlog: int) -> None:
+        self.queue: asyncio.Queue[E | SubscriberTooSlow] = asyncio.Queue(max_backlog + 1)
+        self.max_backlog = max_backlog
+
+    def offer(self, event: E) -> bool:
+        """Queues an event; False (after queueing the error) if the subscriber is too slow."""
+        if self.queue.qsize() >= self.max_backlog:
+            self.queue.put_nowait(SubscriberTooSlow(f"more than {self.max_backlog} events behind"))
+            return False
+        self.queue.put_nowait(event)
+        return True
+
+
+class _Topic(Generic[E]):
+    """The subscribers of one kind of event, by user."""
+
+    def __init__(self, max_backlog: int) -> None:
+        self._max_backlog = max_backlog
+        self._channels: dict[str, set[_Channel[E]]] = defaultdict(set)
+
+    @property
+    def subscriber_count(self) -> int:
+        return sum(len(channels) for channels in self._channels.values())
+
+    def publish(self, user_id: str, event: E) -> None:
+        for channel in list(self._channels.get(user_id, ())):
+            if not channel.offer(event):
+                self._drop(user_id, channel)
+
+    async def listen(self, user_id: str) -> AsyncIterator[E]:
+        """Yields the user's events from now on, until the caller stops iterating."""
+        channel: _Channel[E] = _Channel(self._max_backlog)
+        self._channels[user_id].add(channel)
+        try:
+            while True:
+                event = await channel.queue.get()
+                if isinstance(event, SubscriberTooSlow):
+                    raise event
+                yield event
+        finally:
+            self._drop(user_id, channel)
+
+    def _drop(self, user_id: str, channel: _Channel[E]) -> None:
+        channels = self._channels.get(user_id)
+        if channels is None:
+            return
+        channels.discard(channel)
+        if not channels:
+            del self._channels[user_id]
+
+
+class EventHub:
+    def __init__(self, *, max_backlog: int = 1000) -> None:
+        self._balances = _Topic[BalanceChanged](max_backlog)
+        self._orders = _Topic[Order](max_backlog)
+
+    @property
+    def subscriber_count(self) -> int:
+        return self._balances.subscriber_count + self._orders.subscriber_count
+
+    def publish_entry(self, entry: LedgerEntry) -> None:
+        self._balances.publish(entry.user_id, BalanceChanged.of(entry))
+
+    def publish_order(self, order: Order) -> None:
+        self._orders.publish(order.user_id, order)
+
+    def balance_events(self, user_id: str) -> AsyncIterator[BalanceChanged]:
+        """The user's balance changes from now on, until the caller stops iterating."""
+        return self._balances.listen(user_id)
+
+    def order_events(self, user_id: str) -> AsyncIterator[Order]:
+        """The user's order updates from now on, until the caller stops iterating."""
+        return self._orders.listen(user_id)

@@ -1,0 +1,46 @@
+"""Lapsed lots: the sweep's token half (expired lots lose their spendable tokens, with an
+expiry entry naming them) and its recovery half (movements cut short by a crash are put
+in the ledger). Part of `Wallets` (services/wallets.py); services/expiry.py runs them."""
+
+from datetime import datetime
+from typing import Any
+
+from usercredits.models import Balance, LedgerEntry, LedgerReason
+from usercredits.services.clock import due_by
+from usercredits.services.lots import lapse
+from usercredits.services.movements import Change, Entry
+from usercredits.services.wallet_base import WalletBase, batched
+
+
+class Lapses(WalletBase):
+    async def flush_idle(self, *, older_than: datetime) -> int:
+        """The sweep's recovery half: see Movements.flush_idle."""
+        return await self._movements.flush_idle(older_than=older_than)
+
+    async def expire_lapsed_groups(self, *, now: datetime) -> list[LedgerEntry]:
+        """The sweep's token half: every lapsed lot loses its spendable tokens, once, with
+        an expiry entry naming the lots, even when two sweeps run at once."""
+
+        async def expire(raw: dict[str, Any]) -> list[LedgerEntry]:
+            return await self._movements.move(
+                user_id=raw["user_id"], offer_group=raw["offer_group"], plan=_lapse
+            )
+
+        cursor = self._balances.find({"next_expiry": due_by(now)}, {"user_id": 1, "offer_group": 1})
+        return [entry for entries in await batched(cursor, expire) for entry in entries]
+
+
+def _lapse(balance: Balance | None, now: datetime) -> Change | None:
+    if balance is None:
+        return None
+    lapsed = lapse(balance.lots, now)
+    if not lapsed.draws:
+        return None
+    ends = sorted({d.lot_id for d in lapsed.draws})
+    entry = Entry(
+        tokens=-lapsed.tokens,
+        reason=LedgerReason.EXPIRY,
+        lots=lapsed.draws,
+        note=f"lots {', '.join(ends)} expired",
+    )
+    return Change(lots=lapsed.lots, holds=balance.holds, entries=[entry])

@@ -1,0 +1,483 @@
+"""The one write path of token balances: every movement (debit, hold, settle, credit,
+expiry, refund) goes through `Movements.move`, which owns the guard, `seq`, `balance_after`
+and the ledger entries. TigerBeetle's `create_transfers` is the model. No GraphQL, no HTTP.
+
+A movement is one conditional single-document write of the balance, addressed by `_id`:
+
+1. read the balance (by `_id`);
+2. make sure the entries of its last movement are in the ledger (they usually are: see
+   below), so that the write in step 5 may drop them;
+3. with an idempotency key: if the last movement or the ledger already has that key, the
+   movement happened; its entries are the answer and nothing is written;
+4. the plan (a pure function of the balance and the time) decides the new lots and holds
+   and the entries' facts, or refuses with a DomainError;
+5. write the balance only if its `seq` is still the one read (compare-and-set): new lots,
+   holds, totals, `seq`, and the new entries as `last`. Losing the race re-runs from 1;
+6. insert the entries into the ledger; a duplicate (a retry, or step 2 of a racing
+   movement) is already there.
+
+WHY IT IS ENOUGH. The balance document holds the lots, so no movement can overdraw: the
+plan sees every token and the compare-and-set publishes nothing but a plan made on the
+current state. A process that dies after step 5 leaves its entries in `last`, and the
+next movement of that balance (or the sweep, or the retry with the same key) puts them in
+the ledger in step 2, before anything can replace them. A key is checked against `last`
+after the balance is read and against the ledger after that: an entry leaves `last` only
+once it is in the ledger, so a key used by a committed movement is seen in one of the two,
+and one used by a racing movement makes the compare-and-set fail and the re-run see it.
+No multi-document transaction is held, so a crash leaves no locks behind.
+
+GROUP COMMIT. The database charges mostly per command, not per document, so this process
+runs the steps above for many movements at once: movements queue, and one worker takes
+every queued movement of a distinct balance (up to `max_batch`) and runs each step for all
+of them in one command (a find by `_id $in`, one key lookup, one bulk write, one
+insert_many). A movement of a balance already in the batch waits for the next one, so
+movements of one balance never race each other in this process; other processes still
+race, and the compare-and-set keeps that safe. A lone movement is a batch of one.
+"""
+
+import asyncio
+import logging
+import random
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bson import ObjectId
+from pymongo import InsertOne, UpdateOne
+from pymongo.errors import BulkWriteError
+
+from usercredits.models import (
+    Balance,
+    Hold,
+    LedgerEntry,
+    LedgerReason,
+    Lot,
+    LotDraw,
+    balance_id,
+    lot_text,
+    pack_lots,
+    user_key,
+)
+from usercredits.services.clock import Clock, due_by
+from usercredits.services.errors import Contended, Impossible
+from usercredits.services.lots import Totals, prune, totals
+
+log = logging.getLogger(__name__)
+
+DUPLICATE_KEY = 11000
+FLUSHED_CACHE = 100_000
+"""Balances whose last entries this process knows to be in the ledger (a bounded LRU)."""
+DECODED_LOTS = 50_000
+"""Lots kept decoded across movements (see `_DecodedLots`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """What a plan says of one ledger entry; the primitive adds seq and balance_after."""
+
+    tokens: int
+    reason: LedgerReason
+    lots: list[LotDraw] = field(default_factory=list)
+    note: str | None = None
+    order_id: str | None = None
+    reservation_id: str | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A plan's outcome: the balance's lots and holds after the movement, and its entries."""
+
+    lots: list[Lot]
+    holds: list[Hold]
+    entries: list[Entry]
+
+
+Plan = Callable[[Balance | None, datetime], Change | None]
+"""Decides a movement from the current balance (None: never credited) and the time;
+returns None when there is nothing to do, raises a DomainError to refuse."""
+
+FaultHook = Callable[[str], None]
+"""Called between the steps of a movement with the step's name; tests raise there."""
+
+
+@dataclass
+class _Request:
+    """One queued movement and the future its caller awaits."""
+
+    bid: str
+    user_id: str
+    offer_group: str
+    plan: Plan
+    key: str | None
+    future: asyncio.Future[list[LedgerEntry]]
+    deadline: float
+
+
+@dataclass
+class _Planned:
+    request: _Request
+    current: Balance | None
+    entries: list[dict[str, Any]]
+    lots: list[Lot]
+    """The balance's lots after the movement, as step 5 stores them."""
+    texts: "_Texts"
+    update: dict[str, Any]
+    """Step 5's update of the balance (its `$set` is also a new balance's fields)."""
+
+
+class Movements:
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        budget_seconds: float = 15.0,
+        max_batch: int = 64,
+        faults: FaultHook | None = None,
+    ) -> None:
+        self._clock = clock
+        self._budget = budget_seconds
+        self._max_batch = max_batch
+        self._faults = faults or (lambda step: None)
+        self._balances = Balance.get_pymongo_collection()
+        self._ledger = LedgerEntry.get_pymongo_collection()
+        self._flushed: OrderedDict[str, int] = OrderedDict()
+        self._decoded = _DecodedLots()
+        self._queue: deque[_Request] = deque()
+        self._worker: asyncio.Task[None] | None = None
+
+    async def move(
+        self,
+        *,
+        user_id: str,
+        offer_group: str,
+        plan: Plan,
+        key: str | None = None,
+    ) -> list[LedgerEntry]:
+        """Applies `plan` to the balance once; with `key`, a repeat returns the entries
+        that key made (in whichever group), however late it comes. [] when the plan had
+        nothing to do."""
+        loop = asyncio.get_running_loop()
+        request = _Request(
+            bid=balance_id(user_id, offer_group),
+            user_id=user_id,
+            offer_group=offer_group,
+            plan=plan,
+            key=key,
+            future=loop.create_future(),
+            deadline=loop.time() + self._budget,
+        )
+        self._queue.append(request)
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._work(), name="movements")
+        return await request.future
+
+    async def _work(self) -> None:
+        """Runs batches while movements are queued; ends when the queue is empty."""
+        loop = asyncio.get_running_loop()
+        while self._queue:
+            batch = self._take()
+            try:
+                lost = await self._run(batch)
+            except Exception as exc:  # the batch's callers see it; each may retry
+                for request in batch:
+                    if not request.future.done():
+                        request.future.set_exception(exc)
+                continue
+            for request in lost:
+                if loop.time() >= request.deadline:
+                    request.future.set_exception(
+                        Contended(
+                            f"balance {request.offer_group!r} of user {request.user_id} is "
+                            f"too busy; retry"
+                        )
+                    )
+                else:
+                    self._queue.append(request)
+            if lost:  # another process is moving the same balances: let it finish
+                await asyncio.sleep(random.random() * 0.01)
+
+    def _take(self) -> list[_Request]:
+        """The next batch: queued movements of distinct balances, in queue order."""
+        batch: dict[str, _Request] = {}
+        kept: deque[_Request] = deque()
+        while self._queue:
+            request = self._queue.popleft()
+            if request.future.done():  # its caller gave up
+                continue
+            if request.bid in batch or len(batch) >= self._max_batch:
+                kept.append(request)
+            else:
+                batch[request.bid] = request
+        self._queue = kept
+        return list(batch.values())
+
+    async def _run(self, batch: list[_Request]) -> list[_Request]:
+        """Steps 1 to 6 for a batch; returns the movements that lost their race."""
+        cursor = self._balances.find({"_id": {"$in": [r.bid for r in batch]}})
+        raws = {doc["_id"]: doc async for doc in cursor}
+        self._faults("read")
+        await self._flush_all(list(raws.values()))
+        self._faults("flushed")
+        replays = await self._by_keys(raws, [r for r in batch if r.key is not None])
+        now = self._clock.now()
+        planned = []
+        for request in batch:
+            if request.key is not None and (request.user_id, request.key) in replays:
+                request.future.set_result(replays[request.user_id, request.key])
+                continue
+            raw = raws.get(request.bid)
+            current = None if raw is None else self._decoded.balance(raw)
+            try:
+                change = request.plan(current, now)
+                if change is None:
+                    request.future.set_result([])
+                    continue
+                lots = prune(change.lots)
+                sums = totals(lots)
+                entries = _entries(current, change, request.user_id, request.offer_group, now)
+                _check(entries, sums, request)
+            except Exception as exc:  # a refusal (DomainError), or a bug in one plan
+                request.future.set_exception(exc)
+                continue
+            text, texts = self._decoded.pack(request.bid, lots)
+            update = _update(change, text, sums, entries, now)
+            planned.append(_Planned(request, current, entries, lots, texts, update))
+        self._faults("planned")
+        won, lost = await self._write_all(planned)
+        self._faults("written")
+        await self._publish([(p.request.bid, p.entries) for p in won])
+        self._faults("inserted")
+        for p in won:
+            self._decoded.put(p.request.bid, p.entries[-1]["_id"], p.lots, p.texts)
+            p.request.future.set_result([LedgerEntry.model_validate(e) for e in p.entries])
+        return [p.request for p in lost]
+
+    async def _write_all(self, planned: list[_Planned]) -> tuple[list[_Planned], list[_Planned]]:
+        """Step 5 for every planned movement in one bulk write: an insert for a balance
+        never written, a compare-and-set on `seq` for the others."""
+        if not planned:
+            return [], []
+        operations: list[InsertOne[Any] | UpdateOne] = []
+        for p in planned:
+            if p.current is None:
+                r = p.request
+                operations.append(
+                    InsertOne(
+                        {"_id": r.bid, "user_id": r.user_id, "offer_group": r.offer_group}
+                        | {"starts": p.entries[0]["created_at"]}
+                        | p.update["$set"]
+                    )
+                )
+            else:
+                operations.append(UpdateOne({"_id": p.request.bid, "seq": p.current.seq}, p.update))
+        updates = sum(isinstance(op, UpdateOne) for op in operations)
+        try:
+            result = await self._balances.bulk_write(operations, ordered=False)
+            modified, failed = result.modified_count, set[int]()
+        except BulkWriteError as exc:
+            errors = exc.details["writeErrors"]
+            if any(e["code"] != DUPLICATE_KEY for e in errors):
+                raise
+            modified, failed = exc.details["nModified"], {e["index"] for e in errors}
+        won = [p for i, p in enumerate(planned) if i not in failed]
+        if modified == updates:
+            return won, [p for i, p in enumerate(planned) if i in failed]
+        # Some compare-and-sets missed; the bulk result does not say which, the documents do.
+        ours = {p.request.bid: p for p in won if p.current is not None}
+        cursor = self._balances.find({"_id": {"$in": list(ours)}}, {"last._id": 1})
+        written = set()
+        async for doc in cursor:
+            entry_ids = [e["_id"] for e in ours[doc["_id"]].entries]
+            if [e["_id"] for e in doc.get("last", [])] == entry_ids:
+                written.add(doc["_id"])
+        missed = [p for p in ours.values() if p.request.bid not in written]
+        return (
+            [p for p in won if p.current is None or p.request.bid in written],
+            [p for i, p in enumerate(planned) if i in failed] + missed,
+        )
+
+    async def flush(self, raw: dict[str, Any] | None) -> None:
+        """Puts a balance's last entries into the ledger, unless this process already did."""
+        await self._flush_all([] if raw is None else [raw])
+
+    async def _flush_all(self, raws: list[dict[str, Any]]) -> None:
+        await self._publish(
+            [
+                (raw["_id"], raw["last"])
+                for raw in raws
+                if raw.get("last") and self._flushed.get(raw["_id"], 0) < raw["last"][-1]["seq"]
+            ]
+        )
+
+    async def flush_idle(self, *, older_than: datetime) -> int:
+        """Puts into the ledger the last entries of balances that have not moved since
+        `older_than` and may not have got there (their movement was cut short after its
+        write), and notes that they did. A balance that moves again is flushed by that
+        movement; this is for the ones that do not (the sweep calls it)."""
+        flushed = 0
+        cursor = self._balances.find(
+            {"unflushed": True, "updated_at": due_by(older_than)}, {"last": 1, "seq": 1}
+        )
+        async for raw in cursor:
+            await self.flush(raw)
+            await self._balances.update_one(
+                {"_id": raw["_id"], "seq": raw["seq"]}, {"$set": {"unflushed": False}}
+            )
+            flushed += 1
+        return flushed
+
+    async def _publish(self, movements: list[tuple[str, list[dict[str, Any]]]]) -> None:
+        """Step 6 for several balances' entries in one insert_many; an entry already there
+        (a retry, a racing flush) is left as it is. Remembers what this process put there."""
+        entries = [entry for _, batch in movements for entry in batch]
+        if not entries:
+            return
+        try:
+            await self._ledger.insert_many(entries, ordered=False)
+        except BulkWriteError as exc:
+            if any(e["code"] != DUPLICATE_KEY for e in exc.details["writeErrors"]):
+                raise
+        for bid, batch in movements:
+            self._remember(bid, batch[-1]["seq"])
+
+    def _remember(self, bid: str, seq: int) -> None:
+        self._flushed[bid] = seq
+        self._flushed.move_to_end(bid)
+        if len(self._flushed) > FLUSHED_CACHE:
+            self._flushed.popitem(last=False)
+
+    async def _by_keys(
+        self, raws: dict[str, dict[str, Any]], keyed: list[_Request]
+    ) -> dict[tuple[str, str], list[LedgerEntry]]:
+        """Step 3: the entries each key already made, from the balances' last movements or
+        the ledger (one lookup for the whole batch)."""
+        found: dict[tuple[str, str], list[LedgerEntry]] = {}
+        wanted: set[tuple[str, str]] = set()
+        for request in keyed:
+            assert request.key is not None, "only keyed movements are looked up"
+            pair = (request.user_id, request.key)
+            for entry in raws.get(request.bid, {}).get("last", []):
+                if entry.get("idempotency_key") == request.key:
+                    found[pair] = [LedgerEntry.model_validate(entry)]
+            if pair not in found:
+                wanted.add(pair)
+        if wanted:
+            cursor = self._ledger.find({"user_key": {"$in": sorted(user_key(*p) for p in wanted)}})
+            async for doc in cursor:
+                found[doc["user_id"], doc["idempotency_key"]] = [LedgerEntry.model_validate(doc)]
+        return found
+
+
+_Texts = dict[str, tuple[Lot, str]]
+"""Each lot's stored text, by lot id, with the lot it was made from."""
+
+
+class _DecodedLots:
+    """The lots this process last wrote to each balance, and their stored texts, by the
+    last entry written with them: while a balance's `last` still ends with that entry (a
+    fresh id at every write), its stored lots are these, so they are not decoded again
+    (1,000 lots take 5 ms to decode). A `seq` would not do: a balance deleted and made
+    again counts from 1 again. A bounded LRU, by lots held."""
+
+    def __init__(self, max_lots: int = DECODED_LOTS) -> None:
+        self._max_lots = max_lots
+        self._held = 0
+        self._by_balance: OrderedDict[str, tuple[ObjectId, list[Lot], _Texts]] = OrderedDict()
+
+    def balance(self, raw: dict[str, Any]) -> Balance:
+        """The balance read, its lots taken from here when they are current."""
+        known = self._by_balance.get(raw["_id"])
+        last = raw.get("last")
+        if known is not None and last and last[-1]["_id"] == known[0]:
+            raw = raw | {"lots": known[1]}
+        balance: Balance = Balance.model_validate(raw)
+        return balance
+
+    def pack(self, bid: str, lots: list[Lot]) -> tuple[str, _Texts]:
+        """The lots' stored text, made again only for the lots that are not the very
+        objects written last time (lots are frozen: a debit replaces one lot of a
+        thousand and keeps the others), and the texts to keep for next time."""
+        known = self._by_balance.get(bid)
+        kept = known[2] if known is not None else {}
+        texts: _Texts = {}
+
+        def text(lot: Lot) -> str:
+            hit = kept.get(lot.id)
+            made = hit[1] if hit is not None and hit[0] is lot else lot_text(lot)
+            texts[lot.id] = (lot, made)
+            return made
+
+        return pack_lots(lots, text), texts
+
+    def put(self, bid: str, last_entry: ObjectId, lots: list[Lot], texts: _Texts) -> None:
+        old = self._by_balance.pop(bid, None)
+        self._held -= len(old[1]) if old else 0
+        self._by_balance[bid] = (last_entry, lots, texts)
+        self._held += len(lots)
+        while self._held > self._max_lots:
+            _, (_, dropped, _) = self._by_balance.popitem(last=False)
+            self._held -= len(dropped)
+
+
+def _update(
+    change: Change, text: str, sums: Totals, entries: list[dict[str, Any]], now: datetime
+) -> dict[str, Any]:
+    """Step 5's update: the lots (`text`: in spending order, without the empty ones), the
+    totals they give, the holds, and the movement's entries as `last`."""
+    return {
+        "$set": {
+            "tokens": sums.tokens,
+            "reserved": sums.reserved,
+            "seq": entries[-1]["seq"],
+            "lots": text,
+            "holds": [hold.model_dump() for hold in change.holds],
+            "next_expiry": sums.next_expiry,
+            "last": entries,
+            "unflushed": True,
+            "updated_at": now,
+        }
+    }
+
+
+def _entries(
+    current: Balance | None, change: Change, user_id: str, offer_group: str, now: datetime
+) -> list[dict[str, Any]]:
+    """The plan's entries as ledger documents, numbered from the balance's `seq` and each
+    carrying the running balance after it."""
+    seq = current.seq if current else 0
+    running = current.tokens if current else 0
+    documents = []
+    for entry in change.entries:
+        seq += 1
+        running += entry.tokens
+        document = {
+            "_id": ObjectId(),
+            "user_id": user_id,
+            "offer_group": offer_group,
+            "tokens": entry.tokens,
+            "balance_after": running,
+            "seq": seq,
+            "reason": entry.reason.value,
+            "note": entry.note,
+            "order_id": entry.order_id,
+            "reservation_id": entry.reservation_id,
+            "idempotency_key": entry.idempotency_key,
+            "lots": [d.model_dump() for d in entry.lots],
+            "created_at": now,
+        }
+        if entry.idempotency_key is not None:
+            document["user_key"] = user_key(user_id, entry.idempotency_key)
+        documents.append(document)
+    return documents
+
+
+def _check(entries: list[dict[str, Any]], sums: Totals, request: _Request) -> None:
+    """The first line of the invariant, before anything is written."""
+    if entries[-1]["balance_after"] != sums.tokens:
+        raise Impossible(
+            f"a plan for {request.offer_group!r} of user {request.user_id} moved lots by "
+            f"other amounts than its entries: the ledger would no longer add up to the balance"
+        )

@@ -1,0 +1,278 @@
+"""The offer catalogue: creating, updating and archiving offers, and which offers a caller
+may see and buy. No GraphQL, no HTTP.
+
+Visibility (the original's rules, bugs fixed):
+- Archived offers are never shown or sold.
+- An offer with an empty `unlocked_by` is public. One with groups in `unlocked_by` is shown
+  only to a user with a paid order in one of those groups: it is "unlocked" for that user.
+- Offers sharing an `overriding_key` collapse to one per caller: an unlocked offer beats
+  every public one whatever the weights; among offers of the same standing the highest
+  weight wins, and a tie goes to the offer created first (the smallest id), so the choice
+  never depends on storage order. Offers without a key never collapse.
+- The result is ordered by weight (highest first), then by creation (oldest first).
+An offer the caller cannot see cannot be bought (OfferNotAvailable).
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bson import ObjectId
+
+from usercredits.models import CombinedItem, Cycle, Offer, OfferKind, Order, OrderStatus, Price
+from usercredits.services.clock import Clock
+from usercredits.services.credits import MAX_TOKENS
+from usercredits.services.errors import InvalidInput, NotFound, OfferNotAvailable
+from usercredits.services.ids import object_id
+from usercredits.services.limits import DEFAULT_LIMITS, InputLimits
+from usercredits.services.money import Money
+
+
+@dataclass(frozen=True, slots=True)
+class ItemSpec:
+    offer_id: str
+    quantity: int
+    cycle: Cycle | None = None
+    custom_cycle_seconds: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OfferSpec:
+    """Everything an admin states about an offer; validated by `create_offer`/`update_offer`."""
+
+    name: str
+    kind: OfferKind
+    offer_group: str
+    token_count: int
+    prices: list[Money]
+    cycle: Cycle
+    custom_cycle_seconds: int | None = None
+    append_date: bool = False
+    quantity_limit: int | None = None
+    tags: list[str] = field(default_factory=list)
+    popular: bool = False
+    overriding_key: str | None = None
+    weight: int = 0
+    unlocked_by: list[str] = field(default_factory=list)
+    combined_items: list[ItemSpec] = field(default_factory=list)
+
+
+def _is_whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_cycle(cycle: Cycle, seconds: int | None, where: str) -> None:
+    if cycle is Cycle.CUSTOM and (not _is_whole(seconds) or seconds is None or seconds <= 0):
+        raise InvalidInput(f"{where}: a CUSTOM cycle needs customCycleSeconds > 0")
+
+
+class Offers:
+    def __init__(self, *, clock: Clock, limits: InputLimits = DEFAULT_LIMITS) -> None:
+        self._clock = clock
+        self._limits = limits
+
+    async def get_offer(self, *, offer_id: str) -> Offer:
+        offer = await Offer.get(object_id(offer_id, "offer"))
+        if offer is None:
+            raise NotFound(f"offer {offer_id} does not exist")
+        return offer
+
+    async def create_offer(self, *, spec: OfferSpec) -> Offer:
+        offer = Offer(**await self._fields(spec, offer_id=None), created_at=self._clock.now())
+        await offer.insert()
+        return offer
+
+    async def update_offer(self, *, offer_id: str, spec: OfferSpec) -> Offer:
+        offer = await self.get_offer(offer_id=offer_id)
+        fields = await self._fields(spec, offer_id=offer_id)
+        await offer.set(fields)
+        return offer
+
+    async def upsert_by_key(
+        self,
+        *,
+        key: str,
+        spec: OfferSpec,
+        dry_run: bool = False,
+        planned_groups: Mapping[str, str] | None = None,
+    ) -> tuple[str, Offer | None]:
+        """Creates or updates the offer that carries `key`; returns what was (or, with
+        `dry_run`, would be) done: create, update or unchanged, and the offer.
+
+        `planned_groups` maps stand-in ids of offers a dry run would create to their groups,
+        so bundles of those offers can be checked before they exist."""
+        existing = await Offer.find_one({"key": key})
+        if existing is None and ObjectId.is_valid(key):
+            # An exported offer that had no key was exported under its id: adopt it.
+            existing = await Offer.find_one({"_id": ObjectId(key), "key": None})
+        fields = await self._fields(
+            spec,
+            offer_id=None if existing is None else str(existing.id),
+            planned_groups=planned_groups or {},
+        )
+        fields["key"] = key
+        if existing is None:
+            if dry_run:
+                return "create", None
+            offer = Offer(**fields, created_at=self._clock.now())
+            await offer.insert()
+            return "create", offer
+        if all(getattr(existing, name) == value for name, value in fields.items()):
+            return "unchanged", existing
+        if not dry_run:
+            await existing.set(fields)
+        return "update", existing
+
+    async def archive_offer(self, *, offer_id: str) -> Offer:
+        """Stops selling an offer; its orders and the tokens they granted are untouched."""
+        offer = await self.get_offer(offer_id=offer_id)
+        if not offer.archived:
+            await offer.set({Offer.archived: True})
+        return offer
+
+    async def _fields(
+        self,
+        spec: OfferSpec,
+        *,
+        offer_id: str | None,
+        planned_groups: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Validates a spec into document fields; raises InvalidInput naming the broken rule."""
+        if not spec.name.strip():
+            raise InvalidInput("an offer needs a name")
+        self._limits.group(spec.offer_group)
+        if not _is_whole(spec.token_count) or not 0 <= spec.token_count <= MAX_TOKENS:
+            raise InvalidInput(
+                f"tokenCount must be a whole number from 0 to {MAX_TOKENS}, got {spec.token_count}"
+            )
+        if not spec.prices:
+            raise InvalidInput("an offer needs at least one price")
+        currencies = [p.currency for p in spec.prices]
+        if len(set(currencies)) != len(currencies):
+            raise InvalidInput(f"an offer has one price per currency, got {currencies}")
+        for price in spec.prices:
+            if price.minor_units < 0:
+                raise InvalidInput(f"price {price.amount} {price.currency} is negative")
+        _check_cycle(spec.cycle, spec.custom_cycle_seconds, "offer")
+        if spec.quantity_limit is not None and (
+            not _is_whole(spec.quantity_limit) or spec.quantity_limit < 1
+        ):
+            raise InvalidInput(f"quantityLimit must be >= 1, got {spec.quantity_limit}")
+        items = [
+            await self._item(item, offer_id, planned_groups or {}) for item in spec.combined_items
+        ]
+        return {
+            "name": spec.name.strip(),
+            "kind": spec.kind,
+            "offer_group": spec.offer_group,
+            "token_count": spec.token_count,
+            "prices": [Price(currency=p.currency, minor_units=p.minor_units) for p in spec.prices],
+            "cycle": spec.cycle,
+            "custom_cycle_seconds": (
+                spec.custom_cycle_seconds if spec.cycle is Cycle.CUSTOM else None
+            ),
+            "append_date": spec.append_date,
+            "quantity_limit": spec.quantity_limit,
+            "tags": sorted(set(spec.tags)),
+            "popular": spec.popular,
+            "overriding_key": spec.overriding_key or None,
+            "weight": spec.weight,
+            "unlocked_by": sorted(set(spec.unlocked_by)),
+            "combined_items": items,
+        }
+
+    async def _item(
+        self, item: ItemSpec, bundle_id: str | None, planned_groups: Mapping[str, str]
+    ) -> CombinedItem:
+        if not _is_whole(item.quantity) or item.quantity < 1:
+            raise InvalidInput(f"combined item {item.offer_id}: quantity must be >= 1")
+        if item.offer_id == bundle_id:
+            raise InvalidInput(f"offer {bundle_id} cannot bundle itself")
+        group = planned_groups.get(item.offer_id)
+        if group is None:
+            try:
+                group = (await self.get_offer(offer_id=item.offer_id)).offer_group
+            except NotFound:
+                raise InvalidInput(
+                    f"combined item points at unknown offer {item.offer_id}"
+                ) from None
+        if item.cycle is not None:
+            _check_cycle(item.cycle, item.custom_cycle_seconds, f"combined item {item.offer_id}")
+        return CombinedItem(
+            offer_id=item.offer_id,
+            offer_group=group,
+            quantity=item.quantity,
+            cycle=item.cycle,
+            custom_cycle_seconds=item.custom_cycle_seconds if item.cycle is Cycle.CUSTOM else None,
+        )
+
+    async def paid_groups(self, *, user_id: str) -> set[str]:
+        """Groups in which the user has a paid order: the keys that unlock offers."""
+        groups = await Order.get_pymongo_collection().distinct(
+            "offer_group", {"user_id": user_id, "status": OrderStatus.PAID.value}
+        )
+        return set(groups)
+
+    async def load_offers(
+        self,
+        *,
+        user_id: str | None,
+        tags: list[str] | None = None,
+        offer_group: str | None = None,
+    ) -> list[Offer]:
+        """The offers `user_id` (None: anonymous) can buy now, with overriding applied."""
+        unlocked = await self.paid_groups(user_id=user_id) if user_id else set()
+        # Locked offers are dropped by choose_visible, not by the query: a top-level `$or`
+        # on unlocked_by keeps some servers (SecantusDB) from using the index at all.
+        query: dict[str, Any] = {"archived": False}
+        if offer_group is not None:
+            query["offer_group"] = offer_group
+        if tags:
+            query["tags"] = {"$all": list(tags)}
+        candidates = await Offer.find(query).to_list()
+        return choose_visible(candidates, unlocked)
+
+    async def visible_offer(self, *, user_id: str | None, offer_id: str) -> Offer | None:
+        """The offer if the caller (None: anonymous) can see it now, else None."""
+        try:
+            offer = await self.get_offer(offer_id=offer_id)
+        except NotFound:
+            return None
+        visible = await self.load_offers(user_id=user_id, offer_group=offer.offer_group)
+        return offer if any(o.id == offer.id for o in visible) else None
+
+    async def ensure_available(self, *, user_id: str, offer_id: str) -> Offer:
+        """The offer if `user_id` can see it now; else OfferNotAvailable (or NotFound)."""
+        await self.get_offer(offer_id=offer_id)
+        offer = await self.visible_offer(user_id=user_id, offer_id=offer_id)
+        if offer is None:
+            raise OfferNotAvailable(f"offer {offer_id} is not available to user {user_id}")
+        return offer
+
+
+def choose_visible(candidates: list[Offer], unlocked: set[str]) -> list[Offer]:
+    """Applies unlocking and overriding to visible candidates (pure; see the module doc)."""
+
+    def rank(offer: Offer) -> tuple[bool, int, str]:
+        is_unlocked = bool(set(offer.unlocked_by) & unlocked)
+        # The smallest id (earliest created) wins a tie: `_invert` turns it into the largest.
+        return (is_unlocked, offer.weight, _invert(str(offer.id)))
+
+    winners: dict[str, Offer] = {}
+    chosen: list[Offer] = []
+    for offer in candidates:
+        if offer.unlocked_by and not set(offer.unlocked_by) & unlocked:
+            continue
+        if offer.overriding_key is None:
+            chosen.append(offer)
+            continue
+        best = winners.get(offer.overriding_key)
+        if best is None or rank(offer) > rank(best):
+            winners[offer.overriding_key] = offer
+    chosen.extend(winners.values())
+    return sorted(chosen, key=lambda o: (-o.weight, str(o.id)))
+
+
+def _invert(hex_id: str) -> str:
+    """Maps a hex id to one that sorts in the opposite order, so max() picks the smallest id."""
+    return hex_id.translate(str.maketrans("0123456789abcdef", "fedcba9876543210"))

@@ -1,0 +1,484 @@
+"""The order lifecycle: buying an offer, applying the payment's outcome, bundles, listing.
+No GraphQL, no HTTP.
+
+Status transitions are guarded updates, so an outcome applied twice (a retried webhook, a
+refresh racing a webhook) changes nothing the second time, and a late failure never undoes
+a success. Paying an order is one transaction: the status change, the wallet credit and the
+bundle's child orders commit together or not at all.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bson import ObjectId
+from pymongo.errors import DuplicateKeyError
+
+from usercredits.models import CombinedItem, LedgerReason, Offer, Order, OrderEvent, OrderStatus
+from usercredits.services.access import Principal
+from usercredits.services.clock import Clock, due_by
+from usercredits.services.credits import MAX_TOKENS, Credit
+from usercredits.services.cycles import expiry
+from usercredits.services.errors import (
+    DomainError,
+    Impossible,
+    InvalidInput,
+    KeyReused,
+    NotFound,
+    OrderNotPending,
+    QuantityLimit,
+)
+from usercredits.services.ids import object_id
+from usercredits.services.limits import DEFAULT_LIMITS, InputLimits
+from usercredits.services.money import Money, normalize_currency
+from usercredits.services.offers import Offers
+from usercredits.services.pages import after_cursor, page_size
+from usercredits.services.payments import PaymentClient, PaymentState
+from usercredits.services.wallets import Wallets
+
+log = logging.getLogger(__name__)
+
+MAX_QUANTITY = 10_000
+MAX_PAGE = 200
+
+# Which statuses each status may be reached from. A refused payment can still be retried
+# and succeed; nothing leaves PAID but a refund or expiry.
+_REACHABLE_FROM: dict[OrderStatus, frozenset[OrderStatus]] = {
+    OrderStatus.PAID: frozenset({OrderStatus.PENDING, OrderStatus.REFUSED, OrderStatus.ERROR}),
+    OrderStatus.REFUSED: frozenset({OrderStatus.PENDING, OrderStatus.ERROR}),
+    OrderStatus.ERROR: frozenset({OrderStatus.PENDING}),
+    OrderStatus.CANCELED: frozenset({OrderStatus.PENDING, OrderStatus.REFUSED, OrderStatus.ERROR}),
+    OrderStatus.INCONSISTENT: frozenset({OrderStatus.PENDING, OrderStatus.REFUSED}),
+    OrderStatus.REFUNDED: frozenset({OrderStatus.PAID, OrderStatus.EXPIRED}),
+    OrderStatus.EXPIRED: frozenset({OrderStatus.PAID}),
+}
+
+_STATUS_OF_PAYMENT = {
+    PaymentState.SUCCEEDED: OrderStatus.PAID,
+    PaymentState.FAILED: OrderStatus.REFUSED,
+    PaymentState.CANCELED: OrderStatus.CANCELED,
+    PaymentState.REFUNDED: OrderStatus.REFUNDED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedOrder:
+    order: Order
+    payment_client_secret: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPage:
+    orders: list[Order]
+    has_next_page: bool
+
+
+class Orders:
+    def __init__(
+        self,
+        *,
+        offers: Offers,
+        wallets: Wallets,
+        payments: PaymentClient,
+        clock: Clock,
+        default_currency: str,
+        limits: InputLimits = DEFAULT_LIMITS,
+        max_pending_orders: int = 20,
+    ) -> None:
+        self._limits = limits
+        self._max_pending_orders = max_pending_orders
+        self._offers = offers
+        self._wallets = wallets
+        self._payments = payments
+        self._clock = clock
+        self._default_currency = default_currency
+        self._orders = Order.get_pymongo_collection()
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def get_order(self, *, order_id: str, visible_to: Principal | None = None) -> Order:
+        """The order; with `visible_to`, one that caller may not see is NotFound too, with
+        the same message, so ids cannot be probed for their owners."""
+        order = await Order.get(object_id(order_id, "order"))
+        if order is None or (visible_to is not None and not visible_to.may_see(order.user_id)):
+            raise NotFound(f"order {order_id} does not exist")
+        return order
+
+    async def list_orders(
+        self,
+        *,
+        user_id: str,
+        status: OrderStatus | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> OrderPage:
+        """The user's orders, newest first; `after` is the last id of the previous page."""
+        first = page_size(first, MAX_PAGE)
+        query: dict[str, Any] = {"user_id": user_id, **after_cursor(after)}
+        if status is not None:
+            query["status"] = status.value
+        found = await Order.find(query).sort("-_id").limit(first + 1).to_list()
+        return OrderPage(orders=found[:first], has_next_page=len(found) > first)
+
+    async def create_order(
+        self,
+        *,
+        user_id: str,
+        offer_id: str,
+        quantity: int = 1,
+        currency: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> CreatedOrder:
+        """Orders `quantity` units of an offer the user can see. A free order is paid at once;
+        a priced one waits for its payment. The same key returns the same order."""
+        if idempotency_key is not None:
+            self._limits.key(idempotency_key)
+            existing = await self._by_key(user_id, idempotency_key)
+            if existing is not None:
+                return await self._replayed(existing, offer_id)
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+            raise InvalidInput(f"quantity must be a whole number >= 1, got {quantity!r}")
+        offer = await self._offers.ensure_available(user_id=user_id, offer_id=offer_id)
+        limit = min(offer.quantity_limit or MAX_QUANTITY, MAX_QUANTITY)
+        if quantity > limit:
+            raise QuantityLimit(
+                f"offer {offer_id} sells at most {limit} per order, asked for {quantity}"
+            )
+        if offer.token_count * quantity > MAX_TOKENS:
+            raise QuantityLimit(
+                f"{quantity} x {offer.token_count} tokens is more than a balance can hold"
+            )
+        code = normalize_currency(currency or self._default_currency)
+        price = offer.price_in(code)
+        if price is None:
+            sold = ", ".join(p.currency for p in offer.prices)
+            raise InvalidInput(f"offer {offer_id} is not sold in {code}; it is sold in {sold}")
+        total = Money(minor_units=price.minor_units * quantity, currency=code)
+        await self._make_room_for_pending(user_id)
+        order = self._new_order(user_id, offer, quantity, total, idempotency_key)
+        secret = None
+        if total.minor_units > 0:
+            payment = await self._payments.create_payment(
+                order_id=str(order.id), user_id=user_id, amount=total
+            )
+            order.payment_intent_id = payment.id
+            secret = payment.client_secret
+        try:
+            await order.insert()
+        except DuplicateKeyError:
+            if idempotency_key is None:
+                raise
+            raced = await self._by_key(user_id, idempotency_key)
+            if raced is None:
+                raise Impossible(
+                    f"order key {idempotency_key} clashed with an order that is gone"
+                ) from None
+            return await self._replayed(raced, offer_id)
+        if total.minor_units == 0:
+            order = await self.apply_status(
+                order_id=str(order.id), status=OrderStatus.PAID, message="free order"
+            )
+        return CreatedOrder(order=order, payment_client_secret=secret)
+
+    async def _make_room_for_pending(self, user_id: str) -> None:
+        """Cancels the user's oldest pending orders, with their payments, so that the new
+        one is at most the `max_pending_orders`th: abandoned checkouts cannot pile up, and
+        a canceled payment can no longer succeed."""
+        pending = {"user_id": user_id, "status": OrderStatus.PENDING.value}
+        excess = await self._orders.count_documents(pending) - self._max_pending_orders + 1
+        if excess <= 0:
+            return
+        oldest = self._orders.find(pending, {"_id": 1}).sort("_id", 1).limit(excess)
+        async for doc in oldest:
+            try:
+                await self.cancel_order(
+                    order_id=str(doc["_id"]),
+                    message=f"canceled: more than {self._max_pending_orders} pending orders",
+                )
+            except DomainError as exc:  # it moved on meanwhile, or the provider refused
+                log.warning(
+                    "an old pending order was not canceled",
+                    extra={"order_id": str(doc["_id"]), "error": exc.message},
+                )
+
+    def _new_order(
+        self, user_id: str, offer: Offer, quantity: int, total: Money, key: str | None
+    ) -> Order:
+        now = self._clock.now()
+        return Order(
+            id=ObjectId(),
+            user_id=user_id,
+            offer_id=str(offer.id),
+            offer_group=offer.offer_group,
+            quantity=quantity,
+            token_count=offer.token_count * quantity,
+            currency=total.currency,
+            total_minor_units=total.minor_units,
+            status=OrderStatus.PENDING,
+            created_at=now,
+            updated_at=now,
+            history=[OrderEvent(at=now, status=OrderStatus.PENDING, message="created")],
+            idempotency_key=key,
+        )
+
+    async def _by_key(self, user_id: str, key: str) -> Order | None:
+        return await Order.find_one({"user_id": user_id, "idempotency_key": key})
+
+    async def _replayed(self, order: Order, offer_id: str) -> CreatedOrder:
+        if order.offer_id != offer_id:
+            raise KeyReused(
+                f"idempotency key {order.idempotency_key!r} was used for offer "
+                f"{order.offer_id}; a retry must repeat the same request"
+            )
+        secret = None
+        if order.payment_intent_id and order.status is OrderStatus.PENDING:
+            secret = (await self._payments.get_payment(order.payment_intent_id)).client_secret
+        return CreatedOrder(order=order, payment_client_secret=secret)
+
+    # -- payment outcomes ----------------------------------------------------------------
+
+    async def refresh_order(self, *, order_id: str) -> Order:
+        """Pulls the payment's state from the provider and applies it (a missed webhook)."""
+        order = await self.get_order(order_id=order_id)
+        if order.payment_intent_id is None:
+            return order
+        payment = await self._payments.get_payment(order.payment_intent_id)
+        return await self.apply_payment(
+            order=order, state=payment.state, amount=payment.amount, message=payment.message
+        )
+
+    async def apply_payment(
+        self, *, order: Order, state: PaymentState, amount: Money | None, message: str
+    ) -> Order:
+        """Applies what the provider says of the order's payment (a webhook or a refresh).
+
+        A success for another amount or currency than the order's total makes the order
+        INCONSISTENT and credits nothing.
+        """
+        status = _STATUS_OF_PAYMENT.get(state)
+        if status is None:
+            return order
+        total = Money(order.total_minor_units, order.currency)
+        if status is OrderStatus.PAID and amount is not None and amount != total:
+            status = OrderStatus.INCONSISTENT
+            message = (
+                f"received {amount.amount} {amount.currency}, "
+                f"expected {total.amount} {total.currency}"
+            )
+        return await self.apply_status(order_id=str(order.id), status=status, message=message)
+
+    async def find_by_payment(self, *, payment_id: str) -> Order | None:
+        return await Order.find_one({"payment_intent_id": payment_id})
+
+    async def reconcile_pending(self, *, older_than: datetime) -> int:
+        """Refreshes pending orders created before `older_than` (missed webhooks); a provider
+        that cannot be reached leaves them pending for the next run. Returns how many moved."""
+        moved = 0
+        cursor = Order.find(
+            {
+                "status": OrderStatus.PENDING.value,
+                "created_at": due_by(older_than, inclusive=False),
+            }
+        )
+        async for order in cursor:
+            if order.payment_intent_id is None:  # nothing to ask the provider
+                continue
+            try:
+                refreshed = await self.refresh_order(order_id=str(order.id))
+            except DomainError as exc:
+                log.warning(
+                    "reconciliation skipped an order",
+                    extra={"order_id": str(order.id), "error": exc.message},
+                )
+                continue
+            moved += refreshed.status is not OrderStatus.PENDING
+        return moved
+
+    async def cancel_order(self, *, order_id: str, message: str = "canceled by the buyer") -> Order:
+        """Cancels a pending order and its payment; any other status is a Conflict."""
+        order = await self.get_order(order_id=order_id)
+        if order.status is not OrderStatus.PENDING:
+            raise OrderNotPending(
+                f"order {order_id} is {order.status.value}; only a pending order can be canceled"
+            )
+        if order.payment_intent_id is not None:
+            await self._payments.cancel_payment(order.payment_intent_id)
+        return await self.apply_status(
+            order_id=order_id, status=OrderStatus.CANCELED, message=message
+        )
+
+    async def apply_status(self, *, order_id: str, status: OrderStatus, message: str = "") -> Order:
+        """Moves an order to `status` if its current status allows it; else changes nothing.
+
+        PAID also credits the tokens and creates the bundle's child orders; REFUNDED takes
+        back what is left of them. Each step is idempotent (a credit or a refund once per
+        order, a child order once per item), and the status moves last, so an attempt cut
+        short by a crash is completed, never doubled, by the next one (a webhook delivered
+        again, refreshOrder, or the sweep's reconciliation).
+        """
+        if status is OrderStatus.PAID:
+            await self._pay(order_id, message)
+        elif status is OrderStatus.REFUNDED:
+            await self._refund(order_id, message)
+        else:
+            await self._transition(order_id, status, message, {})
+        return await self.get_order(order_id=order_id)
+
+    async def _transition(
+        self,
+        order_id: str,
+        status: OrderStatus,
+        message: str,
+        fields: dict[str, Any],
+    ) -> bool:
+        """One guarded update: True if this call made the transition."""
+        now = self._clock.now()
+        event = OrderEvent(at=now, status=status, message=message or status.value)
+        result = await self._orders.update_one(
+            {
+                "_id": object_id(order_id, "order"),
+                "status": {"$in": [s.value for s in _REACHABLE_FROM[status]]},
+            },
+            {
+                "$set": {"status": status.value, "updated_at": now, **fields},
+                "$push": {"history": event.model_dump()},
+            },
+        )
+        return result.modified_count == 1
+
+    async def _latest_expiry(self, user_id: str, offer_group: str) -> datetime | None:
+        """The latest expiry among the user's paid orders in a group (appendDate's anchor)."""
+        doc = await self._orders.find_one(
+            {
+                "user_id": user_id,
+                "offer_group": offer_group,
+                "status": OrderStatus.PAID.value,
+                "expires": {"$ne": None},
+            },
+            sort=[("expires", -1)],
+        )
+        return None if doc is None else doc["expires"]
+
+    async def _start(self, offer: Offer, user_id: str, base: datetime) -> datetime:
+        """`base`, or with appendDate the later of it and the group's latest paid expiry."""
+        if not offer.append_date:
+            return base
+        latest = await self._latest_expiry(user_id, offer.offer_group)
+        return base if latest is None else max(base, latest)
+
+    async def _pay(self, order_id: str, message: str) -> None:
+        order = await self.get_order(order_id=order_id)
+        if order.status not in _REACHABLE_FROM[OrderStatus.PAID]:
+            return
+        offer = await self._offers.get_offer(offer_id=order.offer_id)
+        starts = await self._start(offer, order.user_id, self._clock.now())
+        expires = expiry(starts, offer.cycle, order.quantity, offer.custom_cycle_seconds)
+        if order.token_count > 0:
+            await self._credit(order, starts, expires)
+        for index, item in enumerate(offer.combined_items):
+            await self._pay_child(order, offer, index, item, starts)
+        await self._transition(
+            order_id,
+            OrderStatus.PAID,
+            message or "payment succeeded",
+            {"starts": starts, "expires": expires},
+        )
+
+    async def _pay_child(
+        self,
+        parent: Order,
+        bundle: Offer,
+        index: int,
+        bundled: CombinedItem,
+        bundle_starts: datetime,
+    ) -> None:
+        """A paid, free child order per bundled item (once: its key names the parent and the
+        item), crediting the item's group with the item's tokens x item quantity x bundles
+        bought, for the item's own cycle if it has one, else the bundle's, times the bundles
+        bought."""
+        item = await self._offers.get_offer(offer_id=bundled.offer_id)
+        cycle, seconds = (
+            (bundled.cycle, bundled.custom_cycle_seconds)
+            if bundled.cycle
+            else (bundle.cycle, bundle.custom_cycle_seconds)
+        )
+        starts = await self._start(item, parent.user_id, bundle_starts)
+        expires = expiry(starts, cycle, parent.quantity, seconds)
+        now = self._clock.now()
+        key = f"bundle:{parent.id}:{index}"
+        child = Order(
+            user_id=parent.user_id,
+            offer_id=bundled.offer_id,
+            offer_group=item.offer_group,
+            quantity=bundled.quantity * parent.quantity,
+            token_count=item.token_count * bundled.quantity * parent.quantity,
+            currency=parent.currency,
+            total_minor_units=0,
+            status=OrderStatus.PAID,
+            starts=starts,
+            expires=expires,
+            created_at=now,
+            updated_at=now,
+            history=[
+                OrderEvent(at=now, status=OrderStatus.PAID, message=f"bundled in order {parent.id}")
+            ],
+            parent_id=str(parent.id),
+            idempotency_key=key,
+        )
+        try:
+            await child.insert()
+        except DuplicateKeyError:
+            existing = await self._by_key(parent.user_id, key)
+            if existing is None:
+                raise Impossible(f"child order {key} clashed with an order that is gone") from None
+            child = existing
+        if child.token_count > 0:
+            await self._credit(child, child.starts or starts, child.expires)
+
+    async def _credit(self, order: Order, starts: datetime, expires: datetime | None) -> None:
+        await self._wallets.credit(
+            Credit(
+                user_id=order.user_id,
+                offer_group=order.offer_group,
+                tokens=order.token_count,
+                starts=starts,
+                expires=expires,
+                reason=LedgerReason.PURCHASE,
+                idempotency_key=f"order:{order.id}",
+                order_id=str(order.id),
+            )
+        )
+
+    async def _refund(self, order_id: str, message: str) -> None:
+        """Takes back what is left of a paid order's lots (and its bundle's children's),
+        then marks them refunded."""
+        order = await self.get_order(order_id=order_id)
+        if order.status not in _REACHABLE_FROM[OrderStatus.REFUNDED]:
+            return
+        children = await Order.find({"parent_id": order_id}).to_list()
+        for refunded in [order, *children]:
+            if refunded.token_count > 0:
+                await self._wallets.take_back(
+                    user_id=refunded.user_id,
+                    offer_group=refunded.offer_group,
+                    tokens=refunded.token_count,
+                    order_id=str(refunded.id),
+                )
+            if refunded is not order:
+                await self._transition(
+                    str(refunded.id), OrderStatus.REFUNDED, f"bundle order {order_id} refunded", {}
+                )
+        await self._transition(order_id, OrderStatus.REFUNDED, message or "refunded", {})
+
+    async def expire_orders(self, *, now: datetime) -> int:
+        """The sweep's order half: paid orders past their expiry become expired."""
+        event = OrderEvent(at=now, status=OrderStatus.EXPIRED, message="period ended")
+        result = await self._orders.update_many(
+            {"status": OrderStatus.PAID.value, "expires": due_by(now)},
+            {
+                "$set": {"status": OrderStatus.EXPIRED.value, "updated_at": now},
+                "$push": {"history": event.model_dump()},
+            },
+        )
+        return result.modified_count

@@ -1,0 +1,27 @@
+"""Pages of newest-first lists (the ledger, orders): how many items a caller may ask for
+at once, and where the next page starts. A cursor is the id of the last item of the
+previous page, so a page is one indexed range query however deep it is."""
+
+from typing import Any
+
+from bson import ObjectId
+from bson.errors import InvalidId
+
+from usercredits.services.errors import InvalidInput, shown
+
+
+def page_size(first: object, most: int) -> int:
+    """`first`, if it is a whole number from 1 to `most`."""
+    if isinstance(first, bool) or not isinstance(first, int) or not 1 <= first <= most:
+        raise InvalidInput(f"first must be between 1 and {most}, got {shown(first)}")
+    return first
+
+
+def after_cursor(after: str | None) -> dict[str, Any]:
+    """The filter of the items that come after the cursor `after` ({}: the first page)."""
+    if after is None:
+        return {}
+    try:
+        return {"_id": {"$lt": ObjectId(after)}}
+    except (InvalidId, TypeError):
+        raise InvalidInput(f"cursor {shown(after)} is not one this API returned") from None

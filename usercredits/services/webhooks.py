@@ -1,0 +1,60 @@
+"""Applying a payment provider's verified events to orders. No HTTP here: the server
+verifies and parses the delivery, this decides what it changes.
+
+Each event id is applied once: a replayed or duplicated delivery is acknowledged and
+ignored. Two copies arriving at the same moment may both be applied, which is harmless, as
+every order transition is guarded. Events for payments no order knows are logged and
+acknowledged, so the provider stops retrying them.
+"""
+
+import logging
+from contextlib import suppress
+
+from pymongo.errors import DuplicateKeyError
+
+from usercredits.models import ProcessedEvent
+from usercredits.services.clock import Clock
+from usercredits.services.errors import DomainError
+from usercredits.services.orders import Orders
+from usercredits.services.payments import WebhookEvent
+
+log = logging.getLogger(__name__)
+
+
+async def handle_payment_event(*, orders: Orders, event: WebhookEvent, clock: Clock) -> str:
+    """Applies `event` and returns what came of it: the order's status, `duplicate`,
+    `ignored` (a type we do not act on) or `unknown payment`."""
+    if await ProcessedEvent.get(event.id) is not None:
+        return "duplicate"
+    if event.payment_id is None or event.state is None:
+        outcome = "ignored"
+    else:
+        order = await orders.find_by_payment(payment_id=event.payment_id)
+        if order is None:
+            log.warning(
+                "payment event for an unknown payment",
+                extra={"event_id": event.id, "payment_id": event.payment_id},
+            )
+            outcome = "unknown payment"
+        else:
+            try:
+                updated = await orders.apply_payment(
+                    order=order, state=event.state, amount=event.amount, message=event.message
+                )
+                outcome = updated.status.value
+            except DomainError as exc:
+                # A rule refused it (a balance would overflow): retrying the delivery cannot
+                # help; the order stays as it was and the sweep's reconciliation tries again.
+                log.error(
+                    "payment event not applied", extra={"event_id": event.id, "error": exc.message}
+                )
+                outcome = f"not applied: {exc.code}"
+    with suppress(DuplicateKeyError):
+        await ProcessedEvent(
+            id=event.id,
+            type=event.type,
+            payment_id=event.payment_id,
+            outcome=outcome,
+            processed_at=clock.now(),
+        ).insert()
+    return outcome
