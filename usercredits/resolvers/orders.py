@@ -9,6 +9,7 @@ from usercredits.schema.inputs import CreateOrderInput
 from usercredits.schema.types import CreateOrderPayload, Order, OrderConnection
 from usercredits.services.access import ADMINS, STAFF, Role
 from usercredits.services.errors import NotFound
+from usercredits.services.orders import ORDERS_PAGE
 
 Info = strawberry.Info[Context]
 
@@ -34,12 +35,12 @@ async def orders(
     info: Info,
     user_id: strawberry.ID | None = None,
     status: OrderStatus | None = None,
-    first: int | None = 20,
+    first: int | None = ORDERS_PAGE,
     after: str | None = None,
 ) -> OrderConnection:
     target = info.context.principal.acting_for(user_id)
     page = await info.context.services.orders.list_orders(
-        user_id=target, status=status, first=20 if first is None else first, after=after
+        user_id=target, status=status, first=ORDERS_PAGE if first is None else first, after=after
     )
     return OrderConnection.of(page.orders, page.has_next_page)
 

@@ -12,6 +12,7 @@ from usercredits.schema.types import (
     Wallet,
 )
 from usercredits.services.access import ADMINS
+from usercredits.services.balances import LEDGER_PAGE
 from usercredits.services.debits import DEFAULT_TTL_SECONDS
 from usercredits.services.expiry import credit_warnings as find_warnings
 
@@ -30,12 +31,15 @@ async def ledger(
     info: Info,
     user_id: strawberry.ID | None = None,
     offer_group: str | None = None,
-    first: int | None = 50,
+    first: int | None = LEDGER_PAGE,
     after: str | None = None,
 ) -> LedgerConnection:
     target = info.context.principal.acting_for(user_id)
     page = await info.context.services.wallets.ledger(
-        user_id=target, offer_group=offer_group, first=50 if first is None else first, after=after
+        user_id=target,
+        offer_group=offer_group,
+        first=LEDGER_PAGE if first is None else first,
+        after=after,
     )
     return LedgerConnection.of(page.entries, page.has_next_page)
 

@@ -11,6 +11,8 @@ from usercredits.services.pages import after_cursor, page_size
 from usercredits.services.wallet_base import WalletBase
 
 MAX_PAGE = 500
+LEDGER_PAGE = 50
+"""Entries in a ledger page when the caller does not say."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +81,7 @@ class BalanceReads(WalletBase):
         *,
         user_id: str,
         offer_group: str | None = None,
-        first: int = 50,
+        first: int = LEDGER_PAGE,
         after: str | None = None,
     ) -> LedgerPage:
         """Entries newest first; `after` is the id of the last entry of the previous page."""

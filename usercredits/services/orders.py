@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 MAX_QUANTITY = 10_000
 MAX_PAGE = 200
+ORDERS_PAGE = 20
+"""Orders in a page when the caller does not say."""
 
 # Which statuses each status may be reached from. A refused payment can still be retried
 # and succeed; nothing leaves PAID but a refund or expiry.
@@ -110,7 +112,7 @@ class Orders:
         *,
         user_id: str,
         status: OrderStatus | None = None,
-        first: int = 20,
+        first: int = ORDERS_PAGE,
         after: str | None = None,
     ) -> OrderPage:
         """The user's orders, newest first; `after` is the last id of the previous page."""
