@@ -47,7 +47,6 @@ class Authenticator:
         self, *, rules: TokenRules | None, oidc: OidcRules | None, api_keys: ApiKeys
     ) -> None:
         self._rules = rules
-        self._oidc = oidc
         self._provider_keys = None if oidc is None else ProviderKeys(oidc)
         self._api_keys = api_keys
         self._known: OrderedDict[str, Principal] = OrderedDict()
@@ -75,22 +74,19 @@ class Authenticator:
         return principal
 
     async def _token(self, credential: str) -> Principal:
-        """The principal of a JWT: HS256 with the shared secret, or the provider's."""
-        if self._oidc is None or self._provider_keys is None:
-            if self._rules is None:
-                raise Unauthenticated("no tokens are accepted here: send an API key")
-            return decode_token(credential, self._rules)
-        try:
-            algorithm = jwt.get_unverified_header(credential).get("alg")
-        except jwt.PyJWTError as exc:
-            raise Unauthenticated(f"the token was refused: {exc}") from None
-        if algorithm == ALGORITHM:
-            if self._rules is None:
-                raise Unauthenticated(
-                    "HS256 tokens are switched off here: send your identity provider's token"
-                )
-            return decode_token(credential, self._rules)
-        return await decode_oidc(credential, self._oidc, self._provider_keys)
+        """The principal of a JWT: the provider's, or HS256 with the shared secret."""
+        if self._provider_keys is not None:
+            try:
+                algorithm = jwt.get_unverified_header(credential).get("alg")
+            except jwt.PyJWTError as exc:
+                raise Unauthenticated(f"the token was refused: {exc}") from None
+            if algorithm != ALGORITHM:
+                return await decode_oidc(credential, self._provider_keys)
+        if self._rules is None:
+            raise Unauthenticated(
+                "HS256 tokens are switched off here: send your identity provider's token"
+            )
+        return decode_token(credential, self._rules)
 
     async def close(self) -> None:
         if self._provider_keys is not None:

@@ -51,7 +51,7 @@ class ProviderKeys:
     doc for when they are fetched again)."""
 
     def __init__(self, rules: OidcRules) -> None:
-        self._rules = rules
+        self.rules = rules
         self._keys: dict[str | None, jwt.PyJWK] = {}
         self._fetched_at: float | None = None
         self._jwks_url = rules.jwks_url
@@ -62,7 +62,7 @@ class ProviderKeys:
         if kid not in self._keys:
             async with self._lock:
                 due = self._fetched_at is None or (
-                    time.monotonic() - self._fetched_at >= self._rules.refetch_seconds
+                    time.monotonic() - self._fetched_at >= self.rules.refetch_seconds
                 )
                 if kid not in self._keys and due:
                     await self._fetch()
@@ -75,7 +75,7 @@ class ProviderKeys:
         self._fetched_at = time.monotonic()
         try:
             if self._jwks_url is None:
-                issuer = self._rules.issuer.rstrip("/")
+                issuer = self.rules.issuer.rstrip("/")
                 found = await self._get_json(f"{issuer}/.well-known/openid-configuration")
                 self._jwks_url = str(found["jwks_uri"])
             keys: dict[str | None, jwt.PyJWK] = {}
@@ -106,7 +106,8 @@ class ProviderKeys:
             await self._session.close()
 
 
-async def decode_oidc(token: str, rules: OidcRules, keys: ProviderKeys) -> Principal:
+async def decode_oidc(token: str, keys: ProviderKeys) -> Principal:
+    rules = keys.rules
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:
