@@ -10,9 +10,10 @@ document), with 10,000 other balances in the collection, for the same bounded ti
   key against the ledger, one compare-and-set write, the ledger insert), no GraphQL;
 - GraphQL: the `consumeTokens` mutation over HTTP to the service in its own process.
 
-The raw and service runs go first, before the service process starts, so its change
-stream does not compete with them for the CPU; the GraphQL run includes that stream's
-cost, because the real service pays it on every debit.
+The three take turns while the service process runs, so that a slow spell of the machine
+falls on all of them alike. Raw and service write to a second database seeded the same
+way, which the service's change stream does not watch; the GraphQL run includes that
+stream's cost, because the real service pays it on every debit.
 """
 
 import asyncio
@@ -22,7 +23,7 @@ from typing import Any
 
 from bench import profile, seed
 from bench.harness import Bench, BenchFailure, GraphQL, http_session, log, user_token
-from bench.load import LoadResult, Operation, closed_loop
+from bench.load import Operation, alternating, closed_loop
 from bench.report import Goal, GoalKind, Row, ScenarioResult
 from usercredits.models import balance_id
 from usercredits.server.database import init_models
@@ -34,6 +35,7 @@ CLIENTS = 32
 WALLETS = 200
 OTHER_BALANCES = 10_000
 TOKENS = 1_000_000_000
+TURNS = 5
 
 CONSUME = (
     "mutation Consume($input: ConsumeTokensInput!) "
@@ -42,17 +44,19 @@ CONSUME = (
 
 
 async def run(bench: Bench) -> ScenarioResult:
-    database = bench.database_name("debits")
-    await init_models(bench.client, database)
+    served = bench.database_name("debits")
+    local = bench.database_name("debits-local")
     users = seed.users("debit", WALLETS)
-    await seed.wallets(bench.client, database, users, TOKENS)
     others = seed.users("other", OTHER_BALANCES)
-    await seed.wallets(bench.client, database, others, 100)
+    for database in (served, local):
+        await init_models(bench.client, database)
+        await seed.wallets(bench.client, database, users, TOKENS, raw=database == local)
+        await seed.wallets(bench.client, database, others, 100, raw=database == local)
     keys = itertools.count()
     # Client w debits wallets w, w + 32, w + 64, ... in turn: no two clients share one.
     turns = [itertools.cycle(users[w::CLIENTS]) for w in range(CLIENTS)]
 
-    raw_collection = bench.client[database][seed.RAW_BALANCES]
+    raw_collection = bench.client[local][seed.RAW_BALANCES]
 
     async def raw_debit(worker: int) -> None:
         user = next(turns[worker])
@@ -62,8 +66,6 @@ async def run(bench: Bench) -> ScenarioResult:
         )
         if result.modified_count != 1:
             raise BenchFailure(f"the raw debit of {user} matched nothing")
-
-    raw = await _measure(bench, "raw conditional $inc", raw_debit)
 
     payments = SandboxPaymentClient()
     services = build_services(payments=payments, clock=SystemClock(), default_currency="USD")
@@ -76,12 +78,10 @@ async def run(bench: Bench) -> ScenarioResult:
             idempotency_key=f"service-{next(keys)}",
         )
 
-    service = await _measure(bench, "services.wallets.consume", service_debit)
-
     tokens = {u: user_token(u) for u in users}
     profile_lines: list[str] = []
     profile_data: dict[str, Any] = {}
-    async with bench.service(database) as server, http_session(CLIENTS) as session:
+    async with bench.service(served) as server, http_session(CLIENTS) as session:
         api = GraphQL(session, server.graphql_url)
 
         async def graphql_debit(worker: int) -> None:
@@ -98,9 +98,25 @@ async def run(bench: Bench) -> ScenarioResult:
                 token=tokens[user],
             )
 
-        graphql = await _measure(bench, "consumeTokens over HTTP", graphql_debit)
+        measured = await alternating(
+            {
+                "raw conditional $inc": raw_debit,
+                "services.wallets.consume": service_debit,
+                "consumeTokens over HTTP": graphql_debit,
+            },
+            concurrency=CLIENTS,
+            seconds=bench.seconds,
+            warmup=bench.warmup,
+            turns=TURNS,
+        )
+        for what, result in measured.items():
+            log(
+                f"debits, {what}: {result.throughput:,.0f} ops/s, "
+                f"{result.errors} errors {result.error_samples[:1]}"
+            )
         if bench.py_spy is not None:
             profile_lines, profile_data = await _profile(bench, server.pid, graphql_debit)
+    raw, service, graphql = measured.values()
 
     rows = [
         Row(
@@ -136,7 +152,9 @@ async def run(bench: Bench) -> ScenarioResult:
         "process. Service: `services.wallets.consume` in the bench process (balance read, "
         "key check in the ledger, one compare-and-set write, ledger insert). GraphQL: "
         "`consumeTokens` over HTTP to `usercredits serve` in its own process (which also "
-        "runs the change stream that turns each debit into a live event).",
+        "runs the change stream that turns each debit into a live event). The three take "
+        f"{TURNS} turns each, in order, while the service runs; raw and service use a second "
+        "database seeded the same way, outside the service's change stream.",
     ]
     return ScenarioResult(
         name="debits",
@@ -150,17 +168,6 @@ async def run(bench: Bench) -> ScenarioResult:
         notes=notes,
         profile=profile_lines,
     )
-
-
-async def _measure(bench: Bench, what: str, operation: Operation) -> LoadResult:
-    result = await closed_loop(
-        operation, concurrency=CLIENTS, seconds=bench.seconds, warmup=bench.warmup
-    )
-    log(
-        f"debits, {what}: {result.throughput:,.0f} ops/s, "
-        f"{result.errors} errors {result.error_samples[:1]}"
-    )
-    return result
 
 
 async def _profile(

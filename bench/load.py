@@ -10,7 +10,7 @@ before measuring.
 import asyncio
 import math
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +48,15 @@ class LoadResult:
     errors: int = 0
     error_samples: list[str] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
+
+    def add(self, other: "LoadResult") -> None:
+        """Counts `other`, a later phase of the same load, as part of this one."""
+        self.seconds += other.seconds
+        self.operations += other.operations
+        self.errors += other.errors
+        room = MAX_ERROR_SAMPLES - len(self.error_samples)
+        self.error_samples.extend(other.error_samples[:room])
+        self.latencies_ms.extend(other.latencies_ms)
 
     @property
     def throughput(self) -> float:
@@ -98,3 +107,25 @@ async def closed_loop(
     if warmup > 0:
         await _phase(operation, concurrency, warmup)
     return await _phase(operation, concurrency, seconds)
+
+
+async def alternating(
+    operations: Mapping[str, Operation],
+    *,
+    concurrency: int,
+    seconds: float,
+    warmup: float,
+    turns: int,
+) -> dict[str, LoadResult]:
+    """Closed loops of several operations compared with each other, taking `turns` turns
+    of `seconds / turns` each, in order, after a warm-up of each: a slow spell of the
+    machine (the database compacting, a neighbour's burst) then falls on all of them
+    alike instead of on whichever ran at that moment, so their ratios stay steady."""
+    for operation in operations.values():
+        if warmup > 0:
+            await _phase(operation, concurrency, warmup)
+    results = {name: LoadResult(concurrency=concurrency, seconds=0.0) for name in operations}
+    for _ in range(turns):
+        for name, operation in operations.items():
+            results[name].add(await _phase(operation, concurrency, seconds / turns))
+    return results

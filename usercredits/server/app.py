@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeGuard
 
 from aiohttp import WSCloseCode, web
 from cross_web import HTTPException
@@ -128,9 +128,7 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
         after its credentials are read, a websocket connection attempt by its address
         (its credentials come later, in connection_init)."""
         caller = f"address:{request.remote}"
-        # Looking for the header first spares most requests the view's costlier test.
-        upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
-        if not (upgrade and self.is_websocket_request(request)):
+        if not self.is_websocket_request(request):
             principal = await self._principal(request.headers.get("Authorization"))
             request[PRINCIPAL] = principal
             if principal.user_id is not None:
@@ -140,6 +138,12 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
             self._app[METRICS].refusals.labels(cause="rate_limited").inc()
             return rate_limited(wait)
         return await super().__call__(request)
+
+    def is_websocket_request(self, request: web.Request) -> TypeGuard[web.Request]:
+        """Looking for the Upgrade header first spares the other requests the view's own
+        test, which builds a WebSocketResponse to ask (and the view asks twice)."""
+        upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
+        return upgrade and super().is_websocket_request(request)
 
     async def _principal(self, header: object) -> Principal:
         """The caller of an HTTP request; anonymous (with the reason) when its credentials
