@@ -13,7 +13,7 @@ from bench import seed
 from bench.harness import Bench, GraphQL, http_session, log, user_token
 from bench.load import LoadResult, Operation, closed_loop
 from bench.report import Goal, GoalKind, Row, ScenarioResult
-from usercredits.models import Offer
+from usercredits.models import OfferDocument
 from usercredits.server.database import init_models
 
 SMALL_CATALOGUE = 10
@@ -31,7 +31,7 @@ async def run(bench: Bench) -> ScenarioResult:
     database = bench.database_name("growth")
     await init_models(bench.client, database)
     await seed.offers(bench.client, database, [seed.GROUP] * SMALL_CATALOGUE)
-    catalogue = bench.client[database][Offer.Settings.name]
+    catalogue = bench.client[database][OfferDocument.Settings.name]
     token = user_token("grow-00000")
 
     async def measure(what: str) -> tuple[LoadResult, int]:

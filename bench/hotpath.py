@@ -30,13 +30,14 @@ from typing import Any
 from bench import seed
 from bench.harness import Bench, log
 from bench.report import Goal, GoalKind, Row, ScenarioResult
-from usercredits.models import Cycle, LedgerEntry, OfferKind
+from usercredits.models import LedgerEntryDocument
 from usercredits.server.database import init_models
 from usercredits.services import Services, build_services
 from usercredits.services.clock import SystemClock
 from usercredits.services.money import Money
 from usercredits.services.offers import OfferSpec
 from usercredits.services.payments import SandboxPaymentClient
+from usercredits.values import Cycle, OfferKind
 
 LAPSED = 20
 """Balances whose only lot has lapsed, swept in each turn."""
@@ -170,7 +171,7 @@ async def _seed(bench: Bench, state: State) -> None:
     services = await bind(bench, state)
     state.users = seed.users(f"hot-{state.name}", state.balances)
     await seed.wallets(bench.client, state.database, state.users, TOKENS, raw=False)
-    ledger = bench.client[state.database][LedgerEntry.Settings.name]
+    ledger = bench.client[state.database][LedgerEntryDocument.Settings.name]
     rows = await ledger.count_documents({})
     await seed.ledger_entries(
         bench.client, state.database, state.users, state.ledger - rows, first=rows

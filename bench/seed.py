@@ -13,16 +13,14 @@ from pymongo import AsyncMongoClient
 
 from usercredits.models import (
     Balance,
-    LedgerEntry,
-    LedgerReason,
-    Lot,
-    LotSource,
-    Offer,
+    LedgerEntryDocument,
+    OfferDocument,
     balance_id,
     pack_lots,
     user_key,
 )
 from usercredits.services.lots import totals
+from usercredits.values import LedgerReason, Lot, LotSource
 
 GROUP = "bench"
 """The offer group every benchmark wallet holds its tokens in."""
@@ -139,9 +137,9 @@ async def wallets(
         ]
         if start == 0:
             Balance.model_validate(balances[0])
-            LedgerEntry.model_validate(grants[0])
+            LedgerEntryDocument.model_validate(grants[0])
         await db[Balance.Settings.name].insert_many(balances)
-        await db[LedgerEntry.Settings.name].insert_many(grants)
+        await db[LedgerEntryDocument.Settings.name].insert_many(grants)
         if raw:
             await db[RAW_BALANCES].insert_many([dict(b) for b in balances])
 
@@ -153,7 +151,7 @@ async def ledger_entries(
     but that every index of the ledger carries), numbered from `first` (a later call
     continues where an earlier one stopped)."""
     now = datetime.now(UTC)
-    collection = client[database][LedgerEntry.Settings.name]
+    collection = client[database][LedgerEntryDocument.Settings.name]
     for start in range(first, first + count, BATCH):
         batch = [
             _entry(
@@ -168,7 +166,7 @@ async def ledger_entries(
             for i in range(start, min(first + count, start + BATCH))
         ]
         if start == first:
-            LedgerEntry.model_validate(batch[0])
+            LedgerEntryDocument.model_validate(batch[0])
         await collection.insert_many(batch, ordered=False)
 
 
@@ -177,7 +175,7 @@ async def offers(client: AsyncMongoClient[Any], database: str, groups: list[str]
     now = datetime.now(UTC)
     documents = [
         {
-            "name": f"Offer {i}",
+            "name": f"OfferDocument {i}",
             "kind": "tokens",
             "offer_group": group,
             "token_count": 100,
@@ -200,7 +198,7 @@ async def offers(client: AsyncMongoClient[Any], database: str, groups: list[str]
         }
         for i, group in enumerate(groups)
     ]
-    Offer.model_validate(documents[0])
-    collection = client[database][Offer.Settings.name]
+    OfferDocument.model_validate(documents[0])
+    collection = client[database][OfferDocument.Settings.name]
     for start in range(0, len(documents), BATCH):
         await collection.insert_many(documents[start : start + BATCH], ordered=False)

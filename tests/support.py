@@ -8,13 +8,9 @@ from typing import Any
 
 from usercredits.models import (
     Balance,
-    Cycle,
-    LedgerEntry,
-    LedgerReason,
-    Offer,
-    OfferKind,
-    Reservation,
-    ReservationStatus,
+    LedgerEntryDocument,
+    OfferDocument,
+    ReservationDocument,
     balance_id,
 )
 from usercredits.server import children
@@ -22,6 +18,7 @@ from usercredits.services import Services
 from usercredits.services.credits import Credit
 from usercredits.services.money import Money
 from usercredits.services.offers import OfferSpec
+from usercredits.values import Cycle, LedgerReason, OfferKind, ReservationStatus
 
 START = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
 
@@ -53,11 +50,11 @@ def spec(**overrides: Any) -> OfferSpec:
     return replace(base, **overrides)
 
 
-async def make_offer(services: Services, **overrides: Any) -> Offer:
+async def make_offer(services: Services, **overrides: Any) -> OfferDocument:
     return await services.offers.create_offer(spec=spec(**overrides))
 
 
-async def buy(services: Services, user_id: str, offer: Offer, quantity: int = 1) -> str:
+async def buy(services: Services, user_id: str, offer: OfferDocument, quantity: int = 1) -> str:
     """Orders and pays (through the sandbox) an offer; returns the order id."""
     created = await services.orders.create_order(
         user_id=user_id, offer_id=str(offer.id), quantity=quantity
@@ -76,10 +73,12 @@ async def assert_invariant(user_id: str, offer_group: str) -> Balance:
     raw = await Balance.get_pymongo_collection().find_one({"_id": balance_id(user_id, offer_group)})
     assert raw is not None, f"no balance for {user_id}/{offer_group}"
     balance = Balance.model_validate(raw)
-    stored = await LedgerEntry.find({"user_id": user_id, "offer_group": offer_group}).to_list()
+    stored = await LedgerEntryDocument.find(
+        {"user_id": user_id, "offer_group": offer_group}
+    ).to_list()
     by_seq = {e.seq: e for e in stored}
     for entry in raw["last"]:
-        by_seq.setdefault(entry["seq"], LedgerEntry.model_validate(entry))
+        by_seq.setdefault(entry["seq"], LedgerEntryDocument.model_validate(entry))
     entries = [by_seq[seq] for seq in sorted(by_seq)]
     assert [e.seq for e in entries] == list(range(1, balance.seq + 1))
     running = 0
@@ -91,7 +90,7 @@ async def assert_invariant(user_id: str, offer_group: str) -> Balance:
     assert balance.reserved == sum(lot.held for lot in balance.lots)
     assert balance.reserved == sum(hold.tokens for hold in balance.holds)
     assert all(lot.remaining >= 0 and lot.held >= 0 for lot in balance.lots)
-    held = await Reservation.find(
+    held = await ReservationDocument.find(
         {"user_id": user_id, "offer_group": offer_group, "status": ReservationStatus.HELD.value}
     ).to_list()
     assert {str(r.id) for r in held} <= {hold.id for hold in balance.holds}

@@ -9,7 +9,7 @@ import pytest
 
 from tests.api import Api, token
 from tests.conftest import StartServer
-from usercredits.models import Order
+from usercredits.models import OrderDocument
 from usercredits.services.access import Role
 from usercredits.services.errors import InvalidInput
 from usercredits.services.payments import SandboxPaymentClient
@@ -464,7 +464,7 @@ async def test_update_archive_and_refresh_through_the_api(
     # The payment succeeds at the provider but its webhook never arrives.
     stored = await api.data(f'query {{ order(id: "{order["id"]}") {{ status }} }}', as_=ALICE)
     assert stored["order"]["status"] == "PENDING"
-    stored_order = await Order.get(order["id"])
+    stored_order = await OrderDocument.get(order["id"])
     assert stored_order is not None and stored_order.payment_intent_id is not None
     sandbox.settle(stored_order.payment_intent_id, succeed=True)
     refreshed = await api.data(

@@ -9,7 +9,7 @@ from typing import Any
 from pymongo import AsyncMongoClient
 
 from tests.support import FakeClock
-from usercredits.models import LedgerEntry
+from usercredits.models import LedgerEntryDocument
 from usercredits.server.changes import ChangeFeed, running_feed
 from usercredits.server.database import connect, init_models
 from usercredits.server.embedded import EmbeddedDatabase
@@ -63,7 +63,7 @@ async def test_the_feed_resumes_after_the_stream_breaks(
                 await until(lambda: len(balances) >= 4)
                 await asyncio.sleep(0.3)  # a duplicate would arrive now
                 assert balances == [10, 9, 8, 7]
-                assert await LedgerEntry.count() == 4
+                assert await LedgerEntryDocument.count() == 4
                 reader.cancel()
             await client.close()
     finally:

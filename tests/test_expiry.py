@@ -6,11 +6,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.support import FakeClock, assert_invariant, buy, make_offer, snapshot
-from usercredits.models import LedgerEntry, LedgerReason, LotDraw, OrderStatus
+from usercredits.models import LedgerEntryDocument
 from usercredits.services import Services
 from usercredits.services.errors import Expired, InsufficientTokens
 from usercredits.services.expiry import WarningKind, credit_warnings, expire_due
 from usercredits.services.wallet_base import SWEEP_BATCH
+from usercredits.values import LedgerReason, LotDraw, OrderStatus
 
 
 async def sweep(services: Services, clock: FakeClock) -> int:
@@ -35,7 +36,7 @@ async def test_expired_group_cannot_be_consumed_and_the_sweep_zeroes_it(
     assert await sweep(services, clock) == 25
     balance = await assert_invariant("u1", "pro")
     assert balance.tokens == 0
-    expiry = await LedgerEntry.find_one({"reason": LedgerReason.EXPIRY.value})
+    expiry = await LedgerEntryDocument.find_one({"reason": LedgerReason.EXPIRY.value})
     assert expiry is not None and (expiry.tokens, expiry.balance_after) == (-25, 0)
     order = await services.orders.get_order(order_id=order_id)
     assert order.status is OrderStatus.EXPIRED
@@ -59,7 +60,7 @@ async def test_sweeping_twice_and_concurrently_removes_tokens_once(
     assert await sweep(services, clock) == 0
     for user in ("u1", "u2", "u3"):
         assert (await assert_invariant(user, "pro")).tokens == 0
-    assert await LedgerEntry.find({"reason": "expiry"}).count() == 3
+    assert await LedgerEntryDocument.find({"reason": "expiry"}).count() == 3
 
 
 async def test_a_sweep_of_more_balances_than_one_batch_expires_and_releases_each_once(
@@ -122,7 +123,7 @@ async def test_a_new_purchase_into_a_lapsed_group_never_revives_the_old_tokens(
         )
     assert await sweep(services, clock) == 10
     assert (await assert_invariant("u1", "pro")).tokens == 10
-    entries = await LedgerEntry.find().sort("seq").to_list()
+    entries = await LedgerEntryDocument.find().sort("seq").to_list()
     assert [e.reason for e in entries] == [
         LedgerReason.PURCHASE,
         LedgerReason.PURCHASE,

@@ -18,9 +18,10 @@ from tests.conftest import SpawnServer
 from tests.fake_stripe import SECRET_KEY, WEBHOOK_SECRET, FakeStripe, event
 from tests.shop import ADMIN, BUY, Shop
 from tests.support import assert_invariant
-from usercredits.models import LedgerEntry, Order, OrderStatus
+from usercredits.models import LedgerEntryDocument, OrderDocument
 from usercredits.server.database import connect
 from usercredits.server.embedded import EmbeddedDatabase
+from usercredits.values import OrderStatus
 
 pytestmark = pytest.mark.reliability
 
@@ -65,8 +66,8 @@ async def test_webhook_flood_credits_each_order_once(
 
     statuses = await asyncio.gather(*(deliver(body) for body in deliveries))
     assert set(statuses) == {200}
-    paid = await Order.find({"status": OrderStatus.PAID.value}).count()
-    purchases = await LedgerEntry.find({"reason": "purchase"}).count()
+    paid = await OrderDocument.find({"status": OrderStatus.PAID.value}).count()
+    purchases = await LedgerEntryDocument.find({"reason": "purchase"}).count()
     assert paid == purchases == len(orders)
     for user in users:
         assert (await assert_invariant(user, "pro")).tokens == 5 * 100

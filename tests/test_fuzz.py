@@ -27,8 +27,8 @@ from tests.api import Api, token
 from tests.conftest import StartServer
 from tests.fake_stripe import SECRET_KEY, WEBHOOK_SECRET, FakeStripe, sign
 from tests.support import snapshot
-from usercredits.models import LedgerEntry
-from usercredits.schema import build_schema
+from usercredits.api import build_schema
+from usercredits.models import LedgerEntryDocument
 from usercredits.services.access import Role
 
 pytestmark = pytest.mark.reliability
@@ -506,7 +506,7 @@ async def test_hostile_bodies_to_the_webhook_get_a_clean_4xx(
     tally.record(f"HTTP {status}")
     assert 400 <= status < 500, f"{case} ({'signed' if signed else 'unsigned'}): {status} {text}"
     await healthy(http, shop_url)
-    assert await LedgerEntry.count() == 0
+    assert await LedgerEntryDocument.count() == 0
 
 
 async def test_oversized_and_mistyped_webhooks_get_a_clean_4xx(
@@ -531,7 +531,7 @@ async def test_oversized_and_mistyped_webhooks_get_a_clean_4xx(
         await healthy(http, shop_url)
     async with http.get(url) as response:
         assert response.status == 405
-    assert await LedgerEntry.count() == 0
+    assert await LedgerEntryDocument.count() == 0
 
 
 INTENTS = st.fixed_dictionaries(

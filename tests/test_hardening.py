@@ -28,8 +28,8 @@ from graphql import parse
 from tests.api import SECRET, Api, TransportWsClient, token
 from tests.conftest import StartServer
 from tests.support import run_cli, snapshot
-from usercredits.models import Order
-from usercredits.schema import build_schema
+from usercredits.api import build_schema
+from usercredits.models import OrderDocument
 from usercredits.schema.limits import Limits, document_clock, over_limits
 from usercredits.services.access import Role
 from usercredits.services.payments import PaymentState, SandboxPaymentClient
@@ -394,7 +394,7 @@ async def test_pending_orders_per_user_are_capped_oldest_first(
     status = {edge["node"]["id"]: edge["node"]["status"] for edge in orders}
     assert [status[i] for i in created] == ["CANCELED", "CANCELED", "PENDING", "PENDING", "PENDING"]
     for order_id in created:
-        order = await Order.get(ObjectId(order_id))
+        order = await OrderDocument.get(ObjectId(order_id))
         assert order is not None and order.payment_intent_id is not None
         payment = await sandbox.get_payment(order.payment_intent_id)
         expected = PaymentState.CANCELED if order_id in created[:2] else PaymentState.PENDING

@@ -7,13 +7,14 @@ import pytest
 from pydantic import ValidationError
 
 from tests.support import FakeClock, assert_invariant
-from usercredits.models import LedgerEntry, LedgerReason, Lot, LotDraw, LotSource, pack_lots
+from usercredits.models import LedgerEntryDocument, pack_lots
 from usercredits.models.wallet import LOTS
 from usercredits.services import Services
 from usercredits.services.credits import Credit
 from usercredits.services.errors import InsufficientTokens
 from usercredits.services.expiry import expire_due
 from usercredits.services.lots import draw, lapse, live_lots, settle, take_back, with_lot
+from usercredits.values import LedgerReason, Lot, LotDraw, LotSource
 
 NOW = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
 
@@ -181,7 +182,7 @@ async def test_the_sooner_to_expire_goes_first_and_expiry_takes_only_its_lot(
     clock.advance(days=11)
     result = await expire_due(wallets=wallets, orders=services.orders, now=clock.now())
     assert (result.reservations_released, result.tokens_expired) == (1, 6)
-    expiries = await LedgerEntry.find({"reason": "expiry"}).to_list()
+    expiries = await LedgerEntryDocument.find({"reason": "expiry"}).to_list()
     assert [(e.tokens, e.lots) for e in expiries] == [
         (-6, [LotDraw(lot_id=soon.lots[0].lot_id, tokens=6)])
     ]

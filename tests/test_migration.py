@@ -10,7 +10,7 @@ import pytest
 from bson import ObjectId
 
 from tests.support import FakeClock, assert_invariant, snapshot
-from usercredits.models import Balance, LedgerEntry, Reservation
+from usercredits.models import Balance, LedgerEntryDocument, ReservationDocument
 from usercredits.services import Services
 from usercredits.services.errors import KeyReused
 from usercredits.services.migration import LEGACY_LEDGER_INDEX, key_ledger_entries, migrate_balances
@@ -22,7 +22,7 @@ async def old_balance(clock: FakeClock) -> dict[str, Any]:
     expires = now + timedelta(days=30)
     entries = [(50, 50, "grant"), (-10, 40, "reservation")]
     for seq, (tokens, after, reason) in enumerate(entries, start=1):
-        await LedgerEntry.get_pymongo_collection().insert_one(
+        await LedgerEntryDocument.get_pymongo_collection().insert_one(
             {
                 "user_id": "u1",
                 "offer_group": "pro",
@@ -35,7 +35,7 @@ async def old_balance(clock: FakeClock) -> dict[str, Any]:
             }
         )
     reservation = ObjectId()
-    await Reservation.get_pymongo_collection().insert_one(
+    await ReservationDocument.get_pymongo_collection().insert_one(
         {
             "_id": reservation,
             "user_id": "u1",
@@ -94,7 +94,7 @@ async def test_migrate_indexes_older_keys_so_their_retries_are_recognised(
 ) -> None:
     await old_balance(clock)
     await migrate_balances()
-    ledger = LedgerEntry.get_pymongo_collection()
+    ledger = LedgerEntryDocument.get_pymongo_collection()
     await ledger.create_index(
         [("user_id", pymongo.ASCENDING), ("idempotency_key", pymongo.ASCENDING)],
         name=LEGACY_LEDGER_INDEX,

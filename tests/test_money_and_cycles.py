@@ -4,10 +4,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from usercredits.models import Cycle
 from usercredits.services.cycles import expiry
 from usercredits.services.errors import InvalidInput
 from usercredits.services.money import Money, normalize_currency
+from usercredits.values import Cycle
 
 T0 = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
 

@@ -20,12 +20,13 @@ from pymongo import AsyncMongoClient
 
 from tests.api import Api, token
 from tests.support import FakeClock, assert_invariant, order_credit, snapshot
-from usercredits.models import Balance, LedgerEntry, LedgerReason
+from usercredits.models import Balance, LedgerEntryDocument
 from usercredits.services import Services
 from usercredits.services.access import Role
 from usercredits.services.errors import Impossible
 from usercredits.services.movements import Change, Entry, Movements
 from usercredits.services.wallets import Wallets
+from usercredits.values import LedgerReason
 
 ADMIN_TOKEN = token("admin-1", Role.ADMIN)
 STEPS = ["read", "flushed", "planned", "written", "inserted"]
@@ -88,7 +89,7 @@ EFFECT = {
 
 
 async def ledger_inserts(mongo: AsyncMongoClient[Any], seen: list[str]) -> None:
-    collection = LedgerEntry.get_pymongo_collection()
+    collection = LedgerEntryDocument.get_pymongo_collection()
     async with await collection.watch([{"$match": {"operationType": "insert"}}]) as stream:
         async for change in stream:
             seen.append(str(change["documentKey"]["_id"]))
@@ -121,7 +122,7 @@ async def test_a_fault_between_any_two_steps_loses_and_doubles_nothing(
         await operation(faulty, clock, str(held.id))  # the client's retry
 
         balance = await assert_invariant("u1", "pro")
-        entries = await LedgerEntry.find({"user_id": "u1"}).sort("seq").to_list()
+        entries = await LedgerEntryDocument.find({"user_id": "u1"}).sort("seq").to_list()
         # Every movement's entries reached the ledger collection itself, in order, once.
         assert [e.seq for e in entries] == list(range(1, balance.seq + 1))
         reason, tokens = EFFECT[name]
@@ -175,7 +176,7 @@ async def test_lots_kept_from_an_earlier_write_are_not_taken_for_a_new_balance(
     elsewhere = Wallets(movements=Movements(clock=clock), clock=clock)
     await here.grant(user_id="u1", offer_group="pro", tokens=10, idempotency_key="a")
     await here.consume(user_id="u1", offer_group="pro", tokens=1, idempotency_key="b")
-    for document in (Balance, LedgerEntry):
+    for document in (Balance, LedgerEntryDocument):
         await document.get_pymongo_collection().delete_many({})
     await elsewhere.grant(user_id="u1", offer_group="pro", tokens=5, idempotency_key="c")
     await elsewhere.consume(user_id="u1", offer_group="pro", tokens=1, idempotency_key="d")

@@ -3,11 +3,12 @@
 import pytest
 
 from tests.support import buy, make_offer, snapshot, spec
-from usercredits.models import Cycle, Offer
+from usercredits.models import OfferDocument
 from usercredits.services import Services
 from usercredits.services.errors import InvalidInput, NotFound, OfferNotAvailable
 from usercredits.services.money import Money
 from usercredits.services.offers import ItemSpec
+from usercredits.values import Cycle
 
 
 async def names(services: Services, user_id: str | None, **filters: object) -> list[str]:
@@ -111,7 +112,7 @@ async def test_invalid_offers_are_rejected_and_nothing_is_stored(
 ) -> None:
     with pytest.raises(InvalidInput, match=message):
         await make_offer(services, **overrides)
-    assert await Offer.count() == 0
+    assert await OfferDocument.count() == 0
 
 
 async def test_unknown_currency_in_a_price_is_rejected() -> None:

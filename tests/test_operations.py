@@ -15,7 +15,7 @@ from pymongo import AsyncMongoClient
 from tests.api import Api, TransportWsClient, sample, token
 from tests.conftest import SpawnServer, StartServer
 from tests.support import FakeClock, snapshot
-from usercredits.models import Offer
+from usercredits.models import OfferDocument
 from usercredits.server.metrics import Metrics
 from usercredits.server.sweeper import Lease, Sweeper
 from usercredits.services import Services
@@ -145,9 +145,9 @@ async def test_catalogue_import_is_idempotent_and_dry_run_changes_nothing(
     ]
     again = await import_catalogue(offers=services.offers, text=CATALOGUE)
     assert {c.action for c in again} == {"unchanged"}
-    assert await Offer.count() == 4
-    bundle = await Offer.find_one({"key": "starter-bundle"})
-    pro = await Offer.find_one({"key": "pro-monthly"})
+    assert await OfferDocument.count() == 4
+    bundle = await OfferDocument.find_one({"key": "starter-bundle"})
+    pro = await OfferDocument.find_one({"key": "pro-monthly"})
     assert bundle is not None and pro is not None
     assert bundle.combined_items[0].offer_id == str(pro.id)
 
@@ -156,10 +156,10 @@ async def test_catalogue_import_is_idempotent_and_dry_run_changes_nothing(
     )
     dry = await import_catalogue(offers=services.offers, text=changed, dry_run=True)
     assert [c.key for c in dry if c.action == "update"] == ["chat-pack"]
-    pack = await Offer.find_one({"key": "chat-pack"})
+    pack = await OfferDocument.find_one({"key": "chat-pack"})
     assert pack is not None and pack.prices[0].minor_units == 499
     await import_catalogue(offers=services.offers, text=changed)
-    pack = await Offer.find_one({"key": "chat-pack"})
+    pack = await OfferDocument.find_one({"key": "chat-pack"})
     assert pack is not None and pack.prices[0].minor_units == 549
 
 
@@ -207,4 +207,4 @@ async def test_a_first_start_seeds_the_example_catalogue(
     assert names == {"Pro (monthly)", "500 chat tokens", "Starter bundle"}
     # A second start finds offers and loads nothing.
     await start_server(seed_catalogue=seed)
-    assert await Offer.count() == 4
+    assert await OfferDocument.count() == 4

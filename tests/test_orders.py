@@ -7,12 +7,13 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.support import START, FakeClock, assert_invariant, buy, make_offer, snapshot
-from usercredits.models import Balance, Cycle, LedgerEntry, Order, OrderStatus
+from usercredits.models import Balance, LedgerEntryDocument, OrderDocument
 from usercredits.services import Services
 from usercredits.services.errors import InvalidInput, KeyReused, OrderNotPending, QuantityLimit
 from usercredits.services.money import Money
 from usercredits.services.offers import ItemSpec
 from usercredits.services.payments import SandboxPaymentClient
+from usercredits.values import Cycle, OrderStatus
 
 
 async def test_free_order_is_paid_at_once(services: Services) -> None:
@@ -53,7 +54,7 @@ async def test_priced_order_is_pending_until_the_sandbox_pays(
         paid.expires,
         50,
     )
-    entries = await LedgerEntry.find_all().to_list()
+    entries = await LedgerEntryDocument.find_all().to_list()
     assert [(e.tokens, e.reason.value, e.order_id) for e in entries] == [
         (100, "purchase", str(order.id))
     ]
@@ -68,7 +69,7 @@ async def test_refused_payment_credits_nothing(
     sandbox.settle(order.payment_intent_id, succeed=False)
     refused = await services.orders.refresh_order(order_id=str(order.id))
     assert refused.status is OrderStatus.REFUSED
-    assert await LedgerEntry.count() == 0
+    assert await LedgerEntryDocument.count() == 0
     assert await services.wallets.balances(user_id="u1") == []
 
 
@@ -87,7 +88,7 @@ async def test_applying_the_same_outcome_twice_changes_nothing(services: Service
     assert final.status is OrderStatus.PAID
     assert [e.status for e in final.history] == [OrderStatus.PENDING, OrderStatus.PAID]
     assert (await assert_invariant("u1", "pro")).tokens == 7
-    assert await LedgerEntry.count() == 1
+    assert await LedgerEntryDocument.count() == 1
 
 
 async def test_refused_then_paid_is_allowed(services: Services) -> None:
@@ -166,14 +167,14 @@ async def test_idempotent_create_returns_the_same_order(services: Services) -> N
     )
     assert len({str(r.order.id) for r in results}) == 1
     assert len({r.payment_client_secret for r in results}) == 1
-    assert await Order.count() == 1
+    assert await OrderDocument.count() == 1
     with pytest.raises(KeyReused):
         await services.orders.create_order(
             user_id="u1", offer_id=str(other.id), idempotency_key="k"
         )
     # The key is per user.
     await services.orders.create_order(user_id="u2", offer_id=str(offer.id), idempotency_key="k")
-    assert await Order.count() == 2
+    assert await OrderDocument.count() == 2
 
 
 async def test_append_date_starts_where_the_last_purchase_ends(
@@ -227,7 +228,7 @@ async def test_bundle_creates_paid_children_per_item(services: Services) -> None
         ],
     )
     parent_id = await buy(services, "u1", bundle, quantity=2)
-    children = await Order.find({"parent_id": parent_id}).sort("offer_group").to_list()
+    children = await OrderDocument.find({"parent_id": parent_id}).sort("offer_group").to_list()
     assert [(c.offer_group, c.token_count, c.total_minor_units, c.status) for c in children] == [
         ("chat", 50 * 2 * 2, 0, OrderStatus.PAID),
         ("images", 5 * 3 * 2, 0, OrderStatus.PAID),
@@ -254,7 +255,7 @@ async def test_bundle_item_with_append_date_starts_after_earlier_orders(
         combined_items=[ItemSpec(offer_id=str(chat.id), quantity=1)],
     )
     parent_id = await buy(services, "u1", bundle)
-    child = await Order.find_one({"parent_id": parent_id})
+    child = await OrderDocument.find_one({"parent_id": parent_id})
     assert child is not None
     assert child.starts == first.expires
     assert child.expires == datetime(2026, 3, 28, 12, 0, tzinfo=UTC)

@@ -24,7 +24,7 @@ def test_the_wheel_installs_beside_a_package_named_schema(tmp_path: Path) -> Non
         archive.extractall(site)  # what pip does with a wheel: unpack it into site-packages
     assert (site / "schema" / "__init__.py").read_text() == THEIRS
     check = (
-        "import schema, usercredits.schema as ours; "
+        "import schema, usercredits.api as ours; "
         "assert schema.ORIGIN == 'theirs'; "
         f"assert ours.__file__.startswith({str(site)!r}); "
         "print(ours.build_schema().as_str().count('type Query'))"

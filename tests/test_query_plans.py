@@ -19,13 +19,13 @@ from pymongo import AsyncMongoClient, monitoring
 
 from tests.support import FakeClock, make_offer
 from tests.support import buy as buy_offer
-from usercredits.models import Cycle, OrderStatus
 from usercredits.server.database import init_models
 from usercredits.services import Services, build_services
 from usercredits.services.expiry import expire_due
 from usercredits.services.offers import ItemSpec
 from usercredits.services.payments import SandboxPaymentClient, WebhookEvent
 from usercredits.services.webhooks import handle_payment_event
+from usercredits.values import Cycle, OrderStatus
 
 FILTERED = {"find": "filter", "count": "query", "distinct": "query"}
 """Commands with one filter, and where it is."""

@@ -6,7 +6,7 @@ from pathlib import Path
 from graphql import GraphQLError, find_breaking_changes
 from graphql import build_schema as parse_sdl
 
-from usercredits.schema import build_schema
+from usercredits.api import build_schema
 from usercredits.schema.errors import apply_contract
 from usercredits.services.errors import InsufficientTokens
 

@@ -12,7 +12,7 @@ from tests.api import sample
 from tests.fake_stripe import SECRET_KEY, WEBHOOK_SECRET, FakeStripe, event, sign
 from tests.shop import ALICE, BUY, ORDER, Shop
 from tests.support import FakeClock, assert_invariant, make_offer
-from usercredits.models import LedgerEntry, Order, ProcessedEvent
+from usercredits.models import LedgerEntryDocument, OrderDocument, ProcessedEvent
 from usercredits.services import build_services
 from usercredits.services.expiry import expire_due
 from usercredits.services.payments.stripe import StripePaymentClient
@@ -28,7 +28,7 @@ async def test_create_order_makes_a_payment_intent(shop: Shop) -> None:
     assert request["amount"] == "1998" and request["currency"] == "usd"
     assert request["metadata[order_id]"] == order["id"]
     assert request["metadata[user_id]"] == "alice"
-    stored = await Order.get(order["id"])
+    stored = await OrderDocument.get(order["id"])
     assert stored is not None and stored.payment_intent_id == intent["id"]
     # The sandbox-only mutation does not exist with Stripe.
     body = await shop.api.call(
@@ -51,7 +51,7 @@ async def test_success_credits_tokens_once_also_for_duplicates(shop: Shop) -> No
     assert all(status == 200 for status, _ in results)
     assert await shop.status(order["id"]) == "PAID"
     assert await shop.tokens() == 100
-    assert await LedgerEntry.find({"reason": "purchase"}).count() == 1
+    assert await LedgerEntryDocument.find({"reason": "purchase"}).count() == 1
     received = "usercredits_webhook_events_total"
     text = await shop.metrics()
     outcomes = [
@@ -100,7 +100,7 @@ async def test_bad_deliveries_get_400_and_change_nothing(shop: Shop) -> None:
     )
     assert rejected == len(cases) + 1
     assert await shop.status(order["id"]) == "PENDING"
-    assert await ProcessedEvent.count() == 0 and await LedgerEntry.count() == 0
+    assert await ProcessedEvent.count() == 0 and await LedgerEntryDocument.count() == 0
 
 
 async def test_events_out_of_order(shop: Shop) -> None:
@@ -144,7 +144,7 @@ async def test_refund_takes_back_unused_tokens(shop: Shop) -> None:
     assert (await shop.deliver(refund))[1]["outcome"] == "duplicate"
     assert await shop.status(order["id"]) == "REFUNDED"
     assert await shop.tokens() == 0
-    entry = await LedgerEntry.find_one({"reason": "refund"})
+    entry = await LedgerEntryDocument.find_one({"reason": "refund"})
     assert entry is not None and (entry.tokens, entry.balance_after) == (-70, 0)
     assert entry.note is not None and "30 already spent could not be recovered" in entry.note
 
@@ -184,7 +184,7 @@ async def test_jpy_and_kwd_amounts(shop: Shop) -> None:
     code = await shop.api.error_code(BUY, {"input": {"offerId": odd, "currency": "KWD"}}, as_=ALICE)
     assert code == "PAYMENT_FAILED"
     assert len(shop.fake.create_requests) == requests  # refused before anything was sent
-    assert await Order.find({"currency": "KWD"}).count() == 1
+    assert await OrderDocument.find({"currency": "KWD"}).count() == 1
 
 
 async def test_missed_webhook_refresh_and_failures(shop: Shop) -> None:
@@ -201,11 +201,11 @@ async def test_missed_webhook_refresh_and_failures(shop: Shop) -> None:
     assert await shop.tokens() == 100
 
     shop.fake.decline_next_create = True
-    before = await Order.count()
+    before = await OrderDocument.count()
     assert (
         await shop.api.error_code(BUY, {"input": {"offerId": offer}}, as_=ALICE) == "PAYMENT_FAILED"
     )
-    assert await Order.count() == before
+    assert await OrderDocument.count() == before
 
 
 async def test_cancel_order_cancels_the_intent(shop: Shop) -> None:

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support import FakeClock, assert_invariant, order_credit
-from usercredits.models import ALL_DOCUMENTS, LedgerEntry
+from usercredits.models import ALL_DOCUMENTS, LedgerEntryDocument
 from usercredits.services import Services
 from usercredits.services.errors import Conflict, Expired, InsufficientTokens, NotFound
 from usercredits.services.movements import Movements
@@ -98,7 +98,7 @@ async def test_random_concurrent_movements_keep_every_lot_and_the_ledger_whole(
         index += len(batch)
         if await services.wallets.balance(user_id="u1", offer_group="pro") is not None:
             balance = await assert_invariant("u1", "pro")
-            entries = await LedgerEntry.find({"user_id": "u1"}).to_list()
+            entries = await LedgerEntryDocument.find({"user_id": "u1"}).to_list()
             added = sum(e.tokens for e in entries if e.reason.value in ("grant", "purchase"))
             gone = -sum(
                 e.tokens for e in entries if e.reason.value in ("consumption", "expiry", "refund")

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from tests.support import FakeClock, assert_invariant, snapshot
-from usercredits.models import LedgerEntry, LedgerReason, Reservation, ReservationStatus
+from usercredits.models import LedgerEntryDocument, ReservationDocument
 from usercredits.services import Services
 from usercredits.services.errors import (
     Conflict,
@@ -16,11 +16,12 @@ from usercredits.services.errors import (
     InvalidInput,
     NotFound,
 )
+from usercredits.values import LedgerReason, ReservationStatus
 
 
 async def grant(
     services: Services, tokens: int, user: str = "u1", group: str = "pro", **kw: object
-) -> LedgerEntry:
+) -> LedgerEntryDocument:
     return await services.wallets.grant(
         user_id=user,
         offer_group=group,
@@ -47,7 +48,7 @@ async def test_200_concurrent_consumes_against_50_tokens(services: Services) -> 
     assert outcomes.count("insufficient") == 150
     balance = await assert_invariant("u1", "pro")
     assert balance.tokens == 0
-    assert await LedgerEntry.find({"reason": LedgerReason.CONSUMPTION.value}).count() == 50
+    assert await LedgerEntryDocument.find({"reason": LedgerReason.CONSUMPTION.value}).count() == 50
 
 
 async def test_20_concurrent_retries_with_one_key_debit_once(services: Services) -> None:
@@ -188,7 +189,7 @@ async def test_reservation_holds_then_commit_releases_the_rest(services: Service
     released = await services.wallets.release_reservation(reservation_id=str(held.id))
     assert released.status is ReservationStatus.COMMITTED
     assert (await assert_invariant("u1", "pro")).tokens == 8
-    reasons = [e.reason.value for e in await LedgerEntry.find().sort("seq").to_list()]
+    reasons = [e.reason.value for e in await LedgerEntryDocument.find().sort("seq").to_list()]
     assert reasons == ["grant", "reservation", "release", "consumption"]
 
 
@@ -205,7 +206,7 @@ async def test_release_gives_everything_back_once(services: Services) -> None:
     assert (balance.tokens, balance.reserved) == (10, 0)
     with pytest.raises(Conflict, match="released"):
         await services.wallets.commit_reservation(reservation_id=str(held.id))
-    assert await LedgerEntry.find({"reason": "release"}).count() == 1
+    assert await LedgerEntryDocument.find({"reason": "release"}).count() == 1
 
 
 async def test_commit_more_than_held_is_refused(services: Services) -> None:
@@ -233,7 +234,7 @@ async def test_reservation_past_its_ttl_is_released_by_the_sweep(
         await services.wallets.commit_reservation(reservation_id=str(held.id))
     result = await expire_due(wallets=services.wallets, orders=services.orders, now=clock.now())
     assert result.reservations_released == 1
-    stored = await Reservation.get(held.id)
+    stored = await ReservationDocument.get(held.id)
     assert stored is not None and stored.status is ReservationStatus.RELEASED
     balance = await assert_invariant("u1", "pro")
     assert (balance.tokens, balance.reserved) == (10, 0)

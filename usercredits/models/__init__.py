@@ -1,30 +1,21 @@
-"""Beanie documents of the credits service and their indexes. No business logic."""
+"""Beanie documents of the credits service and their indexes. No business logic; the
+values the layers pass each other are in usercredits/values/."""
 
 from beanie import Document
 
 from usercredits.models.api_key import ApiKey
-from usercredits.models.enums import Cycle, LedgerReason, OfferKind, OrderStatus, ReservationStatus
-from usercredits.models.ledger import LedgerEntry, Reservation, user_key
-from usercredits.models.offer import CombinedItem, Offer, Price
-from usercredits.models.order import Order, OrderEvent
+from usercredits.models.ledger import LedgerEntryDocument, ReservationDocument, user_key
+from usercredits.models.offer import OfferDocument
+from usercredits.models.order import OrderDocument
 from usercredits.models.payment_event import ProcessedEvent
-from usercredits.models.wallet import (
-    Balance,
-    Hold,
-    Lot,
-    LotDraw,
-    LotSource,
-    balance_id,
-    lot_text,
-    pack_lots,
-)
+from usercredits.models.wallet import Balance, balance_id, lot_text, pack_lots
 
 ALL_DOCUMENTS: list[type[Document]] = [
-    Offer,
-    Order,
+    OfferDocument,
+    OrderDocument,
     Balance,
-    LedgerEntry,
-    Reservation,
+    LedgerEntryDocument,
+    ReservationDocument,
     ProcessedEvent,
     ApiKey,
 ]
@@ -33,23 +24,11 @@ __all__ = [
     "ALL_DOCUMENTS",
     "ApiKey",
     "Balance",
-    "CombinedItem",
-    "Cycle",
-    "Hold",
-    "LedgerEntry",
-    "LedgerReason",
-    "Lot",
-    "LotDraw",
-    "LotSource",
-    "Offer",
-    "OfferKind",
-    "Order",
-    "OrderEvent",
-    "OrderStatus",
-    "Price",
+    "LedgerEntryDocument",
+    "OfferDocument",
+    "OrderDocument",
     "ProcessedEvent",
-    "Reservation",
-    "ReservationStatus",
+    "ReservationDocument",
     "balance_id",
     "lot_text",
     "pack_lots",

@@ -1,15 +1,11 @@
-"""The append-only token ledger (TokenTimetable in the original) and token reservations."""
-
-from datetime import datetime
+"""The documents of the append-only token ledger and of reservations, with their indexes."""
 
 import pymongo
 from beanie import Document
-from pydantic import Field
 from pymongo import IndexModel
 
-from usercredits.models.enums import LedgerReason, ReservationStatus
 from usercredits.models.keys import user_scoped
-from usercredits.models.wallet import LotDraw
+from usercredits.values.ledger import LedgerEntryFields, ReservationFields
 
 
 def user_key(user_id: str, idempotency_key: str) -> str:
@@ -17,23 +13,7 @@ def user_key(user_id: str, idempotency_key: str) -> str:
     return user_scoped(user_id, idempotency_key)
 
 
-class LedgerEntry(Document):
-    user_id: str
-    offer_group: str
-    tokens: int
-    balance_after: int
-    seq: int
-    """The entry's position among its group's entries (see Balance.seq)."""
-    reason: LedgerReason
-    note: str | None = None
-    order_id: str | None = None
-    reservation_id: str | None = None
-    idempotency_key: str | None = None
-    lots: list[LotDraw] = Field(default_factory=list)
-    """Debits, holds, expiries, refunds: the lots the tokens came from; credits: the lot made;
-    releases: the lots the tokens went back to."""
-    created_at: datetime
-
+class LedgerEntryDocument(Document, LedgerEntryFields):
     class Settings:
         name = "ledger"
         indexes = [
@@ -68,17 +48,7 @@ class LedgerEntry(Document):
         ]
 
 
-class Reservation(Document):
-    """Tokens held for a long job: no longer spendable, debited or given back later."""
-
-    user_id: str
-    offer_group: str
-    tokens: int
-    status: ReservationStatus
-    expires_at: datetime
-    idempotency_key: str
-    created_at: datetime
-
+class ReservationDocument(Document, ReservationFields):
     class Settings:
         name = "reservations"
         indexes = [

@@ -1,54 +1,13 @@
-"""The offer catalogue: what can be bought, for how much, and what it grants.
-
-Prices are integers in the currency's minor units; no business rules live here.
-"""
-
-from datetime import datetime
+"""The document of the offer catalogue, with its indexes."""
 
 import pymongo
 from beanie import Document
-from pydantic import BaseModel, Field
 from pymongo import IndexModel
 
-from usercredits.models.enums import Cycle, OfferKind
+from usercredits.values.offers import OfferFields
 
 
-class Price(BaseModel):
-    currency: str
-    minor_units: int
-
-
-class CombinedItem(BaseModel):
-    """One offer bundled into another, `quantity` times per bundle bought."""
-
-    offer_id: str
-    offer_group: str
-    quantity: int
-    cycle: Cycle | None = None
-    custom_cycle_seconds: int | None = None
-
-
-class Offer(Document):
-    key: str | None = None
-    """A stable name chosen by the operator, by which catalogue files upsert the offer."""
-    name: str
-    kind: OfferKind
-    offer_group: str
-    token_count: int
-    prices: list[Price]
-    cycle: Cycle
-    custom_cycle_seconds: int | None = None
-    append_date: bool = False
-    quantity_limit: int | None = None
-    tags: list[str] = Field(default_factory=list)
-    popular: bool = False
-    overriding_key: str | None = None
-    weight: int = 0
-    unlocked_by: list[str] = Field(default_factory=list)
-    combined_items: list[CombinedItem] = Field(default_factory=list)
-    archived: bool = False
-    created_at: datetime
-
+class OfferDocument(Document, OfferFields):
     class Settings:
         name = "offers"
         indexes = [
@@ -64,6 +23,3 @@ class Offer(Document):
                 partialFilterExpression={"key": {"$type": "string"}},
             ),
         ]
-
-    def price_in(self, currency: str) -> Price | None:
-        return next((p for p in self.prices if p.currency == currency), None)

@@ -1,39 +1,13 @@
-"""Orders: one purchase of an offer by a user, with its payment and status history."""
-
-from datetime import datetime
+"""The documents of orders, with their indexes."""
 
 import pymongo
 from beanie import Document
-from pydantic import BaseModel, Field
 from pymongo import IndexModel
 
-from usercredits.models.enums import OrderStatus
+from usercredits.values.orders import OrderFields
 
 
-class OrderEvent(BaseModel):
-    at: datetime
-    status: OrderStatus
-    message: str
-
-
-class Order(Document):
-    user_id: str
-    offer_id: str
-    offer_group: str
-    quantity: int
-    token_count: int
-    currency: str
-    total_minor_units: int
-    status: OrderStatus
-    starts: datetime | None = None
-    expires: datetime | None = None
-    created_at: datetime
-    updated_at: datetime
-    history: list[OrderEvent] = Field(default_factory=list)
-    payment_intent_id: str | None = None
-    parent_id: str | None = None
-    idempotency_key: str | None = None
-
+class OrderDocument(Document, OrderFields):
     class Settings:
         name = "orders"
         indexes = [

@@ -10,43 +10,14 @@ outbox until they are in the ledger collection.
 
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from enum import StrEnum
 
 import pymongo
 from beanie import Document
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import Field, TypeAdapter, field_validator
 from pymongo import IndexModel
 
 from usercredits.models.keys import user_scoped
-
-
-class LotSource(StrEnum):
-    ORDER = "order"
-    GRANT = "grant"
-
-
-class Lot(BaseModel):
-    """The tokens of one credit, valid for their own period. Frozen: a movement makes a new
-    lot for each one it changes (`model_copy`), so an unchanged lot is the same object from
-    one write to the next and its stored text can be reused (see `pack_lots`)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    source: LotSource
-    order_id: str | None = None
-    tokens: int
-    """Credited."""
-    remaining: int
-    """Spendable: not yet spent, held, expired or refunded."""
-    held: int = 0
-    """Held by reservations, given back to this lot or spent from it when they settle."""
-    starts: datetime
-    expires: datetime | None = None
-    priority: int = 50
-    note: str | None = None
-    created_at: datetime
-
+from usercredits.values.lots import Hold, Lot
 
 LOTS = TypeAdapter(list[Lot])
 
@@ -60,23 +31,6 @@ def pack_lots(lots: Iterable[Lot], text: Callable[[Lot], str] = lot_text) -> str
     """The lots as a balance stores them (see `Balance.lots`): a JSON array of each lot's
     `text`, which may be one kept from an earlier write of that same lot."""
     return "[" + ",".join(map(text, lots)) + "]"
-
-
-class LotDraw(BaseModel):
-    """Tokens one movement took from (or gave to) one lot."""
-
-    lot_id: str
-    tokens: int
-
-
-class Hold(BaseModel):
-    """A held reservation: how many tokens, from which lots, until when."""
-
-    id: str
-    tokens: int
-    draws: list[LotDraw]
-    expires_at: datetime
-    idempotency_key: str
 
 
 def balance_id(user_id: str, offer_group: str) -> str:

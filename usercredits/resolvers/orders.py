@@ -2,19 +2,19 @@
 
 import strawberry
 
-from usercredits.models import Order as OrderModel
-from usercredits.models import OrderStatus
+from usercredits import values
 from usercredits.schema.context import Context
 from usercredits.schema.inputs import CreateOrderInput
 from usercredits.schema.types import CreateOrderPayload, Order, OrderConnection
 from usercredits.services.access import ADMINS, STAFF, Role
 from usercredits.services.errors import NotFound
 from usercredits.services.orders import ORDERS_PAGE
+from usercredits.values import OrderStatus
 
 Info = strawberry.Info[Context]
 
 
-async def _owned_order(info: Info, id: str, *, others: frozenset[Role]) -> OrderModel:
+async def _owned_order(info: Info, id: str, *, others: frozenset[Role]) -> values.Order:
     """The order, if the caller owns it or holds one of `others`. One the caller may not
     see is not found, as an unknown id is; one it sees but may not change is Forbidden."""
     principal = info.context.principal

@@ -7,8 +7,6 @@ import strawberry
 from usercredits.schema.context import Context
 from usercredits.schema.types import Order
 from usercredits.services.access import ADMINS
-from usercredits.services.errors import NoSandboxPayment
-from usercredits.services.payments import SandboxPaymentClient
 
 Info = strawberry.Info[Context]
 
@@ -21,7 +19,4 @@ async def complete_sandbox_payment(
     principal = info.context.principal
     order = await services.orders.get_order(order_id=order_id, visible_to=principal)
     principal.acting_for(order.user_id, others=ADMINS)
-    if not isinstance(services.payments, SandboxPaymentClient) or not order.payment_intent_id:
-        raise NoSandboxPayment(f"order {order_id} has no sandbox payment to complete")
-    services.payments.settle(order.payment_intent_id, succeed=succeed)
-    return Order.of(await services.orders.refresh_order(order_id=order_id))
+    return Order.of(await services.orders.settle_sandbox_payment(order=order, succeed=succeed))

@@ -4,10 +4,10 @@ from datetime import datetime
 
 import strawberry
 
-from usercredits.models import Cycle, OfferKind
 from usercredits.services.debits import DEFAULT_TTL_SECONDS
 from usercredits.services.money import Money
 from usercredits.services.offers import ItemSpec, OfferSpec
+from usercredits.values import Cycle, OfferKind
 
 
 @strawberry.input

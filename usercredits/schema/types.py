@@ -10,12 +10,7 @@ from enum import Enum
 
 import strawberry
 
-from usercredits.models import Cycle, OfferKind, OrderStatus
-from usercredits.models import LedgerEntry as LedgerEntryModel
-from usercredits.models import Lot as LotModel
-from usercredits.models import Offer as OfferModel
-from usercredits.models import Order as OrderModel
-from usercredits.models import Reservation as ReservationModel
+from usercredits import values
 from usercredits.schema.context import Context
 from usercredits.services.access import Role
 from usercredits.services.api_keys import ApiKeyView
@@ -27,6 +22,7 @@ from usercredits.services.expiry import CreditWarning as CreditWarningValue
 from usercredits.services.money import Money as MoneyValue
 from usercredits.services.money import normalize_currency
 from usercredits.services.orders import MAX_PAGE as MAX_ORDERS
+from usercredits.values import Cycle, OfferKind, OrderStatus
 
 
 @strawberry.type(
@@ -76,7 +72,7 @@ class Order:
     history: list[OrderEvent]
 
     @classmethod
-    def of(cls, order: OrderModel) -> "Order":
+    def of(cls, order: values.Order) -> "Order":
         return cls(
             id=strawberry.ID(str(order.id)),
             user_id=strawberry.ID(order.user_id),
@@ -118,7 +114,7 @@ class Lot:
     note: str | None
 
     @classmethod
-    def of(cls, lot: LotModel) -> "Lot":
+    def of(cls, lot: values.Lot) -> "Lot":
         return cls(
             id=strawberry.ID(lot.id),
             source=LotSource(lot.source.value),
@@ -193,7 +189,7 @@ class LedgerEntry:
     )
 
     @classmethod
-    def of(cls, entry: LedgerEntryModel) -> "LedgerEntry":
+    def of(cls, entry: values.LedgerEntry) -> "LedgerEntry":
         return cls(
             id=strawberry.ID(str(entry.id)),
             user_id=strawberry.ID(entry.user_id),
@@ -232,7 +228,7 @@ class LedgerConnection:
     page_info: PageInfo
 
     @classmethod
-    def of(cls, entries: list[LedgerEntryModel], has_next_page: bool) -> "LedgerConnection":
+    def of(cls, entries: list[values.LedgerEntry], has_next_page: bool) -> "LedgerConnection":
         edges = [LedgerEdge(node=LedgerEntry.of(e), cursor=str(e.id)) for e in entries]
         return cls(edges=edges, page_info=PageInfo.after([e.cursor for e in edges], has_next_page))
 
@@ -249,7 +245,7 @@ class OrderConnection:
     page_info: PageInfo
 
     @classmethod
-    def of(cls, orders: list[OrderModel], has_next_page: bool) -> "OrderConnection":
+    def of(cls, orders: list[values.Order], has_next_page: bool) -> "OrderConnection":
         edges = [OrderEdge(node=Order.of(o), cursor=str(o.id)) for o in orders]
         return cls(edges=edges, page_info=PageInfo.after([e.cursor for e in edges], has_next_page))
 
@@ -264,7 +260,7 @@ class Reservation:
     status: str
 
     @classmethod
-    def of(cls, reservation: ReservationModel) -> "Reservation":
+    def of(cls, reservation: values.Reservation) -> "Reservation":
         return cls(
             id=strawberry.ID(str(reservation.id)),
             user_id=strawberry.ID(reservation.user_id),
@@ -354,7 +350,7 @@ class Offer:
         raise NotFound(f"offer {self.id} is not sold in {code}")
 
     @classmethod
-    def of(cls, offer: OfferModel) -> "Offer":
+    def of(cls, offer: values.Offer) -> "Offer":
         return cls(
             id=strawberry.ID(str(offer.id)),
             name=offer.name,

@@ -31,8 +31,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from usercredits.models import Offer
-from usercredits.schema import build_schema
+from usercredits.api import build_schema
 from usercredits.schema.context import Context
 from usercredits.schema.limits import Limits
 from usercredits.server.auth import Authenticator
@@ -259,7 +258,7 @@ def close_when_expired(app: web.Application, ws: web.WebSocketResponse, at: date
 
 async def seed_catalogue(services: Services, text: str) -> None:
     """Loads a catalogue into an empty catalogue, so that a first start shows offers."""
-    if await Offer.count() == 0:
+    if not await services.offers.any_offer():
         changes = await import_catalogue(offers=services.offers, text=text)
         log.info("catalogue seeded", extra={"offers": len(changes)})
 

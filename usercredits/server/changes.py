@@ -16,9 +16,10 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-from usercredits.models import LedgerEntry, LedgerReason, Order
+from usercredits.models import LedgerEntryDocument, OrderDocument
 from usercredits.server.metrics import Metrics
 from usercredits.services.events import EventHub
+from usercredits.values import LedgerEntry, LedgerReason, Order
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,8 @@ class ChangeFeed:
         self._database = database
         self._events = events
         self._metrics = metrics
-        self._ledger = LedgerEntry.get_collection_name()
-        self._orders = Order.get_collection_name()
+        self._ledger = LedgerEntryDocument.get_collection_name()
+        self._orders = OrderDocument.get_collection_name()
         self._resume_token: Any = None
         self.opened = asyncio.Event()
 

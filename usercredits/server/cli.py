@@ -12,8 +12,7 @@ from typing import TypeVar
 from aiohttp import web
 from pydantic import ValidationError
 
-from usercredits.models import Offer
-from usercredits.schema import build_schema
+from usercredits.api import build_schema
 from usercredits.server.app import create_app, payment_client
 from usercredits.server.auth import issue_token
 from usercredits.server.database import open_database
@@ -134,7 +133,7 @@ def _import(settings: Settings, path: Path, dry_run: bool) -> int:
 
 def _export(settings: Settings, output: Path | None) -> None:
     async def dump(services: Services) -> str:
-        return export_catalogue(await Offer.find({"archived": False}).sort("_id").to_list())
+        return export_catalogue(await services.offers.on_sale())
 
     text = asyncio.run(_with_services(settings, dump))
     if output is None:

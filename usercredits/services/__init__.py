@@ -15,7 +15,7 @@ from usercredits.services.limits import DEFAULT_LIMITS, InputLimits
 from usercredits.services.movements import Movements
 from usercredits.services.offers import Offers
 from usercredits.services.orders import Orders
-from usercredits.services.payments import PaymentClient
+from usercredits.services.payments import PaymentClient, SandboxPaymentClient
 from usercredits.services.wallets import Wallets
 
 
@@ -50,6 +50,7 @@ def build_services(
         default_currency=default_currency,
         limits=limits,
         max_pending_orders=max_pending_orders,
+        sandbox=payments if isinstance(payments, SandboxPaymentClient) else None,
     )
     return Services(
         offers=offers,

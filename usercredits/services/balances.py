@@ -5,10 +5,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from usercredits.models import Balance, LedgerEntry, Lot, balance_id
+from usercredits.models import Balance, balance_id
 from usercredits.services.lots import live_lots
 from usercredits.services.pages import after_cursor, page_size
 from usercredits.services.wallet_base import WalletBase
+from usercredits.values import LedgerEntry, Lot
 
 MAX_PAGE = 500
 LEDGER_PAGE = 50

@@ -25,10 +25,11 @@ from typing import Any
 
 import yaml
 
-from usercredits.models import Cycle, Offer, OfferKind
+from usercredits.models import OfferDocument
 from usercredits.services.errors import InvalidInput, NotFound
 from usercredits.services.money import Money
 from usercredits.services.offers import ItemSpec, Offers, OfferSpec
+from usercredits.values import Cycle, Offer, OfferKind
 
 REQUIRED = ("key", "name", "kind", "offerGroup", "tokenCount", "prices", "cycle")
 OPTIONAL: dict[str, Any] = {
@@ -193,7 +194,7 @@ async def _apply(offers: Offers, entries: list[Entry], *, dry_run: bool) -> list
     for entry in entries:
         for key in entry.item_keys:
             if key not in ids:
-                existing = await Offer.find_one({"key": key})
+                existing = await OfferDocument.find_one({"key": key})
                 if existing is not None:
                     ids[key] = str(existing.id)
         try:

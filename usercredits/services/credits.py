@@ -7,13 +7,14 @@ from datetime import datetime
 
 from bson import ObjectId
 
-from usercredits.models import Balance, LedgerEntry, LedgerReason, Lot, LotDraw, LotSource
+from usercredits.models import Balance
 from usercredits.services.clock import to_millis
 from usercredits.services.errors import InvalidInput, shown
 from usercredits.services.limits import check_tokens
 from usercredits.services.lots import take_back, with_lot
 from usercredits.services.movements import Change, Entry
 from usercredits.services.wallet_base import WalletBase, same_request
+from usercredits.values import LedgerEntry, LedgerReason, Lot, LotDraw, LotSource
 
 MAX_TOKENS = 2**31 - 1
 """The most a balance may hold: GraphQL's Int, in which balances are reported."""

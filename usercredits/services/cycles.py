@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 
 from dateutil.relativedelta import relativedelta
 
-from usercredits.models.enums import Cycle
 from usercredits.services.errors import InvalidInput
+from usercredits.values import Cycle
 
 _MONTHS = {Cycle.MONTHLY: 1, Cycle.TRIMESTER: 3, Cycle.SEMESTER: 6, Cycle.YEARLY: 12}
 _DAYS = {Cycle.DAILY: 1, Cycle.WEEKLY: 7, Cycle.BI_WEEKLY: 14}

@@ -8,15 +8,7 @@ from typing import Any
 
 from bson import ObjectId
 
-from usercredits.models import (
-    Balance,
-    Hold,
-    LedgerEntry,
-    LedgerReason,
-    Reservation,
-    ReservationStatus,
-    balance_id,
-)
+from usercredits.models import Balance, ReservationDocument, balance_id
 from usercredits.services.access import Principal
 from usercredits.services.clock import due_by
 from usercredits.services.errors import (
@@ -32,6 +24,7 @@ from usercredits.services.limits import check_tokens
 from usercredits.services.lots import Drawn, draw, settle, spendable
 from usercredits.services.movements import Change, Entry
 from usercredits.services.wallet_base import WalletBase, batched, same_request
+from usercredits.values import Hold, LedgerEntry, LedgerReason, Reservation, ReservationStatus
 
 MAX_TTL_SECONDS = 7 * 24 * 3600
 DEFAULT_TTL_SECONDS = 900
@@ -161,7 +154,7 @@ class Debits(WalletBase):
         )
         same_request(entry, key, offer_group, -tokens)
         assert entry.reservation_id is not None, "a reservation entry names its reservation"
-        reservation = Reservation(
+        reservation = ReservationDocument(
             id=ObjectId(entry.reservation_id),
             user_id=user_id,
             offer_group=offer_group,

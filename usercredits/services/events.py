@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from usercredits.models import LedgerEntry, Order
+from usercredits.values import LedgerEntry, Order
 
 E = TypeVar("E")
 

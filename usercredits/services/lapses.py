@@ -5,11 +5,12 @@ in the ledger). Part of `Wallets` (services/wallets.py); services/expiry.py runs
 from datetime import datetime
 from typing import Any
 
-from usercredits.models import Balance, LedgerEntry, LedgerReason
+from usercredits.models import Balance
 from usercredits.services.clock import due_by
 from usercredits.services.lots import lapse
 from usercredits.services.movements import Change, Entry
 from usercredits.services.wallet_base import WalletBase, batched
+from usercredits.values import LedgerEntry, LedgerReason
 
 
 class Lapses(WalletBase):

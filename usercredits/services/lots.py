@@ -13,7 +13,7 @@ import bisect
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from usercredits.models import Lot, LotDraw
+from usercredits.values import Lot, LotDraw
 
 NEVER = datetime.max.replace(tzinfo=UTC)
 

@@ -22,18 +22,20 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from usercredits.models import (
     Balance,
-    Hold,
-    LedgerEntry,
-    Lot,
-    LotDraw,
-    LotSource,
-    Reservation,
-    ReservationStatus,
+    LedgerEntryDocument,
+    ReservationDocument,
     balance_id,
     pack_lots,
     user_key,
 )
 from usercredits.services.lots import totals
+from usercredits.values import (
+    Hold,
+    Lot,
+    LotDraw,
+    LotSource,
+    ReservationStatus,
+)
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +109,7 @@ async def _with_lot(old: dict[str, Any]) -> dict[str, Any]:
         note="the group's tokens before lots",
         created_at=old["starts"],
     )
-    held = Reservation.get_pymongo_collection().find(
+    held = ReservationDocument.get_pymongo_collection().find(
         {
             "user_id": old["user_id"],
             "offer_group": old["offer_group"],
@@ -144,7 +146,7 @@ async def _with_lot(old: dict[str, Any]) -> dict[str, Any]:
 async def key_ledger_entries(*, dry_run: bool = False) -> int:
     """Gives every keyed ledger entry without `user_key` its `user_key`, in one pass, then
     drops the index it replaces; returns how many entries it keyed (or would)."""
-    ledger = LedgerEntry.get_pymongo_collection()
+    ledger = LedgerEntryDocument.get_pymongo_collection()
     unkeyed = {"idempotency_key": {"$type": "string"}, "user_key": {"$exists": False}}
     if dry_run:
         return await ledger.count_documents(unkeyed)

@@ -50,11 +50,7 @@ from pymongo.errors import BulkWriteError
 
 from usercredits.models import (
     Balance,
-    Hold,
-    LedgerEntry,
-    LedgerReason,
-    Lot,
-    LotDraw,
+    LedgerEntryDocument,
     balance_id,
     lot_text,
     pack_lots,
@@ -63,6 +59,7 @@ from usercredits.models import (
 from usercredits.services.clock import Clock, due_by
 from usercredits.services.errors import Contended, Impossible
 from usercredits.services.lots import Totals, prune, totals
+from usercredits.values import Hold, LedgerEntry, LedgerReason, Lot, LotDraw
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +139,7 @@ class Movements:
         self._max_batch = max_batch
         self._faults = faults or (lambda step: None)
         self._balances = Balance.get_pymongo_collection()
-        self._ledger = LedgerEntry.get_pymongo_collection()
+        self._ledger = LedgerEntryDocument.get_pymongo_collection()
         self._flushed: OrderedDict[str, int] = OrderedDict()
         self._decoded = _DecodedLots()
         self._queue: deque[_Request] = deque()

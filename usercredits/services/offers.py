@@ -1,7 +1,7 @@
 """The offer catalogue: creating, updating and archiving offers, and which offers a caller
 may see and buy. No GraphQL, no HTTP.
 
-Visibility (the original's rules, bugs fixed):
+Visibility:
 - Archived offers are never shown or sold.
 - An offer with an empty `unlocked_by` is public. One with groups in `unlocked_by` is shown
   only to a user with a paid order in one of those groups: it is "unlocked" for that user.
@@ -19,13 +19,14 @@ from typing import Any
 
 from bson import ObjectId
 
-from usercredits.models import CombinedItem, Cycle, Offer, OfferKind, Order, OrderStatus, Price
+from usercredits.models import OfferDocument, OrderDocument
 from usercredits.services.clock import Clock
 from usercredits.services.credits import MAX_TOKENS
 from usercredits.services.errors import InvalidInput, NotFound, OfferNotAvailable
 from usercredits.services.ids import object_id
 from usercredits.services.limits import DEFAULT_LIMITS, InputLimits
 from usercredits.services.money import Money
+from usercredits.values import CombinedItem, Cycle, Offer, OfferKind, OrderStatus, Price
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,21 +73,28 @@ class Offers:
         self._limits = limits
 
     async def get_offer(self, *, offer_id: str) -> Offer:
-        offer = await Offer.get(object_id(offer_id, "offer"))
+        return Offer.model_validate(await self._document(offer_id))
+
+    async def _document(self, offer_id: str) -> OfferDocument:
+        offer = await OfferDocument.get(object_id(offer_id, "offer"))
         if offer is None:
             raise NotFound(f"offer {offer_id} does not exist")
         return offer
 
     async def create_offer(self, *, spec: OfferSpec) -> Offer:
-        offer = Offer(**await self._fields(spec, offer_id=None), created_at=self._clock.now())
+        fields = await self._fields(spec, offer_id=None)
+        return await self._insert(fields)
+
+    async def _insert(self, fields: dict[str, Any]) -> Offer:
+        offer = OfferDocument(**fields, created_at=self._clock.now())
         await offer.insert()
-        return offer
+        return Offer.model_validate(offer)
 
     async def update_offer(self, *, offer_id: str, spec: OfferSpec) -> Offer:
-        offer = await self.get_offer(offer_id=offer_id)
+        offer = await self._document(offer_id)
         fields = await self._fields(spec, offer_id=offer_id)
         await offer.set(fields)
-        return offer
+        return Offer.model_validate(offer)
 
     async def upsert_by_key(
         self,
@@ -101,10 +109,10 @@ class Offers:
 
         `planned_groups` maps stand-in ids of offers a dry run would create to their groups,
         so bundles of those offers can be checked before they exist."""
-        existing = await Offer.find_one({"key": key})
+        existing = await OfferDocument.find_one({"key": key})
         if existing is None and ObjectId.is_valid(key):
             # An exported offer that had no key was exported under its id: adopt it.
-            existing = await Offer.find_one({"_id": ObjectId(key), "key": None})
+            existing = await OfferDocument.find_one({"_id": ObjectId(key), "key": None})
         fields = await self._fields(
             spec,
             offer_id=None if existing is None else str(existing.id),
@@ -114,21 +122,19 @@ class Offers:
         if existing is None:
             if dry_run:
                 return "create", None
-            offer = Offer(**fields, created_at=self._clock.now())
-            await offer.insert()
-            return "create", offer
+            return "create", await self._insert(fields)
         if all(getattr(existing, name) == value for name, value in fields.items()):
-            return "unchanged", existing
+            return "unchanged", Offer.model_validate(existing)
         if not dry_run:
             await existing.set(fields)
-        return "update", existing
+        return "update", Offer.model_validate(existing)
 
     async def archive_offer(self, *, offer_id: str) -> Offer:
         """Stops selling an offer; its orders and the tokens they granted are untouched."""
-        offer = await self.get_offer(offer_id=offer_id)
+        offer = await self._document(offer_id)
         if not offer.archived:
-            await offer.set({Offer.archived: True})
-        return offer
+            await offer.set({OfferDocument.archived: True})
+        return Offer.model_validate(offer)
 
     async def _fields(
         self,
@@ -206,9 +212,18 @@ class Offers:
             custom_cycle_seconds=item.custom_cycle_seconds if item.cycle is Cycle.CUSTOM else None,
         )
 
+    async def on_sale(self) -> list[Offer]:
+        """Every offer not archived, oldest first: what a catalogue export writes."""
+        found = OfferDocument.get_pymongo_collection().find({"archived": False}).sort("_id", 1)
+        return [Offer.model_validate(raw) async for raw in found]
+
+    async def any_offer(self) -> bool:
+        """Whether the catalogue has any offer at all, archived ones included."""
+        return await OfferDocument.get_pymongo_collection().find_one({}, {"_id": 1}) is not None
+
     async def paid_groups(self, *, user_id: str) -> set[str]:
         """Groups in which the user has a paid order: the keys that unlock offers."""
-        groups = await Order.get_pymongo_collection().distinct(
+        groups = await OrderDocument.get_pymongo_collection().distinct(
             "offer_group", {"user_id": user_id, "status": OrderStatus.PAID.value}
         )
         return set(groups)
@@ -229,7 +244,8 @@ class Offers:
             query["offer_group"] = offer_group
         if tags:
             query["tags"] = {"$all": list(tags)}
-        candidates = await Offer.find(query).to_list()
+        found = OfferDocument.get_pymongo_collection().find(query)
+        candidates = [Offer.model_validate(raw) async for raw in found]
         return choose_visible(candidates, unlocked)
 
     async def visible_offer(self, *, user_id: str | None, offer_id: str) -> Offer | None:

@@ -15,7 +15,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
-from usercredits.models import CombinedItem, LedgerReason, Offer, Order, OrderEvent, OrderStatus
+from usercredits.models import OrderDocument
 from usercredits.services.access import Principal
 from usercredits.services.clock import Clock, due_by
 from usercredits.services.credits import MAX_TOKENS, Credit
@@ -25,6 +25,7 @@ from usercredits.services.errors import (
     Impossible,
     InvalidInput,
     KeyReused,
+    NoSandboxPayment,
     NotFound,
     OrderNotPending,
     QuantityLimit,
@@ -34,8 +35,9 @@ from usercredits.services.limits import DEFAULT_LIMITS, InputLimits
 from usercredits.services.money import Money, normalize_currency
 from usercredits.services.offers import Offers
 from usercredits.services.pages import after_cursor, page_size
-from usercredits.services.payments import PaymentClient, PaymentState
+from usercredits.services.payments import PaymentClient, PaymentState, SandboxPaymentClient
 from usercredits.services.wallets import Wallets
+from usercredits.values import CombinedItem, LedgerReason, Offer, Order, OrderEvent, OrderStatus
 
 log = logging.getLogger(__name__)
 
@@ -87,22 +89,26 @@ class Orders:
         default_currency: str,
         limits: InputLimits = DEFAULT_LIMITS,
         max_pending_orders: int = 20,
+        sandbox: SandboxPaymentClient | None = None,
     ) -> None:
+        """`sandbox`: the payment client when it is the sandbox, whose payments a caller
+        may settle by hand (`settle_sandbox_payment`)."""
         self._limits = limits
+        self._sandbox = sandbox
         self._max_pending_orders = max_pending_orders
         self._offers = offers
         self._wallets = wallets
         self._payments = payments
         self._clock = clock
         self._default_currency = default_currency
-        self._orders = Order.get_pymongo_collection()
+        self._orders = OrderDocument.get_pymongo_collection()
 
     # -- reads ---------------------------------------------------------------------------
 
     async def get_order(self, *, order_id: str, visible_to: Principal | None = None) -> Order:
         """The order; with `visible_to`, one that caller may not see is NotFound too, with
         the same message, so ids cannot be probed for their owners."""
-        order = await Order.get(object_id(order_id, "order"))
+        order = await self._one({"_id": object_id(order_id, "order")})
         if order is None or (visible_to is not None and not visible_to.may_see(order.user_id)):
             raise NotFound(f"order {order_id} does not exist")
         return order
@@ -120,7 +126,8 @@ class Orders:
         query: dict[str, Any] = {"user_id": user_id, **after_cursor(after)}
         if status is not None:
             query["status"] = status.value
-        found = await Order.find(query).sort("-_id").limit(first + 1).to_list()
+        cursor = self._orders.find(query).sort("_id", -1).limit(first + 1)
+        found = [Order.model_validate(raw) async for raw in cursor]
         return OrderPage(orders=found[:first], has_next_page=len(found) > first)
 
     async def create_order(
@@ -158,16 +165,16 @@ class Orders:
             raise InvalidInput(f"offer {offer_id} is not sold in {code}; it is sold in {sold}")
         total = Money(minor_units=price.minor_units * quantity, currency=code)
         await self._make_room_for_pending(user_id)
-        order = self._new_order(user_id, offer, quantity, total, idempotency_key)
+        new = self._new_order(user_id, offer, quantity, total, idempotency_key)
         secret = None
         if total.minor_units > 0:
             payment = await self._payments.create_payment(
-                order_id=str(order.id), user_id=user_id, amount=total
+                order_id=str(new.id), user_id=user_id, amount=total
             )
-            order.payment_intent_id = payment.id
+            new.payment_intent_id = payment.id
             secret = payment.client_secret
         try:
-            await order.insert()
+            await new.insert()
         except DuplicateKeyError:
             if idempotency_key is None:
                 raise
@@ -177,9 +184,10 @@ class Orders:
                     f"order key {idempotency_key} clashed with an order that is gone"
                 ) from None
             return await self._replayed(raced, offer_id)
+        order = Order.model_validate(new)
         if total.minor_units == 0:
             order = await self.apply_status(
-                order_id=str(order.id), status=OrderStatus.PAID, message="free order"
+                order_id=order.id, status=OrderStatus.PAID, message="free order"
             )
         return CreatedOrder(order=order, payment_client_secret=secret)
 
@@ -206,12 +214,12 @@ class Orders:
 
     def _new_order(
         self, user_id: str, offer: Offer, quantity: int, total: Money, key: str | None
-    ) -> Order:
+    ) -> OrderDocument:
         now = self._clock.now()
-        return Order(
+        return OrderDocument(
             id=ObjectId(),
             user_id=user_id,
-            offer_id=str(offer.id),
+            offer_id=offer.id,
             offer_group=offer.offer_group,
             quantity=quantity,
             token_count=offer.token_count * quantity,
@@ -225,7 +233,11 @@ class Orders:
         )
 
     async def _by_key(self, user_id: str, key: str) -> Order | None:
-        return await Order.find_one({"user_id": user_id, "idempotency_key": key})
+        return await self._one({"user_id": user_id, "idempotency_key": key})
+
+    async def _one(self, query: dict[str, Any]) -> Order | None:
+        raw = await self._orders.find_one(query)
+        return None if raw is None else Order.model_validate(raw)
 
     async def _replayed(self, order: Order, offer_id: str) -> CreatedOrder:
         if order.offer_id != offer_id:
@@ -268,30 +280,39 @@ class Orders:
                 f"received {amount.amount} {amount.currency}, "
                 f"expected {total.amount} {total.currency}"
             )
-        return await self.apply_status(order_id=str(order.id), status=status, message=message)
+        return await self.apply_status(order_id=order.id, status=status, message=message)
+
+    async def settle_sandbox_payment(self, *, order: Order, succeed: bool) -> Order:
+        """The sandbox settles the order's payment as told, and the order applies it as it
+        would a webhook: the purchase flow, walked without a provider."""
+        if self._sandbox is None or not order.payment_intent_id:
+            raise NoSandboxPayment(f"order {order.id} has no sandbox payment to complete")
+        self._sandbox.settle(order.payment_intent_id, succeed=succeed)
+        return await self.refresh_order(order_id=order.id)
 
     async def find_by_payment(self, *, payment_id: str) -> Order | None:
-        return await Order.find_one({"payment_intent_id": payment_id})
+        return await self._one({"payment_intent_id": payment_id})
 
     async def reconcile_pending(self, *, older_than: datetime) -> int:
         """Refreshes pending orders created before `older_than` (missed webhooks); a provider
         that cannot be reached leaves them pending for the next run. Returns how many moved."""
         moved = 0
-        cursor = Order.find(
+        cursor = self._orders.find(
             {
                 "status": OrderStatus.PENDING.value,
                 "created_at": due_by(older_than, inclusive=False),
-            }
+            },
+            {"payment_intent_id": 1},
         )
-        async for order in cursor:
-            if order.payment_intent_id is None:  # nothing to ask the provider
+        async for doc in cursor:
+            if doc.get("payment_intent_id") is None:  # nothing to ask the provider
                 continue
             try:
-                refreshed = await self.refresh_order(order_id=str(order.id))
+                refreshed = await self.refresh_order(order_id=str(doc["_id"]))
             except DomainError as exc:
                 log.warning(
                     "reconciliation skipped an order",
-                    extra={"order_id": str(order.id), "error": exc.message},
+                    extra={"order_id": str(doc["_id"]), "error": exc.message},
                 )
                 continue
             moved += refreshed.status is not OrderStatus.PENDING
@@ -409,7 +430,7 @@ class Orders:
         expires = expiry(starts, cycle, parent.quantity, seconds)
         now = self._clock.now()
         key = f"bundle:{parent.id}:{index}"
-        child = Order(
+        child = OrderDocument(
             user_id=parent.user_id,
             offer_id=bundled.offer_id,
             offer_group=item.offer_group,
@@ -425,7 +446,7 @@ class Orders:
             history=[
                 OrderEvent(at=now, status=OrderStatus.PAID, message=f"bundled in order {parent.id}")
             ],
-            parent_id=str(parent.id),
+            parent_id=parent.id,
             idempotency_key=key,
         )
         try:
@@ -434,9 +455,11 @@ class Orders:
             existing = await self._by_key(parent.user_id, key)
             if existing is None:
                 raise Impossible(f"child order {key} clashed with an order that is gone") from None
-            child = existing
-        if child.token_count > 0:
-            await self._credit(child, child.starts or starts, child.expires)
+            made = existing
+        else:
+            made = Order.model_validate(child)
+        if made.token_count > 0:
+            await self._credit(made, made.starts or starts, made.expires)
 
     async def _credit(self, order: Order, starts: datetime, expires: datetime | None) -> None:
         await self._wallets.credit(
@@ -448,7 +471,7 @@ class Orders:
                 expires=expires,
                 reason=LedgerReason.PURCHASE,
                 idempotency_key=f"order:{order.id}",
-                order_id=str(order.id),
+                order_id=order.id,
             )
         )
 
@@ -458,18 +481,20 @@ class Orders:
         order = await self.get_order(order_id=order_id)
         if order.status not in _REACHABLE_FROM[OrderStatus.REFUNDED]:
             return
-        children = await Order.find({"parent_id": order_id}).to_list()
+        children = [
+            Order.model_validate(raw) async for raw in self._orders.find({"parent_id": order_id})
+        ]
         for refunded in [order, *children]:
             if refunded.token_count > 0:
                 await self._wallets.take_back(
                     user_id=refunded.user_id,
                     offer_group=refunded.offer_group,
                     tokens=refunded.token_count,
-                    order_id=str(refunded.id),
+                    order_id=refunded.id,
                 )
             if refunded is not order:
                 await self._transition(
-                    str(refunded.id), OrderStatus.REFUNDED, f"bundle order {order_id} refunded", {}
+                    refunded.id, OrderStatus.REFUNDED, f"bundle order {order_id} refunded", {}
                 )
         await self._transition(order_id, OrderStatus.REFUNDED, message or "refunded", {})
 

@@ -5,11 +5,12 @@ import asyncio
 from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import Any, TypeVar
 
-from usercredits.models import Balance, LedgerEntry, Reservation
+from usercredits.models import Balance, LedgerEntryDocument, ReservationDocument
 from usercredits.services.clock import Clock
 from usercredits.services.errors import KeyReused, shown
 from usercredits.services.limits import DEFAULT_LIMITS, InputLimits
 from usercredits.services.movements import Movements
+from usercredits.values import LedgerEntry
 
 SWEEP_BATCH = 64
 """Balances the sweep moves at once (the movement primitive's batch)."""
@@ -27,8 +28,8 @@ class WalletBase:
         self._clock = clock
         self._limits = limits
         self._balances = Balance.get_pymongo_collection()
-        self._ledger = LedgerEntry.get_pymongo_collection()
-        self._reservations = Reservation.get_pymongo_collection()
+        self._ledger = LedgerEntryDocument.get_pymongo_collection()
+        self._reservations = ReservationDocument.get_pymongo_collection()
 
 
 async def batched(

@@ -1,5 +1,5 @@
-"""The payment-client seam (IPaymentClient in the original): create a payment for an order,
-read its state, cancel it, and verify and parse a provider's webhook.
+"""The payment-client seam: create a payment for an order, read its state, cancel it, and
+verify and parse a provider's webhook.
 
 Orders talk only to this Protocol, so the Stripe client and the sandbox are interchangeable.
 """

@@ -1,4 +1,4 @@
-"""The domain's closed vocabularies, shared by documents, services and the GraphQL edge.
+"""The domain's closed vocabularies, shared by values, documents, services and the GraphQL edge.
 
 Values are the lower-case words stored in MongoDB; the GraphQL layer exposes them upper-case.
 """

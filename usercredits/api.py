@@ -1,0 +1,144 @@
+"""The assembled GraphQL schema of the contract (../shared/contract.graphql and the
+exported schema.graphql): the root types, each field wired to its resolver, with the
+query limits and caches."""
+
+import re
+from collections.abc import Callable, Sequence
+from functools import partial
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import MaxTokensLimiter, ParserCache, SchemaExtension
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+
+from usercredits.resolvers import identity as identity_resolvers
+from usercredits.resolvers import offers as offer_resolvers
+from usercredits.resolvers import orders as order_resolvers
+from usercredits.resolvers import sandbox as sandbox_resolvers
+from usercredits.resolvers import subscriptions as subscription_resolvers
+from usercredits.resolvers import wallets as wallet_resolvers
+from usercredits.schema.errors import apply_contract
+from usercredits.schema.introspection import SignedInIntrospection
+from usercredits.schema.limits import DEFAULT_LIMITS, DocumentGuard, Limits, cached_validator
+from usercredits.schema.types import (
+    ApiKey,
+    BalanceEvent,
+    CreatedApiKey,
+    CreateOrderPayload,
+    CreditWarning,
+    LedgerConnection,
+    LedgerEntry,
+    Offer,
+    Order,
+    OrderConnection,
+    Reservation,
+    Wallet,
+)
+
+
+@strawberry.type
+class Query:
+    offers: list[Offer] = strawberry.field(resolver=offer_resolvers.offers)
+    offer: Offer | None = strawberry.field(resolver=offer_resolvers.offer)
+    wallet: Wallet = strawberry.field(resolver=wallet_resolvers.wallet)
+    order: Order | None = strawberry.field(resolver=order_resolvers.order)
+    orders: OrderConnection = strawberry.field(resolver=order_resolvers.orders)
+    ledger: LedgerConnection = strawberry.field(resolver=wallet_resolvers.ledger)
+    credit_warnings: list[CreditWarning] = strawberry.field(
+        resolver=wallet_resolvers.credit_warnings
+    )
+    api_keys: list[ApiKey] = strawberry.field(resolver=identity_resolvers.api_keys)
+
+
+@strawberry.type
+class Mutation:
+    create_order: CreateOrderPayload = strawberry.mutation(resolver=order_resolvers.create_order)
+    refresh_order: Order = strawberry.mutation(resolver=order_resolvers.refresh_order)
+    cancel_order: Order = strawberry.mutation(resolver=order_resolvers.cancel_order)
+    consume_tokens: LedgerEntry = strawberry.mutation(resolver=wallet_resolvers.consume_tokens)
+    reserve_tokens: Reservation = strawberry.mutation(resolver=wallet_resolvers.reserve_tokens)
+    commit_reservation: LedgerEntry = strawberry.mutation(
+        resolver=wallet_resolvers.commit_reservation
+    )
+    release_reservation: Reservation = strawberry.mutation(
+        resolver=wallet_resolvers.release_reservation
+    )
+    upsert_offer: Offer = strawberry.mutation(resolver=offer_resolvers.upsert_offer)
+    archive_offer: Offer = strawberry.mutation(resolver=offer_resolvers.archive_offer)
+    grant_tokens: LedgerEntry = strawberry.mutation(resolver=wallet_resolvers.grant_tokens)
+    create_api_key: CreatedApiKey = strawberry.mutation(resolver=identity_resolvers.create_api_key)
+    revoke_api_key: ApiKey = strawberry.mutation(resolver=identity_resolvers.revoke_api_key)
+
+
+@strawberry.type
+class SandboxMutation(Mutation):
+    complete_sandbox_payment: Order = strawberry.mutation(
+        resolver=sandbox_resolvers.complete_sandbox_payment
+    )
+
+
+@strawberry.type
+class Subscription:
+    # A subscription field's resolver yields values of the field's type; mypy sees the
+    # generator instead, hence the ignores.
+    balance_changed: BalanceEvent = strawberry.subscription(  # type: ignore[assignment]
+        resolver=subscription_resolvers.balance_changed
+    )
+    order_updated: Order = strawberry.subscription(  # type: ignore[assignment]
+        resolver=subscription_resolvers.order_updated
+    )
+
+
+SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
+
+
+class CreditsSchema(strawberry.Schema):
+    suggestions = True
+    """Whether error messages keep graphql-core's "Did you mean ...?" hints, which would
+    otherwise let an anonymous caller map the schema field by field."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Gives each error its contract code before it is sent (subscriptions' errors reach
+        clients only through here). Domain and input errors are answers, not faults;
+        `apply_contract` logs the unexpected ones with the request id."""
+        request_id = getattr(getattr(execution_context, "context", None), "request_id", "")
+        for error in errors:
+            apply_contract(error, request_id)
+            if not self.suggestions:
+                error.message = SUGGESTION.sub("", error.message)
+
+
+Extension = type[SchemaExtension] | Callable[[], SchemaExtension]
+
+
+def build_schema(
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    sandbox: bool = False,
+    anonymous_introspection: bool = True,
+    suggestions: bool = True,
+    extensions: Sequence[Extension] = (),
+) -> strawberry.Schema:
+    """The contract's schema; with `sandbox`, also the sandbox-only payment mutation.
+    `extensions` (classes or factories) run first, around the limits and caches."""
+    validator = cached_validator(limits)
+    everything: list[Extension] = [
+        *extensions,
+        partial(MaxTokensLimiter, max_token_count=limits.max_tokens),
+        partial(ParserCache, maxsize=1000),
+        partial(DocumentGuard, limits=limits, validator=validator),
+    ]
+    if not anonymous_introspection:
+        everything.append(SignedInIntrospection)
+    schema = CreditsSchema(
+        query=Query,
+        mutation=SandboxMutation if sandbox else Mutation,
+        subscription=Subscription,
+        extensions=everything,
+        config=StrawberryConfig(auto_camel_case=True),
+    )
+    schema.suggestions = suggestions
+    return schema

@@ -1,0 +1,38 @@
+"""Orders as the layers pass them: one purchase of an offer by a user, with its payment and
+status history."""
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from usercredits.values.enums import OrderStatus
+from usercredits.values.stored import Stored
+
+
+class OrderEvent(BaseModel):
+    at: datetime
+    status: OrderStatus
+    message: str
+
+
+class OrderFields(BaseModel):
+    user_id: str
+    offer_id: str
+    offer_group: str
+    quantity: int
+    token_count: int
+    currency: str
+    total_minor_units: int
+    status: OrderStatus
+    starts: datetime | None = None
+    expires: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+    history: list[OrderEvent] = Field(default_factory=list)
+    payment_intent_id: str | None = None
+    parent_id: str | None = None
+    idempotency_key: str | None = None
+
+
+class Order(Stored, OrderFields):
+    """An order as it stood when read."""
