@@ -34,10 +34,8 @@ from usercredits.models import LedgerEntryDocument
 from usercredits.server.database import init_models
 from usercredits.services import Services, build_services
 from usercredits.services.clock import SystemClock
-from usercredits.services.money import Money
-from usercredits.services.offers import OfferSpec
 from usercredits.services.payments import SandboxPaymentClient
-from usercredits.values import Cycle, OfferKind
+from usercredits.values import Cycle, OfferKind, OfferSpec, Price
 
 LAPSED = 20
 """Balances whose only lot has lapsed, swept in each turn."""
@@ -182,7 +180,7 @@ async def _seed(bench: Bench, state: State) -> None:
             kind=OfferKind.TOKENS,
             offer_group=seed.GROUP,
             token_count=10,
-            prices=[Money(100, "USD")],
+            prices=[Price(currency="USD", minor_units=100)],
             cycle=Cycle.MONTHLY,
         )
     )

@@ -2,23 +2,28 @@
 
 import asyncio
 import sys
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from usercredits.models import (
     Balance,
     LedgerEntryDocument,
-    OfferDocument,
     ReservationDocument,
     balance_id,
 )
 from usercredits.server import children
 from usercredits.services import Services
 from usercredits.services.credits import Credit
-from usercredits.services.money import Money
-from usercredits.services.offers import OfferSpec
-from usercredits.values import Cycle, LedgerReason, OfferKind, ReservationStatus
+from usercredits.services.offers import offer_spec
+from usercredits.values import (
+    Cycle,
+    LedgerReason,
+    Offer,
+    OfferKind,
+    OfferSpec,
+    Price,
+    ReservationStatus,
+)
 
 START = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
 
@@ -38,23 +43,24 @@ class FakeClock:
 
 
 def spec(**overrides: Any) -> OfferSpec:
-    """A valid token-pack spec: 100 tokens in group 'pro' for 9.99 USD, monthly."""
-    base = OfferSpec(
-        name="Pro pack",
-        kind=OfferKind.TOKENS,
-        offer_group="pro",
-        token_count=100,
-        prices=[Money(999, "USD")],
-        cycle=Cycle.MONTHLY,
-    )
-    return replace(base, **overrides)
+    """A token-pack spec: 100 tokens in group 'pro' for 9.99 USD, monthly, changed by
+    `overrides` and checked as an operator's would be (InvalidInput when it breaks a rule)."""
+    stated = {
+        "name": "Pro pack",
+        "kind": OfferKind.TOKENS,
+        "offer_group": "pro",
+        "token_count": 100,
+        "prices": [Price(currency="USD", minor_units=999)],
+        "cycle": Cycle.MONTHLY,
+    }
+    return offer_spec({**stated, **overrides})
 
 
-async def make_offer(services: Services, **overrides: Any) -> OfferDocument:
+async def make_offer(services: Services, **overrides: Any) -> Offer:
     return await services.offers.create_offer(spec=spec(**overrides))
 
 
-async def buy(services: Services, user_id: str, offer: OfferDocument, quantity: int = 1) -> str:
+async def buy(services: Services, user_id: str, offer: Offer, quantity: int = 1) -> str:
     """Orders and pays (through the sandbox) an offer; returns the order id."""
     created = await services.orders.create_order(
         user_id=user_id, offer_id=str(offer.id), quantity=quantity

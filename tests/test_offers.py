@@ -7,8 +7,7 @@ from usercredits.models import OfferDocument
 from usercredits.services import Services
 from usercredits.services.errors import InvalidInput, NotFound, OfferNotAvailable
 from usercredits.services.money import Money
-from usercredits.services.offers import ItemSpec
-from usercredits.values import Cycle
+from usercredits.values import CombinedItem, Cycle, Price
 
 
 async def names(services: Services, user_id: str | None, **filters: object) -> list[str]:
@@ -97,11 +96,14 @@ async def test_cannot_buy_an_offer_one_cannot_see(services: Services) -> None:
     ("overrides", "message"),
     [
         ({"prices": []}, "at least one price"),
-        ({"prices": [Money(-1, "USD")]}, "negative"),
+        ({"prices": [{"currency": "USD", "minorUnits": -1}]}, r"prices\.0\.minorUnits"),
         ({"token_count": -5}, "tokenCount"),
         ({"cycle": Cycle.CUSTOM}, "customCycleSeconds"),
-        ({"combined_items": [ItemSpec(offer_id="0" * 24, quantity=1)]}, "unknown offer"),
-        ({"prices": [Money(100, "USD"), Money(200, "USD")]}, "one price per currency"),
+        ({"combined_items": [CombinedItem(offer_id="0" * 24, quantity=1)]}, "unknown offer"),
+        (
+            {"prices": [Price(currency="USD", minor_units=m) for m in (100, 200)]},
+            "one price per currency",
+        ),
         ({"name": "  "}, "name"),
         ({"quantity_limit": 0}, "quantityLimit"),
         ({"offer_group": ""}, "offerGroup"),

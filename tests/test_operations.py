@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yaml
 from pymongo import AsyncMongoClient
 
 from tests.api import Api, TransportWsClient, sample, token
@@ -20,7 +21,7 @@ from usercredits.server.metrics import Metrics
 from usercredits.server.sweeper import Lease, Sweeper
 from usercredits.services import Services
 from usercredits.services.access import Role
-from usercredits.services.catalogue import CatalogueErrors, import_catalogue
+from usercredits.services.catalogue import CatalogueErrors, export_catalogue, import_catalogue
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN = token("admin-1", Role.ADMIN)
@@ -161,6 +162,28 @@ async def test_catalogue_import_is_idempotent_and_dry_run_changes_nothing(
     await import_catalogue(offers=services.offers, text=changed)
     pack = await OfferDocument.find_one({"key": "chat-pack"})
     assert pack is not None and pack.prices[0].minor_units == 549
+
+
+async def test_an_exported_catalogue_imports_back_unchanged(services: Services) -> None:
+    await import_catalogue(offers=services.offers, text=CATALOGUE)
+    exported = export_catalogue(await services.offers.on_sale())
+    offers = yaml.safe_load(exported)["offers"]
+    assert [o["key"] for o in offers] == [
+        "pro-monthly",
+        "chat-pack",
+        "chat-pack-early-bird",
+        "starter-bundle",
+    ]
+    pack = next(o for o in offers if o["key"] == "chat-pack")
+    assert pack["prices"] == {"USD": "4.99", "EUR": "4.79"}
+    assert "appendDate" not in pack  # a default is left out
+    bundle = next(o for o in offers if o["key"] == "starter-bundle")
+    assert [i["offer"] for i in bundle["combinedItems"]] == ["pro-monthly", "chat-pack"]
+    before = await snapshot()
+    again = await import_catalogue(offers=services.offers, text=exported)
+    assert {c.action for c in again} == {"unchanged"}
+    assert await snapshot() == before
+    assert export_catalogue(await services.offers.on_sale()) == exported
 
 
 @pytest.mark.parametrize(

@@ -11,13 +11,14 @@ from usercredits.models import Balance, LedgerEntryDocument, OrderDocument
 from usercredits.services import Services
 from usercredits.services.errors import InvalidInput, KeyReused, OrderNotPending, QuantityLimit
 from usercredits.services.money import Money
-from usercredits.services.offers import ItemSpec
 from usercredits.services.payments import SandboxPaymentClient
-from usercredits.values import Cycle, OrderStatus
+from usercredits.values import CombinedItem, Cycle, OrderStatus, Price
 
 
 async def test_free_order_is_paid_at_once(services: Services) -> None:
-    offer = await make_offer(services, prices=[Money(0, "USD")], token_count=10)
+    offer = await make_offer(
+        services, prices=[Price(currency="USD", minor_units=0)], token_count=10
+    )
     created = await services.orders.create_order(user_id="u1", offer_id=str(offer.id))
     assert created.order.status is OrderStatus.PAID
     assert created.payment_client_secret is None
@@ -129,7 +130,10 @@ async def test_quantity_limit_and_bad_quantities_change_nothing(services: Servic
 
 
 async def test_currency_must_be_offered_and_known(services: Services) -> None:
-    offer = await make_offer(services, prices=[Money(999, "USD"), Money(1500, "JPY")])
+    offer = await make_offer(
+        services,
+        prices=[Price(currency="USD", minor_units=999), Price(currency="JPY", minor_units=1500)],
+    )
     before = await snapshot()
     with pytest.raises(InvalidInput, match="not sold in EUR"):
         await services.orders.create_order(user_id="u1", offer_id=str(offer.id), currency="EUR")
@@ -145,7 +149,9 @@ async def test_currency_must_be_offered_and_known(services: Services) -> None:
 async def test_totals_in_minor_units(
     services: Services, sandbox: SandboxPaymentClient, price: Money, quantity: int, total: int
 ) -> None:
-    offer = await make_offer(services, prices=[price])
+    offer = await make_offer(
+        services, prices=[Price(currency=price.currency, minor_units=price.minor_units)]
+    )
     created = await services.orders.create_order(
         user_id="u1", offer_id=str(offer.id), quantity=quantity, currency=price.currency.lower()
     )
@@ -223,8 +229,8 @@ async def test_bundle_creates_paid_children_per_item(services: Services) -> None
         token_count=0,
         cycle=Cycle.MONTHLY,
         combined_items=[
-            ItemSpec(offer_id=str(chat.id), quantity=2),  # no own cycle: the bundle's
-            ItemSpec(offer_id=str(images.id), quantity=3, cycle=Cycle.YEARLY),
+            CombinedItem(offer_id=str(chat.id), quantity=2),  # no own cycle: the bundle's
+            CombinedItem(offer_id=str(images.id), quantity=3, cycle=Cycle.YEARLY),
         ],
     )
     parent_id = await buy(services, "u1", bundle, quantity=2)
@@ -252,7 +258,7 @@ async def test_bundle_item_with_append_date_starts_after_earlier_orders(
         name="bundle",
         offer_group="bundle",
         token_count=1,
-        combined_items=[ItemSpec(offer_id=str(chat.id), quantity=1)],
+        combined_items=[CombinedItem(offer_id=str(chat.id), quantity=1)],
     )
     parent_id = await buy(services, "u1", bundle)
     child = await OrderDocument.find_one({"parent_id": parent_id})

@@ -22,10 +22,9 @@ from tests.support import buy as buy_offer
 from usercredits.server.database import init_models
 from usercredits.services import Services, build_services
 from usercredits.services.expiry import expire_due
-from usercredits.services.offers import ItemSpec
 from usercredits.services.payments import SandboxPaymentClient, WebhookEvent
 from usercredits.services.webhooks import handle_payment_event
-from usercredits.values import Cycle, OrderStatus
+from usercredits.values import CombinedItem, Cycle, OrderStatus
 
 FILTERED = {"find": "filter", "count": "query", "distinct": "query"}
 """Commands with one filter, and where it is."""
@@ -141,7 +140,7 @@ async def _every_path(services: Services, sandbox: SandboxPaymentClient, clock: 
     await orders.apply_status(order_id=str(created.order.id), status=OrderStatus.REFUNDED)
     bundle = await make_offer(
         services, name="bundle", offer_group="bundle", token_count=0,
-        combined_items=[ItemSpec(offer_id=str(chat.id), quantity=1)],
+        combined_items=[CombinedItem(offer_id=str(chat.id), quantity=1)],
     )  # fmt: skip
     await buy_offer(services, "u3", bundle)
     await orders.create_order(user_id="u3", offer_id=str(offer.id), quantity=1)

@@ -5,9 +5,8 @@ from datetime import datetime
 import strawberry
 
 from usercredits.services.debits import DEFAULT_TTL_SECONDS
-from usercredits.services.money import Money
-from usercredits.services.offers import ItemSpec, OfferSpec
-from usercredits.values import Cycle, OfferKind
+from usercredits.services.offers import offer_spec, price
+from usercredits.values import Cycle, OfferKind, OfferSpec
 
 
 @strawberry.input
@@ -46,31 +45,11 @@ class OfferInput:
     combined_items: list[CombinedItemInput] | None = strawberry.field(default_factory=list)
 
     def to_spec(self) -> OfferSpec:
-        return OfferSpec(
-            name=self.name,
-            kind=self.kind,
-            offer_group=self.offer_group,
-            token_count=self.token_count,
-            prices=[Money.parse(p.amount, p.currency) for p in self.prices],
-            cycle=self.cycle,
-            custom_cycle_seconds=self.custom_cycle_seconds,
-            append_date=bool(self.append_date),
-            quantity_limit=self.quantity_limit,
-            tags=list(self.tags or []),
-            popular=bool(self.popular),
-            overriding_key=self.overriding_key,
-            weight=self.weight or 0,
-            unlocked_by=list(self.unlocked_by or []),
-            combined_items=[
-                ItemSpec(
-                    offer_id=str(i.offer_id),
-                    quantity=i.quantity,
-                    cycle=i.cycle,
-                    custom_cycle_seconds=i.custom_cycle_seconds,
-                )
-                for i in self.combined_items or []
-            ],
-        )
+        """The offer stated; a field left null takes its default."""
+        stated = strawberry.asdict(self)
+        del stated["id"]
+        stated["prices"] = [price(p.amount, p.currency) for p in self.prices]
+        return offer_spec({name: value for name, value in stated.items() if value is not None})
 
 
 @strawberry.input

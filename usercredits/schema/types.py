@@ -23,6 +23,7 @@ from usercredits.services.money import Money as MoneyValue
 from usercredits.services.money import normalize_currency
 from usercredits.services.orders import MAX_PAGE as MAX_ORDERS
 from usercredits.values import Cycle, OfferKind, OrderStatus
+from usercredits.values.offers import OfferTerms
 
 
 @strawberry.type(
@@ -351,32 +352,13 @@ class Offer:
 
     @classmethod
     def of(cls, offer: values.Offer) -> "Offer":
+        mapped = {"prices", "combined_items"}
+        terms = {n: getattr(offer, n) for n in OfferTerms.model_fields if n not in mapped}
         return cls(
-            id=strawberry.ID(str(offer.id)),
-            name=offer.name,
-            kind=offer.kind,
-            offer_group=offer.offer_group,
-            token_count=offer.token_count,
+            **terms,
+            id=strawberry.ID(offer.id),
             prices=[Money.of(MoneyValue(p.minor_units, p.currency)) for p in offer.prices],
-            cycle=offer.cycle,
-            custom_cycle_seconds=offer.custom_cycle_seconds,
-            append_date=offer.append_date,
-            quantity_limit=offer.quantity_limit,
-            tags=offer.tags,
-            popular=offer.popular,
-            overriding_key=offer.overriding_key,
-            weight=offer.weight,
-            unlocked_by=offer.unlocked_by,
-            combined_items=[
-                CombinedItem(
-                    offer_id=strawberry.ID(i.offer_id),
-                    offer_group=i.offer_group,
-                    quantity=i.quantity,
-                    cycle=i.cycle,
-                    custom_cycle_seconds=i.custom_cycle_seconds,
-                )
-                for i in offer.combined_items
-            ],
+            combined_items=[CombinedItem(**i.model_dump()) for i in offer.combined_items],
         )
 
 

@@ -24,25 +24,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from pydantic.alias_generators import to_camel
 
-from usercredits.models import OfferDocument
 from usercredits.services.errors import InvalidInput, NotFound
 from usercredits.services.money import Money
-from usercredits.services.offers import ItemSpec, Offers, OfferSpec
-from usercredits.values import Cycle, Offer, OfferKind
+from usercredits.services.offers import Offers, offer_spec, price
+from usercredits.values import CombinedItem, Offer, OfferSpec
 
-REQUIRED = ("key", "name", "kind", "offerGroup", "tokenCount", "prices", "cycle")
-OPTIONAL: dict[str, Any] = {
-    "customCycleSeconds": None,
-    "appendDate": False,
-    "quantityLimit": None,
-    "tags": [],
-    "popular": False,
-    "overridingKey": None,
-    "weight": 0,
-    "unlockedBy": [],
-    "combinedItems": [],
-}
+STATED = {to_camel(name): field for name, field in OfferSpec.model_fields.items()}
+"""An offer's fields as a file names them."""
+REQUIRED = ["key", *(name for name, field in STATED.items() if field.is_required())]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +81,7 @@ def parse(text: str) -> list[Entry]:
             problems.append(f"line {line}: each offer is a mapping")
             continue
         missing = [name for name in REQUIRED if name not in values]
-        unknown = sorted(set(values) - set(REQUIRED) - set(OPTIONAL))
+        unknown = sorted(set(values) - {"key"} - set(STATED))
         if missing:
             problems.append(f"line {line}: missing {', '.join(missing)}")
         if unknown:
@@ -104,9 +95,7 @@ def parse(text: str) -> list[Entry]:
         seen[key] = line
         items = values.get("combinedItems") or []
         item_keys = [str(i.get("offer")) for i in items if isinstance(i, dict)]
-        entries.append(
-            Entry(key=key, line=line, values={**OPTIONAL, **values}, item_keys=item_keys)
-        )
+        entries.append(Entry(key=key, line=line, values=values, item_keys=item_keys))
     if problems:
         raise CatalogueErrors(problems)
     return _dependencies_first(entries)
@@ -139,42 +128,19 @@ def _dependencies_first(entries: list[Entry]) -> list[Entry]:
 
 def to_spec(entry: Entry, ids: dict[str, str]) -> OfferSpec:
     """The entry as an OfferSpec; `ids` maps offer keys to ids for bundled items."""
-    v = entry.values
-    try:
-        prices = v["prices"]
-        if not isinstance(prices, dict):
-            raise InvalidInput("prices is a mapping of currency to amount")
-        items = []
-        for item in v["combinedItems"]:
-            if not isinstance(item, dict) or str(item.get("offer")) not in ids:
-                raise InvalidInput(f"combined item {item!r} names no known offer key")
-            items.append(
-                ItemSpec(
-                    offer_id=ids[str(item["offer"])],
-                    quantity=item.get("quantity", 1),
-                    cycle=Cycle(str(item["cycle"]).lower()) if item.get("cycle") else None,
-                    custom_cycle_seconds=item.get("customCycleSeconds"),
-                )
-            )
-        return OfferSpec(
-            name=str(v["name"]),
-            kind=OfferKind(str(v["kind"]).lower()),
-            offer_group=str(v["offerGroup"]),
-            token_count=v["tokenCount"],
-            prices=[Money.parse(str(amount), str(code)) for code, amount in prices.items()],
-            cycle=Cycle(str(v["cycle"]).lower()),
-            custom_cycle_seconds=v["customCycleSeconds"],
-            append_date=bool(v["appendDate"]),
-            quantity_limit=v["quantityLimit"],
-            tags=[str(t) for t in v["tags"]],
-            popular=bool(v["popular"]),
-            overriding_key=v["overridingKey"],
-            weight=v["weight"],
-            unlocked_by=[str(g) for g in v["unlockedBy"]],
-            combined_items=items,
-        )
-    except ValueError as exc:
-        raise InvalidInput(str(exc)) from None
+    stated = {name: value for name, value in entry.values.items() if name != "key"}
+    prices = stated.get("prices")
+    if not isinstance(prices, dict):
+        raise InvalidInput("prices is a mapping of currency to amount")
+    stated["prices"] = [price(str(amount), str(code)) for code, amount in prices.items()]
+    items = []
+    for item in stated.get("combinedItems") or []:
+        if not isinstance(item, dict) or str(item.get("offer")) not in ids:
+            raise InvalidInput(f"combined item {item!r} names no known offer key")
+        bundled = {name: value for name, value in item.items() if name != "offer"}
+        items.append({"quantity": 1, **bundled, "offerId": ids[str(item["offer"])]})
+    stated["combinedItems"] = items
+    return offer_spec(stated)
 
 
 async def import_catalogue(*, offers: Offers, text: str, dry_run: bool = False) -> list[Change]:
@@ -194,9 +160,9 @@ async def _apply(offers: Offers, entries: list[Entry], *, dry_run: bool) -> list
     for entry in entries:
         for key in entry.item_keys:
             if key not in ids:
-                existing = await OfferDocument.find_one({"key": key})
+                existing = await offers.by_key(key)
                 if existing is not None:
-                    ids[key] = str(existing.id)
+                    ids[key] = existing.id
         try:
             spec = to_spec(entry, ids)
             action, offer = await offers.upsert_by_key(
@@ -217,42 +183,30 @@ async def _apply(offers: Offers, entries: list[Entry], *, dry_run: bool) -> list
 
 
 def export_catalogue(all_offers: list[Offer]) -> str:
-    """The offers as a catalogue file; offers without a key are written under their id."""
-    keys = {str(o.id): o.key or str(o.id) for o in all_offers}
+    """The offers as a catalogue file, each field that differs from its default under the
+    name a file gives it; offers without a key are written under their id."""
+    keys = {o.id: o.key or o.id for o in all_offers}
     documents = []
-    for o in all_offers:
-        document: dict[str, Any] = {
-            "key": keys[str(o.id)],
-            "name": o.name,
-            "kind": o.kind.name,
-            "offerGroup": o.offer_group,
-            "tokenCount": o.token_count,
-            "prices": {p.currency: Money(p.minor_units, p.currency).amount for p in o.prices},
-            "cycle": o.cycle.name,
+    for offer in all_offers:
+        stated = offer.model_dump(include=set(OfferSpec.model_fields), exclude_defaults=True)
+        stated["kind"] = offer.kind.name
+        stated["cycle"] = offer.cycle.name
+        stated["prices"] = {
+            p.currency: Money(p.minor_units, p.currency).amount for p in offer.prices
         }
-        optional = {
-            "customCycleSeconds": o.custom_cycle_seconds,
-            "appendDate": o.append_date,
-            "quantityLimit": o.quantity_limit,
-            "tags": o.tags,
-            "popular": o.popular,
-            "overridingKey": o.overriding_key,
-            "weight": o.weight,
-            "unlockedBy": o.unlocked_by,
-            "combinedItems": [
-                {
-                    "offer": keys.get(i.offer_id, i.offer_id),
-                    "quantity": i.quantity,
-                    **({"cycle": i.cycle.name} if i.cycle else {}),
-                    **(
-                        {"customCycleSeconds": i.custom_cycle_seconds}
-                        if i.custom_cycle_seconds
-                        else {}
-                    ),
-                }
-                for i in o.combined_items
-            ],
-        }
-        document.update({k: v for k, v in optional.items() if v != OPTIONAL[k]})
+        if offer.combined_items:
+            stated["combined_items"] = [_item(i, keys) for i in offer.combined_items]
+        document = {"key": keys[offer.id], **{to_camel(k): v for k, v in stated.items()}}
         documents.append(document)
     return yaml.safe_dump({"offers": documents}, sort_keys=False, allow_unicode=True)
+
+
+def _item(item: CombinedItem, keys: dict[str, str]) -> dict[str, Any]:
+    """A bundled item as a file writes it: the bundled offer by its key."""
+    written: dict[str, Any] = {"offer": keys.get(item.offer_id, item.offer_id)}
+    written["quantity"] = item.quantity
+    if item.cycle is not None:
+        written["cycle"] = item.cycle.name
+    if item.custom_cycle_seconds is not None:
+        written["customCycleSeconds"] = item.custom_cycle_seconds
+    return written

@@ -15,9 +15,8 @@ from usercredits.services.lots import take_back, with_lot
 from usercredits.services.movements import Change, Entry
 from usercredits.services.wallet_base import WalletBase, same_request
 from usercredits.values import LedgerEntry, LedgerReason, Lot, LotDraw, LotSource
+from usercredits.values.lots import MAX_TOKENS
 
-MAX_TOKENS = 2**31 - 1
-"""The most a balance may hold: GraphQL's Int, in which balances are reported."""
 ORDER_PRIORITY = 50
 
 

@@ -14,57 +14,42 @@ An offer the caller cannot see cannot be bought (OfferNotAvailable).
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from bson import ObjectId
+from pydantic import ValidationError
+from pydantic.alias_generators import to_camel
+from pydantic_core import ErrorDetails
 
 from usercredits.models import OfferDocument, OrderDocument
 from usercredits.services.clock import Clock
-from usercredits.services.credits import MAX_TOKENS
 from usercredits.services.errors import InvalidInput, NotFound, OfferNotAvailable
 from usercredits.services.ids import object_id
 from usercredits.services.limits import DEFAULT_LIMITS, InputLimits
 from usercredits.services.money import Money
-from usercredits.values import CombinedItem, Cycle, Offer, OfferKind, OrderStatus, Price
+from usercredits.values import CombinedItem, Offer, OfferSpec, OrderStatus, Price
 
 
-@dataclass(frozen=True, slots=True)
-class ItemSpec:
-    offer_id: str
-    quantity: int
-    cycle: Cycle | None = None
-    custom_cycle_seconds: int | None = None
+def offer_spec(stated: Mapping[str, object]) -> OfferSpec:
+    """The offer an operator stated (in camelCase or by field name); InvalidInput naming
+    every broken rule, by the camelCase path of its field."""
+    try:
+        return OfferSpec.model_validate(stated)
+    except ValidationError as exc:
+        raise InvalidInput("; ".join(_explain(error) for error in exc.errors())) from None
 
 
-@dataclass(frozen=True, slots=True)
-class OfferSpec:
-    """Everything an admin states about an offer; validated by `create_offer`/`update_offer`."""
-
-    name: str
-    kind: OfferKind
-    offer_group: str
-    token_count: int
-    prices: list[Money]
-    cycle: Cycle
-    custom_cycle_seconds: int | None = None
-    append_date: bool = False
-    quantity_limit: int | None = None
-    tags: list[str] = field(default_factory=list)
-    popular: bool = False
-    overriding_key: str | None = None
-    weight: int = 0
-    unlocked_by: list[str] = field(default_factory=list)
-    combined_items: list[ItemSpec] = field(default_factory=list)
+def _explain(error: ErrorDetails) -> str:
+    path = error["loc"]
+    where = ".".join(to_camel(part) if isinstance(part, str) else str(part) for part in path)
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
 
 
-def _is_whole(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_cycle(cycle: Cycle, seconds: int | None, where: str) -> None:
-    if cycle is Cycle.CUSTOM and (not _is_whole(seconds) or seconds is None or seconds <= 0):
-        raise InvalidInput(f"{where}: a CUSTOM cycle needs customCycleSeconds > 0")
+def price(amount: str, currency: str) -> Price:
+    """A price written as a decimal amount ("19.99") in a currency."""
+    money = Money.parse(amount, currency)
+    return Price(currency=money.currency, minor_units=money.minor_units)
 
 
 class Offers:
@@ -143,55 +128,17 @@ class Offers:
         offer_id: str | None,
         planned_groups: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
-        """Validates a spec into document fields; raises InvalidInput naming the broken rule."""
-        if not spec.name.strip():
-            raise InvalidInput("an offer needs a name")
+        """The stored fields of a spec, once the rules it cannot check alone hold: the
+        group within the limits, bundled offers that exist (and their groups)."""
         self._limits.group(spec.offer_group)
-        if not _is_whole(spec.token_count) or not 0 <= spec.token_count <= MAX_TOKENS:
-            raise InvalidInput(
-                f"tokenCount must be a whole number from 0 to {MAX_TOKENS}, got {spec.token_count}"
-            )
-        if not spec.prices:
-            raise InvalidInput("an offer needs at least one price")
-        currencies = [p.currency for p in spec.prices]
-        if len(set(currencies)) != len(currencies):
-            raise InvalidInput(f"an offer has one price per currency, got {currencies}")
-        for price in spec.prices:
-            if price.minor_units < 0:
-                raise InvalidInput(f"price {price.amount} {price.currency} is negative")
-        _check_cycle(spec.cycle, spec.custom_cycle_seconds, "offer")
-        if spec.quantity_limit is not None and (
-            not _is_whole(spec.quantity_limit) or spec.quantity_limit < 1
-        ):
-            raise InvalidInput(f"quantityLimit must be >= 1, got {spec.quantity_limit}")
         items = [
             await self._item(item, offer_id, planned_groups or {}) for item in spec.combined_items
         ]
-        return {
-            "name": spec.name.strip(),
-            "kind": spec.kind,
-            "offer_group": spec.offer_group,
-            "token_count": spec.token_count,
-            "prices": [Price(currency=p.currency, minor_units=p.minor_units) for p in spec.prices],
-            "cycle": spec.cycle,
-            "custom_cycle_seconds": (
-                spec.custom_cycle_seconds if spec.cycle is Cycle.CUSTOM else None
-            ),
-            "append_date": spec.append_date,
-            "quantity_limit": spec.quantity_limit,
-            "tags": sorted(set(spec.tags)),
-            "popular": spec.popular,
-            "overriding_key": spec.overriding_key or None,
-            "weight": spec.weight,
-            "unlocked_by": sorted(set(spec.unlocked_by)),
-            "combined_items": items,
-        }
+        return {**dict(spec), "combined_items": items}
 
     async def _item(
-        self, item: ItemSpec, bundle_id: str | None, planned_groups: Mapping[str, str]
+        self, item: CombinedItem, bundle_id: str | None, planned_groups: Mapping[str, str]
     ) -> CombinedItem:
-        if not _is_whole(item.quantity) or item.quantity < 1:
-            raise InvalidInput(f"combined item {item.offer_id}: quantity must be >= 1")
         if item.offer_id == bundle_id:
             raise InvalidInput(f"offer {bundle_id} cannot bundle itself")
         group = planned_groups.get(item.offer_id)
@@ -202,15 +149,12 @@ class Offers:
                 raise InvalidInput(
                     f"combined item points at unknown offer {item.offer_id}"
                 ) from None
-        if item.cycle is not None:
-            _check_cycle(item.cycle, item.custom_cycle_seconds, f"combined item {item.offer_id}")
-        return CombinedItem(
-            offer_id=item.offer_id,
-            offer_group=group,
-            quantity=item.quantity,
-            cycle=item.cycle,
-            custom_cycle_seconds=item.custom_cycle_seconds if item.cycle is Cycle.CUSTOM else None,
-        )
+        return item.model_copy(update={"offer_group": group})
+
+    async def by_key(self, key: str) -> Offer | None:
+        """The offer that carries the catalogue key `key`, if any."""
+        raw = await OfferDocument.get_pymongo_collection().find_one({"key": key})
+        return None if raw is None else Offer.model_validate(raw)
 
     async def on_sale(self) -> list[Offer]:
         """Every offer not archived, oldest first: what a catalogue export writes."""

@@ -18,7 +18,7 @@ from pymongo.errors import DuplicateKeyError
 from usercredits.models import OrderDocument
 from usercredits.services.access import Principal
 from usercredits.services.clock import Clock, due_by
-from usercredits.services.credits import MAX_TOKENS, Credit
+from usercredits.services.credits import Credit
 from usercredits.services.cycles import expiry
 from usercredits.services.errors import (
     DomainError,
@@ -38,6 +38,7 @@ from usercredits.services.pages import after_cursor, page_size
 from usercredits.services.payments import PaymentClient, PaymentState, SandboxPaymentClient
 from usercredits.services.wallets import Wallets
 from usercredits.values import CombinedItem, LedgerReason, Offer, Order, OrderEvent, OrderStatus
+from usercredits.values.lots import MAX_TOKENS
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ so the GraphQL layer can use them without touching a document."""
 from usercredits.values.enums import Cycle, LedgerReason, OfferKind, OrderStatus, ReservationStatus
 from usercredits.values.ledger import LedgerEntry, Reservation
 from usercredits.values.lots import Hold, Lot, LotDraw, LotSource
-from usercredits.values.offers import CombinedItem, Offer, Price
+from usercredits.values.offers import CombinedItem, Offer, OfferSpec, Price
 from usercredits.values.orders import Order, OrderEvent
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "LotSource",
     "Offer",
     "OfferKind",
+    "OfferSpec",
     "Order",
     "OrderEvent",
     "OrderStatus",

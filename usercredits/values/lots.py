@@ -6,6 +6,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
+MAX_TOKENS = 2**31 - 1
+"""The most a balance may hold: GraphQL's Int, in which balances are reported."""
+
 
 class LotSource(StrEnum):
     ORDER = "order"
