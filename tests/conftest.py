@@ -172,6 +172,7 @@ async def spawn_server(
             "USERCREDITS_DATABASE": database_name,
             "USERCREDITS_JWT_SECRET": SECRET,
             "USERCREDITS_RATE_LIMIT_PER_SECOND": "0",
+            "USERCREDITS_WORKERS": "1",  # its pid is the server's
             **overrides,
         }
         process = await children.spawn(

@@ -17,6 +17,7 @@ from tests.api import Api, TransportWsClient, sample, token
 from tests.conftest import SpawnServer, StartServer
 from tests.support import FakeClock, snapshot
 from usercredits.models import OfferDocument
+from usercredits.server.app import seed_catalogue
 from usercredits.server.metrics import Metrics
 from usercredits.server.sweeper import Lease, Sweeper
 from usercredits.services import Services
@@ -230,4 +231,11 @@ async def test_a_first_start_seeds_the_example_catalogue(
     assert names == {"Pro (monthly)", "500 chat tokens", "Starter bundle"}
     # A second start finds offers and loads nothing.
     await start_server(seed_catalogue=seed)
+    assert await OfferDocument.count() == 4
+
+
+async def test_workers_starting_together_seed_the_catalogue_once(services: Services) -> None:
+    await asyncio.gather(*(seed_catalogue(services, CATALOGUE) for _ in range(3)))
+    keys = sorted(o.key or "" for o in await services.offers.on_sale())
+    assert keys == ["chat-pack", "chat-pack-early-bird", "pro-monthly", "starter-bundle"]
     assert await OfferDocument.count() == 4

@@ -25,7 +25,7 @@ from typing import Any, TypeGuard
 from aiohttp import WSCloseCode, web
 from cross_web import HTTPException
 from pymongo import AsyncMongoClient
-from pymongo.errors import PyMongoError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 from strawberry.aiohttp.views import GraphQLView
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
@@ -256,11 +256,25 @@ def close_when_expired(app: web.Application, ws: web.WebSocketResponse, at: date
     asyncio.get_running_loop().call_later(max(delay, 0), close)
 
 
+SEED_ATTEMPTS = 5
+
+
 async def seed_catalogue(services: Services, text: str) -> None:
-    """Loads a catalogue into an empty catalogue, so that a first start shows offers."""
-    if not await services.offers.any_offer():
-        changes = await import_catalogue(offers=services.offers, text=text)
+    """Loads a catalogue into an empty catalogue, so that a first start shows offers.
+
+    Workers starting together may all find it empty: an offer another one created first
+    makes the import stop on its key, and the import (idempotent) runs again."""
+    if await services.offers.any_offer():
+        return
+    for attempt in range(1, SEED_ATTEMPTS + 1):
+        try:
+            changes = await import_catalogue(offers=services.offers, text=text)
+        except DuplicateKeyError:
+            if attempt == SEED_ATTEMPTS:
+                raise
+            continue
         log.info("catalogue seeded", extra={"offers": len(changes)})
+        return
 
 
 def payment_client(settings: Settings) -> PaymentClient:

@@ -3,6 +3,7 @@ import and export the offer catalogue, export the schema."""
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
@@ -18,6 +19,7 @@ from usercredits.server.auth import issue_token
 from usercredits.server.database import open_database
 from usercredits.server.logs import JsonAccessLogger, configure_logging
 from usercredits.server.settings import Settings
+from usercredits.server.workers import Workers
 from usercredits.services import Services, build_services
 from usercredits.services.access import Role
 from usercredits.services.api_keys import CreatedApiKey
@@ -29,7 +31,25 @@ from usercredits.services.migration import Migrated, key_ledger_entries, migrate
 T = TypeVar("T")
 
 
-def _serve(settings: Settings, host: str, port: int) -> None:
+def _serve(settings: Settings, host: str, port: int, workers: int, worker: bool) -> None:
+    """Serves with `workers` processes; as `worker`, as one of a supervisor's (no banner,
+    the port shared with the others)."""
+    if not worker:
+        _banner(settings, host, port, workers)
+    if workers > 1:
+        asyncio.run(Workers(settings, host=host, port=port, count=workers).run())
+        return
+    web.run_app(
+        create_app(settings),
+        host=host,
+        port=port,
+        print=None,
+        access_log_class=JsonAccessLogger,
+        reuse_port=worker,
+    )
+
+
+def _banner(settings: Settings, host: str, port: int, workers: int) -> None:
     where = (
         "the configured MongoDB"
         if settings.mongodb_uri
@@ -38,15 +58,9 @@ def _serve(settings: Settings, host: str, port: int) -> None:
     print(  # the one line a person starting the service needs
         f"UserCredits GraphQL: http://{host}:{port}/graphql (GraphiQL in a browser), "
         f"database: {where}, payments: "
-        f"{'Stripe' if settings.provider == 'stripe' else 'SANDBOX (no money moves)'}",
+        f"{'Stripe' if settings.provider == 'stripe' else 'SANDBOX (no money moves)'}, "
+        f"{workers} worker process{'es' if workers > 1 else ''}",
         flush=True,
-    )
-    web.run_app(
-        create_app(settings),
-        host=host,
-        port=port,
-        print=None,
-        access_log_class=JsonAccessLogger,
     )
 
 
@@ -148,6 +162,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     serve = commands.add_parser("serve", help="run the API (embedded database if none is set)")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="server processes sharing the port (default: USERCREDITS_WORKERS, else one per core)",
+    )
+    serve.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     token = commands.add_parser("token", help="print a signed JWT for local use")
     token.add_argument("--user", required=True)
     token.add_argument("--role", action="append", choices=[r.value for r in Role])
@@ -186,7 +206,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"usercredits: {variable}{error['msg']}", file=sys.stderr)
         sys.exit(2)
     if args.command == "serve":
-        _serve(settings, args.host or settings.host, args.port or settings.port)
+        workers = args.workers if args.workers is not None else settings.workers
+        workers = workers or os.cpu_count() or 1
+        if workers < 1:
+            parser.error("--workers must be at least 1")
+        port = args.port or settings.port
+        if workers > 1 and port == 0:
+            parser.error("workers share one port: --port 0 would give each its own")
+        _serve(settings, args.host or settings.host, port, workers, args.worker)
     elif args.command == "token":
         if settings.token_rules is None:
             print(

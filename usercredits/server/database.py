@@ -43,19 +43,24 @@ async def close(client: AsyncMongoClient[Any]) -> None:
 
 
 @asynccontextmanager
+async def database_uri(settings: Settings) -> AsyncIterator[str]:
+    """The configured MongoDB's URI, or that of an embedded SecantusDB started for the
+    block (and stopped after it)."""
+    if settings.mongodb_uri is not None:
+        yield settings.mongodb_uri
+        return
+    async with EmbeddedDatabase(settings.data_dir.resolve() / "db") as uri:
+        yield uri
+
+
+@asynccontextmanager
 async def open_database(settings: Settings) -> AsyncIterator[AsyncMongoClient[Any]]:
     """A client of the configured MongoDB, or of an embedded SecantusDB started for the
     block (and stopped after it, last)."""
-    embedded = None
-    uri = settings.mongodb_uri
-    if uri is None:
-        embedded = EmbeddedDatabase(settings.data_dir.resolve() / "db")
-        uri = await embedded.start()
-    client = connect(uri, timeout_ms=settings.database_timeout_ms)
-    try:
-        await init_models(client, settings.database)
-        yield client
-    finally:
-        await close(client)
-        if embedded is not None:
-            await embedded.stop()
+    async with database_uri(settings) as uri:
+        client = connect(uri, timeout_ms=settings.database_timeout_ms)
+        try:
+            await init_models(client, settings.database)
+            yield client
+        finally:
+            await close(client)

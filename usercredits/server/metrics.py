@@ -1,14 +1,22 @@
 """Prometheus metrics of one server process, served at /metrics.
 
 Each app has its own registry (no process-global state), so tests and several apps in one
-process do not share counters.
+process do not share counters. Each also reports its process (CPU, memory, open files,
+start time): with several workers on one port, the start time tells which one answered.
 """
 
 import time
 from collections.abc import Callable, Iterator
 
 from graphql import FieldNode, OperationDefinitionNode
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from strawberry.extensions import SchemaExtension
 
@@ -20,6 +28,7 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
         self.operations = Counter(
             "usercredits_graphql_operations",
             "GraphQL operations by root field and outcome (ok, or the error code).",

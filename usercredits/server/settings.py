@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".usercredits-data")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    workers: int | None = Field(default=None, ge=1, le=256)
+    """Server processes sharing the port (`serve --workers`); unset: one per core."""
     production: bool = False
     """Refuse to start with settings only fit for a laptop (the default JWT secret)."""
     jwt_secret: str | None = Field(default=None, min_length=32)

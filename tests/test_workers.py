@@ -1,0 +1,145 @@
+"""`usercredits serve --workers 2` on the embedded database, as `make run` starts it on a
+two-core machine: both workers answer on the one port, a worker that dies is replaced while
+the other keeps serving, and SIGTERM stops the workers and the database."""
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.api import SECRET, Api, token
+from usercredits.server import children
+from usercredits.server.embedded import free_port
+from usercredits.services.access import Role
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads processes from /proc")
+
+
+def children_of(parent: int) -> dict[int, str]:
+    """The live child processes of `parent`, with their command lines."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+            command = (stat.parent / "cmdline").read_text().replace("\0", " ")
+        except OSError:  # it exited while we looked
+            continue
+        if int(fields[1]) == parent and fields[0] != "Z":
+            found[int(stat.parent.name)] = command
+    return found
+
+
+def running(pids: set[int]) -> set[int]:
+    return {pid for pid in pids if Path(f"/proc/{pid}").exists()}
+
+
+def workers_of(parent: int) -> set[int]:
+    return {pid for pid, command in children_of(parent).items() if " --worker " in command}
+
+
+Check = Callable[[], Awaitable[bool]]
+
+
+async def until(check: Check, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"not within {seconds} s: {what}")
+
+
+def workers(
+    parent: int, count: int, other_than: set[int] = frozenset()
+) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return len(workers_of(parent) - other_than) == count
+
+    return check
+
+
+async def ready(url: str) -> bool:
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{url}/readyz", timeout=aiohttp.ClientTimeout(total=2)) as response,
+        ):
+            return response.status == 200
+    except (aiohttp.ClientError, TimeoutError):
+        return False
+
+
+@pytest.fixture
+async def service(tmp_path: Path) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("USERCREDITS_")}
+    env |= {"USERCREDITS_DATA_DIR": str(tmp_path), "USERCREDITS_JWT_SECRET": SECRET}
+    process = await children.spawn(
+        sys.executable,
+        *("-m", "usercredits.server.cli", "serve", "--workers", "2", "--port", str(port)),
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await until(lambda: ready(url), 60, "the service is ready")
+        yield process, url
+    finally:
+        await children.stop(process)
+
+
+async def started_at(url: str) -> float:
+    """The answering process's start time, from its metrics, on a connection of its own."""
+    connector = aiohttp.TCPConnector(force_close=True)
+    async with (
+        aiohttp.ClientSession(connector=connector) as http,
+        http.get(f"{url}/metrics") as got,
+    ):
+        text = await got.text()
+    line = next(x for x in text.splitlines() if x.startswith("process_start_time_seconds"))
+    return float(line.split()[1])
+
+
+@pytest.mark.timeout(120)
+async def test_two_workers_share_the_port_and_are_replaced_and_stopped(
+    service: tuple[asyncio.subprocess.Process, str],
+) -> None:
+    process, url = service
+    await until(workers(process.pid, 2), 30, "two workers")
+    first = workers_of(process.pid)
+    answering = {await started_at(url) for _ in range(40)}
+    assert len(answering) == 2, "both workers answer on the port"
+
+    async with aiohttp.ClientSession() as http:
+        await Api(http, f"{url}/graphql").data(
+            """mutation { grantTokens(input: {userId: "u1", offerGroup: "pro", tokens: 7,
+               idempotencyKey: "g1"}) { balanceAfter } }""",
+            as_=token("admin", Role.ADMIN),
+        )
+    for _ in range(10):  # whichever worker answers, it reads the one database
+        connector = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            api = Api(http, f"{url}/graphql")
+            data = await api.data("{ wallet { balances { tokens } } }", as_=token("u1"))
+        assert data == {"wallet": {"balances": [{"tokens": 7}]}}
+
+    victim = min(first)
+    os.kill(victim, signal.SIGKILL)
+    assert await ready(url), "the other worker keeps serving"
+    await until(
+        workers(process.pid, 2, frozenset({victim})), 30, "a new worker replaces the killed one"
+    )
+    await until(lambda: ready(url), 30, "the service is ready again")
+
+    everything = set(children_of(process.pid))
+    assert len(everything) == 3, "two workers and the embedded database"
+    os.kill(process.pid, signal.SIGTERM)
+    assert await asyncio.wait_for(process.wait(), 30) == 0
+    assert not running(everything), "no worker or database outlives the service"
