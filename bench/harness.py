@@ -271,12 +271,15 @@ class Bench:
         self.databases.append(name)
         return name
 
-    def service(self, database: str, env: dict[str, str] | None = None) -> ServiceProcess:
+    def service(
+        self, database: str, env: dict[str, str] | None = None, *, workers: int = 1
+    ) -> ServiceProcess:
+        """`usercredits serve` over `database`, with `workers` processes."""
         return ServiceProcess(
             uri=self.database.uri,
             database=database,
-            log_path=self.workdir / f"service-{database}.log",
-            env=env,
+            log_path=self.workdir / f"service-{database}-{workers}.log",
+            env={"USERCREDITS_WORKERS": str(workers), **(env or {})},
         )
 
 
