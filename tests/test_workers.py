@@ -95,16 +95,16 @@ async def service(tmp_path: Path) -> AsyncIterator[tuple[asyncio.subprocess.Proc
         await children.stop(process)
 
 
-async def started_at(url: str) -> float:
-    """The answering process's start time, from its metrics, on a connection of its own."""
+async def answered_by(url: str) -> int:
+    """The pid of the worker that answers a new connection, from its metrics."""
     connector = aiohttp.TCPConnector(force_close=True)
     async with (
         aiohttp.ClientSession(connector=connector) as http,
         http.get(f"{url}/metrics") as got,
     ):
         text = await got.text()
-    line = next(x for x in text.splitlines() if x.startswith("process_start_time_seconds"))
-    return float(line.split()[1])
+    line = next(x for x in text.splitlines() if x.startswith("usercredits_worker_info"))
+    return int(line.split('pid="')[1].split('"')[0])
 
 
 @pytest.mark.timeout(120)
@@ -114,13 +114,13 @@ async def test_two_workers_share_the_port_and_are_replaced_and_stopped(
     process, url = service
     await until(workers(process.pid, 2), 30, "two workers")
     first = workers_of(process.pid)
-    answering: set[float] = set()
+    answering: set[int] = set()
 
     async def both_answer() -> bool:
         # A worker answers once it has started; the kernel gives each new connection to
         # one of those listening.
-        answering.add(await started_at(url))
-        return len(answering) == 2
+        answering.add(await answered_by(url))
+        return answering == first
 
     await until(both_answer, 60, "both workers answer on the port")
 

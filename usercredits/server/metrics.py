@@ -1,10 +1,11 @@
 """Prometheus metrics of one server process, served at /metrics.
 
 Each app has its own registry (no process-global state), so tests and several apps in one
-process do not share counters. Each also reports its process (CPU, memory, open files,
-start time): with several workers on one port, the start time tells which one answered.
+process do not share counters. Each also reports its process (CPU, memory, open files)
+and its pid: with several workers on one port, a scrape says which one answered.
 """
 
+import os
 import time
 from collections.abc import Callable, Iterator
 
@@ -14,6 +15,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    Info,
     ProcessCollector,
     generate_latest,
 )
@@ -29,6 +31,9 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
+        Info(
+            "usercredits_worker", "The server process that answered.", registry=self.registry
+        ).info({"pid": str(os.getpid())})
         self.operations = Counter(
             "usercredits_graphql_operations",
             "GraphQL operations by root field and outcome (ok, or the error code).",
