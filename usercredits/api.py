@@ -21,6 +21,7 @@ from usercredits.resolvers import wallets as wallet_resolvers
 from usercredits.schema.errors import apply_contract
 from usercredits.schema.introspection import SignedInIntrospection
 from usercredits.schema.limits import DEFAULT_LIMITS, DocumentGuard, Limits, cached_validator
+from usercredits.schema.persisted import PersistedQueries, PersistedQueryExtension
 from usercredits.schema.types import (
     ApiKey,
     BalanceEvent,
@@ -127,6 +128,7 @@ def build_schema(
     validator = cached_validator(limits)
     everything: list[Extension] = [
         *extensions,
+        partial(PersistedQueryExtension, queries=PersistedQueries()),
         partial(MaxTokensLimiter, max_token_count=limits.max_tokens),
         partial(ParserCache, maxsize=1000),
         partial(DocumentGuard, limits=limits, validator=validator),

@@ -29,6 +29,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from strawberry.aiohttp.views import GraphQLView
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
+from strawberry.http.base import BaseRequestProtocol
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from usercredits.api import build_schema
@@ -137,6 +138,13 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
             self._app[METRICS].refusals.labels(cause="rate_limited").inc()
             return rate_limited(wait)
         return await super().__call__(request)
+
+    def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
+        """GraphiQL for a browser's GET without a query, but not for a GET that names a
+        persisted query by its hash (which has no `query` either)."""
+        return "extensions" not in request.query_params and super().should_render_graphql_ide(
+            request
+        )
 
     def is_websocket_request(self, request: web.Request) -> TypeGuard[web.Request]:
         """Looking for the Upgrade header first spares the other requests the view's own

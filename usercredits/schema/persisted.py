@@ -1,0 +1,84 @@
+"""Automatic persisted queries, as Apollo's clients speak them: a front end sends the
+SHA-256 of a query it has sent before instead of the query itself, so its hot queries
+cross the network as a hash (and GET requests with them can be cached by a CDN).
+
+A request whose `extensions.persistedQuery` is `{"version": 1, "sha256Hash": h}`:
+- with `query`: the query's hash must be `h` (else BAD_USER_INPUT), and it is kept;
+- without: the query kept under `h` runs, or the error PERSISTED_QUERY_NOT_FOUND asks the
+  client to send it again with the query (what Apollo's link does by itself).
+Queries are kept per process, in memory, the least recently used dropped first beyond a
+byte budget: a caller can fill it with valid queries, but that only evicts others, which
+their clients then send again. Kept queries are parsed and validated like any other (the
+parser and validation caches make that cheap), so the query limits still hold.
+"""
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+MAX_BYTES = 4 * 1024 * 1024
+"""What the kept queries may take, by their UTF-8 length."""
+NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
+
+
+class PersistedQueries:
+    """The kept queries of one process, by SHA-256 hex digest."""
+
+    def __init__(self, max_bytes: int = MAX_BYTES) -> None:
+        self._max_bytes = max_bytes
+        self._bytes = 0
+        self._queries: OrderedDict[str, str] = OrderedDict()
+
+    def resolve(self, query: str | None, extensions: Mapping[str, Any] | None) -> str | None:
+        """The query to run for a request (see the module's doc); GraphQLError when the
+        request names a hash this process cannot answer for."""
+        persisted = (extensions or {}).get("persistedQuery")
+        if persisted is None:
+            return query
+        if not isinstance(persisted, Mapping) or persisted.get("version") != 1:
+            raise GraphQLError("persistedQuery: only version 1 is supported")
+        digest = persisted.get("sha256Hash")
+        if not isinstance(digest, str):
+            raise GraphQLError("persistedQuery: sha256Hash must be a string")
+        if query is None:
+            return self._known(digest)
+        if hashlib.sha256(query.encode()).hexdigest() != digest:
+            raise GraphQLError("persistedQuery: sha256Hash is not the SHA-256 of the query")
+        self._keep(digest, query)
+        return query
+
+    def _known(self, digest: str) -> str:
+        found = self._queries.get(digest)
+        if found is None:
+            raise GraphQLError("PersistedQueryNotFound", extensions={"code": NOT_FOUND})
+        self._queries.move_to_end(digest)
+        return found
+
+    def _keep(self, digest: str, query: str) -> None:
+        if digest in self._queries:
+            self._queries.move_to_end(digest)
+            return
+        size = len(query.encode())
+        if size > self._max_bytes:
+            return
+        self._queries[digest] = query
+        self._bytes += size
+        while self._bytes > self._max_bytes:
+            _, dropped = self._queries.popitem(last=False)
+            self._bytes -= len(dropped.encode())
+
+
+class PersistedQueryExtension(SchemaExtension):
+    """Puts the kept query in place of a hash before the operation is parsed."""
+
+    def __init__(self, *, queries: PersistedQueries) -> None:
+        self._queries = queries
+
+    def on_operation(self) -> Iterator[None]:
+        context = self.execution_context
+        context.query = self._queries.resolve(context.query, context.operation_extensions)
+        yield
