@@ -46,7 +46,18 @@ def _serve(settings: Settings, host: str, port: int, workers: int, worker: bool)
         print=None,
         access_log_class=JsonAccessLogger,
         reuse_port=worker,
+        loop=_event_loop(),
     )
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where it installs (not on Windows), whose socket and timer handling costs a
+    fraction of the standard loop's; the standard loop elsewhere."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 def _banner(settings: Settings, host: str, port: int, workers: int) -> None:
