@@ -9,35 +9,46 @@ idle subscription cost the server?
    mutation until the last of the 1,000 has the event (from the request, not the response:
    the server may push all 1,000 events before it writes the response).
 
-All sockets share one aiohttp session in this process; each has a reader task that stamps
-an event's arrival (time.perf_counter) the moment the frame is read. An event is matched to
+The sockets are opened by a process of their own (bench/subscribers.py), so that reading
+the events costs the bench process (which sends the debits) nothing; each socket's reader
+stamps an event's arrival (time.monotonic, one clock for every process of the machine) the
+moment its frame is read. An event is matched to
 its debit by user and balance (`tokens` of the event is the debit's `balanceAfter`), so a
 late event is never taken for the next one. An event may arrive before the HTTP response
 (the change stream can beat the response); its latency counts as 0.
 """
 
 import asyncio
+import contextlib
 import itertools
 import json
 import math
 import random
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-
 from bench import seed
-from bench.harness import Bench, BenchFailure, GraphQL, http_session, log, user_token
+from bench.harness import (
+    PROJECT_ROOT,
+    Bench,
+    BenchFailure,
+    GraphQL,
+    http_session,
+    log,
+    user_token,
+)
 from bench.load import latency_summary, percentile
 from bench.report import Goal, GoalKind, Row, ScenarioResult
+from usercredits.server import children
 from usercredits.server.database import init_models
 
 SUBSCRIBERS = 1_000
 TOKENS = 1_000_000
-OPENING_AT_ONCE = 50
+OPENING_TIMEOUT = 120.0
 EVENT_TIMEOUT = 5.0
 FANOUT_TIMEOUT = 30.0
 MAX_SAMPLES = 2_000
@@ -47,7 +58,6 @@ SETTLE_SECONDS = 2.0
 LATENCY_SECONDS_FACTOR = 2
 """Debits are sequential here (~30 ms each): twice the time gives p99 enough samples."""
 
-SUBSCRIBE = "subscription { balanceChanged { userId tokens delta } }"
 CONSUME = (
     "mutation Consume($input: ConsumeTokensInput!) "
     "{ consumeTokens(input: $input) { balanceAfter } }"
@@ -61,7 +71,7 @@ Key = tuple[str, int]
 class Debit:
     key: Key
     sent: float
-    """When the mutation's request was sent (time.perf_counter)."""
+    """When the mutation's request was sent (time.monotonic)."""
     responded: float
     """When its response had arrived."""
 
@@ -100,76 +110,65 @@ class Arrivals:
         return self._times.pop(key, [])
 
 
-class Subscriber:
-    """One websocket with one `balanceChanged` subscription, read by its own task."""
+class SubscriberProcess:
+    """The websocket clients, in a process of their own (bench/subscribers.py): they open
+    and close subscriptions on command, and each event's arrival goes to `arrivals`."""
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self.ws = ws
+    def __init__(self, url: str, arrivals: Arrivals) -> None:
+        self._url = url
+        self._arrivals = arrivals
+        self._answers: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
-        self.errors: list[str] = []
 
-    @classmethod
-    async def open(cls, session: aiohttp.ClientSession, url: str, token: str) -> "Subscriber":
-        ws = await session.ws_connect(url, protocols=["graphql-transport-ws"], autoping=True)
-        await ws.send_json(
-            {"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}
+    async def __aenter__(self) -> "SubscriberProcess":
+        self._process = await children.spawn(
+            sys.executable,
+            *("-m", "bench.subscribers", self._url),
+            cwd=PROJECT_ROOT,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=2**20,
         )
-        ack = await ws.receive_json(timeout=30)
-        if ack.get("type") != "connection_ack":
-            await ws.close()
-            raise BenchFailure(f"websocket refused: {ack}")
-        await ws.send_json(
-            {"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIBE, "variables": {}}}
-        )
-        return cls(ws)
+        self._reader = asyncio.create_task(self._read())
+        return self
 
-    def start(self, on_event: Callable[[Key, float], None]) -> None:
-        self._reader = asyncio.create_task(self._read(on_event))
+    async def _read(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        async for line in self._process.stdout:
+            message: dict[str, Any] = json.loads(line)
+            if "user" in message:
+                self._arrivals.record((message["user"], message["tokens"]), message["at"])
+            else:
+                self._answers.put_nowait(message)
 
-    async def _read(self, on_event: Callable[[Key, float], None]) -> None:
-        async for message in self.ws:
-            arrived = time.perf_counter()
-            if message.type is not aiohttp.WSMsgType.TEXT:
-                continue
-            parsed: dict[str, Any] = json.loads(message.data)
-            kind = parsed.get("type")
-            if kind == "next":
-                event = parsed["payload"]["data"]["balanceChanged"]
-                on_event((event["userId"], event["tokens"]), arrived)
-            elif kind == "ping":
-                await self.ws.send_json({"type": "pong"})
-            elif kind in ("error", "complete"):
-                self.errors.append(str(parsed)[:300])
+    async def _ask(self, command: dict[str, Any]) -> dict[str, Any]:
+        assert self._process is not None and self._process.stdin is not None
+        self._process.stdin.write(json.dumps(command).encode() + b"\n")
+        await self._process.stdin.drain()
+        async with asyncio.timeout(OPENING_TIMEOUT):
+            return await self._answers.get()
 
-    async def close(self) -> None:
-        await self.ws.close()
+    async def open(self, tokens: list[str]) -> float:
+        """Opens one subscriber per token; the seconds it took."""
+        answer = await self._ask({"open": tokens})
+        if answer["opened"] != len(tokens):
+            raise BenchFailure(f"opened {answer['opened']} of {len(tokens)} subscribers")
+        seconds: float = answer["seconds"]
+        return seconds
+
+    async def close(self) -> list[str]:
+        """Closes every subscriber; the first errors they saw."""
+        errors: list[str] = (await self._ask({"close": True}))["errors"]
+        return errors
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._process is not None:
+            await children.stop(self._process)
         if self._reader is not None:
-            await self._reader
-
-
-async def _open_all(
-    session: aiohttp.ClientSession,
-    url: str,
-    tokens: list[str],
-    on_event: Callable[[Key, float], None],
-) -> tuple[list[Subscriber], float]:
-    """Opens one subscriber per token, OPENING_AT_ONCE at a time; returns them and the
-    seconds it took."""
-    gate = asyncio.Semaphore(OPENING_AT_ONCE)
-
-    async def one(token: str) -> Subscriber:
-        async with gate:
-            subscriber = await Subscriber.open(session, url, token)
-        subscriber.start(on_event)
-        return subscriber
-
-    started = time.perf_counter()
-    subscribers = await asyncio.gather(*(one(t) for t in tokens))
-    return list(subscribers), time.perf_counter() - started
-
-
-async def _close_all(subscribers: list[Subscriber]) -> None:
-    await asyncio.gather(*(s.close() for s in subscribers))
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
 
 
 async def run(bench: Bench) -> ScenarioResult:
@@ -183,11 +182,15 @@ async def run(bench: Bench) -> ScenarioResult:
     keys = itertools.count()
     data: dict[str, Any] = {"subscribers": SUBSCRIBERS}
 
-    async with bench.service(database) as server, http_session(0) as session:
+    async with (
+        bench.service(database) as server,
+        http_session(0) as session,
+        SubscriberProcess(server.ws_url, arrivals) as clients,
+    ):
         api = GraphQL(session, server.graphql_url)
 
         async def consume(user: str) -> Debit:
-            sent = time.perf_counter()
+            sent = time.monotonic()
             result = await api.data(
                 CONSUME,
                 {
@@ -199,26 +202,22 @@ async def run(bench: Bench) -> ScenarioResult:
                 },
                 token=tokens[user],
             )
-            responded = time.perf_counter()
+            responded = time.monotonic()
             return Debit((user, result["consumeTokens"]["balanceAfter"]), sent, responded)
 
         # Warm the server's websocket and subscription paths, so the memory measured next
         # is what subscriptions cost, not first-use imports and caches.
-        warm, _ = await _open_all(
-            session, server.ws_url, [tokens[u] for u in users[:20]], arrivals.record
-        )
+        await clients.open([tokens[u] for u in users[:20]])
         await asyncio.sleep(SETTLE_SECONDS / 2)
         key = (await consume(users[0])).key
         async with asyncio.timeout(EVENT_TIMEOUT):
             await arrivals.wait(key, 1)
-        await _close_all(warm)
+        await clients.close()
         await asyncio.sleep(SETTLE_SECONDS)
 
         # 1. One subscriber per user: memory, then latency of random debits.
         rss_before = server.rss_kb()
-        subscribers, opening = await _open_all(
-            session, server.ws_url, [tokens[u] for u in users], arrivals.record
-        )
+        opening = await clients.open([tokens[u] for u in users])
         await asyncio.sleep(SETTLE_SECONDS)
         rss_after = server.rss_kb()
         per_subscription_kb = (rss_after - rss_before) / SUBSCRIBERS
@@ -232,7 +231,7 @@ async def run(bench: Bench) -> ScenarioResult:
             f"fanout: {len(latencies)} debits, p50 {summary['p50_ms']:.1f} ms, "
             f"p99 {summary['p99_ms']:.1f} ms, {missed} missed"
         )
-        await _close_all(subscribers)
+        subscriber_errors = await clients.close()
         data.update(
             {
                 "opening_seconds": round(opening, 2),
@@ -242,17 +241,15 @@ async def run(bench: Bench) -> ScenarioResult:
                 "latency": summary,
                 "missed_events": missed,
                 "events_before_response": early,
-                "subscriber_errors": [e for s in subscribers for e in s.errors][:5],
+                "subscriber_errors": subscriber_errors,
             }
         )
 
         # 2. All subscribers on one user: one debit reaches 1,000 sockets.
-        subscribers, opening = await _open_all(
-            session, server.ws_url, [tokens[hot]] * SUBSCRIBERS, arrivals.record
-        )
+        opening = await clients.open([tokens[hot]] * SUBSCRIBERS)
         await asyncio.sleep(SETTLE_SECONDS)
         rounds = await _fan_out_rounds(bench, hot, consume, arrivals)
-        await _close_all(subscribers)
+        await clients.close()
         lasts = [r["last_ms"] for r in rounds if r["received"] == SUBSCRIBERS]
         incomplete = sum(1 for r in rounds if r["received"] < SUBSCRIBERS)
         last_p50 = percentile(lasts, 50)
@@ -305,7 +302,7 @@ async def run(bench: Bench) -> ScenarioResult:
     ]
     notes = [
         f"**live**: {SUBSCRIBERS:,} graphql-transport-ws websockets from one aiohttp session "
-        "in the bench process, one `balanceChanged` subscription each. Latency: sequential "
+        "in a process of their own, one `balanceChanged` subscription each. Latency: sequential "
         "`consumeTokens` for random users; from the mutation's HTTP response to the event's "
         "arrival at that user's socket (0 if it came first). Memory: the service's VmRSS "
         f"after the {SUBSCRIBERS:,} subscriptions have settled minus before (after a warm-up "
@@ -325,8 +322,8 @@ async def _random_debits(
     rng = random.Random(1000)
     latencies: list[float] = []
     missed = early = 0
-    deadline = time.perf_counter() + LATENCY_SECONDS_FACTOR * bench.seconds
-    while time.perf_counter() < deadline and len(latencies) < MAX_SAMPLES:
+    deadline = time.monotonic() + LATENCY_SECONDS_FACTOR * bench.seconds
+    while time.monotonic() < deadline and len(latencies) < MAX_SAMPLES:
         debit = await consume(rng.choice(users))
         key, responded = debit.key, debit.responded
         try:
@@ -346,8 +343,8 @@ async def _fan_out_rounds(
     bench: Bench, hot: str, consume: Consume, arrivals: Arrivals
 ) -> list[dict[str, Any]]:
     rounds: list[dict[str, Any]] = []
-    deadline = time.perf_counter() + bench.seconds
-    while len(rounds) < MAX_ROUNDS and (len(rounds) < MIN_ROUNDS or time.perf_counter() < deadline):
+    deadline = time.monotonic() + bench.seconds
+    while len(rounds) < MAX_ROUNDS and (len(rounds) < MIN_ROUNDS or time.monotonic() < deadline):
         debit = await consume(hot)
         key = debit.key
         try:
