@@ -1,6 +1,7 @@
 """Lots: each credit keeps its own expiry, priority and source. The pure lot arithmetic
 first, then the same rules through the wallet service against the real database."""
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,7 +12,7 @@ from usercredits.models import LedgerEntryDocument, pack_lots
 from usercredits.models.wallet import LOTS
 from usercredits.services import Services
 from usercredits.services.credits import Credit
-from usercredits.services.errors import InsufficientTokens
+from usercredits.services.errors import Expired, InsufficientTokens
 from usercredits.services.expiry import expire_due
 from usercredits.services.lots import draw, lapse, live_lots, settle, take_back, with_lot
 from usercredits.values import LedgerReason, Lot, LotDraw, LotSource
@@ -104,9 +105,10 @@ def test_a_hold_settles_back_to_its_own_lots() -> None:
 
 def test_a_refund_takes_what_is_left_of_its_lot() -> None:
     paid = lot("paid", 10).model_copy(update={"order_id": "o1", "remaining": 4})
-    taken = take_back([lot("other", 7), paid], "o1")
+    taken = take_back([lot("other", 7), paid], "o1", NOW)
     assert taken.draws == [LotDraw(lot_id="paid", tokens=4)]
-    assert [x.remaining for x in taken.lots] == [7, 0]
+    assert [(x.id, x.remaining) for x in taken.lots] == [("paid", 0), ("other", 7)]
+    assert taken.lots[0].expires == NOW  # it ended: it comes first in spending order
 
 
 # --- through the service ------------------------------------------------------------------
@@ -247,6 +249,43 @@ async def test_a_refund_takes_back_exactly_what_is_left_of_the_orders_lot(
     again = await wallets.take_back(user_id="u1", offer_group="pro", tokens=30, order_id="o2")
     assert again is not None and again.id == refund.id
     assert (await assert_invariant("u1", "pro")).tokens == 50
+
+
+async def test_tokens_held_when_their_lot_is_refunded_are_not_spendable_once_released(
+    services: Services, clock: FakeClock
+) -> None:
+    """A refund takes back what is left of the order's lot; tokens a reservation held then
+    are the job's to spend, but if it releases them they go back to a refunded lot, which
+    gives nothing again: they expire at the next sweep, with an entry that says so."""
+    wallets = services.wallets
+    now = clock.now()
+    await wallets.credit(
+        Credit(
+            user_id="u1",
+            offer_group="pro",
+            tokens=30,
+            starts=now,
+            expires=now + timedelta(days=30),
+            reason=LedgerReason.PURCHASE,
+            idempotency_key="order:o1",
+            order_id="o1",
+        )
+    )
+    held = await wallets.reserve(user_id="u1", offer_group="pro", tokens=10, idempotency_key="job")
+    refund = await wallets.take_back(user_id="u1", offer_group="pro", tokens=30, order_id="o1")
+    assert refund is not None and refund.tokens == -20
+    await wallets.release_reservation(reservation_id=held.id)
+    # The lot ended with the refund: what came back to it ended then too.
+    with pytest.raises(Expired, match=re.escape(f"expired at {now.isoformat()}")):
+        await wallets.consume(user_id="u1", offer_group="pro", tokens=1, idempotency_key="k")
+    [view] = await wallets.balances(user_id="u1")
+    assert view.tokens == 0
+    clock.advance(seconds=1)
+    [expired] = await wallets.expire_lapsed_groups(now=clock.now())
+    assert (expired.reason, expired.tokens) == (LedgerReason.EXPIRY, -10)
+    assert (await assert_invariant("u1", "pro")).tokens == 0
+    with pytest.raises(InsufficientTokens):
+        await wallets.consume(user_id="u1", offer_group="pro", tokens=1, idempotency_key="k2")
 
 
 async def test_many_lots_stay_in_spending_order_and_whole(

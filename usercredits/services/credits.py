@@ -126,7 +126,7 @@ class Credits(WalletBase):
         def plan(balance: Balance | None, now: datetime) -> Change | None:
             if balance is None:
                 return None
-            taken = take_back(balance.lots, order_id)
+            taken = take_back(balance.lots, order_id, now)
             entry = Entry(
                 tokens=-taken.tokens,
                 reason=LedgerReason.REFUND,

@@ -10,6 +10,7 @@ the order it is given.
 """
 
 import bisect
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -97,30 +98,33 @@ def settle(lots: list[Lot], held: list[LotDraw], used: int) -> tuple[list[Lot], 
 
 def lapse(lots: list[Lot], now: datetime) -> Drawn:
     """Expired lots lose their spendable tokens; held ones settle later."""
-    draws = [
-        LotDraw(lot_id=lot.id, tokens=lot.remaining)
-        for lot in lots
-        if lot.remaining > 0 and not is_live(lot, now)
-    ]
-    gone = {d.lot_id for d in draws}
-    return Drawn(
-        lots=[lot.model_copy(update={"remaining": 0}) if lot.id in gone else lot for lot in lots],
-        draws=draws,
-    )
+    return _close(lots, lambda lot: not is_live(lot, now))
 
 
-def take_back(lots: list[Lot], order_id: str) -> Drawn:
-    """What is left of an order's lot is taken back (a refund)."""
-    draws = [
-        LotDraw(lot_id=lot.id, tokens=lot.remaining)
-        for lot in lots
-        if lot.order_id == order_id and lot.remaining > 0
-    ]
-    gone = {d.lot_id for d in draws}
-    return Drawn(
-        lots=[lot.model_copy(update={"remaining": 0}) if lot.id in gone else lot for lot in lots],
-        draws=draws,
-    )
+def take_back(lots: list[Lot], order_id: str, now: datetime) -> Drawn:
+    """A refund: the order's lots lose what is left of them and end `now`. Tokens a
+    reservation holds stay the job's to spend; given back, they return to a lot that has
+    ended, so they are not spendable again (the sweep expires them)."""
+    closed = _close(lots, lambda lot: lot.order_id == order_id, ends=now)
+    # An earlier end moves a lot in spending order.
+    return Drawn(lots=sorted(closed.lots, key=spending_order), draws=closed.draws)
+
+
+def _close(lots: list[Lot], which: Callable[[Lot], bool], ends: datetime | None = None) -> Drawn:
+    """`which` lots lose their spendable tokens (and, with `ends`, end then at the latest);
+    the others stay the same objects."""
+    closed = []
+    draws = []
+    for lot in lots:
+        update: dict[str, object] = {}
+        if which(lot):
+            if lot.remaining > 0:
+                draws.append(LotDraw(lot_id=lot.id, tokens=lot.remaining))
+                update["remaining"] = 0
+            if ends is not None and (lot.expires is None or lot.expires > ends):
+                update["expires"] = ends
+        closed.append(lot.model_copy(update=update) if update else lot)
+    return Drawn(lots=closed, draws=draws)
 
 
 def prune(lots: list[Lot]) -> list[Lot]:
