@@ -26,6 +26,7 @@ from tests.conftest import StartServer
 from tests.support import run_cli
 from usercredits.models import ApiKey
 from usercredits.server.ratelimit import TokenBuckets
+from usercredits.server.revocation import CHECK_SECONDS
 from usercredits.services.access import Role
 
 ISSUER_PATH = "/realm"
@@ -292,6 +293,36 @@ async def test_api_keys_are_made_once_used_and_revoked_on_every_instance(
     assert await one.error_code(WALLET, as_="ucsk_made-up") == "UNAUTHENTICATED"
     again = (await one.data(REVOKE_KEY, {"id": key["id"]}, as_=ADMIN))["revokeApiKey"]
     assert again["revokedAt"] == revoked["revokedAt"]
+
+
+async def test_a_revoked_keys_websockets_close_on_every_instance(
+    http: aiohttp.ClientSession, start_server: StartServer
+) -> None:
+    one_url, two_url = await start_server(), await start_server()
+    one = Api(http, f"{one_url}/graphql")
+    created = (await one.data(CREATE_KEY, {"name": "worker", "role": "SERVICE"}, as_=ADMIN))[
+        "createApiKey"
+    ]
+    secret, key_id = created["secret"], created["apiKey"]["id"]
+    payload = {"authorization": f"Bearer {secret}"}
+    sockets = [
+        await TransportWsClient.connect(http, url.replace("http", "ws") + "/graphql", payload)
+        for url in (one_url, one_url, two_url)
+    ]
+    for n, client in enumerate(sockets):
+        await client.subscribe(str(n), 'subscription { balanceChanged(userId: "bob") { tokens } }')
+    user = await TransportWsClient.connect(
+        http,
+        one_url.replace("http", "ws") + "/graphql",
+        {"authorization": f"Bearer {token('bob')}"},
+    )
+    await one.data(REVOKE_KEY, {"id": key_id}, as_=ADMIN)
+    for client in sockets:
+        message = await client.ws.receive(timeout=CHECK_SECONDS * 3)
+        assert message.type == aiohttp.WSMsgType.CLOSE, message
+        assert (message.data, message.extra) == (4403, "the API key was revoked")
+    await user.silence(0.5)  # a token's socket stays open
+    await user.close()
 
 
 async def test_the_first_admin_key_comes_from_the_command_line(

@@ -35,7 +35,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from usercredits.api import build_schema
 from usercredits.schema.context import Context
 from usercredits.schema.limits import Limits
-from usercredits.server.auth import Authenticator
+from usercredits.server.auth import Authenticator, signs_in_with_api_key
 from usercredits.server.changes import ChangeFeed, running_feed
 from usercredits.server.database import open_database
 from usercredits.server.deadlines import body_deadline
@@ -43,6 +43,7 @@ from usercredits.server.logs import request_id as current_request_id
 from usercredits.server.logs import request_ids
 from usercredits.server.metrics import CONTENT_TYPE, Metrics
 from usercredits.server.ratelimit import TokenBuckets, retry_after
+from usercredits.server.revocation import KeySockets
 from usercredits.server.settings import Settings
 from usercredits.server.sweeper import Lease, Sweeper
 from usercredits.services import Services, build_services
@@ -69,6 +70,7 @@ PRINCIPAL = web.RequestKey("principal", Principal)
 METRICS = web.AppKey("metrics", Metrics)
 SOCKETS = web.AppKey("sockets", weakref.WeakSet[web.WebSocketResponse])
 CLOSING = web.AppKey("closing", set[asyncio.Task[bool]])
+KEY_SOCKETS = web.AppKey("key_sockets", KeySockets)
 
 TOKEN_EXPIRED = 4403
 """The close code of a websocket whose token expired: graphql-transport-ws's Forbidden."""
@@ -210,21 +212,23 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
         """Authenticates a websocket from its connection_init payload's `authorization`;
-        anonymous sockets are refused. A socket is closed (4403) when its token expires,
-        and every operation on it checks the principal again."""
+        anonymous sockets are refused. A socket is closed (4403) when its token expires or
+        its API key is revoked (server/revocation.py)."""
+        header = context.connection_params.get("authorization")
         try:
-            principal = await self._app[AUTHENTICATOR].principal(
-                context.connection_params.get("authorization")
-            )
+            principal = await self._app[AUTHENTICATOR].principal(header)
         except Unauthenticated as exc:
             self._app[METRICS].refusals.labels(cause="unauthenticated").inc()
             raise ConnectionRejectionError({"message": exc.message}) from None
         if principal is None:
             raise ConnectionRejectionError({"message": "sign in: send an authorization"})
         context.principal = principal
-        if principal.expires_at is not None and isinstance(context, SocketContext):
+        if isinstance(context, SocketContext):
             assert context.websocket is not None, "a socket context carries its socket"
-            close_when_expired(self._app, context.websocket, principal.expires_at)
+            if principal.expires_at is not None:
+                close_when_expired(self._app, context.websocket, principal.expires_at)
+            elif signs_in_with_api_key(header):
+                self._app[KEY_SOCKETS].add(context.websocket, str(header))
         return None
 
     async def create_websocket_response(
@@ -399,6 +403,14 @@ def create_app(
             await app[AUTHENTICATOR].close()
             await provider.close()
 
+    async def revocations(app: web.Application) -> AsyncIterator[None]:
+        app[KEY_SOCKETS] = KeySockets(app[AUTHENTICATOR].principal)
+        task = asyncio.create_task(app[KEY_SOCKETS].run(), name="revocations")
+        yield
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+
     async def change_feed(app: web.Application) -> AsyncIterator[None]:
         events = app[SERVICES].events
         app[METRICS].count_subscriptions(lambda: events.subscriber_count)
@@ -433,7 +445,7 @@ def create_app(
         with suppress(asyncio.CancelledError):
             await task
 
-    app.cleanup_ctx.extend([database, change_feed, sweeper])
+    app.cleanup_ctx.extend([database, revocations, change_feed, sweeper])
     app.on_shutdown.append(close_websockets)
     view = CreditsGraphQLView(
         app=app, settings=settings, sandbox=isinstance(provider, SandboxPaymentClient)

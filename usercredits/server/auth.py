@@ -40,6 +40,15 @@ class TokenRules:
     issuer: str | None = None
 
 
+def _credential(header: str) -> str:
+    return header.removeprefix("Bearer ").strip()
+
+
+def signs_in_with_api_key(header: object) -> bool:
+    """Whether an `Authorization` value carries an API key (rather than a token)."""
+    return isinstance(header, str) and is_api_key(_credential(header))
+
+
 class Authenticator:
     """Turns an `Authorization` value (`Bearer <token or API key>`) into a Principal."""
 
@@ -57,7 +66,7 @@ class Authenticator:
             return None
         if not isinstance(header, str) or not header.startswith("Bearer "):
             raise Unauthenticated("Authorization must be 'Bearer <token or API key>'")
-        credential = header.removeprefix("Bearer ").strip()
+        credential = _credential(header)
         if is_api_key(credential):  # not kept here: a revocation must be seen within a second
             key = await self._api_keys.authenticate(credential)
             if key is None:

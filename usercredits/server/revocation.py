@@ -1,0 +1,64 @@
+"""Websockets signed in with an API key close once the key is revoked.
+
+A token carries its end (`exp`), and its socket closes then (app.close_when_expired). An
+API key has none, and a back end's socket may stay open for days after its key was
+revoked. So one task of each process asks the authenticator again, every CHECK_SECONDS,
+about each API key its open sockets signed in with (once per key, however many sockets
+share it), and closes the sockets of a key that no longer signs in. Every instance checks
+its own sockets against the database, so revoking a key through any instance closes its
+sockets on all of them.
+"""
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from pymongo.errors import PyMongoError
+
+from usercredits.services.errors import Unauthenticated
+
+log = logging.getLogger(__name__)
+
+CHECK_SECONDS = 2.0
+REVOKED = 4403
+"""graphql-transport-ws's Forbidden, as for an expired token."""
+
+SignsIn = Callable[[str], Awaitable[object]]
+"""Checks an `Authorization` value again; raises Unauthenticated when it no longer holds."""
+
+
+class KeySockets:
+    """The open sockets of this process signed in with an API key, by their header."""
+
+    def __init__(self, signs_in: SignsIn, check_seconds: float = CHECK_SECONDS) -> None:
+        self._signs_in = signs_in
+        self._check_seconds = check_seconds
+        self._headers: weakref.WeakKeyDictionary[web.WebSocketResponse, str] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def add(self, ws: web.WebSocketResponse, header: str) -> None:
+        self._headers[ws] = header
+
+    async def run(self) -> None:
+        """Checks the keys until cancelled."""
+        while True:
+            await asyncio.sleep(self._check_seconds)
+            await self.check()
+
+    async def check(self) -> None:
+        """Closes the open sockets of every key that no longer signs in."""
+        by_header: dict[str, list[web.WebSocketResponse]] = {}
+        for ws, header in list(self._headers.items()):
+            if not ws.closed:
+                by_header.setdefault(header, []).append(ws)
+        for header, sockets in by_header.items():
+            try:
+                await self._signs_in(header)
+            except Unauthenticated:
+                for ws in sockets:
+                    await ws.close(code=REVOKED, message=b"the API key was revoked")
+            except PyMongoError as exc:  # the database is away: check again next time
+                log.warning("API key check skipped", extra={"error": str(exc)})
