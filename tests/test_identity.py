@@ -415,3 +415,32 @@ async def test_a_token_seen_before_is_refused_once_it_expires(
     body = await api.call(WALLET, as_=brief)
     assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     assert "expired" in body["errors"][0]["message"]
+
+
+async def test_operations_over_a_websocket_take_from_the_same_bucket(
+    http: aiohttp.ClientSession, start_server: StartServer
+) -> None:
+    base = await start_server(rate_limit_per_second=1, rate_limit_burst=3)
+    payload = {"authorization": f"Bearer {token('churner')}"}
+    client = await TransportWsClient.connect(http, f"{base}/graphql", payload)
+    subscription = "subscription { balanceChanged { tokens } }"
+    for n in range(6):
+        await client.subscribe(str(n), subscription)
+    refused = []
+    while True:
+        try:
+            message = await client.receive(wait=1)
+        except TimeoutError:
+            break
+        if message["type"] == "next" and message["payload"].get("errors"):
+            refused.append(message)
+    assert [m["id"] for m in refused] == ["3", "4", "5"], "the burst of 3 is spent"
+    error = refused[0]["payload"]["errors"][0]
+    assert error["extensions"]["code"] == "RATE_LIMITED"
+    assert error["extensions"]["retryAfterSeconds"] >= 1
+    others = {"authorization": f"Bearer {token('patient')}"}
+    patient = await TransportWsClient.connect(http, f"{base}/graphql", others)
+    await patient.subscribe("p", subscription)
+    await patient.silence(0.5)  # subscribed: no error
+    await client.close()
+    await patient.close()

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, TypeGuard
 
 import orjson
@@ -42,7 +43,7 @@ from usercredits.server.deadlines import body_deadline
 from usercredits.server.logs import request_id as current_request_id
 from usercredits.server.logs import request_ids
 from usercredits.server.metrics import CONTENT_TYPE, Metrics
-from usercredits.server.ratelimit import TokenBuckets, retry_after
+from usercredits.server.ratelimit import SocketOperations, TokenBuckets, retry_after
 from usercredits.server.revocation import KeySockets
 from usercredits.server.settings import Settings
 from usercredits.server.sweeper import Lease, Sweeper
@@ -99,7 +100,14 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
                 sandbox=sandbox,
                 anonymous_introspection=settings.open_by_default(settings.anonymous_introspection),
                 suggestions=settings.open_by_default(settings.field_suggestions),
-                extensions=[app[METRICS].extension()],
+                extensions=[
+                    app[METRICS].extension(),
+                    partial(
+                        SocketOperations,
+                        buckets=app[RATE_LIMITS],
+                        refused=app[METRICS].refusals.labels(cause="rate_limited").inc,
+                    ),
+                ],
             ),
             graphql_ide="graphiql" if settings.open_by_default(settings.graphiql) else None,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),

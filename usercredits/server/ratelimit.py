@@ -4,13 +4,16 @@ anonymous caller), so that one caller's flood cannot starve the others.
 Counted in each instance's memory: with N instances behind a load balancer a caller may
 get up to N times the rate (a documented approximation; counting in the database would
 add a write to every request). A bucket holds `burst` tokens and refills at `rate` per
-second; each request takes one.
+second; each request takes one, and so does each operation sent over a websocket.
 """
 
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
 
 MAX_CALLERS = 100_000
 """Buckets kept at most (the least recently used go first: they are full by then)."""
@@ -57,3 +60,27 @@ class TokenBuckets:
 def retry_after(wait: float) -> int:
     """Whole seconds for a Retry-After header and `retryAfterSeconds`."""
     return max(1, math.ceil(wait))
+
+
+class SocketOperations(SchemaExtension):
+    """Each operation sent over a websocket takes a token of its caller's bucket, as each
+    HTTP request does (the view takes those): subscribing and completing again and again
+    on one socket is a flood like any other."""
+
+    def __init__(self, *, buckets: TokenBuckets, refused: Callable[[], None]) -> None:
+        self._buckets = buckets
+        self._refused = refused
+
+    def on_execute(self) -> Iterator[None]:
+        # Not on_operation: an error raised there ends a subscription without a word.
+        context = self.execution_context.context
+        if getattr(context, "websocket", None) is not None:
+            wait = self._buckets.take(f"user:{context.principal.user_id}")
+            if wait:
+                self._refused()
+                seconds = retry_after(wait)
+                raise GraphQLError(
+                    f"too many operations: retry in {seconds} s",
+                    extensions={"code": "RATE_LIMITED", "retryAfterSeconds": seconds},
+                )
+        yield
