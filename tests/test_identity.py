@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from ipaddress import ip_network
 from typing import Any
 
 import aiohttp
@@ -25,7 +26,7 @@ from tests.api import SECRET, Api, TransportWsClient, sample, token
 from tests.conftest import StartServer
 from tests.support import run_cli
 from usercredits.models import ApiKey
-from usercredits.server.ratelimit import TokenBuckets
+from usercredits.server.ratelimit import TokenBuckets, caller_address
 from usercredits.server.revocation import CHECK_SECONDS
 from usercredits.services.access import Role
 
@@ -444,3 +445,37 @@ async def test_operations_over_a_websocket_take_from_the_same_bucket(
     await patient.silence(0.5)  # subscribed: no error
     await client.close()
     await patient.close()
+
+
+def test_the_caller_behind_trusted_proxies_is_the_nearest_untrusted_hop() -> None:
+    proxies = [ip_network("10.0.0.0/8"), ip_network("127.0.0.1/32")]
+    assert caller_address("127.0.0.1", "203.0.113.5", proxies) == "203.0.113.5"
+    # A caller's own X-Forwarded-For entries sit left of what the proxies appended.
+    assert caller_address("127.0.0.1", "6.6.6.6, 203.0.113.5, 10.1.2.3", proxies) == ("203.0.113.5")
+    assert caller_address("198.51.100.7", "203.0.113.5", proxies) == "198.51.100.7"
+    assert caller_address("127.0.0.1", "203.0.113.5", []) == "127.0.0.1"
+    assert caller_address("127.0.0.1", None, proxies) == "127.0.0.1"
+
+
+async def test_behind_a_trusted_proxy_each_caller_has_its_own_bucket(
+    http: aiohttp.ClientSession, start_server: StartServer
+) -> None:
+    offers = {"query": "{ offers { id } }"}
+
+    async def statuses(base: str, forwarded_for: str, count: int) -> list[int]:
+        answers = []
+        for _ in range(count):
+            headers = {"X-Forwarded-For": forwarded_for}
+            async with http.post(f"{base}/graphql", json=offers, headers=headers) as response:
+                answers.append(response.status)
+        return answers
+
+    behind = await start_server(
+        rate_limit_per_second=0.5, rate_limit_burst=2, trusted_proxies=["127.0.0.1/32"]
+    )
+    assert await statuses(behind, "203.0.113.5", 3) == [200, 200, 429]
+    assert await statuses(behind, "203.0.113.6", 2) == [200, 200]
+    exposed = await start_server(rate_limit_per_second=0.5, rate_limit_burst=2)
+    # Without a trusted proxy the header is the caller's word, and changes nothing.
+    assert await statuses(exposed, "203.0.113.5", 2) == [200, 200]
+    assert await statuses(exposed, "203.0.113.6", 1) == [429]

@@ -43,7 +43,7 @@ from usercredits.server.deadlines import body_deadline
 from usercredits.server.logs import request_id as current_request_id
 from usercredits.server.logs import request_ids
 from usercredits.server.metrics import CONTENT_TYPE, Metrics
-from usercredits.server.ratelimit import SocketOperations, TokenBuckets, retry_after
+from usercredits.server.ratelimit import SocketOperations, TokenBuckets, caller_address, retry_after
 from usercredits.server.revocation import KeySockets
 from usercredits.server.settings import Settings
 from usercredits.server.sweeper import Lease, Sweeper
@@ -118,6 +118,7 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
         self._app = app
         self._heartbeat = settings.ws_heartbeat_seconds
         self._max_response_bytes = settings.max_response_bytes
+        self._trusted_proxies = settings.trusted_proxies
 
     async def get_context(
         self, request: web.Request, response: web.Response | web.WebSocketResponse
@@ -137,7 +138,10 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
         """Every request first costs its caller a token of the rate limit: an HTTP request
         after its credentials are read, a websocket connection attempt by its address
         (its credentials come later, in connection_init)."""
-        caller = f"address:{request.remote}"
+        address = caller_address(
+            request.remote, request.headers.get("X-Forwarded-For"), self._trusted_proxies
+        )
+        caller = f"address:{address}"
         if not self.is_websocket_request(request):
             principal = await self._principal(request.headers.get("Authorization"))
             request[PRINCIPAL] = principal

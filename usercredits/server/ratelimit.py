@@ -10,7 +10,8 @@ second; each request takes one, and so does each operation sent over a websocket
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from ipaddress import IPv4Network, IPv6Network, ip_address
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
@@ -84,3 +85,27 @@ class SocketOperations(SchemaExtension):
                     extensions={"code": "RATE_LIMITED", "retryAfterSeconds": seconds},
                 )
         yield
+
+
+def caller_address(
+    remote: str | None, forwarded_for: str | None, trusted: Sequence[IPv4Network | IPv6Network]
+) -> str:
+    """The address a request comes from: the connection's, unless that is a trusted proxy;
+    then the nearest address in X-Forwarded-For that is not one (each proxy appends the
+    address it got the request from, so only the entries trusted proxies added can be
+    believed: anything further left may be the caller's own invention)."""
+    address = remote or ""
+    if not trusted or forwarded_for is None:
+        return address
+    hops = [hop.strip() for hop in forwarded_for.split(",")]
+    while _trusted(address, trusted) and hops:
+        address = hops.pop()
+    return address
+
+
+def _trusted(address: str, trusted: Sequence[IPv4Network | IPv6Network]) -> bool:
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)

@@ -3,6 +3,7 @@
 Tests build `Settings(...)` with keyword arguments instead of touching the environment.
 """
 
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Literal
 
@@ -39,6 +40,9 @@ class Settings(BaseSettings):
     jwt_secret: str | None = Field(default=None, min_length=32)
     """HS256 secret of the JWTs. Unset: a local-only default, or, with an OpenID Connect
     provider configured, no HS256 tokens at all."""
+    trusted_proxies: list[IPv4Network | IPv6Network] = Field(default_factory=list)
+    """Proxies (addresses or networks) whose X-Forwarded-For names the caller's address;
+    empty: the connection's address is the caller's."""
     allowed_origins: list[str] = Field(default_factory=list)
     """Origins allowed to open websockets (empty: any; set it in production)."""
     max_query_depth: int = Field(default=10, ge=2)
