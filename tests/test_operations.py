@@ -208,6 +208,11 @@ async def test_an_exported_catalogue_imports_back_unchanged(services: Services) 
             "     prices: {XYZ: '1'}, cycle: ONCE}\n",
             ["line 2: offer 'a': tokenCount", "line 4: offer 'b': unknown currency"],
         ),
+        (
+            "offers:\n  - {key: a, name: A, kind: TOKENS, offerGroup: g, tokenCount: 1,\n"
+            "     prices: {USD: '-1'}, cycle: ONCE}\n",
+            ["line 2: offer 'a': prices: the USD price is negative"],
+        ),
     ],
 )
 async def test_bad_catalogues_give_line_level_errors_and_change_nothing(

@@ -1,26 +1,17 @@
 """The offer catalogue as the layers pass it: what can be bought, for how much, and what it
 grants. Prices are integers in the currency's minor units.
 
-One model says what an offer is. `OfferTerms` holds what an operator states and checks the
-rules that need nothing but the offer itself; `OfferSpec` reads them from camelCase (the
-GraphQL input, catalogue files) or from their own names (Python callers). The stored
-document (models/offer.py) and the `Offer` value add the key, the archived flag and the
-creation time. Rules that need the database (bundled offers exist,
-their groups) or the settings (name lengths) are the offers service's.
+One model says what an offer is. `OfferTerms` are its fields as an offer stores them;
+`OfferSpec` reads them from what an operator states, in camelCase (the GraphQL input,
+catalogue files) or by field name (Python callers), and checks the rules that need nothing
+but the offer itself. The stored document (models/offer.py) and the `Offer` value add the
+key, the archived flag and the creation time. Rules that need the database (bundled
+offers exist, their groups) or the settings (name lengths) are the offers service's.
 """
 
 from datetime import datetime
-from typing import Annotated
 
-from pydantic import (
-    AliasGenerator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    ValidationInfo,
-    field_validator,
-)
+from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from usercredits.values.enums import Cycle, OfferKind
@@ -45,22 +36,9 @@ def _by_name(value: object) -> object:
     return value.lower() if isinstance(value, str) else value
 
 
-Positive = Annotated[int, Field(strict=True, ge=1)]
-"""A whole number of at least 1: not a float, not a bool, not a numeric string."""
-
-
-def _cycle_seconds(value: int | None, info: ValidationInfo) -> int | None:
-    """A CUSTOM cycle's length; any other cycle has none (what was given is dropped)."""
-    if info.data.get("cycle") is not Cycle.CUSTOM:
-        return None
-    if value is None:
-        raise ValueError("a CUSTOM cycle needs customCycleSeconds > 0")
-    return value
-
-
 class Price(Stated):
     currency: str
-    minor_units: Annotated[int, Field(strict=True, ge=0)]
+    minor_units: int
 
 
 class CombinedItem(Stated):
@@ -69,45 +47,97 @@ class CombinedItem(Stated):
     offer_id: str
     offer_group: str = ""
     """The bundled offer's group, which the offers service fills in from that offer."""
-    quantity: Positive
+    quantity: int
     cycle: Cycle | None = None
-    custom_cycle_seconds: Positive | None = Field(default=None, validate_default=True)
+    custom_cycle_seconds: int | None = None
 
     _names = field_validator("cycle", mode="before")(_by_name)
-    _custom = field_validator("custom_cycle_seconds")(_cycle_seconds)
 
 
 class OfferTerms(BaseModel):
-    """An offer's terms and the rules they keep; the stored offer's fields."""
+    """An offer's terms, as an offer stores them. Read as they were stored: the rules
+    they keep are checked when an operator states them (`OfferSpec`)."""
 
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+    name: str
     kind: OfferKind
     offer_group: str
-    token_count: Annotated[int, Field(strict=True, ge=0, le=MAX_TOKENS)]
+    token_count: int
     prices: list[Price]
     cycle: Cycle
-    custom_cycle_seconds: Positive | None = Field(default=None, validate_default=True)
+    custom_cycle_seconds: int | None = None
     append_date: bool = False
-    quantity_limit: Positive | None = None
+    quantity_limit: int | None = None
     tags: list[str] = Field(default_factory=list)
     popular: bool = False
     overriding_key: str | None = None
-    weight: Annotated[int, Field(strict=True)] = 0
+    weight: int = 0
     unlocked_by: list[str] = Field(default_factory=list)
     combined_items: list[CombinedItem] = Field(default_factory=list)
 
     _names = field_validator("kind", "cycle", mode="before")(_by_name)
-    _custom = field_validator("custom_cycle_seconds")(_cycle_seconds)
+
+    def price_in(self, currency: str) -> Price | None:
+        return next((p for p in self.prices if p.currency == currency), None)
+
+
+class OfferSpec(Stated, OfferTerms):
+    """Everything an operator states about an offer, and the rules it must keep. Only the
+    top level here reads camelCase: the document (Beanie) keeps its own aliases (`_id`)."""
+
+    @field_validator(
+        "token_count", "custom_cycle_seconds", "quantity_limit", "weight", mode="before"
+    )
+    @classmethod
+    def _whole(cls, value: object) -> object:
+        """A whole number, not a float, a bool or a numeric string."""
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"must be a whole number, got {value!r}")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _named(cls, name: str) -> str:
+        if not name.strip():
+            raise ValueError("an offer needs a name")
+        return name.strip()
+
+    @field_validator("token_count")
+    @classmethod
+    def _bounded(cls, tokens: int) -> int:
+        if not 0 <= tokens <= MAX_TOKENS:
+            raise ValueError(f"must be from 0 to {MAX_TOKENS}, got {tokens}")
+        return tokens
+
+    @field_validator("quantity_limit")
+    @classmethod
+    def _limit(cls, limit: int | None) -> int | None:
+        if limit is not None and limit < 1:
+            raise ValueError(f"must be >= 1, got {limit}")
+        return limit
 
     @field_validator("prices")
     @classmethod
-    def _one_per_currency(cls, prices: list[Price]) -> list[Price]:
+    def _priced(cls, prices: list[Price]) -> list[Price]:
         if not prices:
             raise ValueError("an offer needs at least one price")
         currencies = [p.currency for p in prices]
         if len(set(currencies)) != len(currencies):
             raise ValueError(f"an offer has one price per currency, got {currencies}")
+        for price in prices:
+            if price.minor_units < 0:
+                raise ValueError(f"the {price.currency} price is negative")
         return prices
+
+    @field_validator("combined_items")
+    @classmethod
+    def _items(cls, items: list[CombinedItem]) -> list[CombinedItem]:
+        checked = []
+        for item in items:
+            if item.quantity < 1:
+                raise ValueError(f"combined item {item.offer_id}: quantity must be >= 1")
+            seconds = _cycle_seconds(item.cycle, item.custom_cycle_seconds)
+            checked.append(item.model_copy(update={"custom_cycle_seconds": seconds}))
+        return checked
 
     @field_validator("tags", "unlocked_by")
     @classmethod
@@ -120,14 +150,20 @@ class OfferTerms(BaseModel):
     def _no_empty_key(cls, key: str | None) -> str | None:
         return key or None
 
-    def price_in(self, currency: str) -> Price | None:
-        return next((p for p in self.prices if p.currency == currency), None)
+    @model_validator(mode="after")
+    def _cycle(self) -> "OfferSpec":
+        self.custom_cycle_seconds = _cycle_seconds(self.cycle, self.custom_cycle_seconds)
+        return self
 
 
-class OfferSpec(Stated, OfferTerms):
-    """Everything an operator states about an offer, as the GraphQL input and catalogue
-    files write it (camelCase) or by the fields' own names. Only the terms' top level
-    takes camelCase from here: the document (Beanie) keeps its own aliases (`_id`)."""
+def _cycle_seconds(cycle: Cycle | None, seconds: int | None) -> int | None:
+    """A CUSTOM cycle's length, which it needs; any other cycle has none (what was given
+    is dropped)."""
+    if cycle is not Cycle.CUSTOM:
+        return None
+    if seconds is None or seconds <= 0:
+        raise ValueError("a CUSTOM cycle needs customCycleSeconds > 0")
+    return seconds
 
 
 class OfferFields(OfferTerms):
