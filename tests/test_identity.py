@@ -455,6 +455,7 @@ def test_the_caller_behind_trusted_proxies_is_the_nearest_untrusted_hop() -> Non
     assert caller_address("198.51.100.7", "203.0.113.5", proxies) == "198.51.100.7"
     assert caller_address("127.0.0.1", "203.0.113.5", []) == "127.0.0.1"
     assert caller_address("127.0.0.1", None, proxies) == "127.0.0.1"
+    assert caller_address("::ffff:10.0.0.9", "203.0.113.5", proxies) == "203.0.113.5"
 
 
 async def test_behind_a_trusted_proxy_each_caller_has_its_own_bucket(
@@ -475,6 +476,13 @@ async def test_behind_a_trusted_proxy_each_caller_has_its_own_bucket(
     )
     assert await statuses(behind, "203.0.113.5", 3) == [200, 200, 429]
     assert await statuses(behind, "203.0.113.6", 2) == [200, 200]
+    # A caller's own header line does not hide it when the proxy adds a line of its own.
+    async with http.post(
+        f"{behind}/graphql",
+        json=offers,
+        headers=[("X-Forwarded-For", "198.51.100.1"), ("X-Forwarded-For", "203.0.113.5")],
+    ) as response:
+        assert response.status == 429
     exposed = await start_server(rate_limit_per_second=0.5, rate_limit_burst=2)
     # Without a trusted proxy the header is the caller's word, and changes nothing.
     assert await statuses(exposed, "203.0.113.5", 2) == [200, 200]

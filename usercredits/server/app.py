@@ -138,9 +138,9 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
         """Every request first costs its caller a token of the rate limit: an HTTP request
         after its credentials are read, a websocket connection attempt by its address
         (its credentials come later, in connection_init)."""
-        address = caller_address(
-            request.remote, request.headers.get("X-Forwarded-For"), self._trusted_proxies
-        )
+        # Every X-Forwarded-For line: a proxy may add its own rather than append.
+        forwarded = ", ".join(request.headers.getall("X-Forwarded-For", [])) or None
+        address = caller_address(request.remote, forwarded, self._trusted_proxies)
         caller = f"address:{address}"
         if not self.is_websocket_request(request):
             principal = await self._principal(request.headers.get("Authorization"))

@@ -1,17 +1,18 @@
 """Rate limits: a token bucket per caller (a user id, an API key, or the address of an
 anonymous caller), so that one caller's flood cannot starve the others.
 
-Counted in each instance's memory: with N instances behind a load balancer a caller may
-get up to N times the rate (a documented approximation; counting in the database would
-add a write to every request). A bucket holds `burst` tokens and refills at `rate` per
-second; each request takes one, and so does each operation sent over a websocket.
+Counted in each process's memory: with N instances behind a load balancer, or N workers
+(`serve --workers`), a caller may get up to N times the rate (a documented approximation;
+counting in the database would add a write to every request). A bucket holds `burst`
+tokens and refills at `rate` per second; each request takes one, and so does each
+operation sent over a websocket.
 """
 
 import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from ipaddress import IPv4Network, IPv6Network, ip_address
+from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
@@ -108,4 +109,6 @@ def _trusted(address: str, trusted: Sequence[IPv4Network | IPv6Network]) -> bool
         ip = ip_address(address)
     except ValueError:
         return False
+    if isinstance(ip, IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # a dual-stack socket's view of an IPv4 proxy
     return any(ip in network for network in trusted)
