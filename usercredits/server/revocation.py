@@ -6,7 +6,9 @@ revoked. So one task of each process asks the authenticator again, every CHECK_S
 about each API key its open sockets signed in with (once per key, however many sockets
 share it), and closes the sockets of a key that no longer signs in. Every instance checks
 its own sockets against the database, so revoking a key through any instance closes its
-sockets on all of them.
+sockets on all of them. Sockets are closed by tasks of their own, so that a peer that
+does not answer the close cannot hold up the checks. (Each check counts as a use of the
+key, so its `lastUsedAt` moves while its socket is open.)
 """
 
 import asyncio
@@ -38,15 +40,23 @@ class KeySockets:
         self._headers: weakref.WeakKeyDictionary[web.WebSocketResponse, str] = (
             weakref.WeakKeyDictionary()
         )
+        self._closing: set[asyncio.Task[bool]] = set()
 
     def add(self, ws: web.WebSocketResponse, header: str) -> None:
         self._headers[ws] = header
 
     async def run(self) -> None:
-        """Checks the keys until cancelled."""
-        while True:
-            await asyncio.sleep(self._check_seconds)
-            await self.check()
+        """Checks the keys until cancelled; then waits for the closes under way."""
+        try:
+            while True:
+                await asyncio.sleep(self._check_seconds)
+                try:
+                    await self.check()
+                except Exception:  # a bug must not end the checks for the process's life
+                    log.exception("API key check failed")
+        finally:
+            for task in self._closing:
+                task.cancel()
 
     async def check(self) -> None:
         """Closes the open sockets of every key that no longer signs in."""
@@ -59,6 +69,11 @@ class KeySockets:
                 await self._signs_in(header)
             except Unauthenticated:
                 for ws in sockets:
-                    await ws.close(code=REVOKED, message=b"the API key was revoked")
+                    del self._headers[ws]  # closed once, whatever the peer does
+                    task = asyncio.create_task(
+                        ws.close(code=REVOKED, message=b"the API key was revoked")
+                    )
+                    self._closing.add(task)
+                    task.add_done_callback(self._closing.discard)
             except PyMongoError as exc:  # the database is away: check again next time
                 log.warning("API key check skipped", extra={"error": str(exc)})
