@@ -40,7 +40,7 @@ def running(pids: set[int]) -> set[int]:
 
 
 def workers_of(parent: int) -> set[int]:
-    return {pid for pid, command in children_of(parent).items() if " --worker " in command}
+    return {pid for pid, command in children_of(parent).items() if " --fd " in command}
 
 
 Check = Callable[[], Awaitable[bool]]
@@ -75,18 +75,22 @@ async def ready(url: str) -> bool:
         return False
 
 
-@pytest.fixture
-async def service(tmp_path: Path) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("USERCREDITS_")}
-    env |= {"USERCREDITS_DATA_DIR": str(tmp_path), "USERCREDITS_JWT_SECRET": SECRET}
-    process = await children.spawn(
+async def serve(data: Path, port: int, **env: str) -> asyncio.subprocess.Process:
+    """`usercredits serve --workers 2` on an embedded database in `data`."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("USERCREDITS_")}
+    return await children.spawn(
         sys.executable,
         *("-m", "usercredits.server.cli", "serve", "--workers", "2", "--port", str(port)),
-        env=env,
+        env={**clean, "USERCREDITS_DATA_DIR": str(data), "USERCREDITS_JWT_SECRET": SECRET, **env},
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )
+
+
+@pytest.fixture
+async def service(tmp_path: Path) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+    port = free_port()
+    process = await serve(tmp_path, port)
     url = f"http://127.0.0.1:{port}"
     try:
         await until(lambda: ready(url), 60, "the service is ready")
@@ -150,3 +154,27 @@ async def test_two_workers_share_the_port_and_are_replaced_and_stopped(
     os.kill(process.pid, signal.SIGTERM)
     assert await asyncio.wait_for(process.wait(), 30) == 0
     assert not running(everything), "no worker or database outlives the service"
+
+
+@pytest.mark.timeout(120)
+async def test_a_second_service_on_the_same_port_fails_instead_of_sharing_it(
+    service: tuple[asyncio.subprocess.Process, str], tmp_path: Path
+) -> None:
+    _, url = service
+    port = int(url.rsplit(":", 1)[1])
+    second = await serve(tmp_path / "second", port)
+    try:
+        assert await asyncio.wait_for(second.wait(), 60) != 0
+    finally:
+        await children.stop(second)
+
+
+@pytest.mark.timeout(120)
+async def test_workers_that_keep_failing_to_start_stop_the_service(tmp_path: Path) -> None:
+    broken = tmp_path / "catalogue.yaml"
+    broken.write_text("offers: 3\n")  # every worker fails to load it at start
+    process = await serve(tmp_path, free_port(), USERCREDITS_SEED_CATALOGUE=str(broken))
+    try:
+        assert await asyncio.wait_for(process.wait(), 100) == 1
+    finally:
+        await children.stop(process)

@@ -80,7 +80,7 @@ def _die_with_parent(parent: int, argv: list[str]) -> None:
 
 
 def _watch_parent(parent: int, argv: list[str]) -> None:
-    child = subprocess.Popen(argv)
+    child = subprocess.Popen(argv, close_fds=False)  # what it was handed is the program's
     # A stop signals the whole group, so the program gets it too: wait for it to exit.
     # (Ignored only now: a child inherits ignored signals.)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)

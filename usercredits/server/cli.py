@@ -4,6 +4,7 @@ import and export the offer catalogue, export the schema."""
 import argparse
 import asyncio
 import os
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
@@ -31,23 +32,28 @@ from usercredits.services.migration import Migrated, key_ledger_entries, migrate
 T = TypeVar("T")
 
 
-def _serve(settings: Settings, host: str, port: int, workers: int, worker: bool) -> None:
-    """Serves with `workers` processes; as `worker`, as one of a supervisor's (no banner,
-    the port shared with the others)."""
-    if not worker:
+def _serve(settings: Settings, host: str, port: int, workers: int, fd: int | None) -> None:
+    """Serves with `workers` processes; with `fd`, as one of a supervisor's workers,
+    accepting on the listening socket it was handed (no banner)."""
+    if fd is None:
         _banner(settings, host, port, workers)
     if workers > 1:
-        asyncio.run(Workers(settings, host=host, port=port, count=workers).run())
-        return
+        sys.exit(asyncio.run(Workers(settings, host=host, port=port, count=workers).run()))
+    listening = None if fd is None else socket.socket(fileno=fd)
     web.run_app(
         create_app(settings),
-        host=host,
-        port=port,
+        host=host if listening is None else None,
+        port=port if listening is None else None,
+        sock=listening,
         print=None,
         access_log_class=JsonAccessLogger,
-        reuse_port=worker,
         loop=_event_loop(),
     )
+
+
+def _cores() -> int:
+    """One worker per core where workers can share a port (SO_REUSEPORT), else one."""
+    return (os.cpu_count() or 1) if hasattr(socket, "SO_REUSEPORT") else 1
 
 
 def _event_loop() -> asyncio.AbstractEventLoop:
@@ -178,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         type=int,
         help="server processes sharing the port (default: USERCREDITS_WORKERS, else one per core)",
     )
-    serve.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    serve.add_argument("--fd", type=int, help=argparse.SUPPRESS)
     token = commands.add_parser("token", help="print a signed JWT for local use")
     token.add_argument("--user", required=True)
     token.add_argument("--role", action="append", choices=[r.value for r in Role])
@@ -217,14 +223,15 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"usercredits: {variable}{error['msg']}", file=sys.stderr)
         sys.exit(2)
     if args.command == "serve":
-        workers = args.workers if args.workers is not None else settings.workers
-        workers = workers or os.cpu_count() or 1
-        if workers < 1:
+        if args.workers is not None and args.workers < 1:
             parser.error("--workers must be at least 1")
+        workers = args.workers or settings.workers or _cores()
+        if workers > 1 and not hasattr(socket, "SO_REUSEPORT"):
+            parser.error("several workers need SO_REUSEPORT, which this system lacks")
         port = args.port or settings.port
         if workers > 1 and port == 0:
-            parser.error("workers share one port: --port 0 would give each its own")
-        _serve(settings, args.host or settings.host, port, workers, args.worker)
+            parser.error("several workers need the port chosen (--port), not 0")
+        _serve(settings, args.host or settings.host, port, workers, args.fd)
     elif args.command == "token":
         if settings.token_rules is None:
             print(
