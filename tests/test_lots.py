@@ -274,6 +274,10 @@ async def test_tokens_held_when_their_lot_is_refunded_are_not_spendable_once_rel
     held = await wallets.reserve(user_id="u1", offer_group="pro", tokens=10, idempotency_key="job")
     refund = await wallets.take_back(user_id="u1", offer_group="pro", tokens=30, order_id="o1")
     assert refund is not None and refund.tokens == -20
+    assert refund.note is not None and refund.note.endswith(
+        "took back 20 of 30 tokens, 0 already spent could not be recovered, "
+        "10 held by reservations expire if given back"
+    )
     await wallets.release_reservation(reservation_id=held.id)
     # The lot ended with the refund: what came back to it ended then too.
     with pytest.raises(Expired, match=re.escape(f"expired at {now.isoformat()}")):

@@ -7,9 +7,11 @@ A request whose `extensions.persistedQuery` is `{"version": 1, "sha256Hash": h}`
 - without: the query kept under `h` runs, or the error PERSISTED_QUERY_NOT_FOUND asks the
   client to send it again with the query (what Apollo's link does by itself).
 Queries are kept per process, in memory, the least recently used dropped first beyond a
-byte budget: a caller can fill it with valid queries, but that only evicts others, which
-their clients then send again. Kept queries are parsed and validated like any other (the
-parser and validation caches make that cheap), so the query limits still hold.
+byte budget. A query is kept once its hash checks out, before it is parsed: a caller can
+fill the budget with any text, but that only evicts others, which their clients then send
+again, and a kept text that is no valid query is refused each time it is named. Kept
+queries are parsed and validated like any other (the parser and validation caches make
+that cheap), so the query limits still hold.
 """
 
 import hashlib

@@ -120,19 +120,24 @@ class Credits(WalletBase):
     async def take_back(
         self, *, user_id: str, offer_group: str, tokens: int, order_id: str
     ) -> LedgerEntry | None:
-        """A refunded order's lot gives back what is left of it, once: tokens already spent
-        stay spent, and the entry's note says how many. None if nothing was ever credited."""
+        """A refunded order's lot gives back what is left of it, once, and ends (see
+        lots.take_back): tokens already spent stay spent, tokens held by reservations are
+        theirs, and the entry's note says how many of each. None if nothing was ever
+        credited."""
 
         def plan(balance: Balance | None, now: datetime) -> Change | None:
             if balance is None:
                 return None
+            held = sum(lot.held for lot in balance.lots if lot.order_id == order_id)
             taken = take_back(balance.lots, order_id, now)
+            spent = tokens - taken.tokens - held
             entry = Entry(
                 tokens=-taken.tokens,
                 reason=LedgerReason.REFUND,
                 lots=taken.draws,
                 note=f"refund of order {order_id}: took back {taken.tokens} of {tokens} "
-                f"tokens, {tokens - taken.tokens} already spent could not be recovered",
+                f"tokens, {spent} already spent could not be recovered"
+                + (f", {held} held by reservations expire if given back" if held else ""),
                 order_id=order_id,
                 idempotency_key=f"refund:{order_id}",
             )

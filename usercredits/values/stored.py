@@ -6,8 +6,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 
 class Stored(BaseModel):
-    """A value read from a stored document, passed between layers in its place: frozen, so
-    no layer changes what another reads, and with the document's `_id` as a string. It is
+    """A value read from a stored document, passed between layers in its place: frozen (no
+    layer reassigns a field another reads), and with the document's `_id` as a string. It is
     built from the raw document (`_id`) or from a Beanie document (`id`)."""
 
     model_config = ConfigDict(
