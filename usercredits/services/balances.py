@@ -7,7 +7,7 @@ from typing import Any
 
 from usercredits.models import Balance, balance_id
 from usercredits.services.lots import live_lots
-from usercredits.services.pages import after_cursor, page_size
+from usercredits.services.pages import newest_first
 from usercredits.services.wallet_base import WalletBase
 from usercredits.values import LedgerEntry, Lot
 
@@ -86,10 +86,12 @@ class BalanceReads(WalletBase):
         after: str | None = None,
     ) -> LedgerPage:
         """Entries newest first; `after` is the id of the last entry of the previous page."""
-        first = page_size(first, MAX_PAGE)
-        query: dict[str, Any] = {"user_id": user_id, **after_cursor(after)}
+        query: dict[str, Any] = {"user_id": user_id}
         if offer_group is not None:
             query["offer_group"] = offer_group
-        cursor = self._ledger.find(query).sort("_id", -1).limit(first + 1)
-        docs = [LedgerEntry.model_validate(doc) async for doc in cursor]
-        return LedgerPage(entries=docs[:first], has_next_page=len(docs) > first)
+        docs, more = await newest_first(
+            self._ledger, query, first=first, after=after, most=MAX_PAGE
+        )
+        return LedgerPage(
+            entries=[LedgerEntry.model_validate(doc) for doc in docs], has_next_page=more
+        )

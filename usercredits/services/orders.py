@@ -34,7 +34,7 @@ from usercredits.services.ids import object_id
 from usercredits.services.limits import DEFAULT_LIMITS, InputLimits
 from usercredits.services.money import Money, normalize_currency
 from usercredits.services.offers import Offers
-from usercredits.services.pages import after_cursor, page_size
+from usercredits.services.pages import newest_first
 from usercredits.services.payments import PaymentClient, PaymentState, SandboxPaymentClient
 from usercredits.services.wallets import Wallets
 from usercredits.values import CombinedItem, LedgerReason, Offer, Order, OrderEvent, OrderStatus
@@ -123,13 +123,13 @@ class Orders:
         after: str | None = None,
     ) -> OrderPage:
         """The user's orders, newest first; `after` is the last id of the previous page."""
-        first = page_size(first, MAX_PAGE)
-        query: dict[str, Any] = {"user_id": user_id, **after_cursor(after)}
+        query: dict[str, Any] = {"user_id": user_id}
         if status is not None:
             query["status"] = status.value
-        cursor = self._orders.find(query).sort("_id", -1).limit(first + 1)
-        found = [Order.model_validate(raw) async for raw in cursor]
-        return OrderPage(orders=found[:first], has_next_page=len(found) > first)
+        docs, more = await newest_first(
+            self._orders, query, first=first, after=after, most=MAX_PAGE
+        )
+        return OrderPage(orders=[Order.model_validate(doc) for doc in docs], has_next_page=more)
 
     async def create_order(
         self,

@@ -6,6 +6,7 @@ from typing import Any
 
 from bson import ObjectId
 from bson.errors import InvalidId
+from pymongo.asynchronous.collection import AsyncCollection
 
 from usercredits.services.errors import InvalidInput, shown
 
@@ -25,3 +26,19 @@ def after_cursor(after: str | None) -> dict[str, Any]:
         return {"_id": {"$lt": ObjectId(after)}}
     except (InvalidId, TypeError):
         raise InvalidInput(f"cursor {shown(after)} is not one this API returned") from None
+
+
+async def newest_first(
+    collection: AsyncCollection[Any],
+    query: dict[str, Any],
+    *,
+    first: object,
+    after: str | None,
+    most: int,
+) -> tuple[list[dict[str, Any]], bool]:
+    """One page of the documents `query` matches, newest first, after the cursor `after`:
+    the page, and whether more follow (read as one more document than the page holds)."""
+    size = page_size(first, most)
+    cursor = collection.find({**query, **after_cursor(after)}).sort("_id", -1).limit(size + 1)
+    found = [doc async for doc in cursor]
+    return found[:size], len(found) > size
