@@ -16,6 +16,7 @@
 
 import asyncio
 import base64
+import contextlib
 import json
 import time
 import warnings
@@ -611,7 +612,10 @@ async def test_oversized_bodies_get_413_and_the_server_lives_on(
     client = await TransportWsClient.connect(
         http, ws_url(server_url), {"authorization": f"Bearer {ALICE}"}
     )
-    await client.ws.send_str(json.dumps({"type": "ping", "payload": {"pad": "d" * 5_000_000}}))
+    # The server may close as soon as the frame's header says its size, while the client
+    # is still writing the rest: then the write fails, and the close frame is still there.
+    with contextlib.suppress(ConnectionError):
+        await client.ws.send_str(json.dumps({"type": "ping", "payload": {"pad": "d" * 5_000_000}}))
     closed = await client.ws.receive(timeout=10)
     assert closed.type == aiohttp.WSMsgType.CLOSE, closed
     assert closed.data == aiohttp.WSCloseCode.MESSAGE_TOO_BIG, closed
