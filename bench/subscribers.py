@@ -18,6 +18,8 @@ from typing import Any
 
 import aiohttp
 
+from usercredits.server.cli import new_event_loop
+
 SUBSCRIBE = "subscription { balanceChanged { userId tokens delta } }"
 OPENING_AT_ONCE = 50
 
@@ -112,4 +114,6 @@ async def main(url: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1]))
+    # The server's loop (uvloop), so that the clients read as fast as the server writes.
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(main(sys.argv[1]))

@@ -19,6 +19,7 @@ from usercredits.resolvers import sandbox as sandbox_resolvers
 from usercredits.resolvers import subscriptions as subscription_resolvers
 from usercredits.resolvers import wallets as wallet_resolvers
 from usercredits.schema.errors import apply_contract
+from usercredits.schema.fanout import SharedResultsExecutor
 from usercredits.schema.introspection import SignedInIntrospection
 from usercredits.schema.limits import DEFAULT_LIMITS, DocumentGuard, Limits, cached_validator
 from usercredits.schema.persisted import PersistedQueries, PersistedQueryExtension
@@ -141,6 +142,7 @@ def build_schema(
         subscription=Subscription,
         extensions=everything,
         config=StrawberryConfig(auto_camel_case=True),
+        execution_context_class=SharedResultsExecutor,
     )
     schema.suggestions = suggestions
     return schema

@@ -6,9 +6,14 @@ from collections.abc import AsyncGenerator
 import strawberry
 
 from usercredits.schema.context import Context
+from usercredits.schema.fanout import once_per_event
 from usercredits.schema.types import BalanceEvent, Order
 
 Info = strawberry.Info[Context]
+
+# Every subscriber of an event gets the same object, so that its result is executed once.
+balance_event = once_per_event(BalanceEvent.of)
+order = once_per_event(Order.of)
 
 
 async def balance_changed(
@@ -19,7 +24,7 @@ async def balance_changed(
     target = info.context.principal.acting_for(user_id)
     async for event in info.context.services.events.balance_events(target):
         if offer_group is None or event.offer_group == offer_group:
-            yield BalanceEvent.of(event)
+            yield balance_event(event)
 
 
 async def order_updated(
@@ -27,4 +32,4 @@ async def order_updated(
 ) -> AsyncGenerator[Order, None]:
     target = info.context.principal.acting_for(user_id)
     async for event in info.context.services.events.order_events(target):
-        yield Order.of(event)
+        yield order(event)

@@ -3,6 +3,7 @@ import and export the offer catalogue, export the schema."""
 
 import argparse
 import asyncio
+import gc
 import os
 import socket
 import sys
@@ -40,15 +41,30 @@ def _serve(settings: Settings, host: str, port: int, workers: int, fd: int | Non
     if workers > 1:
         sys.exit(asyncio.run(Workers(settings, host=host, port=port, count=workers).run()))
     listening = None if fd is None else socket.socket(fileno=fd)
+    app = create_app(settings)
+    _settle_collector()
     web.run_app(
-        create_app(settings),
+        app,
         host=host if listening is None else None,
         port=port if listening is None else None,
         sock=listening,
         print=None,
         access_log_class=JsonAccessLogger,
-        loop=_event_loop(),
+        loop=new_event_loop(),
     )
+
+
+def _settle_collector() -> None:
+    """Leaves what the process made while starting (modules, the schema) out of garbage
+    collections, and collects the youngest objects less often. Each subscriber's delivery
+    of an event allocates short-lived objects; with the default threshold a collection ran
+    every few hundred deliveries, a full one now and then through every subscription's
+    objects, and delivering one debit to a user's 1,000 tabs took from 60 to 110 ms
+    (bench, fanout). Short-lived objects are freed by reference counting, so collecting
+    less often costs little memory."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 50, 100)
 
 
 def _cores() -> int:
@@ -56,7 +72,7 @@ def _cores() -> int:
     return (os.cpu_count() or 1) if hasattr(socket, "SO_REUSEPORT") else 1
 
 
-def _event_loop() -> asyncio.AbstractEventLoop:
+def new_event_loop() -> asyncio.AbstractEventLoop:
     """uvloop where it installs (not on Windows), whose socket and timer handling costs a
     fraction of the standard loop's; the standard loop elsewhere."""
     try:
