@@ -33,8 +33,9 @@ SCENARIOS: dict[str, Scenario] = {
     "hotpath": hotpath.run,
 }
 
-OPEN_FILES = 8192
-"""Enough for the fan-out's 1,000 websockets on each side, with room to spare."""
+OPEN_FILES = 20_000
+"""Enough for the fan-out's 10,000 websockets in the service and in the subscribers'
+process (each has its own limit), with room to spare."""
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -102,7 +103,7 @@ async def run(
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     open_files = raise_open_file_limit(OPEN_FILES)
-    if open_files < 2 * fanout.SUBSCRIBERS + 200:
+    if open_files < fanout.SUBSCRIBERS + 500:
         log(f"the open-file limit is {open_files}: the fan-out scenario may run out")
     started = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="usercredits-bench-"))

@@ -430,6 +430,19 @@ async def test_a_document_past_its_validation_budget_is_refused() -> None:
     assert (await relaxed.execute("query { __typename }")).data == {"__typename": "Query"}
 
 
+async def test_a_document_over_the_token_limit_is_not_parsed() -> None:
+    """Parsing stops at the limit, for queries and for subscriptions alike."""
+    schema = build_schema(limits=Limits(max_tokens=12))
+    fields = " ".join(["__typename"] * 12)
+    for document in (f"query {{ {fields} }}", f"subscription {{ {fields} }}"):
+        result = await schema.execute(document)
+        assert result.errors is not None and result.data is None
+        assert [e.message for e in result.errors] == [
+            "Syntax Error: Document contains more than 12 tokens. Parsing aborted."
+        ]
+    assert (await schema.execute("query { __typename }")).data == {"__typename": "Query"}
+
+
 def test_a_garbage_collection_is_not_counted_against_a_document() -> None:
     """A full collection of a large heap, which may start in the middle of any validation,
     costs the document nothing: on a busy test process it once spent a small mutation's

@@ -8,7 +8,7 @@ from functools import partial
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaxTokensLimiter, ParserCache, SchemaExtension
+from strawberry.extensions import ParserCache, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
@@ -21,7 +21,13 @@ from usercredits.resolvers import wallets as wallet_resolvers
 from usercredits.schema.errors import apply_contract
 from usercredits.schema.fanout import SharedResultsExecutor
 from usercredits.schema.introspection import SignedInIntrospection
-from usercredits.schema.limits import DEFAULT_LIMITS, DocumentGuard, Limits, cached_validator
+from usercredits.schema.limits import (
+    DEFAULT_LIMITS,
+    DocumentGuard,
+    Limits,
+    TokenLimit,
+    cached_validator,
+)
 from usercredits.schema.persisted import PersistedQueries, PersistedQueryExtension
 from usercredits.schema.types import (
     ApiKey,
@@ -130,7 +136,7 @@ def build_schema(
     everything: list[Extension] = [
         *extensions,
         partial(PersistedQueryExtension, queries=PersistedQueries()),
-        partial(MaxTokensLimiter, max_token_count=limits.max_tokens),
+        partial(TokenLimit, max_tokens=limits.max_tokens),
         partial(ParserCache, maxsize=1000),
         partial(DocumentGuard, limits=limits, validator=validator),
     ]

@@ -224,6 +224,21 @@ def cached_validator(limits: Limits, maxsize: int = 1000) -> Validator:
     return validate
 
 
+class TokenLimit(SchemaExtension):
+    """Strawberry's MaxTokensLimiter, set as parsing starts instead of around the whole
+    operation: a subscription holds its operation's hooks open for as long as it lives,
+    and each hook held costs every idle subscription memory (about 700 bytes). Listed
+    before the parser cache, which parses in its own parsing hook."""
+
+    def __init__(self, *, max_tokens: int) -> None:
+        super().__init__()
+        self._max_tokens = max_tokens
+
+    def on_parse(self) -> Iterator[None]:
+        self.execution_context.parse_options["max_tokens"] = self._max_tokens
+        yield
+
+
 class DocumentGuard(SchemaExtension):
     """Times the parse, and validates the document within its limits and what is left of
     its budget."""

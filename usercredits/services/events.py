@@ -8,7 +8,7 @@ is ended with SubscriberTooSlow rather than silently skipping events.
 """
 
 import asyncio
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -45,13 +45,15 @@ class SubscriberTooSlow(Exception):
 
 
 class _Channel(Generic[E]):
-    """One subscriber's events not yet read. A deque and the reader's one waiting future,
+    """One subscriber's events not yet read. A list and the reader's one waiting future,
     not an asyncio.Queue: publishing to a user with 1,000 open tabs puts an event in 1,000
     channels, and a queue's bookkeeping (task counts, its `finished` event, a list of
-    getters) cost more than the rest of the publication."""
+    getters) cost more than the rest of the publication. A list, not a deque: it is
+    almost always empty, and an empty deque takes 760 bytes of every idle subscription
+    (a list 56); taking from its front is cheap at these lengths."""
 
     def __init__(self, max_backlog: int) -> None:
-        self._events: deque[E] = deque()
+        self._events: list[E] = []
         self._max_backlog = max_backlog
         self._too_slow = False
         self._waiter: asyncio.Future[None] | None = None
@@ -78,7 +80,7 @@ class _Channel(Generic[E]):
                 await self._waiter
             finally:
                 self._waiter = None
-        return self._events.popleft()
+        return self._events.pop(0)
 
 
 class _Topic(Generic[E]):
