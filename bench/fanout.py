@@ -33,6 +33,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from bench import seed
 from bench.harness import (
     PROJECT_ROOT,
@@ -141,7 +143,7 @@ class SubscriberProcess:
     async def _read(self) -> None:
         assert self._process is not None and self._process.stdout is not None
         async for line in self._process.stdout:
-            message: dict[str, Any] = json.loads(line)
+            message: dict[str, Any] = orjson.loads(line)
             if "user" in message:
                 self._arrivals.record((message["user"], message["tokens"]), message["at"])
             else:
