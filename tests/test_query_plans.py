@@ -7,6 +7,10 @@ scanned the whole ledger on every batch of debits. So the flows below run throug
 services on a client that records each command, and each recorded filter is explained:
 none may plan a collection scan. findAndModify, which the embedded database runs as a scan
 whatever its filter, may not be sent at all.
+
+On a cluster sharded by `user_id` (README, "Scaling out"), a query reaches only the shards
+of the users it names: there, every query of the wallet's paths names its users, and every
+unique index of a user's documents starts with `user_id` (read from the index specs).
 """
 
 import copy
@@ -19,8 +23,10 @@ from pymongo import AsyncMongoClient, monitoring
 
 from tests.support import FakeClock, make_offer
 from tests.support import buy as buy_offer
-from usercredits.server.database import init_models
+from usercredits.models import ALL_DOCUMENTS, RETIRED_INDEXES, LedgerEntryDocument
+from usercredits.server.database import init_models, is_sharded
 from usercredits.services import Services, build_services
+from usercredits.services.access import Principal, Role
 from usercredits.services.expiry import expire_due
 from usercredits.services.payments import SandboxPaymentClient, WebhookEvent
 from usercredits.services.webhooks import handle_payment_event
@@ -176,3 +182,84 @@ async def test_no_path_scans_a_collection(
         if _scans(explained["queryPlanner"]["winningPlan"]):
             scanning.add(shape)
     assert sorted(scanning) == [], "\n".join(map(str, sorted(scanning)))
+
+
+PER_USER = [d for d in ALL_DOCUMENTS if "user_id" in d.model_fields]
+"""The documents each of which belongs to one user: sharded by user_id on a cluster."""
+
+
+def test_every_unique_index_of_a_users_documents_starts_with_user_id() -> None:
+    names = sorted(d.get_collection_name() for d in PER_USER)
+    assert names == ["ledger", "orders", "reservations", "wallet_balances"], names
+    for document in PER_USER:
+        for index in document.get_settings().indexes or []:
+            spec = index.index.document
+            if spec.get("unique"):
+                first = next(iter(spec["key"]))
+                where = f"{document.__name__}: {spec['name']}"
+                assert first == "user_id", f"{where} starts with {first}"
+
+
+async def test_a_database_is_given_the_new_unique_indexes_and_loses_the_retired_ones(
+    mongo: AsyncMongoClient[Any], database_name: str
+) -> None:
+    """A database made by an earlier version, with its unique (user_key) index, is brought
+    to this one's indexes when the server starts."""
+    ledger = LedgerEntryDocument.get_pymongo_collection()
+    for name in RETIRED_INDEXES[LedgerEntryDocument]:
+        await ledger.create_index("user_key", name=name, unique=True, sparse=True)
+    await init_models(mongo, database_name)
+    assert not await is_sharded(mongo)
+    for document in PER_USER:
+        live = await document.get_pymongo_collection().index_information()
+        assert not set(RETIRED_INDEXES.get(document, ())) & set(live)
+        unique = {name: spec["key"][0][0] for name, spec in live.items() if spec.get("unique")}
+        assert set(unique.values()) <= {"user_id"}, unique
+    assert "user_keyed_unique" in await ledger.index_information()
+
+
+def _names_users(query: dict[str, Any]) -> bool:
+    return "user_id" in query or any(_names_users(q) for q in query.get("$and", []))
+
+
+async def test_on_a_sharded_cluster_every_wallet_query_names_its_users(
+    recorded: tuple[Recorder, AsyncMongoClient[Any]],
+    clock: FakeClock,
+    sandbox: SandboxPaymentClient,
+) -> None:
+    """The wallet's paths, as a request takes them: each query of balances, the ledger and
+    reservations names the users whose documents it wants, so mongos asks their shards
+    alone. A backend committing a reservation by its id alone is the one that cannot (its
+    first read asks every shard for that id); the front end's user, or a caller that passes
+    the owner, is targeted too."""
+    recorder, _ = recorded
+    services = build_services(payments=sandbox, clock=clock, default_currency="USD", sharded=True)
+    wallets = services.wallets
+    alice = Principal("u1", frozenset({Role.USER}))
+    await wallets.grant(user_id="u1", offer_group="pro", tokens=50, idempotency_key="g1")
+    for _ in range(2):  # the second is a replay
+        await wallets.consume(user_id="u1", offer_group="pro", tokens=3, idempotency_key="c1")
+    held = await wallets.reserve(
+        user_id="u1", offer_group="pro", tokens=4, idempotency_key="r1", ttl_seconds=60
+    )
+    rid = str(held.id)
+    assert (await wallets.reservation(reservation_id=rid, visible_to=alice)).tokens == 4
+    committed = await wallets.commit_reservation(reservation_id=rid, tokens=2, user_id="u1")
+    assert committed.tokens == -2
+    again = await wallets.commit_reservation(reservation_id=rid, tokens=2, user_id="u1")
+    assert again.id == committed.id
+    released = await wallets.reserve(
+        user_id="u1", offer_group="pro", tokens=1, idempotency_key="r2", ttl_seconds=60
+    )
+    await wallets.release_reservation(reservation_id=str(released.id), user_id="u1")
+    await wallets.balances(user_id="u1")
+    balance = await wallets.balance(user_id="u1", offer_group="pro")
+    assert balance is not None and balance.tokens == 50 - 3 - 2
+    page = await wallets.ledger(user_id="u1", first=2)
+    await wallets.ledger(user_id="u1", offer_group="pro", first=2, after=str(page.entries[-1].id))
+
+    per_user = {d.get_collection_name() for d in PER_USER} - {"orders"}
+    wallet_queries = [(c, q) for c, q, _ in recorder.queries if c in per_user]
+    assert len(wallet_queries) > 15, "the flows ran"
+    unnamed = [(c, q) for c, q in wallet_queries if not _names_users(q)]
+    assert unnamed == [], "\n".join(map(str, unnamed))

@@ -20,8 +20,17 @@ ALL_DOCUMENTS: list[type[Document]] = [
     ApiKey,
 ]
 
+RETIRED_INDEXES: dict[type[Document], tuple[str, ...]] = {
+    # Unique indexes not led by user_id, which a cluster sharded by it refuses; replaced by
+    # `user_keyed_unique` and `user_payment_intent_unique`.
+    LedgerEntryDocument: ("user_key_unique",),
+    OrderDocument: ("payment_intent_unique",),
+}
+"""Indexes an earlier version made, dropped at start once their replacements exist."""
+
 __all__ = [
     "ALL_DOCUMENTS",
+    "RETIRED_INDEXES",
     "ApiKey",
     "Balance",
     "LedgerEntryDocument",

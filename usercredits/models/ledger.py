@@ -18,11 +18,20 @@ class LedgerEntryDocument(Document, LedgerEntryFields):
         name = "ledger"
         indexes = [
             # A keyed entry also stores `user_key(user_id, idempotency_key)`, an unkeyed one
-            # has no such field. A batch of movements looks its keys up with one `$in` of
-            # those values, which the embedded database answers from this index; it scans
-            # for a partial index or for `$in`s over two fields (measured).
+            # has no such field. Uniqueness: per user (a cluster sharded by user_id takes
+            # only unique indexes that start with it), partial, so unkeyed entries are left
+            # out. Lookups: a batch of movements looks its keys up with one `$in` of those
+            # values, which the embedded database answers from `user_key_lookup`; it never
+            # uses a partial index, and scans for `$in`s over two fields (measured).
             IndexModel(
-                [("user_key", pymongo.ASCENDING)], name="user_key_unique", unique=True, sparse=True
+                [("user_id", pymongo.ASCENDING), ("user_key", pymongo.ASCENDING)],
+                name="user_keyed_unique",
+                unique=True,
+                partialFilterExpression={"user_key": {"$type": "string"}},
+            ),
+            IndexModel(
+                [("user_key", pymongo.ASCENDING), ("_id", pymongo.ASCENDING)],
+                name="user_key_lookup",
             ),
             IndexModel(
                 [

@@ -19,11 +19,12 @@ class OrderDocument(Document, OrderFields):
                 [("user_id", pymongo.ASCENDING), ("offer_group", pymongo.ASCENDING)],
                 name="user_group",
             ),
-            # Uniqueness: partial rather than sparse, as Beanie stores an absent value as
-            # null, which a sparse index would still index (and so collide on).
+            # Uniqueness: per user (a cluster sharded by user_id takes only unique indexes
+            # that start with it), and partial rather than sparse, as Beanie stores an absent
+            # value as null, which a sparse index would still index (and so collide on).
             IndexModel(
-                [("payment_intent_id", pymongo.ASCENDING)],
-                name="payment_intent_unique",
+                [("user_id", pymongo.ASCENDING), ("payment_intent_id", pymongo.ASCENDING)],
+                name="user_payment_intent_unique",
                 unique=True,
                 partialFilterExpression={"payment_intent_id": {"$type": "string"}},
             ),

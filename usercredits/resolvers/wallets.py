@@ -88,26 +88,28 @@ async def reserve_tokens(info: Info, input: ReserveTokensInput) -> Reservation:
     return Reservation.of(held)
 
 
-async def _check_reservation(info: Info, id: str) -> None:
-    """One the caller may not see is not found, as an unknown id is."""
+async def _check_reservation(info: Info, id: str) -> str:
+    """Its owner; one the caller may not see is not found, as an unknown id is."""
     principal = info.context.principal
     held = await info.context.services.wallets.reservation(reservation_id=id, visible_to=principal)
-    principal.acting_for(held.user_id)
+    return principal.acting_for(held.user_id)
 
 
 async def commit_reservation(
     info: Info, id: strawberry.ID, tokens: int | None = None
 ) -> LedgerEntry:
     """Debit `tokens` (at most the reserved amount) and release the rest."""
-    await _check_reservation(info, id)
-    entry = await info.context.services.wallets.commit_reservation(reservation_id=id, tokens=tokens)
+    owner = await _check_reservation(info, id)
+    entry = await info.context.services.wallets.commit_reservation(
+        reservation_id=id, tokens=tokens, user_id=owner
+    )
     return LedgerEntry.of(entry)
 
 
 async def release_reservation(info: Info, id: strawberry.ID) -> Reservation:
-    await _check_reservation(info, id)
+    owner = await _check_reservation(info, id)
     return Reservation.of(
-        await info.context.services.wallets.release_reservation(reservation_id=id)
+        await info.context.services.wallets.release_reservation(reservation_id=id, user_id=owner)
     )
 
 

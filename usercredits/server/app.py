@@ -38,7 +38,7 @@ from usercredits.schema.context import Context
 from usercredits.schema.limits import Limits
 from usercredits.server.auth import Authenticator, signs_in_with_api_key
 from usercredits.server.changes import ChangeFeed, running_feed
-from usercredits.server.database import open_database
+from usercredits.server.database import is_sharded, open_database
 from usercredits.server.deadlines import body_deadline
 from usercredits.server.logs import request_id as current_request_id
 from usercredits.server.logs import request_ids
@@ -403,6 +403,7 @@ def create_app(
                 ),
                 max_pending_orders=settings.max_pending_orders,
                 api_key_pepper=(settings.api_key_pepper or "").encode(),
+                sharded=await is_sharded(client),
             )
             app[AUTHENTICATOR] = Authenticator(
                 rules=settings.token_rules,

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from usercredits.api import build_schema
 from usercredits.server.app import create_app, payment_client
 from usercredits.server.auth import issue_token
-from usercredits.server.database import open_database
+from usercredits.server.database import is_sharded, open_database
 from usercredits.server.logs import JsonAccessLogger, configure_logging
 from usercredits.server.settings import Settings
 from usercredits.server.workers import Workers
@@ -99,7 +99,7 @@ def _banner(settings: Settings, host: str, port: int, workers: int) -> None:
 
 async def _with_services(settings: Settings, work: Callable[[Services], Awaitable[T]]) -> T:
     """Runs `work` on the services over the configured (or embedded) database."""
-    async with open_database(settings):
+    async with open_database(settings) as client:
         payments = payment_client(settings)
         try:
             return await work(
@@ -108,6 +108,7 @@ async def _with_services(settings: Settings, work: Callable[[Services], Awaitabl
                     clock=SystemClock(),
                     default_currency=settings.default_currency,
                     api_key_pepper=(settings.api_key_pepper or "").encode(),
+                    sharded=await is_sharded(client),
                 )
             )
         finally:

@@ -2,13 +2,14 @@
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from beanie import init_beanie
 from pymongo import AsyncMongoClient
+from pymongo.errors import OperationFailure
 
-from usercredits.models import ALL_DOCUMENTS
+from usercredits.models import ALL_DOCUMENTS, RETIRED_INDEXES
 from usercredits.server.embedded import EmbeddedDatabase
 from usercredits.server.settings import Settings
 
@@ -26,8 +27,21 @@ def connect(uri: str, *, timeout_ms: int = 5000) -> AsyncMongoClient[Any]:
 
 
 async def init_models(client: AsyncMongoClient[Any], database: str) -> None:
-    """Binds the documents to `database` and creates their indexes (idempotent)."""
+    """Binds the documents to `database` and creates their indexes (idempotent), then drops
+    the indexes this version replaced, once their replacements exist (instances starting
+    together may each try: an index already gone is no error)."""
     await init_beanie(database=client[database], document_models=ALL_DOCUMENTS)
+    for document, names in RETIRED_INDEXES.items():
+        for name in names:
+            with suppress(OperationFailure):
+                await document.get_pymongo_collection().drop_index(name)
+
+
+async def is_sharded(client: AsyncMongoClient[Any]) -> bool:
+    """Whether the client talks to a sharded cluster: mongos answers `hello` with the
+    message "isdbgrid"."""
+    hello = await client.admin.command("hello")
+    return hello.get("msg") == "isdbgrid"
 
 
 async def close(client: AsyncMongoClient[Any]) -> None:

@@ -16,6 +16,7 @@ from usercredits.services.movements import Movements
 from usercredits.services.offers import Offers
 from usercredits.services.orders import Orders
 from usercredits.services.payments import PaymentClient, SandboxPaymentClient
+from usercredits.services.sharding import UserScope
 from usercredits.services.wallets import Wallets
 
 
@@ -39,9 +40,15 @@ def build_services(
     limits: InputLimits = DEFAULT_LIMITS,
     max_pending_orders: int = 20,
     api_key_pepper: bytes = b"",
+    sharded: bool = False,
 ) -> Services:
+    """The services; `sharded`: the database is a cluster sharded by user_id, whose wallet
+    queries name their users (services/sharding.py)."""
     offers = Offers(clock=clock, limits=limits)
-    wallets = Wallets(movements=Movements(clock=clock), clock=clock, limits=limits)
+    scope = UserScope(sharded=sharded)
+    wallets = Wallets(
+        movements=Movements(clock=clock, scope=scope), clock=clock, limits=limits, scope=scope
+    )
     orders = Orders(
         offers=offers,
         wallets=wallets,

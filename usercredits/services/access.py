@@ -52,6 +52,12 @@ class Principal:
             raise Forbidden(f"user {me} needs the {needed} role")
         return me
 
+    @property
+    def sole_owner(self) -> str | None:
+        """The one user whose things this caller may see (itself); None for staff, who may
+        see anyone's."""
+        return None if self.roles & STAFF else self.user_id
+
     def may_see(self, owner: str) -> bool:
         """Whether the caller may read what `owner` owns: its own, or anyone's for staff.
         An anonymous caller is Unauthenticated, not merely unable to see."""

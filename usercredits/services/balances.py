@@ -72,7 +72,9 @@ class BalanceReads(WalletBase):
         return [BalanceView.of(Balance.model_validate(doc), now) async for doc in cursor]
 
     async def balance(self, *, user_id: str, offer_group: str) -> BalanceView | None:
-        doc = await self._balances.find_one({"_id": balance_id(user_id, offer_group)})
+        doc = await self._balances.find_one(
+            self._scope.scoped({"_id": balance_id(user_id, offer_group)}, [user_id])
+        )
         return (
             None if doc is None else BalanceView.of(Balance.model_validate(doc), self._clock.now())
         )

@@ -33,11 +33,21 @@ DEFAULT_TTL_SECONDS = 900
 
 class Debits(WalletBase):
     async def reservation(
-        self, *, reservation_id: str, visible_to: Principal | None = None
+        self,
+        *,
+        reservation_id: str,
+        visible_to: Principal | None = None,
+        user_id: str | None = None,
     ) -> Reservation:
         """The reservation; with `visible_to`, one that caller may not see is NotFound too,
-        with the same message, so ids cannot be probed for their owners."""
-        doc = await self._reservations.find_one({"_id": object_id(reservation_id, "reservation")})
+        with the same message, so ids cannot be probed for their owners. `user_id`, the
+        owner when the caller knows it, lets a sharded cluster ask that user's shard alone
+        (as does a caller who may see only its own)."""
+        query = {"_id": object_id(reservation_id, "reservation")}
+        owner = user_id or (visible_to.sole_owner if visible_to is not None else None)
+        if owner is not None:
+            query = self._scope.scoped(query, [owner])
+        doc = await self._reservations.find_one(query)
         if doc is None or (visible_to is not None and not visible_to.may_see(doc["user_id"])):
             raise NotFound(f"reservation {reservation_id} does not exist")
         reservation: Reservation = Reservation.model_validate(doc)
@@ -49,29 +59,31 @@ class Debits(WalletBase):
         """A HELD reservation whose hold has left the balance was settled by a movement that
         did not get to record it here (a crash): its entries say how."""
         raw = await self._balances.find_one(
-            {"_id": balance_id(reservation.user_id, reservation.offer_group)}
+            self._scope.scoped(
+                {"_id": balance_id(reservation.user_id, reservation.offer_group)},
+                [reservation.user_id],
+            )
         )
         rid = str(reservation.id)
         if raw is not None and any(h["id"] == rid for h in raw.get("holds", [])):
             return reservation
         await self._movements.flush(raw)
-        spent = await self._spent(rid)
+        spent = await self._spent(rid, reservation.user_id)
         status = ReservationStatus.COMMITTED if spent else ReservationStatus.RELEASED
-        await self._record(rid, status)
+        await self._record(rid, reservation.user_id, status)
         updated: Reservation = reservation.model_copy(update={"status": status})
         return updated
 
-    async def _spent(self, reservation_id: str) -> LedgerEntry | None:
+    async def _spent(self, reservation_id: str, user_id: str) -> LedgerEntry | None:
         """The consumption entry of a committed reservation; None if it was not committed."""
-        doc = await self._ledger.find_one(
-            {"reservation_id": reservation_id, "reason": LedgerReason.CONSUMPTION.value}
-        )
+        consumption = {"reservation_id": reservation_id, "reason": LedgerReason.CONSUMPTION.value}
+        doc = await self._ledger.find_one(self._scope.scoped(consumption, [user_id]))
         return None if doc is None else LedgerEntry.model_validate(doc)
 
-    async def _record(self, reservation_id: str, status: ReservationStatus) -> None:
+    async def _record(self, reservation_id: str, user_id: str, status: ReservationStatus) -> None:
+        held = {"_id": ObjectId(reservation_id), "status": ReservationStatus.HELD.value}
         await self._reservations.update_one(
-            {"_id": ObjectId(reservation_id), "status": ReservationStatus.HELD.value},
-            {"$set": {"status": status.value}},
+            self._scope.scoped(held, [user_id]), {"$set": {"status": status.value}}
         )
 
     # -- movements ----------------------------------------------------------------------
@@ -167,16 +179,19 @@ class Debits(WalletBase):
         document = reservation.model_dump(by_alias=True, mode="python")
         document["_id"] = ObjectId(entry.reservation_id)
         await self._reservations.update_one(
-            {"_id": document["_id"]}, {"$setOnInsert": document}, upsert=True
+            self._scope.scoped({"_id": document["_id"]}, [user_id]),
+            {"$setOnInsert": document},
+            upsert=True,
         )
-        return await self.reservation(reservation_id=entry.reservation_id)
+        return await self.reservation(reservation_id=entry.reservation_id, user_id=user_id)
 
     async def commit_reservation(
-        self, *, reservation_id: str, tokens: int | None = None
+        self, *, reservation_id: str, tokens: int | None = None, user_id: str | None = None
     ) -> LedgerEntry:
         """Debits `tokens` (default: all held) and gives the rest back. A second commit returns
-        the first one's consumption entry; committing a released reservation is a Conflict."""
-        held = await self.reservation(reservation_id=reservation_id)
+        the first one's consumption entry; committing a released reservation is a Conflict.
+        `user_id`: the owner, when known (see `reservation`)."""
+        held = await self.reservation(reservation_id=reservation_id, user_id=user_id)
         used = held.tokens if tokens is None else check_tokens(tokens)
         if used > held.tokens:
             raise InvalidInput(
@@ -190,18 +205,21 @@ class Debits(WalletBase):
         entries = await self._settle(reservation_id, held.user_id, held.offer_group, used)
         if entries:
             return entries[-1]
-        first = await self._spent(reservation_id)
+        first = await self._spent(reservation_id, held.user_id)
         if first is None:
             raise ReservationReleased(
                 f"reservation {reservation_id} was released; nothing to commit"
             )
         return first
 
-    async def release_reservation(self, *, reservation_id: str) -> Reservation:
-        """Gives all held tokens back; releasing twice (or after a commit) changes nothing."""
-        held = await self.reservation(reservation_id=reservation_id)
+    async def release_reservation(
+        self, *, reservation_id: str, user_id: str | None = None
+    ) -> Reservation:
+        """Gives all held tokens back; releasing twice (or after a commit) changes nothing.
+        `user_id`: the owner, when known (see `reservation`)."""
+        held = await self.reservation(reservation_id=reservation_id, user_id=user_id)
         await self._settle(reservation_id, held.user_id, held.offer_group, 0)
-        return await self.reservation(reservation_id=reservation_id)
+        return await self.reservation(reservation_id=reservation_id, user_id=held.user_id)
 
     async def _settle(
         self, rid: str, user_id: str, offer_group: str, used: int
@@ -237,7 +255,7 @@ class Debits(WalletBase):
         entries = await self._movements.move(user_id=user_id, offer_group=offer_group, plan=plan)
         if entries:
             status = ReservationStatus.COMMITTED if used else ReservationStatus.RELEASED
-            await self._record(rid, status)
+            await self._record(rid, user_id, status)
         return entries
 
     async def release_expired_reservations(self, *, now: datetime) -> int:

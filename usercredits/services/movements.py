@@ -59,6 +59,7 @@ from usercredits.models import (
 from usercredits.services.clock import Clock, due_by
 from usercredits.services.errors import Contended, Impossible
 from usercredits.services.lots import Totals, prune, totals
+from usercredits.services.sharding import ONE_SERVER, UserScope
 from usercredits.values import Hold, LedgerEntry, LedgerReason, Lot, LotDraw
 
 log = logging.getLogger(__name__)
@@ -133,8 +134,10 @@ class Movements:
         budget_seconds: float = 15.0,
         max_batch: int = 64,
         faults: FaultHook | None = None,
+        scope: UserScope = ONE_SERVER,
     ) -> None:
         self._clock = clock
+        self._scope = scope
         self._budget = budget_seconds
         self._max_batch = max_batch
         self._faults = faults or (lambda step: None)
@@ -213,7 +216,9 @@ class Movements:
 
     async def _run(self, batch: list[_Request]) -> list[_Request]:
         """Steps 1 to 6 for a batch; returns the movements that lost their race."""
-        cursor = self._balances.find({"_id": {"$in": [r.bid for r in batch]}})
+        cursor = self._balances.find(
+            self._scope.scoped({"_id": {"$in": [r.bid for r in batch]}}, (r.user_id for r in batch))
+        )
         raws = {doc["_id"]: doc async for doc in cursor}
         self._faults("read")
         await self._flush_all(list(raws.values()))
@@ -269,7 +274,8 @@ class Movements:
                     )
                 )
             else:
-                operations.append(UpdateOne({"_id": p.request.bid, "seq": p.current.seq}, p.update))
+                cas = {"_id": p.request.bid, "seq": p.current.seq}
+                operations.append(UpdateOne(self._scope.scoped(cas, [p.request.user_id]), p.update))
         updates = sum(isinstance(op, UpdateOne) for op in operations)
         try:
             result = await self._balances.bulk_write(operations, ordered=False)
@@ -284,7 +290,12 @@ class Movements:
             return won, [p for i, p in enumerate(planned) if i in failed]
         # Some compare-and-sets missed; the bulk result does not say which, the documents do.
         ours = {p.request.bid: p for p in won if p.current is not None}
-        cursor = self._balances.find({"_id": {"$in": list(ours)}}, {"last._id": 1})
+        cursor = self._balances.find(
+            self._scope.scoped(
+                {"_id": {"$in": list(ours)}}, (p.request.user_id for p in ours.values())
+            ),
+            {"last._id": 1},
+        )
         written = set()
         async for doc in cursor:
             entry_ids = [e["_id"] for e in ours[doc["_id"]].entries]
@@ -316,12 +327,14 @@ class Movements:
         movement; this is for the ones that do not (the sweep calls it)."""
         flushed = 0
         cursor = self._balances.find(
-            {"unflushed": True, "updated_at": due_by(older_than)}, {"last": 1, "seq": 1}
+            {"unflushed": True, "updated_at": due_by(older_than)},
+            {"last": 1, "seq": 1, "user_id": 1},
         )
         async for raw in cursor:
             await self.flush(raw)
             await self._balances.update_one(
-                {"_id": raw["_id"], "seq": raw["seq"]}, {"$set": {"unflushed": False}}
+                self._scope.scoped({"_id": raw["_id"], "seq": raw["seq"]}, [raw["user_id"]]),
+                {"$set": {"unflushed": False}},
             )
             flushed += 1
         return flushed
@@ -362,7 +375,8 @@ class Movements:
             if pair not in found:
                 wanted.add(pair)
         if wanted:
-            cursor = self._ledger.find({"user_key": {"$in": sorted(user_key(*p) for p in wanted)}})
+            keys = {"user_key": {"$in": sorted(user_key(*p) for p in wanted)}}
+            cursor = self._ledger.find(self._scope.scoped(keys, (u for u, _ in wanted)))
             async for doc in cursor:
                 found[doc["user_id"], doc["idempotency_key"]] = [LedgerEntry.model_validate(doc)]
         return found

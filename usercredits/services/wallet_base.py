@@ -10,6 +10,7 @@ from usercredits.services.clock import Clock
 from usercredits.services.errors import KeyReused, shown
 from usercredits.services.limits import DEFAULT_LIMITS, InputLimits
 from usercredits.services.movements import Movements
+from usercredits.services.sharding import ONE_SERVER, UserScope
 from usercredits.values import LedgerEntry
 
 SWEEP_BATCH = 64
@@ -22,9 +23,15 @@ class WalletBase:
     """The state the parts of `Wallets` work on; each part adds its operations."""
 
     def __init__(
-        self, *, movements: Movements, clock: Clock, limits: InputLimits = DEFAULT_LIMITS
+        self,
+        *,
+        movements: Movements,
+        clock: Clock,
+        limits: InputLimits = DEFAULT_LIMITS,
+        scope: UserScope = ONE_SERVER,
     ) -> None:
         self._movements = movements
+        self._scope = scope
         self._clock = clock
         self._limits = limits
         self._balances = Balance.get_pymongo_collection()
