@@ -35,6 +35,22 @@ def test_compose_runs_a_replica_set_and_passes_every_setting() -> None:
     assert set(api["environment"]) == SETTINGS
 
 
+def test_compose_can_run_two_instances_behind_a_proxy() -> None:
+    """`docker compose --profile scale up`: a second instance with the same settings, and a
+    proxy that spreads requests over both and upgrades websockets."""
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    first, second, proxy = services["api"], services["api-2"], services["proxy"]
+    assert second["environment"] == first["environment"] and second["build"] == "."
+    assert second["profiles"] == proxy["profiles"] == ["scale"]
+    assert "ports" not in second, "reached through the proxy"
+    assert set(proxy["depends_on"]) == {"api", "api-2"}
+    (mount,) = proxy["volumes"]
+    config = (ROOT / mount.split(":")[0]).read_text()
+    assert "server api:8000" in config and "server api-2:8000" in config
+    assert "proxy_set_header Upgrade $http_upgrade;" in config
+    assert "proxy_set_header X-Forwarded-For" in config
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [

@@ -22,17 +22,17 @@ class LedgerEntryDocument(Document, LedgerEntryFields):
             # only unique indexes that start with it), partial, so unkeyed entries are left
             # out. Lookups: a batch of movements looks its keys up with one `$in` of those
             # values, which the embedded database answers from `user_key_lookup`; it never
-            # uses a partial index, and scans for `$in`s over two fields (measured).
+            # uses a partial index, and scans for `$in`s over two fields (measured). Sparse,
+            # as unkeyed entries need no place in it (one over every entry made inserts and
+            # lookups slower, measured); descending, so that its key differs from the unique
+            # (user_key) index of earlier versions, which it replaces without a clash.
             IndexModel(
                 [("user_id", pymongo.ASCENDING), ("user_key", pymongo.ASCENDING)],
                 name="user_keyed_unique",
                 unique=True,
                 partialFilterExpression={"user_key": {"$type": "string"}},
             ),
-            IndexModel(
-                [("user_key", pymongo.ASCENDING), ("_id", pymongo.ASCENDING)],
-                name="user_key_lookup",
-            ),
+            IndexModel([("user_key", pymongo.DESCENDING)], name="user_key_lookup", sparse=True),
             IndexModel(
                 [
                     ("user_id", pymongo.ASCENDING),
