@@ -42,9 +42,13 @@ class Recorder(monitoring.CommandListener):
     def __init__(self) -> None:
         self.queries: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
         self.refused: list[str] = []
+        self.in_transactions: list[str] = []
+        """Commands sent inside a multi-document transaction."""
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         command, name = event.command, event.command_name
+        if command.get("autocommit") is False:
+            self.in_transactions.append(name)
         if name == "findAndModify":
             self.refused.append(f"findAndModify on {command[name]}")
         elif name in FILTERED:
@@ -168,6 +172,7 @@ async def test_no_path_scans_a_collection(
     services = build_services(payments=sandbox, clock=clock, default_currency="USD")
     await _every_path(services, sandbox, clock)
     assert recorder.refused == []
+    assert recorder.in_transactions == [], "no path runs a multi-document transaction"
     assert len(recorder.queries) > 30, "the flows ran"
     database = client[database_name]
     scanning = set()
@@ -263,3 +268,4 @@ async def test_on_a_sharded_cluster_every_wallet_query_names_its_users(
     assert len(wallet_queries) > 15, "the flows ran"
     unnamed = [(c, q) for c, q in wallet_queries if not _names_users(q)]
     assert unnamed == [], "\n".join(map(str, unnamed))
+    assert recorder.in_transactions == [], "no transaction, across users or otherwise"
