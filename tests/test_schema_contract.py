@@ -60,6 +60,7 @@ NEXT_COPY = ROOT / "contract-next.graphql"
 BUILT_BLOCKS = [
     "Lots: each purchase and grant keeps its own expiry, priority and source",
     "Identity: your identity provider's tokens, API keys, rate limits",
+    "Outbound webhooks and alerts to the customer's back end",
 ]
 """The blocks of contract-next.graphql that the schema serves, by their titles."""
 

@@ -18,6 +18,7 @@ from usercredits.resolvers import orders as order_resolvers
 from usercredits.resolvers import sandbox as sandbox_resolvers
 from usercredits.resolvers import subscriptions as subscription_resolvers
 from usercredits.resolvers import wallets as wallet_resolvers
+from usercredits.resolvers import webhooks as webhook_resolvers
 from usercredits.schema.errors import apply_contract
 from usercredits.schema.fanout import SharedResultsExecutor
 from usercredits.schema.introspection import SignedInIntrospection
@@ -43,6 +44,13 @@ from usercredits.schema.types import (
     Reservation,
     Wallet,
 )
+from usercredits.schema.webhooks import (
+    AlertRule,
+    CreatedWebhookEndpoint,
+    WebhookDelivery,
+    WebhookDeliveryConnection,
+    WebhookEndpoint,
+)
 
 
 @strawberry.type
@@ -57,6 +65,13 @@ class Query:
         resolver=wallet_resolvers.credit_warnings
     )
     api_keys: list[ApiKey] = strawberry.field(resolver=identity_resolvers.api_keys)
+    webhook_endpoints: list[WebhookEndpoint] = strawberry.field(
+        resolver=webhook_resolvers.webhook_endpoints
+    )
+    webhook_deliveries: WebhookDeliveryConnection = strawberry.field(
+        resolver=webhook_resolvers.webhook_deliveries
+    )
+    alert_rules: list[AlertRule] = strawberry.field(resolver=webhook_resolvers.alert_rules)
 
 
 @strawberry.type
@@ -77,6 +92,19 @@ class Mutation:
     grant_tokens: LedgerEntry = strawberry.mutation(resolver=wallet_resolvers.grant_tokens)
     create_api_key: CreatedApiKey = strawberry.mutation(resolver=identity_resolvers.create_api_key)
     revoke_api_key: ApiKey = strawberry.mutation(resolver=identity_resolvers.revoke_api_key)
+    create_webhook_endpoint: CreatedWebhookEndpoint = strawberry.mutation(
+        resolver=webhook_resolvers.create_webhook_endpoint
+    )
+    update_webhook_endpoint: WebhookEndpoint = strawberry.mutation(
+        resolver=webhook_resolvers.update_webhook_endpoint
+    )
+    delete_webhook_endpoint: WebhookEndpoint = strawberry.mutation(
+        resolver=webhook_resolvers.delete_webhook_endpoint
+    )
+    redeliver_webhook: WebhookDelivery = strawberry.mutation(
+        resolver=webhook_resolvers.redeliver_webhook
+    )
+    set_alert_rule: AlertRule = strawberry.mutation(resolver=webhook_resolvers.set_alert_rule)
 
 
 @strawberry.type

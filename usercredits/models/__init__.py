@@ -9,6 +9,13 @@ from usercredits.models.offer import OfferDocument
 from usercredits.models.order import OrderDocument
 from usercredits.models.payment_event import ProcessedEvent
 from usercredits.models.wallet import Balance, balance_id, lot_text, pack_lots
+from usercredits.models.webhook import (
+    AlertRuleDocument,
+    AlertStateDocument,
+    StreamPosition,
+    WebhookDeliveryDocument,
+    WebhookEndpointDocument,
+)
 
 ALL_DOCUMENTS: list[type[Document]] = [
     OfferDocument,
@@ -18,6 +25,11 @@ ALL_DOCUMENTS: list[type[Document]] = [
     ReservationDocument,
     ProcessedEvent,
     ApiKey,
+    WebhookEndpointDocument,
+    WebhookDeliveryDocument,
+    AlertRuleDocument,
+    AlertStateDocument,
+    StreamPosition,
 ]
 
 RETIRED_INDEXES: dict[type[Document], tuple[str, ...]] = {
@@ -31,6 +43,8 @@ RETIRED_INDEXES: dict[type[Document], tuple[str, ...]] = {
 __all__ = [
     "ALL_DOCUMENTS",
     "RETIRED_INDEXES",
+    "AlertRuleDocument",
+    "AlertStateDocument",
     "ApiKey",
     "Balance",
     "LedgerEntryDocument",
@@ -38,6 +52,9 @@ __all__ = [
     "OrderDocument",
     "ProcessedEvent",
     "ReservationDocument",
+    "StreamPosition",
+    "WebhookDeliveryDocument",
+    "WebhookEndpointDocument",
     "balance_id",
     "lot_text",
     "pack_lots",

@@ -40,10 +40,12 @@ from usercredits.server.auth import Authenticator, signs_in_with_api_key
 from usercredits.server.changes import ChangeFeed, running_feed
 from usercredits.server.database import is_sharded, open_database
 from usercredits.server.deadlines import body_deadline
+from usercredits.server.dispatcher import Dispatcher
 from usercredits.server.logs import request_id as current_request_id
 from usercredits.server.logs import request_ids
 from usercredits.server.metrics import CONTENT_TYPE, Metrics
 from usercredits.server.ratelimit import SocketOperations, TokenBuckets, caller_address, retry_after
+from usercredits.server.relay import EventRelay
 from usercredits.server.revocation import KeySockets
 from usercredits.server.settings import Settings
 from usercredits.server.sweeper import Lease, Sweeper
@@ -371,6 +373,11 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready"})
 
 
+def holder_name() -> str:
+    """Who holds a lease: this host and process, and a random part for a restarted one."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
 def create_app(
     settings: Settings, *, payments: PaymentClient | None = None, clock: Clock | None = None
 ) -> web.Application:
@@ -404,6 +411,8 @@ def create_app(
                 max_pending_orders=settings.max_pending_orders,
                 api_key_pepper=(settings.api_key_pepper or "").encode(),
                 sharded=await is_sharded(client),
+                production=settings.production,
+                webhook_retry_base_seconds=settings.webhook_retry_base_seconds,
             )
             app[AUTHENTICATOR] = Authenticator(
                 rules=settings.token_rules,
@@ -442,7 +451,7 @@ def create_app(
         lease = Lease(
             collection=app[CLIENT][settings.database]["leases"],
             name="expiry-sweep",
-            holder=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}",
+            holder=holder_name(),
             ttl=interval * 3 + timedelta(seconds=30),
             clock=services.clock,
         )
@@ -458,7 +467,42 @@ def create_app(
         with suppress(asyncio.CancelledError):
             await task
 
-    app.cleanup_ctx.extend([database, revocations, change_feed, sweeper])
+    async def webhooks(app: web.Application) -> AsyncIterator[None]:
+        outbound = app[SERVICES].outbound
+        relay = EventRelay(
+            database=app[CLIENT][settings.database],
+            publisher=outbound.publisher,
+            endpoints=outbound.endpoints,
+            lease=Lease(
+                collection=app[CLIENT][settings.database]["leases"],
+                name="webhook-relay",
+                holder=holder_name(),
+                ttl=timedelta(seconds=settings.webhook_relay_seconds * 5 + 5),
+                clock=app[SERVICES].clock,
+            ),
+            clock=app[SERVICES].clock,
+            check_every=timedelta(seconds=settings.webhook_relay_seconds),
+            scan_every=timedelta(seconds=settings.webhook_expiring_scan_seconds),
+        )
+        dispatcher = Dispatcher(
+            deliveries=outbound.deliveries,
+            endpoints=outbound.endpoints,
+            metrics=app[METRICS],
+            production=settings.production,
+            timeout=settings.webhook_timeout_seconds,
+            concurrency=settings.webhook_concurrency,
+            poll_seconds=settings.webhook_poll_seconds,
+        )
+        tasks = [
+            asyncio.create_task(relay.run(), name="webhook-relay-check"),
+            asyncio.create_task(dispatcher.run(), name="webhook-dispatcher"),
+        ]
+        yield
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    app.cleanup_ctx.extend([database, revocations, change_feed, sweeper, webhooks])
     app.on_shutdown.append(close_websockets)
     view = CreditsGraphQLView(
         app=app, settings=settings, sandbox=isinstance(provider, SandboxPaymentClient)

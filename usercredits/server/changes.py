@@ -1,4 +1,6 @@
 """The change feed: one MongoDB change stream per server process, fanned out in process.
+(`ChangeReader` is the stream's reading loop, which the webhook relay, server/relay.py,
+shares with its own durable resume token.)
 
 It watches ledger inserts (every token movement, so every balance change) and order writes,
 and publishes each to the event hub, which hands it to this process's subscribers. Because
@@ -9,17 +11,19 @@ resume token, so no event that committed after it is lost.
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
+from bson import Timestamp
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import PyMongoError
+from pymongo.errors import OperationFailure, PyMongoError
 
 from usercredits.models import LedgerEntryDocument, OrderDocument
 from usercredits.server.metrics import Metrics
 from usercredits.services.events import EventHub
 from usercredits.values import LedgerEntry, LedgerReason, Order
+from usercredits.values.changes import Touched
 
 log = logging.getLogger(__name__)
 
@@ -36,32 +40,59 @@ before its ledger entry) is followed by the next fetch at once: pausing there de
 event it was woken for by the whole pause."""
 
 
-class ChangeFeed:
+HISTORY_LOST = frozenset({136, 280, 286})
+"""The database's codes for a resume token it can no longer resume from."""
+
+
+Change = LedgerEntry | Order | Touched
+
+
+class ChangeReader:
+    """Follows a change stream of ledger inserts and order writes (and any write to the
+    `also` collections), handing each fetched batch to `handle` and only then advancing
+    its resume token: a batch whose handling fails (or a stream that breaks) is read
+    again from the last handled one."""
+
     def __init__(
-        self, *, database: AsyncDatabase[Any], events: EventHub, metrics: Metrics | None = None
+        self,
+        *,
+        database: AsyncDatabase[Any],
+        resume_token: Mapping[str, Any] | None = None,
+        start_at: Timestamp | None = None,
+        also: tuple[str, ...] = (),
     ) -> None:
         self._database = database
-        self._events = events
-        self._metrics = metrics
         self._ledger = LedgerEntryDocument.get_collection_name()
         self._orders = OrderDocument.get_collection_name()
-        self._resume_token: Any = None
+        self._also = also
+        self.resume_token = resume_token
+        self._start_at = start_at
         self.opened = asyncio.Event()
 
+    async def handle(self, changes: list[Change], resume_token: Mapping[str, Any]) -> None:
+        """Acts on one fetched batch, in the stream's order; the stream resumes after it
+        from `resume_token`."""
+        raise NotImplementedError
+
     def _pipeline(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "$match": {
-                    "$or": [
-                        {"ns.coll": self._ledger, "operationType": "insert"},
-                        {
-                            "ns.coll": self._orders,
-                            "operationType": {"$in": ["insert", "update", "replace"]},
-                        },
-                    ]
-                }
-            }
+        watched: list[dict[str, Any]] = [
+            {"ns.coll": self._ledger, "operationType": "insert"},
+            {"ns.coll": self._orders, "operationType": {"$in": ["insert", "update", "replace"]}},
         ]
+        if self._also:
+            watched.append({"ns.coll": {"$in": list(self._also)}})
+        return [{"$match": {"$or": watched}}]
+
+    def _read(self, change: Mapping[str, Any]) -> Change | None:
+        collection = change["ns"]["coll"]
+        if collection in self._also:
+            return Touched(collection)
+        document = change.get("fullDocument")
+        if document is None:
+            return None
+        if collection == self._ledger:
+            return LedgerEntry.model_validate(document)
+        return Order.model_validate(document)
 
     async def run(self) -> None:
         """Follows the stream until cancelled, reopening it after any database error."""
@@ -74,41 +105,69 @@ class ChangeFeed:
                     # Cancelled while the driver was choosing a server: it may answer
                     # with its own error instead of the cancellation.
                     raise asyncio.CancelledError from exc
-                log.warning("change stream interrupted, resuming", extra={"error": str(exc)})
+                if isinstance(exc, OperationFailure) and exc.code in HISTORY_LOST:
+                    log.error(
+                        "change stream history lost; following from now on",
+                        extra={"error": str(exc)},
+                    )
+                    self.resume_token = None
+                    self._start_at = None
+                else:
+                    log.warning("change stream interrupted, resuming", extra={"error": str(exc)})
                 await asyncio.sleep(RETRY_SECONDS)
 
     async def _follow(self) -> None:
         async with await self._database.watch(
-            self._pipeline(), full_document="updateLookup", resume_after=self._resume_token
+            self._pipeline(),
+            full_document="updateLookup",
+            resume_after=self.resume_token,
+            start_at_operation_time=None if self.resume_token else self._start_at,
         ) as stream:
             self.opened.set()
+            batch: list[Change] = []
             while stream.alive:
                 change = await stream.try_next()
-                self._resume_token = stream.resume_token
-                if change is None:
-                    continue
-                self._dispatch(change)
+                read = None if change is None else self._read(change)
+                if read is not None:
+                    batch.append(read)
                 # The driver's own test for "the fetched batch is read": no public one.
-                if not stream._cursor._has_next():
+                if stream._cursor._has_next():
+                    continue
+                if batch and stream.resume_token is not None:
+                    await self.handle(batch, stream.resume_token)
+                    batch = []
+                    self.resume_token = stream.resume_token
                     await asyncio.sleep(GATHER_SECONDS)
+                else:
+                    self.resume_token = stream.resume_token
 
-    def _dispatch(self, change: dict[str, Any]) -> None:
-        document = change.get("fullDocument")
-        if document is None:
-            return
-        if change["ns"]["coll"] == self._ledger:
-            entry = LedgerEntry.model_validate(document)
+
+class ChangeFeed(ChangeReader):
+    """Publishes every change to this process's event hub, for its subscribers."""
+
+    def __init__(
+        self, *, database: AsyncDatabase[Any], events: EventHub, metrics: Metrics | None = None
+    ) -> None:
+        super().__init__(database=database)
+        self._events = events
+        self._metrics = metrics
+
+    async def handle(self, changes: list[Change], resume_token: Mapping[str, Any]) -> None:
+        for change in changes:
+            if isinstance(change, Touched):
+                continue
+            if isinstance(change, Order):
+                self._events.publish_order(change)
+                continue
             if self._metrics is not None:
-                self._metrics.ledger_entries.labels(entry.reason.value).inc()
-                if entry.reason is LedgerReason.EXPIRY:
-                    self._metrics.tokens_expired.inc(-entry.tokens)
-            self._events.publish_entry(entry)
-        else:
-            self._events.publish_order(Order.model_validate(document))
+                self._metrics.ledger_entries.labels(change.reason.value).inc()
+                if change.reason is LedgerReason.EXPIRY:
+                    self._metrics.tokens_expired.inc(-change.tokens)
+            self._events.publish_entry(change)
 
 
 @asynccontextmanager
-async def running_feed(feed: ChangeFeed) -> AsyncIterator[ChangeFeed]:
+async def running_feed(feed: ChangeReader) -> AsyncIterator[ChangeReader]:
     """Runs the feed for the block, once its stream is open; cancels and awaits it after."""
     task = asyncio.create_task(feed.run(), name="change-feed")
     try:

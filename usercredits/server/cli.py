@@ -19,6 +19,7 @@ from usercredits.api import build_schema
 from usercredits.server.app import create_app, payment_client
 from usercredits.server.auth import issue_token
 from usercredits.server.database import is_sharded, open_database
+from usercredits.server.listener import listen as listen_for_webhooks
 from usercredits.server.logs import JsonAccessLogger, configure_logging
 from usercredits.server.settings import Settings
 from usercredits.server.workers import Workers
@@ -225,9 +226,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     load.add_argument("--dry-run", action="store_true", help="show changes, write nothing")
     dump = offer_commands.add_parser("export", help="write the live offers as a catalogue")
     dump.add_argument("--output", type=Path)
+    hooks = commands.add_parser("webhooks", help="outbound webhooks")
+    hook_commands = hooks.add_subparsers(dest="webhooks_command", required=True)
+    listen = hook_commands.add_parser(
+        "listen", help="receive webhooks locally: verify each one and print its event"
+    )
+    listen.add_argument("--port", type=int, default=8787)
+    listen.add_argument("--host", default="127.0.0.1")
+    listen.add_argument(
+        "--secret",
+        default=os.environ.get("USERCREDITS_WEBHOOK_SECRET"),
+        help="the endpoint's whsec_ secret (default: USERCREDITS_WEBHOOK_SECRET)",
+    )
     export = commands.add_parser("export-schema", help="write the GraphQL schema (SDL)")
     export.add_argument("--output", type=Path, default=Path("schema.graphql"))
     args = parser.parse_args(argv)
+    if args.command == "webhooks":
+        if not args.secret:
+            parser.error("webhooks listen needs the endpoint's secret (--secret)")
+        listen_for_webhooks(host=args.host, port=args.port, secret=args.secret)
+        return
 
     configure_logging()
     try:

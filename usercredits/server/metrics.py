@@ -51,6 +51,13 @@ class Metrics:
             "Live subscriptions held by this process.",
             registry=self.registry,
         )
+        self.webhook_deliveries = Counter(
+            "usercredits_webhook_deliveries",
+            "Webhook delivery attempts by endpoint and outcome (succeeded, failed, "
+            "refused, timeout, error).",
+            ["endpoint", "outcome"],
+            registry=self.registry,
+        )
         self.ledger_entries = Counter(
             "usercredits_ledger_entries",
             "Ledger entries committed (by any instance) as this process's change feed saw "

@@ -111,6 +111,19 @@ class Settings(BaseSettings):
     """How often the server runs the expiry sweep (one instance at a time); 0: never."""
     pending_reconcile_seconds: int = Field(default=900, ge=0)
     """The sweep refreshes pending orders older than this from the payment provider."""
+    webhook_retry_base_seconds: float = Field(default=5.0, gt=0)
+    """About how long after a failed delivery it is tried again; each next wait is four
+    times longer (up to 8 hours), for three days."""
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    """How long a receiver has to answer one delivery."""
+    webhook_concurrency: int = Field(default=16, ge=1)
+    """Deliveries in flight per server process."""
+    webhook_poll_seconds: float = Field(default=0.5, gt=0)
+    """How often an idle process looks for due deliveries."""
+    webhook_relay_seconds: float = Field(default=1.0, gt=0)
+    """How often the relay checks its lease and whether any endpoint is enabled."""
+    webhook_expiring_scan_seconds: float = Field(default=60.0, gt=0)
+    """How often lots about to expire are looked for (tokens.expiring)."""
 
     @model_validator(mode="after")
     def _production_needs_a_jwt_secret(self) -> "Settings":

@@ -15,6 +15,7 @@ from usercredits.services.limits import DEFAULT_LIMITS, InputLimits
 from usercredits.services.movements import Movements
 from usercredits.services.offers import Offers
 from usercredits.services.orders import Orders
+from usercredits.services.outbound import Outbound, build_outbound
 from usercredits.services.payments import PaymentClient, SandboxPaymentClient
 from usercredits.services.sharding import UserScope
 from usercredits.services.wallets import Wallets
@@ -30,6 +31,7 @@ class Services:
     events: EventHub
     default_currency: str
     api_keys: ApiKeys
+    outbound: Outbound
 
 
 def build_services(
@@ -41,9 +43,12 @@ def build_services(
     max_pending_orders: int = 20,
     api_key_pepper: bytes = b"",
     sharded: bool = False,
+    production: bool = False,
+    webhook_retry_base_seconds: float = 5.0,
 ) -> Services:
     """The services; `sharded`: the database is a cluster sharded by user_id, whose wallet
-    queries name their users (services/sharding.py)."""
+    queries name their users (services/sharding.py); `production`: webhooks go only to
+    public https receivers."""
     offers = Offers(clock=clock, limits=limits)
     scope = UserScope(sharded=sharded)
     wallets = Wallets(
@@ -68,4 +73,10 @@ def build_services(
         events=EventHub(),
         default_currency=default_currency,
         api_keys=ApiKeys(clock=clock, pepper=api_key_pepper),
+        outbound=build_outbound(
+            clock=clock,
+            limits=limits,
+            production=production,
+            retry_base_seconds=webhook_retry_base_seconds,
+        ),
     )

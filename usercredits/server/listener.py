@@ -1,0 +1,34 @@
+"""`usercredits webhooks listen`: a local receiver for trying webhooks on a laptop, as
+`stripe listen` is for Stripe's. It verifies each delivery's signature with the
+endpoint's secret and prints one JSON line per event on stdout (refusals on stderr)."""
+
+import sys
+import time
+
+import orjson
+from aiohttp import web
+
+from usercredits.services.outbound.signing import BadSignature, verify
+
+
+def listener_app(secret: str) -> web.Application:
+    async def receive(request: web.Request) -> web.Response:
+        body = await request.text()
+        try:
+            verify(secret=secret, headers=request.headers, body=body, now=time.time())
+        except BadSignature as exc:
+            print(f"refused: {exc}", file=sys.stderr, flush=True)
+            return web.json_response({"error": str(exc)}, status=400)
+        event = orjson.loads(body)
+        line = {"webhookId": request.headers["webhook-id"], **event}
+        print(orjson.dumps(line).decode(), flush=True)
+        return web.Response(status=204)
+
+    app = web.Application(client_max_size=1024 * 1024)
+    app.router.add_post("/{tail:.*}", receive)
+    return app
+
+
+def listen(*, host: str, port: int, secret: str) -> None:
+    print(f"listening on http://{host}:{port}/ for signed webhooks", file=sys.stderr, flush=True)
+    web.run_app(listener_app(secret), host=host, port=port, print=None, access_log=None)

@@ -1,0 +1,128 @@
+"""The webhook relay: turns the change stream into webhook deliveries, durably, in one
+server instance at a time (a lease in MongoDB, as the sweep's).
+
+While any endpoint is enabled, the lease holder follows the stream of ledger inserts,
+order writes and endpoint and rule changes, and hands each batch to the publisher
+(services/outbound/publisher.py). Only once the batch's deliveries are written does it
+store the stream's resume token, so a process killed mid-batch loses nothing: the next
+holder resumes from the stored token and derives the same events, which are kept once.
+With no endpoint enabled it reads nothing and drops the token; the first endpoint enabled
+again is read from its own cluster time (`listening_from`). Every `scan_every` the holder
+also announces lots about to expire.
+"""
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+from usercredits.models import StreamPosition
+from usercredits.server.changes import Change, ChangeReader
+from usercredits.server.sweeper import RELEASE_SECONDS, Lease
+from usercredits.services.clock import Clock
+from usercredits.services.outbound.endpoints import WebhookEndpoints
+from usercredits.services.outbound.publisher import Publisher
+
+log = logging.getLogger(__name__)
+
+POSITION = "webhook-relay"
+
+
+class _Reader(ChangeReader):
+    def __init__(self, *, publisher: Publisher, clock: Clock, **kwargs: Any) -> None:
+        super().__init__(also=publisher.watched, **kwargs)
+        self._publisher = publisher
+        self._clock = clock
+
+    async def handle(self, changes: list[Change], resume_token: Mapping[str, Any]) -> None:
+        await self._publisher.publish(changes)
+        await StreamPosition.get_pymongo_collection().update_one(
+            {"_id": POSITION},
+            {"$set": {"resume_token": dict(resume_token), "saved_at": self._clock.now()}},
+            upsert=True,
+        )
+
+
+class EventRelay:
+    def __init__(
+        self,
+        *,
+        database: AsyncDatabase[Any],
+        publisher: Publisher,
+        endpoints: WebhookEndpoints,
+        lease: Lease,
+        clock: Clock,
+        check_every: timedelta,
+        scan_every: timedelta,
+    ) -> None:
+        self._database = database
+        self._publisher = publisher
+        self._endpoints = endpoints
+        self._lease = lease
+        self._clock = clock
+        self._check_every = check_every
+        self._scan_every = scan_every
+        self._reading: asyncio.Task[None] | None = None
+        self._scanned_at = 0.0
+
+    async def run(self) -> None:
+        """Checks the lease and the endpoints every `check_every` until cancelled."""
+        try:
+            while True:
+                try:
+                    await self._check()
+                except PyMongoError:
+                    log.exception("webhook relay check failed; trying again")
+                await asyncio.sleep(self._check_every.total_seconds())
+        finally:
+            await self._stop_reading()
+            try:
+                async with asyncio.timeout(RELEASE_SECONDS):
+                    await self._lease.release()
+            except (PyMongoError, TimeoutError):
+                log.warning("could not release the webhook relay lease; it lapses by itself")
+
+    async def _check(self) -> None:
+        holding = await self._lease.acquire()
+        listening = holding and bool(await self._publisher.listening())
+        if self._reading is not None and (self._reading.done() or not listening):
+            await self._stop_reading()
+        if not listening:
+            if holding:
+                await StreamPosition.get_pymongo_collection().delete_one({"_id": POSITION})
+            return
+        if self._reading is None:
+            await self._start_reading()
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._scanned_at >= self._scan_every.total_seconds():
+            self._scanned_at = loop.time()
+            await self._publisher.announce_expiring(self._clock.now())
+
+    async def _start_reading(self) -> None:
+        await self._publisher.start()
+        stored = await StreamPosition.get_pymongo_collection().find_one({"_id": POSITION})
+        reader = _Reader(
+            publisher=self._publisher,
+            clock=self._clock,
+            database=self._database,
+            resume_token=None if stored is None else stored["resume_token"],
+            start_at=await self._endpoints.listening_since(),
+        )
+        self._reading = asyncio.create_task(reader.run(), name="webhook-relay")
+        await asyncio.wait_for(reader.opened.wait(), 30)
+
+    async def _stop_reading(self) -> None:
+        if self._reading is None:
+            return
+        self._reading.cancel()
+        try:
+            await self._reading
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("webhook relay stopped; it starts again at the next check")
+        self._reading = None
