@@ -30,6 +30,7 @@ from usercredits.server.embedded import EmbeddedDatabase, free_port
 from usercredits.server.logs import JsonAccessLogger
 from usercredits.server.settings import Settings
 from usercredits.services import Services, build_services
+from usercredits.services.clock import Clock
 from usercredits.services.payments import SandboxPaymentClient
 
 
@@ -63,6 +64,8 @@ async def clean_database(mongo: AsyncMongoClient[Any]) -> None:
     """Empties every collection (keeping its indexes) before each test."""
     for document in ALL_DOCUMENTS:
         await document.get_pymongo_collection().delete_many({})
+    # Leases of the sweep and the webhook relay (a killed server may have left one).
+    await ALL_DOCUMENTS[0].get_pymongo_collection().database["leases"].delete_many({})
 
 
 @pytest.fixture
@@ -83,8 +86,9 @@ def services(
 
 
 class StartServer(Protocol):
-    async def __call__(self, **settings: Any) -> str:
-        """Starts one more API instance on the test database; returns its base URL."""
+    async def __call__(self, *, clock: Clock | None = None, **settings: Any) -> str:
+        """Starts one more API instance on the test database (on `clock` if given);
+        returns its base URL."""
         ...
 
 
@@ -97,7 +101,7 @@ async def start_server(
 ) -> AsyncIterator[StartServer]:
     runners: list[web.AppRunner] = []
 
-    async def start(**overrides: Any) -> str:
+    async def start(*, clock: Clock | None = None, **overrides: Any) -> str:
         # No periodic sweep unless a test asks for one: it would race the test's own steps.
         # No rate limit either: many tests are one caller sending a burst on purpose.
         settings = Settings(
@@ -113,7 +117,8 @@ async def start_server(
         # With a Stripe key the app builds its own Stripe client from the settings.
         provider = None if settings.stripe_secret_key else sandbox
         runner = web.AppRunner(
-            create_app(settings, payments=provider), access_log_class=JsonAccessLogger
+            create_app(settings, payments=provider, clock=clock),
+            access_log_class=JsonAccessLogger,
         )
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -62,6 +62,9 @@ class WebhookDelivery:
     last_error: str | None
     next_attempt_at: datetime | None
     created_at: datetime
+    sending: bool = strawberry.field(
+        description="an attempt is running now; nextAttemptAt is when it is given up as lost"
+    )
 
     @classmethod
     def of(cls, delivery: Delivery) -> "WebhookDelivery":
@@ -76,6 +79,7 @@ class WebhookDelivery:
             last_error=delivery.last_error,
             next_attempt_at=delivery.next_attempt_at,
             created_at=delivery.created_at,
+            sending=delivery.sending,
         )
 
 

@@ -52,6 +52,8 @@ class Delivery:
     last_error: str | None
     next_attempt_at: datetime | None
     created_at: datetime
+    sending: bool
+    """An attempt is running (its claim holds `next_attempt_at` until it ends)."""
 
     @classmethod
     def of(cls, raw: dict[str, Any]) -> "Delivery":
@@ -66,6 +68,7 @@ class Delivery:
             last_error=raw.get("last_error"),
             next_attempt_at=raw.get("next_attempt_at"),
             created_at=raw["created_at"],
+            sending=raw.get("claim") is not None,
         )
 
 

@@ -69,9 +69,14 @@ def ledger_events(
     before = entry.balance_after - entry.tokens
     at = entry.created_at
     crossing = None
-    if rule is not None:
+    if rule is not None and low is None and entry.seq == 1:
+        # A group's first credit is where its balance starts, not a crossing.
+        crossing = Crossing(low=entry.balance_after <= rule.low_balance, event=None)
+    elif rule is not None:
         crossing = cross(
-            rule, low=before <= rule.low_balance if low is None else low, after=entry.balance_after
+            rule,
+            low=before <= rule.low_balance if low is None else low,
+            after=entry.balance_after,
         )
         if crossing.event is not None:
             data = {
