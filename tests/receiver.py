@@ -65,11 +65,15 @@ class Receiver:
         return [r.event["type"] for r in self.accepted]
 
     async def until(self, done: Callable[[], bool], seconds: float = 15) -> None:
-        """Waits until `done()` holds; fails the test after `seconds`."""
-        async with asyncio.timeout(seconds):
-            while not done():
-                self.changed.clear()
-                await self.changed.wait()
+        """Waits until `done()` holds; fails the test after `seconds`, saying what came."""
+        try:
+            async with asyncio.timeout(seconds):
+                while not done():
+                    self.changed.clear()
+                    await self.changed.wait()
+        except TimeoutError:
+            got = [(r.webhook_id, r.event.get("type")) for r in self.requests]
+            raise AssertionError(f"waited {seconds} s; requests so far: {got}") from None
 
     async def wait_for(self, count: int, seconds: float = 15) -> list[Received]:
         """Waits until `count` requests were accepted."""
