@@ -76,8 +76,9 @@ class Dispatcher:
         self._timeout = timeout
         self._concurrency = concurrency
         self._poll = poll_seconds
-        # Longer than an attempt may take, so no one else takes a delivery being sent.
-        self._hold = timedelta(seconds=timeout * 2 + 5)
+        # Longer than an attempt takes (the request, then recording its outcome), so no
+        # other worker takes a delivery being sent; after a crash, how long it waits.
+        self._hold = timedelta(seconds=timeout + 2)
 
     async def run(self) -> None:
         """Claims and sends deliveries until cancelled."""
