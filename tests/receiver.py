@@ -37,6 +37,8 @@ class Receiver:
     fail_next: int = 0
     """Answer the next this many requests with 500."""
     delay: float = 0.0
+    stall_next: int = 0
+    """Leave the next this many requests unanswered for a minute (the sender gives up)."""
     hang: asyncio.Event | None = None
     """Set: each request waits for it before answering."""
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
@@ -51,6 +53,9 @@ class Receiver:
         self.changed.set()
         if self.hang is not None:
             await self.hang.wait()
+        if self.stall_next > 0:
+            self.stall_next -= 1
+            await asyncio.sleep(60)
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.fail_next > 0:

@@ -516,6 +516,25 @@ async def test_production_refuses_a_name_that_resolves_inside(
     assert "inside the network" in found[0]["lastError"]
 
 
+async def test_a_receiver_that_hangs_is_given_up_on_and_tried_again(
+    http: aiohttp.ClientSession, start_server: StartServer
+) -> None:
+    base = await start_server(**{**FAST, "webhook_timeout_seconds": 0.5})
+    api = Api(http, f"{base}/graphql")
+    async with running_receiver() as receiver:
+        receiver.stall_next = 1
+        await endpoint(api, receiver.url, ["balance.depleted"])
+        await grant(api, "u1", 1, key="g")
+        started = time.monotonic()
+        await consume(api, "u1", 1, "c")  # answered at once, whatever the receiver does
+        assert time.monotonic() - started < 0.5
+        await receiver.wait_for(1)
+        (found,) = await settled(api, 1)
+    assert len(receiver.requests) == 2
+    assert receiver.requests[0].webhook_id == receiver.requests[1].webhook_id
+    assert found["status"] == "SUCCEEDED" and found["attempts"] == 2
+
+
 async def test_a_server_killed_mid_delivery_loses_nothing(
     http: aiohttp.ClientSession, spawn_server: SpawnServer
 ) -> None:
