@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import debits, fanout, growth, hotpath, reads, report
+from bench import debits, fanout, growth, hotpath, reads, report, webhooks
 from bench.harness import Bench, Database, log, machine, raise_open_file_limit
 from bench.profile import find_py_spy
 from usercredits.server.database import connect
@@ -31,6 +31,7 @@ SCENARIOS: dict[str, Scenario] = {
     "fanout": fanout.run,
     "growth": growth.run,
     "hotpath": hotpath.run,
+    "webhooks": webhooks.run,
 }
 
 OPEN_FILES = 20_000

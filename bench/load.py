@@ -116,16 +116,23 @@ async def alternating(
     seconds: float,
     warmup: float,
     turns: int,
+    before: Mapping[str, Callable[[], Awaitable[None]]] | None = None,
 ) -> dict[str, LoadResult]:
     """Closed loops of several operations compared with each other, taking `turns` turns
     of `seconds / turns` each, in order, after a warm-up of each: a slow spell of the
     machine (the database compacting, a neighbour's burst) then falls on all of them
-    alike instead of on whichever ran at that moment, so their ratios stay steady."""
-    for operation in operations.values():
+    alike instead of on whichever ran at that moment, so their ratios stay steady.
+    `before[name]`, if given, sets the stage before each phase of that operation, untimed."""
+    prepare = before or {}
+    for name, operation in operations.items():
         if warmup > 0:
+            if name in prepare:
+                await prepare[name]()
             await _phase(operation, concurrency, warmup)
     results = {name: LoadResult(concurrency=concurrency, seconds=0.0) for name in operations}
     for _ in range(turns):
         for name, operation in operations.items():
+            if name in prepare:
+                await prepare[name]()
             results[name].add(await _phase(operation, concurrency, seconds / turns))
     return results
