@@ -17,6 +17,7 @@ import gc
 import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -456,3 +457,32 @@ def test_a_garbage_collection_is_not_counted_against_a_document() -> None:
     assert collecting > 0.01, "the heap is large enough for a measurable collection"
     assert document_clock() - clock < collecting / 5
     del heap
+
+
+async def test_the_command_line_applies_the_configured_input_limits(
+    tmp_path: Path, database_uri: str, database_name: str
+) -> None:
+    catalogue = tmp_path / "offers.yaml"
+    catalogue.write_text(
+        "offers:\n"
+        "  - key: long-group\n"
+        "    name: Pack\n"
+        "    kind: TOKENS\n"
+        "    offerGroup: a-rather-long-group\n"
+        "    tokenCount: 10\n"
+        '    prices: {USD: "1.00"}\n'
+        "    cycle: ONCE\n"
+    )
+    env = {
+        **os.environ,
+        "USERCREDITS_MONGODB_URI": database_uri,
+        "USERCREDITS_DATABASE": database_name,
+        "USERCREDITS_MAX_GROUP_LENGTH": "8",
+    }
+    code, _, stderr = await run_cli("offers", "import", str(catalogue), "--dry-run", env=env)
+    assert code == 1
+    assert "offerGroup must be a non-empty name of at most 8 characters" in stderr
+    del env["USERCREDITS_MAX_GROUP_LENGTH"]
+    code, out, stderr = await run_cli("offers", "import", str(catalogue), "--dry-run", env=env)
+    assert code == 0, stderr
+    assert "long-group would be created" in out

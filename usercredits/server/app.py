@@ -373,6 +373,28 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready"})
 
 
+async def services_for(
+    settings: Settings, client: AsyncMongoClient[Any], payments: PaymentClient, clock: Clock
+) -> Services:
+    """The services as `settings` configure them, over `client`: the server and every
+    command line tool build them here, so both apply the same limits."""
+    return build_services(
+        payments=payments,
+        clock=clock,
+        default_currency=settings.default_currency,
+        limits=InputLimits(
+            max_key_length=settings.max_key_length,
+            max_group_length=settings.max_group_length,
+            max_note_length=settings.max_note_length,
+        ),
+        max_pending_orders=settings.max_pending_orders,
+        api_key_pepper=(settings.api_key_pepper or "").encode(),
+        sharded=await is_sharded(client),
+        production=settings.production,
+        webhook_retry_base_seconds=settings.webhook_retry_base_seconds,
+    )
+
+
 def holder_name() -> str:
     """Who holds a lease: this host and process, and a random part for a restarted one."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -399,21 +421,7 @@ def create_app(
     async def database(app: web.Application) -> AsyncIterator[None]:
         async with open_database(settings) as client:
             app[CLIENT] = client
-            app[SERVICES] = build_services(
-                payments=provider,
-                clock=clock or SystemClock(),
-                default_currency=settings.default_currency,
-                limits=InputLimits(
-                    max_key_length=settings.max_key_length,
-                    max_group_length=settings.max_group_length,
-                    max_note_length=settings.max_note_length,
-                ),
-                max_pending_orders=settings.max_pending_orders,
-                api_key_pepper=(settings.api_key_pepper or "").encode(),
-                sharded=await is_sharded(client),
-                production=settings.production,
-                webhook_retry_base_seconds=settings.webhook_retry_base_seconds,
-            )
+            app[SERVICES] = await services_for(settings, client, provider, clock or SystemClock())
             app[AUTHENTICATOR] = Authenticator(
                 rules=settings.token_rules,
                 oidc=settings.oidc_rules,

@@ -16,14 +16,14 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from usercredits.api import build_schema
-from usercredits.server.app import create_app, payment_client
+from usercredits.server.app import create_app, payment_client, services_for
 from usercredits.server.auth import issue_token
-from usercredits.server.database import is_sharded, open_database
+from usercredits.server.database import open_database
 from usercredits.server.listener import listen as listen_for_webhooks
 from usercredits.server.logs import JsonAccessLogger, configure_logging
 from usercredits.server.settings import Settings
 from usercredits.server.workers import Workers
-from usercredits.services import Services, build_services
+from usercredits.services import Services
 from usercredits.services.access import Role
 from usercredits.services.api_keys import CreatedApiKey
 from usercredits.services.catalogue import CatalogueErrors, export_catalogue, import_catalogue
@@ -103,15 +103,7 @@ async def _with_services(settings: Settings, work: Callable[[Services], Awaitabl
     async with open_database(settings) as client:
         payments = payment_client(settings)
         try:
-            return await work(
-                build_services(
-                    payments=payments,
-                    clock=SystemClock(),
-                    default_currency=settings.default_currency,
-                    api_key_pepper=(settings.api_key_pepper or "").encode(),
-                    sharded=await is_sharded(client),
-                )
-            )
+            return await work(await services_for(settings, client, payments, SystemClock()))
         finally:
             await payments.close()
 
