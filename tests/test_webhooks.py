@@ -330,6 +330,34 @@ async def test_each_event_arrives_once_signed_after_failures(
     assert await deliveries(api, status="FAILED") == []
 
 
+async def test_an_endpoint_gets_what_happens_while_it_is_enabled(
+    http: aiohttp.ClientSession, start_server: StartServer
+) -> None:
+    base = await start_server(**FAST)
+    api = Api(http, f"{base}/graphql")
+    update = """mutation U($id: ID!, $input: WebhookEndpointInput!) {
+      updateWebhookEndpoint(id: $id, input: $input) { enabled } }"""
+    async with running_receiver() as receiver:
+        endpoint_id, _ = await endpoint(api, receiver.url, ["balance.depleted"])
+        # Right after the mutation answers, the endpoint's first event is not missed.
+        await grant(api, "before", 1, key="g1")
+        await consume(api, "before", 1, "c1")
+        await receiver.wait_for(1)
+        off = {"id": endpoint_id, "input": {"url": receiver.url, "enabled": False}}
+        await api.data(update, off, as_=ADMIN)
+        await asyncio.sleep(0.5)  # the relay stops reading
+        await grant(api, "while-off", 1, key="g2")
+        await consume(api, "while-off", 1, "c2")
+        await asyncio.sleep(0.5)
+        on = {"id": endpoint_id, "input": {"url": receiver.url, "enabled": True}}
+        await api.data(update, on, as_=ADMIN)
+        await grant(api, "after", 1, key="g3")
+        await consume(api, "after", 1, "c3")
+        await receiver.wait_for(2)
+        await asyncio.sleep(0.5)
+    assert [r.event["data"]["userId"] for r in receiver.accepted] == ["before", "after"]
+
+
 async def test_a_storm_of_debits_sends_one_low_and_one_recovered(
     http: aiohttp.ClientSession, start_server: StartServer
 ) -> None:

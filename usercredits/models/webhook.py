@@ -22,10 +22,6 @@ class WebhookEndpointDocument(Document):
     """The first failed attempt since the last success: three days of it disable the
     endpoint."""
     disabled_reason: str | None = None
-    listening_from: int | None = None
-    """The database's cluster time (a BSON timestamp as one integer) when it was made or
-    last enabled: the webhook relay, starting with no resume token, reads the changes
-    from there, so an event right after the endpoint's creation is not missed."""
 
     class Settings:
         name = "webhook_endpoints"
@@ -102,6 +98,9 @@ class StreamPosition(Document):
     id: str  # type: ignore[assignment]
     resume_token: dict[str, object]
     saved_at: datetime
+    idle: bool = False
+    """The reader stopped on purpose (nothing to read for): the next one starts afresh
+    instead of replaying what happened meanwhile."""
 
     class Settings:
         name = "stream_positions"

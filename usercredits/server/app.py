@@ -480,7 +480,6 @@ def create_app(
         relay = EventRelay(
             database=app[CLIENT][settings.database],
             publisher=outbound.publisher,
-            endpoints=outbound.endpoints,
             lease=Lease(
                 collection=app[CLIENT][settings.database]["leases"],
                 name="webhook-relay",

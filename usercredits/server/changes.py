@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
-from bson import Timestamp
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure, PyMongoError
 
@@ -58,7 +57,6 @@ class ChangeReader:
         *,
         database: AsyncDatabase[Any],
         resume_token: Mapping[str, Any] | None = None,
-        start_at: Timestamp | None = None,
         also: tuple[str, ...] = (),
         gather_seconds: float = GATHER_SECONDS,
     ) -> None:
@@ -68,7 +66,6 @@ class ChangeReader:
         self._orders = OrderDocument.get_collection_name()
         self._also = also
         self.resume_token = resume_token
-        self._start_at = start_at
         self.opened = asyncio.Event()
 
     async def handle(self, changes: list[Change], resume_token: Mapping[str, Any]) -> None:
@@ -113,7 +110,6 @@ class ChangeReader:
                         extra={"error": str(exc)},
                     )
                     self.resume_token = None
-                    self._start_at = None
                 else:
                     log.warning("change stream interrupted, resuming", extra={"error": str(exc)})
                 await asyncio.sleep(RETRY_SECONDS)
@@ -123,8 +119,9 @@ class ChangeReader:
             self._pipeline(),
             full_document="updateLookup",
             resume_after=self.resume_token,
-            start_at_operation_time=None if self.resume_token else self._start_at,
         ) as stream:
+            if self.resume_token is None:
+                self.resume_token = stream.resume_token
             self.opened.set()
             batch: list[Change] = []
             while stream.alive:

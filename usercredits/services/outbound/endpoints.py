@@ -1,14 +1,13 @@
 """The receivers admins register: a URL, the event types it wants and whether it is on.
 Each has its own signing secret, shown once when it is made."""
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import logging
+import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from bson import Timestamp
-from pymongo.asynchronous.client_session import AsyncClientSession
-
-from usercredits.models import WebhookEndpointDocument
+from usercredits.models import StreamPosition, WebhookEndpointDocument
 from usercredits.services.clock import Clock
 from usercredits.services.errors import InvalidInput, NotFound, shown
 from usercredits.services.ids import object_id
@@ -33,6 +32,9 @@ EVENT_TYPES = frozenset(
     }
 )
 MAX_ENDPOINTS = 50
+RELAY_WAIT = timedelta(seconds=10)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,28 +114,10 @@ class WebhookEndpoints:
             secret=new_secret(),
             created_at=self._clock.now(),
         )
+        await document.insert()
         if document.enabled:
-            await self._write_listening(document, lambda s: document.insert(session=s))
-        else:
-            await document.insert()
+            await self._relay_reading()
         return CreatedEndpoint(endpoint=Endpoint.of(document), secret=document.secret)
-
-    async def _write_listening(
-        self,
-        document: WebhookEndpointDocument,
-        write: Callable[[AsyncClientSession], Awaitable[object]],
-    ) -> None:
-        """Runs `write`, which makes the endpoint listen, and stamps the endpoint with its
-        cluster time (see `listening_from`)."""
-        collection = WebhookEndpointDocument.get_pymongo_collection()
-        async with collection.database.client.start_session() as session:
-            await write(session)
-            stamp = session.operation_time
-        if stamp is not None:
-            document.listening_from = stamp.time << 32 | stamp.inc
-            await collection.update_one(
-                {"_id": document.id}, {"$set": {"listening_from": document.listening_from}}
-            )
 
     async def update(self, endpoint_id: str, spec: EndpointSpec) -> Endpoint:
         """Replaces what the admin states; enabling an endpoint clears why it was off."""
@@ -146,10 +130,9 @@ class WebhookEndpoints:
             document.failing_since = None
             document.disabled_reason = None
         document.enabled = checked.enabled
+        await document.save()
         if enabling:
-            await self._write_listening(document, lambda s: document.save(session=s))
-        else:
-            await document.save()
+            await self._relay_reading()
         return Endpoint.of(document)
 
     async def delete(self, endpoint_id: str) -> Endpoint:
@@ -161,14 +144,18 @@ class WebhookEndpoints:
     async def list_endpoints(self) -> list[Endpoint]:
         return [Endpoint.of(d) for d in await WebhookEndpointDocument.find({}).to_list()]
 
-    async def listening_since(self) -> Timestamp | None:
-        """The earliest `listening_from` of the enabled endpoints."""
-        stamps = [
-            d.listening_from
-            for d in await WebhookEndpointDocument.find({"enabled": True}).to_list()
-            if d.listening_from
-        ]
-        return Timestamp(min(stamps) >> 32, min(stamps) & 0xFFFFFFFF) if stamps else None
+    async def _relay_reading(self) -> None:
+        """Waits until the webhook relay reads the changes (server/relay.py), so that
+        every change after an endpoint is enabled reaches it: with no endpoint enabled
+        the relay reads nothing, and starts from the moment it opens its stream. Gives
+        up after RELAY_WAIT (no relay runs, as in a command line tool)."""
+        positions = StreamPosition.get_pymongo_collection()
+        deadline = time.monotonic() + RELAY_WAIT.total_seconds()
+        while await positions.find_one({"idle": False}) is None:
+            if time.monotonic() >= deadline:
+                log.warning("no webhook relay is reading; events wait until one starts")
+                return
+            await asyncio.sleep(0.05)
 
     async def target(self, endpoint_id: str) -> Target | None:
         """The endpoint and its secret, for a delivery; None if it was deleted."""
