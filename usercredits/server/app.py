@@ -61,6 +61,9 @@ from usercredits.services.webhooks import handle_payment_event
 
 log = logging.getLogger(__name__)
 
+STOP_SECONDS = 5.0
+"""How long a stopping server waits for its background tasks once cancelled."""
+
 READY_TIMEOUT_SECONDS = 2.0
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -507,7 +510,9 @@ def create_app(
         yield
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        _, stuck = await asyncio.wait(tasks, timeout=STOP_SECONDS)
+        if stuck:
+            log.error("webhook tasks did not stop", extra={"tasks": [t.get_name() for t in stuck]})
 
     app.cleanup_ctx.extend([database, revocations, change_feed, sweeper, webhooks])
     app.on_shutdown.append(close_websockets)

@@ -139,7 +139,10 @@ class EventRelay:
             resume_token=None if stored is None or stored.get("idle") else stored["resume_token"],
         )
         self._reading = asyncio.create_task(reader.run(), name="webhook-relay")
-        await asyncio.wait_for(reader.opened.wait(), 30)
+        # Not asyncio.wait_for: on Python 3.11 it can swallow the cancellation that stops
+        # the server, and this loop would then never end.
+        async with asyncio.timeout(30):
+            await reader.opened.wait()
         assert reader.resume_token is not None  # set when the stream opens
         await positions.update_one(
             {"_id": POSITION},
