@@ -482,7 +482,3 @@ async def test_the_command_line_applies_the_configured_input_limits(
     code, _, stderr = await run_cli("offers", "import", str(catalogue), "--dry-run", env=env)
     assert code == 1
     assert "offerGroup must be a non-empty name of at most 8 characters" in stderr
-    del env["USERCREDITS_MAX_GROUP_LENGTH"]
-    code, out, stderr = await run_cli("offers", "import", str(catalogue), "--dry-run", env=env)
-    assert code == 0, stderr
-    assert "long-group would be created" in out

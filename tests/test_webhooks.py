@@ -380,7 +380,7 @@ async def test_a_storm_of_debits_sends_one_low_and_one_recovered(
         await asyncio.gather(*storm)
         await grant(api, "u1", 200, key="up")
         await receiver.wait_for(2)
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.3)
     assert sorted(receiver.types()) == ["balance.low", "balance.recovered"]
     low = next(r.event for r in receiver.accepted if r.event["type"] == "balance.low")
     assert low["data"]["balance"] == 50
@@ -567,7 +567,7 @@ async def test_a_server_killed_mid_delivery_loses_nothing(
     http: aiohttp.ClientSession, spawn_server: SpawnServer
 ) -> None:
     env = {
-        "USERCREDITS_WEBHOOK_TIMEOUT_SECONDS": "1",
+        "USERCREDITS_WEBHOOK_TIMEOUT_SECONDS": "0.5",
         "USERCREDITS_WEBHOOK_POLL_SECONDS": "0.05",
         "USERCREDITS_WEBHOOK_RELAY_SECONDS": "0.1",
         "USERCREDITS_WEBHOOK_RETRY_BASE_SECONDS": "0.05",
