@@ -82,31 +82,38 @@ class Dispatcher:
 
     async def run(self) -> None:
         """Claims and sends deliveries until cancelled."""
+        slots = asyncio.Semaphore(self._concurrency)
+        running: set[asyncio.Task[None]] = set()
+        session: aiohttp.ClientSession | None = None
+        try:
+            while True:
+                await slots.acquire()
+                claimed = await self._claim()
+                if claimed is None:
+                    slots.release()
+                    await self._deliveries.made_or(self._poll)
+                    continue
+                # Made at the first delivery: a process that never sends one keeps none.
+                session = session or self._session()
+                task = asyncio.create_task(self._attempt(session, claimed))
+                running.add(task)
+                task.add_done_callback(running.discard)
+                task.add_done_callback(lambda _: slots.release())
+        finally:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+            if session is not None:
+                await session.close()
+
+    def _session(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
             limit=self._concurrency,
             resolver=PublicOnlyResolver() if self._production else None,
         )
-        slots = asyncio.Semaphore(self._concurrency)
-        running: set[asyncio.Task[None]] = set()
-        async with aiohttp.ClientSession(
+        return aiohttp.ClientSession(
             connector=connector, timeout=aiohttp.ClientTimeout(total=self._timeout)
-        ) as session:
-            try:
-                while True:
-                    await slots.acquire()
-                    claimed = await self._claim()
-                    if claimed is None:
-                        slots.release()
-                        await asyncio.sleep(self._poll)
-                        continue
-                    task = asyncio.create_task(self._attempt(session, claimed))
-                    running.add(task)
-                    task.add_done_callback(running.discard)
-                    task.add_done_callback(lambda _: slots.release())
-            finally:
-                for task in running:
-                    task.cancel()
-                await asyncio.gather(*running, return_exceptions=True)
+        )
 
     async def _claim(self) -> Claimed | None:
         try:

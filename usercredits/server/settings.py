@@ -118,8 +118,10 @@ class Settings(BaseSettings):
     """How long a receiver has to answer one delivery."""
     webhook_concurrency: int = Field(default=16, ge=1)
     """Deliveries in flight per server process."""
-    webhook_poll_seconds: float = Field(default=0.5, gt=0)
-    """How often an idle process looks for due deliveries."""
+    webhook_poll_seconds: float = Field(default=2.0, gt=0)
+    """How often an idle process looks for due deliveries (those its own relay makes are
+    sent at once). Each look costs the database a command and the server memory: looking
+    every 0.5 s made idle subscriptions measure 0.3 KB larger each."""
     webhook_relay_seconds: float = Field(default=1.0, gt=0)
     """How often the relay checks its lease and whether any endpoint is enabled."""
     webhook_expiring_scan_seconds: float = Field(default=60.0, gt=0)

@@ -8,6 +8,7 @@ if the process dies mid-attempt, the delivery is due again when the claim lapses
 sent again with the same event id (at least once). Only the outcome of the claim's own
 attempt is recorded."""
 
+import asyncio
 import random
 import secrets
 from dataclasses import dataclass
@@ -94,6 +95,17 @@ class Deliveries:
         self._clock = clock
         self._base = retry_base_seconds
         self._collection = WebhookDeliveryDocument.get_pymongo_collection()
+        self._made = asyncio.Event()
+
+    async def made_or(self, seconds: float) -> None:
+        """Returns when this process has made a delivery due now, or after `seconds`:
+        other processes' are found by looking, this one's need not wait for it."""
+        try:
+            async with asyncio.timeout(seconds):
+                await self._made.wait()
+        except TimeoutError:
+            pass
+        self._made.clear()
 
     async def enqueue(self, events: list[Event], endpoints: list[Endpoint]) -> int:
         """One delivery per event and endpoint that wants it; those already made are left
@@ -118,14 +130,17 @@ class Deliveries:
         ]
         if not documents:
             return 0
+        made = len(documents)
         try:
             await self._collection.insert_many(documents, ordered=False)
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
             if any(e.get("code") != DUPLICATE_KEY for e in errors):
                 raise
-            return len(documents) - len(errors)
-        return len(documents)
+            made -= len(errors)
+        if made:
+            self._made.set()
+        return made
 
     async def claim(self, *, hold: timedelta) -> Claimed | None:
         """The most overdue delivery, held for `hold`; None when none is due."""
@@ -219,4 +234,5 @@ class Deliveries:
         )
         if raw is None:
             raise NotFound(f"webhook delivery {shown(delivery_id)} does not exist")
+        self._made.set()
         return Delivery.of(raw)
