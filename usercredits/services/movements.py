@@ -60,11 +60,11 @@ from usercredits.services.clock import Clock, due_by
 from usercredits.services.errors import Contended, Impossible
 from usercredits.services.lots import Totals, prune, totals
 from usercredits.services.sharding import ONE_SERVER, UserScope
+from usercredits.services.writes import duplicates_only
 from usercredits.values import Hold, LedgerEntry, LedgerReason, Lot, LotDraw
 
 log = logging.getLogger(__name__)
 
-DUPLICATE_KEY = 11000
 FLUSHED_CACHE = 100_000
 """Balances whose last entries this process knows to be in the ledger (a bounded LRU)."""
 DECODED_LOTS = 50_000
@@ -281,9 +281,7 @@ class Movements:
             result = await self._balances.bulk_write(operations, ordered=False)
             modified, failed = result.modified_count, set[int]()
         except BulkWriteError as exc:
-            errors = exc.details["writeErrors"]
-            if any(e["code"] != DUPLICATE_KEY for e in errors):
-                raise
+            errors = duplicates_only(exc)
             modified, failed = exc.details["nModified"], {e["index"] for e in errors}
         won = [p for i, p in enumerate(planned) if i not in failed]
         if modified == updates:
@@ -348,8 +346,7 @@ class Movements:
         try:
             await self._ledger.insert_many(entries, ordered=False)
         except BulkWriteError as exc:
-            if any(e["code"] != DUPLICATE_KEY for e in exc.details["writeErrors"]):
-                raise
+            duplicates_only(exc)
         for bid, batch in movements:
             self._remember(bid, batch[-1]["seq"])
 

@@ -28,8 +28,8 @@ from usercredits.services.outbound.derive import Event
 from usercredits.services.outbound.endpoints import Endpoint
 from usercredits.services.outbound.signing import RETRY_FOR, retry_delay
 from usercredits.services.pages import newest_first
+from usercredits.services.writes import duplicates_only
 
-DUPLICATE_KEY = 11000
 MAX_PAGE = 100
 MAX_ERROR = 300
 
@@ -134,10 +134,7 @@ class Deliveries:
         try:
             await self._collection.insert_many(documents, ordered=False)
         except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(e.get("code") != DUPLICATE_KEY for e in errors):
-                raise
-            made -= len(errors)
+            made -= len(duplicates_only(exc))
         if made:
             self._made.set()
         return made
