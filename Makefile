@@ -17,7 +17,7 @@ $(UV):
 	touch $@
 
 run: .venv/.synced
-	USERCREDITS_SEED_CATALOGUE=catalogue/example.yaml .venv/bin/usercredits serve
+	USERCREDITS_SEED_CATALOGUE=catalogue/example.yaml USERCREDITS_DEMO=true .venv/bin/usercredits serve
 
 lint: .venv/.synced
 	.venv/bin/ruff check .

@@ -40,6 +40,7 @@ from usercredits.server.auth import Authenticator, signs_in_with_api_key
 from usercredits.server.changes import ChangeFeed, running_feed
 from usercredits.server.database import is_sharded, open_database
 from usercredits.server.deadlines import body_deadline
+from usercredits.server.demo import add_demo_routes
 from usercredits.server.dispatcher import Dispatcher
 from usercredits.server.logs import request_id as current_request_id
 from usercredits.server.logs import request_ids
@@ -525,4 +526,6 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    if settings.demo and settings.token_rules is not None:
+        add_demo_routes(app, settings.token_rules)
     return app

@@ -89,8 +89,9 @@ def _banner(settings: Settings, host: str, port: int, workers: int) -> None:
         if settings.mongodb_uri
         else f"an embedded SecantusDB in {settings.data_dir.resolve()}"
     )
+    demo = f"; demo page: http://{host}:{port}/" if settings.demo else ""
     print(  # the one line a person starting the service needs
-        f"UserCredits GraphQL: http://{host}:{port}/graphql (GraphiQL in a browser), "
+        f"UserCredits GraphQL: http://{host}:{port}/graphql (GraphiQL in a browser){demo}; "
         f"database: {where}, payments: "
         f"{'Stripe' if settings.provider == 'stripe' else 'SANDBOX (no money moves)'}, "
         f"{workers} worker process{'es' if workers > 1 else ''}",

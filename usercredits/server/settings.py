@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     """How often the relay checks its lease and whether any endpoint is enabled."""
     webhook_expiring_scan_seconds: float = Field(default=60.0, gt=0)
     """How often lots about to expire are looked for (tokens.expiring)."""
+    demo: bool = False
+    """Serve the demo page at / and sign in demo users without a password (`make run`
+    turns it on; refused in production)."""
 
     @model_validator(mode="after")
     def _production_needs_a_jwt_secret(self) -> "Settings":
@@ -154,6 +157,15 @@ class Settings(BaseSettings):
                 "anyone completes their own payment: set USERCREDITS_STRIPE_SECRET_KEY and "
                 "USERCREDITS_STRIPE_WEBHOOK_SECRET (and leave USERCREDITS_PAYMENTS unset or "
                 "'stripe')"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _no_demo_in_production(self) -> "Settings":
+        if self.production and self.demo:
+            raise ValueError(
+                "USERCREDITS_DEMO and USERCREDITS_PRODUCTION are both on: the demo signs "
+                "anyone in as a demo user; turn it off"
             )
         return self
 

@@ -1,0 +1,283 @@
+/**
+ * The demo page served at `/` with USERCREDITS_DEMO=true: a demo user buys offers in the
+ * sandbox, spends and reserves tokens, and watches balances, lots, the ledger and warnings
+ * change live, all through the client kit.
+ */
+import {
+  UserCreditsClient,
+  UserCreditsError,
+  type Balance,
+  type BalancesUpdate,
+  type Reservation,
+  type Watch,
+} from "../src/index.js";
+
+const GRAPHQL = new URL("/graphql", location.href).toString();
+const LEDGER_PAGE = 10;
+
+type Child = Node | string;
+
+/** An element with attributes and children; text is always set as text, never as HTML. */
+function h(tag: string, attributes: Record<string, string> = {}, ...children: Child[]) {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, value);
+  element.append(...children);
+  return element;
+}
+
+function byId<T extends HTMLElement>(id: string): T {
+  return document.getElementById(id) as T;
+}
+
+function when(iso: string | null): string {
+  return iso === null ? "never" : new Date(iso).toLocaleString();
+}
+
+class Demo {
+  private client: UserCreditsClient | null = null;
+  private watch: Watch | null = null;
+  private reservations: Reservation[] = [];
+  private page = 0;
+  private cursors: (string | null)[] = [null];
+
+  async start(): Promise<void> {
+    byId<HTMLSelectElement>("user").addEventListener("change", () => void this.signIn());
+    byId<HTMLFormElement>("spend").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const action = (event.submitter as HTMLButtonElement | null)?.value ?? "consume";
+      void this.spend(action);
+    });
+    byId("ledger-older").addEventListener("click", () => void this.ledgerPage(+1));
+    byId("ledger-newer").addEventListener("click", () => void this.ledgerPage(-1));
+    await this.signIn();
+  }
+
+  private async signIn(): Promise<void> {
+    await this.watch?.stop();
+    const user = byId<HTMLSelectElement>("user").value;
+    const answer = await fetch("/demo/session", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ user }),
+    });
+    const session = (await answer.json()) as { token: string };
+    this.client = new UserCreditsClient({ url: GRAPHQL, token: session.token });
+    this.reservations = [];
+    this.page = 0;
+    this.cursors = [null];
+    this.status("connecting");
+    this.watch = this.client.watchBalances(
+      {
+        details: true,
+        onStatus: (status) => this.status(status),
+        onError: (error) => console.warn("balances:", error),
+      },
+      (update) => void this.changed(update),
+    );
+    await Promise.all([this.showOffers(), this.showReservations()]);
+  }
+
+  private status(status: string): void {
+    const badge = byId("connection");
+    badge.textContent = status;
+    badge.dataset.status = status;
+  }
+
+  private async changed(update: BalancesUpdate): Promise<void> {
+    this.showBalances(update.balances);
+    if (update.event) {
+      const { delta, offerGroup, reason } = update.event;
+      byId("last-change").textContent =
+        `${offerGroup}: ${delta > 0 ? "+" : ""}${delta} (${reason.toLowerCase()})`;
+    }
+    await Promise.all([this.ledgerPage(0), this.showWarnings(), this.showOffers()]);
+  }
+
+  private showBalances(balances: Balance[]): void {
+    const groups = byId<HTMLSelectElement>("group");
+    const chosen = groups.value;
+    groups.replaceChildren(
+      ...balances.map((b) => h("option", { value: b.offerGroup }, b.offerGroup)),
+    );
+    if (balances.some((b) => b.offerGroup === chosen)) groups.value = chosen;
+    byId("balances").replaceChildren(
+      ...(balances.length === 0
+        ? [h("p", {}, "No tokens yet: buy an offer below.")]
+        : balances.map((balance) => this.balanceCard(balance))),
+    );
+  }
+
+  private balanceCard(balance: Balance): HTMLElement {
+    const lots = h(
+      "table",
+      {},
+      h(
+        "thead",
+        {},
+        h("tr", {}, h("th", {}, "Lot"), h("th", {}, "Left"), h("th", {}, "Expires")),
+      ),
+      h(
+        "tbody",
+        {},
+        ...balance.lots.map((lot) =>
+          h(
+            "tr",
+            {},
+            h("td", {}, lot.source.toLowerCase()),
+            h("td", {}, `${lot.remaining} / ${lot.tokens}`),
+            h("td", {}, when(lot.expires)),
+          ),
+        ),
+      ),
+    );
+    const next = balance.nextExpiry
+      ? `${balance.nextExpiry.tokens} expire ${when(balance.nextExpiry.at)}`
+      : "nothing expires";
+    return h(
+      "article",
+      { class: "balance", "data-group": balance.offerGroup },
+      h("h3", {}, balance.offerGroup),
+      h("p", { class: "tokens" }, h("span", { class: "amount" }, String(balance.tokens)), " tokens"),
+      h("p", {}, `${balance.reserved} reserved; ${next}`),
+      lots,
+    );
+  }
+
+  private async showOffers(): Promise<void> {
+    const offers = await this.guard(() => this.client!.offers());
+    if (!offers) return;
+    byId("offers").replaceChildren(
+      ...offers.map((offer) => {
+        const price = offer.prices[0];
+        const buy = h(
+          "button",
+          { type: "button", "aria-label": `Buy ${offer.name}` },
+          "Buy",
+        ) as HTMLButtonElement;
+        buy.addEventListener("click", () => void this.buy(offer.id, buy));
+        return h(
+          "li",
+          { class: "offer", "data-offer": offer.id },
+          h("span", { class: "name" }, offer.name),
+          h(
+            "span",
+            { class: "detail" },
+            `${offer.tokenCount} ${offer.offerGroup} tokens, ${offer.cycle.toLowerCase()}` +
+              (price ? `, ${price.amount} ${price.currency}` : ""),
+          ),
+          buy,
+        );
+      }),
+    );
+  }
+
+  private async buy(offerId: string, button: HTMLButtonElement): Promise<void> {
+    button.disabled = true;
+    const order = await this.guard(() => this.client!.buy(offerId));
+    button.disabled = false;
+    if (order) this.say(`Order ${order.status.toLowerCase()}: ${order.tokenCount} tokens`);
+  }
+
+  private async spend(action: string): Promise<void> {
+    const group = byId<HTMLSelectElement>("group").value;
+    const tokens = Number(byId<HTMLInputElement>("tokens").value);
+    const client = this.client!;
+    if (action === "reserve") {
+      const held = await this.guard(() => client.reserve({ offerGroup: group, tokens }));
+      if (held) this.reservations.push(held);
+      await this.showReservations();
+    } else {
+      const entry = await this.guard(() => client.consume({ offerGroup: group, tokens }));
+      if (entry) this.say(`Spent ${-entry.tokens} ${group} tokens`);
+    }
+  }
+
+  private async settle(reservation: Reservation, commit: boolean): Promise<void> {
+    const client = this.client!;
+    const done = await this.guard<unknown>(() =>
+      commit ? client.commit(reservation.id) : client.release(reservation.id),
+    );
+    if (done) this.reservations = this.reservations.filter((r) => r.id !== reservation.id);
+    await this.showReservations();
+  }
+
+  private async showReservations(): Promise<void> {
+    byId("reservations").replaceChildren(
+      ...this.reservations.map((reservation) => {
+        const commit = h("button", { type: "button" }, "Commit");
+        const release = h("button", { type: "button" }, "Release");
+        commit.addEventListener("click", () => void this.settle(reservation, true));
+        release.addEventListener("click", () => void this.settle(reservation, false));
+        return h(
+          "li",
+          {},
+          `${reservation.tokens} ${reservation.offerGroup} tokens held until ${when(reservation.expiresAt)} `,
+          commit,
+          release,
+        );
+      }),
+    );
+  }
+
+  /** Moves through the ledger: +1 older, -1 newer, 0 the same page again. */
+  private async ledgerPage(step: number): Promise<void> {
+    const target = Math.max(0, this.page + step);
+    const after = this.cursors[target] ?? null;
+    const page = await this.guard(() => this.client!.ledger({ first: LEDGER_PAGE, after }));
+    if (!page) return;
+    this.page = target;
+    this.cursors[target + 1] = page.pageInfo.endCursor;
+    byId("ledger").replaceChildren(
+      ...page.edges.map(({ node }) =>
+        h(
+          "tr",
+          {},
+          h("td", {}, when(node.createdAt)),
+          h("td", {}, node.offerGroup),
+          h("td", {}, `${node.tokens > 0 ? "+" : ""}${node.tokens}`),
+          h("td", {}, node.reason.toLowerCase()),
+          h("td", {}, String(node.balanceAfter)),
+        ),
+      ),
+    );
+    byId<HTMLButtonElement>("ledger-older").disabled = !page.pageInfo.hasNextPage;
+    byId<HTMLButtonElement>("ledger-newer").disabled = target === 0;
+    byId("ledger-page").textContent = `page ${target + 1}`;
+  }
+
+  private async showWarnings(): Promise<void> {
+    const warnings = await this.guard(() => this.client!.warnings(604_800, 100));
+    if (!warnings) return;
+    byId("warnings").replaceChildren(
+      ...(warnings.length === 0
+        ? [h("li", {}, "None.")]
+        : warnings.map((w) =>
+            h(
+              "li",
+              {},
+              `${w.offerGroup}: ${w.kind.toLowerCase().replace(/_/g, " ")}, ${w.tokens} tokens` +
+                (w.expires ? `, ${when(w.expires)}` : ""),
+            ),
+          )),
+    );
+  }
+
+  /** Runs a call and shows a refusal (INSUFFICIENT_TOKENS, ...) instead of throwing. */
+  private async guard<T>(call: () => Promise<T>): Promise<T | null> {
+    try {
+      return await call();
+    } catch (error) {
+      const text =
+        error instanceof UserCreditsError ? `${error.code}: ${error.message}` : String(error);
+      byId("problem").textContent = text;
+      return null;
+    }
+  }
+
+  private say(text: string): void {
+    byId("problem").textContent = "";
+    byId("notice").textContent = text;
+  }
+}
+
+void new Demo().start();

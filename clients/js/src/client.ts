@@ -1,0 +1,422 @@
+/**
+ * The client kit: one object per signed-in user that reads, spends and buys tokens over
+ * HTTP and follows balances over graphql-transport-ws.
+ *
+ * Every mutation that moves tokens carries an idempotency key made here, and a network
+ * failure is retried with the same key, so a retry can never debit twice.
+ */
+import { createClient, type Client as SocketClient } from "graphql-ws";
+
+import {
+  BalanceChangedDocument,
+  BalancesDocument,
+  CommitReservationDocument,
+  CompleteSandboxPaymentDocument,
+  ConsumeTokensDocument,
+  CreateOrderDocument,
+  CreditWarningsDocument,
+  LedgerDocument,
+  OffersDocument,
+  OrderDocument,
+  ReleaseReservationDocument,
+  ReserveTokensDocument,
+  type BalanceChangedSubscription,
+  type BalancesQuery,
+  type CreditWarningsQuery,
+  type LedgerQuery,
+  type OffersQuery,
+  type OrderFieldsFragment,
+  type EntryFieldsFragment,
+  type ReservationFieldsFragment,
+  type TypedDocumentString,
+} from "./generated.js";
+
+export type Balance = BalancesQuery["wallet"]["balances"][number];
+export type BalanceEvent = BalanceChangedSubscription["balanceChanged"];
+export type Offer = OffersQuery["offers"][number];
+export type Order = OrderFieldsFragment;
+export type LedgerEntry = EntryFieldsFragment;
+export type Reservation = ReservationFieldsFragment;
+export type LedgerPage = LedgerQuery["ledger"];
+export type CreditWarning = CreditWarningsQuery["creditWarnings"][number];
+
+/** A token, or a function giving the current one: called before every request and every
+ * (re)connection, so a front end can refresh an expiring token there. */
+export type TokenSource = string | (() => string | Promise<string>);
+
+export interface ClientOptions {
+  /** The service's GraphQL address, such as `https://credits.example.com/graphql`. */
+  url: string;
+  token: TokenSource;
+  /** Attempts of a request that fails on the network or with 429/502/503/504 (default 4). */
+  attempts?: number;
+  /** The first wait between attempts and between reconnections, doubled each time. */
+  retryBaseMs?: number;
+  /** The longest wait between reconnections (default 10 s). */
+  retryMaxMs?: number;
+  /** Another `fetch` (tests, older runtimes). */
+  fetch?: typeof fetch;
+  /** Another WebSocket class (runtimes without a global one). */
+  webSocketImpl?: unknown;
+}
+
+/** A refusal by the service, with the contract's error code (INSUFFICIENT_TOKENS, ...). */
+export class UserCreditsError extends Error {
+  readonly code: string;
+
+  constructor(message: string, code: string) {
+    super(message);
+    this.name = "UserCreditsError";
+    this.code = code;
+  }
+}
+
+/** The part of a Stripe.js instance `buy` needs: `Stripe(publishableKey)` is one. */
+export interface StripeConfirmer {
+  confirmCardPayment(clientSecret: string): Promise<{ error?: { message?: string } }>;
+}
+
+export interface WatchOptions {
+  /** Only this group's balance; all groups when absent. */
+  offerGroup?: string;
+  /** Also follow reserved tokens, lots and expiries: an event carries only the new token
+   * count, so each change is followed by a read of the balances (one query per change). */
+  details?: boolean;
+  /** Told when the connection drops (it is retried) or the subscription is refused. */
+  onError?: (error: unknown) => void;
+  /** Told "live" at each (re)connection and "reconnecting" when the connection drops. */
+  onStatus?: (status: "live" | "reconnecting") => void;
+}
+
+/** What `watchBalances` hands on: every balance it follows, and the event that changed
+ * them (null when they were read afresh, at the start and after each reconnection). */
+export interface BalancesUpdate {
+  balances: Balance[];
+  event: BalanceEvent | null;
+}
+
+export interface Watch {
+  /** Stops the subscription and closes its connection. */
+  stop(): Promise<void>;
+}
+
+export interface BuyOptions {
+  quantity?: number;
+  currency?: string;
+  /** Confirms the payment with Stripe.js; without it the sandbox completes it (only a
+   * service running the sandbox provider accepts that). */
+  stripe?: StripeConfirmer;
+}
+
+const RETRIED_STATUSES = new Set([429, 502, 503, 504]);
+
+export class UserCreditsClient {
+  private readonly options: Required<
+    Pick<ClientOptions, "attempts" | "retryBaseMs" | "retryMaxMs">
+  > &
+    ClientOptions;
+  private readonly fetcher: typeof fetch;
+
+  constructor(options: ClientOptions) {
+    this.options = { attempts: 4, retryBaseMs: 250, retryMaxMs: 10_000, ...options };
+    this.fetcher = options.fetch ?? globalThis.fetch.bind(globalThis);
+  }
+
+  /** Sends one operation over HTTP; network failures and overloaded answers are tried
+   * again (the same variables, so the same idempotency key). */
+  async request<R, V>(document: TypedDocumentString<R, V>, variables: V): Promise<R> {
+    const body = JSON.stringify({ query: document.toString(), variables });
+    for (let attempt = 1; ; attempt++) {
+      let response: Response;
+      try {
+        response = await this.fetcher(this.options.url, {
+          method: "POST",
+          headers: {
+            "Content-Type": "application/json",
+            Authorization: `Bearer ${await this.token()}`,
+          },
+          body,
+        });
+      } catch (error) {
+        if (attempt >= this.options.attempts) throw error;
+        await sleep(this.backoff(attempt));
+        continue;
+      }
+      if (RETRIED_STATUSES.has(response.status) && attempt < this.options.attempts) {
+        await sleep(this.backoff(attempt));
+        continue;
+      }
+      return unwrap<R>(await response.json(), response.status);
+    }
+  }
+
+  /** The current balances first, then again at every change, until `stop()`. After a
+   * dropped connection it reconnects with back-off and reads the balances afresh, so a
+   * change made while it was away is not missed. */
+  watchBalances(options: WatchOptions, onChange: (update: BalancesUpdate) => void): Watch {
+    const group = options.offerGroup ?? null;
+    let balances = new Map<string, Balance>();
+    let stopped = false;
+    let reading: Promise<void> | null = null;
+    let changedWhileReading = false;
+
+    const emit = (event: BalanceEvent | null) => {
+      if (!stopped) onChange({ balances: [...balances.values()], event });
+    };
+    // The read goes over the subscription's own socket, after its subscribe message, so the
+    // server follows changes before it reads. It is repeated until no event arrived
+    // meanwhile: a read answered after an event it raced may show the older balance.
+    const readAfresh = async () => {
+      do {
+        changedWhileReading = false;
+        const wallet = await once(socket, BalancesDocument, {});
+        balances = new Map(
+          wallet.wallet.balances
+            .filter((balance) => group === null || balance.offerGroup === group)
+            .map((balance) => [balance.offerGroup, balance]),
+        );
+      } while (changedWhileReading && !stopped);
+      emit(null);
+    };
+    const refresh = () => {
+      reading ??= readAfresh()
+        .catch((error: unknown) => options.onError?.(error))
+        .finally(() => {
+          reading = null;
+        });
+    };
+
+    // After graphql-ws has sent the subscriptions again (on the connection's acknowledgement).
+    const socket = this.socket(options, () => setTimeout(refresh, 0), () => stopped);
+    const unsubscribe = socket.subscribe<BalanceChangedSubscription>(
+      { query: BalanceChangedDocument.toString(), variables: { offerGroup: group } },
+      {
+        next: (result) => {
+          const event = result.data?.balanceChanged;
+          if (!event) {
+            options.onError?.(result.errors);
+            return;
+          }
+          changedWhileReading = true;
+          const known = balances.get(event.offerGroup);
+          if (known) {
+            balances.set(event.offerGroup, { ...known, tokens: event.tokens });
+            emit(event);
+            if (options.details) refresh();
+          } else {
+            refresh();
+          }
+        },
+        error: (error) => options.onError?.(error),
+        complete: () => undefined,
+      },
+    );
+    return {
+      stop: async () => {
+        stopped = true;
+        unsubscribe();
+        await socket.dispose();
+      },
+    };
+  }
+
+  /** Spends `tokens` of `offerGroup` now. */
+  async consume(input: {
+    offerGroup: string;
+    tokens: number;
+    reason?: string;
+    idempotencyKey?: string;
+  }): Promise<LedgerEntry> {
+    const data = await this.request(ConsumeTokensDocument, {
+      input: { ...input, idempotencyKey: input.idempotencyKey ?? newKey() },
+    });
+    return data.consumeTokens;
+  }
+
+  /** Holds `tokens` of `offerGroup` for a job; commit or release it afterwards (or it is
+   * released after `ttlSeconds`). */
+  async reserve(input: {
+    offerGroup: string;
+    tokens: number;
+    ttlSeconds?: number;
+    idempotencyKey?: string;
+  }): Promise<Reservation> {
+    const data = await this.request(ReserveTokensDocument, {
+      input: { ...input, idempotencyKey: input.idempotencyKey ?? newKey() },
+    });
+    return data.reserveTokens;
+  }
+
+  /** Spends `tokens` of a reservation (all it holds by default) and gives the rest back.
+   * Committing again returns the first commit's entry, so a retry is safe. */
+  async commit(reservationId: string, tokens?: number): Promise<LedgerEntry> {
+    const data = await this.request(CommitReservationDocument, {
+      id: reservationId,
+      tokens: tokens ?? null,
+    });
+    return data.commitReservation;
+  }
+
+  /** Gives a reservation's tokens back; releasing twice changes nothing. */
+  async release(reservationId: string): Promise<Reservation> {
+    const data = await this.request(ReleaseReservationDocument, { id: reservationId });
+    return data.releaseReservation;
+  }
+
+  /** Reserves `tokens`, runs `job`, commits the tokens it reports as used, and releases
+   * the reservation if it throws (the error is thrown on). */
+  async withReservation<T>(
+    offerGroup: string,
+    tokens: number,
+    job: (reservation: Reservation) => Promise<{ used: number; result: T }>,
+  ): Promise<{ result: T; entry: LedgerEntry }> {
+    const reservation = await this.reserve({ offerGroup, tokens });
+    let outcome: { used: number; result: T };
+    try {
+      outcome = await job(reservation);
+    } catch (error) {
+      await this.release(reservation.id);
+      throw error;
+    }
+    const entry = await this.commit(reservation.id, outcome.used);
+    return { result: outcome.result, entry };
+  }
+
+  /** Orders `offerId` and pays: with Stripe.js when given, else through the sandbox. The
+   * tokens are credited when the payment succeeds; the order returned says its status. */
+  async buy(offerId: string, options: BuyOptions = {}): Promise<Order> {
+    const created = await this.request(CreateOrderDocument, {
+      input: {
+        offerId,
+        quantity: options.quantity ?? 1,
+        currency: options.currency ?? null,
+        idempotencyKey: newKey(),
+      },
+    });
+    const { order, paymentClientSecret } = created.createOrder;
+    if (paymentClientSecret === null) return order;
+    if (options.stripe) {
+      const confirmed = await options.stripe.confirmCardPayment(paymentClientSecret);
+      if (confirmed.error) {
+        throw new UserCreditsError(confirmed.error.message ?? "payment refused", "PAYMENT_FAILED");
+      }
+      return this.order(order.id);
+    }
+    const paid = await this.request(CompleteSandboxPaymentDocument, { orderId: order.id });
+    return paid.completeSandboxPayment;
+  }
+
+  /** One of the user's orders. */
+  async order(id: string): Promise<Order> {
+    const data = await this.request(OrderDocument, { id });
+    if (data.order === null) throw new UserCreditsError(`order ${id} not found`, "NOT_FOUND");
+    return data.order;
+  }
+
+  /** The offers this user can buy (their overrides and unlocks applied). */
+  async offers(offerGroup?: string): Promise<Offer[]> {
+    return (await this.request(OffersDocument, { offerGroup: offerGroup ?? null })).offers;
+  }
+
+  /** One page of the user's ledger, newest first; pass `endCursor` on for the next. */
+  async ledger(page: { offerGroup?: string; first?: number; after?: string | null } = {}) {
+    const data = await this.request(LedgerDocument, {
+      offerGroup: page.offerGroup ?? null,
+      first: page.first ?? 20,
+      after: page.after ?? null,
+    });
+    return data.ledger;
+  }
+
+  /** Balances running low and tokens expiring within `withinSeconds` (default a week). */
+  async warnings(withinSeconds = 604_800, lowBalance = 0): Promise<CreditWarning[]> {
+    const data = await this.request(CreditWarningsDocument, { withinSeconds, lowBalance });
+    return data.creditWarnings;
+  }
+
+  private socket(
+    watch: WatchOptions,
+    connected: () => void,
+    stopped: () => boolean,
+  ): SocketClient {
+    const url = new URL(this.options.url);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    return createClient({
+      url: url.toString(),
+      webSocketImpl: this.options.webSocketImpl,
+      lazy: false,
+      retryAttempts: Number.POSITIVE_INFINITY,
+      shouldRetry: () => true,
+      retryWait: (retries) => sleep(this.backoff(retries + 1)),
+      connectionParams: async () => ({ authorization: `Bearer ${await this.token()}` }),
+      on: {
+        connected: () => {
+          watch.onStatus?.("live");
+          connected();
+        },
+        closed: () => {
+          if (!stopped()) watch.onStatus?.("reconnecting");
+        },
+        error: (error) => watch.onError?.(error),
+      },
+    });
+  }
+
+  private async token(): Promise<string> {
+    const source = this.options.token;
+    return typeof source === "string" ? source : await source();
+  }
+
+  /** Doubling waits with jitter (half to the full wait), capped. */
+  private backoff(attempt: number): number {
+    const wait = Math.min(this.options.retryBaseMs * 2 ** (attempt - 1), this.options.retryMaxMs);
+    return wait / 2 + (Math.random() * wait) / 2;
+  }
+}
+
+/** A fresh idempotency key. */
+export function newKey(): string {
+  return globalThis.crypto.randomUUID();
+}
+
+/** One query over a socket: its single result. */
+function once<R, V>(
+  socket: SocketClient,
+  document: TypedDocumentString<R, V>,
+  variables: V,
+): Promise<R> {
+  return new Promise((resolve, reject) => {
+    let result: unknown = null;
+    socket.subscribe(
+      { query: document.toString(), variables: variables as Record<string, unknown> },
+      {
+        next: (value) => {
+          result = value;
+        },
+        error: reject,
+        complete: () => {
+          try {
+            resolve(unwrap<R>(result, 200));
+          } catch (error) {
+            reject(error);
+          }
+        },
+      },
+    );
+  });
+}
+
+function unwrap<R>(body: unknown, status: number): R {
+  const result = body as {
+    data?: R | null;
+    errors?: { message: string; extensions?: { code?: string } }[];
+  };
+  const error = result.errors?.[0];
+  if (error) throw new UserCreditsError(error.message, error.extensions?.code ?? "INTERNAL");
+  if (result.data == null) throw new UserCreditsError(`HTTP ${status} without data`, "INTERNAL");
+  return result.data;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

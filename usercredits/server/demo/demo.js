@@ -1,0 +1,1489 @@
+// node_modules/graphql-ws/dist/common-CGW11Fyb.js
+function extendedTypeof(val) {
+  if (val === null) {
+    return "null";
+  }
+  if (Array.isArray(val)) {
+    return "array";
+  }
+  return typeof val;
+}
+function isObject(val) {
+  return extendedTypeof(val) === "object";
+}
+function areGraphQLFormattedErrors(obj) {
+  return Array.isArray(obj) && // must be at least one error
+  obj.length > 0 && // error has at least a message
+  obj.every((ob) => "message" in ob);
+}
+function limitCloseReason(reason, whenTooLong) {
+  return reason.length < 124 ? reason : whenTooLong;
+}
+var GRAPHQL_TRANSPORT_WS_PROTOCOL = "graphql-transport-ws";
+var CloseCode = /* @__PURE__ */ ((CloseCode2) => {
+  CloseCode2[CloseCode2["InternalServerError"] = 4500] = "InternalServerError";
+  CloseCode2[CloseCode2["InternalClientError"] = 4005] = "InternalClientError";
+  CloseCode2[CloseCode2["BadRequest"] = 4400] = "BadRequest";
+  CloseCode2[CloseCode2["BadResponse"] = 4004] = "BadResponse";
+  CloseCode2[CloseCode2["Unauthorized"] = 4401] = "Unauthorized";
+  CloseCode2[CloseCode2["Forbidden"] = 4403] = "Forbidden";
+  CloseCode2[CloseCode2["SubprotocolNotAcceptable"] = 4406] = "SubprotocolNotAcceptable";
+  CloseCode2[CloseCode2["ConnectionInitialisationTimeout"] = 4408] = "ConnectionInitialisationTimeout";
+  CloseCode2[CloseCode2["ConnectionAcknowledgementTimeout"] = 4504] = "ConnectionAcknowledgementTimeout";
+  CloseCode2[CloseCode2["SubscriberAlreadyExists"] = 4409] = "SubscriberAlreadyExists";
+  CloseCode2[CloseCode2["TooManyInitialisationRequests"] = 4429] = "TooManyInitialisationRequests";
+  return CloseCode2;
+})(CloseCode || {});
+var MessageType = /* @__PURE__ */ ((MessageType2) => {
+  MessageType2["ConnectionInit"] = "connection_init";
+  MessageType2["ConnectionAck"] = "connection_ack";
+  MessageType2["Ping"] = "ping";
+  MessageType2["Pong"] = "pong";
+  MessageType2["Subscribe"] = "subscribe";
+  MessageType2["Next"] = "next";
+  MessageType2["Error"] = "error";
+  MessageType2["Complete"] = "complete";
+  return MessageType2;
+})(MessageType || {});
+function validateMessage(val) {
+  if (!isObject(val)) {
+    throw new Error(
+      `Message is expected to be an object, but got ${extendedTypeof(val)}`
+    );
+  }
+  if (!val.type) {
+    throw new Error(`Message is missing the 'type' property`);
+  }
+  if (typeof val.type !== "string") {
+    throw new Error(
+      `Message is expects the 'type' property to be a string, but got ${extendedTypeof(
+        val.type
+      )}`
+    );
+  }
+  switch (val.type) {
+    case "connection_init":
+    case "connection_ack":
+    case "ping":
+    case "pong": {
+      if (val.payload != null && !isObject(val.payload)) {
+        throw new Error(
+          `"${val.type}" message expects the 'payload' property to be an object or nullish or missing, but got "${val.payload}"`
+        );
+      }
+      break;
+    }
+    case "subscribe": {
+      if (typeof val.id !== "string") {
+        throw new Error(
+          `"${val.type}" message expects the 'id' property to be a string, but got ${extendedTypeof(
+            val.id
+          )}`
+        );
+      }
+      if (!val.id) {
+        throw new Error(
+          `"${val.type}" message requires a non-empty 'id' property`
+        );
+      }
+      if (!isObject(val.payload)) {
+        throw new Error(
+          `"${val.type}" message expects the 'payload' property to be an object, but got ${extendedTypeof(
+            val.payload
+          )}`
+        );
+      }
+      if (typeof val.payload.query !== "string") {
+        throw new Error(
+          `"${val.type}" message payload expects the 'query' property to be a string, but got ${extendedTypeof(
+            val.payload.query
+          )}`
+        );
+      }
+      if (val.payload.variables != null && !isObject(val.payload.variables)) {
+        throw new Error(
+          `"${val.type}" message payload expects the 'variables' property to be a an object or nullish or missing, but got ${extendedTypeof(
+            val.payload.variables
+          )}`
+        );
+      }
+      if (val.payload.operationName != null && extendedTypeof(val.payload.operationName) !== "string") {
+        throw new Error(
+          `"${val.type}" message payload expects the 'operationName' property to be a string or nullish or missing, but got ${extendedTypeof(
+            val.payload.operationName
+          )}`
+        );
+      }
+      if (val.payload.extensions != null && !isObject(val.payload.extensions)) {
+        throw new Error(
+          `"${val.type}" message payload expects the 'extensions' property to be a an object or nullish or missing, but got ${extendedTypeof(
+            val.payload.extensions
+          )}`
+        );
+      }
+      break;
+    }
+    case "next": {
+      if (typeof val.id !== "string") {
+        throw new Error(
+          `"${val.type}" message expects the 'id' property to be a string, but got ${extendedTypeof(
+            val.id
+          )}`
+        );
+      }
+      if (!val.id) {
+        throw new Error(
+          `"${val.type}" message requires a non-empty 'id' property`
+        );
+      }
+      if (!isObject(val.payload)) {
+        throw new Error(
+          `"${val.type}" message expects the 'payload' property to be an object, but got ${extendedTypeof(
+            val.payload
+          )}`
+        );
+      }
+      break;
+    }
+    case "error": {
+      if (typeof val.id !== "string") {
+        throw new Error(
+          `"${val.type}" message expects the 'id' property to be a string, but got ${extendedTypeof(
+            val.id
+          )}`
+        );
+      }
+      if (!val.id) {
+        throw new Error(
+          `"${val.type}" message requires a non-empty 'id' property`
+        );
+      }
+      if (!areGraphQLFormattedErrors(val.payload)) {
+        throw new Error(
+          `"${val.type}" message expects the 'payload' property to be an array of GraphQL errors, but got ${JSON.stringify(
+            val.payload
+          )}`
+        );
+      }
+      break;
+    }
+    case "complete": {
+      if (typeof val.id !== "string") {
+        throw new Error(
+          `"${val.type}" message expects the 'id' property to be a string, but got ${extendedTypeof(
+            val.id
+          )}`
+        );
+      }
+      if (!val.id) {
+        throw new Error(
+          `"${val.type}" message requires a non-empty 'id' property`
+        );
+      }
+      break;
+    }
+    default:
+      throw new Error(`Invalid message 'type' property "${val.type}"`);
+  }
+  return val;
+}
+function parseMessage(data, reviver) {
+  return validateMessage(
+    typeof data === "string" ? JSON.parse(data, reviver) : data
+  );
+}
+function stringifyMessage(msg, replacer) {
+  validateMessage(msg);
+  return JSON.stringify(msg, replacer);
+}
+
+// node_modules/graphql-ws/dist/client.js
+function createClient(options) {
+  const {
+    url,
+    connectionParams,
+    lazy = true,
+    onNonLazyError = console.error,
+    lazyCloseTimeout: lazyCloseTimeoutMs = 0,
+    keepAlive = 0,
+    disablePong,
+    connectionAckWaitTimeout = 0,
+    retryAttempts = 5,
+    retryWait = async function randomisedExponentialBackoff(retries2) {
+      const retryDelaySeconds = Math.pow(2, retries2);
+      await new Promise(
+        (resolve) => setTimeout(
+          resolve,
+          retryDelaySeconds * 1e3 + // add random timeout from 300ms to 3s
+          Math.floor(Math.random() * (3e3 - 300) + 300)
+        )
+      );
+    },
+    shouldRetry = isLikeCloseEvent,
+    on,
+    webSocketImpl,
+    /**
+     * Generates a v4 UUID to be used as the ID using `Math`
+     * as the random number generator. Supply your own generator
+     * in case you need more uniqueness.
+     *
+     * Reference: https://gist.github.com/jed/982883
+     */
+    generateID = function generateUUID() {
+      return "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx".replace(/[xy]/g, (c) => {
+        const r = Math.random() * 16 | 0, v = c == "x" ? r : r & 3 | 8;
+        return v.toString(16);
+      });
+    },
+    jsonMessageReplacer: replacer,
+    jsonMessageReviver: reviver
+  } = options;
+  let ws;
+  if (webSocketImpl) {
+    if (!isWebSocket(webSocketImpl)) {
+      throw new Error("Invalid WebSocket implementation provided");
+    }
+    ws = webSocketImpl;
+  } else if (typeof WebSocket !== "undefined") {
+    ws = WebSocket;
+  } else if (typeof global !== "undefined") {
+    ws = global.WebSocket || // @ts-expect-error: Support more browsers
+    global.MozWebSocket;
+  } else if (typeof window !== "undefined") {
+    ws = window.WebSocket || // @ts-expect-error: Support more browsers
+    window.MozWebSocket;
+  }
+  if (!ws)
+    throw new Error(
+      "WebSocket implementation missing; on Node you can `import WebSocket from 'ws';` and pass `webSocketImpl: WebSocket` to `createClient`"
+    );
+  const WebSocketImpl = ws;
+  const emitter = (() => {
+    const message = /* @__PURE__ */ (() => {
+      const listeners2 = {};
+      return {
+        on(id, listener) {
+          listeners2[id] = listener;
+          return () => {
+            delete listeners2[id];
+          };
+        },
+        emit(message2) {
+          if ("id" in message2) listeners2[message2.id]?.(message2);
+        }
+      };
+    })();
+    const listeners = {
+      connecting: on?.connecting ? [on.connecting] : [],
+      opened: on?.opened ? [on.opened] : [],
+      connected: on?.connected ? [on.connected] : [],
+      ping: on?.ping ? [on.ping] : [],
+      pong: on?.pong ? [on.pong] : [],
+      message: on?.message ? [message.emit, on.message] : [message.emit],
+      closed: on?.closed ? [on.closed] : [],
+      error: on?.error ? [on.error] : []
+    };
+    return {
+      onMessage: message.on,
+      on(event, listener) {
+        const l = listeners[event];
+        l.push(listener);
+        return () => {
+          const i = l.indexOf(listener);
+          if (i > -1) {
+            l.splice(i, 1);
+          }
+        };
+      },
+      emit(event, ...args) {
+        for (const listener of [...listeners[event]]) {
+          listener(...args);
+        }
+      }
+    };
+  })();
+  function errorOrClosed(cb) {
+    const listening = [
+      // errors are fatal and more critical than close events, throw them first
+      emitter.on("error", (err) => {
+        listening.forEach((unlisten) => unlisten());
+        cb(err);
+      }),
+      // closes can be graceful and not fatal, throw them second (if error didnt throw)
+      emitter.on("closed", (event) => {
+        listening.forEach((unlisten) => unlisten());
+        cb(event);
+      })
+    ];
+    return () => listening.forEach((unlisten) => unlisten());
+  }
+  let connecting, locks = 0, lazyCloseTimeout, retrying = false, retries = 0, disposed = false;
+  async function connect() {
+    clearTimeout(lazyCloseTimeout);
+    const [socket, throwOnClose] = await (connecting ?? (connecting = new Promise(
+      (connected, denied) => (async () => {
+        if (retrying) {
+          await retryWait(retries);
+          if (!locks) {
+            connecting = void 0;
+            return denied({ code: 1e3, reason: "All Subscriptions Gone" });
+          }
+          retries++;
+        }
+        emitter.emit("connecting", retrying);
+        const socket2 = new WebSocketImpl(
+          typeof url === "function" ? await url() : url,
+          GRAPHQL_TRANSPORT_WS_PROTOCOL
+        );
+        let connectionAckTimeout, queuedPing;
+        function enqueuePing() {
+          if (isFinite(keepAlive) && keepAlive > 0) {
+            clearTimeout(queuedPing);
+            queuedPing = setTimeout(() => {
+              if (socket2.readyState === WebSocketImpl.OPEN) {
+                socket2.send(stringifyMessage({ type: MessageType.Ping }));
+                emitter.emit("ping", false, void 0);
+              }
+            }, keepAlive);
+          }
+        }
+        errorOrClosed((errOrEvent) => {
+          connecting = void 0;
+          clearTimeout(connectionAckTimeout);
+          clearTimeout(queuedPing);
+          denied(errOrEvent);
+          if (errOrEvent instanceof TerminatedCloseEvent) {
+            socket2.close(4499, "Terminated");
+            socket2.onerror = null;
+            socket2.onclose = null;
+          }
+        });
+        socket2.onerror = (err) => emitter.emit("error", err);
+        socket2.onclose = (event) => emitter.emit("closed", event);
+        socket2.onopen = async () => {
+          try {
+            emitter.emit("opened", socket2);
+            const payload = typeof connectionParams === "function" ? await connectionParams() : connectionParams;
+            if (socket2.readyState !== WebSocketImpl.OPEN) return;
+            socket2.send(
+              stringifyMessage(
+                payload ? {
+                  type: MessageType.ConnectionInit,
+                  payload
+                } : {
+                  type: MessageType.ConnectionInit
+                  // payload is completely absent if not provided
+                },
+                replacer
+              )
+            );
+            if (isFinite(connectionAckWaitTimeout) && connectionAckWaitTimeout > 0) {
+              connectionAckTimeout = setTimeout(() => {
+                socket2.close(
+                  CloseCode.ConnectionAcknowledgementTimeout,
+                  "Connection acknowledgement timeout"
+                );
+              }, connectionAckWaitTimeout);
+            }
+            enqueuePing();
+          } catch (err) {
+            emitter.emit("error", err);
+            socket2.close(
+              CloseCode.InternalClientError,
+              limitCloseReason(
+                err instanceof Error ? err.message : String(err),
+                "Internal client error"
+              )
+            );
+          }
+        };
+        let acknowledged = false;
+        socket2.onmessage = ({ data }) => {
+          try {
+            const message = parseMessage(data, reviver);
+            emitter.emit("message", message);
+            if (message.type === "ping" || message.type === "pong") {
+              emitter.emit(message.type, true, message.payload);
+              if (message.type === "pong") {
+                enqueuePing();
+              } else if (!disablePong) {
+                socket2.send(
+                  stringifyMessage(
+                    message.payload ? {
+                      type: MessageType.Pong,
+                      payload: message.payload
+                    } : {
+                      type: MessageType.Pong
+                      // payload is completely absent if not provided
+                    },
+                    replacer
+                  )
+                );
+                emitter.emit("pong", false, message.payload);
+              }
+              return;
+            }
+            if (acknowledged) return;
+            if (message.type !== MessageType.ConnectionAck)
+              throw new Error(
+                `First message cannot be of type ${message.type}`
+              );
+            clearTimeout(connectionAckTimeout);
+            acknowledged = true;
+            emitter.emit("connected", socket2, message.payload, retrying);
+            retrying = false;
+            retries = 0;
+            const throwOnClose2 = new Promise(
+              (_, reject) => errorOrClosed(reject)
+            );
+            throwOnClose2.catch(() => {
+            });
+            connected([socket2, throwOnClose2]);
+          } catch (err) {
+            socket2.onmessage = null;
+            emitter.emit("error", err);
+            socket2.close(
+              CloseCode.BadResponse,
+              limitCloseReason(
+                err instanceof Error ? err.message : String(err),
+                "Bad response"
+              )
+            );
+          }
+        };
+      })()
+    )));
+    if (socket.readyState === WebSocketImpl.CLOSING) await throwOnClose;
+    let release = () => {
+    };
+    const released = new Promise((resolve) => release = resolve);
+    return [
+      socket,
+      release,
+      // resolves on release or rejects on error/close, whichever comes first.
+      // not racing with throwOnClose on purpose, it lives as long as the socket
+      // and every race would leak memory per operation
+      new Promise((resolve, reject) => {
+        const unlisten = errorOrClosed(reject);
+        if (socket.readyState !== WebSocketImpl.OPEN)
+          throwOnClose.catch(reject);
+        released.then(() => {
+          unlisten();
+          if (!locks) {
+            const complete = () => socket.close(1e3, "Normal Closure");
+            if (isFinite(lazyCloseTimeoutMs) && lazyCloseTimeoutMs > 0) {
+              clearTimeout(lazyCloseTimeout);
+              lazyCloseTimeout = setTimeout(() => {
+                if (!locks && socket.readyState === WebSocketImpl.OPEN)
+                  complete();
+              }, lazyCloseTimeoutMs);
+            } else {
+              complete();
+            }
+          }
+          resolve();
+        });
+      })
+    ];
+  }
+  function shouldRetryConnectOrThrow(errOrCloseEvent) {
+    if (isLikeCloseEvent(errOrCloseEvent) && (isFatalInternalCloseCode(errOrCloseEvent.code) || [
+      CloseCode.InternalServerError,
+      CloseCode.InternalClientError,
+      CloseCode.BadRequest,
+      CloseCode.BadResponse,
+      CloseCode.Unauthorized,
+      // CloseCode.Forbidden, might grant access out after retry
+      CloseCode.SubprotocolNotAcceptable,
+      // CloseCode.ConnectionInitialisationTimeout, might not time out after retry
+      // CloseCode.ConnectionAcknowledgementTimeout, might not time out after retry
+      CloseCode.SubscriberAlreadyExists,
+      CloseCode.TooManyInitialisationRequests
+      // 4499, // Terminated, probably because the socket froze, we want to retry
+    ].includes(errOrCloseEvent.code)))
+      throw errOrCloseEvent;
+    if (disposed) return false;
+    if (isLikeCloseEvent(errOrCloseEvent) && errOrCloseEvent.code === 1e3)
+      return locks > 0;
+    if (!retryAttempts || retries >= retryAttempts) throw errOrCloseEvent;
+    if (!shouldRetry(errOrCloseEvent)) throw errOrCloseEvent;
+    return retrying = true;
+  }
+  if (!lazy) {
+    (async () => {
+      locks++;
+      for (; ; ) {
+        try {
+          const [, , throwOnClose] = await connect();
+          await throwOnClose;
+        } catch (errOrCloseEvent) {
+          try {
+            if (!shouldRetryConnectOrThrow(errOrCloseEvent)) return;
+          } catch (errOrCloseEvent2) {
+            return onNonLazyError?.(errOrCloseEvent2);
+          }
+        }
+      }
+    })();
+  }
+  function subscribe(payload, sink) {
+    const id = generateID(payload);
+    let done = false, errored = false, releaser = () => {
+      locks--;
+      done = true;
+    };
+    (async () => {
+      locks++;
+      for (; ; ) {
+        try {
+          const [socket, release, waitForReleaseOrThrowOnClose] = await connect();
+          if (done) {
+            waitForReleaseOrThrowOnClose.catch(() => {
+            });
+            return release();
+          }
+          const unlisten = emitter.onMessage(id, (message) => {
+            switch (message.type) {
+              case MessageType.Next: {
+                sink.next(message.payload);
+                return;
+              }
+              case MessageType.Error: {
+                errored = true, done = true;
+                sink.error(message.payload);
+                releaser();
+                return;
+              }
+              case MessageType.Complete: {
+                done = true;
+                releaser();
+                return;
+              }
+            }
+          });
+          socket.send(
+            stringifyMessage(
+              {
+                id,
+                type: MessageType.Subscribe,
+                payload
+              },
+              replacer
+            )
+          );
+          releaser = () => {
+            if (!done && socket.readyState === WebSocketImpl.OPEN)
+              socket.send(
+                stringifyMessage(
+                  {
+                    id,
+                    type: MessageType.Complete
+                  },
+                  replacer
+                )
+              );
+            locks--;
+            done = true;
+            release();
+          };
+          await waitForReleaseOrThrowOnClose.finally(unlisten);
+          return;
+        } catch (errOrCloseEvent) {
+          if (!shouldRetryConnectOrThrow(errOrCloseEvent)) return;
+        }
+      }
+    })().then(() => {
+      if (!errored) sink.complete();
+    }).catch((err) => {
+      sink.error(err);
+    });
+    return () => {
+      if (!done) releaser();
+    };
+  }
+  return {
+    on: emitter.on,
+    subscribe,
+    iterate(request) {
+      const pending = [];
+      const deferred = {
+        done: false,
+        error: null,
+        resolve: () => {
+        }
+      };
+      const dispose = subscribe(request, {
+        next(val) {
+          pending.push(val);
+          deferred.resolve();
+        },
+        error(err) {
+          deferred.done = true;
+          deferred.error = err;
+          deferred.resolve();
+        },
+        complete() {
+          deferred.done = true;
+          deferred.resolve();
+        }
+      });
+      const iterator = (async function* iterator2() {
+        for (; ; ) {
+          if (!pending.length) {
+            await new Promise((resolve) => deferred.resolve = resolve);
+          }
+          while (pending.length) {
+            yield pending.shift();
+          }
+          if (deferred.error) {
+            throw deferred.error;
+          }
+          if (deferred.done) {
+            return;
+          }
+        }
+      })();
+      iterator.throw = async (err) => {
+        if (!deferred.done) {
+          deferred.done = true;
+          deferred.error = err;
+          deferred.resolve();
+        }
+        return { done: true, value: void 0 };
+      };
+      iterator.return = async () => {
+        dispose();
+        return { done: true, value: void 0 };
+      };
+      return iterator;
+    },
+    async dispose() {
+      disposed = true;
+      if (connecting) {
+        const [socket] = await connecting;
+        socket.close(1e3, "Normal Closure");
+      }
+    },
+    terminate() {
+      if (connecting) {
+        emitter.emit("closed", new TerminatedCloseEvent());
+      }
+    }
+  };
+}
+var TerminatedCloseEvent = class extends Error {
+  name = "TerminatedCloseEvent";
+  message = "4499: Terminated";
+  code = 4499;
+  reason = "Terminated";
+  wasClean = false;
+};
+function isLikeCloseEvent(val) {
+  return isObject(val) && "code" in val && "reason" in val;
+}
+function isFatalInternalCloseCode(code) {
+  if ([
+    1e3,
+    // Normal Closure is not an erroneous close code
+    1001,
+    // Going Away
+    1006,
+    // Abnormal Closure
+    1005,
+    // No Status Received
+    1012,
+    // Service Restart
+    1013,
+    // Try Again Later
+    1014
+    // Bad Gateway
+  ].includes(code))
+    return false;
+  return code >= 1e3 && code <= 1999;
+}
+function isWebSocket(val) {
+  return typeof val === "function" && "constructor" in val && "CLOSED" in val && "CLOSING" in val && "CONNECTING" in val && "OPEN" in val;
+}
+
+// src/generated.ts
+var TypedDocumentString = class extends String {
+  __apiType;
+  value;
+  __meta__;
+  constructor(value, __meta__) {
+    super(value);
+    this.value = value;
+    this.__meta__ = __meta__;
+  }
+  toString() {
+    return this.value;
+  }
+};
+var BalanceFieldsFragmentDoc = new TypedDocumentString(`
+    fragment BalanceFields on Balance {
+  offerGroup
+  tokens
+  reserved
+  starts
+  expires
+  lots {
+    id
+    source
+    tokens
+    remaining
+    starts
+    expires
+    note
+  }
+  nextExpiry {
+    tokens
+    at
+  }
+}
+    `, { "fragmentName": "BalanceFields" });
+var OrderFieldsFragmentDoc = new TypedDocumentString(`
+    fragment OrderFields on Order {
+  id
+  offerId
+  offerGroup
+  quantity
+  tokenCount
+  status
+  total {
+    amount
+    currency
+  }
+  createdAt
+}
+    `, { "fragmentName": "OrderFields" });
+var EntryFieldsFragmentDoc = new TypedDocumentString(`
+    fragment EntryFields on LedgerEntry {
+  id
+  offerGroup
+  tokens
+  balanceAfter
+  reason
+  note
+  orderId
+  createdAt
+}
+    `, { "fragmentName": "EntryFields" });
+var ReservationFieldsFragmentDoc = new TypedDocumentString(`
+    fragment ReservationFields on Reservation {
+  id
+  offerGroup
+  tokens
+  expiresAt
+  status
+}
+    `, { "fragmentName": "ReservationFields" });
+var BalancesDocument = new TypedDocumentString(`
+    query Balances {
+  wallet {
+    userId
+    balances {
+      ...BalanceFields
+    }
+  }
+}
+    fragment BalanceFields on Balance {
+  offerGroup
+  tokens
+  reserved
+  starts
+  expires
+  lots {
+    id
+    source
+    tokens
+    remaining
+    starts
+    expires
+    note
+  }
+  nextExpiry {
+    tokens
+    at
+  }
+}`);
+var BalanceChangedDocument = new TypedDocumentString(`
+    subscription BalanceChanged($offerGroup: String) {
+  balanceChanged(offerGroup: $offerGroup) {
+    userId
+    offerGroup
+    tokens
+    delta
+    reason
+    at
+  }
+}
+    `);
+var OffersDocument = new TypedDocumentString(`
+    query Offers($offerGroup: String) {
+  offers(offerGroup: $offerGroup) {
+    id
+    name
+    kind
+    offerGroup
+    tokenCount
+    cycle
+    popular
+    tags
+    prices {
+      amount
+      currency
+    }
+  }
+}
+    `);
+var OrderDocument = new TypedDocumentString(`
+    query Order($id: ID!) {
+  order(id: $id) {
+    ...OrderFields
+  }
+}
+    fragment OrderFields on Order {
+  id
+  offerId
+  offerGroup
+  quantity
+  tokenCount
+  status
+  total {
+    amount
+    currency
+  }
+  createdAt
+}`);
+var CreateOrderDocument = new TypedDocumentString(`
+    mutation CreateOrder($input: CreateOrderInput!) {
+  createOrder(input: $input) {
+    order {
+      ...OrderFields
+    }
+    paymentClientSecret
+  }
+}
+    fragment OrderFields on Order {
+  id
+  offerId
+  offerGroup
+  quantity
+  tokenCount
+  status
+  total {
+    amount
+    currency
+  }
+  createdAt
+}`);
+var CompleteSandboxPaymentDocument = new TypedDocumentString(`
+    mutation CompleteSandboxPayment($orderId: ID!) {
+  completeSandboxPayment(orderId: $orderId) {
+    ...OrderFields
+  }
+}
+    fragment OrderFields on Order {
+  id
+  offerId
+  offerGroup
+  quantity
+  tokenCount
+  status
+  total {
+    amount
+    currency
+  }
+  createdAt
+}`);
+var ConsumeTokensDocument = new TypedDocumentString(`
+    mutation ConsumeTokens($input: ConsumeTokensInput!) {
+  consumeTokens(input: $input) {
+    ...EntryFields
+  }
+}
+    fragment EntryFields on LedgerEntry {
+  id
+  offerGroup
+  tokens
+  balanceAfter
+  reason
+  note
+  orderId
+  createdAt
+}`);
+var ReserveTokensDocument = new TypedDocumentString(`
+    mutation ReserveTokens($input: ReserveTokensInput!) {
+  reserveTokens(input: $input) {
+    ...ReservationFields
+  }
+}
+    fragment ReservationFields on Reservation {
+  id
+  offerGroup
+  tokens
+  expiresAt
+  status
+}`);
+var CommitReservationDocument = new TypedDocumentString(`
+    mutation CommitReservation($id: ID!, $tokens: Int) {
+  commitReservation(id: $id, tokens: $tokens) {
+    ...EntryFields
+  }
+}
+    fragment EntryFields on LedgerEntry {
+  id
+  offerGroup
+  tokens
+  balanceAfter
+  reason
+  note
+  orderId
+  createdAt
+}`);
+var ReleaseReservationDocument = new TypedDocumentString(`
+    mutation ReleaseReservation($id: ID!) {
+  releaseReservation(id: $id) {
+    ...ReservationFields
+  }
+}
+    fragment ReservationFields on Reservation {
+  id
+  offerGroup
+  tokens
+  expiresAt
+  status
+}`);
+var LedgerDocument = new TypedDocumentString(`
+    query Ledger($offerGroup: String, $first: Int, $after: String) {
+  ledger(offerGroup: $offerGroup, first: $first, after: $after) {
+    edges {
+      node {
+        ...EntryFields
+      }
+    }
+    pageInfo {
+      hasNextPage
+      endCursor
+    }
+  }
+}
+    fragment EntryFields on LedgerEntry {
+  id
+  offerGroup
+  tokens
+  balanceAfter
+  reason
+  note
+  orderId
+  createdAt
+}`);
+var CreditWarningsDocument = new TypedDocumentString(`
+    query CreditWarnings($withinSeconds: Int, $lowBalance: Int) {
+  creditWarnings(withinSeconds: $withinSeconds, lowBalance: $lowBalance) {
+    offerGroup
+    kind
+    tokens
+    expires
+  }
+}
+    `);
+
+// src/client.ts
+var UserCreditsError = class extends Error {
+  code;
+  constructor(message, code) {
+    super(message);
+    this.name = "UserCreditsError";
+    this.code = code;
+  }
+};
+var RETRIED_STATUSES = /* @__PURE__ */ new Set([429, 502, 503, 504]);
+var UserCreditsClient = class {
+  options;
+  fetcher;
+  constructor(options) {
+    this.options = { attempts: 4, retryBaseMs: 250, retryMaxMs: 1e4, ...options };
+    this.fetcher = options.fetch ?? globalThis.fetch.bind(globalThis);
+  }
+  /** Sends one operation over HTTP; network failures and overloaded answers are tried
+   * again (the same variables, so the same idempotency key). */
+  async request(document2, variables) {
+    const body = JSON.stringify({ query: document2.toString(), variables });
+    for (let attempt = 1; ; attempt++) {
+      let response;
+      try {
+        response = await this.fetcher(this.options.url, {
+          method: "POST",
+          headers: {
+            "Content-Type": "application/json",
+            Authorization: `Bearer ${await this.token()}`
+          },
+          body
+        });
+      } catch (error) {
+        if (attempt >= this.options.attempts) throw error;
+        await sleep(this.backoff(attempt));
+        continue;
+      }
+      if (RETRIED_STATUSES.has(response.status) && attempt < this.options.attempts) {
+        await sleep(this.backoff(attempt));
+        continue;
+      }
+      return unwrap(await response.json(), response.status);
+    }
+  }
+  /** The current balances first, then again at every change, until `stop()`. After a
+   * dropped connection it reconnects with back-off and reads the balances afresh, so a
+   * change made while it was away is not missed. */
+  watchBalances(options, onChange) {
+    const group = options.offerGroup ?? null;
+    let balances = /* @__PURE__ */ new Map();
+    let stopped = false;
+    let reading = null;
+    let changedWhileReading = false;
+    const emit = (event) => {
+      if (!stopped) onChange({ balances: [...balances.values()], event });
+    };
+    const readAfresh = async () => {
+      do {
+        changedWhileReading = false;
+        const wallet = await once(socket, BalancesDocument, {});
+        balances = new Map(
+          wallet.wallet.balances.filter((balance) => group === null || balance.offerGroup === group).map((balance) => [balance.offerGroup, balance])
+        );
+      } while (changedWhileReading && !stopped);
+      emit(null);
+    };
+    const refresh = () => {
+      reading ??= readAfresh().catch((error) => options.onError?.(error)).finally(() => {
+        reading = null;
+      });
+    };
+    const socket = this.socket(options, () => setTimeout(refresh, 0), () => stopped);
+    const unsubscribe = socket.subscribe(
+      { query: BalanceChangedDocument.toString(), variables: { offerGroup: group } },
+      {
+        next: (result) => {
+          const event = result.data?.balanceChanged;
+          if (!event) {
+            options.onError?.(result.errors);
+            return;
+          }
+          changedWhileReading = true;
+          const known = balances.get(event.offerGroup);
+          if (known) {
+            balances.set(event.offerGroup, { ...known, tokens: event.tokens });
+            emit(event);
+            if (options.details) refresh();
+          } else {
+            refresh();
+          }
+        },
+        error: (error) => options.onError?.(error),
+        complete: () => void 0
+      }
+    );
+    return {
+      stop: async () => {
+        stopped = true;
+        unsubscribe();
+        await socket.dispose();
+      }
+    };
+  }
+  /** Spends `tokens` of `offerGroup` now. */
+  async consume(input) {
+    const data = await this.request(ConsumeTokensDocument, {
+      input: { ...input, idempotencyKey: input.idempotencyKey ?? newKey() }
+    });
+    return data.consumeTokens;
+  }
+  /** Holds `tokens` of `offerGroup` for a job; commit or release it afterwards (or it is
+   * released after `ttlSeconds`). */
+  async reserve(input) {
+    const data = await this.request(ReserveTokensDocument, {
+      input: { ...input, idempotencyKey: input.idempotencyKey ?? newKey() }
+    });
+    return data.reserveTokens;
+  }
+  /** Spends `tokens` of a reservation (all it holds by default) and gives the rest back.
+   * Committing again returns the first commit's entry, so a retry is safe. */
+  async commit(reservationId, tokens) {
+    const data = await this.request(CommitReservationDocument, {
+      id: reservationId,
+      tokens: tokens ?? null
+    });
+    return data.commitReservation;
+  }
+  /** Gives a reservation's tokens back; releasing twice changes nothing. */
+  async release(reservationId) {
+    const data = await this.request(ReleaseReservationDocument, { id: reservationId });
+    return data.releaseReservation;
+  }
+  /** Reserves `tokens`, runs `job`, commits the tokens it reports as used, and releases
+   * the reservation if it throws (the error is thrown on). */
+  async withReservation(offerGroup, tokens, job) {
+    const reservation = await this.reserve({ offerGroup, tokens });
+    let outcome;
+    try {
+      outcome = await job(reservation);
+    } catch (error) {
+      await this.release(reservation.id);
+      throw error;
+    }
+    const entry = await this.commit(reservation.id, outcome.used);
+    return { result: outcome.result, entry };
+  }
+  /** Orders `offerId` and pays: with Stripe.js when given, else through the sandbox. The
+   * tokens are credited when the payment succeeds; the order returned says its status. */
+  async buy(offerId, options = {}) {
+    const created = await this.request(CreateOrderDocument, {
+      input: {
+        offerId,
+        quantity: options.quantity ?? 1,
+        currency: options.currency ?? null,
+        idempotencyKey: newKey()
+      }
+    });
+    const { order, paymentClientSecret } = created.createOrder;
+    if (paymentClientSecret === null) return order;
+    if (options.stripe) {
+      const confirmed = await options.stripe.confirmCardPayment(paymentClientSecret);
+      if (confirmed.error) {
+        throw new UserCreditsError(confirmed.error.message ?? "payment refused", "PAYMENT_FAILED");
+      }
+      return this.order(order.id);
+    }
+    const paid = await this.request(CompleteSandboxPaymentDocument, { orderId: order.id });
+    return paid.completeSandboxPayment;
+  }
+  /** One of the user's orders. */
+  async order(id) {
+    const data = await this.request(OrderDocument, { id });
+    if (data.order === null) throw new UserCreditsError(`order ${id} not found`, "NOT_FOUND");
+    return data.order;
+  }
+  /** The offers this user can buy (their overrides and unlocks applied). */
+  async offers(offerGroup) {
+    return (await this.request(OffersDocument, { offerGroup: offerGroup ?? null })).offers;
+  }
+  /** One page of the user's ledger, newest first; pass `endCursor` on for the next. */
+  async ledger(page = {}) {
+    const data = await this.request(LedgerDocument, {
+      offerGroup: page.offerGroup ?? null,
+      first: page.first ?? 20,
+      after: page.after ?? null
+    });
+    return data.ledger;
+  }
+  /** Balances running low and tokens expiring within `withinSeconds` (default a week). */
+  async warnings(withinSeconds = 604800, lowBalance = 0) {
+    const data = await this.request(CreditWarningsDocument, { withinSeconds, lowBalance });
+    return data.creditWarnings;
+  }
+  socket(watch, connected, stopped) {
+    const url = new URL(this.options.url);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    return createClient({
+      url: url.toString(),
+      webSocketImpl: this.options.webSocketImpl,
+      lazy: false,
+      retryAttempts: Number.POSITIVE_INFINITY,
+      shouldRetry: () => true,
+      retryWait: (retries) => sleep(this.backoff(retries + 1)),
+      connectionParams: async () => ({ authorization: `Bearer ${await this.token()}` }),
+      on: {
+        connected: () => {
+          watch.onStatus?.("live");
+          connected();
+        },
+        closed: () => {
+          if (!stopped()) watch.onStatus?.("reconnecting");
+        },
+        error: (error) => watch.onError?.(error)
+      }
+    });
+  }
+  async token() {
+    const source = this.options.token;
+    return typeof source === "string" ? source : await source();
+  }
+  /** Doubling waits with jitter (half to the full wait), capped. */
+  backoff(attempt) {
+    const wait = Math.min(this.options.retryBaseMs * 2 ** (attempt - 1), this.options.retryMaxMs);
+    return wait / 2 + Math.random() * wait / 2;
+  }
+};
+function newKey() {
+  return globalThis.crypto.randomUUID();
+}
+function once(socket, document2, variables) {
+  return new Promise((resolve, reject) => {
+    let result = null;
+    socket.subscribe(
+      { query: document2.toString(), variables },
+      {
+        next: (value) => {
+          result = value;
+        },
+        error: reject,
+        complete: () => {
+          try {
+            resolve(unwrap(result, 200));
+          } catch (error) {
+            reject(error);
+          }
+        }
+      }
+    );
+  });
+}
+function unwrap(body, status) {
+  const result = body;
+  const error = result.errors?.[0];
+  if (error) throw new UserCreditsError(error.message, error.extensions?.code ?? "INTERNAL");
+  if (result.data == null) throw new UserCreditsError(`HTTP ${status} without data`, "INTERNAL");
+  return result.data;
+}
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// demo/main.ts
+var GRAPHQL = new URL("/graphql", location.href).toString();
+var LEDGER_PAGE = 10;
+function h(tag, attributes = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, value);
+  element.append(...children);
+  return element;
+}
+function byId(id) {
+  return document.getElementById(id);
+}
+function when(iso) {
+  return iso === null ? "never" : new Date(iso).toLocaleString();
+}
+var Demo = class {
+  client = null;
+  watch = null;
+  reservations = [];
+  page = 0;
+  cursors = [null];
+  async start() {
+    byId("user").addEventListener("change", () => void this.signIn());
+    byId("spend").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const action = event.submitter?.value ?? "consume";
+      void this.spend(action);
+    });
+    byId("ledger-older").addEventListener("click", () => void this.ledgerPage(1));
+    byId("ledger-newer").addEventListener("click", () => void this.ledgerPage(-1));
+    await this.signIn();
+  }
+  async signIn() {
+    await this.watch?.stop();
+    const user = byId("user").value;
+    const answer = await fetch("/demo/session", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ user })
+    });
+    const session = await answer.json();
+    this.client = new UserCreditsClient({ url: GRAPHQL, token: session.token });
+    this.reservations = [];
+    this.page = 0;
+    this.cursors = [null];
+    this.status("connecting");
+    this.watch = this.client.watchBalances(
+      {
+        details: true,
+        onStatus: (status) => this.status(status),
+        onError: (error) => console.warn("balances:", error)
+      },
+      (update) => void this.changed(update)
+    );
+    await Promise.all([this.showOffers(), this.showReservations()]);
+  }
+  status(status) {
+    const badge = byId("connection");
+    badge.textContent = status;
+    badge.dataset.status = status;
+  }
+  async changed(update) {
+    this.showBalances(update.balances);
+    if (update.event) {
+      const { delta, offerGroup, reason } = update.event;
+      byId("last-change").textContent = `${offerGroup}: ${delta > 0 ? "+" : ""}${delta} (${reason.toLowerCase()})`;
+    }
+    await Promise.all([this.ledgerPage(0), this.showWarnings(), this.showOffers()]);
+  }
+  showBalances(balances) {
+    const groups = byId("group");
+    const chosen = groups.value;
+    groups.replaceChildren(
+      ...balances.map((b) => h("option", { value: b.offerGroup }, b.offerGroup))
+    );
+    if (balances.some((b) => b.offerGroup === chosen)) groups.value = chosen;
+    byId("balances").replaceChildren(
+      ...balances.length === 0 ? [h("p", {}, "No tokens yet: buy an offer below.")] : balances.map((balance) => this.balanceCard(balance))
+    );
+  }
+  balanceCard(balance) {
+    const lots = h(
+      "table",
+      {},
+      h(
+        "thead",
+        {},
+        h("tr", {}, h("th", {}, "Lot"), h("th", {}, "Left"), h("th", {}, "Expires"))
+      ),
+      h(
+        "tbody",
+        {},
+        ...balance.lots.map(
+          (lot) => h(
+            "tr",
+            {},
+            h("td", {}, lot.source.toLowerCase()),
+            h("td", {}, `${lot.remaining} / ${lot.tokens}`),
+            h("td", {}, when(lot.expires))
+          )
+        )
+      )
+    );
+    const next = balance.nextExpiry ? `${balance.nextExpiry.tokens} expire ${when(balance.nextExpiry.at)}` : "nothing expires";
+    return h(
+      "article",
+      { class: "balance", "data-group": balance.offerGroup },
+      h("h3", {}, balance.offerGroup),
+      h("p", { class: "tokens" }, h("span", { class: "amount" }, String(balance.tokens)), " tokens"),
+      h("p", {}, `${balance.reserved} reserved; ${next}`),
+      lots
+    );
+  }
+  async showOffers() {
+    const offers = await this.guard(() => this.client.offers());
+    if (!offers) return;
+    byId("offers").replaceChildren(
+      ...offers.map((offer) => {
+        const price = offer.prices[0];
+        const buy = h(
+          "button",
+          { type: "button", "aria-label": `Buy ${offer.name}` },
+          "Buy"
+        );
+        buy.addEventListener("click", () => void this.buy(offer.id, buy));
+        return h(
+          "li",
+          { class: "offer", "data-offer": offer.id },
+          h("span", { class: "name" }, offer.name),
+          h(
+            "span",
+            { class: "detail" },
+            `${offer.tokenCount} ${offer.offerGroup} tokens, ${offer.cycle.toLowerCase()}` + (price ? `, ${price.amount} ${price.currency}` : "")
+          ),
+          buy
+        );
+      })
+    );
+  }
+  async buy(offerId, button) {
+    button.disabled = true;
+    const order = await this.guard(() => this.client.buy(offerId));
+    button.disabled = false;
+    if (order) this.say(`Order ${order.status.toLowerCase()}: ${order.tokenCount} tokens`);
+  }
+  async spend(action) {
+    const group = byId("group").value;
+    const tokens = Number(byId("tokens").value);
+    const client = this.client;
+    if (action === "reserve") {
+      const held = await this.guard(() => client.reserve({ offerGroup: group, tokens }));
+      if (held) this.reservations.push(held);
+      await this.showReservations();
+    } else {
+      const entry = await this.guard(() => client.consume({ offerGroup: group, tokens }));
+      if (entry) this.say(`Spent ${-entry.tokens} ${group} tokens`);
+    }
+  }
+  async settle(reservation, commit) {
+    const client = this.client;
+    const done = await this.guard(
+      () => commit ? client.commit(reservation.id) : client.release(reservation.id)
+    );
+    if (done) this.reservations = this.reservations.filter((r) => r.id !== reservation.id);
+    await this.showReservations();
+  }
+  async showReservations() {
+    byId("reservations").replaceChildren(
+      ...this.reservations.map((reservation) => {
+        const commit = h("button", { type: "button" }, "Commit");
+        const release = h("button", { type: "button" }, "Release");
+        commit.addEventListener("click", () => void this.settle(reservation, true));
+        release.addEventListener("click", () => void this.settle(reservation, false));
+        return h(
+          "li",
+          {},
+          `${reservation.tokens} ${reservation.offerGroup} tokens held until ${when(reservation.expiresAt)} `,
+          commit,
+          release
+        );
+      })
+    );
+  }
+  /** Moves through the ledger: +1 older, -1 newer, 0 the same page again. */
+  async ledgerPage(step) {
+    const target = Math.max(0, this.page + step);
+    const after = this.cursors[target] ?? null;
+    const page = await this.guard(() => this.client.ledger({ first: LEDGER_PAGE, after }));
+    if (!page) return;
+    this.page = target;
+    this.cursors[target + 1] = page.pageInfo.endCursor;
+    byId("ledger").replaceChildren(
+      ...page.edges.map(
+        ({ node }) => h(
+          "tr",
+          {},
+          h("td", {}, when(node.createdAt)),
+          h("td", {}, node.offerGroup),
+          h("td", {}, `${node.tokens > 0 ? "+" : ""}${node.tokens}`),
+          h("td", {}, node.reason.toLowerCase()),
+          h("td", {}, String(node.balanceAfter))
+        )
+      )
+    );
+    byId("ledger-older").disabled = !page.pageInfo.hasNextPage;
+    byId("ledger-newer").disabled = target === 0;
+    byId("ledger-page").textContent = `page ${target + 1}`;
+  }
+  async showWarnings() {
+    const warnings = await this.guard(() => this.client.warnings(604800, 100));
+    if (!warnings) return;
+    byId("warnings").replaceChildren(
+      ...warnings.length === 0 ? [h("li", {}, "None.")] : warnings.map(
+        (w) => h(
+          "li",
+          {},
+          `${w.offerGroup}: ${w.kind.toLowerCase().replace(/_/g, " ")}, ${w.tokens} tokens` + (w.expires ? `, ${when(w.expires)}` : "")
+        )
+      )
+    );
+  }
+  /** Runs a call and shows a refusal (INSUFFICIENT_TOKENS, ...) instead of throwing. */
+  async guard(call) {
+    try {
+      return await call();
+    } catch (error) {
+      const text = error instanceof UserCreditsError ? `${error.code}: ${error.message}` : String(error);
+      byId("problem").textContent = text;
+      return null;
+    }
+  }
+  say(text) {
+    byId("problem").textContent = "";
+    byId("notice").textContent = text;
+  }
+};
+void new Demo().start();
