@@ -1,12 +1,14 @@
 # Everything a fresh machine with only Python 3.11+ needs: `make run`, `make test`, `make bench`.
 # The first call makes .tools/ (a private uv) and .venv/ (the project and its dev tools,
-# exactly as uv.lock pins them); later calls reuse them.
+# exactly as uv.lock pins them, Node.js among them); later calls reuse them. `make test`
+# also installs the client kit's packages (clients/js, as package-lock.json pins them) and,
+# when it is missing, Debian's Chromium for the browser test.
 
 PYTHON ?= python3
 UV := .tools/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test lint check bench soak clean
+.PHONY: run test lint check bench soak clean browser
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -19,12 +21,22 @@ $(UV):
 run: .venv/.synced
 	USERCREDITS_SEED_CATALOGUE=catalogue/example.yaml USERCREDITS_DEMO=true .venv/bin/usercredits serve
 
+KIT := clients/js
+$(KIT)/node_modules/.package-lock.json: $(KIT)/package-lock.json .venv/.synced
+	cd $(KIT) && PATH="$(CURDIR)/.venv/bin:$$PATH" npm ci --no-audit --no-fund
+
+# The browser test drives Debian's Chromium (no browser download reaches these machines).
+browser:
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
+
 lint: .venv/.synced
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
 
-test: lint
+test: lint browser $(KIT)/node_modules/.package-lock.json
 	.venv/bin/pytest
 
 bench: .venv/.synced

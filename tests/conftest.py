@@ -92,21 +92,22 @@ class StartServer(Protocol):
         ...
 
 
-@pytest.fixture
-async def start_server(
-    mongo: AsyncMongoClient[Any],
-    database_uri: str,
-    database_name: str,
-    sandbox: SandboxPaymentClient,
-) -> AsyncIterator[StartServer]:
-    runners: list[web.AppRunner] = []
+class Servers:
+    """The API instances of one test, in this process, on the test database."""
 
-    async def start(*, clock: Clock | None = None, **overrides: Any) -> str:
+    def __init__(self, database_uri: str, database_name: str, sandbox: SandboxPaymentClient):
+        self._database_uri = database_uri
+        self._database_name = database_name
+        self._sandbox = sandbox
+        self._runners: dict[str, web.AppRunner] = {}
+
+    async def start(self, *, clock: Clock | None = None, port: int = 0, **overrides: Any) -> str:
+        """Starts an instance (on `port`, or any free one); returns its base URL."""
         # No periodic sweep unless a test asks for one: it would race the test's own steps.
         # No rate limit either: many tests are one caller sending a burst on purpose.
         settings = Settings(
-            mongodb_uri=database_uri,
-            database=database_name,
+            mongodb_uri=self._database_uri,
+            database=self._database_name,
             **{
                 "jwt_secret": SECRET,
                 "sweep_interval_seconds": 0,
@@ -115,23 +116,45 @@ async def start_server(
             },
         )
         # With a Stripe key the app builds its own Stripe client from the settings.
-        provider = None if settings.stripe_secret_key else sandbox
+        provider = None if settings.stripe_secret_key else self._sandbox
         runner = web.AppRunner(
             create_app(settings, payments=provider, clock=clock),
             access_log_class=JsonAccessLogger,
         )
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, "127.0.0.1", port)
         await site.start()
-        runners.append(runner)
-        host, port = runner.addresses[0][:2]
-        return f"http://{host}:{port}"
+        host, bound = runner.addresses[0][:2]
+        url = f"http://{host}:{bound}"
+        self._runners[url] = runner
+        return url
 
-    yield start
-    for runner in reversed(runners):
-        await runner.cleanup()
+    async def stop(self, url: str) -> None:
+        """Stops the instance at `url` as a deploy would: its websockets are closed."""
+        await self._runners.pop(url).cleanup()
+
+    async def stop_all(self) -> None:
+        for url in reversed(list(self._runners)):
+            await self.stop(url)
+
+
+@pytest.fixture
+async def servers(
+    mongo: AsyncMongoClient[Any],
+    database_uri: str,
+    database_name: str,
+    sandbox: SandboxPaymentClient,
+) -> AsyncIterator[Servers]:
+    running = Servers(database_uri, database_name, sandbox)
+    yield running
+    await running.stop_all()
     # Beanie binds documents process-wide: give them back to the session's client.
     await init_models(mongo, database_name)
+
+
+@pytest.fixture
+def start_server(servers: Servers) -> StartServer:
+    return servers.start
 
 
 @pytest.fixture

@@ -18,6 +18,9 @@ def test_the_wheel_installs_beside_a_package_named_schema(tmp_path: Path) -> Non
     with zipfile.ZipFile(wheel) as archive:
         tops = {name.split("/")[0] for name in archive.namelist()}
         assert tops == {"usercredits", "usercredits_graphql-0.1.0.dist-info"}
+        # The demo page's files travel with the package that serves them.
+        demo = {"index.html", "demo.css", "demo.js"}
+        assert demo <= {n.rsplit("/", 1)[-1] for n in archive.namelist() if "/demo/" in n}
         site = tmp_path / "site-packages"
         (site / "schema").mkdir(parents=True)
         (site / "schema" / "__init__.py").write_text(THEIRS)

