@@ -14,6 +14,7 @@ import pytest
 
 from tests.api import SECRET
 from tests.conftest import StartServer
+from usercredits.api import build_schema
 from usercredits.server import children
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,3 +75,11 @@ async def test_the_kit_passes_its_own_tests_against_a_real_server(
         seconds=100,
     )
     assert "# fail 0" in output and "# pass 7" in output, output
+
+
+def test_the_kits_sandbox_schema_is_the_services() -> None:
+    """The kit's codegen reads schema.graphql plus sandbox.graphql (the sandbox's mutation,
+    which schema.graphql leaves out): that mutation must be the one the service serves."""
+    lines = (KIT / "sandbox.graphql").read_text().splitlines()
+    [field] = [line.strip() for line in lines if "completeSandboxPayment" in line]
+    assert f"  {field}" in build_schema(sandbox=True).as_str().splitlines()
