@@ -17,6 +17,7 @@ from playwright.async_api import Browser, Locator, Page, async_playwright, expec
 
 from tests.api import Api, token
 from tests.conftest import Servers, StartServer
+from tests.fake_stripe import SECRET_KEY, WEBHOOK_SECRET, FakeStripe
 from usercredits.server.embedded import free_port
 from usercredits.server.settings import Settings
 from usercredits.services.access import Role
@@ -206,6 +207,26 @@ async def test_without_the_demo_setting_there_is_no_page_and_no_sign_in(
         assert page.status == 404
     async with http.post(f"{url}/demo/session", json={"user": "demo-1"}) as session:
         assert session.status in (404, 405)
+
+
+async def test_with_stripe_the_demo_page_is_given_the_publishable_key(
+    start_server: StartServer,
+    http: aiohttp.ClientSession,
+    fake_stripe: tuple[FakeStripe, str],
+) -> None:
+    _, stripe_api = fake_stripe
+    stripe = {
+        "stripe_secret_key": SECRET_KEY,
+        "stripe_webhook_secret": WEBHOOK_SECRET,
+        "stripe_api_base": stripe_api,
+        "stripe_publishable_key": "pk_test_demo",
+    }
+    paid = await start_server(demo=True, **stripe)
+    # A key without Stripe payments (the sandbox) is not handed on.
+    sandboxed = await start_server(demo=True, stripe_publishable_key="pk_test_demo")
+    for url, key in ((paid, "pk_test_demo"), (sandboxed, None)):
+        async with http.post(f"{url}/demo/session", json={"user": "demo-1"}) as answer:
+            assert (await answer.json())["stripePublishableKey"] == key
 
 
 def test_the_demo_is_refused_in_production() -> None:

@@ -527,5 +527,6 @@ def create_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     if settings.demo and settings.token_rules is not None:
-        add_demo_routes(app, settings.token_rules)
+        stripe_key = settings.stripe_publishable_key if settings.provider == "stripe" else None
+        add_demo_routes(app, settings.token_rules, stripe_key)
     return app

@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     stripe_secret_key: str | None = None
     """Set: payments go through Stripe; unset: the sandbox provider (no money moves)."""
     stripe_webhook_secret: str | None = None
+    stripe_publishable_key: str | None = None
+    """Stripe.js's key (pk_test_... or pk_live_...), handed to the demo page only."""
     stripe_api_base: str | None = None
     """Stripe's API address; tests point it at their fake server."""
     seed_catalogue: Path | None = None

@@ -9,11 +9,33 @@ import {
   type Balance,
   type BalancesUpdate,
   type Reservation,
+  type StripeConfirmer,
   type Watch,
 } from "../src/index.js";
 
+declare global {
+  interface Window {
+    Stripe?: (publishableKey: string) => StripeConfirmer;
+  }
+}
+
 const GRAPHQL = new URL("/graphql", location.href).toString();
 const LEDGER_PAGE = 10;
+/** Stripe's test card: in test mode the demo pays with it, as the Stripe docs do. */
+const TEST_CARD = "pm_card_visa";
+
+/** Stripe.js, from Stripe as its terms require, once the service names a key. */
+async function loadStripe(publishableKey: string): Promise<StripeConfirmer> {
+  if (!window.Stripe) {
+    await new Promise((resolve, reject) => {
+      const script = h("script", { src: "https://js.stripe.com/v3/" });
+      script.addEventListener("load", resolve);
+      script.addEventListener("error", () => reject(new Error("Stripe.js did not load")));
+      document.head.append(script);
+    });
+  }
+  return window.Stripe!(publishableKey);
+}
 
 type Child = Node | string;
 
@@ -35,6 +57,7 @@ function when(iso: string | null): string {
 
 class Demo {
   private client: UserCreditsClient | null = null;
+  private stripe: StripeConfirmer | null = null;
   private watch: Watch | null = null;
   private reservations: Reservation[] = [];
   private page = 0;
@@ -60,8 +83,15 @@ class Demo {
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ user }),
     });
-    const session = (await answer.json()) as { token: string };
+    const session = (await answer.json()) as {
+      token: string;
+      stripePublishableKey: string | null;
+    };
     this.client = new UserCreditsClient({ url: GRAPHQL, token: session.token });
+    if (session.stripePublishableKey) {
+      this.stripe = await this.guard(() => loadStripe(session.stripePublishableKey!));
+      byId("payments").textContent = "Stripe test mode: paid with Stripe's test Visa card.";
+    }
     this.reservations = [];
     this.page = 0;
     this.cursors = [null];
@@ -173,7 +203,8 @@ class Demo {
 
   private async buy(offerId: string, button: HTMLButtonElement): Promise<void> {
     button.disabled = true;
-    const order = await this.guard(() => this.client!.buy(offerId));
+    const payment = this.stripe ? { stripe: this.stripe, paymentMethod: TEST_CARD } : {};
+    const order = await this.guard(() => this.client!.buy(offerId, payment));
     button.disabled = false;
     if (order) this.say(`Order ${order.status.toLowerCase()}: ${order.tokenCount} tokens`);
   }

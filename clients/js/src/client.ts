@@ -73,7 +73,10 @@ export class UserCreditsError extends Error {
 
 /** The part of a Stripe.js instance `buy` needs: `Stripe(publishableKey)` is one. */
 export interface StripeConfirmer {
-  confirmCardPayment(clientSecret: string): Promise<{ error?: { message?: string } }>;
+  confirmCardPayment(
+    clientSecret: string,
+    data?: { payment_method?: unknown },
+  ): Promise<{ error?: { message?: string } }>;
 }
 
 export interface WatchOptions {
@@ -106,6 +109,9 @@ export interface BuyOptions {
   /** Confirms the payment with Stripe.js; without it the sandbox completes it (only a
    * service running the sandbox provider accepts that). */
   stripe?: StripeConfirmer;
+  /** What Stripe.js confirms with: a saved payment method's id, a card Element's
+   * `{ card }`, or in test mode a test method such as "pm_card_visa". */
+  paymentMethod?: unknown;
 }
 
 const RETRIED_STATUSES = new Set([429, 502, 503, 504]);
@@ -146,7 +152,13 @@ export class UserCreditsClient {
         await sleep(this.backoff(attempt));
         continue;
       }
-      return unwrap<R>(await response.json(), response.status);
+      let result: unknown;
+      try {
+        result = await response.json();
+      } catch {
+        throw new UserCreditsError(`HTTP ${response.status} without a GraphQL answer`, "INTERNAL");
+      }
+      return unwrap<R>(result, response.status);
     }
   }
 
@@ -283,7 +295,8 @@ export class UserCreditsClient {
   }
 
   /** Orders `offerId` and pays: with Stripe.js when given, else through the sandbox. The
-   * tokens are credited when the payment succeeds; the order returned says its status. */
+   * tokens are credited when the payment succeeds (with Stripe, when its webhook reaches
+   * the service: the order returned may still be PENDING; `watchBalances` shows it). */
   async buy(offerId: string, options: BuyOptions = {}): Promise<Order> {
     const created = await this.request(CreateOrderDocument, {
       input: {
@@ -296,7 +309,10 @@ export class UserCreditsClient {
     const { order, paymentClientSecret } = created.createOrder;
     if (paymentClientSecret === null) return order;
     if (options.stripe) {
-      const confirmed = await options.stripe.confirmCardPayment(paymentClientSecret);
+      const confirmed = await options.stripe.confirmCardPayment(
+        paymentClientSecret,
+        options.paymentMethod === undefined ? undefined : { payment_method: options.paymentMethod },
+      );
       if (confirmed.error) {
         throw new UserCreditsError(confirmed.error.message ?? "payment refused", "PAYMENT_FAILED");
       }

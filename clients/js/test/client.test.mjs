@@ -288,16 +288,19 @@ test("buy pays in the sandbox and credits the offer's tokens", async (t) => {
   const credited = await seen.next((u) => tokensOf(u, "chat") === 500);
 
   // With Stripe.js the confirmation is Stripe's; a refusal comes back as PAYMENT_FAILED.
-  let secret = null;
+  const confirmations = [];
   const refusing = {
-    confirmCardPayment: async (clientSecret) => {
-      secret = clientSecret;
+    confirmCardPayment: async (...args) => {
+      confirmations.push(args);
       return { error: { message: "Your card was declined." } };
     },
   };
   await assert.rejects(
-    client.buy(offer.id, { stripe: refusing }),
+    client.buy(offer.id, { stripe: refusing, paymentMethod: "pm_card_visa" }),
     (error) => error.code === "PAYMENT_FAILED" && /declined/.test(error.message),
   );
-  assert.match(secret, /secret/);
+  assert.equal(confirmations.length, 1);
+  const [secret, data] = confirmations[0];
+  assert.match(secret, /_secret_/);
+  assert.deepEqual(data, { payment_method: "pm_card_visa" });
 });

@@ -21,8 +21,11 @@ SESSION_TTL = timedelta(hours=1)
 ASSETS = {"demo.js": "text/javascript", "demo.css": "text/css"}
 
 
-def add_demo_routes(app: web.Application, rules: TokenRules) -> None:
-    """Serves the page at `/`, its two assets, and the demo sign-in."""
+def add_demo_routes(
+    app: web.Application, rules: TokenRules, stripe_publishable_key: str | None
+) -> None:
+    """Serves the page at `/`, its two assets, and the demo sign-in (which tells the page
+    Stripe.js's key when payments go to Stripe)."""
 
     async def page(request: web.Request) -> web.FileResponse:
         return web.FileResponse(HERE / "index.html", headers=_NO_STORE)
@@ -42,7 +45,12 @@ def add_demo_routes(app: web.Application, rules: TokenRules) -> None:
             raise web.HTTPBadRequest(text=f"demo users are {', '.join(DEMO_USERS)}")
         token = issue_token(rules=rules, user_id=user, roles=[Role.USER], ttl=SESSION_TTL)
         return web.json_response(
-            {"userId": user, "token": token, "expiresIn": SESSION_TTL.total_seconds()}
+            {
+                "userId": user,
+                "token": token,
+                "expiresIn": SESSION_TTL.total_seconds(),
+                "stripePublishableKey": stripe_publishable_key,
+            }
         )
 
     app.router.add_get("/", page)

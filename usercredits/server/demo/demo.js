@@ -1030,7 +1030,13 @@ var UserCreditsClient = class {
         await sleep(this.backoff(attempt));
         continue;
       }
-      return unwrap(await response.json(), response.status);
+      let result;
+      try {
+        result = await response.json();
+      } catch {
+        throw new UserCreditsError(`HTTP ${response.status} without a GraphQL answer`, "INTERNAL");
+      }
+      return unwrap(result, response.status);
     }
   }
   /** The current balances first, then again at every change, until `stop()`. After a
@@ -1136,7 +1142,8 @@ var UserCreditsClient = class {
     return { result: outcome.result, entry };
   }
   /** Orders `offerId` and pays: with Stripe.js when given, else through the sandbox. The
-   * tokens are credited when the payment succeeds; the order returned says its status. */
+   * tokens are credited when the payment succeeds (with Stripe, when its webhook reaches
+   * the service: the order returned may still be PENDING; `watchBalances` shows it). */
   async buy(offerId, options = {}) {
     const created = await this.request(CreateOrderDocument, {
       input: {
@@ -1149,7 +1156,10 @@ var UserCreditsClient = class {
     const { order, paymentClientSecret } = created.createOrder;
     if (paymentClientSecret === null) return order;
     if (options.stripe) {
-      const confirmed = await options.stripe.confirmCardPayment(paymentClientSecret);
+      const confirmed = await options.stripe.confirmCardPayment(
+        paymentClientSecret,
+        options.paymentMethod === void 0 ? void 0 : { payment_method: options.paymentMethod }
+      );
       if (confirmed.error) {
         throw new UserCreditsError(confirmed.error.message ?? "payment refused", "PAYMENT_FAILED");
       }
@@ -1253,6 +1263,18 @@ function sleep(ms) {
 // demo/main.ts
 var GRAPHQL = new URL("/graphql", location.href).toString();
 var LEDGER_PAGE = 10;
+var TEST_CARD = "pm_card_visa";
+async function loadStripe(publishableKey) {
+  if (!window.Stripe) {
+    await new Promise((resolve, reject) => {
+      const script = h("script", { src: "https://js.stripe.com/v3/" });
+      script.addEventListener("load", resolve);
+      script.addEventListener("error", () => reject(new Error("Stripe.js did not load")));
+      document.head.append(script);
+    });
+  }
+  return window.Stripe(publishableKey);
+}
 function h(tag, attributes = {}, ...children) {
   const element = document.createElement(tag);
   for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, value);
@@ -1267,6 +1289,7 @@ function when(iso) {
 }
 var Demo = class {
   client = null;
+  stripe = null;
   watch = null;
   reservations = [];
   page = 0;
@@ -1292,6 +1315,10 @@ var Demo = class {
     });
     const session = await answer.json();
     this.client = new UserCreditsClient({ url: GRAPHQL, token: session.token });
+    if (session.stripePublishableKey) {
+      this.stripe = await this.guard(() => loadStripe(session.stripePublishableKey));
+      byId("payments").textContent = "Stripe test mode: paid with Stripe's test Visa card.";
+    }
     this.reservations = [];
     this.page = 0;
     this.cursors = [null];
@@ -1391,7 +1418,8 @@ var Demo = class {
   }
   async buy(offerId, button) {
     button.disabled = true;
-    const order = await this.guard(() => this.client.buy(offerId));
+    const payment = this.stripe ? { stripe: this.stripe, paymentMethod: TEST_CARD } : {};
+    const order = await this.guard(() => this.client.buy(offerId, payment));
     button.disabled = false;
     if (order) this.say(`Order ${order.status.toLowerCase()}: ${order.tokenCount} tokens`);
   }
