@@ -115,6 +115,7 @@ async def test_a_purchase_shows_on_the_page_without_a_reload(
     await buy_chat_pack(page)
 
     await expect(page.locator("#notice")).to_have_text("Order paid: 500 tokens")
+    await expect(page.locator("#last-change")).to_have_text("chat: +500 (purchase)")
     await expect(page.locator("#ledger tr")).to_have_count(1)
     await expect(page.locator("#ledger tr").first).to_contain_text("purchase")
     assert navigations == [], "the page was reloaded"

@@ -92,7 +92,8 @@ export interface WatchOptions {
 }
 
 /** What `watchBalances` hands on: every balance it follows, and the event that changed
- * them (null when they were read afresh, at the start and after each reconnection). */
+ * them (null when they were read afresh, at the start and after each reconnection). The
+ * first event of a group not followed yet comes with the read of its whole balance. */
 export interface BalancesUpdate {
   balances: Balance[];
   event: BalanceEvent | null;
@@ -171,6 +172,8 @@ export class UserCreditsClient {
     let stopped = false;
     let reading: Promise<void> | null = null;
     let changedWhileReading = false;
+    // An event of a group not shown yet (a first purchase): told with the read it causes.
+    let unseenGroupEvent: BalanceEvent | null = null;
 
     const emit = (event: BalanceEvent | null) => {
       if (!stopped) onChange({ balances: [...balances.values()], event });
@@ -188,7 +191,9 @@ export class UserCreditsClient {
             .map((balance) => [balance.offerGroup, balance]),
         );
       } while (changedWhileReading && !stopped);
-      emit(null);
+      const cause = unseenGroupEvent;
+      unseenGroupEvent = null;
+      emit(cause);
     };
     const refresh = () => {
       reading ??= readAfresh()
@@ -216,6 +221,7 @@ export class UserCreditsClient {
             emit(event);
             if (options.details) refresh();
           } else {
+            unseenGroupEvent = event;
             refresh();
           }
         },

@@ -286,6 +286,8 @@ test("buy pays in the sandbox and credits the offer's tokens", async (t) => {
   assert.equal(order.status, "PAID");
   assert.equal(order.tokenCount, 500);
   const credited = await seen.next((u) => tokensOf(u, "chat") === 500);
+  assert.equal(credited.event?.delta, 500, "the first event of a group comes with its read");
+  assert.equal(credited.event.reason, "purchase");
 
   // With Stripe.js the confirmation is Stripe's; a refusal comes back as PAYMENT_FAILED.
   const confirmations = [];

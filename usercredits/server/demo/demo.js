@@ -1048,6 +1048,7 @@ var UserCreditsClient = class {
     let stopped = false;
     let reading = null;
     let changedWhileReading = false;
+    let unseenGroupEvent = null;
     const emit = (event) => {
       if (!stopped) onChange({ balances: [...balances.values()], event });
     };
@@ -1059,7 +1060,9 @@ var UserCreditsClient = class {
           wallet.wallet.balances.filter((balance) => group === null || balance.offerGroup === group).map((balance) => [balance.offerGroup, balance])
         );
       } while (changedWhileReading && !stopped);
-      emit(null);
+      const cause = unseenGroupEvent;
+      unseenGroupEvent = null;
+      emit(cause);
     };
     const refresh = () => {
       reading ??= readAfresh().catch((error) => options.onError?.(error)).finally(() => {
@@ -1083,6 +1086,7 @@ var UserCreditsClient = class {
             emit(event);
             if (options.details) refresh();
           } else {
+            unseenGroupEvent = event;
             refresh();
           }
         },
