@@ -25,9 +25,10 @@ KIT := clients/js
 $(KIT)/node_modules/.package-lock.json: $(KIT)/package-lock.json .venv/.synced
 	cd $(KIT) && PATH="$(CURDIR)/.venv/bin:$$PATH" npm ci --no-audit --no-fund
 
-# The browser test drives Debian's Chromium (no browser download reaches these machines).
+# The browser test drives Debian's Chromium (no browser download reaches these machines),
+# or the browser USERCREDITS_CHROMIUM names.
 browser:
-	@command -v chromium >/dev/null || { \
+	@[ -n "$$USERCREDITS_CHROMIUM" ] || command -v chromium >/dev/null || { \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
 

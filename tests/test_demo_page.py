@@ -230,6 +230,11 @@ async def test_with_stripe_the_demo_page_is_given_the_publishable_key(
             assert (await answer.json())["stripePublishableKey"] == key
 
 
+def test_the_demo_needs_hs256_tokens_to_sign_its_users_in() -> None:
+    with pytest.raises(ValueError, match="USERCREDITS_JWT_SECRET"):
+        Settings(demo=True, oidc_issuer="https://id.example.com", oidc_audience="credits")
+
+
 def test_the_demo_is_refused_in_production() -> None:
     with pytest.raises(ValueError, match="USERCREDITS_DEMO"):
         Settings(

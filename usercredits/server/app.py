@@ -526,6 +526,7 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    # Settings refuse the demo without HS256 rules: it signs its users in with them.
     if settings.demo and settings.token_rules is not None:
         stripe_key = settings.stripe_publishable_key if settings.provider == "stripe" else None
         add_demo_routes(app, settings.token_rules, stripe_key)

@@ -104,7 +104,8 @@ class Settings(BaseSettings):
     """Set: payments go through Stripe; unset: the sandbox provider (no money moves)."""
     stripe_webhook_secret: str | None = None
     stripe_publishable_key: str | None = None
-    """Stripe.js's key (pk_test_... or pk_live_...), handed to the demo page only."""
+    """Stripe.js's test key (pk_test_...), handed to the demo page only, which pays with
+    Stripe's test card."""
     stripe_api_base: str | None = None
     """Stripe's API address; tests point it at their fake server."""
     seed_catalogue: Path | None = None
@@ -168,6 +169,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 "USERCREDITS_DEMO and USERCREDITS_PRODUCTION are both on: the demo signs "
                 "anyone in as a demo user; turn it off"
+            )
+        if self.demo and self.token_rules is None:
+            raise ValueError(
+                "USERCREDITS_DEMO is on but only the OpenID Connect provider's tokens are "
+                "accepted: the demo signs its users in with HS256 tokens "
+                "(set USERCREDITS_JWT_SECRET too)"
             )
         return self
 

@@ -55,6 +55,13 @@ function when(iso: string | null): string {
   return iso === null ? "never" : new Date(iso).toLocaleString();
 }
 
+interface Session {
+  token: string;
+  stripePublishableKey: string | null;
+  /** When to ask for a new token: a minute before this one expires. */
+  renewAt: number;
+}
+
 class Demo {
   private client: UserCreditsClient | null = null;
   private stripe: StripeConfirmer | null = null;
@@ -76,35 +83,55 @@ class Demo {
   }
 
   private async signIn(): Promise<void> {
-    await this.watch?.stop();
-    const user = byId<HTMLSelectElement>("user").value;
+    const select = byId<HTMLSelectElement>("user");
+    select.disabled = true;
+    try {
+      await this.watch?.stop();
+      this.watch = null;
+      const user = select.value;
+      const session = await this.session(user);
+      // A fresh demo token before the one in use expires (the socket asks at each connection).
+      let current = session;
+      const token = async () => {
+        if (Date.now() > current.renewAt) current = await this.session(user);
+        return current.token;
+      };
+      this.client = new UserCreditsClient({ url: GRAPHQL, token });
+      if (session.stripePublishableKey) {
+        this.stripe = await this.guard(() => loadStripe(session.stripePublishableKey!));
+        byId("payments").textContent = "Stripe test mode: paid with Stripe's test Visa card.";
+      }
+      this.reservations = [];
+      this.page = 0;
+      this.cursors = [null];
+      this.status("connecting");
+      const client = this.client;
+      this.watch = client.watchBalances(
+        {
+          details: true,
+          onStatus: (status) => this.status(status),
+          onError: (error) => console.warn("balances:", error),
+        },
+        // Updates of a watch left behind by a switch of user are dropped.
+        (update) => void (this.client === client && this.changed(update)),
+      );
+      await Promise.all([this.showOffers(), this.showReservations()]);
+    } catch (error) {
+      byId("problem").textContent = `Could not sign in: ${String(error)}`;
+    } finally {
+      select.disabled = false;
+    }
+  }
+
+  private async session(user: string): Promise<Session> {
     const answer = await fetch("/demo/session", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ user }),
     });
-    const session = (await answer.json()) as {
-      token: string;
-      stripePublishableKey: string | null;
-    };
-    this.client = new UserCreditsClient({ url: GRAPHQL, token: session.token });
-    if (session.stripePublishableKey) {
-      this.stripe = await this.guard(() => loadStripe(session.stripePublishableKey!));
-      byId("payments").textContent = "Stripe test mode: paid with Stripe's test Visa card.";
-    }
-    this.reservations = [];
-    this.page = 0;
-    this.cursors = [null];
-    this.status("connecting");
-    this.watch = this.client.watchBalances(
-      {
-        details: true,
-        onStatus: (status) => this.status(status),
-        onError: (error) => console.warn("balances:", error),
-      },
-      (update) => void this.changed(update),
-    );
-    await Promise.all([this.showOffers(), this.showReservations()]);
+    if (!answer.ok) throw new Error(`${answer.status} ${await answer.text()}`);
+    const session = (await answer.json()) as Omit<Session, "renewAt"> & { expiresIn: number };
+    return { ...session, renewAt: Date.now() + (session.expiresIn - 60) * 1000 };
   }
 
   private status(status: string): void {
@@ -120,7 +147,7 @@ class Demo {
       byId("last-change").textContent =
         `${offerGroup}: ${delta > 0 ? "+" : ""}${delta} (${reason.toLowerCase()})`;
     }
-    await Promise.all([this.ledgerPage(0), this.showWarnings(), this.showOffers()]);
+    await Promise.all([this.ledgerPage(0), this.showWarnings()]);
   }
 
   private showBalances(balances: Balance[]): void {
@@ -206,7 +233,10 @@ class Demo {
     const payment = this.stripe ? { stripe: this.stripe, paymentMethod: TEST_CARD } : {};
     const order = await this.guard(() => this.client!.buy(offerId, payment));
     button.disabled = false;
-    if (order) this.say(`Order ${order.status.toLowerCase()}: ${order.tokenCount} tokens`);
+    if (order) {
+      this.say(`Order ${order.status.toLowerCase()}: ${order.tokenCount} tokens`);
+      await this.showOffers(); // a purchase may unlock other offers
+    }
   }
 
   private async spend(action: string): Promise<void> {
@@ -235,8 +265,13 @@ class Demo {
   private async showReservations(): Promise<void> {
     byId("reservations").replaceChildren(
       ...this.reservations.map((reservation) => {
-        const commit = h("button", { type: "button" }, "Commit");
-        const release = h("button", { type: "button" }, "Release");
+        const what = `${reservation.tokens} ${reservation.offerGroup} tokens`;
+        const commit = h("button", { type: "button", "aria-label": `Commit ${what}` }, "Commit");
+        const release = h(
+          "button",
+          { type: "button", "aria-label": `Release ${what}` },
+          "Release",
+        );
         commit.addEventListener("click", () => void this.settle(reservation, true));
         release.addEventListener("click", () => void this.settle(reservation, false));
         return h(

@@ -45,7 +45,8 @@ export type CreditWarning = CreditWarningsQuery["creditWarnings"][number];
 export type TokenSource = string | (() => string | Promise<string>);
 
 export interface ClientOptions {
-  /** The service's GraphQL address, such as `https://credits.example.com/graphql`. */
+  /** The service's GraphQL address, such as `https://credits.example.com/graphql`, or in
+   * a page, relative to it (`/graphql`). */
   url: string;
   token: TokenSource;
   /** Attempts of a request that fails on the network or with 429/502/503/504 (default 4). */
@@ -92,8 +93,9 @@ export interface WatchOptions {
 }
 
 /** What `watchBalances` hands on: every balance it follows, and the event that changed
- * them (null when they were read afresh, at the start and after each reconnection). The
- * first event of a group not followed yet comes with the read of its whole balance. */
+ * them; null when they were read afresh (at the start, after each reconnection, after
+ * each change with `details`). An event of a group not followed yet comes with the read
+ * of that group's balance. */
 export interface BalancesUpdate {
   balances: Balance[];
   event: BalanceEvent | null;
@@ -136,7 +138,7 @@ export class UserCreditsClient {
     for (let attempt = 1; ; attempt++) {
       let response: Response;
       try {
-        response = await this.fetcher(this.options.url, {
+        response = await this.fetcher(this.address(), {
           method: "POST",
           headers: {
             "Content-Type": "application/json",
@@ -165,7 +167,8 @@ export class UserCreditsClient {
 
   /** The current balances first, then again at every change, until `stop()`. After a
    * dropped connection it reconnects with back-off and reads the balances afresh, so a
-   * change made while it was away is not missed. */
+   * change made while it was away is shown; a subscription the server ends (a subscriber
+   * too far behind, a refused connection) is made again after a back-off. */
   watchBalances(options: WatchOptions, onChange: (update: BalancesUpdate) => void): Watch {
     const group = options.offerGroup ?? null;
     let balances = new Map<string, Balance>();
@@ -174,13 +177,17 @@ export class UserCreditsClient {
     let changedWhileReading = false;
     // An event of a group not shown yet (a first purchase): told with the read it causes.
     let unseenGroupEvent: BalanceEvent | null = null;
+    let unsubscribe = () => {};
+    let resubscriptions = 0;
 
     const emit = (event: BalanceEvent | null) => {
       if (!stopped) onChange({ balances: [...balances.values()], event });
     };
-    // The read goes over the subscription's own socket, after its subscribe message, so the
-    // server follows changes before it reads. It is repeated until no event arrived
-    // meanwhile: a read answered after an event it raced may show the older balance.
+    // The read goes over the subscription's own socket, after its subscribe message, so
+    // the server usually follows changes before it reads (it starts each operation in a
+    // task of its own, so this order is likely, not promised). It is repeated until no
+    // event arrived meanwhile: a read answered after an event it raced may show the older
+    // balance.
     const readAfresh = async () => {
       do {
         changedWhileReading = false;
@@ -196,44 +203,67 @@ export class UserCreditsClient {
       emit(cause);
     };
     const refresh = () => {
+      if (stopped) return;
       reading ??= readAfresh()
-        .catch((error: unknown) => options.onError?.(error))
+        .catch((error: unknown) => {
+          unseenGroupEvent = null;
+          if (!stopped) options.onError?.(error);
+        })
         .finally(() => {
           reading = null;
         });
     };
-
-    // After graphql-ws has sent the subscriptions again (on the connection's acknowledgement).
+    // graphql-ws sends the subscriptions again when a connection is acknowledged, in
+    // microtasks after its `connected` event: the read is sent after them.
     const socket = this.socket(options, () => setTimeout(refresh, 0), () => stopped);
-    const unsubscribe = socket.subscribe<BalanceChangedSubscription>(
-      { query: BalanceChangedDocument.toString(), variables: { offerGroup: group } },
-      {
-        next: (result) => {
-          const event = result.data?.balanceChanged;
-          if (!event) {
-            options.onError?.(result.errors);
-            return;
-          }
-          changedWhileReading = true;
-          const known = balances.get(event.offerGroup);
-          if (known) {
-            balances.set(event.offerGroup, { ...known, tokens: event.tokens });
-            emit(event);
-            if (options.details) refresh();
-          } else {
-            unseenGroupEvent = event;
-            refresh();
-          }
+    // The server ended the subscription (an error or a completion is final for graphql-ws,
+    // which would not send it again): subscribe again, and read what was missed.
+    const ended = (error: unknown) => {
+      if (stopped) return;
+      options.onError?.(error);
+      resubscriptions += 1;
+      setTimeout(() => {
+        if (stopped) return;
+        follow();
+        refresh();
+      }, this.backoff(Math.min(resubscriptions, 10)));
+    };
+    const follow = () => {
+      unsubscribe = socket.subscribe<BalanceChangedSubscription>(
+        { query: BalanceChangedDocument.toString(), variables: { offerGroup: group } },
+        {
+          next: (result) => {
+            const event = result.data?.balanceChanged;
+            if (!event) {
+              options.onError?.(result.errors);
+              return;
+            }
+            resubscriptions = 0;
+            changedWhileReading = true;
+            const known = balances.get(event.offerGroup);
+            if (known) {
+              balances.set(event.offerGroup, { ...known, tokens: event.tokens });
+              emit(event);
+              if (options.details) refresh();
+            } else {
+              unseenGroupEvent ??= event;
+              refresh();
+            }
+          },
+          error: ended,
+          complete: () => ended(new UserCreditsError("the server ended the subscription", "ENDED")),
         },
-        error: (error) => options.onError?.(error),
-        complete: () => undefined,
-      },
-    );
+      );
+    };
+    follow();
     return {
       stop: async () => {
         stopped = true;
         unsubscribe();
-        await socket.dispose();
+        // Not dispose() alone: it waits for a connection attempt in progress (and fails
+        // with it) when the server cannot be reached.
+        socket.terminate();
+        await Promise.resolve(socket.dispose()).catch(() => undefined);
       },
     };
   }
@@ -281,23 +311,33 @@ export class UserCreditsClient {
     return data.releaseReservation;
   }
 
-  /** Reserves `tokens`, runs `job`, commits the tokens it reports as used, and releases
-   * the reservation if it throws (the error is thrown on). */
+  /** Reserves `tokens`, runs `job`, commits the tokens it reports as used (none used:
+   * released, and `entry` is null), and releases the reservation if the job or the commit
+   * fails (the error is thrown on). */
   async withReservation<T>(
     offerGroup: string,
     tokens: number,
     job: (reservation: Reservation) => Promise<{ used: number; result: T }>,
-  ): Promise<{ result: T; entry: LedgerEntry }> {
+  ): Promise<{ result: T; entry: LedgerEntry | null }> {
     const reservation = await this.reserve({ offerGroup, tokens });
     let outcome: { used: number; result: T };
     try {
       outcome = await job(reservation);
     } catch (error) {
-      await this.release(reservation.id);
+      await this.release(reservation.id).catch(() => undefined); // the job's error matters
       throw error;
     }
-    const entry = await this.commit(reservation.id, outcome.used);
-    return { result: outcome.result, entry };
+    if (outcome.used === 0) {
+      await this.release(reservation.id);
+      return { result: outcome.result, entry: null };
+    }
+    try {
+      return { result: outcome.result, entry: await this.commit(reservation.id, outcome.used) };
+    } catch (error) {
+      // Refused (more than held, expired) or unreachable: give the tokens back if we can.
+      await this.release(reservation.id).catch(() => undefined);
+      throw error;
+    }
   }
 
   /** Orders `offerId` and pays: with Stripe.js when given, else through the sandbox. The
@@ -361,7 +401,7 @@ export class UserCreditsClient {
     connected: () => void,
     stopped: () => boolean,
   ): SocketClient {
-    const url = new URL(this.options.url);
+    const url = this.address();
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     return createClient({
       url: url.toString(),
@@ -373,15 +413,23 @@ export class UserCreditsClient {
       connectionParams: async () => ({ authorization: `Bearer ${await this.token()}` }),
       on: {
         connected: () => {
+          if (stopped()) return;
           watch.onStatus?.("live");
           connected();
         },
-        closed: () => {
-          if (!stopped()) watch.onStatus?.("reconnecting");
+        closed: (event) => {
+          if (stopped()) return;
+          watch.onStatus?.("reconnecting");
+          watch.onError?.(event); // its code says why (4403: the token expired, ...)
         },
         error: (error) => watch.onError?.(error),
       },
     });
+  }
+
+  /** The address, absolute: a page may give it relative to itself ("/graphql"). */
+  private address(): URL {
+    return new URL(this.options.url, globalThis.location?.href);
   }
 
   private async token(): Promise<string> {
@@ -418,6 +466,7 @@ function once<R, V>(
         error: reject,
         complete: () => {
           try {
+            if (result === null) throw new UserCreditsError("no answer (stopped)", "ENDED");
             resolve(unwrap<R>(result, 200));
           } catch (error) {
             reject(error);

@@ -152,8 +152,7 @@ test("a dropped connection comes back and a change made meanwhile is shown", asy
   assert.equal(seen.updates.at(-1) && tokensOf(seen.updates.at(-1), "chat"), 50);
   cable.restore();
 
-  const reread = await seen.next((u) => u.event === null && tokensOf(u, "chat") === 42);
-  assert.ok(reread);
+  await seen.next((u) => u.event === null && tokensOf(u, "chat") === 42);
   assert.deepEqual(statuses.slice(0, 2), ["live", "reconnecting"]);
   assert.equal(statuses.at(-1), "live");
   assert.ok(tokenCalls > callsBefore, "the token is asked for again at reconnection");
@@ -161,6 +160,43 @@ test("a dropped connection comes back and a change made meanwhile is shown", asy
   await client.consume({ offerGroup: "chat", tokens: 2 });
   const after = await seen.next((u) => u.event !== null && tokensOf(u, "chat") === 40);
   assert.equal(after.event.delta, -2);
+});
+
+test("stop() returns at once while the server cannot be reached", async () => {
+  const cable = await relay();
+  const client = new UserCreditsClient({ url: cable.url, token: sign(`js-${randomUUID()}`) });
+  const seen = recorder();
+  const statuses = [];
+  const watch = client.watchBalances({ onStatus: (s) => statuses.push(s) }, (u) => seen.push(u));
+  await seen.next(() => true);
+  cable.cut();
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const started = Date.now();
+  await watch.stop();
+  assert.ok(Date.now() - started < 1000, `stop() took ${Date.now() - started} ms`);
+  const count = statuses.length;
+  cable.restore();
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  assert.equal(statuses.length, count, "no status after stop()");
+  await cable.close();
+});
+
+test("with details, each change is followed by the lots it drew", async (t) => {
+  const user = `js-${randomUUID()}`;
+  await grant(user, "chat", 60);
+  const client = new UserCreditsClient({ url: URL_, token: sign(user) });
+  const seen = recorder();
+  const watch = client.watchBalances({ details: true }, (update) => seen.push(update));
+  t.after(() => watch.stop());
+  await seen.next(() => true);
+  await client.reserve({ offerGroup: "chat", tokens: 15 });
+  const read = await seen.next((u) => u.event === null && u.balances[0]?.reserved === 15);
+  const [balance] = read.balances;
+  assert.equal(balance.tokens, 45);
+  assert.deepEqual(
+    balance.lots.map((lot) => [lot.tokens, lot.remaining, lot.source]),
+    [[60, 45, "GRANT"]],
+  );
 });
 
 test("a debit whose answer was lost is retried with the same key and counted once", async () => {
@@ -244,12 +280,24 @@ test("withReservation commits what the job used, and releases when it fails", as
     }),
     /the job broke/,
   );
+  // Nothing used: released, not committed (a commit of 0 tokens is refused).
+  const idle = await client.withReservation("chat", 5, async () => ({ used: 0, result: 0 }));
+  assert.equal(idle.entry, null);
+  // A commit the service refuses (more than held) gives the tokens back too.
+  await assert.rejects(
+    client.withReservation("chat", 5, async () => ({ used: 6, result: 0 })),
+    (error) => error.code === "BAD_USER_INPUT",
+  );
   const [balance] = (await client.request("{ wallet { balances { tokens reserved } } }", {}))
     .wallet.balances;
   assert.deepEqual(balance, { tokens: 88, reserved: 0 });
   assert.deepEqual(
     (await ledger(client, "chat")).map((e) => [e.tokens, e.reason]),
     [
+      [5, "release"],
+      [-5, "reservation"],
+      [5, "release"],
+      [-5, "reservation"],
       [30, "release"],
       [-30, "reservation"],
       [-12, "consumption"],

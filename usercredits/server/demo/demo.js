@@ -1013,7 +1013,7 @@ var UserCreditsClient = class {
     for (let attempt = 1; ; attempt++) {
       let response;
       try {
-        response = await this.fetcher(this.options.url, {
+        response = await this.fetcher(this.address(), {
           method: "POST",
           headers: {
             "Content-Type": "application/json",
@@ -1041,7 +1041,8 @@ var UserCreditsClient = class {
   }
   /** The current balances first, then again at every change, until `stop()`. After a
    * dropped connection it reconnects with back-off and reads the balances afresh, so a
-   * change made while it was away is not missed. */
+   * change made while it was away is shown; a subscription the server ends (a subscriber
+   * too far behind, a refused connection) is made again after a back-off. */
   watchBalances(options, onChange) {
     const group = options.offerGroup ?? null;
     let balances = /* @__PURE__ */ new Map();
@@ -1049,6 +1050,9 @@ var UserCreditsClient = class {
     let reading = null;
     let changedWhileReading = false;
     let unseenGroupEvent = null;
+    let unsubscribe = () => {
+    };
+    let resubscriptions = 0;
     const emit = (event) => {
       if (!stopped) onChange({ balances: [...balances.values()], event });
     };
@@ -1065,40 +1069,59 @@ var UserCreditsClient = class {
       emit(cause);
     };
     const refresh = () => {
-      reading ??= readAfresh().catch((error) => options.onError?.(error)).finally(() => {
+      if (stopped) return;
+      reading ??= readAfresh().catch((error) => {
+        unseenGroupEvent = null;
+        if (!stopped) options.onError?.(error);
+      }).finally(() => {
         reading = null;
       });
     };
     const socket = this.socket(options, () => setTimeout(refresh, 0), () => stopped);
-    const unsubscribe = socket.subscribe(
-      { query: BalanceChangedDocument.toString(), variables: { offerGroup: group } },
-      {
-        next: (result) => {
-          const event = result.data?.balanceChanged;
-          if (!event) {
-            options.onError?.(result.errors);
-            return;
-          }
-          changedWhileReading = true;
-          const known = balances.get(event.offerGroup);
-          if (known) {
-            balances.set(event.offerGroup, { ...known, tokens: event.tokens });
-            emit(event);
-            if (options.details) refresh();
-          } else {
-            unseenGroupEvent = event;
-            refresh();
-          }
-        },
-        error: (error) => options.onError?.(error),
-        complete: () => void 0
-      }
-    );
+    const ended = (error) => {
+      if (stopped) return;
+      options.onError?.(error);
+      resubscriptions += 1;
+      setTimeout(() => {
+        if (stopped) return;
+        follow();
+        refresh();
+      }, this.backoff(Math.min(resubscriptions, 10)));
+    };
+    const follow = () => {
+      unsubscribe = socket.subscribe(
+        { query: BalanceChangedDocument.toString(), variables: { offerGroup: group } },
+        {
+          next: (result) => {
+            const event = result.data?.balanceChanged;
+            if (!event) {
+              options.onError?.(result.errors);
+              return;
+            }
+            resubscriptions = 0;
+            changedWhileReading = true;
+            const known = balances.get(event.offerGroup);
+            if (known) {
+              balances.set(event.offerGroup, { ...known, tokens: event.tokens });
+              emit(event);
+              if (options.details) refresh();
+            } else {
+              unseenGroupEvent ??= event;
+              refresh();
+            }
+          },
+          error: ended,
+          complete: () => ended(new UserCreditsError("the server ended the subscription", "ENDED"))
+        }
+      );
+    };
+    follow();
     return {
       stop: async () => {
         stopped = true;
         unsubscribe();
-        await socket.dispose();
+        socket.terminate();
+        await Promise.resolve(socket.dispose()).catch(() => void 0);
       }
     };
   }
@@ -1131,19 +1154,28 @@ var UserCreditsClient = class {
     const data = await this.request(ReleaseReservationDocument, { id: reservationId });
     return data.releaseReservation;
   }
-  /** Reserves `tokens`, runs `job`, commits the tokens it reports as used, and releases
-   * the reservation if it throws (the error is thrown on). */
+  /** Reserves `tokens`, runs `job`, commits the tokens it reports as used (none used:
+   * released, and `entry` is null), and releases the reservation if the job or the commit
+   * fails (the error is thrown on). */
   async withReservation(offerGroup, tokens, job) {
     const reservation = await this.reserve({ offerGroup, tokens });
     let outcome;
     try {
       outcome = await job(reservation);
     } catch (error) {
-      await this.release(reservation.id);
+      await this.release(reservation.id).catch(() => void 0);
       throw error;
     }
-    const entry = await this.commit(reservation.id, outcome.used);
-    return { result: outcome.result, entry };
+    if (outcome.used === 0) {
+      await this.release(reservation.id);
+      return { result: outcome.result, entry: null };
+    }
+    try {
+      return { result: outcome.result, entry: await this.commit(reservation.id, outcome.used) };
+    } catch (error) {
+      await this.release(reservation.id).catch(() => void 0);
+      throw error;
+    }
   }
   /** Orders `offerId` and pays: with Stripe.js when given, else through the sandbox. The
    * tokens are credited when the payment succeeds (with Stripe, when its webhook reaches
@@ -1197,7 +1229,7 @@ var UserCreditsClient = class {
     return data.creditWarnings;
   }
   socket(watch, connected, stopped) {
-    const url = new URL(this.options.url);
+    const url = this.address();
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     return createClient({
       url: url.toString(),
@@ -1209,15 +1241,22 @@ var UserCreditsClient = class {
       connectionParams: async () => ({ authorization: `Bearer ${await this.token()}` }),
       on: {
         connected: () => {
+          if (stopped()) return;
           watch.onStatus?.("live");
           connected();
         },
-        closed: () => {
-          if (!stopped()) watch.onStatus?.("reconnecting");
+        closed: (event) => {
+          if (stopped()) return;
+          watch.onStatus?.("reconnecting");
+          watch.onError?.(event);
         },
         error: (error) => watch.onError?.(error)
       }
     });
+  }
+  /** The address, absolute: a page may give it relative to itself ("/graphql"). */
+  address() {
+    return new URL(this.options.url, globalThis.location?.href);
   }
   async token() {
     const source = this.options.token;
@@ -1244,6 +1283,7 @@ function once(socket, document2, variables) {
         error: reject,
         complete: () => {
           try {
+            if (result === null) throw new UserCreditsError("no answer (stopped)", "ENDED");
             resolve(unwrap(result, 200));
           } catch (error) {
             reject(error);
@@ -1310,32 +1350,53 @@ var Demo = class {
     await this.signIn();
   }
   async signIn() {
-    await this.watch?.stop();
-    const user = byId("user").value;
+    const select = byId("user");
+    select.disabled = true;
+    try {
+      await this.watch?.stop();
+      this.watch = null;
+      const user = select.value;
+      const session = await this.session(user);
+      let current = session;
+      const token = async () => {
+        if (Date.now() > current.renewAt) current = await this.session(user);
+        return current.token;
+      };
+      this.client = new UserCreditsClient({ url: GRAPHQL, token });
+      if (session.stripePublishableKey) {
+        this.stripe = await this.guard(() => loadStripe(session.stripePublishableKey));
+        byId("payments").textContent = "Stripe test mode: paid with Stripe's test Visa card.";
+      }
+      this.reservations = [];
+      this.page = 0;
+      this.cursors = [null];
+      this.status("connecting");
+      const client = this.client;
+      this.watch = client.watchBalances(
+        {
+          details: true,
+          onStatus: (status) => this.status(status),
+          onError: (error) => console.warn("balances:", error)
+        },
+        // Updates of a watch left behind by a switch of user are dropped.
+        (update) => void (this.client === client && this.changed(update))
+      );
+      await Promise.all([this.showOffers(), this.showReservations()]);
+    } catch (error) {
+      byId("problem").textContent = `Could not sign in: ${String(error)}`;
+    } finally {
+      select.disabled = false;
+    }
+  }
+  async session(user) {
     const answer = await fetch("/demo/session", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ user })
     });
+    if (!answer.ok) throw new Error(`${answer.status} ${await answer.text()}`);
     const session = await answer.json();
-    this.client = new UserCreditsClient({ url: GRAPHQL, token: session.token });
-    if (session.stripePublishableKey) {
-      this.stripe = await this.guard(() => loadStripe(session.stripePublishableKey));
-      byId("payments").textContent = "Stripe test mode: paid with Stripe's test Visa card.";
-    }
-    this.reservations = [];
-    this.page = 0;
-    this.cursors = [null];
-    this.status("connecting");
-    this.watch = this.client.watchBalances(
-      {
-        details: true,
-        onStatus: (status) => this.status(status),
-        onError: (error) => console.warn("balances:", error)
-      },
-      (update) => void this.changed(update)
-    );
-    await Promise.all([this.showOffers(), this.showReservations()]);
+    return { ...session, renewAt: Date.now() + (session.expiresIn - 60) * 1e3 };
   }
   status(status) {
     const badge = byId("connection");
@@ -1348,7 +1409,7 @@ var Demo = class {
       const { delta, offerGroup, reason } = update.event;
       byId("last-change").textContent = `${offerGroup}: ${delta > 0 ? "+" : ""}${delta} (${reason.toLowerCase()})`;
     }
-    await Promise.all([this.ledgerPage(0), this.showWarnings(), this.showOffers()]);
+    await Promise.all([this.ledgerPage(0), this.showWarnings()]);
   }
   showBalances(balances) {
     const groups = byId("group");
@@ -1425,7 +1486,10 @@ var Demo = class {
     const payment = this.stripe ? { stripe: this.stripe, paymentMethod: TEST_CARD } : {};
     const order = await this.guard(() => this.client.buy(offerId, payment));
     button.disabled = false;
-    if (order) this.say(`Order ${order.status.toLowerCase()}: ${order.tokenCount} tokens`);
+    if (order) {
+      this.say(`Order ${order.status.toLowerCase()}: ${order.tokenCount} tokens`);
+      await this.showOffers();
+    }
   }
   async spend(action) {
     const group = byId("group").value;
@@ -1451,8 +1515,13 @@ var Demo = class {
   async showReservations() {
     byId("reservations").replaceChildren(
       ...this.reservations.map((reservation) => {
-        const commit = h("button", { type: "button" }, "Commit");
-        const release = h("button", { type: "button" }, "Release");
+        const what = `${reservation.tokens} ${reservation.offerGroup} tokens`;
+        const commit = h("button", { type: "button", "aria-label": `Commit ${what}` }, "Commit");
+        const release = h(
+          "button",
+          { type: "button", "aria-label": `Release ${what}` },
+          "Release"
+        );
         commit.addEventListener("click", () => void this.settle(reservation, true));
         release.addEventListener("click", () => void this.settle(reservation, false));
         return h(
