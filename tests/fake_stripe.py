@@ -1,8 +1,10 @@
 """A fake Stripe API on 127.0.0.1 that the real `stripe` SDK talks to over HTTP.
 
 It checks what the SDK sends (form-encoded parameters, the secret key, an idempotency key on
-every create), keeps payment intents, and lets a test drive them as Stripe would: succeed,
-decline, refund, go down. It also signs webhook payloads with Stripe's real scheme.
+every create), keeps payment intents, customers, SetupIntents and saved cards, and lets a
+test drive them as Stripe would: succeed, decline, refund, go down, save a card (what
+Stripe.js does when the user confirms a SetupIntent), refuse off-session charges. It also
+signs webhook payloads with Stripe's real scheme.
 """
 
 import hashlib
@@ -48,9 +50,23 @@ class FakeStripe:
         self.intents: dict[str, dict[str, Any]] = {}
         self.created_by_key: dict[str, dict[str, Any]] = {}
         self.create_requests: list[dict[str, str]] = []
+        self.customers: dict[str, dict[str, Any]] = {}
+        self.setup_intents: dict[str, dict[str, Any]] = {}
+        self.cards: dict[str, list[dict[str, Any]]] = {}
+        """Saved cards (payment methods) per customer, newest first."""
+        self.off_session_charges: list[dict[str, Any]] = []
+        """Every off-session charge attempted (not replays of an idempotency key)."""
+        self.process_charges = False
+        """Off-session charges stay `processing` (as bank debits do) until a test says."""
+        self.refuse_charges: str | None = None
+        """A decline code (card_declined, authentication_required): off-session charges
+        are refused with it while set."""
         self.down = False
         self.decline_next_create = False
         self.app = web.Application(middlewares=[self._checks])
+        self.app.router.add_post("/v1/customers", self._create_customer)
+        self.app.router.add_post("/v1/setup_intents", self._create_setup_intent)
+        self.app.router.add_get("/v1/payment_methods", self._list_cards)
         self.app.router.add_post("/v1/payment_intents", self._create)
         self.app.router.add_get("/v1/payment_intents/{id}", self._retrieve)
         self.app.router.add_post("/v1/payment_intents/{id}/cancel", self._cancel)
@@ -81,6 +97,8 @@ class FakeStripe:
             return _error(400, "invalid_request_error", f"bad amount/currency: {form}")
         if currency in {"kwd", "bhd", "jod", "omr", "tnd"} and int(amount) % 10:
             return _error(400, "invalid_request_error", "amount must be a multiple of 10")
+        if form.get("confirm") == "true" and form.get("off_session") == "true":
+            return self._charge_off_session(key, form)
         intent_id = f"pi_{secrets.token_hex(8)}"
         intent = {
             "id": intent_id,
@@ -100,6 +118,101 @@ class FakeStripe:
         self.created_by_key[key] = intent
         return web.json_response(intent)
 
+    def _charge_off_session(self, key: str, form: dict[str, str]) -> web.Response:
+        customer, card = form.get("customer", ""), form.get("payment_method", "")
+        if card not in {c["id"] for c in self.cards.get(customer, [])}:
+            return _error(400, "invalid_request_error", f"{card} is not a card of {customer}")
+        intent_id = f"pi_{secrets.token_hex(8)}"
+        intent: dict[str, Any] = {
+            "id": intent_id,
+            "object": "payment_intent",
+            "amount": int(form["amount"]),
+            "amount_received": int(form["amount"]),
+            "currency": form["currency"],
+            "customer": customer,
+            "payment_method": card,
+            "status": "succeeded",
+            "client_secret": f"{intent_id}_secret_{secrets.token_hex(6)}",
+            "last_payment_error": None,
+            "metadata": {
+                "order_id": form.get("metadata[order_id]"),
+                "user_id": form.get("metadata[user_id]"),
+            },
+        }
+        self.intents[intent_id] = intent
+        self.off_session_charges.append(intent)
+        if self.process_charges:
+            intent.update(status="processing", amount_received=0)
+        if self.refuse_charges is None:
+            self.created_by_key[key] = intent
+            return web.json_response(intent)
+        message = {
+            "authentication_required": "This payment requires authentication.",
+        }.get(self.refuse_charges, "Your card was declined.")
+        intent.update(
+            status="requires_payment_method",
+            amount_received=0,
+            last_payment_error={"code": self.refuse_charges, "message": message},
+        )
+        return web.json_response(
+            {
+                "error": {
+                    "type": "card_error",
+                    "code": self.refuse_charges,
+                    "message": message,
+                    "payment_intent": intent,
+                }
+            },
+            status=402,
+        )
+
+    async def _create_customer(self, request: web.Request) -> web.Response:
+        key = request.headers.get("Idempotency-Key")
+        if not key:
+            return _error(400, "invalid_request_error", "an idempotency key is required here")
+        if key in self.created_by_key:
+            return web.json_response(self.created_by_key[key])
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        customer = {
+            "id": f"cus_{secrets.token_hex(7)}",
+            "object": "customer",
+            "metadata": {"user_id": form.get("metadata[user_id]")},
+        }
+        self.customers[customer["id"]] = customer
+        self.created_by_key[key] = customer
+        return web.json_response(customer)
+
+    async def _create_setup_intent(self, request: web.Request) -> web.Response:
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        if not request.headers.get("Idempotency-Key"):
+            return _error(400, "invalid_request_error", "an idempotency key is required here")
+        if form.get("customer") not in self.customers or form.get("usage") != "off_session":
+            return _error(400, "invalid_request_error", f"bad SetupIntent: {form}")
+        setup_id = f"seti_{secrets.token_hex(8)}"
+        setup = {
+            "id": setup_id,
+            "object": "setup_intent",
+            "customer": form["customer"],
+            "usage": "off_session",
+            "status": "requires_payment_method",
+            "client_secret": f"{setup_id}_secret_{secrets.token_hex(6)}",
+        }
+        self.setup_intents[setup_id] = setup
+        return web.json_response(setup)
+
+    async def _list_cards(self, request: web.Request) -> web.Response:
+        customer = request.query.get("customer", "")
+        if customer not in self.customers or request.query.get("type") != "card":
+            return _error(400, "invalid_request_error", f"bad list: {dict(request.query)}")
+        return web.json_response(
+            {
+                "object": "list",
+                "url": "/v1/payment_methods",
+                "has_more": False,
+                "data": self.cards.get(customer, []),
+            }
+        )
+
     async def _retrieve(self, request: web.Request) -> web.Response:
         intent = self.intents.get(request.match_info["id"])
         if intent is None:
@@ -116,6 +229,19 @@ class FakeStripe:
         return web.json_response(intent)
 
     # -- what the card network and the dashboard do --------------------------------------
+
+    def save_card(self, customer_id: str, last4: str = "4242", brand: str = "visa") -> str:
+        """What Stripe.js does when the user confirms a SetupIntent: the card is saved to
+        the customer (and used first). Its id."""
+        card = {
+            "id": f"pm_{secrets.token_hex(8)}",
+            "object": "payment_method",
+            "type": "card",
+            "customer": customer_id,
+            "card": {"brand": brand, "last4": last4, "exp_month": 12, "exp_year": 2040},
+        }
+        self.cards.setdefault(customer_id, []).insert(0, card)
+        return str(card["id"])
 
     def intent_for(self, order_id: str) -> dict[str, Any]:
         return next(i for i in self.intents.values() if i["metadata"]["order_id"] == order_id)

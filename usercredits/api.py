@@ -17,6 +17,7 @@ from usercredits.resolvers import offers as offer_resolvers
 from usercredits.resolvers import orders as order_resolvers
 from usercredits.resolvers import sandbox as sandbox_resolvers
 from usercredits.resolvers import subscriptions as subscription_resolvers
+from usercredits.resolvers import topups as top_up_resolvers
 from usercredits.resolvers import wallets as wallet_resolvers
 from usercredits.resolvers import webhooks as webhook_resolvers
 from usercredits.schema.errors import apply_contract
@@ -30,6 +31,7 @@ from usercredits.schema.limits import (
     cached_validator,
 )
 from usercredits.schema.persisted import PersistedQueries, PersistedQueryExtension
+from usercredits.schema.topups import AutoTopUp
 from usercredits.schema.types import (
     ApiKey,
     BalanceEvent,
@@ -105,6 +107,12 @@ class Mutation:
         resolver=webhook_resolvers.redeliver_webhook
     )
     set_alert_rule: AlertRule = strawberry.mutation(resolver=webhook_resolvers.set_alert_rule)
+    setup_payment_method: str = strawberry.mutation(
+        resolver=top_up_resolvers.setup_payment_method,
+        description="A Stripe SetupIntent's client secret, for the front end to save a card "
+        "for off-session use.",
+    )
+    set_auto_top_up: AutoTopUp = strawberry.mutation(resolver=top_up_resolvers.set_auto_top_up)
 
 
 @strawberry.type

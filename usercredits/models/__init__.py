@@ -8,6 +8,11 @@ from usercredits.models.ledger import LedgerEntryDocument, ReservationDocument, 
 from usercredits.models.offer import OfferDocument
 from usercredits.models.order import OrderDocument
 from usercredits.models.payment_event import ProcessedEvent
+from usercredits.models.topup import (
+    AutoTopUpDocument,
+    PaymentCustomerDocument,
+    TopUpAttemptDocument,
+)
 from usercredits.models.wallet import Balance, balance_id, lot_text, pack_lots
 from usercredits.models.webhook import (
     AlertRuleDocument,
@@ -30,6 +35,9 @@ ALL_DOCUMENTS: list[type[Document]] = [
     AlertRuleDocument,
     AlertStateDocument,
     StreamPosition,
+    PaymentCustomerDocument,
+    AutoTopUpDocument,
+    TopUpAttemptDocument,
 ]
 
 RETIRED_INDEXES: dict[type[Document], tuple[str, ...]] = {
@@ -46,13 +54,16 @@ __all__ = [
     "AlertRuleDocument",
     "AlertStateDocument",
     "ApiKey",
+    "AutoTopUpDocument",
     "Balance",
     "LedgerEntryDocument",
     "OfferDocument",
     "OrderDocument",
+    "PaymentCustomerDocument",
     "ProcessedEvent",
     "ReservationDocument",
     "StreamPosition",
+    "TopUpAttemptDocument",
     "WebhookDeliveryDocument",
     "WebhookEndpointDocument",
     "balance_id",

@@ -12,6 +12,7 @@ import strawberry
 
 from usercredits import values
 from usercredits.schema.context import Context
+from usercredits.schema.topups import AutoTopUp, PaymentMethod
 from usercredits.services.access import Role
 from usercredits.services.api_keys import ApiKeyView
 from usercredits.services.api_keys import CreatedApiKey as CreatedApiKeyValue
@@ -381,6 +382,16 @@ class Wallet:
             user_id=self.user_id, status=status, first=MAX_ORDERS
         )
         return [Order.of(o) for o in page.orders]
+
+    @strawberry.field
+    async def payment_methods(self, info: strawberry.Info[Context]) -> list[PaymentMethod]:
+        cards = await info.context.services.top_ups.payment_methods(user_id=self.user_id)
+        return [PaymentMethod.of(card) for card in cards]
+
+    @strawberry.field
+    async def auto_top_ups(self, info: strawberry.Info[Context]) -> list[AutoTopUp]:
+        rules = await info.context.services.top_ups.rules(user_id=self.user_id)
+        return [AutoTopUp.of(rule) for rule in rules]
 
     @classmethod
     def of(cls, user_id: str, balances: list[BalanceView]) -> "Wallet":

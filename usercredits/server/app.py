@@ -50,6 +50,7 @@ from usercredits.server.relay import EventRelay
 from usercredits.server.revocation import KeySockets
 from usercredits.server.settings import Settings
 from usercredits.server.sweeper import Lease, Sweeper
+from usercredits.server.topups import TopUpTrigger
 from usercredits.services import Services, build_services
 from usercredits.services.access import ANONYMOUS, Principal, refused
 from usercredits.services.catalogue import import_catalogue
@@ -448,11 +449,20 @@ def create_app(
     async def change_feed(app: web.Application) -> AsyncIterator[None]:
         events = app[SERVICES].events
         app[METRICS].count_subscriptions(lambda: events.subscriber_count)
+        trigger = TopUpTrigger(top_ups=app[SERVICES].top_ups)
         feed = ChangeFeed(
-            database=app[CLIENT][settings.database], events=events, metrics=app[METRICS]
+            database=app[CLIENT][settings.database],
+            events=events,
+            metrics=app[METRICS],
+            top_ups=trigger,
         )
-        async with running_feed(feed):
-            yield
+        judging = asyncio.create_task(trigger.run(), name="auto-top-up")
+        try:
+            async with running_feed(feed):
+                yield
+        finally:
+            judging.cancel()
+            await asyncio.wait([judging], timeout=STOP_SECONDS)
 
     async def sweeper(app: web.Application) -> AsyncIterator[None]:
         if not settings.sweep_interval_seconds:

@@ -20,6 +20,7 @@ from pymongo.errors import OperationFailure, PyMongoError
 
 from usercredits.models import LedgerEntryDocument, OrderDocument
 from usercredits.server.metrics import Metrics
+from usercredits.server.topups import TopUpTrigger
 from usercredits.services.events import EventHub
 from usercredits.values import LedgerEntry, LedgerReason, Order
 from usercredits.values.changes import Touched
@@ -142,18 +143,27 @@ class ChangeReader:
 
 
 class ChangeFeed(ChangeReader):
-    """Publishes every change to this process's event hub, for its subscribers."""
+    """Publishes every change to this process's event hub, for its subscribers, and shows
+    ledger entries and rule changes to the auto top-up trigger."""
 
     def __init__(
-        self, *, database: AsyncDatabase[Any], events: EventHub, metrics: Metrics | None = None
+        self,
+        *,
+        database: AsyncDatabase[Any],
+        events: EventHub,
+        metrics: Metrics | None = None,
+        top_ups: TopUpTrigger | None = None,
     ) -> None:
-        super().__init__(database=database)
+        super().__init__(database=database, also=() if top_ups is None else top_ups.watched)
         self._events = events
         self._metrics = metrics
+        self._top_ups = top_ups
 
     async def handle(self, changes: list[Change], resume_token: Mapping[str, Any]) -> None:
         for change in changes:
             if isinstance(change, Touched):
+                if self._top_ups is not None:
+                    self._top_ups.saw(change)
                 continue
             if isinstance(change, Order):
                 self._events.publish_order(change)
@@ -163,6 +173,8 @@ class ChangeFeed(ChangeReader):
                 if change.reason is LedgerReason.EXPIRY:
                     self._metrics.tokens_expired.inc(-change.tokens)
             self._events.publish_entry(change)
+            if self._top_ups is not None:
+                self._top_ups.saw(change)
 
 
 @asynccontextmanager

@@ -18,6 +18,7 @@ from usercredits.services.orders import Orders
 from usercredits.services.outbound import Outbound, build_outbound
 from usercredits.services.payments import PaymentClient, SandboxPaymentClient
 from usercredits.services.sharding import UserScope
+from usercredits.services.topups import AutoTopUps
 from usercredits.services.wallets import Wallets
 
 
@@ -32,6 +33,7 @@ class Services:
     default_currency: str
     api_keys: ApiKeys
     outbound: Outbound
+    top_ups: AutoTopUps
 
 
 def build_services(
@@ -78,5 +80,13 @@ def build_services(
             limits=limits,
             production=production,
             retry_base_seconds=webhook_retry_base_seconds,
+        ),
+        top_ups=AutoTopUps(
+            orders=orders,
+            offers=offers,
+            wallets=wallets,
+            payments=payments,
+            clock=clock,
+            limits=limits,
         ),
     )

@@ -71,6 +71,16 @@ _STATUS_OF_PAYMENT = {
 class CreatedOrder:
     order: Order
     payment_client_secret: str | None
+    decline_code: str | None = None
+    """Why a saved card was refused, for an order paid off-session."""
+
+
+@dataclass(frozen=True, slots=True)
+class SavedCard:
+    """A card the provider keeps for a customer, charged without the user (auto top-up)."""
+
+    customer_id: str
+    card_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,9 +149,14 @@ class Orders:
         quantity: int = 1,
         currency: str | None = None,
         idempotency_key: str | None = None,
+        card: SavedCard | None = None,
+        order_id: str | None = None,
     ) -> CreatedOrder:
         """Orders `quantity` units of an offer the user can see. A free order is paid at once;
-        a priced one waits for its payment. The same key returns the same order."""
+        a priced one waits for its payment, or with `card` is charged at once off-session
+        and applies the outcome. The same key returns the same order. `order_id`: the id
+        to give it (the payment's idempotency key derives from it, so a caller that may
+        retry from another process passes the same id and is charged once)."""
         if idempotency_key is not None:
             self._limits.key(idempotency_key)
             existing = await self._by_key(user_id, idempotency_key)
@@ -166,12 +181,22 @@ class Orders:
             raise InvalidInput(f"offer {offer_id} is not sold in {code}; it is sold in {sold}")
         total = Money(minor_units=price.minor_units * quantity, currency=code)
         await self._make_room_for_pending(user_id)
-        new = self._new_order(user_id, offer, quantity, total, idempotency_key)
+        new = self._new_order(user_id, offer, quantity, total, idempotency_key, order_id)
         secret = None
-        if total.minor_units > 0:
+        payment = None
+        if total.minor_units > 0 and card is None:
             payment = await self._payments.create_payment(
                 order_id=str(new.id), user_id=user_id, amount=total
             )
+        elif total.minor_units > 0 and card is not None:
+            payment = await self._payments.charge_card(
+                order_id=str(new.id),
+                user_id=user_id,
+                amount=total,
+                customer_id=card.customer_id,
+                card_id=card.card_id,
+            )
+        if payment is not None:
             new.payment_intent_id = payment.id
             secret = payment.client_secret
         try:
@@ -190,6 +215,11 @@ class Orders:
             order = await self.apply_status(
                 order_id=order.id, status=OrderStatus.PAID, message="free order"
             )
+        elif card is not None and payment is not None:
+            order = await self.apply_payment(
+                order=order, state=payment.state, amount=payment.amount, message=payment.message
+            )
+            return CreatedOrder(order, None, decline_code=payment.decline_code)
         return CreatedOrder(order=order, payment_client_secret=secret)
 
     async def _make_room_for_pending(self, user_id: str) -> None:
@@ -214,11 +244,17 @@ class Orders:
                 )
 
     def _new_order(
-        self, user_id: str, offer: Offer, quantity: int, total: Money, key: str | None
+        self,
+        user_id: str,
+        offer: Offer,
+        quantity: int,
+        total: Money,
+        key: str | None,
+        order_id: str | None = None,
     ) -> OrderDocument:
         now = self._clock.now()
         return OrderDocument(
-            id=ObjectId(),
+            id=ObjectId() if order_id is None else object_id(order_id, "order"),
             user_id=user_id,
             offer_id=offer.id,
             offer_group=offer.offer_group,

@@ -1,6 +1,19 @@
 """Payment providers behind one interface: the sandbox here, Stripe beside it."""
 
-from usercredits.services.payments.base import Payment, PaymentClient, PaymentState, WebhookEvent
+from usercredits.services.payments.base import (
+    Card,
+    Payment,
+    PaymentClient,
+    PaymentState,
+    WebhookEvent,
+)
 from usercredits.services.payments.sandbox import SandboxPaymentClient
 
-__all__ = ["Payment", "PaymentClient", "PaymentState", "SandboxPaymentClient", "WebhookEvent"]
+__all__ = [
+    "Card",
+    "Payment",
+    "PaymentClient",
+    "PaymentState",
+    "SandboxPaymentClient",
+    "WebhookEvent",
+]

@@ -26,6 +26,19 @@ class Payment:
     amount: Money
     client_secret: str | None = None
     message: str = ""
+    decline_code: str | None = None
+    """Why a card was refused (card_declined, authentication_required, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    """A card saved at the provider for payments made without the user (off-session)."""
+
+    id: str
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +65,25 @@ class PaymentClient(Protocol):
     async def get_payment(self, payment_id: str) -> Payment: ...
 
     async def cancel_payment(self, payment_id: str) -> Payment: ...
+
+    async def create_customer(self, *, user_id: str) -> str:
+        """A customer for the user (idempotently, keyed by the user id): its id."""
+        ...
+
+    async def setup_card(self, *, customer_id: str) -> str:
+        """The client secret with which the front end saves a card for off-session use."""
+        ...
+
+    async def cards(self, *, customer_id: str) -> list[Card]:
+        """The customer's saved cards, the one off-session payments use first."""
+        ...
+
+    async def charge_card(
+        self, *, order_id: str, user_id: str, amount: Money, customer_id: str, card_id: str
+    ) -> Payment:
+        """Charges a saved card without the user (idempotently, keyed by `order_id`): a
+        refusal is a FAILED payment with its decline code, not an error."""
+        ...
 
     def parse_webhook(self, payload: bytes, signature: str | None) -> WebhookEvent:
         """Verifies the signature over the raw body; InvalidInput when it does not hold."""

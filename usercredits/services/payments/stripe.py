@@ -10,15 +10,19 @@ client and `*_async` calls.
   with Stripe's message; the SDK retries network failures itself.
 - Webhooks are verified with the SDK against the raw body and the endpoint secret, within
   a tolerance, then reduced to the WebhookEvent that orders understand.
+- Off-session charges (auto top-up) confirm a PaymentIntent on the customer's saved card at
+  once (`off_session`, `confirm`); a card refusal (Stripe's CardError: card_declined,
+  authentication_required, ...) is a FAILED payment with its code, for the rule to stop on.
 """
 
+import secrets
 from typing import Any
 
 import stripe
 
 from usercredits.services.errors import InvalidInput, NotFound, PaymentFailed
 from usercredits.services.money import Money
-from usercredits.services.payments.base import Payment, PaymentState, WebhookEvent
+from usercredits.services.payments.base import Card, Payment, PaymentState, WebhookEvent
 
 THREE_DECIMAL_IN_TENS = frozenset({"BHD", "JOD", "KWD", "OMR", "TND"})
 
@@ -60,6 +64,14 @@ def _payment_of(intent: dict[str, Any]) -> Payment:
     )
 
 
+def _check_chargeable(amount: Money) -> None:
+    if amount.currency in THREE_DECIMAL_IN_TENS and amount.minor_units % 10:
+        raise PaymentFailed(
+            f"Stripe charges {amount.currency} in multiples of 0.010; "
+            f"{amount.amount} {amount.currency} cannot be charged"
+        )
+
+
 class StripePaymentClient:
     name = "stripe"
 
@@ -90,11 +102,7 @@ class StripePaymentClient:
         self._tolerance = webhook_tolerance_seconds
 
     async def create_payment(self, *, order_id: str, user_id: str, amount: Money) -> Payment:
-        if amount.currency in THREE_DECIMAL_IN_TENS and amount.minor_units % 10:
-            raise PaymentFailed(
-                f"Stripe charges {amount.currency} in multiples of 0.010; "
-                f"{amount.amount} {amount.currency} cannot be charged"
-            )
+        _check_chargeable(amount)
         try:
             intent = await self._client.v1.payment_intents.create_async(
                 params={
@@ -104,6 +112,74 @@ class StripePaymentClient:
                     "automatic_payment_methods": {"enabled": True},
                 },
                 options={"idempotency_key": f"order-{order_id}"},
+            )
+        except stripe.StripeError as exc:
+            raise PaymentFailed(f"Stripe refused the payment: {exc.user_message or exc}") from None
+        return _payment_of(intent.to_dict())
+
+    async def create_customer(self, *, user_id: str) -> str:
+        try:
+            customer = await self._client.v1.customers.create_async(
+                params={"metadata": {"user_id": user_id}},
+                options={"idempotency_key": f"customer-{user_id}"},
+            )
+        except stripe.StripeError as exc:
+            raise PaymentFailed(f"Stripe made no customer: {exc.user_message or exc}") from None
+        return _text(customer.id)
+
+    async def setup_card(self, *, customer_id: str) -> str:
+        try:
+            setup = await self._client.v1.setup_intents.create_async(
+                params={"customer": customer_id, "usage": "off_session"},
+                options={"idempotency_key": f"setup-{secrets.token_hex(12)}"},
+            )
+        except stripe.StripeError as exc:
+            raise PaymentFailed(f"Stripe made no SetupIntent: {exc.user_message or exc}") from None
+        return _text(setup.client_secret)
+
+    async def cards(self, *, customer_id: str) -> list[Card]:
+        try:
+            listed = await self._client.v1.payment_methods.list_async(
+                params={"customer": customer_id, "type": "card"}
+            )
+        except stripe.StripeError as exc:
+            raise PaymentFailed(f"Stripe could not list cards: {exc.user_message or exc}") from None
+        return [
+            Card(
+                id=_text(method["id"]),
+                brand=str(method["card"]["brand"]),
+                last4=str(method["card"]["last4"]),
+                exp_month=int(method["card"]["exp_month"]),
+                exp_year=int(method["card"]["exp_year"]),
+            )
+            for method in listed.to_dict()["data"]
+        ]
+
+    async def charge_card(
+        self, *, order_id: str, user_id: str, amount: Money, customer_id: str, card_id: str
+    ) -> Payment:
+        _check_chargeable(amount)
+        try:
+            intent = await self._client.v1.payment_intents.create_async(
+                params={
+                    "amount": amount.minor_units,
+                    "currency": amount.currency.lower(),
+                    "customer": customer_id,
+                    "payment_method": card_id,
+                    "off_session": True,
+                    "confirm": True,
+                    "metadata": {"order_id": order_id, "user_id": user_id},
+                },
+                options={"idempotency_key": f"order-{order_id}"},
+            )
+        except stripe.CardError as exc:
+            refused = exc.error.payment_intent if exc.error else None
+            return Payment(
+                id=_text(refused.id if refused is not None else f"refused-{order_id}"),
+                state=PaymentState.FAILED,
+                amount=amount,
+                message=str(exc.user_message or exc),
+                decline_code=exc.code,
             )
         except stripe.StripeError as exc:
             raise PaymentFailed(f"Stripe refused the payment: {exc.user_message or exc}") from None

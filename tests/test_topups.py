@@ -1,0 +1,408 @@
+"""Saved cards and auto top-up, end to end: the real `stripe` SDK against the fake Stripe
+server, debits over HTTP to real server instances, and every guard against charging a card
+more than it should be."""
+
+import asyncio
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.api import Api, token
+from tests.conftest import StartServer
+from tests.fake_stripe import SECRET_KEY, WEBHOOK_SECRET, FakeStripe, event, sign
+from tests.support import FakeClock, make_offer
+from usercredits.models import PaymentCustomerDocument, TopUpAttemptDocument
+from usercredits.services import build_services
+from usercredits.services.access import Role
+from usercredits.services.payments.stripe import StripePaymentClient
+from usercredits.values import OrderStatus
+
+ADMIN = token("admin-1", Role.ADMIN)
+ALICE = token("alice")
+
+OFFER = "mutation($input: OfferInput!) { upsertOffer(input: $input) { id } }"
+GRANT = """mutation($input: GrantTokensInput!) { grantTokens(input: $input) { id } }"""
+SETUP = "mutation { setupPaymentMethod }"
+RULE = """mutation($input: AutoTopUpInput!) { setAutoTopUp(input: $input) {
+  offerGroup offerId quantity threshold maxPerMonth enabled lastOrderId lastError } }"""
+WALLET = """query { wallet { paymentMethods { id brand last4 expMonth expYear }
+  autoTopUps { offerGroup threshold maxPerMonth lastAttemptAt lastOrderId lastError }
+  balance(offerGroup: "chat") { tokens } } }"""
+CONSUME = """mutation($input: ConsumeTokensInput!) { consumeTokens(input: $input) {
+  balanceAfter } }"""
+WAIT_SECONDS = 10.0
+
+
+class Shop:
+    """Server instances on one fake Stripe, and what a test does through them."""
+
+    def __init__(
+        self, apis: list[Api], fake: FakeStripe, http: aiohttp.ClientSession | None = None
+    ) -> None:
+        self.apis, self.fake, self.http = apis, fake, http
+        self.api = apis[0]
+        self.debits = 0
+
+    async def deliver(self, body: bytes) -> tuple[int, Any]:
+        """A signed Stripe webhook to the first instance."""
+        assert self.http is not None
+        base = self.api.url.removesuffix("/graphql")
+        headers = {"Stripe-Signature": sign(body), "Content-Type": "application/json"}
+        async with self.http.post(f"{base}/webhooks/stripe", data=body, headers=headers) as r:
+            return r.status, await r.json()
+
+    async def offer(self, tokens: int = 100, group: str = "chat") -> str:
+        data = await self.api.data(
+            OFFER,
+            {
+                "input": {
+                    "name": f"{tokens} {group} tokens",
+                    "kind": "TOKENS",
+                    "offerGroup": group,
+                    "tokenCount": tokens,
+                    "prices": [{"amount": "4.99", "currency": "USD"}],
+                    "cycle": "ONCE",
+                }
+            },
+            as_=ADMIN,
+        )
+        offer_id: str = data["upsertOffer"]["id"]
+        return offer_id
+
+    async def grant(self, tokens: int) -> None:
+        await self.api.data(
+            GRANT,
+            {
+                "input": {
+                    "userId": "alice",
+                    "offerGroup": "chat",
+                    "tokens": tokens,
+                    "idempotencyKey": f"grant-{tokens}-{self.debits}",
+                }
+            },
+            as_=ADMIN,
+        )
+
+    async def save_card(self, last4: str = "4242") -> str:
+        secret = (await self.api.data(SETUP, as_=ALICE))["setupPaymentMethod"]
+        [setup] = [s for s in self.fake.setup_intents.values() if s["client_secret"] == secret]
+        return self.fake.save_card(setup["customer"], last4=last4)
+
+    async def rule(self, offer_id: str, **fields: Any) -> dict[str, Any]:
+        data = await self.api.data(
+            RULE,
+            {"input": {"offerGroup": "chat", "offerId": offer_id, "threshold": 20, **fields}},
+            as_=ALICE,
+        )
+        rule: dict[str, Any] = data["setAutoTopUp"]
+        return rule
+
+    async def consume(self, tokens: int, api: Api | None = None) -> dict[str, Any]:
+        self.debits += 1
+        return await (api or self.api).call(
+            CONSUME,
+            {
+                "input": {
+                    "offerGroup": "chat",
+                    "tokens": tokens,
+                    "idempotencyKey": f"debit-{self.debits}",
+                }
+            },
+            as_=ALICE,
+        )
+
+    async def wallet(self) -> dict[str, Any]:
+        wallet: dict[str, Any] = (await self.api.data(WALLET, as_=ALICE))["wallet"]
+        return wallet
+
+    async def tokens(self) -> int:
+        balance = (await self.wallet())["balance"]
+        return 0 if balance is None else int(balance["tokens"])
+
+    async def settled(self, condition: Any) -> dict[str, Any]:
+        """The wallet once `condition(wallet)` holds; fails after WAIT_SECONDS."""
+        async with asyncio.timeout(WAIT_SECONDS):
+            while True:
+                wallet = await self.wallet()
+                if condition(wallet):
+                    return wallet
+                await asyncio.sleep(0.05)
+
+    async def quiet(self) -> None:
+        """Gives the trigger time to act on what it was shown (for checks that nothing
+        happened): longer than a charge takes here, measured at under 0.1 s."""
+        await asyncio.sleep(0.6)
+
+
+@pytest.fixture
+async def shop(
+    http: aiohttp.ClientSession,
+    start_server: StartServer,
+    fake_stripe: tuple[FakeStripe, str],
+    clock: FakeClock,
+) -> Shop:
+    fake, api_base = fake_stripe
+    stripe = {
+        "stripe_secret_key": SECRET_KEY,
+        "stripe_webhook_secret": WEBHOOK_SECRET,
+        "stripe_api_base": api_base,
+    }
+    bases = [await start_server(clock=clock, **stripe) for _ in range(2)]
+    return Shop([Api(http, f"{base}/graphql") for base in bases], fake, http)
+
+
+def rule_of(wallet: dict[str, Any]) -> dict[str, Any]:
+    [rule] = wallet["autoTopUps"]
+    return rule
+
+
+async def test_a_saved_card_tops_the_group_up_when_a_debit_leaves_it_low(shop: Shop) -> None:
+    offer = await shop.offer(tokens=100)
+    await shop.grant(100)
+    card = await shop.save_card()
+    wallet = await shop.wallet()
+    assert wallet["paymentMethods"] == [
+        {"id": card, "brand": "visa", "last4": "4242", "expMonth": 12, "expYear": 2040}
+    ]
+    customers = await PaymentCustomerDocument.find().to_list()
+    assert [(c.id, c.provider) for c in customers] == [("alice", "stripe")]
+    rule = await shop.rule(offer, threshold=20, maxPerMonth=3)
+    assert rule == {
+        "offerGroup": "chat",
+        "offerId": offer,
+        "quantity": 1,
+        "threshold": 20,
+        "maxPerMonth": 3,
+        "enabled": True,
+        "lastOrderId": None,
+        "lastError": None,
+    }
+
+    await shop.consume(70)  # 30 left: above the threshold, nothing happens
+    await shop.quiet()
+    assert shop.fake.off_session_charges == []
+    await shop.consume(15)  # 15 left
+    # The credit lands before the rule records the attempt: wait for both.
+    wallet = await shop.settled(
+        lambda w: w["balance"]["tokens"] == 115 and rule_of(w)["lastOrderId"] is not None
+    )
+
+    [charge] = shop.fake.off_session_charges
+    assert charge["customer"] == wallet_customer(customers)
+    assert charge["payment_method"] == card
+    assert (charge["amount"], charge["currency"], charge["status"]) == (499, "usd", "succeeded")
+    rule = rule_of(wallet)
+    assert rule["lastError"] is None and rule["lastAttemptAt"] is not None
+    order = rule["lastOrderId"]
+    assert charge["metadata"]["order_id"] == order
+    status = await shop.api.data(
+        "query($id: ID!) { order(id: $id) { status tokenCount } }", {"id": order}, as_=ALICE
+    )
+    assert status["order"] == {"status": "PAID", "tokenCount": 100}
+
+
+def wallet_customer(customers: list[PaymentCustomerDocument]) -> str:
+    [customer] = customers
+    return customer.customer_id
+
+
+async def test_a_burst_of_debits_on_two_instances_charges_once(shop: Shop) -> None:
+    """1,000 debits, half through each instance, while the top-up's payment is processing:
+    one charge, credited once when Stripe says it succeeded."""
+    offer = await shop.offer(tokens=1000)
+    await shop.grant(150)
+    await shop.save_card()
+    await shop.rule(offer, threshold=100, maxPerMonth=5)
+    shop.fake.process_charges = True
+    semaphore = asyncio.Semaphore(16)
+
+    async def debit(i: int) -> dict[str, Any]:
+        async with semaphore:
+            return await shop.consume(1, shop.apis[i % 2])
+
+    answers = await asyncio.gather(*(debit(i) for i in range(1000)))
+    refused = [a for a in answers if a.get("errors")]
+    assert all(a["errors"][0]["extensions"]["code"] == "INSUFFICIENT_TOKENS" for a in refused)
+    assert len(refused) == 850 and await shop.tokens() == 0
+    await shop.quiet()
+    [charge] = shop.fake.off_session_charges
+    [attempt] = await TopUpAttemptDocument.find().to_list()
+    assert (attempt.open, attempt.charged) == (True, True)
+
+    shop.fake.succeed(charge)
+    body = event("payment_intent.succeeded", charge)
+    assert (await shop.deliver(body))[0] == 200
+    assert await shop.tokens() == 1000
+    await shop.consume(950)  # low again: the paid attempt closes and a new one is made
+    await shop.settled(lambda w: len(shop.fake.off_session_charges) == 2)
+    attempts = await TopUpAttemptDocument.find().sort("created_at").to_list()
+    assert [(a.open, a.outcome) for a in attempts] == [(False, "paid"), (True, None)]
+
+
+async def test_a_declined_card_stops_the_rule_until_the_card_or_the_rule_changes(
+    shop: Shop,
+) -> None:
+    offer = await shop.offer(tokens=100)
+    await shop.grant(100)
+    await shop.save_card()
+    await shop.rule(offer, threshold=50)
+    shop.fake.refuse_charges = "card_declined"
+
+    await shop.consume(60)
+    wallet = await shop.settled(lambda w: rule_of(w)["lastError"] is not None)
+    assert rule_of(wallet)["lastError"] == "card_declined: Your card was declined."
+    assert wallet["balance"]["tokens"] == 40  # nothing credited
+    assert len(shop.fake.off_session_charges) == 1
+    for _ in range(5):  # more debits below the threshold: the same card is not tried again
+        await shop.consume(1)
+    await shop.quiet()
+    assert len(shop.fake.off_session_charges) == 1
+
+    shop.fake.refuse_charges = None
+    new_card = await shop.save_card(last4="1881")
+    await shop.consume(1)
+    wallet = await shop.settled(
+        lambda w: w["balance"]["tokens"] == 134 and rule_of(w)["lastError"] is None
+    )
+    assert shop.fake.off_session_charges[-1]["payment_method"] == new_card
+    assert rule_of(wallet)["lastError"] is None
+
+    # Declined again, then the rule is set again: it may try once more.
+    shop.fake.refuse_charges = "card_declined"
+    await shop.consume(90)  # 44 left
+    await shop.settled(lambda w: rule_of(w)["lastError"] is not None)
+    await shop.consume(1)
+    await shop.quiet()
+    assert len(shop.fake.off_session_charges) == 3
+    await shop.rule(offer, threshold=50)
+    shop.fake.refuse_charges = None
+    await shop.consume(1)
+    await shop.settled(lambda w: w["balance"]["tokens"] == 142)
+    assert len(shop.fake.off_session_charges) == 4
+
+
+async def test_authentication_required_pauses_the_rule_with_that_reason(shop: Shop) -> None:
+    offer = await shop.offer(tokens=100)
+    await shop.grant(100)
+    await shop.save_card()
+    await shop.rule(offer, threshold=50)
+    shop.fake.refuse_charges = "authentication_required"
+    await shop.consume(60)
+    wallet = await shop.settled(lambda w: rule_of(w)["lastError"] is not None)
+    assert rule_of(wallet)["lastError"].startswith("authentication_required: ")
+    await shop.consume(1)
+    await shop.quiet()
+    assert len(shop.fake.off_session_charges) == 1
+    orders = await shop.api.data("query { wallet { orders { status } } }", as_=ALICE)
+    assert orders["wallet"]["orders"] == [{"status": "REFUSED"}]
+
+
+async def test_the_monthly_cap_stops_charges_until_next_month(shop: Shop, clock: FakeClock) -> None:
+    offer = await shop.offer(tokens=10)  # a top-up too small to lift it above the threshold
+    await shop.grant(30)
+    await shop.save_card()
+    await shop.rule(offer, threshold=1000, maxPerMonth=2)
+    for charges in (1, 2):
+        await shop.consume(10)  # 20 left, then topped up to 30
+        await shop.settled(lambda w: w["balance"]["tokens"] == 30)
+        assert len(shop.fake.off_session_charges) == charges
+    await shop.consume(10)  # 20 left: a third top-up this month would pass the cap
+    wallet = await shop.settled(lambda w: rule_of(w)["lastError"] is not None)
+    assert rule_of(wallet)["lastError"] == "the cap of 2 top-ups a month is reached"
+    assert len(shop.fake.off_session_charges) == 2 and wallet["balance"]["tokens"] == 20
+
+    clock.advance(days=31)
+    await shop.consume(10)  # 10 left, topped up to 20
+    await shop.settled(lambda w: w["balance"]["tokens"] == 20 and not rule_of(w)["lastError"])
+    assert len(shop.fake.off_session_charges) == 3
+
+
+async def test_without_a_saved_card_the_rule_says_so_and_charges_nothing(shop: Shop) -> None:
+    offer = await shop.offer()
+    await shop.grant(100)
+    await shop.rule(offer, threshold=50)
+    await shop.consume(60)
+    wallet = await shop.settled(lambda w: rule_of(w)["lastError"] is not None)
+    assert rule_of(wallet)["lastError"] == "no saved card: save one with setupPaymentMethod"
+    assert wallet["paymentMethods"] == [] and shop.fake.off_session_charges == []
+
+
+async def test_bad_rules_are_refused_and_change_nothing(shop: Shop) -> None:
+    offer = await shop.offer(group="chat")
+    elsewhere = await shop.offer(group="images")
+    base = {"offerGroup": "chat", "offerId": offer, "threshold": 20}
+    for bad, code in (
+        ({"offerId": elsewhere}, "BAD_USER_INPUT"),
+        ({"threshold": -1}, "BAD_USER_INPUT"),
+        ({"maxPerMonth": 0}, "BAD_USER_INPUT"),
+        ({"maxPerMonth": 101}, "BAD_USER_INPUT"),
+        ({"quantity": 0}, "BAD_USER_INPUT"),
+        ({"offerId": "000000000000000000000000"}, "NOT_FOUND"),
+        ({"userId": "bob"}, "FORBIDDEN"),
+    ):
+        assert await shop.api.error_code(RULE, {"input": {**base, **bad}}, as_=ALICE) == code
+    assert (await shop.wallet())["autoTopUps"] == []
+    # A back end sets a user's rule.
+    service = token("billing", Role.SERVICE)
+    made = await shop.api.data(RULE, {"input": {**base, "userId": "alice"}}, as_=service)
+    assert made["setAutoTopUp"]["threshold"] == 20
+    assert rule_of(await shop.wallet())["threshold"] == 20
+    assert await shop.api.error_code(SETUP) == "UNAUTHENTICATED"
+
+
+async def test_an_interrupted_attempt_is_resumed_with_its_keys_and_charges_once(
+    fake_stripe: tuple[FakeStripe, str], clock: FakeClock, mongo: Any
+) -> None:
+    fake, api_base = fake_stripe
+    stripe = StripePaymentClient(
+        secret_key=SECRET_KEY, webhook_secret=WEBHOOK_SECRET, api_base=api_base
+    )
+    services = build_services(payments=stripe, clock=clock, default_currency="USD")
+    try:
+        offer = await make_offer(services, offer_group="chat", token_count=100)
+        customer = await services.top_ups.customer(user_id="alice")
+        fake.save_card(customer)
+        await services.top_ups.set_rule(
+            user_id="alice", offer_group="chat", offer_id=offer.id, threshold=50
+        )
+        # A process died after opening its attempt, before ordering.
+        await TopUpAttemptDocument.get_pymongo_collection().insert_one(
+            {
+                "user_id": "alice",
+                "offer_group": "chat",
+                "open": True,
+                "month": "2026-01",
+                "charged": False,
+                "created_at": clock.now(),
+            }
+        )
+        assert await services.top_ups.top_up(user_id="alice", offer_group="chat") is None
+        clock.advance(minutes=3)
+        orders = await asyncio.gather(
+            *(services.top_ups.top_up(user_id="alice", offer_group="chat") for _ in range(5))
+        )
+        paid = [o for o in orders if o is not None]
+        assert len(paid) == 1 and paid[0].status is OrderStatus.PAID
+        assert len(fake.off_session_charges) == 1
+        balance = await services.wallets.balance(user_id="alice", offer_group="chat")
+        assert balance is not None and balance.tokens == 100
+        [attempt] = await TopUpAttemptDocument.find().to_list()
+        assert (attempt.open, attempt.charged, attempt.order_id) == (False, True, paid[0].id)
+    finally:
+        await stripe.close()
+
+
+async def test_in_the_sandbox_a_saved_test_card_tops_up(
+    start_server: StartServer, http: aiohttp.ClientSession
+) -> None:
+    api = Api(http, f"{await start_server()}/graphql")
+    shop = Shop([api], FakeStripe())
+    offer = await shop.offer(tokens=100)
+    await shop.grant(100)
+    assert (await api.data(SETUP, as_=ALICE))["setupPaymentMethod"].startswith("sandbox_seti_")
+    wallet = await shop.wallet()
+    assert [(m["brand"], m["last4"]) for m in wallet["paymentMethods"]] == [("visa", "4242")]
+    await shop.rule(offer, threshold=50)
+    await shop.consume(60)
+    await shop.settled(lambda w: w["balance"]["tokens"] == 140)

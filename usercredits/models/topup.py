@@ -1,0 +1,87 @@
+"""Auto top-up: each user's payment customer at the provider, the top-up rules per user and
+offer group, and the attempts, at most one of them open per user and group."""
+
+from datetime import datetime
+
+import pymongo
+from beanie import Document
+from pymongo import IndexModel
+
+
+class PaymentCustomerDocument(Document):
+    """The user's customer at the payment provider; the user id is the document id, so a
+    user has one."""
+
+    id: str  # type: ignore[assignment]
+    provider: str
+    customer_id: str
+    created_at: datetime
+
+    class Settings:
+        name = "payment_customers"
+
+
+class AutoTopUpDocument(Document):
+    user_id: str
+    offer_group: str
+    offer_id: str
+    quantity: int
+    threshold: int
+    max_per_month: int
+    enabled: bool
+    revision: int
+    """Bumped by every change of the rule: a decline blocks the rule at this revision."""
+    updated_at: datetime
+    last_attempt_at: datetime | None = None
+    last_order_id: str | None = None
+    last_error: str | None = None
+    blocked_card: str | None = None
+    """Set after a decline (or with no card saved): the card it happened with ("" for none).
+    No attempt is made until the user's card differs or the rule changes."""
+
+    class Settings:
+        name = "auto_top_ups"
+        indexes = [
+            IndexModel(
+                [("user_id", pymongo.ASCENDING), ("offer_group", pymongo.ASCENDING)],
+                unique=True,
+                name="user_group_unique",
+            ),
+            IndexModel([("enabled", pymongo.ASCENDING)], name="enabled"),
+        ]
+
+
+class TopUpAttemptDocument(Document):
+    """One off-session purchase of a rule's offer. `open` while its payment is undecided:
+    the partial unique index lets one attempt be open per user and group, so two instances
+    (or a burst of debits) cannot both charge."""
+
+    user_id: str
+    offer_group: str
+    open: bool
+    month: str
+    """YYYY-MM (UTC) of the attempt, for the monthly cap."""
+    charged: bool = False
+    """A payment was made (succeeded or still pending): what the monthly cap counts."""
+    order_id: str | None = None
+    outcome: str | None = None
+    created_at: datetime
+
+    class Settings:
+        name = "top_up_attempts"
+        indexes = [
+            IndexModel(
+                [("user_id", pymongo.ASCENDING), ("offer_group", pymongo.ASCENDING)],
+                unique=True,
+                partialFilterExpression={"open": True},
+                name="one_open_per_group",
+            ),
+            IndexModel(
+                [
+                    ("user_id", pymongo.ASCENDING),
+                    ("offer_group", pymongo.ASCENDING),
+                    ("month", pymongo.ASCENDING),
+                ],
+                name="user_group_month",
+            ),
+        ]

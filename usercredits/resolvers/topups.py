@@ -1,0 +1,32 @@
+"""Resolvers of saved cards and auto top-up rules."""
+
+import strawberry
+
+from usercredits.schema.context import Context
+from usercredits.schema.topups import AutoTopUp, AutoTopUpInput
+
+Info = strawberry.Info[Context]
+
+
+async def setup_payment_method(info: Info) -> str:
+    """A Stripe SetupIntent's client secret, for the front end to save a card for
+    off-session use."""
+    user_id = info.context.principal.acting_for(None)
+    return await info.context.services.top_ups.setup_payment_method(user_id=user_id)
+
+
+async def set_auto_top_up(info: Info, input: AutoTopUpInput) -> AutoTopUp:
+    user_id = info.context.principal.acting_for(
+        None if input.user_id is None else str(input.user_id)
+    )
+    rule = await info.context.services.top_ups.set_rule(
+        user_id=user_id,
+        offer_group=input.offer_group,
+        offer_id=str(input.offer_id),
+        # The contract lets these be null: null means the default.
+        quantity=1 if input.quantity is None else input.quantity,
+        threshold=input.threshold,
+        max_per_month=5 if input.max_per_month is None else input.max_per_month,
+        enabled=input.enabled is not False,
+    )
+    return AutoTopUp.of(rule)

@@ -1,0 +1,76 @@
+"""GraphQL types of saved cards and auto top-up rules."""
+
+from datetime import datetime
+
+import strawberry
+
+from usercredits.services.payments import Card
+from usercredits.services.topups import AutoTopUp as AutoTopUpValue
+
+
+@strawberry.type
+class PaymentMethod:
+    id: strawberry.ID
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+
+    @classmethod
+    def of(cls, card: Card) -> "PaymentMethod":
+        return cls(
+            id=strawberry.ID(card.id),
+            brand=card.brand,
+            last4=card.last4,
+            exp_month=card.exp_month,
+            exp_year=card.exp_year,
+        )
+
+
+@strawberry.type(
+    description="Buys `offerId` off-session when the group's spendable tokens fall to "
+    "`threshold` or below."
+)
+class AutoTopUp:
+    offer_group: str
+    offer_id: strawberry.ID
+    quantity: int
+    threshold: int
+    max_per_month: int = strawberry.field(
+        description="top-ups charged per calendar month (UTC), at most"
+    )
+    enabled: bool
+    last_attempt_at: datetime | None
+    last_order_id: strawberry.ID | None
+    last_error: str | None = strawberry.field(
+        description="Why the last attempt did not credit (a decline, the monthly cap); null "
+        "after a success."
+    )
+
+    @classmethod
+    def of(cls, rule: AutoTopUpValue) -> "AutoTopUp":
+        return cls(
+            offer_group=rule.offer_group,
+            offer_id=strawberry.ID(rule.offer_id),
+            quantity=rule.quantity,
+            threshold=rule.threshold,
+            max_per_month=rule.max_per_month,
+            enabled=rule.enabled,
+            last_attempt_at=rule.last_attempt_at,
+            last_order_id=None if rule.last_order_id is None else strawberry.ID(rule.last_order_id),
+            last_error=rule.last_error,
+        )
+
+
+@strawberry.input
+class AutoTopUpInput:
+    offer_group: str
+    offer_id: strawberry.ID
+    threshold: int
+    user_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="default: the caller; another user needs service or admin",
+    )
+    quantity: int | None = 1
+    max_per_month: int | None = 5
+    enabled: bool | None = True

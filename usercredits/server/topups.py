@@ -1,0 +1,99 @@
+"""The auto top-up trigger, fed by each process's live change feed (server/changes.py): for
+a ledger entry that leaves a ruled group at or below its threshold, it asks
+services/topups.py to top the group up.
+
+It rides the feed every process already follows, so it costs no stream of its own, and it
+sees rule changes in the same stream as the debits: a debit made after `setAutoTopUp`
+answered is always judged by that rule. Every instance may ask at once; the top-up's guards
+are in the database (one open attempt per user and group), so two instances, or a thousand
+debits, make one charge. While no rule is enabled it looks nothing up.
+"""
+
+import asyncio
+import logging
+from collections import OrderedDict
+
+from pymongo.errors import PyMongoError
+
+from usercredits.models import AutoTopUpDocument
+from usercredits.services.errors import DomainError
+from usercredits.services.topups import AutoTopUps
+from usercredits.values import LedgerEntry
+from usercredits.values.changes import Touched
+
+log = logging.getLogger(__name__)
+
+RULES = AutoTopUpDocument.Settings.name
+KNOWN_RULES = 100_000
+"""(user, group) pairs whose threshold (or lack of a rule) is remembered per process."""
+
+Pair = tuple[str, str]
+
+
+class TopUpTrigger:
+    def __init__(self, *, top_ups: AutoTopUps) -> None:
+        self._top_ups = top_ups
+        self._any_enabled = False
+        self._thresholds: OrderedDict[Pair, int | None] = OrderedDict()
+        self._low: dict[Pair, int] = {}
+        self._rules_changed = False
+        self._wake = asyncio.Event()
+        self._running: dict[Pair, asyncio.Task[None]] = {}
+
+    watched = (RULES,)
+    """The collections whose changes the feed hands on as Touched."""
+
+    def saw(self, change: LedgerEntry | Touched) -> None:
+        """Called by the feed for each ledger entry and rule change, in the stream's order;
+        never waits."""
+        if isinstance(change, Touched):
+            if change.collection == RULES:
+                self._thresholds.clear()
+                self._any_enabled = True  # until the next look says otherwise
+                self._rules_changed = True
+                self._wake.set()
+            return
+        if self._any_enabled and change.tokens < 0:
+            self._low[(change.user_id, change.offer_group)] = change.balance_after
+            self._wake.set()
+
+    async def run(self) -> None:
+        """Judges what the feed saw, batch by batch, until cancelled."""
+        self._any_enabled = await self._top_ups.any_enabled()
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                low, self._low = self._low, {}
+                try:
+                    await self._judge(low)
+                except PyMongoError:
+                    log.exception("auto top-up trigger failed; the next movement tries again")
+        finally:
+            for task in self._running.values():
+                task.cancel()
+            await asyncio.gather(*self._running.values(), return_exceptions=True)
+
+    async def _judge(self, low: dict[Pair, int]) -> None:
+        if self._rules_changed:
+            self._rules_changed = False
+            self._any_enabled = await self._top_ups.any_enabled()
+        unknown = {pair for pair in low if pair not in self._thresholds}
+        found = await self._top_ups.thresholds(unknown)
+        for pair in unknown:
+            self._thresholds[pair] = found.get(pair)
+            if len(self._thresholds) > KNOWN_RULES:
+                self._thresholds.popitem(last=False)
+        for pair, tokens in low.items():
+            threshold = self._thresholds.get(pair)
+            if threshold is not None and tokens <= threshold and pair not in self._running:
+                self._running[pair] = asyncio.create_task(self._top_up(pair), name="top-up")
+
+    async def _top_up(self, pair: Pair) -> None:
+        user_id, offer_group = pair
+        try:
+            await self._top_ups.top_up(user_id=user_id, offer_group=offer_group)
+        except (DomainError, PyMongoError):
+            log.exception("auto top-up failed", extra={"user_id": user_id, "group": offer_group})
+        finally:
+            del self._running[pair]
