@@ -195,7 +195,14 @@ PER_USER = [d for d in ALL_DOCUMENTS if "user_id" in d.model_fields]
 
 def test_every_unique_index_of_a_users_documents_starts_with_user_id() -> None:
     names = sorted(d.get_collection_name() for d in PER_USER)
-    assert names == ["ledger", "orders", "reservations", "wallet_balances"], names
+    assert names == [
+        "auto_top_ups",
+        "ledger",
+        "orders",
+        "reservations",
+        "top_up_attempts",
+        "wallet_balances",
+    ], names
     for document in PER_USER:
         for index in document.get_settings().indexes or []:
             spec = index.index.document

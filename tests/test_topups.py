@@ -11,6 +11,7 @@ import pytest
 from tests.api import Api, token
 from tests.conftest import StartServer
 from tests.fake_stripe import SECRET_KEY, WEBHOOK_SECRET, FakeStripe, event, sign
+from tests.receiver import running_receiver
 from tests.support import FakeClock, make_offer
 from usercredits.models import PaymentCustomerDocument, TopUpAttemptDocument
 from usercredits.services import build_services
@@ -406,3 +407,33 @@ async def test_in_the_sandbox_a_saved_test_card_tops_up(
     await shop.rule(offer, threshold=50)
     await shop.consume(60)
     await shop.settled(lambda w: w["balance"]["tokens"] == 140)
+
+
+async def test_top_ups_tell_the_back_end_with_topup_webhooks(shop: Shop) -> None:
+    offer = await shop.offer(tokens=100)
+    await shop.grant(100)
+    await shop.save_card()
+    async with running_receiver() as receiver:
+        await shop.api.data(
+            """mutation($input: WebhookEndpointInput!) {
+              createWebhookEndpoint(input: $input) { secret } }""",
+            {"input": {"url": receiver.url, "eventTypes": ["topup.succeeded", "topup.failed"]}},
+            as_=ADMIN,
+        )
+        await shop.rule(offer, threshold=50)
+        shop.fake.refuse_charges = "card_declined"
+        await shop.consume(60)
+        await receiver.wait_for(1)
+        shop.fake.refuse_charges = None
+        await shop.save_card(last4="1881")
+        await shop.consume(1)
+        await receiver.wait_for(2)
+    assert receiver.types() == ["topup.failed", "topup.succeeded"]
+    failed, succeeded = (r.event["data"] for r in receiver.accepted)
+    assert (failed["userId"], failed["offerGroup"], failed["status"]) == (
+        "alice",
+        "chat",
+        "REFUSED",
+    )
+    assert (succeeded["status"], succeeded["tokens"]) == ("PAID", 100)
+    assert succeeded["orderId"] == rule_of(await shop.wallet())["lastOrderId"]

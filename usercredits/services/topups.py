@@ -31,6 +31,7 @@ from usercredits.services.orders import Orders, SavedCard
 from usercredits.services.payments import Card, PaymentClient
 from usercredits.services.wallets import Wallets
 from usercredits.values import Order, OrderStatus
+from usercredits.values.orders import TOP_UP_KEY
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +246,7 @@ class AutoTopUps:
                 user_id=raw["user_id"],
                 offer_id=raw["offer_id"],
                 quantity=raw["quantity"],
-                idempotency_key=f"top-up:{attempt}",
+                idempotency_key=f"{TOP_UP_KEY}{attempt}",
                 card=card,
                 order_id=str(attempt),  # a resumed attempt charges with the same key
             )

@@ -8,6 +8,10 @@ from pydantic import BaseModel, Field
 from usercredits.values.enums import OrderStatus
 from usercredits.values.stored import Stored
 
+TOP_UP_KEY = "top-up:"
+"""The idempotency key of an order made by an auto top-up starts with this (the rest is the
+attempt's id)."""
+
 
 class OrderEvent(BaseModel):
     at: datetime
@@ -36,3 +40,8 @@ class OrderFields(BaseModel):
 
 class Order(Stored, OrderFields):
     """An order as it stood when read."""
+
+    @property
+    def top_up(self) -> bool:
+        """Made by an auto top-up rule, off-session."""
+        return self.idempotency_key is not None and self.idempotency_key.startswith(TOP_UP_KEY)

@@ -24,6 +24,11 @@ ORDER_EVENTS = {
     OrderStatus.ERROR: "order.failed",
     OrderStatus.REFUNDED: "order.refunded",
 }
+TOP_UP_EVENTS = {
+    OrderStatus.PAID: "topup.succeeded",
+    OrderStatus.REFUSED: "topup.failed",
+    OrderStatus.ERROR: "topup.failed",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,13 +106,14 @@ def ledger_events(
 
 def order_events(order: Order) -> list[Event]:
     """The events of every status the order's history went through (a change read late
-    may show a later status than the write that made it: none is skipped)."""
+    may show a later status than the write that made it: none is skipped); an auto
+    top-up's order also tells topup.succeeded or topup.failed."""
     total = Money(order.total_minor_units, order.currency)
-    events = []
+    events: list[Event] = []
     for sequence, step in enumerate(order.history, start=1):
-        kind = ORDER_EVENTS.get(step.status)
-        if kind is None:
-            continue
+        kinds = [ORDER_EVENTS.get(step.status)]
+        if order.top_up:
+            kinds.append(TOP_UP_EVENTS.get(step.status))
         data = {
             "orderId": order.id,
             "userId": order.user_id,
@@ -120,7 +126,9 @@ def order_events(order: Order) -> list[Event]:
             "sequence": sequence,
             "message": step.message,
         }
-        events.append(Event(f"evt_{order.id}_{kind}", kind, step.at, data))
+        events.extend(
+            Event(f"evt_{order.id}_{kind}", kind, step.at, data) for kind in kinds if kind
+        )
     return events
 
 
