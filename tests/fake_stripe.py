@@ -56,6 +56,8 @@ class FakeStripe:
         """Saved cards (payment methods) per customer, newest first."""
         self.off_session_charges: list[dict[str, Any]] = []
         """Every off-session charge attempted (not replays of an idempotency key)."""
+        self.lose_next_charge_answer = False
+        """The next off-session charge is made, then Stripe goes down before answering."""
         self.process_charges = False
         """Off-session charges stay `processing` (as bank debits do) until a test says."""
         self.refuse_charges: str | None = None
@@ -145,6 +147,10 @@ class FakeStripe:
             intent.update(status="processing", amount_received=0)
         if self.refuse_charges is None:
             self.created_by_key[key] = intent
+            if self.lose_next_charge_answer:
+                self.lose_next_charge_answer = False
+                self.down = True
+                return _error(503, "api_error", "Stripe is unavailable")
             return web.json_response(intent)
         message = {
             "authentication_required": "This payment requires authentication.",

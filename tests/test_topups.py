@@ -17,7 +17,6 @@ from usercredits.models import PaymentCustomerDocument, TopUpAttemptDocument
 from usercredits.services import build_services
 from usercredits.services.access import Role
 from usercredits.services.payments.stripe import StripePaymentClient
-from usercredits.values import OrderStatus
 
 ADMIN = token("admin-1", Role.ADMIN)
 ALICE = token("alice")
@@ -269,17 +268,17 @@ async def test_a_declined_card_stops_the_rule_until_the_card_or_the_rule_changes
     assert shop.fake.off_session_charges[-1]["payment_method"] == new_card
     assert rule_of(wallet)["lastError"] is None
 
-    # Declined again, then the rule is set again: it may try once more.
+    # Declined again, then the rule is set again: it tries once more, at once (low already).
     shop.fake.refuse_charges = "card_declined"
     await shop.consume(90)  # 44 left
     await shop.settled(lambda w: rule_of(w)["lastError"] is not None)
     await shop.consume(1)
     await shop.quiet()
     assert len(shop.fake.off_session_charges) == 3
-    await shop.rule(offer, threshold=50)
     shop.fake.refuse_charges = None
-    await shop.consume(1)
-    await shop.settled(lambda w: w["balance"]["tokens"] == 142)
+    rule = await shop.rule(offer, threshold=50)
+    assert rule["lastError"] is None and rule["lastOrderId"] is not None
+    assert await shop.tokens() == 143
     assert len(shop.fake.off_session_charges) == 4
 
 
@@ -303,19 +302,20 @@ async def test_the_monthly_cap_stops_charges_until_next_month(shop: Shop, clock:
     offer = await shop.offer(tokens=10)  # a top-up too small to lift it above the threshold
     await shop.grant(30)
     await shop.save_card()
-    await shop.rule(offer, threshold=1000, maxPerMonth=2)
-    for charges in (1, 2):
-        await shop.consume(10)  # 20 left, then topped up to 30
-        await shop.settled(lambda w: w["balance"]["tokens"] == 30)
-        assert len(shop.fake.off_session_charges) == charges
-    await shop.consume(10)  # 20 left: a third top-up this month would pass the cap
+    # Low already: setting the rule tops up at once (30 -> 40).
+    rule = await shop.rule(offer, threshold=1000, maxPerMonth=2)
+    assert rule["lastOrderId"] is not None and await shop.tokens() == 40
+    await shop.consume(10)  # 30 left, topped up to 40
+    await shop.settled(lambda w: len(shop.fake.off_session_charges) == 2)
+    await shop.settled(lambda w: w["balance"]["tokens"] == 40)
+    await shop.consume(10)  # 30 left: a third top-up this month would pass the cap
     wallet = await shop.settled(lambda w: rule_of(w)["lastError"] is not None)
     assert rule_of(wallet)["lastError"] == "the cap of 2 top-ups a month is reached"
-    assert len(shop.fake.off_session_charges) == 2 and wallet["balance"]["tokens"] == 20
+    assert len(shop.fake.off_session_charges) == 2 and wallet["balance"]["tokens"] == 30
 
     clock.advance(days=31)
-    await shop.consume(10)  # 10 left, topped up to 20
-    await shop.settled(lambda w: w["balance"]["tokens"] == 20 and not rule_of(w)["lastError"])
+    await shop.consume(10)  # 20 left, topped up to 30
+    await shop.settled(lambda w: w["balance"]["tokens"] == 30 and not rule_of(w)["lastError"])
     assert len(shop.fake.off_session_charges) == 3
 
 
@@ -352,46 +352,107 @@ async def test_bad_rules_are_refused_and_change_nothing(shop: Shop) -> None:
     assert await shop.api.error_code(SETUP) == "UNAUTHENTICATED"
 
 
-async def test_an_interrupted_attempt_is_resumed_with_its_keys_and_charges_once(
+async def test_a_charge_whose_answer_was_lost_is_resumed_and_charges_once(
     fake_stripe: tuple[FakeStripe, str], clock: FakeClock, mongo: Any
 ) -> None:
+    """Stripe charges the card, then goes down before answering: the attempt stays open
+    (nothing else is charged meanwhile), and the sweep carries it on with the same card,
+    amount and key, so Stripe answers with the first charge."""
     fake, api_base = fake_stripe
     stripe = StripePaymentClient(
-        secret_key=SECRET_KEY, webhook_secret=WEBHOOK_SECRET, api_base=api_base
+        secret_key=SECRET_KEY,
+        webhook_secret=WEBHOOK_SECRET,
+        api_base=api_base,
+        max_network_retries=0,
     )
     services = build_services(payments=stripe, clock=clock, default_currency="USD")
     try:
         offer = await make_offer(services, offer_group="chat", token_count=100)
         customer = await services.top_ups.customer(user_id="alice")
         fake.save_card(customer)
-        await services.top_ups.set_rule(
+        fake.lose_next_charge_answer = True
+        # No balance yet: setting the rule tops up at once, and the answer is lost.
+        rule = await services.top_ups.set_rule(
             user_id="alice", offer_group="chat", offer_id=offer.id, threshold=50
         )
-        # A process died after opening its attempt, before ordering.
-        await TopUpAttemptDocument.get_pymongo_collection().insert_one(
-            {
-                "user_id": "alice",
-                "offer_group": "chat",
-                "open": True,
-                "month": "2026-01",
-                "charged": False,
-                "created_at": clock.now(),
-            }
-        )
-        assert await services.top_ups.top_up(user_id="alice", offer_group="chat") is None
-        clock.advance(minutes=3)
-        orders = await asyncio.gather(
-            *(services.top_ups.top_up(user_id="alice", offer_group="chat") for _ in range(5))
-        )
-        paid = [o for o in orders if o is not None]
-        assert len(paid) == 1 and paid[0].status is OrderStatus.PAID
-        assert len(fake.off_session_charges) == 1
+        assert rule.last_order_id is None and len(fake.off_session_charges) == 1
+        [attempt] = await TopUpAttemptDocument.find().to_list()
+        assert attempt.open and attempt.card_id == fake.off_session_charges[0]["payment_method"]
+        fake.down = False
+        tries = [services.top_ups.top_up(user_id="alice", offer_group="chat") for _ in range(5)]
+        assert await asyncio.gather(*tries) == [None] * 5  # in flight: nothing more is charged
+        assert await services.top_ups.resume_stale() == 0
+
+        clock.advance(minutes=11)
+        assert await services.top_ups.resume_stale() == 1
+        assert len(fake.off_session_charges) == 1  # Stripe replayed the first charge
         balance = await services.wallets.balance(user_id="alice", offer_group="chat")
         assert balance is not None and balance.tokens == 100
         [attempt] = await TopUpAttemptDocument.find().to_list()
-        assert (attempt.open, attempt.charged, attempt.order_id) == (False, True, paid[0].id)
+        assert (attempt.open, attempt.charged, attempt.outcome) == (False, True, "paid")
+        assert await services.top_ups.resume_stale() == 0
     finally:
         await stripe.close()
+
+
+async def test_instances_racing_on_one_low_balance_charge_once(
+    fake_stripe: tuple[FakeStripe, str], clock: FakeClock, mongo: Any
+) -> None:
+    """Many callers, as several processes would be, judging the same low balance at once
+    while charges succeed at once: the claim and the checks after it make one charge."""
+    fake, api_base = fake_stripe
+    clients = [
+        StripePaymentClient(secret_key=SECRET_KEY, webhook_secret=WEBHOOK_SECRET, api_base=api_base)
+        for _ in range(2)
+    ]
+    try:
+        instances = [
+            build_services(payments=c, clock=clock, default_currency="USD") for c in clients
+        ]
+        offer = await make_offer(instances[0], offer_group="chat", token_count=100)
+        fake.save_card(await instances[0].top_ups.customer(user_id="alice"))
+        await instances[0].wallets.grant(
+            user_id="alice", offer_group="chat", tokens=100, idempotency_key="g"
+        )
+        await instances[0].top_ups.set_rule(
+            user_id="alice", offer_group="chat", offer_id=offer.id, threshold=50
+        )
+        await instances[0].wallets.consume(
+            user_id="alice", offer_group="chat", tokens=60, idempotency_key="d"
+        )
+        for _ in range(3):
+            await asyncio.gather(
+                *(
+                    instances[i % 2].top_ups.top_up(user_id="alice", offer_group="chat")
+                    for i in range(20)
+                )
+            )
+        assert len(fake.off_session_charges) == 1
+        balance = await instances[0].wallets.balance(user_id="alice", offer_group="chat")
+        assert balance is not None and balance.tokens == 140
+    finally:
+        for client in clients:
+            await client.close()
+
+
+async def test_a_processing_top_up_that_fails_blocks_the_card(shop: Shop) -> None:
+    offer = await shop.offer(tokens=100)
+    await shop.grant(100)
+    await shop.save_card()
+    await shop.rule(offer, threshold=50)
+    shop.fake.process_charges = True
+    await shop.consume(60)
+    await shop.settled(lambda w: rule_of(w)["lastOrderId"] is not None)
+    [charge] = shop.fake.off_session_charges
+    shop.fake.decline(charge)
+    assert (await shop.deliver(event("payment_intent.payment_failed", charge)))[0] == 200
+    await shop.consume(1)  # the settled attempt is closed and its refusal recorded
+    wallet = await shop.settled(lambda w: rule_of(w)["lastError"] is not None)
+    assert rule_of(wallet)["lastError"] == "refused: Your card was declined."
+    shop.fake.process_charges = False
+    await shop.consume(1)
+    await shop.quiet()
+    assert len(shop.fake.off_session_charges) == 1 and await shop.tokens() == 38
 
 
 async def test_in_the_sandbox_a_saved_test_card_tops_up(

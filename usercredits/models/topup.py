@@ -16,6 +16,8 @@ class PaymentCustomerDocument(Document):
     provider: str
     customer_id: str
     created_at: datetime
+    setup_at: datetime | None = None
+    """The latest SetupIntent made for the user: a card may have been saved since."""
 
     class Settings:
         name = "payment_customers"
@@ -38,6 +40,8 @@ class AutoTopUpDocument(Document):
     blocked_card: str | None = None
     """Set after a decline (or with no card saved): the card it happened with ("" for none).
     No attempt is made until the user's card differs or the rule changes."""
+    blocked_at: datetime | None = None
+    """When it was blocked: the cards are looked at again only after a later SetupIntent."""
 
     class Settings:
         name = "auto_top_ups"
@@ -64,8 +68,14 @@ class TopUpAttemptDocument(Document):
     charged: bool = False
     """A payment was made (succeeded or still pending): what the monthly cap counts."""
     order_id: str | None = None
+    """The order's id is the attempt's; set once the order exists."""
+    customer_id: str | None = None
+    card_id: str | None = None
+    """The card charged, stored before the charge: a resumed attempt charges it again under
+    the same key."""
     outcome: str | None = None
     created_at: datetime
+    """When it was opened, or taken over after being left open."""
 
     class Settings:
         name = "top_up_attempts"

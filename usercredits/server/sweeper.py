@@ -85,12 +85,14 @@ class Sweeper:
                 now=services.clock.now(),
                 reconcile_after=self._reconcile_after,
             )
+            # Auto top-ups whose process died or whose charge went unanswered.
+            resumed = await services.top_ups.resume_stale()
         except (PyMongoError, DomainError):
             self._metrics.sweeps.labels("failed").inc()
             log.exception("sweep failed; the next run tries again")
             return None
         self._metrics.sweeps.labels("done").inc()
-        log.info("sweep done", extra={"result": str(result)})
+        log.info("sweep done", extra={"result": str(result), "top_ups_resumed": resumed})
         return result
 
     async def run(self, interval: timedelta) -> None:

@@ -16,7 +16,6 @@ from collections import OrderedDict
 from pymongo.errors import PyMongoError
 
 from usercredits.models import AutoTopUpDocument
-from usercredits.services.errors import DomainError
 from usercredits.services.topups import AutoTopUps
 from usercredits.values import LedgerEntry
 from usercredits.values.changes import Touched
@@ -26,6 +25,8 @@ log = logging.getLogger(__name__)
 RULES = AutoTopUpDocument.Settings.name
 KNOWN_RULES = 100_000
 """(user, group) pairs whose threshold (or lack of a rule) is remembered per process."""
+CONCURRENT_TOP_UPS = 8
+"""Top-ups one process runs at once (each may wait for the provider)."""
 
 Pair = tuple[str, str]
 
@@ -33,12 +34,17 @@ Pair = tuple[str, str]
 class TopUpTrigger:
     def __init__(self, *, top_ups: AutoTopUps) -> None:
         self._top_ups = top_ups
-        self._any_enabled = False
+        # Until the first look at the rules: what the feed shows meanwhile is kept.
+        self._any_enabled = True
+        self._rules_changed = True
+        self._generation = 0
+        """Bumped by every rule change: thresholds read under an older one are dropped."""
         self._thresholds: OrderedDict[Pair, int | None] = OrderedDict()
         self._low: dict[Pair, int] = {}
-        self._rules_changed = False
         self._wake = asyncio.Event()
+        self._wake.set()
         self._running: dict[Pair, asyncio.Task[None]] = {}
+        self._slots = asyncio.Semaphore(CONCURRENT_TOP_UPS)
 
     watched = (RULES,)
     """The collections whose changes the feed hands on as Touched."""
@@ -48,6 +54,7 @@ class TopUpTrigger:
         never waits."""
         if isinstance(change, Touched):
             if change.collection == RULES:
+                self._generation += 1
                 self._thresholds.clear()
                 self._any_enabled = True  # until the next look says otherwise
                 self._rules_changed = True
@@ -59,7 +66,6 @@ class TopUpTrigger:
 
     async def run(self) -> None:
         """Judges what the feed saw, batch by batch, until cancelled."""
-        self._any_enabled = await self._top_ups.any_enabled()
         try:
             while True:
                 await self._wake.wait()
@@ -68,6 +74,9 @@ class TopUpTrigger:
                 try:
                     await self._judge(low)
                 except PyMongoError:
+                    # Judged again with the next movement (the database is back by then).
+                    self._rules_changed = True
+                    self._low.update({p: t for p, t in low.items() if p not in self._low})
                     log.exception("auto top-up trigger failed; the next movement tries again")
         finally:
             for task in self._running.values():
@@ -78,8 +87,15 @@ class TopUpTrigger:
         if self._rules_changed:
             self._rules_changed = False
             self._any_enabled = await self._top_ups.any_enabled()
+        if not self._any_enabled:
+            return
+        generation = self._generation
         unknown = {pair for pair in low if pair not in self._thresholds}
         found = await self._top_ups.thresholds(unknown)
+        if generation != self._generation:  # a rule changed while they were read
+            self._low.update({p: t for p, t in low.items() if p not in self._low})
+            self._wake.set()
+            return
         for pair in unknown:
             self._thresholds[pair] = found.get(pair)
             if len(self._thresholds) > KNOWN_RULES:
@@ -92,8 +108,9 @@ class TopUpTrigger:
     async def _top_up(self, pair: Pair) -> None:
         user_id, offer_group = pair
         try:
-            await self._top_ups.top_up(user_id=user_id, offer_group=offer_group)
-        except (DomainError, PyMongoError):
+            async with self._slots:
+                await self._top_ups.top_up(user_id=user_id, offer_group=offer_group)
+        except Exception:  # logged, never lost: the next movement below tries again
             log.exception("auto top-up failed", extra={"user_id": user_id, "group": offer_group})
         finally:
             del self._running[pair]

@@ -39,6 +39,7 @@ from usercredits.services.payments import PaymentClient, PaymentState, SandboxPa
 from usercredits.services.wallets import Wallets
 from usercredits.values import CombinedItem, LedgerReason, Offer, Order, OrderEvent, OrderStatus
 from usercredits.values.lots import MAX_TOKENS
+from usercredits.values.orders import TOP_UP_KEY
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,14 @@ _STATUS_OF_PAYMENT = {
 class CreatedOrder:
     order: Order
     payment_client_secret: str | None
-    decline_code: str | None = None
-    """Why a saved card was refused, for an order paid off-session."""
+
+
+@dataclass(frozen=True, slots=True)
+class Charged:
+    """An order after a charge of a saved card, and why the card was refused if it was."""
+
+    order: Order
+    decline_code: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,16 +156,17 @@ class Orders:
         quantity: int = 1,
         currency: str | None = None,
         idempotency_key: str | None = None,
-        card: SavedCard | None = None,
+        off_session: bool = False,
         order_id: str | None = None,
     ) -> CreatedOrder:
         """Orders `quantity` units of an offer the user can see. A free order is paid at once;
-        a priced one waits for its payment, or with `card` is charged at once off-session
-        and applies the outcome. The same key returns the same order. `order_id`: the id
-        to give it (the payment's idempotency key derives from it, so a caller that may
-        retry from another process passes the same id and is charged once)."""
+        a priced one waits for its payment, which is made now for the user to confirm, or
+        `off_session` later by `charge_saved_card`. The same key returns the same order.
+        `order_id`: the id to give it (an auto top-up's is its attempt's)."""
         if idempotency_key is not None:
             self._limits.key(idempotency_key)
+            if idempotency_key.startswith(TOP_UP_KEY) and not off_session:
+                raise InvalidInput(f"idempotency keys starting {TOP_UP_KEY!r} are reserved")
             existing = await self._by_key(user_id, idempotency_key)
             if existing is not None:
                 return await self._replayed(existing, offer_id)
@@ -183,20 +191,10 @@ class Orders:
         await self._make_room_for_pending(user_id)
         new = self._new_order(user_id, offer, quantity, total, idempotency_key, order_id)
         secret = None
-        payment = None
-        if total.minor_units > 0 and card is None:
+        if total.minor_units > 0 and not off_session:
             payment = await self._payments.create_payment(
                 order_id=str(new.id), user_id=user_id, amount=total
             )
-        elif total.minor_units > 0 and card is not None:
-            payment = await self._payments.charge_card(
-                order_id=str(new.id),
-                user_id=user_id,
-                amount=total,
-                customer_id=card.customer_id,
-                card_id=card.card_id,
-            )
-        if payment is not None:
             new.payment_intent_id = payment.id
             secret = payment.client_secret
         try:
@@ -215,12 +213,34 @@ class Orders:
             order = await self.apply_status(
                 order_id=order.id, status=OrderStatus.PAID, message="free order"
             )
-        elif card is not None and payment is not None:
-            order = await self.apply_payment(
-                order=order, state=payment.state, amount=payment.amount, message=payment.message
-            )
-            return CreatedOrder(order, None, decline_code=payment.decline_code)
         return CreatedOrder(order=order, payment_client_secret=secret)
+
+    async def charge_saved_card(self, *, order_id: str, card: SavedCard) -> Charged:
+        """Pays a pending off-session order with a saved card and applies the outcome. The
+        order exists before the charge and the charge's idempotency key is its id, so a
+        charge whose answer was lost (PaymentFailed here) is repeated, with the same key and
+        amount, by calling this again: the provider returns the first one's result. Once
+        the order has its payment, this reads it instead of charging."""
+        order = await self.get_order(order_id=order_id)
+        if order.status is not OrderStatus.PENDING:
+            return Charged(order, None)
+        if order.payment_intent_id is not None:
+            return Charged(await self.refresh_order(order_id=order_id), None)
+        payment = await self._payments.charge_card(
+            order_id=order.id,
+            user_id=order.user_id,
+            amount=Money(order.total_minor_units, order.currency),
+            customer_id=card.customer_id,
+            card_id=card.card_id,
+        )
+        await self._orders.update_one(
+            {"_id": object_id(order_id, "order"), "payment_intent_id": None},
+            {"$set": {"payment_intent_id": payment.id}},
+        )
+        order = await self.apply_payment(
+            order=order, state=payment.state, amount=payment.amount, message=payment.message
+        )
+        return Charged(order, payment.decline_code)
 
     async def _make_room_for_pending(self, user_id: str) -> None:
         """Cancels the user's oldest pending orders, with their payments, so that the new
@@ -230,8 +250,10 @@ class Orders:
         excess = await self._orders.count_documents(pending) - self._max_pending_orders + 1
         if excess <= 0:
             return
-        oldest = self._orders.find(pending, {"_id": 1}).sort("_id", 1).limit(excess)
-        async for doc in oldest:
+        oldest = self._orders.find(pending, {"_id": 1, "idempotency_key": 1}).sort("_id", 1)
+        async for doc in oldest.limit(excess):
+            if str(doc.get("idempotency_key") or "").startswith(TOP_UP_KEY):
+                continue  # an auto top-up's charge may be under way: the rule settles it
             try:
                 await self.cancel_order(
                     order_id=str(doc["_id"]),

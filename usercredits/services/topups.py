@@ -24,7 +24,7 @@ from pymongo.errors import DuplicateKeyError
 
 from usercredits.models import AutoTopUpDocument, PaymentCustomerDocument, TopUpAttemptDocument
 from usercredits.services.clock import Clock
-from usercredits.services.errors import DomainError, Impossible, InvalidInput
+from usercredits.services.errors import DomainError, Impossible, InvalidInput, PaymentFailed
 from usercredits.services.limits import InputLimits
 from usercredits.services.offers import Offers
 from usercredits.services.orders import Orders, SavedCard
@@ -36,10 +36,11 @@ from usercredits.values.orders import TOP_UP_KEY
 log = logging.getLogger(__name__)
 
 MAX_PER_MONTH = 100
-STALE_ATTEMPT = timedelta(minutes=2)
-"""An open attempt without an order this old was interrupted (its process died): the next
-trigger resumes it, with the same keys (the order's id is the attempt's, and the payment's
-idempotency key the order's), so a payment the interrupted process made is not made again."""
+STALE_ATTEMPT = timedelta(minutes=10)
+"""An attempt open this long was interrupted (its process died, or the provider did not
+answer): the sweep, or the next trigger, carries it on with the same card, amount and keys
+(the order's id is the attempt's, the payment's idempotency key the order's), so a payment
+already made is not made again. Longer than the Stripe client's own retries take."""
 NO_CARD = ""
 
 
@@ -122,8 +123,14 @@ class AutoTopUps:
         return made
 
     async def setup_payment_method(self, *, user_id: str) -> str:
-        """A client secret with which the front end saves a card for off-session use."""
-        return await self._payments.setup_card(customer_id=await self.customer(user_id=user_id))
+        """A client secret with which the front end saves a card for off-session use. Its
+        time is kept: a rule blocked by a refused card looks at the cards again only after
+        one."""
+        secret = await self._payments.setup_card(customer_id=await self.customer(user_id=user_id))
+        await PaymentCustomerDocument.get_pymongo_collection().update_one(
+            {"_id": user_id}, {"$set": {"setup_at": self._clock.now()}}
+        )
+        return secret
 
     async def payment_methods(self, *, user_id: str) -> list[Card]:
         known = await PaymentCustomerDocument.get_pymongo_collection().find_one({"_id": user_id})
@@ -144,8 +151,8 @@ class AutoTopUps:
         max_per_month: int = 5,
         enabled: bool = True,
     ) -> AutoTopUp:
-        """Creates or replaces the user's rule for `offer_group`; a rule set again may try
-        again after a refusal."""
+        """Creates or replaces the user's rule for `offer_group` (a rule set again may try
+        again after a refusal), and tops the group up at once if it is low already."""
         group = self._limits.group(offer_group)
         _whole(quantity, "quantity", 1, 1000)
         _whole(threshold, "threshold", 0, 2**53)
@@ -176,6 +183,10 @@ class AutoTopUps:
         )
         if raw is None:
             raise Impossible("an upsert returning its document returned none")
+        # A group already at or below the new threshold is topped up now: no movement
+        # may come to trigger it.
+        if await self.top_up(user_id=user_id, offer_group=group) is not None:
+            raw = await self._rules().find_one({"_id": raw["_id"]}) or raw
         return _rule(raw)
 
     async def rules(self, *, user_id: str) -> list[AutoTopUp]:
@@ -202,111 +213,197 @@ class AutoTopUps:
 
     async def top_up(self, *, user_id: str, offer_group: str) -> Order | None:
         """Buys the rule's offer if the group is at or below its threshold and every guard
-        allows it; the order made, or None. Safe to call any number of times at once."""
+        allows it; the order made, or None. Safe to call any number of times at once, from
+        any number of processes."""
         raw = await self._rules().find_one({"user_id": user_id, "offer_group": offer_group})
-        if raw is None or not raw["enabled"]:
+        if raw is None or not raw["enabled"] or not await self._low(raw):
             return None
-        balance = await self._wallets.balance(user_id=user_id, offer_group=offer_group)
-        if balance is not None and balance.tokens > raw["threshold"]:
+        go_on, stale = await self._open_attempt(raw)
+        if not go_on:
             return None
-        in_flight, attempt = await self._open_attempt(user_id, offer_group)
-        if in_flight:
-            return None
+        if stale is not None:
+            return await self._resume(raw, stale)
         customer = await PaymentCustomerDocument.get_pymongo_collection().find_one({"_id": user_id})
+        if raw.get("blocked_card") is not None and not _card_may_differ(raw, customer):
+            return None  # refused, and no card saved since: no call to the provider
+        month = self._clock.now().strftime("%Y-%m")
+        if await self._charged(raw, month) >= raw["max_per_month"]:
+            await self._note(
+                raw, error=f"the cap of {raw['max_per_month']} top-ups a month is reached"
+            )
+            return None
+        attempt = await self._insert_attempt(raw, month)
+        if attempt is None:
+            return None  # another caller claimed it first
+        # Checked again now that this attempt holds the claim: another caller's whole
+        # attempt (and its refusal) may have run between the first checks and the claim.
+        fresh = await self._rules().find_one({"_id": raw["_id"]})
+        if (
+            fresh is None
+            or not fresh["enabled"]
+            or (fresh.get("blocked_card") is not None and not _card_may_differ(fresh, customer))
+            or not await self._low(fresh)
+            or await self._charged(fresh, month) >= fresh["max_per_month"]
+        ):
+            await self._close(attempt, outcome="not needed", charged=False)
+            return None
+        return await self._order_and_charge(fresh, attempt, customer)
+
+    async def _order_and_charge(
+        self, raw: dict[str, Any], attempt: ObjectId, customer: dict[str, Any] | None
+    ) -> Order | None:
         customer_id = None if customer is None else str(customer["customer_id"])
         cards = [] if customer_id is None else await self._payments.cards(customer_id=customer_id)
         card = cards[0].id if cards else NO_CARD
-        if raw.get("blocked_card") == card and attempt is None:
-            return None  # refused with this card, and neither card nor rule changed since
-        if customer_id is None or not cards:
+        if customer_id is None or not cards or card == raw.get("blocked_card"):
+            await self._close(attempt, outcome="no usable card", charged=False)
+            error = raw.get("last_error") if cards else None
             await self._note(
-                raw, error="no saved card: save one with setupPaymentMethod", card=card
+                raw, error=error or "no saved card: save one with setupPaymentMethod", card=card
             )
             return None
-        month = self._clock.now().strftime("%Y-%m")
-        if attempt is None:
-            charged = await self._attempts().count_documents(
-                {"user_id": user_id, "offer_group": offer_group, "month": month, "charged": True}
-            )
-            if charged >= raw["max_per_month"]:
-                await self._note(
-                    raw, error=f"the cap of {raw['max_per_month']} top-ups a month is reached"
-                )
-                return None
-            attempt = await self._insert_attempt(user_id, offer_group, month)
-            if attempt is None:
-                return None  # another trigger opened one first
-        return await self._charge(raw, attempt, SavedCard(customer_id, card))
-
-    async def _charge(
-        self, raw: dict[str, Any], attempt: ObjectId, card: SavedCard
-    ) -> Order | None:
+        saved = SavedCard(customer_id, card)
+        # What the charge needs is stored before it is made: a resumed attempt charges the
+        # same card the same amount under the same key.
+        await self._attempts().update_one(
+            {"_id": attempt}, {"$set": {"customer_id": customer_id, "card_id": card}}
+        )
         try:
             created = await self._orders.create_order(
                 user_id=raw["user_id"],
                 offer_id=raw["offer_id"],
                 quantity=raw["quantity"],
                 idempotency_key=f"{TOP_UP_KEY}{attempt}",
-                card=card,
-                order_id=str(attempt),  # a resumed attempt charges with the same key
+                off_session=True,
+                order_id=str(attempt),
             )
-        except DomainError as exc:  # the offer is gone, the provider cannot be reached
-            await self._close(attempt, outcome="error", charged=False)
-            await self._note(raw, error=exc.message)
+        except DomainError as exc:  # the offer is gone or not sold: wait for a new rule
+            await self._close(attempt, outcome="refused", charged=False)
+            await self._note(raw, error=exc.message, card=card)
             return None
-        order = created.order
-        await self._attempts().update_one({"_id": attempt}, {"$set": {"order_id": order.id}})
-        if order.status is OrderStatus.PAID:
-            await self._close(attempt, outcome=order.status.value, charged=True)
-            await self._note(raw, order_id=order.id)
-        elif order.status is OrderStatus.PENDING:
+        await self._attempts().update_one(
+            {"_id": attempt}, {"$set": {"order_id": created.order.id}}
+        )
+        return await self._charge(raw, attempt, saved)
+
+    async def _charge(
+        self, raw: dict[str, Any], attempt: ObjectId, card: SavedCard
+    ) -> Order | None:
+        try:
+            charged = await self._orders.charge_saved_card(order_id=str(attempt), card=card)
+        except PaymentFailed as exc:
+            # The provider did not answer: the charge may have been made. The attempt stays
+            # open, and is resumed with the same key (services/expiry.py's sweep, or the
+            # next trigger once it is stale).
+            log.warning(
+                "auto top-up charge unanswered; it will be resumed",
+                extra={"attempt": str(attempt), "error": exc.message},
+            )
+            return None
+        order = charged.order
+        if order.status is OrderStatus.PENDING:
             # Processing at the provider: it stays open (and counted) until the payment's
-            # outcome settles the order; the next trigger looks again.
+            # outcome settles the order.
             await self._attempts().update_one({"_id": attempt}, {"$set": {"charged": True}})
             await self._note(raw, order_id=order.id)
         else:
-            await self._close(attempt, outcome=order.status.value, charged=False)
-            reason = created.decline_code or order.status.value.lower()
-            await self._note(
-                raw,
-                order_id=order.id,
-                error=f"{reason}: {order.history[-1].message}",
-                card=card.card_id,
-            )
+            await self._settled(raw, attempt, order, card.card_id, charged.decline_code)
         return order
 
-    async def _open_attempt(self, user_id: str, offer_group: str) -> tuple[bool, ObjectId | None]:
-        """Whether an attempt is in flight, and the open attempt to resume (one a crash
-        interrupted). An open attempt whose order has settled is closed."""
+    async def _settled(
+        self,
+        raw: dict[str, Any],
+        attempt: ObjectId,
+        order: Order,
+        card: str | None,
+        decline_code: str | None = None,
+    ) -> None:
+        """Closes an attempt whose order settled, and records the outcome on the rule."""
+        took_money = order.status in _CHARGED
+        await self._close(attempt, outcome=order.status.value, charged=took_money)
+        if took_money:
+            await self._note(raw, order_id=order.id)
+            return
+        reason = decline_code or order.status.value
+        message = order.history[-1].message if order.history else ""
+        await self._note(raw, order_id=order.id, error=f"{reason}: {message}", card=card or "")
+
+    async def _resume(self, raw: dict[str, Any], attempt: dict[str, Any]) -> Order | None:
+        """Carries on an attempt a process left open: with its stored card and order."""
+        if attempt.get("card_id") is None or attempt.get("order_id") is None:
+            # Stopped before any charge could be made (the card is stored first).
+            await self._close(attempt["_id"], outcome="interrupted", charged=False)
+            return None
+        card = SavedCard(attempt["customer_id"], attempt["card_id"])
+        return await self._charge(raw, attempt["_id"], card)
+
+    async def resume_stale(self) -> int:
+        """The sweep's part: carries on every attempt left open longer than STALE_ATTEMPT
+        (well within the provider's 24 hours of idempotency). Returns how many."""
+        cursor = self._attempts().find(
+            {"open": True, "created_at": {"$lte": self._clock.now() - STALE_ATTEMPT}},
+            {"user_id": 1, "offer_group": 1},
+        )
+        resumed = 0
+        async for doc in cursor:
+            raw = await self._rules().find_one(
+                {"user_id": doc["user_id"], "offer_group": doc["offer_group"]}
+            )
+            if raw is None:
+                continue
+            _, stale = await self._open_attempt(raw)
+            if stale is not None:
+                await self._resume(raw, stale)
+                resumed += 1
+        return resumed
+
+    async def _low(self, raw: dict[str, Any]) -> bool:
+        balance = await self._wallets.balance(
+            user_id=raw["user_id"], offer_group=raw["offer_group"]
+        )
+        return balance is None or balance.tokens <= raw["threshold"]
+
+    async def _charged(self, raw: dict[str, Any], month: str) -> int:
+        return await self._attempts().count_documents(
+            {
+                "user_id": raw["user_id"],
+                "offer_group": raw["offer_group"],
+                "month": month,
+                "charged": True,
+            }
+        )
+
+    async def _open_attempt(self, raw: dict[str, Any]) -> tuple[bool, dict[str, Any] | None]:
+        """Whether this caller may go on (no attempt in flight, and none just refused), and
+        an open attempt to carry on (one left open longer than STALE_ATTEMPT, now claimed by
+        this caller). An open attempt whose order has settled is closed and its outcome
+        recorded on the rule."""
         open_ = await self._attempts().find_one(
-            {"user_id": user_id, "offer_group": offer_group, "open": True}
+            {"user_id": raw["user_id"], "offer_group": raw["offer_group"], "open": True}
         )
         if open_ is None:
-            return False, None
-        if open_.get("order_id") is None:
-            # Interrupted if this old: one caller takes it over (by renewing its time).
-            now = self._clock.now()
-            claimed = await self._attempts().update_one(
-                {"_id": open_["_id"], "open": True, "created_at": {"$lte": now - STALE_ATTEMPT}},
-                {"$set": {"created_at": now}},
-            )
-            return (False, open_["_id"]) if claimed.modified_count else (True, None)
-        order = await self._orders.get_order(order_id=open_["order_id"])
-        if order.status is OrderStatus.PENDING:
             return True, None
-        await self._close(
-            open_["_id"], outcome=order.status.value, charged=order.status is OrderStatus.PAID
+        if open_.get("order_id") is not None:
+            order = await self._orders.get_order(order_id=open_["order_id"])
+            if order.status is not OrderStatus.PENDING:
+                await self._settled(raw, open_["_id"], order, open_.get("card_id"))
+                return order.status in _CHARGED, None  # a refusal blocks the rule now
+        now = self._clock.now()
+        claimed = await self._attempts().find_one_and_update(
+            {"_id": open_["_id"], "open": True, "created_at": {"$lte": now - STALE_ATTEMPT}},
+            {"$set": {"created_at": now}},
+            return_document=ReturnDocument.AFTER,
         )
-        return False, None
+        return (claimed is not None), claimed
 
-    async def _insert_attempt(self, user_id: str, offer_group: str, month: str) -> ObjectId | None:
+    async def _insert_attempt(self, raw: dict[str, Any], month: str) -> ObjectId | None:
         attempt = ObjectId()
         try:
             await self._attempts().insert_one(
                 {
                     "_id": attempt,
-                    "user_id": user_id,
-                    "offer_group": offer_group,
+                    "user_id": raw["user_id"],
+                    "offer_group": raw["offer_group"],
                     "open": True,
                     "month": month,
                     "charged": False,
@@ -331,31 +428,40 @@ class AutoTopUps:
         error: str | None = None,
         card: str | None = None,
     ) -> None:
-        """Records an attempt's outcome on the rule, unless the rule changed meanwhile."""
-        fields: dict[str, Any] = {"last_attempt_at": self._clock.now(), "last_error": error}
+        """Records an attempt's outcome on the rule, unless the rule changed meanwhile;
+        `card`: refused with this card ("" for none), which blocks the rule until another
+        card is saved or the rule is set again."""
+        now = self._clock.now()
+        fields: dict[str, Any] = {
+            "last_attempt_at": now,
+            "last_error": error,
+            "blocked_card": card,
+            "blocked_at": None if card is None else now,
+        }
         if order_id is not None:
             fields["last_order_id"] = order_id
-        fields["blocked_card"] = card
         if error is not None:
             log.info(
                 "auto top-up refused",
-                extra={
-                    "user_id": raw["user_id"],
-                    "offer_group": raw["offer_group"],
-                    "error": error,
-                },
+                extra={"user_id": raw["user_id"], "group": raw["offer_group"], "error": error},
             )
         # Not again when nothing changed (every debit under a reached cap would write).
-        unchanged = {"last_error": error, "blocked_card": card, "last_order_id": order_id}
+        same = {"last_error": error, "blocked_card": card}
+        if order_id is not None:
+            same["last_order_id"] = order_id
         await self._rules().update_one(
-            {
-                "_id": raw["_id"],
-                "revision": raw["revision"],
-                "$nor": [
-                    unchanged
-                    if order_id is not None
-                    else {"last_error": error, "blocked_card": card}
-                ],
-            },
+            {"_id": raw["_id"], "revision": raw["revision"], "$nor": [same]},
             {"$set": fields},
         )
+
+
+_CHARGED = frozenset({OrderStatus.PAID, OrderStatus.INCONSISTENT, OrderStatus.REFUNDED})
+"""Order statuses in which the card was charged: what the monthly cap counts."""
+
+
+def _card_may_differ(raw: dict[str, Any], customer: dict[str, Any] | None) -> bool:
+    """Whether a card may have been saved since the rule was blocked (a SetupIntent was
+    made since): only then are the provider's cards looked at again."""
+    setup_at = None if customer is None else customer.get("setup_at")
+    blocked_at = raw.get("blocked_at")
+    return setup_at is not None and (blocked_at is None or setup_at >= blocked_at)

@@ -166,6 +166,9 @@ class StripePaymentClient:
                     "currency": amount.currency.lower(),
                     "customer": customer_id,
                     "payment_method": card_id,
+                    # Off-session, no redirect is possible: without this, newer API
+                    # versions refuse to confirm without a return_url.
+                    "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
                     "off_session": True,
                     "confirm": True,
                     "metadata": {"order_id": order_id, "user_id": user_id},
@@ -179,7 +182,8 @@ class StripePaymentClient:
                 state=PaymentState.FAILED,
                 amount=amount,
                 message=str(exc.user_message or exc),
-                decline_code=exc.code,
+                # A bank's soft decline comes as card_declined with the reason beside it.
+                decline_code=(exc.error.decline_code if exc.error else None) or exc.code,
             )
         except stripe.StripeError as exc:
             raise PaymentFailed(f"Stripe refused the payment: {exc.user_message or exc}") from None
