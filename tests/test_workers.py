@@ -15,7 +15,9 @@ import pytest
 
 from tests.api import SECRET, Api, token
 from usercredits.server import children
+from usercredits.server.cli import default_workers
 from usercredits.server.embedded import free_port
+from usercredits.server.settings import Settings
 from usercredits.services.access import Role
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads processes from /proc")
@@ -181,3 +183,11 @@ async def test_workers_that_keep_failing_to_start_stop_the_service(tmp_path: Pat
         assert await asyncio.wait_for(process.wait(), 100) == 1
     finally:
         await children.stop(process)
+
+
+def test_one_worker_by_default_with_the_sandbox_one_per_core_with_stripe() -> None:
+    """A sandbox payment lives in the memory of the process that made it: with several
+    workers, the demo's purchase could be completed through another and not be found."""
+    assert default_workers(Settings()) == 1
+    stripe = Settings(stripe_secret_key="sk_test_x", stripe_webhook_secret="whsec_x")
+    assert default_workers(stripe) == (os.cpu_count() or 1)

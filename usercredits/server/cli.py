@@ -68,9 +68,13 @@ def _settle_collector() -> None:
     gc.set_threshold(10_000, 50, 100)
 
 
-def _cores() -> int:
-    """One worker per core where workers can share a port (SO_REUSEPORT), else one."""
-    return (os.cpu_count() or 1) if hasattr(socket, "SO_REUSEPORT") else 1
+def default_workers(settings: Settings) -> int:
+    """One worker per core where workers can share a port (SO_REUSEPORT), else one; one
+    with the sandbox provider, whose payments and saved cards live in one process's memory
+    (a payment made through one worker could not be completed through another)."""
+    if settings.provider == "sandbox" or not hasattr(socket, "SO_REUSEPORT"):
+        return 1
+    return os.cpu_count() or 1
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -253,7 +257,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "serve":
         if args.workers is not None and args.workers < 1:
             parser.error("--workers must be at least 1")
-        workers = args.workers or settings.workers or _cores()
+        workers = args.workers or settings.workers or default_workers(settings)
         if workers > 1 and not hasattr(socket, "SO_REUSEPORT"):
             parser.error("several workers need SO_REUSEPORT, which this system lacks")
         port = args.port or settings.port

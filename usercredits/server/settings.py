@@ -34,7 +34,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int | None = Field(default=None, ge=1, le=256)
-    """Server processes sharing the port (`serve --workers`); unset: one per core."""
+    """Server processes sharing the port (`serve --workers`); unset: one per core (one with
+    the sandbox provider, whose payments live in one process's memory)."""
     production: bool = False
     """Refuse to start with settings only fit for a laptop (the default JWT secret)."""
     jwt_secret: str | None = Field(default=None, min_length=32)
