@@ -55,6 +55,9 @@ export interface ClientOptions {
   retryBaseMs?: number;
   /** The longest wait between reconnections (default 10 s). */
   retryMaxMs?: number;
+  /** How long one attempt of a request may take before it is abandoned and, if attempts
+   * are left, sent again with the same idempotency key (default 30 s). */
+  timeoutMs?: number;
   /** Another `fetch` (tests, older runtimes). */
   fetch?: typeof fetch;
   /** Another WebSocket class (runtimes without a global one). */
@@ -121,13 +124,19 @@ const RETRIED_STATUSES = new Set([429, 502, 503, 504]);
 
 export class UserCreditsClient {
   private readonly options: Required<
-    Pick<ClientOptions, "attempts" | "retryBaseMs" | "retryMaxMs">
+    Pick<ClientOptions, "attempts" | "retryBaseMs" | "retryMaxMs" | "timeoutMs">
   > &
     ClientOptions;
   private readonly fetcher: typeof fetch;
 
   constructor(options: ClientOptions) {
-    this.options = { attempts: 4, retryBaseMs: 250, retryMaxMs: 10_000, ...options };
+    this.options = {
+      attempts: 4,
+      retryBaseMs: 250,
+      retryMaxMs: 10_000,
+      timeoutMs: 30_000,
+      ...options,
+    };
     this.fetcher = options.fetch ?? globalThis.fetch.bind(globalThis);
   }
 
@@ -145,6 +154,7 @@ export class UserCreditsClient {
             Authorization: `Bearer ${await this.token()}`,
           },
           body,
+          signal: AbortSignal.timeout(this.options.timeoutMs),
         });
       } catch (error) {
         if (attempt >= this.options.attempts) throw error;
@@ -152,7 +162,9 @@ export class UserCreditsClient {
         continue;
       }
       if (RETRIED_STATUSES.has(response.status) && attempt < this.options.attempts) {
-        await sleep(this.backoff(attempt));
+        // The service's rate limit says when to come back.
+        const after = Number(response.headers.get("Retry-After"));
+        await sleep(after > 0 ? after * 1000 : this.backoff(attempt));
         continue;
       }
       let result: unknown;

@@ -227,6 +227,49 @@ test("a debit whose answer was lost is retried with the same key and counted onc
   );
 });
 
+test("an attempt that hangs is abandoned and sent again with the same key", async () => {
+  const user = `js-${randomUUID()}`;
+  await grant(user, "chat", 100);
+  const bodies = [];
+  // The first attempt never answers (a stalled proxy); the second goes through.
+  const stalling = async (url, init) => {
+    bodies.push(init.body);
+    if (bodies.length === 1) {
+      return new Promise((_, reject) =>
+        init.signal.addEventListener("abort", () => reject(init.signal.reason)),
+      );
+    }
+    return fetch(url, init);
+  };
+  const client = new UserCreditsClient({
+    url: URL_,
+    token: sign(user),
+    fetch: stalling,
+    timeoutMs: 200,
+    retryBaseMs: 10,
+  });
+  const entry = await client.consume({ offerGroup: "chat", tokens: 5 });
+  assert.equal(entry.balanceAfter, 95);
+  assert.equal(bodies.length, 2);
+  assert.equal(bodies[0], bodies[1], "the same request, so the same idempotency key");
+});
+
+test("a 429 is retried after the Retry-After the service names", async () => {
+  const user = `js-${randomUUID()}`;
+  await grant(user, "chat", 10);
+  const sent = [];
+  const limited = async (url, init) => {
+    sent.push(Date.now());
+    if (sent.length === 1) {
+      return new Response("{}", { status: 429, headers: { "Retry-After": "1" } });
+    }
+    return fetch(url, init);
+  };
+  const client = new UserCreditsClient({ url: URL_, token: sign(user), fetch: limited });
+  assert.equal((await client.consume({ offerGroup: "chat", tokens: 1 })).balanceAfter, 9);
+  assert.ok(sent[1] - sent[0] >= 950, `retried after ${sent[1] - sent[0]} ms`);
+});
+
 test("a network failure on every attempt is thrown after the attempts", async () => {
   let calls = 0;
   const client = new UserCreditsClient({

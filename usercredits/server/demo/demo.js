@@ -1003,7 +1003,13 @@ var UserCreditsClient = class {
   options;
   fetcher;
   constructor(options) {
-    this.options = { attempts: 4, retryBaseMs: 250, retryMaxMs: 1e4, ...options };
+    this.options = {
+      attempts: 4,
+      retryBaseMs: 250,
+      retryMaxMs: 1e4,
+      timeoutMs: 3e4,
+      ...options
+    };
     this.fetcher = options.fetch ?? globalThis.fetch.bind(globalThis);
   }
   /** Sends one operation over HTTP; network failures and overloaded answers are tried
@@ -1019,7 +1025,8 @@ var UserCreditsClient = class {
             "Content-Type": "application/json",
             Authorization: `Bearer ${await this.token()}`
           },
-          body
+          body,
+          signal: AbortSignal.timeout(this.options.timeoutMs)
         });
       } catch (error) {
         if (attempt >= this.options.attempts) throw error;
@@ -1027,7 +1034,8 @@ var UserCreditsClient = class {
         continue;
       }
       if (RETRIED_STATUSES.has(response.status) && attempt < this.options.attempts) {
-        await sleep(this.backoff(attempt));
+        const after = Number(response.headers.get("Retry-After"));
+        await sleep(after > 0 ? after * 1e3 : this.backoff(attempt));
         continue;
       }
       let result;
