@@ -7,6 +7,8 @@ import pymongo
 from beanie import Document
 from pymongo import IndexModel
 
+from usercredits.values.topups import AutoTopUpFields
+
 
 class PaymentCustomerDocument(Document):
     """The user's customer at the payment provider; the user id is the document id, so a
@@ -23,20 +25,10 @@ class PaymentCustomerDocument(Document):
         name = "payment_customers"
 
 
-class AutoTopUpDocument(Document):
-    user_id: str
-    offer_group: str
-    offer_id: str
-    quantity: int
-    threshold: int
-    max_per_month: int
-    enabled: bool
+class AutoTopUpDocument(Document, AutoTopUpFields):
     revision: int
     """Bumped by every change of the rule: a decline blocks the rule at this revision."""
     updated_at: datetime
-    last_attempt_at: datetime | None = None
-    last_order_id: str | None = None
-    last_error: str | None = None
     blocked_card: str | None = None
     """Set after a decline (or with no card saved): the card it happened with ("" for none).
     No attempt is made until the user's card differs or the rule changes."""

@@ -5,7 +5,7 @@ from datetime import datetime
 import strawberry
 
 from usercredits.services.payments import Card
-from usercredits.services.topups import AutoTopUp as AutoTopUpValue
+from usercredits.values.topups import AutoTopUp as AutoTopUpValue
 
 
 @strawberry.type

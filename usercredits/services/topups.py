@@ -14,8 +14,7 @@ guard lives in the database, not in a process's memory:
 """
 
 import logging
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from bson import ObjectId
@@ -32,6 +31,7 @@ from usercredits.services.payments import Card, PaymentClient
 from usercredits.services.wallets import Wallets
 from usercredits.values import Order, OrderStatus
 from usercredits.values.orders import TOP_UP_KEY
+from usercredits.values.topups import AutoTopUp
 
 log = logging.getLogger(__name__)
 
@@ -42,35 +42,6 @@ answer): the sweep, or the next trigger, carries it on with the same card, amoun
 (the order's id is the attempt's, the payment's idempotency key the order's), so a payment
 already made is not made again. Longer than the Stripe client's own retries take."""
 NO_CARD = ""
-
-
-@dataclass(frozen=True, slots=True)
-class AutoTopUp:
-    user_id: str
-    offer_group: str
-    offer_id: str
-    quantity: int
-    threshold: int
-    max_per_month: int
-    enabled: bool
-    last_attempt_at: datetime | None
-    last_order_id: str | None
-    last_error: str | None
-
-
-def _rule(raw: dict[str, Any]) -> AutoTopUp:
-    return AutoTopUp(
-        user_id=raw["user_id"],
-        offer_group=raw["offer_group"],
-        offer_id=raw["offer_id"],
-        quantity=raw["quantity"],
-        threshold=raw["threshold"],
-        max_per_month=raw["max_per_month"],
-        enabled=raw["enabled"],
-        last_attempt_at=raw.get("last_attempt_at"),
-        last_order_id=raw.get("last_order_id"),
-        last_error=raw.get("last_error"),
-    )
 
 
 def _whole(value: object, what: str, low: int, high: int) -> int:
@@ -187,11 +158,11 @@ class AutoTopUps:
         # may come to trigger it.
         if await self.top_up(user_id=user_id, offer_group=group) is not None:
             raw = await self._rules().find_one({"_id": raw["_id"]}) or raw
-        return _rule(raw)
+        return AutoTopUp.model_validate(raw)
 
     async def rules(self, *, user_id: str) -> list[AutoTopUp]:
         cursor = self._rules().find({"user_id": user_id}).sort("offer_group", 1)
-        return [_rule(raw) async for raw in cursor]
+        return [AutoTopUp.model_validate(raw) async for raw in cursor]
 
     async def thresholds(self, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
         """The thresholds of the enabled rules among (user, group) pairs."""
