@@ -39,7 +39,7 @@ from usercredits.services.payments import PaymentClient, PaymentState, SandboxPa
 from usercredits.services.wallets import Wallets
 from usercredits.values import CombinedItem, LedgerReason, Offer, Order, OrderEvent, OrderStatus
 from usercredits.values.lots import MAX_TOKENS
-from usercredits.values.orders import TOP_UP_KEY
+from usercredits.values.orders import TOP_UP_KEY, is_top_up_key
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ class Orders:
         `order_id`: the id to give it (an auto top-up's is its attempt's)."""
         if idempotency_key is not None:
             self._limits.key(idempotency_key)
-            if idempotency_key.startswith(TOP_UP_KEY) and not off_session:
+            if is_top_up_key(idempotency_key) and not off_session:
                 raise InvalidInput(f"idempotency keys starting {TOP_UP_KEY!r} are reserved")
             existing = await self._by_key(user_id, idempotency_key)
             if existing is not None:
@@ -252,7 +252,7 @@ class Orders:
             return
         oldest = self._orders.find(pending, {"_id": 1, "idempotency_key": 1}).sort("_id", 1)
         async for doc in oldest.limit(excess):
-            if str(doc.get("idempotency_key") or "").startswith(TOP_UP_KEY):
+            if is_top_up_key(doc.get("idempotency_key")):
                 continue  # an auto top-up's charge may be under way: the rule settles it
             try:
                 await self.cancel_order(

@@ -13,6 +13,11 @@ TOP_UP_KEY = "top-up:"
 attempt's id)."""
 
 
+def is_top_up_key(idempotency_key: str | None) -> bool:
+    """Whether an order's idempotency key marks it as an auto top-up's."""
+    return idempotency_key is not None and idempotency_key.startswith(TOP_UP_KEY)
+
+
 class OrderEvent(BaseModel):
     at: datetime
     status: OrderStatus
@@ -44,4 +49,4 @@ class Order(Stored, OrderFields):
     @property
     def top_up(self) -> bool:
         """Made by an auto top-up rule, off-session."""
-        return self.idempotency_key is not None and self.idempotency_key.startswith(TOP_UP_KEY)
+        return is_top_up_key(self.idempotency_key)
