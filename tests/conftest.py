@@ -19,7 +19,7 @@ from aiohttp import web
 from pymongo import AsyncMongoClient
 
 from tests.api import SECRET, Api
-from tests.fake_stripe import SECRET_KEY, WEBHOOK_SECRET, FakeStripe
+from tests.fake_stripe import FakeStripe, server_settings
 from tests.shop import Shop
 from tests.support import FakeClock
 from usercredits.models import ALL_DOCUMENTS
@@ -256,7 +256,5 @@ async def shop(
     fake_stripe: tuple[FakeStripe, str],
 ) -> Shop:
     fake, api_base = fake_stripe
-    base = await start_server(
-        stripe_secret_key=SECRET_KEY, stripe_webhook_secret=WEBHOOK_SECRET, stripe_api_base=api_base
-    )
+    base = await start_server(**server_settings(api_base))
     return Shop(Api(http, f"{base}/graphql"), http, base, fake)

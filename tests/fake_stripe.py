@@ -20,6 +20,15 @@ SECRET_KEY = "sk_test_fake"
 WEBHOOK_SECRET = "whsec_test_fake"
 
 
+def server_settings(api_base: str) -> dict[str, str]:
+    """The settings of a server that takes payments through this fake at `api_base`."""
+    return {
+        "stripe_secret_key": SECRET_KEY,
+        "stripe_webhook_secret": WEBHOOK_SECRET,
+        "stripe_api_base": api_base,
+    }
+
+
 def sign(payload: bytes, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) -> str:
     """Stripe-Signature: t=<unix time>,v1=HMAC-SHA256(secret, "<t>.<body>")."""
     t = int(time.time()) if timestamp is None else timestamp
@@ -101,47 +110,40 @@ class FakeStripe:
             return _error(400, "invalid_request_error", "amount must be a multiple of 10")
         if form.get("confirm") == "true" and form.get("off_session") == "true":
             return self._charge_off_session(key, form)
-        intent_id = f"pi_{secrets.token_hex(8)}"
-        intent = {
-            "id": intent_id,
-            "object": "payment_intent",
-            "amount": int(amount),
-            "amount_received": 0,
-            "currency": currency,
-            "status": "requires_payment_method",
-            "client_secret": f"{intent_id}_secret_{secrets.token_hex(6)}",
-            "last_payment_error": None,
-            "metadata": {
-                "order_id": form.get("metadata[order_id]"),
-                "user_id": form.get("metadata[user_id]"),
-            },
-        }
-        self.intents[intent_id] = intent
+        intent = self._new_intent(form, status="requires_payment_method", amount_received=0)
         self.created_by_key[key] = intent
         return web.json_response(intent)
 
-    def _charge_off_session(self, key: str, form: dict[str, str]) -> web.Response:
-        customer, card = form.get("customer", ""), form.get("payment_method", "")
-        if card not in {c["id"] for c in self.cards.get(customer, [])}:
-            return _error(400, "invalid_request_error", f"{card} is not a card of {customer}")
+    def _new_intent(self, form: dict[str, str], **fields: Any) -> dict[str, Any]:
+        """A payment intent for a create request's form, kept by id."""
         intent_id = f"pi_{secrets.token_hex(8)}"
         intent: dict[str, Any] = {
             "id": intent_id,
             "object": "payment_intent",
             "amount": int(form["amount"]),
-            "amount_received": int(form["amount"]),
             "currency": form["currency"],
-            "customer": customer,
-            "payment_method": card,
-            "status": "succeeded",
             "client_secret": f"{intent_id}_secret_{secrets.token_hex(6)}",
             "last_payment_error": None,
             "metadata": {
                 "order_id": form.get("metadata[order_id]"),
                 "user_id": form.get("metadata[user_id]"),
             },
+            **fields,
         }
         self.intents[intent_id] = intent
+        return intent
+
+    def _charge_off_session(self, key: str, form: dict[str, str]) -> web.Response:
+        customer, card = form.get("customer", ""), form.get("payment_method", "")
+        if card not in {c["id"] for c in self.cards.get(customer, [])}:
+            return _error(400, "invalid_request_error", f"{card} is not a card of {customer}")
+        intent = self._new_intent(
+            form,
+            status="succeeded",
+            amount_received=int(form["amount"]),
+            customer=customer,
+            payment_method=card,
+        )
         self.off_session_charges.append(intent)
         if self.process_charges:
             intent.update(status="processing", amount_received=0)

@@ -17,7 +17,7 @@ from playwright.async_api import Browser, Locator, Page, async_playwright, expec
 
 from tests.api import Api, token
 from tests.conftest import Servers, StartServer
-from tests.fake_stripe import SECRET_KEY, WEBHOOK_SECRET, FakeStripe
+from tests.fake_stripe import FakeStripe, server_settings
 from usercredits.server.embedded import free_port
 from usercredits.server.settings import Settings
 from usercredits.services.access import Role
@@ -216,13 +216,9 @@ async def test_with_stripe_the_demo_page_is_given_the_publishable_key(
     fake_stripe: tuple[FakeStripe, str],
 ) -> None:
     _, stripe_api = fake_stripe
-    stripe = {
-        "stripe_secret_key": SECRET_KEY,
-        "stripe_webhook_secret": WEBHOOK_SECRET,
-        "stripe_api_base": stripe_api,
-        "stripe_publishable_key": "pk_test_demo",
-    }
-    paid = await start_server(demo=True, **stripe)
+    paid = await start_server(
+        demo=True, stripe_publishable_key="pk_test_demo", **server_settings(stripe_api)
+    )
     # A key without Stripe payments (the sandbox) is not handed on.
     sandboxed = await start_server(demo=True, stripe_publishable_key="pk_test_demo")
     for url, key in ((paid, "pk_test_demo"), (sandboxed, None)):

@@ -25,7 +25,7 @@ from hypothesis_graphql import Mode, mutations, nodes, queries
 
 from tests.api import Api, token
 from tests.conftest import StartServer
-from tests.fake_stripe import SECRET_KEY, WEBHOOK_SECRET, FakeStripe, sign
+from tests.fake_stripe import FakeStripe, server_settings, sign
 from tests.support import snapshot
 from usercredits.api import build_schema
 from usercredits.models import LedgerEntryDocument
@@ -444,11 +444,7 @@ async def test_random_bytes_to_graphql(
 @pytest.fixture
 async def shop_url(start_server: StartServer, fake_stripe: tuple[FakeStripe, str]) -> str:
     """The app with Stripe settings, so /webhooks/stripe exists."""
-    return await start_server(
-        stripe_secret_key=SECRET_KEY,
-        stripe_webhook_secret=WEBHOOK_SECRET,
-        stripe_api_base=fake_stripe[1],
-    )
+    return await start_server(**server_settings(fake_stripe[1]))
 
 
 def stripe_event(**fields: Any) -> bytes:

@@ -10,7 +10,7 @@ import pytest
 
 from tests.api import Api, token
 from tests.conftest import StartServer
-from tests.fake_stripe import SECRET_KEY, WEBHOOK_SECRET, FakeStripe, event, sign
+from tests.fake_stripe import SECRET_KEY, WEBHOOK_SECRET, FakeStripe, event, server_settings, sign
 from tests.receiver import running_receiver
 from tests.support import FakeClock, make_offer
 from usercredits.models import PaymentCustomerDocument, TopUpAttemptDocument
@@ -143,12 +143,7 @@ async def shop(
     clock: FakeClock,
 ) -> Shop:
     fake, api_base = fake_stripe
-    stripe = {
-        "stripe_secret_key": SECRET_KEY,
-        "stripe_webhook_secret": WEBHOOK_SECRET,
-        "stripe_api_base": api_base,
-    }
-    bases = [await start_server(clock=clock, **stripe) for _ in range(2)]
+    bases = [await start_server(clock=clock, **server_settings(api_base)) for _ in range(2)]
     return Shop([Api(http, f"{base}/graphql") for base in bases], fake, http)
 
 

@@ -515,16 +515,10 @@ async def test_a_receiver_down_for_hours_gets_the_backlog_and_three_days_disable
 async def test_production_refuses_a_name_that_resolves_inside(
     http: aiohttp.ClientSession, start_server: StartServer, fake_stripe: Any
 ) -> None:
-    from tests.fake_stripe import SECRET_KEY, WEBHOOK_SECRET
+    from tests.fake_stripe import server_settings
 
     _, api_base = fake_stripe
-    base = await start_server(
-        production=True,
-        stripe_secret_key=SECRET_KEY,
-        stripe_webhook_secret=WEBHOOK_SECRET,
-        stripe_api_base=api_base,
-        **FAST,
-    )
+    base = await start_server(production=True, **server_settings(api_base), **FAST)
     api = Api(http, f"{base}/graphql")
     for url in ("http://example.com/hook", "https://127.0.0.1/hook", "https://10.0.0.8/hook"):
         code = await api.error_code(CREATE_ENDPOINT, {"input": {"url": url}}, as_=ADMIN)

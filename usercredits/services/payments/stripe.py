@@ -64,6 +64,13 @@ def _payment_of(intent: dict[str, Any]) -> Payment:
     )
 
 
+def _order_key(order_id: str) -> str:
+    """The idempotency key of an order's payment: whatever retries it (a retried request,
+    an auto top-up carried on by another process) sends the same one, and Stripe answers
+    with the first payment."""
+    return f"order-{order_id}"
+
+
 def _check_chargeable(amount: Money) -> None:
     if amount.currency in THREE_DECIMAL_IN_TENS and amount.minor_units % 10:
         raise PaymentFailed(
@@ -111,7 +118,7 @@ class StripePaymentClient:
                     "metadata": {"order_id": order_id, "user_id": user_id},
                     "automatic_payment_methods": {"enabled": True},
                 },
-                options={"idempotency_key": f"order-{order_id}"},
+                options={"idempotency_key": _order_key(order_id)},
             )
         except stripe.StripeError as exc:
             raise PaymentFailed(f"Stripe refused the payment: {exc.user_message or exc}") from None
@@ -173,7 +180,7 @@ class StripePaymentClient:
                     "confirm": True,
                     "metadata": {"order_id": order_id, "user_id": user_id},
                 },
-                options={"idempotency_key": f"order-{order_id}"},
+                options={"idempotency_key": _order_key(order_id)},
             )
         except stripe.CardError as exc:
             refused = exc.error.payment_intent if exc.error else None
