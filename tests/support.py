@@ -3,6 +3,7 @@
 import asyncio
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from usercredits.models import (
@@ -130,12 +131,20 @@ def order_credit(clock: FakeClock, order_id: str, tokens: int, days: int) -> Cre
 
 async def run_cli(*args: str, env: dict[str, str], seconds: float = 60) -> tuple[int, str, str]:
     """Runs `usercredits ARGS` in a process of its own: its exit code, output and errors."""
+    return await run_process(
+        sys.executable, "-m", "usercredits.server.cli", *args, env=env, seconds=seconds
+    )
+
+
+async def run_process(
+    *command: str, env: dict[str, str], cwd: Path | None = None, seconds: float = 60
+) -> tuple[int, str, str]:
+    """Runs a command in a process of its own, stopped if it outlasts `seconds` (and when
+    the test process dies): its exit code, output and errors."""
     process = await children.spawn(
-        sys.executable,
-        "-m",
-        "usercredits.server.cli",
-        *args,
+        *command,
         env=env,
+        cwd=cwd,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

