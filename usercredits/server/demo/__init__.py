@@ -19,6 +19,7 @@ HERE = Path(__file__).resolve().parent
 DEMO_USERS = ("demo-1", "demo-2", "demo-3")
 SESSION_TTL = timedelta(hours=1)
 ASSETS = {"demo.js": "text/javascript", "demo.css": "text/css"}
+_NO_STORE = {"Cache-Control": "no-store"}
 
 
 def add_demo_routes(
@@ -56,6 +57,3 @@ def add_demo_routes(
     app.router.add_get("/", page)
     app.router.add_get("/demo/{name}", asset)
     app.router.add_post("/demo/session", session)
-
-
-_NO_STORE = {"Cache-Control": "no-store"}
