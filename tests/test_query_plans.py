@@ -30,7 +30,7 @@ from usercredits.services.access import Principal, Role
 from usercredits.services.expiry import expire_due
 from usercredits.services.payments import SandboxPaymentClient, WebhookEvent
 from usercredits.services.webhooks import handle_payment_event
-from usercredits.values import CombinedItem, Cycle, OrderStatus
+from usercredits.values import CombinedItem, Cycle, OfferKind, OrderStatus
 
 FILTERED = {"find": "filter", "count": "query", "distinct": "query"}
 """Commands with one filter, and where it is."""
@@ -102,7 +102,7 @@ def _scans(plan: dict[str, Any]) -> bool:
 
 async def _every_path(services: Services, sandbox: SandboxPaymentClient, clock: FakeClock) -> None:
     """Each path a request or the sweep takes, once, with idempotency keys and replays."""
-    wallets, orders = services.wallets, services.orders
+    wallets, orders, plans = services.wallets, services.orders, services.plans
     offer = await make_offer(services)
     chat = await make_offer(services, name="chat", offer_group="chat", cycle=Cycle.ONCE)
     await wallets.grant(user_id="u1", offer_group="pro", tokens=50, idempotency_key="g1")
@@ -144,7 +144,9 @@ async def _every_path(services: Services, sandbox: SandboxPaymentClient, clock: 
         state=intent.state,
         amount=intent.amount,
     )
-    assert await handle_payment_event(orders=orders, event=event, clock=clock) == "paid"
+    assert (
+        await handle_payment_event(orders=orders, plans=plans, event=event, clock=clock) == "paid"
+    )
     await orders.refresh_order(order_id=str(created.order.id))
     await orders.list_orders(user_id="u2", first=10)
     await orders.apply_status(order_id=str(created.order.id), status=OrderStatus.REFUNDED)
@@ -154,6 +156,18 @@ async def _every_path(services: Services, sandbox: SandboxPaymentClient, clock: 
     )  # fmt: skip
     await buy_offer(services, "u3", bundle)
     await orders.create_order(user_id="u3", offer_id=str(offer.id), quantity=1)
+
+    monthly = await make_offer(services, name="plan", kind=OfferKind.SUBSCRIPTION)
+    for _ in range(2):  # the second is a replay
+        subscribed = await plans.subscribe(user_id="u4", offer_id=monthly.id, idempotency_key="p1")
+    plan = subscribed.plan
+    await plans.list_plans(user_id="u4")
+    await orders.plan_orders(plan_id=plan.id)
+    await plans.refresh_plan(plan_id=plan.id)
+    await plans.refresh_due(now=clock.now() + timedelta(days=400))
+    await plans.cancel(plan_id=plan.id, at_period_end=True)
+    await plans.resume(plan_id=plan.id)
+    await plans.cancel(plan_id=plan.id, at_period_end=False)
 
     clock.advance(hours=2)
     swept = await expire_due(

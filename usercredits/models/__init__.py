@@ -8,6 +8,7 @@ from usercredits.models.ledger import LedgerEntryDocument, ReservationDocument, 
 from usercredits.models.offer import OfferDocument
 from usercredits.models.order import OrderDocument
 from usercredits.models.payment_event import ProcessedEvent
+from usercredits.models.plan import PlanDocument
 from usercredits.models.topup import (
     AutoTopUpDocument,
     PaymentCustomerDocument,
@@ -38,6 +39,7 @@ ALL_DOCUMENTS: list[type[Document]] = [
     PaymentCustomerDocument,
     AutoTopUpDocument,
     TopUpAttemptDocument,
+    PlanDocument,
 ]
 
 RETIRED_INDEXES: dict[type[Document], tuple[str, ...]] = {
@@ -60,6 +62,7 @@ __all__ = [
     "OfferDocument",
     "OrderDocument",
     "PaymentCustomerDocument",
+    "PlanDocument",
     "ProcessedEvent",
     "ReservationDocument",
     "StreamPosition",

@@ -51,6 +51,7 @@ class OrderDocument(Document, OrderFields):
                 name="user_idempotency",
             ),
             IndexModel([("parent_id", pymongo.ASCENDING)], name="parent"),
+            IndexModel([("plan_id", pymongo.ASCENDING), ("_id", pymongo.ASCENDING)], name="plan"),
             IndexModel(
                 [
                     ("user_id", pymongo.ASCENDING),

@@ -55,7 +55,7 @@ from usercredits.services import Services, build_services
 from usercredits.services.access import ANONYMOUS, Principal, refused
 from usercredits.services.catalogue import import_catalogue
 from usercredits.services.clock import Clock, SystemClock
-from usercredits.services.errors import InvalidInput, Unauthenticated
+from usercredits.services.errors import InvalidInput, PaymentFailed, Unauthenticated
 from usercredits.services.limits import InputLimits
 from usercredits.services.payments import PaymentClient, SandboxPaymentClient
 from usercredits.services.payments.stripe import StripePaymentClient
@@ -338,7 +338,13 @@ async def payment_webhook(request: web.Request) -> web.Response:
     except InvalidInput as exc:
         received.labels(type="", result="rejected").inc()
         return web.json_response({"error": exc.message}, status=400)
-    outcome = await handle_payment_event(orders=services.orders, event=event, clock=services.clock)
+    try:
+        outcome = await handle_payment_event(
+            orders=services.orders, plans=services.plans, event=event, clock=services.clock
+        )
+    except PaymentFailed as exc:  # a plan's subscription could not be read: Stripe retries
+        received.labels(type=event.type, result="retry").inc()
+        return web.json_response({"error": exc.message}, status=503)
     received.labels(type=event.type, result=outcome).inc()
     log.info("payment event", extra={"event_id": event.id, "type": event.type, "outcome": outcome})
     return web.json_response({"received": True, "outcome": outcome})

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from usercredits.services.api_keys import ApiKeys
 from usercredits.services.clock import Clock
+from usercredits.services.customers import PaymentCustomers
 from usercredits.services.events import EventHub
 from usercredits.services.limits import DEFAULT_LIMITS, InputLimits
 from usercredits.services.movements import Movements
@@ -17,6 +18,7 @@ from usercredits.services.offers import Offers
 from usercredits.services.orders import Orders
 from usercredits.services.outbound import Outbound, build_outbound
 from usercredits.services.payments import PaymentClient, SandboxPaymentClient
+from usercredits.services.plans import Plans
 from usercredits.services.sharding import UserScope
 from usercredits.services.topups import AutoTopUps
 from usercredits.services.wallets import Wallets
@@ -34,6 +36,7 @@ class Services:
     api_keys: ApiKeys
     outbound: Outbound
     top_ups: AutoTopUps
+    plans: Plans
 
 
 def build_services(
@@ -66,6 +69,7 @@ def build_services(
         max_pending_orders=max_pending_orders,
         sandbox=payments if isinstance(payments, SandboxPaymentClient) else None,
     )
+    customers = PaymentCustomers(payments=payments, clock=clock)
     return Services(
         offers=offers,
         orders=orders,
@@ -86,7 +90,17 @@ def build_services(
             offers=offers,
             wallets=wallets,
             payments=payments,
+            customers=customers,
             clock=clock,
             limits=limits,
+        ),
+        plans=Plans(
+            offers=offers,
+            orders=orders,
+            payments=payments,
+            customers=customers,
+            clock=clock,
+            limits=limits,
+            default_currency=default_currency,
         ),
     )

@@ -4,6 +4,7 @@ Months are calendar months (Jan 31 + 1 month = Feb 28/29); a quantity multiplies
 before it is added, so Jan 31 + 2 months is Mar 31, not Mar 28.
 """
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from dateutil.relativedelta import relativedelta
@@ -13,6 +14,53 @@ from usercredits.values import Cycle
 
 _MONTHS = {Cycle.MONTHLY: 1, Cycle.TRIMESTER: 3, Cycle.SEMESTER: 6, Cycle.YEARLY: 12}
 _DAYS = {Cycle.DAILY: 1, Cycle.WEEKLY: 7, Cycle.BI_WEEKLY: 14}
+DAY_SECONDS = 86_400
+MAX_RENEWAL_DAYS = 3 * 365
+"""A renewing plan's longest cycle: Stripe bills at most every three years."""
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """A renewal cycle as payment providers bill it: `count` days, weeks, months or years."""
+
+    unit: str
+    count: int
+
+    def after(self, start: datetime) -> datetime:
+        """When the period starting at `start` ends."""
+        if self.unit == "month":
+            return start + relativedelta(months=self.count)
+        if self.unit == "year":
+            return start + relativedelta(years=self.count)
+        days = self.count * (7 if self.unit == "week" else 1)
+        return start + timedelta(days=days)
+
+
+_INTERVALS = {
+    Cycle.DAILY: Interval("day", 1),
+    Cycle.WEEKLY: Interval("week", 1),
+    Cycle.BI_WEEKLY: Interval("week", 2),
+    Cycle.MONTHLY: Interval("month", 1),
+    Cycle.TRIMESTER: Interval("month", 3),
+    Cycle.SEMESTER: Interval("month", 6),
+    Cycle.YEARLY: Interval("year", 1),
+}
+
+
+def renewal_interval(cycle: Cycle, custom_cycle_seconds: int | None = None) -> Interval:
+    """The cycle a plan of this offer renews on; a CUSTOM cycle renews in whole days, as
+    providers bill no finer. A one-off (ONCE) does not renew."""
+    if cycle in _INTERVALS:
+        return _INTERVALS[cycle]
+    if cycle is Cycle.ONCE:
+        raise InvalidInput("a ONCE offer does not renew: buy it with createOrder")
+    days, rest = divmod(custom_cycle_seconds or 0, DAY_SECONDS)
+    if rest or not 1 <= days <= MAX_RENEWAL_DAYS:
+        raise InvalidInput(
+            f"a renewing CUSTOM cycle is a whole number of days from 1 to {MAX_RENEWAL_DAYS}; "
+            f"customCycleSeconds is {custom_cycle_seconds}"
+        )
+    return Interval("day", days)
 
 
 def expiry(

@@ -72,6 +72,10 @@ class NoSandboxPayment(Conflict):
     """The order has no sandbox payment to complete."""
 
 
+class PlanCanceled(Conflict):
+    """The plan renews no more: it cannot be changed."""
+
+
 class Contended(Conflict):
     """Other movements kept winning the race for a balance within the time budget."""
 

@@ -8,6 +8,7 @@ bundle's child orders commit together or not at all.
 """
 
 import logging
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -35,16 +36,26 @@ from usercredits.services.limits import DEFAULT_LIMITS, InputLimits
 from usercredits.services.money import Money, normalize_currency
 from usercredits.services.offers import Offers
 from usercredits.services.pages import newest_first
-from usercredits.services.payments import PaymentClient, PaymentState, SandboxPaymentClient
+from usercredits.services.payments import Invoice, PaymentClient, PaymentState, SandboxPaymentClient
 from usercredits.services.wallets import Wallets
-from usercredits.values import CombinedItem, LedgerReason, Offer, Order, OrderEvent, OrderStatus
+from usercredits.values import (
+    CombinedItem,
+    LedgerReason,
+    Offer,
+    Order,
+    OrderEvent,
+    OrderStatus,
+    Plan,
+)
 from usercredits.values.lots import MAX_TOKENS
-from usercredits.values.orders import TOP_UP_KEY, is_top_up_key
+from usercredits.values.orders import BUNDLE_KEY, INVOICE_KEY, RESERVED_KEYS, is_top_up_key
 
 log = logging.getLogger(__name__)
 
 MAX_QUANTITY = 10_000
 MAX_PAGE = 200
+PLAN_ORDERS = 100
+"""A plan's orders listed with it, newest first: eight years of monthly periods."""
 ORDERS_PAGE = 20
 """Orders in a page when the caller does not say."""
 
@@ -66,6 +77,31 @@ _STATUS_OF_PAYMENT = {
     PaymentState.CANCELED: OrderStatus.CANCELED,
     PaymentState.REFUNDED: OrderStatus.REFUNDED,
 }
+
+
+def check_quantity(quantity: object) -> None:
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+        raise InvalidInput(f"quantity must be a whole number >= 1, got {quantity!r}")
+
+
+def price_of(offer: Offer, quantity: int, currency: str) -> Money:
+    """What `quantity` units of the offer cost in `currency`, within the offer's quantity
+    limit and what a balance can hold: the rules of an order and of a plan's period."""
+    limit = min(offer.quantity_limit or MAX_QUANTITY, MAX_QUANTITY)
+    if quantity > limit:
+        raise QuantityLimit(
+            f"offer {offer.id} sells at most {limit} per order, asked for {quantity}"
+        )
+    if offer.token_count * quantity > MAX_TOKENS:
+        raise QuantityLimit(
+            f"{quantity} x {offer.token_count} tokens is more than a balance can hold"
+        )
+    code = normalize_currency(currency)
+    price = offer.price_in(code)
+    if price is None:
+        sold = ", ".join(p.currency for p in offer.prices)
+        raise InvalidInput(f"offer {offer.id} is not sold in {code}; it is sold in {sold}")
+    return Money(minor_units=price.minor_units * quantity, currency=code)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,29 +201,17 @@ class Orders:
         `order_id`: the id to give it (an auto top-up's is its attempt's)."""
         if idempotency_key is not None:
             self._limits.key(idempotency_key)
-            if is_top_up_key(idempotency_key) and not off_session:
-                raise InvalidInput(f"idempotency keys starting {TOP_UP_KEY!r} are reserved")
+            reserved = RESERVED_KEYS if not off_session else (INVOICE_KEY, BUNDLE_KEY)
+            if idempotency_key.startswith(reserved):
+                raise InvalidInput(
+                    f"idempotency keys starting {' or '.join(map(repr, reserved))} are reserved"
+                )
             existing = await self._by_key(user_id, idempotency_key)
             if existing is not None:
                 return await self._replayed(existing, offer_id)
-        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
-            raise InvalidInput(f"quantity must be a whole number >= 1, got {quantity!r}")
+        check_quantity(quantity)
         offer = await self._offers.ensure_available(user_id=user_id, offer_id=offer_id)
-        limit = min(offer.quantity_limit or MAX_QUANTITY, MAX_QUANTITY)
-        if quantity > limit:
-            raise QuantityLimit(
-                f"offer {offer_id} sells at most {limit} per order, asked for {quantity}"
-            )
-        if offer.token_count * quantity > MAX_TOKENS:
-            raise QuantityLimit(
-                f"{quantity} x {offer.token_count} tokens is more than a balance can hold"
-            )
-        code = normalize_currency(currency or self._default_currency)
-        price = offer.price_in(code)
-        if price is None:
-            sold = ", ".join(p.currency for p in offer.prices)
-            raise InvalidInput(f"offer {offer_id} is not sold in {code}; it is sold in {sold}")
-        total = Money(minor_units=price.minor_units * quantity, currency=code)
+        total = price_of(offer, quantity, currency or self._default_currency)
         await self._make_room_for_pending(user_id)
         new = self._new_order(user_id, offer, quantity, total, idempotency_key, order_id)
         secret = None
@@ -241,6 +265,48 @@ class Orders:
             order=order, state=payment.state, amount=payment.amount, message=payment.message
         )
         return Charged(order, payment.decline_code)
+
+    async def pay_invoice(self, *, plan: Plan, invoice: Invoice) -> Order:
+        """The plan's order for one paid invoice, PAID: it credits the plan's tokens for
+        exactly the invoice's period. Keyed by the invoice, so an invoice seen again (a
+        replayed webhook, a refresh listing it) credits once; a call cut short by a crash
+        is completed by the next."""
+        key = f"{INVOICE_KEY}{invoice.id}"
+        order = await self._by_key(plan.user_id, key)
+        if order is None:
+            now = self._clock.now()
+            document = OrderDocument(
+                user_id=plan.user_id,
+                offer_id=plan.offer_id,
+                offer_group=plan.offer_group,
+                quantity=plan.quantity,
+                token_count=plan.token_count,
+                currency=invoice.amount.currency,
+                total_minor_units=invoice.amount.minor_units,
+                status=OrderStatus.PENDING,
+                starts=invoice.period_start,
+                expires=invoice.period_end,
+                created_at=now,
+                updated_at=now,
+                history=[
+                    OrderEvent(at=now, status=OrderStatus.PENDING, message=f"invoice {invoice.id}")
+                ],
+                plan_id=plan.id,
+                idempotency_key=key,
+            )
+            with suppress(DuplicateKeyError):  # made meanwhile: paying it again is a no-op
+                await document.insert()
+            order = await self._by_key(plan.user_id, key)
+            if order is None:
+                raise Impossible(f"the order of invoice {invoice.id} is gone")
+        return await self.apply_status(
+            order_id=order.id, status=OrderStatus.PAID, message=f"invoice {invoice.id} paid"
+        )
+
+    async def plan_orders(self, *, plan_id: str) -> list[Order]:
+        """A plan's orders, one per paid period, newest first (the latest PLAN_ORDERS)."""
+        cursor = self._orders.find({"plan_id": plan_id}).sort("_id", -1).limit(PLAN_ORDERS)
+        return [Order.model_validate(raw) async for raw in cursor]
 
     async def _make_room_for_pending(self, user_id: str) -> None:
         """Cancels the user's oldest pending orders, with their payments, so that the new
@@ -454,8 +520,11 @@ class Orders:
         if order.status not in _REACHABLE_FROM[OrderStatus.PAID]:
             return
         offer = await self._offers.get_offer(offer_id=order.offer_id)
-        starts = await self._start(offer, order.user_id, self._clock.now())
-        expires = expiry(starts, offer.cycle, order.quantity, offer.custom_cycle_seconds)
+        if order.plan_id is not None and order.starts is not None:
+            starts, expires = order.starts, order.expires  # the invoice's period
+        else:
+            starts = await self._start(offer, order.user_id, self._clock.now())
+            expires = expiry(starts, offer.cycle, order.quantity, offer.custom_cycle_seconds)
         if order.token_count > 0:
             await self._credit(order, starts, expires)
         for index, item in enumerate(offer.combined_items):
@@ -488,7 +557,7 @@ class Orders:
         starts = await self._start(item, parent.user_id, bundle_starts)
         expires = expiry(starts, cycle, parent.quantity, seconds)
         now = self._clock.now()
-        key = f"bundle:{parent.id}:{index}"
+        key = f"{BUNDLE_KEY}{parent.id}:{index}"
         child = OrderDocument(
             user_id=parent.user_id,
             offer_id=bundled.offer_id,

@@ -23,6 +23,7 @@ from pymongo.errors import DuplicateKeyError
 
 from usercredits.models import AutoTopUpDocument, PaymentCustomerDocument, TopUpAttemptDocument
 from usercredits.services.clock import Clock
+from usercredits.services.customers import PaymentCustomers
 from usercredits.services.errors import DomainError, Impossible, InvalidInput, PaymentFailed
 from usercredits.services.limits import InputLimits
 from usercredits.services.offers import Offers
@@ -58,9 +59,11 @@ class AutoTopUps:
         offers: Offers,
         wallets: Wallets,
         payments: PaymentClient,
+        customers: PaymentCustomers,
         clock: Clock,
         limits: InputLimits,
     ) -> None:
+        self._customers = customers
         self._orders = orders
         self._offers = offers
         self._wallets = wallets
@@ -72,32 +75,12 @@ class AutoTopUps:
 
     # -- the user's customer and cards ---------------------------------------------------
 
-    async def customer(self, *, user_id: str) -> str:
-        """The user's customer at the provider, made on first need."""
-        customers = PaymentCustomerDocument.get_pymongo_collection()
-        known = await customers.find_one({"_id": user_id})
-        if known is not None:
-            return str(known["customer_id"])
-        made = await self._payments.create_customer(user_id=user_id)
-        try:
-            await customers.insert_one(
-                {
-                    "_id": user_id,
-                    "provider": self._payments.name,
-                    "customer_id": made,
-                    "created_at": self._clock.now(),
-                }
-            )
-        except DuplicateKeyError:  # made by a concurrent request (the same, by its key)
-            raced = await customers.find_one({"_id": user_id})
-            return made if raced is None else str(raced["customer_id"])
-        return made
-
     async def setup_payment_method(self, *, user_id: str) -> str:
         """A client secret with which the front end saves a card for off-session use. Its
         time is kept: a rule blocked by a refused card looks at the cards again only after
         one."""
-        secret = await self._payments.setup_card(customer_id=await self.customer(user_id=user_id))
+        customer_id = await self._customers.customer(user_id=user_id)
+        secret = await self._payments.setup_card(customer_id=customer_id)
         await PaymentCustomerDocument.get_pymongo_collection().update_one(
             {"_id": user_id}, {"$set": {"setup_at": self._clock.now()}}
         )

@@ -1,5 +1,5 @@
-"""Applying a payment provider's verified events to orders. No HTTP here: the server
-verifies and parses the delivery, this decides what it changes.
+"""Applying a payment provider's verified events to orders and plans. No HTTP here: the
+server verifies and parses the delivery, this decides what it changes.
 
 Each event id is applied once: a replayed or duplicated delivery is acknowledged and
 ignored. Two copies arriving at the same moment may both be applied, which is harmless, as
@@ -14,41 +14,32 @@ from pymongo.errors import DuplicateKeyError
 
 from usercredits.models import ProcessedEvent
 from usercredits.services.clock import Clock
-from usercredits.services.errors import DomainError
+from usercredits.services.errors import DomainError, PaymentFailed
 from usercredits.services.orders import Orders
 from usercredits.services.payments import WebhookEvent
+from usercredits.services.plans import Plans
 
 log = logging.getLogger(__name__)
 
 
-async def handle_payment_event(*, orders: Orders, event: WebhookEvent, clock: Clock) -> str:
-    """Applies `event` and returns what came of it: the order's status, `duplicate`,
-    `ignored` (a type we do not act on) or `unknown payment`."""
+async def handle_payment_event(
+    *, orders: Orders, plans: Plans, event: WebhookEvent, clock: Clock
+) -> str:
+    """Applies `event` and returns what came of it: the order's or plan's status,
+    `duplicate`, `ignored` (a type we do not act on), `unknown payment` or `unknown
+    subscription`. PaymentFailed (a plan's subscription could not be read from the
+    provider) records nothing, so that the provider delivers the event again."""
     if await ProcessedEvent.get(event.id) is not None:
         return "duplicate"
-    if event.payment_id is None or event.state is None:
-        outcome = "ignored"
-    else:
-        order = await orders.find_by_payment(payment_id=event.payment_id)
-        if order is None:
-            log.warning(
-                "payment event for an unknown payment",
-                extra={"event_id": event.id, "payment_id": event.payment_id},
-            )
-            outcome = "unknown payment"
-        else:
-            try:
-                updated = await orders.apply_payment(
-                    order=order, state=event.state, amount=event.amount, message=event.message
-                )
-                outcome = updated.status.value
-            except DomainError as exc:
-                # A rule refused it (a balance would overflow): retrying the delivery cannot
-                # help; the order stays as it was and the sweep's reconciliation tries again.
-                log.error(
-                    "payment event not applied", extra={"event_id": event.id, "error": exc.message}
-                )
-                outcome = f"not applied: {exc.code}"
+    try:
+        outcome = await _apply(orders, plans, event)
+    except PaymentFailed:
+        raise
+    except DomainError as exc:
+        # A rule refused it (a balance would overflow): retrying the delivery cannot help;
+        # the order or plan stays as it was, and the sweep tries again.
+        log.error("payment event not applied", extra={"event_id": event.id, "error": exc.message})
+        outcome = f"not applied: {exc.code}"
     with suppress(DuplicateKeyError):
         await ProcessedEvent(
             id=event.id,
@@ -58,3 +49,21 @@ async def handle_payment_event(*, orders: Orders, event: WebhookEvent, clock: Cl
             processed_at=clock.now(),
         ).insert()
     return outcome
+
+
+async def _apply(orders: Orders, plans: Plans, event: WebhookEvent) -> str:
+    if event.subscription_id is not None:
+        return await plans.apply_event(event)
+    if event.payment_id is None or event.state is None:
+        return "ignored"
+    order = await orders.find_by_payment(payment_id=event.payment_id)
+    if order is None:
+        log.warning(
+            "payment event for an unknown payment",
+            extra={"event_id": event.id, "payment_id": event.payment_id},
+        )
+        return "unknown payment"
+    updated = await orders.apply_payment(
+        order=order, state=event.state, amount=event.amount, message=event.message
+    )
+    return updated.status.value

@@ -3,11 +3,19 @@
 lots inside a balance, and the domain's vocabularies. They know nothing of the database,
 so the GraphQL layer can use them without touching a document."""
 
-from usercredits.values.enums import Cycle, LedgerReason, OfferKind, OrderStatus, ReservationStatus
+from usercredits.values.enums import (
+    Cycle,
+    LedgerReason,
+    OfferKind,
+    OrderStatus,
+    PlanStatus,
+    ReservationStatus,
+)
 from usercredits.values.ledger import LedgerEntry, Reservation
 from usercredits.values.lots import Hold, Lot, LotDraw, LotSource
 from usercredits.values.offers import CombinedItem, Offer, OfferSpec, Price
 from usercredits.values.orders import Order, OrderEvent
+from usercredits.values.plans import Plan, PlanStep
 
 __all__ = [
     "CombinedItem",
@@ -24,6 +32,9 @@ __all__ = [
     "Order",
     "OrderEvent",
     "OrderStatus",
+    "Plan",
+    "PlanStatus",
+    "PlanStep",
     "Price",
     "Reservation",
     "ReservationStatus",

@@ -51,3 +51,13 @@ class ReservationStatus(StrEnum):
     HELD = "held"
     COMMITTED = "committed"
     RELEASED = "released"
+
+
+class PlanStatus(StrEnum):
+    INCOMPLETE = "incomplete"
+    """Made; its first payment has not succeeded yet."""
+    ACTIVE = "active"
+    PAST_DUE = "past_due"
+    """A renewal's payment failed; the provider retries it."""
+    CANCELED = "canceled"
+    """Final: it renews no more."""

@@ -11,6 +11,13 @@ from usercredits.values.stored import Stored
 TOP_UP_KEY = "top-up:"
 """The idempotency key of an order made by an auto top-up starts with this (the rest is the
 attempt's id)."""
+INVOICE_KEY = "invoice:"
+"""The idempotency key of a plan's order for one paid invoice: this and the invoice's id."""
+BUNDLE_KEY = "bundle:"
+"""The idempotency key of a bundle's child order: this, the parent's id and the item."""
+RESERVED_KEYS = (TOP_UP_KEY, INVOICE_KEY, BUNDLE_KEY)
+"""Prefixes of the keys the service gives the orders it makes itself; a buyer's key may not
+start with one, or it could take the place of such an order."""
 
 
 def is_top_up_key(idempotency_key: str | None) -> bool:
@@ -40,6 +47,8 @@ class OrderFields(BaseModel):
     history: list[OrderEvent] = Field(default_factory=list)
     payment_intent_id: str | None = None
     parent_id: str | None = None
+    plan_id: str | None = None
+    """The plan whose paid period this order is."""
     idempotency_key: str | None = None
 
 

@@ -2,18 +2,22 @@
 
 from usercredits.services.payments.base import (
     Card,
+    Invoice,
     Payment,
     PaymentClient,
     PaymentState,
+    Renewal,
     WebhookEvent,
 )
 from usercredits.services.payments.sandbox import SandboxPaymentClient
 
 __all__ = [
     "Card",
+    "Invoice",
     "Payment",
     "PaymentClient",
     "PaymentState",
+    "Renewal",
     "SandboxPaymentClient",
     "WebhookEvent",
 ]

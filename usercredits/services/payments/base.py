@@ -1,14 +1,18 @@
-"""The payment-client seam: create a payment for an order, read its state, cancel it, and
-verify and parse a provider's webhook.
+"""The payment-client seam: create a payment for an order, read its state, cancel it;
+customers, saved cards and off-session charges; renewing subscriptions and their invoices;
+and verify and parse a provider's webhook.
 
 Orders talk only to this Protocol, so the Stripe client and the sandbox are interchangeable.
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
+from usercredits.services.cycles import Interval
 from usercredits.services.money import Money
+from usercredits.values import PlanStatus
 
 
 class PaymentState(StrEnum):
@@ -42,8 +46,37 @@ class Card:
 
 
 @dataclass(frozen=True, slots=True)
+class Invoice:
+    """One period of a subscription, billed: paid once `paid`, for `amount`."""
+
+    id: str
+    subscription_id: str
+    paid: bool
+    amount: Money
+    period_start: datetime
+    period_end: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Renewal:
+    """A renewing subscription at the provider, as plans see it."""
+
+    id: str
+    plan_id: str
+    """Ours, kept in the subscription's metadata."""
+    status: PlanStatus
+    period_start: datetime | None
+    period_end: datetime | None
+    cancel_at_period_end: bool
+    latest_invoice: Invoice | None = None
+    client_secret: str | None = None
+    """For the user to confirm the latest invoice's payment, while it awaits one."""
+
+
+@dataclass(frozen=True, slots=True)
 class WebhookEvent:
-    """A verified provider event, reduced to what orders need."""
+    """A verified provider event, reduced to what orders and plans need: a payment's new
+    state, or the subscription it is about (and the invoice, for an invoice's event)."""
 
     id: str
     type: str
@@ -51,6 +84,8 @@ class WebhookEvent:
     state: PaymentState | None
     amount: Money | None
     message: str = ""
+    subscription_id: str | None = None
+    invoice: Invoice | None = None
 
 
 class PaymentClient(Protocol):
@@ -83,6 +118,32 @@ class PaymentClient(Protocol):
     ) -> Payment:
         """Charges a saved card without the user (idempotently, keyed by `order_id`): a
         refusal is a FAILED payment with its decline code, not an error."""
+        ...
+
+    async def recurring_price(
+        self, *, offer_id: str, name: str, amount: Money, interval: Interval
+    ) -> str:
+        """The id of a price billing `amount` every `interval` for the offer: made on first
+        need, the same one afterwards."""
+        ...
+
+    async def create_renewal(
+        self, *, plan_id: str, user_id: str, customer_id: str, price_id: str, quantity: int
+    ) -> Renewal:
+        """Subscribes the customer (idempotently, keyed by `plan_id`); its first invoice
+        awaits the user's payment (the client secret) unless nothing is due."""
+        ...
+
+    async def get_renewal(self, renewal_id: str) -> Renewal: ...
+
+    async def paid_invoices(self, renewal_id: str) -> list[Invoice]:
+        """The subscription's recent paid invoices (a missed `invoice.paid` is among them)."""
+        ...
+
+    async def cancel_renewal(self, renewal_id: str, *, at_period_end: bool) -> Renewal: ...
+
+    async def resume_renewal(self, renewal_id: str) -> Renewal:
+        """Undoes a cancel at period end."""
         ...
 
     def parse_webhook(self, payload: bytes, signature: str | None) -> WebhookEvent:

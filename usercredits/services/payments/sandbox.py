@@ -3,21 +3,68 @@
 Payments live in this process's memory and stay pending until `settle` is called (by a
 person through the sandbox-only API, or by a test), which makes them succeed or fail.
 It sends no webhooks. Saving a card saves a test Visa at once, and charges of saved cards
-succeed, unless `refuse_charges` says with which decline code to refuse them.
+succeed, unless `refuse_charges` says with which decline code to refuse them. A plan's
+subscription is paid at once and renews by its clock: each read of it bills the periods
+that ended since (paid, or past due while `refuse_charges` is set), as Stripe would have.
 """
 
 import secrets
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 
+from usercredits.services.clock import Clock, SystemClock
+from usercredits.services.cycles import Interval
 from usercredits.services.errors import InvalidInput, NotFound, PaymentFailed
 from usercredits.services.money import Money
-from usercredits.services.payments.base import Card, Payment, PaymentState, WebhookEvent
+from usercredits.services.payments.base import (
+    Card,
+    Invoice,
+    Payment,
+    PaymentState,
+    Renewal,
+    WebhookEvent,
+)
+from usercredits.values import PlanStatus
+
+RECENT_INVOICES = 24
+
+
+@dataclass(frozen=True, slots=True)
+class _Price:
+    amount: Money
+    interval: Interval
+
+
+@dataclass(slots=True)
+class _Subscription:
+    id: str
+    plan_id: str
+    price: _Price
+    quantity: int
+    status: PlanStatus
+    cancel_at_period_end: bool = False
+    invoices: list[Invoice] = field(default_factory=list)
+
+    def renewal(self) -> Renewal:
+        latest = self.invoices[-1]
+        return Renewal(
+            id=self.id,
+            plan_id=self.plan_id,
+            status=self.status,
+            period_start=latest.period_start,
+            period_end=latest.period_end,
+            cancel_at_period_end=self.cancel_at_period_end,
+            latest_invoice=latest,
+        )
 
 
 class SandboxPaymentClient:
     name = "sandbox"
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
+        self._clock = clock or SystemClock()
+        self._prices: dict[str, _Price] = {}
+        self._subscriptions: dict[str, _Subscription] = {}
         self._payments: dict[str, Payment] = {}
         self._by_order: dict[str, str] = {}
         self._cards: dict[str, list[Card]] = {}
@@ -93,6 +140,88 @@ class SandboxPaymentClient:
         updated = replace(payment, state=state, message=message, decline_code=code)
         self._payments[payment.id] = updated
         return updated
+
+    async def recurring_price(
+        self, *, offer_id: str, name: str, amount: Money, interval: Interval
+    ) -> str:
+        price_id = (
+            f"sandbox_price_{offer_id}_{amount.minor_units}{amount.currency}"
+            f"_{interval.count}{interval.unit}"
+        )
+        self._prices[price_id] = _Price(amount, interval)
+        return price_id
+
+    async def create_renewal(
+        self, *, plan_id: str, user_id: str, customer_id: str, price_id: str, quantity: int
+    ) -> Renewal:
+        renewal_id = f"sandbox_sub_{plan_id}"
+        known = self._subscriptions.get(renewal_id)
+        if known is None:
+            price = self._prices.get(price_id)
+            if price is None:
+                raise NotFound(f"sandbox price {price_id} does not exist")
+            known = _Subscription(renewal_id, plan_id, price, quantity, PlanStatus.INCOMPLETE)
+            self._bill(known, self._clock.now())
+            self._subscriptions[renewal_id] = known
+        return known.renewal()
+
+    async def get_renewal(self, renewal_id: str) -> Renewal:
+        return self._renewed(renewal_id).renewal()
+
+    async def paid_invoices(self, renewal_id: str) -> list[Invoice]:
+        invoices = self._renewed(renewal_id).invoices
+        return [invoice for invoice in invoices if invoice.paid][-RECENT_INVOICES:]
+
+    async def cancel_renewal(self, renewal_id: str, *, at_period_end: bool) -> Renewal:
+        subscription = self._renewed(renewal_id)
+        if at_period_end:
+            subscription.cancel_at_period_end = True
+        else:
+            subscription.status = PlanStatus.CANCELED
+        return subscription.renewal()
+
+    async def resume_renewal(self, renewal_id: str) -> Renewal:
+        subscription = self._renewed(renewal_id)
+        subscription.cancel_at_period_end = False
+        return subscription.renewal()
+
+    def _renewed(self, renewal_id: str) -> _Subscription:
+        """The subscription with every period that ended since it was last read billed."""
+        subscription = self._subscriptions.get(renewal_id)
+        if subscription is None:
+            raise NotFound(f"sandbox subscription {renewal_id} does not exist")
+        now = self._clock.now()
+        while (
+            subscription.status is not PlanStatus.CANCELED
+            and subscription.invoices[-1].period_end <= now
+        ):
+            if subscription.cancel_at_period_end:
+                subscription.status = PlanStatus.CANCELED
+            else:
+                self._bill(subscription, subscription.invoices[-1].period_end)
+        return subscription
+
+    def _bill(self, subscription: _Subscription, start: datetime) -> None:
+        """Invoices the period from `start`: paid at once unless charges are refused."""
+        price = subscription.price
+        paid = self.refuse_charges is None
+        subscription.invoices.append(
+            Invoice(
+                id=f"sandbox_in_{secrets.token_hex(8)}",
+                subscription_id=subscription.id,
+                paid=paid,
+                amount=Money(
+                    price.amount.minor_units * subscription.quantity, price.amount.currency
+                ),
+                period_start=start,
+                period_end=price.interval.after(start),
+            )
+        )
+        first = len(subscription.invoices) == 1
+        if paid:
+            subscription.status = PlanStatus.ACTIVE
+        else:
+            subscription.status = PlanStatus.INCOMPLETE if first else PlanStatus.PAST_DUE
 
     async def close(self) -> None:
         """Nothing to release: sandbox payments live in memory."""

@@ -13,16 +13,33 @@ client and `*_async` calls.
 - Off-session charges (auto top-up) confirm a PaymentIntent on the customer's saved card at
   once (`off_session`, `confirm`); a card refusal (Stripe's CardError: card_declined,
   authentication_required, ...) is a FAILED payment with its code, for the rule to stop on.
+- A plan is a Subscription (`payment_behavior: default_incomplete`, its first invoice's
+  confirmation secret expanded for Stripe.js) on a Price made on first need and found again
+  by its `lookup_key`, which names the offer, amount, currency and interval. Its period is
+  its item's (`items.data[].current_period_*`); an invoice's is its line's, and its
+  subscription is under `parent.subscription_details`, as API versions since 2025 have them.
 """
 
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import stripe
 
+from usercredits.services.cycles import Interval
 from usercredits.services.errors import InvalidInput, NotFound, PaymentFailed
 from usercredits.services.money import Money
-from usercredits.services.payments.base import Card, Payment, PaymentState, WebhookEvent
+from usercredits.services.payments.base import (
+    Card,
+    Invoice,
+    Payment,
+    PaymentState,
+    Renewal,
+    WebhookEvent,
+)
+from usercredits.values import PlanStatus
 
 THREE_DECIMAL_IN_TENS = frozenset({"BHD", "JOD", "KWD", "OMR", "TND"})
 
@@ -31,6 +48,31 @@ _INTENT_EVENTS = {
     "payment_intent.payment_failed": PaymentState.FAILED,
     "payment_intent.canceled": PaymentState.CANCELED,
 }
+
+
+_PLAN_STATUS = {
+    "incomplete": PlanStatus.INCOMPLETE,
+    "incomplete_expired": PlanStatus.CANCELED,
+    "trialing": PlanStatus.ACTIVE,
+    "active": PlanStatus.ACTIVE,
+    "past_due": PlanStatus.PAST_DUE,
+    "unpaid": PlanStatus.PAST_DUE,
+    "paused": PlanStatus.PAST_DUE,
+    "canceled": PlanStatus.CANCELED,
+}
+_SUBSCRIPTION_EVENTS = frozenset(
+    {
+        "customer.subscription.created",
+        "customer.subscription.updated",
+        "customer.subscription.deleted",
+        "customer.subscription.paused",
+        "customer.subscription.resumed",
+    }
+)
+_INVOICE_EVENTS = frozenset({"invoice.paid", "invoice.payment_failed"})
+_WITH_SECRET = "latest_invoice.confirmation_secret"
+"""Expanded when a subscription is read: its latest invoice, whose payment the user may
+still owe."""
 
 
 def _text(value: object) -> str:
@@ -62,6 +104,66 @@ def _payment_of(intent: dict[str, Any]) -> Payment:
         client_secret=intent.get("client_secret"),
         message=message,
     )
+
+
+def _moment(timestamp: object) -> datetime:
+    if isinstance(timestamp, bool) or not isinstance(timestamp, int):
+        raise TypeError(f"expected a Unix time, got {type(timestamp).__name__}")
+    return datetime.fromtimestamp(timestamp, UTC)
+
+
+def _invoice_of(invoice: dict[str, Any]) -> Invoice | None:
+    """A subscription's invoice, for the period of its latest line; None for any other."""
+    parent = invoice.get("parent") or {}
+    details = parent.get("subscription_details") or {}
+    if not details.get("subscription"):
+        return None
+    line = max(invoice["lines"]["data"], key=lambda item: int(item["period"]["end"]))
+    paid = invoice["status"] == "paid"
+    return Invoice(
+        id=_text(invoice["id"]),
+        subscription_id=_text(details["subscription"]),
+        paid=paid,
+        amount=Money(
+            int(invoice["amount_paid"] if paid else invoice["amount_due"]),
+            str(invoice["currency"]).upper(),
+        ),
+        period_start=_moment(line["period"]["start"]),
+        period_end=_moment(line["period"]["end"]),
+    )
+
+
+def _renewal_of(subscription: dict[str, Any]) -> Renewal:
+    items = subscription["items"]["data"]
+    latest = subscription.get("latest_invoice")
+    invoice = _invoice_of(latest) if isinstance(latest, dict) else None
+    secret = None
+    if isinstance(latest, dict) and latest.get("status") == "open":
+        secret = (latest.get("confirmation_secret") or {}).get("client_secret")
+    return Renewal(
+        id=_text(subscription["id"]),
+        plan_id=_text(subscription["metadata"]["plan_id"]),
+        status=_PLAN_STATUS[subscription["status"]],
+        period_start=_moment(items[0]["current_period_start"]) if items else None,
+        period_end=_moment(items[0]["current_period_end"]) if items else None,
+        cancel_at_period_end=bool(subscription.get("cancel_at_period_end")),
+        latest_invoice=invoice,
+        client_secret=secret,
+    )
+
+
+@contextmanager
+def _asking(what: str) -> Iterator[None]:
+    """Stripe's errors as the service's: NotFound for an unknown object, else
+    PaymentFailed with Stripe's message."""
+    try:
+        yield
+    except stripe.InvalidRequestError as exc:
+        if exc.http_status == 404:
+            raise NotFound(f"Stripe: {exc.user_message or exc}") from None
+        raise PaymentFailed(f"Stripe {what}: {exc.user_message or exc}") from None
+    except stripe.StripeError as exc:
+        raise PaymentFailed(f"Stripe {what}: {exc.user_message or exc}") from None
 
 
 def _order_key(order_id: str) -> str:
@@ -107,6 +209,8 @@ class StripePaymentClient:
         )
         self._webhook_secret = webhook_secret
         self._tolerance = webhook_tolerance_seconds
+        self._prices: dict[str, str] = {}
+        """Price ids by lookup key, once found or made."""
 
     async def create_payment(self, *, order_id: str, user_id: str, amount: Money) -> Payment:
         _check_chargeable(amount)
@@ -216,6 +320,91 @@ class StripePaymentClient:
             ) from None
         return _payment_of(intent.to_dict())
 
+    async def recurring_price(
+        self, *, offer_id: str, name: str, amount: Money, interval: Interval
+    ) -> str:
+        _check_chargeable(amount)
+        key = (
+            f"usercredits-{offer_id}-{amount.minor_units}{amount.currency.lower()}"
+            f"-{interval.count}{interval.unit}"
+        )
+        known = self._prices.get(key)
+        if known is not None:
+            return known
+        with _asking("could not find or make the plan's price"):
+            found = await self._client.v1.prices.list_async(
+                params={"lookup_keys": [key], "active": True, "limit": 1}
+            )
+            prices = found.to_dict()["data"]
+            if prices:
+                price_id = _text(prices[0]["id"])
+            else:
+                made = await self._client.v1.prices.create_async(
+                    params={
+                        "currency": amount.currency.lower(),
+                        "unit_amount": amount.minor_units,
+                        "recurring": {"interval": interval.unit, "interval_count": interval.count},
+                        "lookup_key": key,
+                        "product_data": {"name": name[:250]},
+                        "metadata": {"offer_id": offer_id},
+                    },
+                    options={"idempotency_key": f"price-{key}"},
+                )
+                price_id = _text(made.id)
+        self._prices[key] = price_id
+        return price_id
+
+    async def create_renewal(
+        self, *, plan_id: str, user_id: str, customer_id: str, price_id: str, quantity: int
+    ) -> Renewal:
+        with _asking("made no subscription"):
+            made = await self._client.v1.subscriptions.create_async(
+                params={
+                    "customer": customer_id,
+                    "items": [{"price": price_id, "quantity": quantity}],
+                    "payment_behavior": "default_incomplete",
+                    "payment_settings": {"save_default_payment_method": "on_subscription"},
+                    "metadata": {"plan_id": plan_id, "user_id": user_id},
+                    "expand": [_WITH_SECRET],
+                },
+                options={"idempotency_key": f"plan-{plan_id}"},
+            )
+        return _renewal_of(made.to_dict())
+
+    async def get_renewal(self, renewal_id: str) -> Renewal:
+        with _asking("could not be asked about the subscription"):
+            found = await self._client.v1.subscriptions.retrieve_async(
+                renewal_id, params={"expand": [_WITH_SECRET]}
+            )
+        return _renewal_of(found.to_dict())
+
+    async def paid_invoices(self, renewal_id: str) -> list[Invoice]:
+        with _asking("could not list the subscription's invoices"):
+            listed = await self._client.v1.invoices.list_async(
+                params={"subscription": renewal_id, "status": "paid", "limit": 24}
+            )
+        invoices = (_invoice_of(raw) for raw in listed.to_dict()["data"])
+        return [invoice for invoice in invoices if invoice is not None]
+
+    async def cancel_renewal(self, renewal_id: str, *, at_period_end: bool) -> Renewal:
+        with _asking("did not cancel the subscription"):
+            if at_period_end:
+                changed = await self._client.v1.subscriptions.update_async(
+                    renewal_id, params={"cancel_at_period_end": True, "expand": [_WITH_SECRET]}
+                )
+            else:
+                changed = await self._client.v1.subscriptions.cancel_async(
+                    renewal_id, params={"expand": [_WITH_SECRET]}
+                )
+        return _renewal_of(changed.to_dict())
+
+    async def resume_renewal(self, renewal_id: str) -> Renewal:
+        with _asking("did not resume the subscription"):
+            changed = await self._client.v1.subscriptions.update_async(
+                renewal_id, params={"cancel_at_period_end": False, "expand": [_WITH_SECRET]}
+            )
+        return _renewal_of(changed.to_dict())
+
     def parse_webhook(self, payload: bytes, signature: str | None) -> WebhookEvent:
         try:
             event = self._client.construct_event(
@@ -257,7 +446,22 @@ class StripePaymentClient:
                 amount=None,
                 message="refunded through Stripe",
             )
-        return WebhookEvent(id=event_id, type=kind, payment_id=None, state=None, amount=None)
+        subscription_id = None
+        invoice = None
+        if kind in _SUBSCRIPTION_EVENTS:
+            subscription_id = _text(obj["id"])
+        elif kind in _INVOICE_EVENTS:
+            invoice = _invoice_of(obj)
+            subscription_id = None if invoice is None else invoice.subscription_id
+        return WebhookEvent(
+            id=event_id,
+            type=kind,
+            payment_id=None,
+            state=None,
+            amount=None,
+            subscription_id=subscription_id,
+            invoice=invoice,
+        )
 
     async def close(self) -> None:
         await self._http.close_async()  # type: ignore[no-untyped-call]  # untyped in the SDK

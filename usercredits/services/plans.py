@@ -1,0 +1,354 @@
+"""Renewing plans: a SUBSCRIPTION offer bought through the payment provider's subscription,
+which bills every cycle. Each paid invoice is an order that credits the plan's tokens for
+exactly the invoice's period; the plan follows the subscription's status.
+
+The provider is the source of truth, and events only say where to look: whatever reports
+a subscription (a webhook of any type, a refresh, the sweep) reads it again from the
+provider and applies what it says. So events applied twice, late or in any order converge
+to the same plan, and an invoice is credited once whoever sees it first (its order is
+keyed by the invoice). CANCELED is final; a plan's period never moves back.
+"""
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo.errors import DuplicateKeyError
+
+from usercredits.models import PlanDocument
+from usercredits.services.access import Principal
+from usercredits.services.clock import Clock, due_by
+from usercredits.services.customers import PaymentCustomers
+from usercredits.services.cycles import renewal_interval
+from usercredits.services.errors import (
+    Conflict,
+    DomainError,
+    Impossible,
+    InvalidInput,
+    KeyReused,
+    NotFound,
+    PlanCanceled,
+)
+from usercredits.services.ids import object_id
+from usercredits.services.limits import InputLimits
+from usercredits.services.money import Money
+from usercredits.services.offers import Offers
+from usercredits.services.orders import Orders, check_quantity, price_of
+from usercredits.services.payments import Invoice, PaymentClient, Renewal, WebhookEvent
+from usercredits.values import OfferKind, Plan, PlanStatus, PlanStep
+
+log = logging.getLogger(__name__)
+
+GRACE = timedelta(hours=2)
+"""How long after a period ends the sweep waits for news of its renewal before asking the
+provider: Stripe finalizes a renewal's invoice about an hour after the period ends, then
+charges it."""
+RECHECK = timedelta(hours=1)
+"""How often the sweep asks again about a plan whose period ended without a renewal."""
+FIRST_PAYMENT = timedelta(days=1)
+"""When the sweep asks about a plan still awaiting its first payment: Stripe gives up on
+it after 23 hours."""
+MAX_PLANS = 100
+"""A wallet's plans listed, newest first."""
+SWEEP_BATCH = 500
+"""Plans the sweep asks about per run; the next run takes the rest."""
+WRITE_ATTEMPTS = 5
+
+_MESSAGES = {
+    PlanStatus.INCOMPLETE: "awaiting the first payment",
+    PlanStatus.ACTIVE: "paid",
+    PlanStatus.PAST_DUE: "a renewal's payment failed; the provider retries it",
+    PlanStatus.CANCELED: "canceled",
+}
+
+
+Change = Callable[[Plan, datetime], dict[str, Any] | None]
+"""What a write makes of the plan as it stands (an update), or None when nothing changes."""
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribed:
+    plan: Plan
+    payment_client_secret: str | None
+    """For the user to confirm the first payment; None when nothing is due now."""
+
+
+class Plans:
+    def __init__(
+        self,
+        *,
+        offers: Offers,
+        orders: Orders,
+        payments: PaymentClient,
+        customers: PaymentCustomers,
+        clock: Clock,
+        limits: InputLimits,
+        default_currency: str,
+    ) -> None:
+        self._offers = offers
+        self._orders = orders
+        self._payments = payments
+        self._customers = customers
+        self._clock = clock
+        self._limits = limits
+        self._default_currency = default_currency
+        self._plans = PlanDocument.get_pymongo_collection
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def get_plan(self, *, plan_id: str, visible_to: Principal | None = None) -> Plan:
+        """The plan; one `visible_to` may not see is NotFound too, as an unknown id is."""
+        raw = await self._plans().find_one({"_id": object_id(plan_id, "plan")})
+        if raw is None or (visible_to is not None and not visible_to.may_see(raw["user_id"])):
+            raise NotFound(f"plan {plan_id} does not exist")
+        return Plan.model_validate(raw)
+
+    async def list_plans(self, *, user_id: str) -> list[Plan]:
+        """The user's plans, newest first (the latest MAX_PLANS)."""
+        cursor = self._plans().find({"user_id": user_id}).sort("_id", -1).limit(MAX_PLANS)
+        return [Plan.model_validate(raw) async for raw in cursor]
+
+    # -- subscribing ---------------------------------------------------------------------
+
+    async def subscribe(
+        self,
+        *,
+        user_id: str,
+        offer_id: str,
+        quantity: int = 1,
+        currency: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Subscribed:
+        """Subscribes the user to a renewing SUBSCRIPTION offer. The plan is INCOMPLETE
+        until its first invoice is paid; the same key returns the same plan."""
+        if idempotency_key is not None:
+            self._limits.key(idempotency_key)
+            existing = await self._by_key(user_id, idempotency_key)
+            if existing is not None:
+                return await self._replayed(existing, offer_id)
+        check_quantity(quantity)
+        offer = await self._offers.ensure_available(user_id=user_id, offer_id=offer_id)
+        if offer.kind is not OfferKind.SUBSCRIPTION:
+            raise InvalidInput(
+                f"offer {offer_id} is a {offer.kind.name} offer; only a SUBSCRIPTION renews"
+            )
+        renewal_interval(offer.cycle, offer.custom_cycle_seconds)  # it must renew
+        total = price_of(offer, quantity, currency or self._default_currency)
+        now = self._clock.now()
+        status = PlanStatus.INCOMPLETE
+        document = PlanDocument(
+            user_id=user_id,
+            offer_id=offer.id,
+            offer_group=offer.offer_group,
+            quantity=quantity,
+            token_count=offer.token_count * quantity,
+            currency=total.currency,
+            total_minor_units=total.minor_units,
+            status=status,
+            idempotency_key=idempotency_key,
+            created_at=now,
+            updated_at=now,
+            refresh_after=now + FIRST_PAYMENT,
+            history=[PlanStep(at=now, status=status, message="subscribed")],
+        )
+        try:
+            await document.insert()
+        except DuplicateKeyError:
+            if idempotency_key is None:
+                raise
+            raced = await self._by_key(user_id, idempotency_key)
+            if raced is None:
+                raise Impossible(
+                    f"plan key {idempotency_key} clashed with a plan that is gone"
+                ) from None
+            return await self._replayed(raced, offer_id)
+        return await self._start(Plan.model_validate(document))
+
+    async def _start(self, plan: Plan) -> Subscribed:
+        """Makes the plan's subscription (again, after a crash: the provider's idempotency
+        key is the plan's id) on the price the plan was sold at."""
+        offer = await self._offers.get_offer(offer_id=plan.offer_id)
+        price = await self._payments.recurring_price(
+            offer_id=plan.offer_id,
+            name=offer.name,
+            amount=Money(plan.total_minor_units // plan.quantity, plan.currency),
+            interval=renewal_interval(offer.cycle, offer.custom_cycle_seconds),
+        )
+        renewal = await self._payments.create_renewal(
+            plan_id=plan.id,
+            user_id=plan.user_id,
+            customer_id=await self._customers.customer(user_id=plan.user_id),
+            price_id=price,
+            quantity=plan.quantity,
+        )
+        return Subscribed(await self._apply(plan, renewal), renewal.client_secret)
+
+    async def _replayed(self, plan: Plan, offer_id: str) -> Subscribed:
+        if plan.offer_id != offer_id:
+            raise KeyReused(
+                f"idempotency key {plan.idempotency_key!r} was used for offer {plan.offer_id}; "
+                "a retry must repeat the same request"
+            )
+        if plan.subscription_id is None:
+            return await self._start(plan)
+        renewal = await self._payments.get_renewal(plan.subscription_id)
+        return Subscribed(await self._apply(plan, renewal), renewal.client_secret)
+
+    async def _by_key(self, user_id: str, key: str) -> Plan | None:
+        raw = await self._plans().find_one({"user_id": user_id, "idempotency_key": key})
+        return None if raw is None else Plan.model_validate(raw)
+
+    # -- changes -------------------------------------------------------------------------
+
+    async def cancel(self, *, plan_id: str, at_period_end: bool = True) -> Plan:
+        """Stops renewal at the end of the paid period, or now (the period's tokens stay)."""
+        plan = await self._changeable(plan_id)
+        if plan.subscription_id is None:  # no subscription was made: nothing to stop
+            return await self._write(plan.id, _canceled_here)
+        renewal = await self._payments.cancel_renewal(
+            plan.subscription_id, at_period_end=at_period_end
+        )
+        return await self._apply(plan, renewal)
+
+    async def resume(self, *, plan_id: str) -> Plan:
+        """Undoes a cancel at period end; a plan not set to end is returned as it is."""
+        plan = await self._changeable(plan_id)
+        if not plan.cancel_at_period_end or plan.subscription_id is None:
+            return plan
+        return await self._apply(plan, await self._payments.resume_renewal(plan.subscription_id))
+
+    async def _changeable(self, plan_id: str) -> Plan:
+        plan = await self.get_plan(plan_id=plan_id)
+        if plan.status is PlanStatus.CANCELED:
+            raise PlanCanceled(f"plan {plan_id} is canceled; subscribe again to renew")
+        return plan
+
+    # -- news from the provider ----------------------------------------------------------
+
+    async def refresh_plan(self, *, plan_id: str) -> Plan:
+        """Reads the plan's subscription and recent paid invoices from the provider and
+        applies them (for webhooks that were missed)."""
+        plan = await self.get_plan(plan_id=plan_id)
+        if plan.subscription_id is None:
+            return plan
+        renewal = await self._payments.get_renewal(plan.subscription_id)
+        invoices = await self._payments.paid_invoices(plan.subscription_id)
+        return await self._apply(plan, renewal, invoices)
+
+    async def apply_event(self, event: WebhookEvent) -> str:
+        """Applies a verified event about a subscription (its own or an invoice's): reads
+        the subscription from the provider, credits the event's invoice if it is paid, and
+        returns the plan's status, or `unknown subscription`. PaymentFailed (the provider
+        could not be read) leaves it for the provider to deliver again."""
+        if event.subscription_id is None:
+            raise Impossible(f"event {event.id} names no subscription")
+        try:
+            renewal = await self._payments.get_renewal(event.subscription_id)
+            plan = await self.get_plan(plan_id=renewal.plan_id)
+        except NotFound:
+            log.warning(
+                "event for an unknown subscription",
+                extra={"event_id": event.id, "subscription_id": event.subscription_id},
+            )
+            return "unknown subscription"
+        if plan.subscription_id not in (None, renewal.id):
+            raise Impossible(f"subscription {renewal.id} names plan {plan.id}, which has another")
+        invoices = () if event.invoice is None else (event.invoice,)
+        return (await self._apply(plan, renewal, invoices)).status.value
+
+    async def refresh_due(self, *, now: datetime) -> int:
+        """The sweep's plan half: asks the provider about plans whose period ended without
+        news (or whose first payment is overdue). Returns how many it asked about."""
+        cursor = (
+            self._plans()
+            .find({"refresh_after": due_by(now)}, {"_id": 1})
+            .sort("refresh_after", 1)
+            .limit(SWEEP_BATCH)
+        )
+        asked = 0
+        async for raw in cursor:
+            try:
+                await self.refresh_plan(plan_id=str(raw["_id"]))
+            except DomainError as exc:  # the provider is unreachable: the next sweep retries
+                log.warning(
+                    "plan refresh skipped", extra={"plan_id": str(raw["_id"]), "error": exc.message}
+                )
+                continue
+            asked += 1
+        return asked
+
+    async def _apply(self, plan: Plan, renewal: Renewal, invoices: Sequence[Invoice] = ()) -> Plan:
+        """Credits the paid invoices of the plan's subscription (each once), then takes its
+        status and period: credit first, so a crash between the two is completed by the
+        next news, and an ACTIVE plan has its period's tokens."""
+        for invoice in [renewal.latest_invoice, *invoices]:
+            if invoice is not None and invoice.paid and invoice.subscription_id == renewal.id:
+                await self._orders.pay_invoice(plan=plan, invoice=invoice)
+
+        def follow(current: Plan, now: datetime) -> dict[str, Any] | None:
+            stale = (
+                current.current_period_end is not None
+                and renewal.period_end is not None
+                and renewal.period_end < current.current_period_end
+            )
+            if current.status is PlanStatus.CANCELED or stale:
+                return None
+            fields: dict[str, Any] = {
+                "subscription_id": renewal.id,
+                "status": renewal.status.value,
+                "current_period_start": renewal.period_start,
+                "current_period_end": renewal.period_end,
+                "cancel_at_period_end": renewal.cancel_at_period_end,
+            }
+            if all(getattr(current, name) == value for name, value in fields.items()):
+                return None
+            fields["refresh_after"] = _next_check(renewal, now)
+            update: dict[str, Any] = {"$set": fields}
+            if renewal.status is not current.status:
+                step = PlanStep(at=now, status=renewal.status, message=_MESSAGES[renewal.status])
+                update["$push"] = {"history": step.model_dump()}
+            return update
+
+        return await self._write(plan.id, follow)
+
+    async def _write(self, plan_id: str, change: Change) -> Plan:
+        """Applies `change(current plan, now)` (an update, or None for nothing to do) if no
+        other write came between the read and the write; else reads and tries again."""
+        for _ in range(WRITE_ATTEMPTS):
+            current = await self.get_plan(plan_id=plan_id)
+            now = self._clock.now()
+            update = change(current, now)
+            if update is None:
+                return current
+            update.setdefault("$set", {})["updated_at"] = now
+            update["$inc"] = {"revision": 1}
+            result = await self._plans().update_one(
+                {"_id": object_id(plan_id, "plan"), "revision": current.revision}, update
+            )
+            if result.modified_count == 1:
+                return await self.get_plan(plan_id=plan_id)
+        raise Conflict(f"plan {plan_id} kept changing; try again")
+
+
+def _canceled_here(current: Plan, now: datetime) -> dict[str, Any] | None:
+    """A plan whose subscription was never made, canceled without asking the provider."""
+    if current.status is PlanStatus.CANCELED:
+        return None
+    step = PlanStep(at=now, status=PlanStatus.CANCELED, message="canceled before it was paid")
+    return {
+        "$set": {"status": PlanStatus.CANCELED.value, "refresh_after": None},
+        "$push": {"history": step.model_dump()},
+    }
+
+
+def _next_check(renewal: Renewal, now: datetime) -> datetime | None:
+    """When the sweep should ask about the plan if no news comes first."""
+    if renewal.status is PlanStatus.CANCELED:
+        return None
+    if renewal.status is PlanStatus.INCOMPLETE:
+        return now + FIRST_PAYMENT
+    if renewal.period_end is None:
+        return now + RECHECK
+    return max(renewal.period_end + GRACE, now + RECHECK)

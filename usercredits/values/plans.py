@@ -1,0 +1,48 @@
+"""Plans as the layers pass them: a SUBSCRIPTION offer bought to renew every cycle through
+the payment provider's subscription, with its current period and status history."""
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from usercredits.values.enums import PlanStatus
+from usercredits.values.stored import Stored
+
+
+class PlanStep(BaseModel):
+    """A status the plan reached, when, and why."""
+
+    at: datetime
+    status: PlanStatus
+    message: str
+
+
+class PlanFields(BaseModel):
+    user_id: str
+    offer_id: str
+    offer_group: str
+    quantity: int
+    token_count: int
+    """Tokens credited per paid period, fixed when subscribed."""
+    currency: str
+    total_minor_units: int
+    """The price per period, fixed when subscribed."""
+    status: PlanStatus
+    subscription_id: str | None = None
+    """The provider's subscription; None until it is made."""
+    current_period_start: datetime | None = None
+    current_period_end: datetime | None = None
+    cancel_at_period_end: bool = False
+    idempotency_key: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    refresh_after: datetime | None = None
+    """When the sweep asks the provider about the plan if no webhook came (a period ended
+    without news); None once it is canceled."""
+    revision: int = 0
+    """Bumped by every write: an update from a stale read of the provider loses the race."""
+    history: list[PlanStep] = Field(default_factory=list)
+
+
+class Plan(Stored, PlanFields):
+    """A plan as it stood when read."""
