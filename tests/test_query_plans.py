@@ -213,6 +213,7 @@ def test_every_unique_index_of_a_users_documents_starts_with_user_id() -> None:
         "auto_top_ups",
         "ledger",
         "orders",
+        "plans",
         "reservations",
         "top_up_attempts",
         "wallet_balances",
