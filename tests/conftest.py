@@ -74,8 +74,9 @@ def clock() -> Iterator[FakeClock]:
 
 
 @pytest.fixture
-def sandbox() -> SandboxPaymentClient:
-    return SandboxPaymentClient()
+def sandbox(clock: FakeClock) -> SandboxPaymentClient:
+    """The sandbox of the test's servers: it renews plans by the test's clock."""
+    return SandboxPaymentClient(clock)
 
 
 @pytest.fixture

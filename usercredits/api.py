@@ -15,6 +15,7 @@ from strawberry.types import ExecutionContext
 from usercredits.resolvers import identity as identity_resolvers
 from usercredits.resolvers import offers as offer_resolvers
 from usercredits.resolvers import orders as order_resolvers
+from usercredits.resolvers import plans as plan_resolvers
 from usercredits.resolvers import sandbox as sandbox_resolvers
 from usercredits.resolvers import subscriptions as subscription_resolvers
 from usercredits.resolvers import topups as top_up_resolvers
@@ -31,6 +32,7 @@ from usercredits.schema.limits import (
     cached_validator,
 )
 from usercredits.schema.persisted import PersistedQueries, PersistedQueryExtension
+from usercredits.schema.plans import SubscribePayload
 from usercredits.schema.topups import AutoTopUp
 from usercredits.schema.types import (
     ApiKey,
@@ -43,6 +45,7 @@ from usercredits.schema.types import (
     Offer,
     Order,
     OrderConnection,
+    Plan,
     Reservation,
     Wallet,
 )
@@ -113,6 +116,14 @@ class Mutation:
         "for off-session use.",
     )
     set_auto_top_up: AutoTopUp = strawberry.mutation(resolver=top_up_resolvers.set_auto_top_up)
+    subscribe: SubscribePayload = strawberry.mutation(resolver=plan_resolvers.subscribe)
+    cancel_plan: Plan = strawberry.mutation(
+        resolver=plan_resolvers.cancel_plan,
+        description="Stops renewal: at the end of the paid period (default), or now (no "
+        "refund of the period).",
+    )
+    resume_plan: Plan = strawberry.mutation(resolver=plan_resolvers.resume_plan)
+    refresh_plan: Plan = strawberry.mutation(resolver=plan_resolvers.refresh_plan)
 
 
 @strawberry.type
@@ -131,6 +142,9 @@ class Subscription:
     )
     order_updated: Order = strawberry.subscription(  # type: ignore[assignment]
         resolver=subscription_resolvers.order_updated
+    )
+    plan_updated: Plan = strawberry.subscription(  # type: ignore[assignment]
+        resolver=subscription_resolvers.plan_updated
     )
 
 

@@ -7,13 +7,14 @@ import strawberry
 
 from usercredits.schema.context import Context
 from usercredits.schema.fanout import once_per_event
-from usercredits.schema.types import BalanceEvent, Order
+from usercredits.schema.types import BalanceEvent, Order, Plan
 
 Info = strawberry.Info[Context]
 
 # Every subscriber of an event gets the same object, so that its result is executed once.
 balance_event = once_per_event(BalanceEvent.of)
 order = once_per_event(Order.of)
+plan = once_per_event(Plan.of)
 
 
 async def balance_changed(
@@ -33,3 +34,12 @@ async def order_updated(
     target = info.context.principal.acting_for(user_id)
     async for event in info.context.services.events.order_events(target):
         yield order(event)
+
+
+async def plan_updated(
+    info: Info, user_id: strawberry.ID | None = None
+) -> AsyncGenerator[Plan, None]:
+    """Every change of the caller's (or, for service and admin, userId's) plans."""
+    target = info.context.principal.acting_for(user_id)
+    async for event in info.context.services.events.plan_events(target):
+        yield plan(event)

@@ -23,7 +23,7 @@ from usercredits.services.expiry import CreditWarning as CreditWarningValue
 from usercredits.services.money import Money as MoneyValue
 from usercredits.services.money import normalize_currency
 from usercredits.services.orders import MAX_PAGE as MAX_ORDERS
-from usercredits.values import Cycle, OfferKind, OrderStatus
+from usercredits.values import Cycle, OfferKind, OrderStatus, PlanStatus
 from usercredits.values.offers import OfferTerms
 
 
@@ -91,6 +91,41 @@ class Order:
             history=[
                 OrderEvent(at=e.at, status=e.status, message=e.message) for e in order.history
             ],
+        )
+
+
+@strawberry.type(
+    description="A SUBSCRIPTION offer bought to renew every cycle: each paid period credits a "
+    "lot for that period."
+)
+class Plan:
+    id: strawberry.ID
+    user_id: strawberry.ID
+    offer_id: strawberry.ID
+    offer_group: str
+    quantity: int
+    status: PlanStatus
+    current_period_start: datetime | None
+    current_period_end: datetime | None
+    cancel_at_period_end: bool
+
+    @strawberry.field(description="one per paid period, newest first")
+    async def orders(self, info: strawberry.Info[Context]) -> list[Order]:
+        paid = await info.context.services.orders.plan_orders(plan_id=self.id)
+        return [Order.of(order) for order in paid]
+
+    @classmethod
+    def of(cls, plan: values.Plan) -> "Plan":
+        return cls(
+            id=strawberry.ID(plan.id),
+            user_id=strawberry.ID(plan.user_id),
+            offer_id=strawberry.ID(plan.offer_id),
+            offer_group=plan.offer_group,
+            quantity=plan.quantity,
+            status=plan.status,
+            current_period_start=plan.current_period_start,
+            current_period_end=plan.current_period_end,
+            cancel_at_period_end=plan.cancel_at_period_end,
         )
 
 
@@ -387,6 +422,11 @@ class Wallet:
     async def payment_methods(self, info: strawberry.Info[Context]) -> list[PaymentMethod]:
         cards = await info.context.services.top_ups.payment_methods(user_id=self.user_id)
         return [PaymentMethod.of(card) for card in cards]
+
+    @strawberry.field
+    async def plans(self, info: strawberry.Info[Context]) -> list[Plan]:
+        plans = await info.context.services.plans.list_plans(user_id=self.user_id)
+        return [Plan.of(plan) for plan in plans]
 
     @strawberry.field
     async def auto_top_ups(self, info: strawberry.Info[Context]) -> list[AutoTopUp]:

@@ -316,10 +316,11 @@ async def seed_catalogue(services: Services, text: str) -> None:
         return
 
 
-def payment_client(settings: Settings) -> PaymentClient:
-    """The provider the settings choose: Stripe, or the sandbox."""
+def payment_client(settings: Settings, clock: Clock) -> PaymentClient:
+    """The provider the settings choose: Stripe, or the sandbox (which renews plans by
+    `clock`)."""
     if settings.provider == "sandbox" or settings.stripe_secret_key is None:
-        return SandboxPaymentClient()
+        return SandboxPaymentClient(clock)
     return StripePaymentClient(
         secret_key=settings.stripe_secret_key,
         webhook_secret=settings.stripe_webhook_secret or "",
@@ -426,13 +427,14 @@ def create_app(
         rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst
     )
     app[SOCKETS] = weakref.WeakSet()
-    provider = payments or payment_client(settings)
+    clock = clock or SystemClock()
+    provider = payments or payment_client(settings, clock)
     seed = settings.seed_catalogue.read_text() if settings.seed_catalogue else None
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         async with open_database(settings) as client:
             app[CLIENT] = client
-            app[SERVICES] = await services_for(settings, client, provider, clock or SystemClock())
+            app[SERVICES] = await services_for(settings, client, provider, clock)
             app[AUTHENTICATOR] = Authenticator(
                 rules=settings.token_rules,
                 oidc=settings.oidc_rules,

@@ -2,11 +2,11 @@
 (`ChangeReader` is the stream's reading loop, which the webhook relay, server/relay.py,
 shares with its own durable resume token.)
 
-It watches ledger inserts (every token movement, so every balance change) and order writes,
-and publishes each to the event hub, which hands it to this process's subscribers. Because
-the stream sees every committed write, whichever instance made it, two API instances behind
-a load balancer both push every update. If the stream breaks it is reopened from the last
-resume token, so no event that committed after it is lost.
+It watches ledger inserts (every token movement, so every balance change), order writes
+and plan writes, and publishes each to the event hub, which hands it to this process's
+subscribers. Because the stream sees every committed write, whichever instance made it, two
+API instances behind a load balancer both push every update. If the stream breaks it is
+reopened from the last resume token, so no event that committed after it is lost.
 """
 
 import asyncio
@@ -18,11 +18,11 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure, PyMongoError
 
-from usercredits.models import LedgerEntryDocument, OrderDocument
+from usercredits.models import LedgerEntryDocument, OrderDocument, PlanDocument
 from usercredits.server.metrics import Metrics
 from usercredits.server.topups import TopUpTrigger
 from usercredits.services.events import EventHub
-from usercredits.values import LedgerEntry, LedgerReason, Order
+from usercredits.values import LedgerEntry, LedgerReason, Order, Plan
 from usercredits.values.changes import Touched
 
 log = logging.getLogger(__name__)
@@ -44,11 +44,11 @@ HISTORY_LOST = frozenset({136, 280, 286})
 """The database's codes for a resume token it can no longer resume from."""
 
 
-Change = LedgerEntry | Order | Touched
+Change = LedgerEntry | Order | Plan | Touched
 
 
 class ChangeReader:
-    """Follows a change stream of ledger inserts and order writes (and any write to the
+    """Follows a change stream of ledger inserts, order and plan writes (and any write to the
     `also` collections), handing each fetched batch to `handle` and only then advancing
     its resume token: a batch whose handling fails (or a stream that breaks) is read
     again from the last handled one."""
@@ -65,6 +65,7 @@ class ChangeReader:
         self._gather = gather_seconds
         self._ledger = LedgerEntryDocument.get_collection_name()
         self._orders = OrderDocument.get_collection_name()
+        self._plans = PlanDocument.get_collection_name()
         self._also = also
         self.resume_token = resume_token
         self.opened = asyncio.Event()
@@ -77,7 +78,10 @@ class ChangeReader:
     def _pipeline(self) -> list[dict[str, Any]]:
         watched: list[dict[str, Any]] = [
             {"ns.coll": self._ledger, "operationType": "insert"},
-            {"ns.coll": self._orders, "operationType": {"$in": ["insert", "update", "replace"]}},
+            {
+                "ns.coll": {"$in": [self._orders, self._plans]},
+                "operationType": {"$in": ["insert", "update", "replace"]},
+            },
         ]
         if self._also:
             watched.append({"ns.coll": {"$in": list(self._also)}})
@@ -92,6 +96,8 @@ class ChangeReader:
             return None
         if collection == self._ledger:
             return LedgerEntry.model_validate(document)
+        if collection == self._plans:
+            return Plan.model_validate(document)
         return Order.model_validate(document)
 
     async def run(self) -> None:
@@ -167,6 +173,9 @@ class ChangeFeed(ChangeReader):
                 continue
             if isinstance(change, Order):
                 self._events.publish_order(change)
+                continue
+            if isinstance(change, Plan):
+                self._events.publish_plan(change)
                 continue
             if self._metrics is not None:
                 self._metrics.ledger_entries.labels(change.reason.value).inc()

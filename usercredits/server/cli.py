@@ -106,9 +106,10 @@ def _banner(settings: Settings, host: str, port: int, workers: int) -> None:
 async def _with_services(settings: Settings, work: Callable[[Services], Awaitable[T]]) -> T:
     """Runs `work` on the services over the configured (or embedded) database."""
     async with open_database(settings) as client:
-        payments = payment_client(settings)
+        clock = SystemClock()
+        payments = payment_client(settings, clock)
         try:
-            return await work(await services_for(settings, client, payments, SystemClock()))
+            return await work(await services_for(settings, client, payments, clock))
         finally:
             await payments.close()
 

@@ -87,12 +87,17 @@ class Sweeper:
             )
             # Auto top-ups whose process died or whose charge went unanswered.
             resumed = await services.top_ups.resume_stale()
+            # Plans whose period ended without news from the provider.
+            plans = await services.plans.refresh_due(now=services.clock.now())
         except (PyMongoError, DomainError):
             self._metrics.sweeps.labels("failed").inc()
             log.exception("sweep failed; the next run tries again")
             return None
         self._metrics.sweeps.labels("done").inc()
-        log.info("sweep done", extra={"result": str(result), "top_ups_resumed": resumed})
+        log.info(
+            "sweep done",
+            extra={"result": str(result), "top_ups_resumed": resumed, "plans_asked": plans},
+        )
         return result
 
     async def run(self, interval: timedelta) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from usercredits.values import LedgerEntry, Order
+from usercredits.values import LedgerEntry, Order, Plan
 
 E = TypeVar("E")
 
@@ -122,10 +122,12 @@ class EventHub:
     def __init__(self, *, max_backlog: int = 1000) -> None:
         self._balances = _Topic[BalanceChanged](max_backlog)
         self._orders = _Topic[Order](max_backlog)
+        self._plans = _Topic[Plan](max_backlog)
 
     @property
     def subscriber_count(self) -> int:
-        return self._balances.subscriber_count + self._orders.subscriber_count
+        topics = (self._balances, self._orders, self._plans)
+        return sum(topic.subscriber_count for topic in topics)
 
     def publish_entry(self, entry: LedgerEntry) -> None:
         self._balances.publish(entry.user_id, BalanceChanged.of(entry))
@@ -140,3 +142,10 @@ class EventHub:
     def order_events(self, user_id: str) -> AsyncIterator[Order]:
         """The user's order updates from now on, until the caller stops iterating."""
         return self._orders.listen(user_id)
+
+    def publish_plan(self, plan: Plan) -> None:
+        self._plans.publish(plan.user_id, plan)
+
+    def plan_events(self, user_id: str) -> AsyncIterator[Plan]:
+        """The user's plan updates from now on, until the caller stops iterating."""
+        return self._plans.listen(user_id)

@@ -16,7 +16,7 @@ import orjson
 
 from usercredits.services.money import Money
 from usercredits.services.outbound.alerts import AlertRule, Crossing, cross
-from usercredits.values import LedgerEntry, LedgerReason, Lot, Order, OrderStatus
+from usercredits.values import LedgerEntry, LedgerReason, Lot, Order, OrderStatus, Plan, PlanStatus
 
 ORDER_EVENTS = {
     OrderStatus.PAID: "order.paid",
@@ -29,6 +29,7 @@ TOP_UP_EVENTS = {
     OrderStatus.REFUSED: "topup.failed",
     OrderStatus.ERROR: "topup.failed",
 }
+PLAN_EVENTS = {PlanStatus.PAST_DUE: "plan.past_due", PlanStatus.CANCELED: "plan.canceled"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,10 @@ class Event:
 
 def stamp(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _stamp_or_none(moment: datetime | None) -> str | None:
+    return None if moment is None else stamp(moment)
 
 
 def _balance(entry: LedgerEntry) -> dict[str, Any]:
@@ -107,13 +112,16 @@ def ledger_events(
 def order_events(order: Order) -> list[Event]:
     """The events of every status the order's history went through (a change read late
     may show a later status than the write that made it: none is skipped); an auto
-    top-up's order also tells topup.succeeded or topup.failed."""
+    top-up's order also tells topup.succeeded or topup.failed, and a plan's paid period
+    plan.renewed."""
     total = Money(order.total_minor_units, order.currency)
     events: list[Event] = []
     for sequence, step in enumerate(order.history, start=1):
         kinds = [ORDER_EVENTS.get(step.status)]
         if order.top_up:
             kinds.append(TOP_UP_EVENTS.get(step.status))
+        if order.plan_id is not None and step.status is OrderStatus.PAID:
+            kinds.append("plan.renewed")
         data = {
             "orderId": order.id,
             "userId": order.user_id,
@@ -126,10 +134,40 @@ def order_events(order: Order) -> list[Event]:
             "sequence": sequence,
             "message": step.message,
         }
+        if order.plan_id is not None:
+            data |= {
+                "planId": order.plan_id,
+                "starts": _stamp_or_none(order.starts),
+                "expires": _stamp_or_none(order.expires),
+            }
         events.extend(
             Event(f"evt_{order.id}_{kind}", kind, step.at, data) for kind in kinds if kind
         )
     return events
+
+
+def plan_events(plan: Plan) -> list[Event]:
+    """plan.past_due and plan.canceled for every time the plan's history reached them
+    (a plan may fall past due at several renewals: each is its own event)."""
+    return [
+        Event(
+            f"evt_{plan.id}_{sequence}_{PLAN_EVENTS[step.status]}",
+            PLAN_EVENTS[step.status],
+            step.at,
+            {
+                "planId": plan.id,
+                "userId": plan.user_id,
+                "offerId": plan.offer_id,
+                "offerGroup": plan.offer_group,
+                "status": step.status.name,
+                "currentPeriodEnd": _stamp_or_none(plan.current_period_end),
+                "sequence": sequence,
+                "message": step.message,
+            },
+        )
+        for sequence, step in enumerate(plan.history, start=1)
+        if step.status in PLAN_EVENTS
+    ]
 
 
 def expiring_events(

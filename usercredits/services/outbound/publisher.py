@@ -32,9 +32,10 @@ from usercredits.services.outbound.derive import (
     expiring_events,
     ledger_events,
     order_events,
+    plan_events,
 )
 from usercredits.services.outbound.endpoints import Endpoint, WebhookEndpoints
-from usercredits.values import LedgerEntry, Lot, Order
+from usercredits.values import LedgerEntry, Lot, Order, Plan
 from usercredits.values.changes import Touched
 
 REMEMBERED = 100_000
@@ -101,7 +102,7 @@ class Publisher:
         """The enabled endpoints; with none, nothing need be published."""
         return [e for e in await self._endpoints.list_endpoints() if e.enabled]
 
-    async def publish(self, changes: list[LedgerEntry | Order | Touched]) -> int:
+    async def publish(self, changes: list[LedgerEntry | Order | Plan | Touched]) -> int:
         """Makes the deliveries of these changes, in the order given: an endpoint made
         or a rule set in the middle of the batch applies to the changes after it. Returns
         how many deliveries are new."""
@@ -119,6 +120,8 @@ class Publisher:
                     self._rules = await self._alerts.rules()
             elif isinstance(change, Order):
                 events.extend(order_events(change))
+            elif isinstance(change, Plan):
+                events.extend(plan_events(change))
             else:
                 rule = self._rules.get(change.offer_group)
                 events.extend(await self._entry_events(change, rule, decided, changed))
