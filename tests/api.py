@@ -56,6 +56,11 @@ class Api:
         return code
 
 
+def ws_url(base: str) -> str:
+    """The GraphQL websocket address of the server at `base`."""
+    return base.replace("http://", "ws://") + "/graphql"
+
+
 class TransportWsClient:
     """A graphql-transport-ws client: connection_init, subscribe, next, complete."""
 

@@ -1,10 +1,13 @@
 """A fake Stripe API on 127.0.0.1 that the real `stripe` SDK talks to over HTTP.
 
 It checks what the SDK sends (form-encoded parameters, the secret key, an idempotency key on
-every create), keeps payment intents, customers, SetupIntents and saved cards, and lets a
-test drive them as Stripe would: succeed, decline, refund, go down, save a card (what
-Stripe.js does when the user confirms a SetupIntent), refuse off-session charges. It also
-signs webhook payloads with Stripe's real scheme.
+every create), keeps payment intents, customers, SetupIntents and saved cards, prices,
+subscriptions and their invoices (in the shapes of the SDK's API version: a subscription's
+period on its item, an invoice's subscription under `parent`), and lets a test drive them
+as Stripe would: succeed, decline, refund, go down, save a card (what Stripe.js does when
+the user confirms a SetupIntent), refuse off-session charges, pay or fail an invoice, renew
+a subscription at its period's end, end it. It also signs webhook payloads with Stripe's
+real scheme.
 """
 
 import hashlib
@@ -12,9 +15,13 @@ import hmac
 import json
 import secrets
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+from dateutil.relativedelta import relativedelta
+
+from usercredits.services.clock import Clock, SystemClock
 
 SECRET_KEY = "sk_test_fake"
 WEBHOOK_SECRET = "whsec_test_fake"
@@ -48,6 +55,18 @@ def event(kind: str, obj: dict[str, Any], event_id: str | None = None) -> bytes:
     ).encode()
 
 
+def _after(start: int, recurring: dict[str, Any]) -> int:
+    """The end of a price's period starting at `start` (Unix times)."""
+    unit, count = recurring["interval"], int(recurring["interval_count"])
+    step = relativedelta(**{f"{unit}s": count})
+    return int((datetime.fromtimestamp(start, UTC) + step).timestamp())
+
+
+def _shown(invoice: dict[str, Any]) -> dict[str, Any]:
+    """An invoice as Stripe shows it unexpanded: no confirmation secret."""
+    return {k: v for k, v in invoice.items() if k != "secret"}
+
+
 def _error(status: int, kind: str, message: str, code: str | None = None) -> web.Response:
     return web.json_response(
         {"error": {"type": kind, "message": message, "code": code}}, status=status
@@ -74,7 +93,19 @@ class FakeStripe:
         are refused with it while set."""
         self.down = False
         self.decline_next_create = False
+        self.clock: Clock = SystemClock()
+        """Stripe's time: when subscriptions start (tests share their clock with it)."""
+        self.prices: dict[str, dict[str, Any]] = {}
+        self.subscriptions: dict[str, dict[str, Any]] = {}
+        self.invoices: dict[str, dict[str, Any]] = {}
         self.app = web.Application(middlewares=[self._checks])
+        self.app.router.add_post("/v1/prices", self._create_price)
+        self.app.router.add_get("/v1/prices", self._list_prices)
+        self.app.router.add_post("/v1/subscriptions", self._create_subscription)
+        self.app.router.add_get("/v1/subscriptions/{id}", self._retrieve_subscription)
+        self.app.router.add_post("/v1/subscriptions/{id}", self._update_subscription)
+        self.app.router.add_delete("/v1/subscriptions/{id}", self._cancel_subscription)
+        self.app.router.add_get("/v1/invoices", self._list_invoices)
         self.app.router.add_post("/v1/customers", self._create_customer)
         self.app.router.add_post("/v1/setup_intents", self._create_setup_intent)
         self.app.router.add_get("/v1/payment_methods", self._list_cards)
@@ -236,7 +267,218 @@ class FakeStripe:
         intent["status"] = "canceled"
         return web.json_response(intent)
 
+    # -- prices, subscriptions, invoices ---------------------------------------------------
+
+    async def _create_price(self, request: web.Request) -> web.Response:
+        key = request.headers.get("Idempotency-Key")
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        if not key:
+            return _error(400, "invalid_request_error", "an idempotency key is required here")
+        if key in self.created_by_key:
+            return web.json_response(self.created_by_key[key])
+        interval = form.get("recurring[interval]")
+        if interval not in {"day", "week", "month", "year"} or not form.get("lookup_key"):
+            return _error(400, "invalid_request_error", f"bad price: {form}")
+        price = {
+            "id": f"price_{secrets.token_hex(8)}",
+            "object": "price",
+            "active": True,
+            "currency": form["currency"],
+            "unit_amount": int(form["unit_amount"]),
+            "recurring": {
+                "interval": interval,
+                "interval_count": int(form["recurring[interval_count]"]),
+            },
+            "lookup_key": form["lookup_key"],
+            "product": f"prod_{secrets.token_hex(6)}",
+            "metadata": {"offer_id": form.get("metadata[offer_id]")},
+        }
+        self.prices[price["id"]] = price
+        self.created_by_key[key] = price
+        return web.json_response(price)
+
+    async def _list_prices(self, request: web.Request) -> web.Response:
+        keys = {v for k, v in request.query.items() if k.startswith("lookup_keys[")}
+        found = [p for p in self.prices.values() if p["lookup_key"] in keys and p["active"]]
+        return web.json_response(
+            {"object": "list", "url": "/v1/prices", "has_more": False, "data": found}
+        )
+
+    async def _create_subscription(self, request: web.Request) -> web.Response:
+        key = request.headers.get("Idempotency-Key")
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        if not key:
+            return _error(400, "invalid_request_error", "an idempotency key is required here")
+        if key in self.created_by_key:
+            return self._subscription_answer(self.created_by_key[key], form)
+        price = self.prices.get(form.get("items[0][price]", ""))
+        if (
+            price is None
+            or form.get("customer") not in self.customers
+            or form.get("payment_behavior") != "default_incomplete"
+        ):
+            return _error(400, "invalid_request_error", f"bad subscription: {form}")
+        start = int(self.clock.now().timestamp())
+        subscription: dict[str, Any] = {
+            "id": f"sub_{secrets.token_hex(8)}",
+            "object": "subscription",
+            "customer": form["customer"],
+            "status": "incomplete",
+            "cancel_at_period_end": False,
+            "metadata": {
+                "plan_id": form.get("metadata[plan_id]"),
+                "user_id": form.get("metadata[user_id]"),
+            },
+            "items": {
+                "object": "list",
+                "data": [
+                    {
+                        "id": f"si_{secrets.token_hex(6)}",
+                        "object": "subscription_item",
+                        "price": price,
+                        "quantity": int(form.get("items[0][quantity]", "1")),
+                        "current_period_start": start,
+                        "current_period_end": _after(start, price["recurring"]),
+                    }
+                ],
+            },
+            "latest_invoice": None,
+        }
+        self.subscriptions[subscription["id"]] = subscription
+        self.created_by_key[key] = subscription
+        self._invoice(subscription)
+        return self._subscription_answer(subscription, form)
+
+    def _subscription_answer(self, subscription: dict[str, Any], asked: Any) -> web.Response:
+        """The subscription as Stripe sends it: its latest invoice an id, or the invoice
+        with its confirmation secret when `expand` asks for it."""
+        shown = dict(subscription)
+        expand = {v for k, v in asked.items() if k.startswith("expand[")}
+        if "latest_invoice.confirmation_secret" in expand:
+            invoice = dict(self.invoices[subscription["latest_invoice"]])
+            secret = invoice.pop("secret")
+            invoice["confirmation_secret"] = {"client_secret": secret, "type": "payment_intent"}
+            shown["latest_invoice"] = invoice
+        return web.json_response(shown)
+
+    def _invoice(self, subscription: dict[str, Any]) -> dict[str, Any]:
+        """An open invoice for the subscription's current period: its latest."""
+        [item] = subscription["items"]["data"]
+        amount = item["price"]["unit_amount"] * item["quantity"]
+        invoice_id = f"in_{secrets.token_hex(8)}"
+        invoice = {
+            "id": invoice_id,
+            "object": "invoice",
+            "status": "open",
+            "customer": subscription["customer"],
+            "currency": item["price"]["currency"],
+            "amount_due": amount,
+            "amount_paid": 0,
+            "parent": {
+                "type": "subscription_details",
+                "quote_details": None,
+                "subscription_details": {
+                    "subscription": subscription["id"],
+                    "metadata": subscription["metadata"],
+                },
+            },
+            "lines": {
+                "object": "list",
+                "data": [
+                    {
+                        "id": f"il_{secrets.token_hex(6)}",
+                        "object": "line_item",
+                        "amount": amount,
+                        "currency": item["price"]["currency"],
+                        "period": {
+                            "start": item["current_period_start"],
+                            "end": item["current_period_end"],
+                        },
+                    }
+                ],
+            },
+            "secret": f"pi_{secrets.token_hex(8)}_secret_{secrets.token_hex(6)}",
+        }
+        self.invoices[invoice_id] = invoice
+        subscription["latest_invoice"] = invoice_id
+        return invoice
+
+    async def _retrieve_subscription(self, request: web.Request) -> web.Response:
+        subscription = self.subscriptions.get(request.match_info["id"])
+        if subscription is None:
+            return _error(404, "invalid_request_error", "No such subscription")
+        return self._subscription_answer(subscription, request.query)
+
+    async def _update_subscription(self, request: web.Request) -> web.Response:
+        subscription = self.subscriptions.get(request.match_info["id"])
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        if subscription is None:
+            return _error(404, "invalid_request_error", "No such subscription")
+        if subscription["status"] == "canceled":
+            return _error(400, "invalid_request_error", "A canceled subscription can't be updated")
+        subscription["cancel_at_period_end"] = form.get("cancel_at_period_end") == "true"
+        return self._subscription_answer(subscription, form)
+
+    async def _cancel_subscription(self, request: web.Request) -> web.Response:
+        subscription = self.subscriptions.get(request.match_info["id"])
+        if subscription is None:
+            return _error(404, "invalid_request_error", "No such subscription")
+        subscription["status"] = "canceled"
+        return self._subscription_answer(subscription, request.query)
+
+    async def _list_invoices(self, request: web.Request) -> web.Response:
+        query = request.query
+        found = [
+            _shown(invoice)
+            for invoice in reversed(self.invoices.values())
+            if invoice["parent"]["subscription_details"]["subscription"]
+            == query.get("subscription")
+            and invoice["status"] == query.get("status", invoice["status"])
+        ]
+        return web.json_response(
+            {"object": "list", "url": "/v1/invoices", "has_more": False, "data": found}
+        )
+
     # -- what the card network and the dashboard do --------------------------------------
+
+    def subscription_of(self, plan_id: str) -> dict[str, Any]:
+        return next(s for s in self.subscriptions.values() if s["metadata"]["plan_id"] == plan_id)
+
+    def latest_invoice(self, subscription: dict[str, Any]) -> dict[str, Any]:
+        return self.invoices[subscription["latest_invoice"]]
+
+    def pay(self, subscription: dict[str, Any]) -> bytes:
+        """The latest invoice is paid (the user confirmed, or a retry succeeded): the
+        subscription is active. The `invoice.paid` event's body."""
+        invoice = self.latest_invoice(subscription)
+        invoice.update(status="paid", amount_paid=invoice["amount_due"])
+        subscription["status"] = "active"
+        return event("invoice.paid", _shown(invoice))
+
+    def fail(self, subscription: dict[str, Any]) -> bytes:
+        """The latest invoice's payment is refused: a renewal makes the subscription
+        past due. The `invoice.payment_failed` event's body."""
+        if subscription["status"] == "active":
+            subscription["status"] = "past_due"
+        return event("invoice.payment_failed", _shown(self.latest_invoice(subscription)))
+
+    def renew(self, subscription: dict[str, Any]) -> bytes:
+        """The period ended: the subscription moves to the next one with an open invoice,
+        or ends if it was to cancel at period end. The event's body (the invoice is paid,
+        or failed, by `pay` or `fail`)."""
+        if subscription["cancel_at_period_end"]:
+            return self.end(subscription)
+        [item] = subscription["items"]["data"]
+        start = item["current_period_end"]
+        item.update(
+            current_period_start=start, current_period_end=_after(start, item["price"]["recurring"])
+        )
+        self._invoice(subscription)
+        return event("customer.subscription.updated", dict(subscription))
+
+    def end(self, subscription: dict[str, Any]) -> bytes:
+        subscription["status"] = "canceled"
+        return event("customer.subscription.deleted", dict(subscription))
 
     def save_card(self, customer_id: str, last4: str = "4242", brand: str = "visa") -> str:
         """What Stripe.js does when the user confirms a SetupIntent: the card is saved to

@@ -26,7 +26,7 @@ import pytest
 from bson import ObjectId
 from graphql import parse
 
-from tests.api import SECRET, Api, TransportWsClient, token
+from tests.api import SECRET, Api, TransportWsClient, token, ws_url
 from tests.conftest import StartServer
 from tests.support import run_cli, snapshot
 from usercredits.api import build_schema
@@ -43,10 +43,6 @@ STRIPE = {"stripe_secret_key": "sk_test_unused", "stripe_webhook_secret": "whsec
 GRANT = """mutation G($input: GrantTokensInput!) { grantTokens(input: $input) { id } }"""
 CONSUME = """mutation C($input: ConsumeTokensInput!) { consumeTokens(input: $input) { id } }"""
 RESERVE = """mutation R($input: ReserveTokensInput!) { reserveTokens(input: $input) { id } }"""
-
-
-def ws_url(base: str) -> str:
-    return base.replace("http://", "ws://") + "/graphql"
 
 
 def fragment_bomb(levels: int) -> str:

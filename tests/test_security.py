@@ -30,7 +30,7 @@ import pytest
 from graphql import get_introspection_query
 from jwt.warnings import InsecureKeyLengthWarning
 
-from tests.api import SECRET, Api, TransportWsClient, token
+from tests.api import SECRET, Api, TransportWsClient, token, ws_url
 from tests.conftest import StartServer
 from tests.support import snapshot
 from usercredits.services.access import Role
@@ -51,10 +51,6 @@ BALANCE = """subscription B($user: ID) { balanceChanged(userId: $user) {
 ORDERS = """subscription O($user: ID) { orderUpdated(userId: $user) { id userId status } }"""
 
 Capsys = pytest.CaptureFixture[str]
-
-
-def ws_url(base: str) -> str:
-    return base.replace("http://", "ws://") + "/graphql"
 
 
 def report(capsys: Capsys, line: str) -> None:

@@ -4,7 +4,7 @@ reach subscribers on every instance, only their own, and stop when they unsubscr
 import aiohttp
 import pytest
 
-from tests.api import Api, TransportWsClient, token
+from tests.api import Api, TransportWsClient, token, ws_url
 from tests.conftest import StartServer
 from usercredits.services.access import Role
 
@@ -19,10 +19,6 @@ BALANCE = """subscription B($user: ID, $group: String) {
 ORDERS = "subscription { orderUpdated { id status offerGroup } }"
 GRANT = """mutation G($input: GrantTokensInput!) { grantTokens(input: $input) { id } }"""
 CONSUME = """mutation C($input: ConsumeTokensInput!) { consumeTokens(input: $input) { id } }"""
-
-
-def ws_url(base: str) -> str:
-    return base.replace("http://", "ws://") + "/graphql"
 
 
 async def grant(api: Api, user: str, tokens: int, key: str) -> None:

@@ -51,7 +51,9 @@ class OrderDocument(Document, OrderFields):
                 name="user_idempotency",
             ),
             IndexModel([("parent_id", pymongo.ASCENDING)], name="parent"),
-            IndexModel([("plan_id", pymongo.ASCENDING), ("_id", pymongo.ASCENDING)], name="plan"),
+            IndexModel(
+                [("plan_id", pymongo.ASCENDING), ("starts", pymongo.ASCENDING)], name="plan_starts"
+            ),
             IndexModel(
                 [
                     ("user_id", pymongo.ASCENDING),

@@ -305,7 +305,7 @@ class Orders:
 
     async def plan_orders(self, *, plan_id: str) -> list[Order]:
         """A plan's orders, one per paid period, newest first (the latest PLAN_ORDERS)."""
-        cursor = self._orders.find({"plan_id": plan_id}).sort("_id", -1).limit(PLAN_ORDERS)
+        cursor = self._orders.find({"plan_id": plan_id}).sort("starts", -1).limit(PLAN_ORDERS)
         return [Order.model_validate(raw) async for raw in cursor]
 
     async def _make_room_for_pending(self, user_id: str) -> None:

@@ -283,9 +283,13 @@ class Plans:
         """Credits the paid invoices of the plan's subscription (each once), then takes its
         status and period: credit first, so a crash between the two is completed by the
         next news, and an ACTIVE plan has its period's tokens."""
-        for invoice in [renewal.latest_invoice, *invoices]:
-            if invoice is not None and invoice.paid and invoice.subscription_id == renewal.id:
-                await self._orders.pay_invoice(plan=plan, invoice=invoice)
+        paid = {
+            invoice.id: invoice
+            for invoice in (renewal.latest_invoice, *invoices)
+            if invoice is not None and invoice.paid and invoice.subscription_id == renewal.id
+        }
+        for invoice in sorted(paid.values(), key=lambda invoice: invoice.period_start):
+            await self._orders.pay_invoice(plan=plan, invoice=invoice)
 
         def follow(current: Plan, now: datetime) -> dict[str, Any] | None:
             stale = (
