@@ -363,7 +363,7 @@ async def test_a_charge_whose_answer_was_lost_is_resumed_and_charges_once(
     services = build_services(payments=stripe, clock=clock, default_currency="USD")
     try:
         offer = await make_offer(services, offer_group="chat", token_count=100)
-        customer = await services.top_ups.customer(user_id="alice")
+        customer = await services.customers.customer(user_id="alice")
         fake.save_card(customer)
         fake.lose_next_charge_answer = True
         # No balance yet: setting the rule tops up at once, and the answer is lost.
@@ -405,7 +405,7 @@ async def test_instances_racing_on_one_low_balance_charge_once(
             build_services(payments=c, clock=clock, default_currency="USD") for c in clients
         ]
         offer = await make_offer(instances[0], offer_group="chat", token_count=100)
-        fake.save_card(await instances[0].top_ups.customer(user_id="alice"))
+        fake.save_card(await instances[0].customers.customer(user_id="alice"))
         await instances[0].wallets.grant(
             user_id="alice", offer_group="chat", tokens=100, idempotency_key="g"
         )

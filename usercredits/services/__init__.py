@@ -35,6 +35,7 @@ class Services:
     default_currency: str
     api_keys: ApiKeys
     outbound: Outbound
+    customers: PaymentCustomers
     top_ups: AutoTopUps
     plans: Plans
 
@@ -85,6 +86,7 @@ def build_services(
             production=production,
             retry_base_seconds=webhook_retry_base_seconds,
         ),
+        customers=customers,
         top_ups=AutoTopUps(
             orders=orders,
             offers=offers,
