@@ -254,6 +254,7 @@ async def test_a_missed_renewal_is_found_by_refresh_and_by_the_sweep(
     fake.pay(subscription)  # no webhook comes
     plan = await subs.plan(REFRESH, id=plan["id"])
     assert (plan["status"], await subs.credits()) == ("ACTIVE", [100])
+    plan_start = plan["currentPeriodStart"]
 
     end = datetime.fromtimestamp(subscription["items"]["data"][0]["current_period_end"], UTC)
     clock.current = end
@@ -262,13 +263,36 @@ async def test_a_missed_renewal_is_found_by_refresh_and_by_the_sweep(
     await asyncio.sleep(1.5)  # a sweep or more
     assert await subs.credits() == [100]  # the sweep waits for news first
     clock.current = end + timedelta(hours=2)
+    # The sweep credits the period, then moves the plan to it: wait for both.
     async with asyncio.timeout(WAIT_SECONDS):
         while True:
-            if await subs.credits() == [100, 100]:
+            [plan] = await subs.plans()
+            if plan["currentPeriodStart"] == period_of(subscription)[0]:
                 break
             await asyncio.sleep(0.05)
-    [plan] = await subs.plans()
-    assert (plan["currentPeriodStart"], plan["currentPeriodEnd"]) == period_of(subscription)
+    assert await subs.credits() == [100, 100]
+    assert plan["currentPeriodEnd"] == period_of(subscription)[1]
+    assert [o["starts"] for o in plan["orders"]] == [period_of(subscription)[0], plan_start]
+
+
+async def test_a_subscription_stripe_did_not_make_is_made_by_a_retry_or_given_up(
+    subs: Subscriptions, clock: FakeClock
+) -> None:
+    offer = await subs.offer()
+    subs.fake.down = True
+    for key in ("a", "b"):
+        given = {"input": {"offerId": offer, "idempotencyKey": key}}
+        assert await subs.api.error_code(SUBSCRIBE, given, as_=ALICE) == "PAYMENT_FAILED"
+    subs.fake.down = False
+    plans = await subs.plans()
+    assert [(p["status"], p["currentPeriodEnd"]) for p in plans] == [("INCOMPLETE", None)] * 2
+
+    retried = await subs.subscribe(offer, idempotencyKey="a")  # soon after: made now
+    assert retried["plan"]["id"] == plans[1]["id"] and retried["paymentClientSecret"]
+    clock.advance(hours=25)  # the other one is given up
+    late = await subs.subscribe(offer, idempotencyKey="b")
+    assert (late["plan"]["status"], late["paymentClientSecret"]) == ("CANCELED", None)
+    assert len(subs.fake.subscriptions) == 1
 
 
 async def test_subscribers_and_webhook_receivers_hear_of_plans(

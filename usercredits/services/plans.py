@@ -55,6 +55,12 @@ MAX_PLANS = 100
 SWEEP_BATCH = 500
 """Plans the sweep asks about per run; the next run takes the rest."""
 WRITE_ATTEMPTS = 5
+START_WINDOW = timedelta(hours=12)
+"""How long after a plan is made a retry may still make its subscription: well within the
+24 hours Stripe keeps an idempotency key, so a subscription made once (its answer lost)
+is answered again, never made twice. A plan left without one after that is canceled by
+the sweep (`refresh_plan`); a subscription made meanwhile reaches it through its
+webhooks, or expires unpaid at Stripe."""
 
 _MESSAGES = {
     PlanStatus.INCOMPLETE: "awaiting the first payment",
@@ -192,7 +198,9 @@ class Plans:
                 "a retry must repeat the same request"
             )
         if plan.subscription_id is None:
-            return await self._start(plan)
+            if self._clock.now() - plan.created_at < START_WINDOW:
+                return await self._start(plan)
+            return Subscribed(await self.refresh_plan(plan_id=plan.id), None)
         renewal = await self._payments.get_renewal(plan.subscription_id)
         return Subscribed(await self._apply(plan, renewal), renewal.client_secret)
 
@@ -205,8 +213,10 @@ class Plans:
     async def cancel(self, *, plan_id: str, at_period_end: bool = True) -> Plan:
         """Stops renewal at the end of the paid period, or now (the period's tokens stay)."""
         plan = await self._changeable(plan_id)
-        if plan.subscription_id is None:  # no subscription was made: nothing to stop
-            return await self._write(plan.id, _canceled_here)
+        if plan.subscription_id is None:  # none was made: nothing to stop at the provider
+            plan = await self._write(plan.id, _canceled_here)
+            if plan.subscription_id is None:
+                return plan
         renewal = await self._payments.cancel_renewal(
             plan.subscription_id, at_period_end=at_period_end
         )
@@ -231,8 +241,10 @@ class Plans:
         """Reads the plan's subscription and recent paid invoices from the provider and
         applies them (for webhooks that were missed)."""
         plan = await self.get_plan(plan_id=plan_id)
-        if plan.subscription_id is None:
-            return plan
+        if plan.subscription_id is None:  # its making was cut short
+            if self._clock.now() - plan.created_at < FIRST_PAYMENT:
+                return plan
+            return await self._write(plan.id, _never_started)
         renewal = await self._payments.get_renewal(plan.subscription_id)
         invoices = await self._payments.paid_invoices(plan.subscription_id)
         return await self._apply(plan, renewal, invoices)
@@ -338,9 +350,17 @@ class Plans:
 
 def _canceled_here(current: Plan, now: datetime) -> dict[str, Any] | None:
     """A plan whose subscription was never made, canceled without asking the provider."""
-    if current.status is PlanStatus.CANCELED:
+    return _cancel_unstarted(current, now, "canceled before it was paid")
+
+
+def _never_started(current: Plan, now: datetime) -> dict[str, Any] | None:
+    return _cancel_unstarted(current, now, "its subscription was never made")
+
+
+def _cancel_unstarted(current: Plan, now: datetime, message: str) -> dict[str, Any] | None:
+    if current.status is PlanStatus.CANCELED or current.subscription_id is not None:
         return None
-    step = PlanStep(at=now, status=PlanStatus.CANCELED, message="canceled before it was paid")
+    step = PlanStep(at=now, status=PlanStatus.CANCELED, message=message)
     return {
         "$set": {"status": PlanStatus.CANCELED.value, "refresh_after": None},
         "$push": {"history": step.model_dump()},
