@@ -52,7 +52,7 @@ class Shop:
         async with self.http.post(f"{base}/webhooks/stripe", data=body, headers=headers) as r:
             return r.status, await r.json()
 
-    async def offer(self, tokens: int = 100, group: str = "chat") -> str:
+    async def offer(self, tokens: int = 100, group: str = "chat", **more: Any) -> str:
         data = await self.api.data(
             OFFER,
             {
@@ -63,6 +63,7 @@ class Shop:
                     "tokenCount": tokens,
                     "prices": [{"amount": "4.99", "currency": "USD"}],
                     "cycle": "ONCE",
+                    **more,
                 }
             },
             as_=ADMIN,
@@ -327,9 +328,13 @@ async def test_without_a_saved_card_the_rule_says_so_and_charges_nothing(shop: S
 async def test_bad_rules_are_refused_and_change_nothing(shop: Shop) -> None:
     offer = await shop.offer(group="chat")
     elsewhere = await shop.offer(group="images")
+    in_euros = await shop.offer(prices=[{"amount": "4.99", "currency": "EUR"}])
+    two_at_most = await shop.offer(quantityLimit=2)
     base = {"offerGroup": "chat", "offerId": offer, "threshold": 20}
     for bad, code in (
         ({"offerId": elsewhere}, "BAD_USER_INPUT"),
+        ({"offerId": in_euros}, "BAD_USER_INPUT"),  # not sold in the service's currency
+        ({"offerId": two_at_most, "quantity": 3}, "QUANTITY_LIMIT"),
         ({"threshold": -1}, "BAD_USER_INPUT"),
         ({"maxPerMonth": 0}, "BAD_USER_INPUT"),
         ({"maxPerMonth": 101}, "BAD_USER_INPUT"),

@@ -103,6 +103,5 @@ def build_services(
             customers=customers,
             clock=clock,
             limits=limits,
-            default_currency=default_currency,
         ),
     )

@@ -211,7 +211,7 @@ class Orders:
                 return await self._replayed(existing, offer_id)
         check_quantity(quantity)
         offer = await self._offers.ensure_available(user_id=user_id, offer_id=offer_id)
-        total = price_of(offer, quantity, currency or self._default_currency)
+        total = self.quote(offer, quantity, currency)
         await self._make_room_for_pending(user_id)
         new = self._new_order(user_id, offer, quantity, total, idempotency_key, order_id)
         secret = None
@@ -238,6 +238,11 @@ class Orders:
                 order_id=order.id, status=OrderStatus.PAID, message="free order"
             )
         return CreatedOrder(order=order, payment_client_secret=secret)
+
+    def quote(self, offer: Offer, quantity: int, currency: str | None = None) -> Money:
+        """What `quantity` units of the offer cost in `currency` (default: the service's),
+        refused as an order of them would be."""
+        return price_of(offer, quantity, currency or self._default_currency)
 
     async def charge_saved_card(self, *, order_id: str, card: SavedCard) -> Charged:
         """Pays a pending off-session order with a saved card and applies the outcome. The

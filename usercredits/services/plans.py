@@ -35,7 +35,7 @@ from usercredits.services.ids import object_id
 from usercredits.services.limits import InputLimits
 from usercredits.services.money import Money
 from usercredits.services.offers import Offers
-from usercredits.services.orders import Orders, check_quantity, price_of
+from usercredits.services.orders import Orders, check_quantity
 from usercredits.services.payments import Invoice, PaymentClient, Renewal, WebhookEvent
 from usercredits.values import OfferKind, Plan, PlanStatus, PlanStep
 
@@ -91,7 +91,6 @@ class Plans:
         customers: PaymentCustomers,
         clock: Clock,
         limits: InputLimits,
-        default_currency: str,
     ) -> None:
         self._offers = offers
         self._orders = orders
@@ -99,7 +98,6 @@ class Plans:
         self._customers = customers
         self._clock = clock
         self._limits = limits
-        self._default_currency = default_currency
         self._plans = PlanDocument.get_pymongo_collection
 
     # -- reads ---------------------------------------------------------------------------
@@ -141,7 +139,7 @@ class Plans:
                 f"offer {offer_id} is a {offer.kind.name} offer; only a SUBSCRIPTION renews"
             )
         renewal_interval(offer.cycle, offer.custom_cycle_seconds)  # it must renew
-        total = price_of(offer, quantity, currency or self._default_currency)
+        total = self._orders.quote(offer, quantity, currency)
         now = self._clock.now()
         status = PlanStatus.INCOMPLETE
         document = PlanDocument(

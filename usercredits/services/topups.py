@@ -117,6 +117,7 @@ class AutoTopUps:
                 f"offer {offer_id} credits group {offer.offer_group!r}, not {group!r}: a "
                 "top-up must refill the group it watches"
             )
+        self._orders.quote(offer, quantity)  # a rule its first top-up could not buy is refused
         raw = await self._rules().find_one_and_update(
             {"user_id": user_id, "offer_group": group},
             {
