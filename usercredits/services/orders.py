@@ -11,6 +11,7 @@ import logging
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from bson import ObjectId
@@ -38,6 +39,7 @@ from usercredits.services.offers import Offers
 from usercredits.services.pages import newest_first
 from usercredits.services.payments import Invoice, PaymentClient, PaymentState, SandboxPaymentClient
 from usercredits.services.wallets import Wallets
+from usercredits.services.writes import insert_keyed
 from usercredits.values import (
     CombinedItem,
     LedgerReason,
@@ -221,16 +223,8 @@ class Orders:
             )
             new.payment_intent_id = payment.id
             secret = payment.client_secret
-        try:
-            await new.insert()
-        except DuplicateKeyError:
-            if idempotency_key is None:
-                raise
-            raced = await self._by_key(user_id, idempotency_key)
-            if raced is None:
-                raise Impossible(
-                    f"order key {idempotency_key} clashed with an order that is gone"
-                ) from None
+        raced = await insert_keyed(new, idempotency_key, partial(self._by_key, user_id))
+        if raced is not None:
             return await self._replayed(raced, offer_id)
         order = Order.model_validate(new)
         if total.minor_units == 0:

@@ -13,9 +13,8 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
-
-from pymongo.errors import DuplicateKeyError
 
 from usercredits.models import PlanDocument
 from usercredits.services.access import Principal
@@ -37,6 +36,7 @@ from usercredits.services.money import Money
 from usercredits.services.offers import Offers
 from usercredits.services.orders import Orders, check_quantity
 from usercredits.services.payments import Invoice, PaymentClient, Renewal, WebhookEvent
+from usercredits.services.writes import insert_keyed
 from usercredits.values import OfferKind, Plan, PlanStatus, PlanStep
 
 log = logging.getLogger(__name__)
@@ -157,16 +157,8 @@ class Plans:
             refresh_after=now + FIRST_PAYMENT,
             history=[PlanStep(at=now, status=status, message="subscribed")],
         )
-        try:
-            await document.insert()
-        except DuplicateKeyError:
-            if idempotency_key is None:
-                raise
-            raced = await self._by_key(user_id, idempotency_key)
-            if raced is None:
-                raise Impossible(
-                    f"plan key {idempotency_key} clashed with a plan that is gone"
-                ) from None
+        raced = await insert_keyed(document, idempotency_key, partial(self._by_key, user_id))
+        if raced is not None:
             return await self._replayed(raced, offer_id)
         return await self._start(Plan.model_validate(document))
 
