@@ -55,11 +55,12 @@ def event(kind: str, obj: dict[str, Any], event_id: str | None = None) -> bytes:
     ).encode()
 
 
-def _after(start: int, recurring: dict[str, Any]) -> int:
-    """The end of a price's period starting at `start` (Unix times)."""
+def _after(anchor: int, recurring: dict[str, Any], times: int = 1) -> int:
+    """The end of `times` periods of a price from its billing anchor (Unix times): Stripe
+    counts every period from the anchor (Jan 31, Feb 28, Mar 31)."""
     unit, count = recurring["interval"], int(recurring["interval_count"])
-    step = relativedelta(**{f"{unit}s": count})
-    return int((datetime.fromtimestamp(start, UTC) + step).timestamp())
+    step = relativedelta(**{f"{unit}s": count * times})
+    return int((datetime.fromtimestamp(anchor, UTC) + step).timestamp())
 
 
 def _shown(invoice: dict[str, Any]) -> dict[str, Any]:
@@ -86,6 +87,8 @@ class FakeStripe:
         """Every off-session charge attempted (not replays of an idempotency key)."""
         self.lose_next_charge_answer = False
         """The next off-session charge is made, then Stripe goes down before answering."""
+        self.lose_next_subscription_answer = False
+        """The next subscription is made, then Stripe goes down before answering."""
         self.process_charges = False
         """Off-session charges stay `processing` (as bank debits do) until a test says."""
         self.refuse_charges: str | None = None
@@ -324,6 +327,7 @@ class FakeStripe:
             "object": "subscription",
             "customer": form["customer"],
             "status": "incomplete",
+            "billing_cycle_anchor": start,
             "cancel_at_period_end": False,
             "metadata": {
                 "plan_id": form.get("metadata[plan_id]"),
@@ -346,7 +350,11 @@ class FakeStripe:
         }
         self.subscriptions[subscription["id"]] = subscription
         self.created_by_key[key] = subscription
-        self._invoice(subscription)
+        self._invoice(subscription, "subscription_create")
+        if self.lose_next_subscription_answer:
+            self.lose_next_subscription_answer = False
+            self.down = True
+            return _error(503, "api_error", "Stripe is unavailable")
         return self._subscription_answer(subscription, form)
 
     def _subscription_answer(self, subscription: dict[str, Any], asked: Any) -> web.Response:
@@ -361,7 +369,7 @@ class FakeStripe:
             shown["latest_invoice"] = invoice
         return web.json_response(shown)
 
-    def _invoice(self, subscription: dict[str, Any]) -> dict[str, Any]:
+    def _invoice(self, subscription: dict[str, Any], reason: str) -> dict[str, Any]:
         """An open invoice for the subscription's current period: its latest."""
         [item] = subscription["items"]["data"]
         amount = item["price"]["unit_amount"] * item["quantity"]
@@ -370,6 +378,7 @@ class FakeStripe:
             "id": invoice_id,
             "object": "invoice",
             "status": "open",
+            "billing_reason": reason,
             "customer": subscription["customer"],
             "currency": item["price"]["currency"],
             "amount_due": amount,
@@ -469,12 +478,28 @@ class FakeStripe:
         if subscription["cancel_at_period_end"]:
             return self.end(subscription)
         [item] = subscription["items"]["data"]
-        start = item["current_period_end"]
-        item.update(
-            current_period_start=start, current_period_end=_after(start, item["price"]["recurring"])
+        periods = sum(
+            i["parent"]["subscription_details"]["subscription"] == subscription["id"]
+            and i["billing_reason"] != "subscription_update"
+            for i in self.invoices.values()
         )
-        self._invoice(subscription)
+        item.update(
+            current_period_start=item["current_period_end"],
+            current_period_end=_after(
+                subscription["billing_cycle_anchor"], item["price"]["recurring"], periods + 1
+            ),
+        )
+        self._invoice(subscription, "subscription_cycle")
         return event("customer.subscription.updated", dict(subscription))
+
+    def prorate(self, subscription: dict[str, Any]) -> bytes:
+        """A paid proration invoice (a quantity changed in the dashboard): the
+        `invoice.paid` event's body. It is not the latest invoice of a period."""
+        latest = subscription["latest_invoice"]
+        invoice = self._invoice(subscription, "subscription_update")
+        subscription["latest_invoice"] = latest
+        invoice.update(status="paid", amount_paid=invoice["amount_due"])
+        return event("invoice.paid", _shown(invoice))
 
     def end(self, subscription: dict[str, Any]) -> bytes:
         subscription["status"] = "canceled"

@@ -14,7 +14,7 @@ from tests.api import Api, TransportWsClient, token, ws_url
 from tests.conftest import StartServer
 from tests.fake_stripe import FakeStripe, event, server_settings, sign
 from tests.receiver import running_receiver
-from tests.support import FakeClock
+from tests.support import START, FakeClock
 from usercredits.models import LedgerEntryDocument, PlanDocument
 from usercredits.services.access import Role
 
@@ -149,6 +149,8 @@ async def test_a_plan_renews_three_periods_each_credited_for_its_period(
         assert plan["status"] == "ACTIVE"
         assert (plan["currentPeriodStart"], plan["currentPeriodEnd"]) == periods[-1]
 
+    # Each period counted from the first one's start, as Stripe does.
+    assert [start[:10] for start, _ in periods] == ["2026-01-31", "2026-02-28", "2026-03-31"]
     orders = plan["orders"]
     assert [(o["starts"], o["expires"]) for o in orders] == periods[::-1]  # newest first
     assert {(o["status"], o["tokenCount"], o["total"]["minorUnits"]) for o in orders} == {
@@ -156,6 +158,9 @@ async def test_a_plan_renews_three_periods_each_credited_for_its_period(
     }
     assert await subs.credits() == [100, 100, 100]
     assert await subs.plans() == [plan]
+    cancel_order = "mutation($id: ID!) { cancelOrder(id: $id) { status } }"
+    code = await subs.api.error_code(cancel_order, {"id": orders[0]["id"]}, as_=ADMIN)
+    assert code == "CONFLICT"
     # A second plan on the same offer and price reuses Stripe's price.
     await subs.subscribe(offer)
     assert len(subs.fake.prices) == 1 and len(subs.fake.subscriptions) == 2
@@ -181,6 +186,7 @@ async def test_a_failed_renewal_is_past_due_and_a_retry_credits_the_period_once(
     )
     assert outcomes == ["active", "active"]
     assert await subs.deliver(paid) == "duplicate"
+    assert await subs.deliver(subs.fake.prorate(subscription)) == "active"  # no period bought
     assert await subs.credits() == [100, 100]
     plan = await subs.plan(REFRESH, id=plan["id"])
     assert (plan["status"], len(plan["orders"])) == ("ACTIVE", 2)
@@ -274,8 +280,20 @@ async def test_a_missed_renewal_is_found_by_refresh_and_by_the_sweep(
     assert plan["currentPeriodEnd"] == period_of(subscription)[1]
     assert [o["starts"] for o in plan["orders"]] == [period_of(subscription)[0], plan_start]
 
+    # The next renewal is heard of, its payment is not: the sweep asks within the hour,
+    # while the period is still of use.
+    clock.current = datetime.fromisoformat(plan["currentPeriodEnd"])
+    assert await subs.deliver(fake.renew(subscription)) == "active"
+    fake.pay(subscription)
+    clock.advance(hours=1, seconds=1)
+    async with asyncio.timeout(WAIT_SECONDS):
+        while True:
+            if await subs.credits() == [100, 100, 100]:
+                break
+            await asyncio.sleep(0.05)
 
-async def test_a_subscription_stripe_did_not_make_is_made_by_a_retry_or_given_up(
+
+async def test_a_subscription_stripe_did_not_make_is_made_by_a_retry_never_twice(
     subs: Subscriptions, clock: FakeClock
 ) -> None:
     offer = await subs.offer()
@@ -289,10 +307,27 @@ async def test_a_subscription_stripe_did_not_make_is_made_by_a_retry_or_given_up
 
     retried = await subs.subscribe(offer, idempotencyKey="a")  # soon after: made now
     assert retried["plan"]["id"] == plans[1]["id"] and retried["paymentClientSecret"]
-    clock.advance(hours=25)  # the other one is given up
-    late = await subs.subscribe(offer, idempotencyKey="b")
-    assert (late["plan"]["status"], late["paymentClientSecret"]) == ("CANCELED", None)
+    await subs.plan(CANCEL, id=plans[0]["id"])  # canceled before it was made
+    canceled = await subs.subscribe(offer, idempotencyKey="b")  # then retried: not made
+    assert (canceled["plan"]["status"], canceled["paymentClientSecret"]) == ("CANCELED", None)
     assert len(subs.fake.subscriptions) == 1
+
+    # Made at Stripe, its answer lost, the plan canceled: the subscription is canceled too.
+    subs.fake.lose_next_subscription_answer = True
+    given = {"input": {"offerId": offer, "idempotencyKey": "c"}}
+    assert await subs.api.error_code(SUBSCRIBE, given, as_=ALICE) == "PAYMENT_FAILED"
+    subs.fake.down = False
+    [lost] = [p for p in await subs.plans() if p["id"] not in {q["id"] for q in plans}]
+    assert (await subs.plan(CANCEL, id=lost["id"]))["status"] == "CANCELED"
+    stray = subs.fake.subscription_of(lost["id"])
+    created = event("customer.subscription.created", dict(stray))
+    assert await subs.deliver(created) == "canceled"
+    assert stray["status"] == "canceled"
+
+    clock.advance(hours=25)  # a plan never made is given up by its refresh
+    given_up = await subs.plan(REFRESH, id=plans[1]["id"])
+    assert given_up["status"] == "INCOMPLETE"  # it was made: Stripe ends it, not us
+    assert await subs.credits() == []
 
 
 async def test_subscribers_and_webhook_receivers_hear_of_plans(
@@ -315,12 +350,11 @@ async def test_subscribers_and_webhook_receivers_hear_of_plans(
             as_=ADMIN,
         )  # fmt: skip
         await subs.deliver(subs.fake.pay(subscription))
-        pushed = await client.receive()
-        assert pushed["payload"]["data"]["planUpdated"] == {
-            "id": plan["id"],
-            "status": "ACTIVE",
-            "cancelAtPeriodEnd": False,
-        }
+        pushed = [(await client.receive())["payload"]["data"]["planUpdated"]]
+        while pushed[-1]["status"] != "ACTIVE":  # the write that made it may come first
+            pushed.append((await client.receive())["payload"]["data"]["planUpdated"])
+        assert {(p["id"], p["status"]) for p in pushed[:-1]} <= {(plan["id"], "INCOMPLETE")}
+        assert pushed[-1] == {"id": plan["id"], "status": "ACTIVE", "cancelAtPeriodEnd": False}
         await subs.deliver(subs.fake.renew(subscription))
         await subs.deliver(subs.fake.fail(subscription))
         await subs.deliver(subs.fake.end(subscription))
@@ -355,6 +389,16 @@ async def test_the_sandbox_renews_plans_by_its_clock(
     clock.advance(days=7)
     assert len((await subs.plan(REFRESH, id=plan["id"]))["orders"]) == 3
 
+    clock.current = START  # Jan 31: renewals counted from it, as Stripe counts them
+    monthly = (await subs.subscribe(await subs.offer()))["plan"]
+    clock.current = START + timedelta(days=60)
+    renewed = await subs.plan(REFRESH, id=monthly["id"])
+    assert [o["starts"][:10] for o in renewed["orders"]] == [
+        "2026-03-31",
+        "2026-02-28",
+        "2026-01-31",
+    ]
+
 
 async def test_bad_requests_are_refused_and_change_nothing(subs: Subscriptions) -> None:
     monthly = await subs.offer()
@@ -378,7 +422,18 @@ async def test_bad_requests_are_refused_and_change_nothing(subs: Subscriptions) 
     assert await subs.api.error_code(SUBSCRIBE, reused, as_=ALICE) == "CONFLICT"
     for mutation in (CANCEL, RESUME, REFRESH):  # bob cannot see alice's plan
         assert await subs.api.error_code(mutation, {"id": plan["id"]}, as_=BOB) == "NOT_FOUND"
+    service = token("billing", Role.SERVICE)  # a back end reads plans, an admin changes them
+    assert (await subs.api.data(REFRESH, {"id": plan["id"]}, as_=service))["refreshPlan"]
+    assert await subs.api.error_code(CANCEL, {"id": plan["id"]}, as_=service) == "FORBIDDEN"
     assert subs.fake.subscription_of(plan["id"])["cancel_at_period_end"] is False
+    for _ in range(4):  # five plans await their first payment: a sixth is refused
+        await subs.subscribe(monthly)
+    given = {"input": {"offerId": monthly}}
+    assert await subs.api.error_code(SUBSCRIBE, given, as_=ALICE) == "QUANTITY_LIMIT"
+    assert len(subs.fake.subscriptions) == 5
+    admin_canceled = await subs.api.data(CANCEL, {"id": plan["id"], "end": False}, as_=ADMIN)
+    assert admin_canceled["cancelPlan"]["status"] == "CANCELED"
+    await subs.subscribe(monthly)  # room again
     buy = """mutation($input: CreateOrderInput!) { createOrder(input: $input) { order { id } } }"""
     for key in ("invoice:in_1", "bundle:x:0", "top-up:y"):
         given = {"input": {"offerId": pack, "idempotencyKey": key}}

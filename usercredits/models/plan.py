@@ -28,6 +28,10 @@ class PlanDocument(Document, PlanFields):
             ),
             IndexModel([("user_id", pymongo.ASCENDING), ("_id", pymongo.ASCENDING)], name="user"),
             IndexModel(
+                [("user_id", pymongo.ASCENDING), ("status", pymongo.ASCENDING)],
+                name="user_status",
+            ),
+            IndexModel(
                 [("subscription_id", pymongo.ASCENDING), ("_id", pymongo.ASCENDING)],
                 name="subscription",
             ),

@@ -26,14 +26,15 @@ class Interval:
     unit: str
     count: int
 
-    def after(self, start: datetime) -> datetime:
-        """When the period starting at `start` ends."""
+    def after(self, anchor: datetime, times: int = 1) -> datetime:
+        """When `times` periods from `anchor` end: counted from the anchor, as providers
+        bill, so a plan started on Jan 31 renews on Feb 28, then Mar 31."""
         if self.unit == "month":
-            return start + relativedelta(months=self.count)
+            return anchor + relativedelta(months=self.count * times)
         if self.unit == "year":
-            return start + relativedelta(years=self.count)
-        days = self.count * (7 if self.unit == "week" else 1)
-        return start + timedelta(days=days)
+            return anchor + relativedelta(years=self.count * times)
+        days = self.count * times * (7 if self.unit == "week" else 1)
+        return anchor + timedelta(days=days)
 
 
 _INTERVALS = {

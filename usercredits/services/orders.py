@@ -50,7 +50,7 @@ from usercredits.values import (
     Plan,
 )
 from usercredits.values.lots import MAX_TOKENS
-from usercredits.values.orders import BUNDLE_KEY, INVOICE_KEY, RESERVED_KEYS, is_top_up_key
+from usercredits.values.orders import BUNDLE_KEY, INVOICE_KEY, RESERVED_KEYS, is_service_key
 
 log = logging.getLogger(__name__)
 
@@ -317,8 +317,8 @@ class Orders:
             return
         oldest = self._orders.find(pending, {"_id": 1, "idempotency_key": 1}).sort("_id", 1)
         async for doc in oldest.limit(excess):
-            if is_top_up_key(doc.get("idempotency_key")):
-                continue  # an auto top-up's charge may be under way: the rule settles it
+            if is_service_key(doc.get("idempotency_key")):
+                continue  # a top-up's charge or a paid invoice: settled by the service
             try:
                 await self.cancel_order(
                     order_id=str(doc["_id"]),
@@ -449,6 +449,11 @@ class Orders:
             raise OrderNotPending(
                 f"order {order_id} is {order.status.value}; only a pending order can be canceled"
             )
+        if order.plan_id is not None:
+            raise OrderNotPending(
+                f"order {order_id} is a paid period of plan {order.plan_id}: it is completed, "
+                "not canceled (cancelPlan stops the plan)"
+            )
         if order.payment_intent_id is not None:
             await self._payments.cancel_payment(order.payment_intent_id)
         return await self.apply_status(
@@ -546,7 +551,7 @@ class Orders:
         """A paid, free child order per bundled item (once: its key names the parent and the
         item), crediting the item's group with the item's tokens x item quantity x bundles
         bought, for the item's own cycle if it has one, else the bundle's, times the bundles
-        bought."""
+        bought; a plan's period gives its items one cycle, or the period itself."""
         item = await self._offers.get_offer(offer_id=bundled.offer_id)
         cycle, seconds = (
             (bundled.cycle, bundled.custom_cycle_seconds)
@@ -554,7 +559,12 @@ class Orders:
             else (bundle.cycle, bundle.custom_cycle_seconds)
         )
         starts = await self._start(item, parent.user_id, bundle_starts)
-        expires = expiry(starts, cycle, parent.quantity, seconds)
+        if parent.plan_id is None:
+            expires = expiry(starts, cycle, parent.quantity, seconds)
+        elif bundled.cycle:  # a plan buys one period at a time, whatever its quantity
+            expires = expiry(starts, cycle, 1, seconds)
+        else:
+            expires = parent.expires
         now = self._clock.now()
         key = f"{BUNDLE_KEY}{parent.id}:{index}"
         child = OrderDocument(

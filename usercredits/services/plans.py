@@ -29,6 +29,7 @@ from usercredits.services.errors import (
     KeyReused,
     NotFound,
     PlanCanceled,
+    QuantityLimit,
 )
 from usercredits.services.ids import object_id
 from usercredits.services.limits import InputLimits
@@ -52,6 +53,9 @@ FIRST_PAYMENT = timedelta(days=1)
 it after 23 hours."""
 MAX_PLANS = 100
 """A wallet's plans listed, newest first."""
+MAX_INCOMPLETE = 5
+"""Plans a user may have awaiting their first payment: each is a subscription and an open
+invoice at the provider, so abandoned checkouts cannot pile them up."""
 SWEEP_BATCH = 500
 """Plans the sweep asks about per run; the next run takes the rest."""
 WRITE_ATTEMPTS = 5
@@ -140,6 +144,11 @@ class Plans:
             )
         renewal_interval(offer.cycle, offer.custom_cycle_seconds)  # it must renew
         total = self._orders.quote(offer, quantity, currency)
+        awaiting = {"user_id": user_id, "status": PlanStatus.INCOMPLETE.value}
+        if await self._plans().count_documents(awaiting) >= MAX_INCOMPLETE:
+            raise QuantityLimit(
+                f"{MAX_INCOMPLETE} plans await their first payment: pay or cancel one first"
+            )
         now = self._clock.now()
         status = PlanStatus.INCOMPLETE
         document = PlanDocument(
@@ -187,6 +196,8 @@ class Plans:
                 f"idempotency key {plan.idempotency_key!r} was used for offer {plan.offer_id}; "
                 "a retry must repeat the same request"
             )
+        if plan.status is PlanStatus.CANCELED:
+            return Subscribed(plan, None)
         if plan.subscription_id is None:
             if self._clock.now() - plan.created_at < START_WINDOW:
                 return await self._start(plan)
@@ -248,15 +259,15 @@ class Plans:
             raise Impossible(f"event {event.id} names no subscription")
         try:
             renewal = await self._payments.get_renewal(event.subscription_id)
-            plan = await self.get_plan(plan_id=renewal.plan_id)
+            plan = None if renewal.plan_id is None else await self.get_plan(plan_id=renewal.plan_id)
         except NotFound:
+            plan = None
+        if plan is None or plan.subscription_id not in (None, renewal.id):
             log.warning(
-                "event for an unknown subscription",
+                "event for a subscription no plan has",
                 extra={"event_id": event.id, "subscription_id": event.subscription_id},
             )
             return "unknown subscription"
-        if plan.subscription_id not in (None, renewal.id):
-            raise Impossible(f"subscription {renewal.id} names plan {plan.id}, which has another")
         invoices = () if event.invoice is None else (event.invoice,)
         return (await self._apply(plan, renewal, invoices)).status.value
 
@@ -271,11 +282,19 @@ class Plans:
         )
         asked = 0
         async for raw in cursor:
+            plan_id = str(raw["_id"])
             try:
-                await self.refresh_plan(plan_id=str(raw["_id"]))
-            except DomainError as exc:  # the provider is unreachable: the next sweep retries
+                await self.refresh_plan(plan_id=plan_id)
+            except Exception as exc:
+                # Unreachable provider, or a subscription it no longer has: ask again later
+                # rather than first at every sweep.
                 log.warning(
-                    "plan refresh skipped", extra={"plan_id": str(raw["_id"]), "error": exc.message}
+                    "plan refresh failed",
+                    extra={"plan_id": plan_id, "error": str(exc)},
+                    exc_info=not isinstance(exc, DomainError),
+                )
+                await self._plans().update_one(
+                    {"_id": raw["_id"]}, {"$set": {"refresh_after": now + RECHECK}}
                 )
                 continue
             asked += 1
@@ -284,7 +303,12 @@ class Plans:
     async def _apply(self, plan: Plan, renewal: Renewal, invoices: Sequence[Invoice] = ()) -> Plan:
         """Credits the paid invoices of the plan's subscription (each once), then takes its
         status and period: credit first, so a crash between the two is completed by the
-        next news, and an ACTIVE plan has its period's tokens."""
+        next news, and an ACTIVE plan has its period's tokens.
+
+        Two instances may apply reads of the subscription made at different moments in
+        the wrong order (a failed payment's, then its successful retry's, written the other
+        way round): whoever changes the status reads the subscription once more and applies
+        that, so the last write follows a read made after every earlier write."""
         paid = {
             invoice.id: invoice
             for invoice in (renewal.latest_invoice, *invoices)
@@ -292,32 +316,17 @@ class Plans:
         }
         for invoice in sorted(paid.values(), key=lambda invoice: invoice.period_start):
             await self._orders.pay_invoice(plan=plan, invoice=invoice)
-
-        def follow(current: Plan, now: datetime) -> dict[str, Any] | None:
-            stale = (
-                current.current_period_end is not None
-                and renewal.period_end is not None
-                and renewal.period_end < current.current_period_end
-            )
-            if current.status is PlanStatus.CANCELED or stale:
-                return None
-            fields: dict[str, Any] = {
-                "subscription_id": renewal.id,
-                "status": renewal.status.value,
-                "current_period_start": renewal.period_start,
-                "current_period_end": renewal.period_end,
-                "cancel_at_period_end": renewal.cancel_at_period_end,
-            }
-            if all(getattr(current, name) == value for name, value in fields.items()):
-                return None
-            fields["refresh_after"] = _next_check(renewal, now)
-            update: dict[str, Any] = {"$set": fields}
-            if renewal.status is not current.status:
-                step = PlanStep(at=now, status=renewal.status, message=_MESSAGES[renewal.status])
-                update["$push"] = {"history": step.model_dump()}
-            return update
-
-        return await self._write(plan.id, follow)
+        updated = await self._write(plan.id, _following(renewal))
+        if updated.status is PlanStatus.CANCELED and renewal.status is not PlanStatus.CANCELED:
+            # A subscription made for a plan that ended first (its making was retried after
+            # it was canceled, or its answer was lost): it must not bill the user.
+            log.warning("canceling the subscription of a canceled plan", extra={"plan": plan.id})
+            await self._payments.cancel_renewal(renewal.id, at_period_end=False)
+        elif updated.revision != plan.revision and updated.status is not plan.status:
+            fresh = await self._payments.get_renewal(renewal.id)
+            if fresh != renewal:
+                updated = await self._write(plan.id, _following(fresh))
+        return updated
 
     async def _write(self, plan_id: str, change: Change) -> Plan:
         """Applies `change(current plan, now)` (an update, or None for nothing to do) if no
@@ -336,6 +345,37 @@ class Plans:
             if result.modified_count == 1:
                 return await self.get_plan(plan_id=plan_id)
         raise Conflict(f"plan {plan_id} kept changing; try again")
+
+
+def _following(renewal: Renewal) -> Change:
+    """The write that makes the plan what the provider says of its subscription: nothing
+    for a canceled plan (final) or a read older than the plan's period."""
+
+    def follow(current: Plan, now: datetime) -> dict[str, Any] | None:
+        stale = (
+            current.current_period_end is not None
+            and renewal.period_end is not None
+            and renewal.period_end < current.current_period_end
+        )
+        if current.status is PlanStatus.CANCELED or stale:
+            return None
+        fields: dict[str, Any] = {
+            "subscription_id": renewal.id,
+            "status": renewal.status.value,
+            "current_period_start": renewal.period_start,
+            "current_period_end": renewal.period_end,
+            "cancel_at_period_end": renewal.cancel_at_period_end,
+            "refresh_after": _next_check(renewal, now, current.refresh_after),
+        }
+        if all(getattr(current, name) == value for name, value in fields.items()):
+            return None
+        update: dict[str, Any] = {"$set": fields}
+        if renewal.status is not current.status:
+            step = PlanStep(at=now, status=renewal.status, message=_MESSAGES[renewal.status])
+            update["$push"] = {"history": step.model_dump()}
+        return update
+
+    return follow
 
 
 def _canceled_here(current: Plan, now: datetime) -> dict[str, Any] | None:
@@ -357,12 +397,22 @@ def _cancel_unstarted(current: Plan, now: datetime, message: str) -> dict[str, A
     }
 
 
-def _next_check(renewal: Renewal, now: datetime) -> datetime | None:
-    """When the sweep should ask about the plan if no news comes first."""
+def _next_check(renewal: Renewal, now: datetime, planned: datetime | None) -> datetime | None:
+    """When the sweep should ask about the plan if no news comes first: after the period
+    ends when it is paid; within the hour while its latest period is not known paid (a
+    missed `invoice.paid` is then found while the period is still of use), keeping an
+    hourly check already planned rather than pushing it back at every read."""
     if renewal.status is PlanStatus.CANCELED:
         return None
-    if renewal.status is PlanStatus.INCOMPLETE:
-        return now + FIRST_PAYMENT
-    if renewal.period_end is None:
-        return now + RECHECK
-    return max(renewal.period_end + GRACE, now + RECHECK)
+    invoice = renewal.latest_invoice
+    settled = (
+        renewal.status is PlanStatus.ACTIVE
+        and renewal.period_end is not None
+        and invoice is not None
+        and invoice.paid
+        and invoice.period_end >= renewal.period_end
+    )
+    if settled and renewal.period_end is not None:
+        return max(renewal.period_end + GRACE, now + RECHECK)
+    soon = now + (FIRST_PAYMENT if renewal.status is PlanStatus.INCOMPLETE else RECHECK)
+    return planned if planned is not None and now < planned <= soon else soon

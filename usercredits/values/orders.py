@@ -20,6 +20,12 @@ RESERVED_KEYS = (TOP_UP_KEY, INVOICE_KEY, BUNDLE_KEY)
 start with one, or it could take the place of such an order."""
 
 
+def is_service_key(idempotency_key: str | None) -> bool:
+    """Whether the order was made by the service itself (a top-up, a paid invoice, a
+    bundle's item), not by a buyer."""
+    return idempotency_key is not None and idempotency_key.startswith(RESERVED_KEYS)
+
+
 def is_top_up_key(idempotency_key: str | None) -> bool:
     """Whether an order's idempotency key marks it as an auto top-up's."""
     return idempotency_key is not None and idempotency_key.startswith(TOP_UP_KEY)

@@ -62,8 +62,9 @@ class Renewal:
     """A renewing subscription at the provider, as plans see it."""
 
     id: str
-    plan_id: str
-    """Ours, kept in the subscription's metadata."""
+    plan_id: str | None
+    """Ours, kept in the subscription's metadata; None for a subscription made elsewhere
+    (in the dashboard, or by another product on the same account)."""
     status: PlanStatus
     period_start: datetime | None
     period_end: datetime | None

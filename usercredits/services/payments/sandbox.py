@@ -5,12 +5,15 @@ person through the sandbox-only API, or by a test), which makes them succeed or 
 It sends no webhooks. Saving a card saves a test Visa at once, and charges of saved cards
 succeed, unless `refuse_charges` says with which decline code to refuse them. A plan's
 subscription is paid at once and renews by its clock: each read of it bills the periods
-that ended since (paid, or past due while `refuse_charges` is set), as Stripe would have.
+that ended since (paid, or past due while `refuse_charges` is set), as Stripe would have,
+from the first period's start (the billing anchor); a refused invoice is paid again at a
+read once charges are no longer refused, and a first invoice left unpaid for 23 hours ends
+the subscription.
 """
 
 import secrets
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from usercredits.services.clock import Clock, SystemClock
 from usercredits.services.cycles import Interval
@@ -27,6 +30,8 @@ from usercredits.services.payments.base import (
 from usercredits.values import PlanStatus
 
 RECENT_INVOICES = 24
+FIRST_PAYMENT_WINDOW = timedelta(hours=23)
+"""How long Stripe waits for a subscription's first payment before ending it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +47,7 @@ class _Subscription:
     price: _Price
     quantity: int
     status: PlanStatus
+    anchor: datetime
     cancel_at_period_end: bool = False
     invoices: list[Invoice] = field(default_factory=list)
 
@@ -160,8 +166,9 @@ class SandboxPaymentClient:
             price = self._prices.get(price_id)
             if price is None:
                 raise NotFound(f"sandbox price {price_id} does not exist")
-            known = _Subscription(renewal_id, plan_id, price, quantity, PlanStatus.INCOMPLETE)
-            self._bill(known, self._clock.now())
+            now = self._clock.now()
+            known = _Subscription(renewal_id, plan_id, price, quantity, PlanStatus.INCOMPLETE, now)
+            self._bill(known)
             self._subscriptions[renewal_id] = known
         return known.renewal()
 
@@ -186,24 +193,37 @@ class SandboxPaymentClient:
         return subscription.renewal()
 
     def _renewed(self, renewal_id: str) -> _Subscription:
-        """The subscription with every period that ended since it was last read billed."""
+        """The subscription as its clock has it now: an unpaid invoice paid if charges
+        are no longer refused, then every period that ended since billed."""
         subscription = self._subscriptions.get(renewal_id)
         if subscription is None:
             raise NotFound(f"sandbox subscription {renewal_id} does not exist")
         now = self._clock.now()
-        while (
+        latest = subscription.invoices[-1]
+        unpaid_too_long = now - subscription.anchor >= FIRST_PAYMENT_WINDOW
+        if subscription.status is PlanStatus.INCOMPLETE and unpaid_too_long:
+            subscription.status = PlanStatus.CANCELED
+        elif (
             subscription.status is not PlanStatus.CANCELED
+            and not latest.paid
+            and self.refuse_charges is None
+        ):
+            subscription.invoices[-1] = replace(latest, paid=True)
+            subscription.status = PlanStatus.ACTIVE
+        while (
+            subscription.status in (PlanStatus.ACTIVE, PlanStatus.PAST_DUE)
             and subscription.invoices[-1].period_end <= now
         ):
             if subscription.cancel_at_period_end:
                 subscription.status = PlanStatus.CANCELED
             else:
-                self._bill(subscription, subscription.invoices[-1].period_end)
+                self._bill(subscription)
         return subscription
 
-    def _bill(self, subscription: _Subscription, start: datetime) -> None:
-        """Invoices the period from `start`: paid at once unless charges are refused."""
+    def _bill(self, subscription: _Subscription) -> None:
+        """Invoices the next period: paid at once unless charges are refused."""
         price = subscription.price
+        billed = len(subscription.invoices)
         paid = self.refuse_charges is None
         subscription.invoices.append(
             Invoice(
@@ -213,15 +233,14 @@ class SandboxPaymentClient:
                 amount=Money(
                     price.amount.minor_units * subscription.quantity, price.amount.currency
                 ),
-                period_start=start,
-                period_end=price.interval.after(start),
+                period_start=price.interval.after(subscription.anchor, billed),
+                period_end=price.interval.after(subscription.anchor, billed + 1),
             )
         )
-        first = len(subscription.invoices) == 1
         if paid:
             subscription.status = PlanStatus.ACTIVE
         else:
-            subscription.status = PlanStatus.INCOMPLETE if first else PlanStatus.PAST_DUE
+            subscription.status = PlanStatus.INCOMPLETE if billed == 0 else PlanStatus.PAST_DUE
 
     async def close(self) -> None:
         """Nothing to release: sandbox payments live in memory."""

@@ -70,6 +70,8 @@ _SUBSCRIPTION_EVENTS = frozenset(
     }
 )
 _INVOICE_EVENTS = frozenset({"invoice.paid", "invoice.payment_failed"})
+PERIOD_INVOICES = frozenset({"subscription_create", "subscription_cycle"})
+"""The billing reasons of a subscription's invoices that each pay for one period."""
 _WITH_SECRET = "latest_invoice.confirmation_secret"
 """Expanded when a subscription is read: its latest invoice, whose payment the user may
 still owe."""
@@ -112,17 +114,26 @@ def _moment(timestamp: object) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC)
 
 
+def _subscription_of(invoice: dict[str, Any]) -> str | None:
+    """The subscription an invoice bills, if any."""
+    details = (invoice.get("parent") or {}).get("subscription_details") or {}
+    subscription = details.get("subscription")
+    return None if subscription is None else _text(subscription)
+
+
 def _invoice_of(invoice: dict[str, Any]) -> Invoice | None:
-    """A subscription's invoice, for the period of its latest line; None for any other."""
-    parent = invoice.get("parent") or {}
-    details = parent.get("subscription_details") or {}
-    if not details.get("subscription"):
+    """A subscription's invoice for a period (its first, or a renewal), for the period of
+    its latest line; None for any other (one-off, proration, manual) invoice: those buy
+    no period of tokens."""
+    subscription = _subscription_of(invoice)
+    lines = invoice["lines"]["data"]
+    if subscription is None or invoice.get("billing_reason") not in PERIOD_INVOICES or not lines:
         return None
-    line = max(invoice["lines"]["data"], key=lambda item: int(item["period"]["end"]))
+    line = max(lines, key=lambda item: int(item["period"]["end"]))
     paid = invoice["status"] == "paid"
     return Invoice(
         id=_text(invoice["id"]),
-        subscription_id=_text(details["subscription"]),
+        subscription_id=subscription,
         paid=paid,
         amount=Money(
             int(invoice["amount_paid"] if paid else invoice["amount_due"]),
@@ -142,7 +153,7 @@ def _renewal_of(subscription: dict[str, Any]) -> Renewal:
         secret = (latest.get("confirmation_secret") or {}).get("client_secret")
     return Renewal(
         id=_text(subscription["id"]),
-        plan_id=_text(subscription["metadata"]["plan_id"]),
+        plan_id=(subscription.get("metadata") or {}).get("plan_id"),
         status=_PLAN_STATUS[subscription["status"]],
         period_start=_moment(items[0]["current_period_start"]) if items else None,
         period_end=_moment(items[0]["current_period_end"]) if items else None,
@@ -345,6 +356,8 @@ class StripePaymentClient:
                         "unit_amount": amount.minor_units,
                         "recurring": {"interval": interval.unit, "interval_count": interval.count},
                         "lookup_key": key,
+                        # An archived price may hold the key: this one takes it over.
+                        "transfer_lookup_key": True,
                         "product_data": {"name": name[:250]},
                         "metadata": {"offer_id": offer_id},
                     },
@@ -452,7 +465,7 @@ class StripePaymentClient:
             subscription_id = _text(obj["id"])
         elif kind in _INVOICE_EVENTS:
             invoice = _invoice_of(obj)
-            subscription_id = None if invoice is None else invoice.subscription_id
+            subscription_id = _subscription_of(obj)
         return WebhookEvent(
             id=event_id,
             type=kind,
