@@ -109,6 +109,8 @@ class FakeStripe:
         self.app.router.add_post("/v1/subscriptions/{id}", self._update_subscription)
         self.app.router.add_delete("/v1/subscriptions/{id}", self._cancel_subscription)
         self.app.router.add_get("/v1/invoices", self._list_invoices)
+        self.app.router.add_get("/v1/invoice_payments", self._list_invoice_payments)
+        self.invoice_payments: list[dict[str, Any]] = []
         self.app.router.add_post("/v1/customers", self._create_customer)
         self.app.router.add_post("/v1/setup_intents", self._create_setup_intent)
         self.app.router.add_get("/v1/payment_methods", self._list_cards)
@@ -448,6 +450,27 @@ class FakeStripe:
             {"object": "list", "url": "/v1/invoices", "has_more": False, "data": found}
         )
 
+    async def _list_invoice_payments(self, request: web.Request) -> web.Response:
+        query = request.query
+        if query.get("payment[type]") != "payment_intent":
+            return _error(400, "invalid_request_error", f"bad list: {dict(query)}")
+        expand = {v for k, v in query.items() if k.startswith("expand[")}
+        found = [
+            {
+                **paid,
+                "invoice": (
+                    _shown(self.invoices[paid["invoice"]])
+                    if "data.invoice" in expand
+                    else paid["invoice"]
+                ),
+            }
+            for paid in self.invoice_payments
+            if paid["payment"]["payment_intent"] == query.get("payment[payment_intent]")
+        ]
+        return web.json_response(
+            {"object": "list", "url": "/v1/invoice_payments", "has_more": False, "data": found}
+        )
+
     # -- what the card network and the dashboard do --------------------------------------
 
     def subscription_of(self, plan_id: str) -> dict[str, Any]:
@@ -462,7 +485,27 @@ class FakeStripe:
         invoice = self.latest_invoice(subscription)
         invoice.update(status="paid", amount_paid=invoice["amount_due"])
         subscription["status"] = "active"
+        amount, currency = str(invoice["amount_due"]), invoice["currency"]
+        intent = self._new_intent(
+            {"amount": amount, "currency": currency},
+            status="succeeded",
+            amount_received=invoice["amount_due"],
+        )
+        self.invoice_payments.append(
+            {
+                "id": f"inpay_{secrets.token_hex(6)}",
+                "object": "invoice_payment",
+                "invoice": invoice["id"],
+                "status": "paid",
+                "payment": {"type": "payment_intent", "payment_intent": intent["id"]},
+            }
+        )
         return event("invoice.paid", _shown(invoice))
+
+    def payment_of(self, invoice: dict[str, Any]) -> dict[str, Any]:
+        """The payment intent that paid an invoice."""
+        [paid] = [p for p in self.invoice_payments if p["invoice"] == invoice["id"]]
+        return self.intents[paid["payment"]["payment_intent"]]
 
     def fail(self, subscription: dict[str, Any]) -> bytes:
         """The latest invoice's payment is refused: a renewal makes the subscription

@@ -91,6 +91,12 @@ class Subscriptions:
         plans: list[dict[str, Any]] = (await self.api.data(PLANS, as_=ALICE))["wallet"]["plans"]
         return plans
 
+    async def tokens(self) -> int:
+        """Alice's spendable tokens in the plan's group."""
+        query = 'query { wallet { balance(offerGroup: "pro") { tokens } } }'
+        balance = (await self.api.data(query, as_=ALICE))["wallet"]["balance"]
+        return 0 if balance is None else int(balance["tokens"])
+
     async def credits(self) -> list[int]:
         """The tokens of each purchase credit in alice's ledger, oldest first."""
         entries = await LedgerEntryDocument.find(
@@ -161,6 +167,14 @@ async def test_a_plan_renews_three_periods_each_credited_for_its_period(
     cancel_order = "mutation($id: ID!) { cancelOrder(id: $id) { status } }"
     code = await subs.api.error_code(cancel_order, {"id": orders[0]["id"]}, as_=ADMIN)
     assert code == "CONFLICT"
+
+    # The latest period is refunded in the dashboard: its tokens are taken back.
+    assert await subs.tokens() == 100  # the earlier periods have ended
+    refund = FakeStripe.refund_charge(subs.fake.payment_of(subs.fake.latest_invoice(subscription)))
+    assert await subs.deliver(event("charge.refunded", refund)) == "refunded"
+    plan = await subs.plan(REFRESH, id=plan["id"])
+    assert [o["status"] for o in plan["orders"]] == ["REFUNDED", "PAID", "PAID"]
+    assert await subs.tokens() == 0
     # A second plan on the same offer and price reuses Stripe's price.
     await subs.subscribe(offer)
     assert len(subs.fake.prices) == 1 and len(subs.fake.subscriptions) == 2

@@ -417,6 +417,14 @@ class Orders:
     async def find_by_payment(self, *, payment_id: str) -> Order | None:
         return await self._one({"payment_intent_id": payment_id})
 
+    async def find_by_invoice_payment(self, *, payment_id: str) -> Order | None:
+        """The plan's order for the invoice a payment paid (asked of the provider: a plan's
+        order keeps its invoice, not the invoice's payment)."""
+        owner = await self._payments.invoice_paid_by(payment_id)
+        if owner is None:
+            return None
+        return await self._by_key(owner.user_id, f"{INVOICE_KEY}{owner.invoice_id}")
+
     async def reconcile_pending(self, *, older_than: datetime) -> int:
         """Refreshes pending orders created before `older_than` (missed webhooks); a provider
         that cannot be reached leaves them pending for the next run. Returns how many moved."""

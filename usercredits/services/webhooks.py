@@ -16,7 +16,7 @@ from usercredits.models import ProcessedEvent
 from usercredits.services.clock import Clock
 from usercredits.services.errors import DomainError, PaymentFailed
 from usercredits.services.orders import Orders
-from usercredits.services.payments import WebhookEvent
+from usercredits.services.payments import PaymentState, WebhookEvent
 from usercredits.services.plans import Plans
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,8 @@ async def _apply(orders: Orders, plans: Plans, event: WebhookEvent) -> str:
     if event.payment_id is None or event.state is None:
         return "ignored"
     order = await orders.find_by_payment(payment_id=event.payment_id)
+    if order is None and event.state is PaymentState.REFUNDED:  # perhaps a plan's period
+        order = await orders.find_by_invoice_payment(payment_id=event.payment_id)
     if order is None:
         log.warning(
             "payment event for an unknown payment",

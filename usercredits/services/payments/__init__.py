@@ -3,6 +3,7 @@
 from usercredits.services.payments.base import (
     Card,
     Invoice,
+    InvoiceOwner,
     Payment,
     PaymentClient,
     PaymentState,
@@ -14,6 +15,7 @@ from usercredits.services.payments.sandbox import SandboxPaymentClient
 __all__ = [
     "Card",
     "Invoice",
+    "InvoiceOwner",
     "Payment",
     "PaymentClient",
     "PaymentState",

@@ -58,6 +58,14 @@ class Invoice:
 
 
 @dataclass(frozen=True, slots=True)
+class InvoiceOwner:
+    """Who a subscription's invoice billed: the user and the invoice."""
+
+    user_id: str
+    invoice_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Renewal:
     """A renewing subscription at the provider, as plans see it."""
 
@@ -142,6 +150,11 @@ class PaymentClient(Protocol):
         ...
 
     async def cancel_renewal(self, renewal_id: str, *, at_period_end: bool) -> Renewal: ...
+
+    async def invoice_paid_by(self, payment_id: str) -> InvoiceOwner | None:
+        """The subscription invoice a payment paid, if it paid one (its refund takes back
+        that period's tokens)."""
+        ...
 
     async def resume_renewal(self, renewal_id: str) -> Renewal:
         """Undoes a cancel at period end."""

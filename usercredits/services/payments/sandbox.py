@@ -22,6 +22,7 @@ from usercredits.services.money import Money
 from usercredits.services.payments.base import (
     Card,
     Invoice,
+    InvoiceOwner,
     Payment,
     PaymentState,
     Renewal,
@@ -186,6 +187,10 @@ class SandboxPaymentClient:
         else:
             subscription.status = PlanStatus.CANCELED
         return subscription.renewal()
+
+    async def invoice_paid_by(self, payment_id: str) -> InvoiceOwner | None:
+        """Sandbox invoices are paid without a payment: none is ever refunded."""
+        return None
 
     async def resume_renewal(self, renewal_id: str) -> Renewal:
         subscription = self._renewed(renewal_id)

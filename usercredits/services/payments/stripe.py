@@ -34,6 +34,7 @@ from usercredits.services.money import Money
 from usercredits.services.payments.base import (
     Card,
     Invoice,
+    InvoiceOwner,
     Payment,
     PaymentState,
     Renewal,
@@ -410,6 +411,23 @@ class StripePaymentClient:
                     renewal_id, params={"expand": [_WITH_SECRET]}
                 )
         return _renewal_of(changed.to_dict())
+
+    async def invoice_paid_by(self, payment_id: str) -> InvoiceOwner | None:
+        with _asking("could not say which invoice a payment paid"):
+            listed = await self._client.v1.invoice_payments.list_async(
+                params={
+                    "payment": {"type": "payment_intent", "payment_intent": payment_id},
+                    "limit": 1,
+                    "expand": ["data.invoice"],
+                }
+            )
+        for paid in listed.to_dict()["data"]:
+            invoice = paid["invoice"]
+            details = (invoice.get("parent") or {}).get("subscription_details") or {}
+            user_id = (details.get("metadata") or {}).get("user_id")
+            if user_id is not None:
+                return InvoiceOwner(user_id=_text(user_id), invoice_id=_text(invoice["id"]))
+        return None
 
     async def resume_renewal(self, renewal_id: str) -> Renewal:
         with _asking("did not resume the subscription"):
