@@ -74,9 +74,10 @@ def clock() -> Iterator[FakeClock]:
 
 
 @pytest.fixture
-def sandbox(clock: FakeClock) -> SandboxPaymentClient:
-    """The sandbox of the test's servers: it renews plans by the test's clock."""
-    return SandboxPaymentClient(clock)
+def sandbox() -> SandboxPaymentClient:
+    """The sandbox of the test's servers (on the wall clock; a test moving time for its
+    plans sets its `clock`)."""
+    return SandboxPaymentClient()
 
 
 @pytest.fixture

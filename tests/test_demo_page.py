@@ -179,6 +179,43 @@ async def test_the_page_recovers_when_the_server_drops_its_websocket(
     await expect(amount(page)).to_have_text("450", timeout=WAIT_MS)
 
 
+@pytest.mark.timeout(60)
+async def test_a_plan_subscribed_on_the_page_credits_and_can_be_canceled(
+    browser: Browser, demo: str, http: aiohttp.ClientSession, artifacts: Path
+) -> None:
+    await Api(http, f"{demo}/graphql").data(
+        UPSERT,
+        {
+            "input": {
+                "name": "Pro monthly",
+                "kind": "SUBSCRIPTION",
+                "offerGroup": "pro",
+                "tokenCount": 300,
+                "prices": [{"amount": "9.99", "currency": "USD"}],
+                "cycle": "MONTHLY",
+            }
+        },
+        as_=token("admin", Role.ADMIN),
+    )
+    page = await open_page(browser, demo)
+    await expect(page.locator("#plans")).to_contain_text("None")
+
+    await page.get_by_role("button", name="Subscribe to Pro monthly").click()
+    await expect(amount(page, "pro")).to_have_text("300", timeout=WAIT_MS)
+    plan = page.locator(".plan")
+    await expect(plan).to_have_attribute("data-status", "ACTIVE")
+    await expect(plan).to_contain_text("pro plan: active, renews")
+
+    await page.get_by_role("button", name="Cancel: pro plan").click()
+    await expect(plan).to_contain_text("pro plan: active, ends", timeout=WAIT_MS)
+    await page.get_by_role("button", name="Resume: pro plan").click()
+    await expect(plan).to_contain_text("renews", timeout=WAIT_MS)
+    await page.get_by_role("button", name="End now: pro plan").click()
+    await expect(plan).to_have_attribute("data-status", "CANCELED", timeout=WAIT_MS)
+    await expect(amount(page, "pro")).to_have_text("300")  # the paid period's tokens stay
+    await page.screenshot(path=artifacts / "demo-plan.png", full_page=True)
+
+
 async def test_the_demo_signs_in_only_its_own_users(demo: str, http: aiohttp.ClientSession) -> None:
     for body in ({"user": "admin"}, {"user": ["demo-1"]}, {}, "demo-1"):
         async with http.post(f"{demo}/demo/session", json=body) as refused:

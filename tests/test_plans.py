@@ -17,6 +17,7 @@ from tests.receiver import running_receiver
 from tests.support import START, FakeClock
 from usercredits.models import LedgerEntryDocument, PlanDocument
 from usercredits.services.access import Role
+from usercredits.services.payments import SandboxPaymentClient
 
 ADMIN = token("admin-1", Role.ADMIN)
 ALICE = token("alice")
@@ -382,9 +383,14 @@ async def test_subscribers_and_webhook_receivers_hear_of_plans(
 
 
 async def test_the_sandbox_renews_plans_by_its_clock(
-    api: Api, clock: FakeClock, http: aiohttp.ClientSession
+    start_server: StartServer,
+    sandbox: SandboxPaymentClient,
+    clock: FakeClock,
+    http: aiohttp.ClientSession,
 ) -> None:
-    subs = Subscriptions([api], FakeStripe(), http)
+    sandbox.clock = clock
+    base = await start_server(clock=clock)
+    subs = Subscriptions([Api(http, f"{base}/graphql")], FakeStripe(), http)
     offer = await subs.offer(cycle="CUSTOM", customCycleSeconds=3 * 86_400)
     subscribed = await subs.subscribe(offer)
     plan = subscribed["plan"]

@@ -1,13 +1,14 @@
 /**
  * The demo page served at `/` with USERCREDITS_DEMO=true: a demo user buys offers in the
- * sandbox, spends and reserves tokens, and watches balances, lots, the ledger and warnings
- * change live, all through the client kit.
+ * sandbox (or subscribes to a renewing plan), spends and reserves tokens, and watches
+ * balances, lots, the ledger and warnings change live, all through the client kit.
  */
 import {
   UserCreditsClient,
   UserCreditsError,
   type Balance,
   type BalancesUpdate,
+  type Plan,
   type Reservation,
   type StripeConfirmer,
   type Watch,
@@ -115,7 +116,7 @@ class Demo {
         // Updates of a watch left behind by a switch of user are dropped.
         (update) => void (this.client === client && this.changed(update)),
       );
-      await Promise.all([this.showOffers(), this.showReservations()]);
+      await Promise.all([this.showOffers(), this.showReservations(), this.showPlans()]);
     } catch (error) {
       byId("problem").textContent = `Could not sign in: ${String(error)}`;
     } finally {
@@ -212,6 +213,16 @@ class Demo {
           "Buy",
         ) as HTMLButtonElement;
         buy.addEventListener("click", () => void this.buy(offer.id, buy));
+        const actions: HTMLElement[] = [buy];
+        if (offer.kind === "SUBSCRIPTION" && offer.cycle !== "ONCE") {
+          const subscribe = h(
+            "button",
+            { type: "button", "aria-label": `Subscribe to ${offer.name}` },
+            "Subscribe",
+          ) as HTMLButtonElement;
+          subscribe.addEventListener("click", () => void this.subscribe(offer.id, subscribe));
+          actions.push(subscribe);
+        }
         return h(
           "li",
           { class: "offer", "data-offer": offer.id },
@@ -222,7 +233,7 @@ class Demo {
             `${offer.tokenCount} ${offer.offerGroup} tokens, ${offer.cycle.toLowerCase()}` +
               (price ? `, ${price.amount} ${price.currency}` : ""),
           ),
-          buy,
+          ...actions,
         );
       }),
     );
@@ -230,13 +241,66 @@ class Demo {
 
   private async buy(offerId: string, button: HTMLButtonElement): Promise<void> {
     button.disabled = true;
-    const payment = this.stripe ? { stripe: this.stripe, paymentMethod: TEST_CARD } : {};
-    const order = await this.guard(() => this.client!.buy(offerId, payment));
+    const order = await this.guard(() => this.client!.buy(offerId, this.payment()));
     button.disabled = false;
     if (order) {
       this.say(`Order ${order.status.toLowerCase()}: ${order.tokenCount} tokens`);
       await this.showOffers(); // a purchase may unlock other offers
     }
+  }
+
+  private payment() {
+    return this.stripe ? { stripe: this.stripe, paymentMethod: TEST_CARD } : {};
+  }
+
+  private async subscribe(offerId: string, button: HTMLButtonElement): Promise<void> {
+    button.disabled = true;
+    const plan = await this.guard(() => this.client!.subscribe(offerId, this.payment()));
+    button.disabled = false;
+    if (plan) this.say(`Plan ${plan.status.toLowerCase()}: ${plan.offerGroup} renews each period`);
+    await this.showPlans();
+  }
+
+  private async showPlans(): Promise<void> {
+    const plans = await this.guard(() => this.client!.plans());
+    if (!plans) return;
+    byId("plans").replaceChildren(
+      ...(plans.length === 0
+        ? [h("li", {}, "None: subscribe to an offer above.")]
+        : plans.map((plan) => this.planItem(plan))),
+    );
+  }
+
+  private planItem(plan: Plan): HTMLElement {
+    const what = `${plan.offerGroup} plan`;
+    const live = plan.status !== "CANCELED";
+    const next = !live
+      ? ""
+      : plan.cancelAtPeriodEnd
+        ? `, ends ${when(plan.currentPeriodEnd)}`
+        : `, renews ${when(plan.currentPeriodEnd)}`;
+    const buttons: HTMLElement[] = [];
+    const add = (label: string, change: () => Promise<Plan>) => {
+      const button = h("button", { type: "button", "aria-label": `${label}: ${what}` }, label);
+      button.addEventListener("click", () => void this.changePlan(change));
+      buttons.push(button);
+    };
+    const client = this.client!;
+    if (live && plan.cancelAtPeriodEnd) add("Resume", () => client.resumePlan(plan.id));
+    if (live && !plan.cancelAtPeriodEnd) add("Cancel", () => client.cancelPlan(plan.id));
+    if (live) add("End now", () => client.cancelPlan(plan.id, false));
+    return h(
+      "li",
+      { class: "plan", "data-plan": plan.id, "data-status": plan.status },
+      `${what}: ${plan.status.toLowerCase().replace("_", " ")}${next} `,
+      ...buttons,
+    );
+  }
+
+  private async changePlan(change: () => Promise<Plan>): Promise<void> {
+    const plan = await this.guard(change);
+    if (plan) this.say(`Plan ${plan.status.toLowerCase()}`);
+    await this.showPlans();
   }
 
   private async spend(action: string): Promise<void> {

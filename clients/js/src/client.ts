@@ -10,6 +10,7 @@ import { createClient, type Client as SocketClient } from "graphql-ws";
 import {
   BalanceChangedDocument,
   BalancesDocument,
+  CancelPlanDocument,
   CommitReservationDocument,
   CompleteSandboxPaymentDocument,
   ConsumeTokensDocument,
@@ -18,14 +19,18 @@ import {
   LedgerDocument,
   OffersDocument,
   OrderDocument,
+  PlansDocument,
   ReleaseReservationDocument,
   ReserveTokensDocument,
+  ResumePlanDocument,
+  SubscribeDocument,
   type BalanceChangedSubscription,
   type BalancesQuery,
   type CreditWarningsQuery,
   type LedgerQuery,
   type OffersQuery,
   type OrderFieldsFragment,
+  type PlanFieldsFragment,
   type EntryFieldsFragment,
   type ReservationFieldsFragment,
   type TypedDocumentString,
@@ -35,6 +40,7 @@ export type Balance = BalancesQuery["wallet"]["balances"][number];
 export type BalanceEvent = BalanceChangedSubscription["balanceChanged"];
 export type Offer = OffersQuery["offers"][number];
 export type Order = OrderFieldsFragment;
+export type Plan = PlanFieldsFragment;
 export type LedgerEntry = EntryFieldsFragment;
 export type Reservation = ReservationFieldsFragment;
 export type LedgerPage = LedgerQuery["ledger"];
@@ -367,17 +373,44 @@ export class UserCreditsClient {
     const { order, paymentClientSecret } = created.createOrder;
     if (paymentClientSecret === null) return order;
     if (options.stripe) {
-      const confirmed = await options.stripe.confirmCardPayment(
-        paymentClientSecret,
-        options.paymentMethod === undefined ? undefined : { payment_method: options.paymentMethod },
-      );
-      if (confirmed.error) {
-        throw new UserCreditsError(confirmed.error.message ?? "payment refused", "PAYMENT_FAILED");
-      }
+      await confirm(options, paymentClientSecret);
       return this.order(order.id);
     }
     const paid = await this.request(CompleteSandboxPaymentDocument, { orderId: order.id });
     return paid.completeSandboxPayment;
+  }
+
+  /** Subscribes to a renewing SUBSCRIPTION offer: each paid period credits its tokens for
+   * that period. With Stripe the first payment is confirmed with Stripe.js, and the plan
+   * turns ACTIVE when its webhook reaches the service (`plans` shows it); the sandbox
+   * pays it at once. */
+  async subscribe(offerId: string, options: BuyOptions = {}): Promise<Plan> {
+    const data = await this.request(SubscribeDocument, {
+      input: {
+        offerId,
+        quantity: options.quantity ?? 1,
+        currency: options.currency ?? null,
+        idempotencyKey: newKey(),
+      },
+    });
+    const { plan, paymentClientSecret } = data.subscribe;
+    if (paymentClientSecret !== null) await confirm(options, paymentClientSecret);
+    return plan;
+  }
+
+  /** The user's plans, newest first. */
+  async plans(): Promise<Plan[]> {
+    return (await this.request(PlansDocument, {})).wallet.plans;
+  }
+
+  /** Stops a plan's renewal: at the end of its paid period (default), or now. */
+  async cancelPlan(id: string, atPeriodEnd = true): Promise<Plan> {
+    return (await this.request(CancelPlanDocument, { id, atPeriodEnd })).cancelPlan;
+  }
+
+  /** Undoes a cancel at period end, before the period ends. */
+  async resumePlan(id: string): Promise<Plan> {
+    return (await this.request(ResumePlanDocument, { id })).resumePlan;
   }
 
   /** One of the user's orders. */
@@ -487,6 +520,20 @@ function once<R, V>(
       },
     );
   });
+}
+
+/** Confirms a payment with the Stripe.js of `options`; a refusal is PAYMENT_FAILED. */
+async function confirm(options: BuyOptions, clientSecret: string): Promise<void> {
+  if (!options.stripe) {
+    throw new UserCreditsError("this payment is confirmed with Stripe.js: pass `stripe`", "PAYMENT_FAILED");
+  }
+  const confirmed = await options.stripe.confirmCardPayment(
+    clientSecret,
+    options.paymentMethod === undefined ? undefined : { payment_method: options.paymentMethod },
+  );
+  if (confirmed.error) {
+    throw new UserCreditsError(confirmed.error.message ?? "payment refused", "PAYMENT_FAILED");
+  }
 }
 
 function unwrap<R>(body: unknown, status: number): R {

@@ -48,12 +48,26 @@ export type OrderStatus =
   | 'REFUNDED'
   | 'REFUSED';
 
+export type PlanStatus =
+  | 'ACTIVE'
+  | 'CANCELED'
+  | 'INCOMPLETE'
+  | 'PAST_DUE';
+
 export type ReserveTokensInput = {
   idempotencyKey: string;
   offerGroup: string;
   tokens: number;
   ttlSeconds?: number | null | undefined;
   userId?: string | null | undefined;
+};
+
+export type SubscribeInput = {
+  currency?: string | null | undefined;
+  idempotencyKey?: string | null | undefined;
+  /** a SUBSCRIPTION offer with a cycle other than ONCE */
+  offerId: string;
+  quantity?: number | null | undefined;
 };
 
 export type BalanceFieldsFragment = { offerGroup: string, tokens: number, reserved: number, starts: string | null, expires: string | null, lots: Array<{ id: string, source: LotSource, tokens: number, remaining: number, starts: string, expires: string | null, note: string | null }>, nextExpiry: { tokens: number, at: string } | null };
@@ -150,6 +164,35 @@ export type CreditWarningsQueryVariables = Exact<{
 
 export type CreditWarningsQuery = { creditWarnings: Array<{ offerGroup: string, kind: string, tokens: number, expires: string | null }> };
 
+export type PlanFieldsFragment = { id: string, offerId: string, offerGroup: string, quantity: number, status: PlanStatus, currentPeriodStart: string | null, currentPeriodEnd: string | null, cancelAtPeriodEnd: boolean };
+
+export type PlansQueryVariables = Exact<{ [key: string]: never; }>;
+
+
+export type PlansQuery = { wallet: { plans: Array<{ id: string, offerId: string, offerGroup: string, quantity: number, status: PlanStatus, currentPeriodStart: string | null, currentPeriodEnd: string | null, cancelAtPeriodEnd: boolean }> } };
+
+export type SubscribeMutationVariables = Exact<{
+  input: SubscribeInput;
+}>;
+
+
+export type SubscribeMutation = { subscribe: { paymentClientSecret: string | null, plan: { id: string, offerId: string, offerGroup: string, quantity: number, status: PlanStatus, currentPeriodStart: string | null, currentPeriodEnd: string | null, cancelAtPeriodEnd: boolean } } };
+
+export type CancelPlanMutationVariables = Exact<{
+  id: string;
+  atPeriodEnd?: boolean | null | undefined;
+}>;
+
+
+export type CancelPlanMutation = { cancelPlan: { id: string, offerId: string, offerGroup: string, quantity: number, status: PlanStatus, currentPeriodStart: string | null, currentPeriodEnd: string | null, cancelAtPeriodEnd: boolean } };
+
+export type ResumePlanMutationVariables = Exact<{
+  id: string;
+}>;
+
+
+export type ResumePlanMutation = { resumePlan: { id: string, offerId: string, offerGroup: string, quantity: number, status: PlanStatus, currentPeriodStart: string | null, currentPeriodEnd: string | null, cancelAtPeriodEnd: boolean } };
+
 export class TypedDocumentString<TResult, TVariables>
   extends String
   implements DocumentTypeDecoration<TResult, TVariables>
@@ -226,6 +269,18 @@ export const ReservationFieldsFragmentDoc = new TypedDocumentString(`
   status
 }
     `, {"fragmentName":"ReservationFields"}) as unknown as TypedDocumentString<ReservationFieldsFragment, unknown>;
+export const PlanFieldsFragmentDoc = new TypedDocumentString(`
+    fragment PlanFields on Plan {
+  id
+  offerId
+  offerGroup
+  quantity
+  status
+  currentPeriodStart
+  currentPeriodEnd
+  cancelAtPeriodEnd
+}
+    `, {"fragmentName":"PlanFields"}) as unknown as TypedDocumentString<PlanFieldsFragment, unknown>;
 export const BalancesDocument = new TypedDocumentString(`
     query Balances {
   wallet {
@@ -437,3 +492,72 @@ export const CreditWarningsDocument = new TypedDocumentString(`
   }
 }
     `) as unknown as TypedDocumentString<CreditWarningsQuery, CreditWarningsQueryVariables>;
+export const PlansDocument = new TypedDocumentString(`
+    query Plans {
+  wallet {
+    plans {
+      ...PlanFields
+    }
+  }
+}
+    fragment PlanFields on Plan {
+  id
+  offerId
+  offerGroup
+  quantity
+  status
+  currentPeriodStart
+  currentPeriodEnd
+  cancelAtPeriodEnd
+}`) as unknown as TypedDocumentString<PlansQuery, PlansQueryVariables>;
+export const SubscribeDocument = new TypedDocumentString(`
+    mutation Subscribe($input: SubscribeInput!) {
+  subscribe(input: $input) {
+    plan {
+      ...PlanFields
+    }
+    paymentClientSecret
+  }
+}
+    fragment PlanFields on Plan {
+  id
+  offerId
+  offerGroup
+  quantity
+  status
+  currentPeriodStart
+  currentPeriodEnd
+  cancelAtPeriodEnd
+}`) as unknown as TypedDocumentString<SubscribeMutation, SubscribeMutationVariables>;
+export const CancelPlanDocument = new TypedDocumentString(`
+    mutation CancelPlan($id: ID!, $atPeriodEnd: Boolean) {
+  cancelPlan(id: $id, atPeriodEnd: $atPeriodEnd) {
+    ...PlanFields
+  }
+}
+    fragment PlanFields on Plan {
+  id
+  offerId
+  offerGroup
+  quantity
+  status
+  currentPeriodStart
+  currentPeriodEnd
+  cancelAtPeriodEnd
+}`) as unknown as TypedDocumentString<CancelPlanMutation, CancelPlanMutationVariables>;
+export const ResumePlanDocument = new TypedDocumentString(`
+    mutation ResumePlan($id: ID!) {
+  resumePlan(id: $id) {
+    ...PlanFields
+  }
+}
+    fragment PlanFields on Plan {
+  id
+  offerId
+  offerGroup
+  quantity
+  status
+  currentPeriodStart
+  currentPeriodEnd
+  cancelAtPeriodEnd
+}`) as unknown as TypedDocumentString<ResumePlanMutation, ResumePlanMutationVariables>;

@@ -12,6 +12,7 @@ export {
   type LedgerPage,
   type Offer,
   type Order,
+  type Plan,
   type Reservation,
   type StripeConfirmer,
   type TokenSource,

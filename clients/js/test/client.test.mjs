@@ -397,3 +397,42 @@ test("buy pays in the sandbox and credits the offer's tokens", async (t) => {
   assert.match(secret, /_secret_/);
   assert.deepEqual(data, { payment_method: "pm_card_visa" });
 });
+
+test("subscribe pays a plan's first period in the sandbox; cancel and resume change it", async (t) => {
+  const user = `js-${randomUUID()}`;
+  const UPSERT = `mutation($input: OfferInput!) { upsertOffer(input: $input) { id } }`;
+  const offer = (
+    await admin.request(UPSERT, {
+      input: {
+        name: "Pro monthly",
+        kind: "SUBSCRIPTION",
+        offerGroup: "pro",
+        tokenCount: 300,
+        prices: [{ amount: "9.99", currency: "USD" }],
+        cycle: "MONTHLY",
+      },
+    })
+  ).upsertOffer;
+  const client = new UserCreditsClient({ url: URL_, token: sign(user) });
+  const seen = recorder();
+  const watch = client.watchBalances({}, (update) => seen.push(update));
+  t.after(() => watch.stop());
+  await seen.next(() => true);
+
+  const plan = await client.subscribe(offer.id);
+  assert.equal(plan.status, "ACTIVE");
+  assert.equal(plan.offerGroup, "pro");
+  assert.ok(new Date(plan.currentPeriodEnd) > new Date(plan.currentPeriodStart));
+  await seen.next((u) => tokensOf(u, "pro") === 300);
+  assert.deepEqual(
+    (await client.plans()).map((p) => p.id),
+    [plan.id],
+  );
+
+  assert.equal((await client.cancelPlan(plan.id)).cancelAtPeriodEnd, true);
+  assert.equal((await client.resumePlan(plan.id)).cancelAtPeriodEnd, false);
+  const ended = await client.cancelPlan(plan.id, false);
+  assert.equal(ended.status, "CANCELED");
+  await assert.rejects(client.resumePlan(plan.id), (error) => error.code === "CONFLICT");
+  assert.equal((await ledger(client, "pro")).length, 1, "one period credited, once");
+});

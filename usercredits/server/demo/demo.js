@@ -777,6 +777,18 @@ var ReservationFieldsFragmentDoc = new TypedDocumentString(`
   status
 }
     `, { "fragmentName": "ReservationFields" });
+var PlanFieldsFragmentDoc = new TypedDocumentString(`
+    fragment PlanFields on Plan {
+  id
+  offerId
+  offerGroup
+  quantity
+  status
+  currentPeriodStart
+  currentPeriodEnd
+  cancelAtPeriodEnd
+}
+    `, { "fragmentName": "PlanFields" });
 var BalancesDocument = new TypedDocumentString(`
     query Balances {
   wallet {
@@ -988,6 +1000,75 @@ var CreditWarningsDocument = new TypedDocumentString(`
   }
 }
     `);
+var PlansDocument = new TypedDocumentString(`
+    query Plans {
+  wallet {
+    plans {
+      ...PlanFields
+    }
+  }
+}
+    fragment PlanFields on Plan {
+  id
+  offerId
+  offerGroup
+  quantity
+  status
+  currentPeriodStart
+  currentPeriodEnd
+  cancelAtPeriodEnd
+}`);
+var SubscribeDocument = new TypedDocumentString(`
+    mutation Subscribe($input: SubscribeInput!) {
+  subscribe(input: $input) {
+    plan {
+      ...PlanFields
+    }
+    paymentClientSecret
+  }
+}
+    fragment PlanFields on Plan {
+  id
+  offerId
+  offerGroup
+  quantity
+  status
+  currentPeriodStart
+  currentPeriodEnd
+  cancelAtPeriodEnd
+}`);
+var CancelPlanDocument = new TypedDocumentString(`
+    mutation CancelPlan($id: ID!, $atPeriodEnd: Boolean) {
+  cancelPlan(id: $id, atPeriodEnd: $atPeriodEnd) {
+    ...PlanFields
+  }
+}
+    fragment PlanFields on Plan {
+  id
+  offerId
+  offerGroup
+  quantity
+  status
+  currentPeriodStart
+  currentPeriodEnd
+  cancelAtPeriodEnd
+}`);
+var ResumePlanDocument = new TypedDocumentString(`
+    mutation ResumePlan($id: ID!) {
+  resumePlan(id: $id) {
+    ...PlanFields
+  }
+}
+    fragment PlanFields on Plan {
+  id
+  offerId
+  offerGroup
+  quantity
+  status
+  currentPeriodStart
+  currentPeriodEnd
+  cancelAtPeriodEnd
+}`);
 
 // src/client.ts
 var UserCreditsError = class extends Error {
@@ -1200,17 +1281,40 @@ var UserCreditsClient = class {
     const { order, paymentClientSecret } = created.createOrder;
     if (paymentClientSecret === null) return order;
     if (options.stripe) {
-      const confirmed = await options.stripe.confirmCardPayment(
-        paymentClientSecret,
-        options.paymentMethod === void 0 ? void 0 : { payment_method: options.paymentMethod }
-      );
-      if (confirmed.error) {
-        throw new UserCreditsError(confirmed.error.message ?? "payment refused", "PAYMENT_FAILED");
-      }
+      await confirm(options, paymentClientSecret);
       return this.order(order.id);
     }
     const paid = await this.request(CompleteSandboxPaymentDocument, { orderId: order.id });
     return paid.completeSandboxPayment;
+  }
+  /** Subscribes to a renewing SUBSCRIPTION offer: each paid period credits its tokens for
+   * that period. With Stripe the first payment is confirmed with Stripe.js, and the plan
+   * turns ACTIVE when its webhook reaches the service (`plans` shows it); the sandbox
+   * pays it at once. */
+  async subscribe(offerId, options = {}) {
+    const data = await this.request(SubscribeDocument, {
+      input: {
+        offerId,
+        quantity: options.quantity ?? 1,
+        currency: options.currency ?? null,
+        idempotencyKey: newKey()
+      }
+    });
+    const { plan, paymentClientSecret } = data.subscribe;
+    if (paymentClientSecret !== null) await confirm(options, paymentClientSecret);
+    return plan;
+  }
+  /** The user's plans, newest first. */
+  async plans() {
+    return (await this.request(PlansDocument, {})).wallet.plans;
+  }
+  /** Stops a plan's renewal: at the end of its paid period (default), or now. */
+  async cancelPlan(id, atPeriodEnd = true) {
+    return (await this.request(CancelPlanDocument, { id, atPeriodEnd })).cancelPlan;
+  }
+  /** Undoes a cancel at period end, before the period ends. */
+  async resumePlan(id) {
+    return (await this.request(ResumePlanDocument, { id })).resumePlan;
   }
   /** One of the user's orders. */
   async order(id) {
@@ -1301,6 +1405,18 @@ function once(socket, document2, variables) {
     );
   });
 }
+async function confirm(options, clientSecret) {
+  if (!options.stripe) {
+    throw new UserCreditsError("this payment is confirmed with Stripe.js: pass `stripe`", "PAYMENT_FAILED");
+  }
+  const confirmed = await options.stripe.confirmCardPayment(
+    clientSecret,
+    options.paymentMethod === void 0 ? void 0 : { payment_method: options.paymentMethod }
+  );
+  if (confirmed.error) {
+    throw new UserCreditsError(confirmed.error.message ?? "payment refused", "PAYMENT_FAILED");
+  }
+}
 function unwrap(body, status) {
   const result = body;
   const error = result.errors?.[0];
@@ -1389,7 +1505,7 @@ var Demo = class {
         // Updates of a watch left behind by a switch of user are dropped.
         (update) => void (this.client === client && this.changed(update))
       );
-      await Promise.all([this.showOffers(), this.showReservations()]);
+      await Promise.all([this.showOffers(), this.showReservations(), this.showPlans()]);
     } catch (error) {
       byId("problem").textContent = `Could not sign in: ${String(error)}`;
     } finally {
@@ -1475,6 +1591,16 @@ var Demo = class {
           "Buy"
         );
         buy.addEventListener("click", () => void this.buy(offer.id, buy));
+        const actions = [buy];
+        if (offer.kind === "SUBSCRIPTION" && offer.cycle !== "ONCE") {
+          const subscribe = h(
+            "button",
+            { type: "button", "aria-label": `Subscribe to ${offer.name}` },
+            "Subscribe"
+          );
+          subscribe.addEventListener("click", () => void this.subscribe(offer.id, subscribe));
+          actions.push(subscribe);
+        }
         return h(
           "li",
           { class: "offer", "data-offer": offer.id },
@@ -1484,20 +1610,62 @@ var Demo = class {
             { class: "detail" },
             `${offer.tokenCount} ${offer.offerGroup} tokens, ${offer.cycle.toLowerCase()}` + (price ? `, ${price.amount} ${price.currency}` : "")
           ),
-          buy
+          ...actions
         );
       })
     );
   }
   async buy(offerId, button) {
     button.disabled = true;
-    const payment = this.stripe ? { stripe: this.stripe, paymentMethod: TEST_CARD } : {};
-    const order = await this.guard(() => this.client.buy(offerId, payment));
+    const order = await this.guard(() => this.client.buy(offerId, this.payment()));
     button.disabled = false;
     if (order) {
       this.say(`Order ${order.status.toLowerCase()}: ${order.tokenCount} tokens`);
       await this.showOffers();
     }
+  }
+  payment() {
+    return this.stripe ? { stripe: this.stripe, paymentMethod: TEST_CARD } : {};
+  }
+  async subscribe(offerId, button) {
+    button.disabled = true;
+    const plan = await this.guard(() => this.client.subscribe(offerId, this.payment()));
+    button.disabled = false;
+    if (plan) this.say(`Plan ${plan.status.toLowerCase()}: ${plan.offerGroup} renews each period`);
+    await this.showPlans();
+  }
+  async showPlans() {
+    const plans = await this.guard(() => this.client.plans());
+    if (!plans) return;
+    byId("plans").replaceChildren(
+      ...plans.length === 0 ? [h("li", {}, "None: subscribe to an offer above.")] : plans.map((plan) => this.planItem(plan))
+    );
+  }
+  planItem(plan) {
+    const what = `${plan.offerGroup} plan`;
+    const live = plan.status !== "CANCELED";
+    const next = !live ? "" : plan.cancelAtPeriodEnd ? `, ends ${when(plan.currentPeriodEnd)}` : `, renews ${when(plan.currentPeriodEnd)}`;
+    const buttons = [];
+    const add = (label, change) => {
+      const button = h("button", { type: "button", "aria-label": `${label}: ${what}` }, label);
+      button.addEventListener("click", () => void this.changePlan(change));
+      buttons.push(button);
+    };
+    const client = this.client;
+    if (live && plan.cancelAtPeriodEnd) add("Resume", () => client.resumePlan(plan.id));
+    if (live && !plan.cancelAtPeriodEnd) add("Cancel", () => client.cancelPlan(plan.id));
+    if (live) add("End now", () => client.cancelPlan(plan.id, false));
+    return h(
+      "li",
+      { class: "plan", "data-plan": plan.id, "data-status": plan.status },
+      `${what}: ${plan.status.toLowerCase().replace("_", " ")}${next} `,
+      ...buttons
+    );
+  }
+  async changePlan(change) {
+    const plan = await this.guard(change);
+    if (plan) this.say(`Plan ${plan.status.toLowerCase()}`);
+    await this.showPlans();
   }
   async spend(action) {
     const group = byId("group").value;

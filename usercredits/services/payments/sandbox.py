@@ -69,7 +69,8 @@ class SandboxPaymentClient:
     name = "sandbox"
 
     def __init__(self, clock: Clock | None = None) -> None:
-        self._clock = clock or SystemClock()
+        self.clock: Clock = clock or SystemClock()
+        """What plans renew by."""
         self._prices: dict[str, _Price] = {}
         self._subscriptions: dict[str, _Subscription] = {}
         self._payments: dict[str, Payment] = {}
@@ -167,7 +168,7 @@ class SandboxPaymentClient:
             price = self._prices.get(price_id)
             if price is None:
                 raise NotFound(f"sandbox price {price_id} does not exist")
-            now = self._clock.now()
+            now = self.clock.now()
             known = _Subscription(renewal_id, plan_id, price, quantity, PlanStatus.INCOMPLETE, now)
             self._bill(known)
             self._subscriptions[renewal_id] = known
@@ -203,7 +204,7 @@ class SandboxPaymentClient:
         subscription = self._subscriptions.get(renewal_id)
         if subscription is None:
             raise NotFound(f"sandbox subscription {renewal_id} does not exist")
-        now = self._clock.now()
+        now = self.clock.now()
         latest = subscription.invoices[-1]
         unpaid_too_long = now - subscription.anchor >= FIRST_PAYMENT_WINDOW
         if subscription.status is PlanStatus.INCOMPLETE and unpaid_too_long:
