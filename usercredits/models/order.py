@@ -4,6 +4,7 @@ import pymongo
 from beanie import Document
 from pymongo import IndexModel
 
+from usercredits.models.keys import idempotency_indexes
 from usercredits.values.orders import OrderFields
 
 
@@ -11,6 +12,7 @@ class OrderDocument(Document, OrderFields):
     class Settings:
         name = "orders"
         indexes = [
+            *idempotency_indexes(),
             IndexModel(
                 [("user_id", pymongo.ASCENDING), ("status", pymongo.ASCENDING)],
                 name="user_status",
@@ -28,12 +30,6 @@ class OrderDocument(Document, OrderFields):
                 unique=True,
                 partialFilterExpression={"payment_intent_id": {"$type": "string"}},
             ),
-            IndexModel(
-                [("user_id", pymongo.ASCENDING), ("idempotency_key", pymongo.ASCENDING)],
-                name="user_idempotency_unique",
-                unique=True,
-                partialFilterExpression={"idempotency_key": {"$type": "string"}},
-            ),
             # Lookups: the embedded database never uses a partial index, and scans for a
             # filter on any field its index lacks (see tests/test_query_plans.py). Each has
             # other fields than the unique one it stands beside: Beanie keeps one index per
@@ -41,14 +37,6 @@ class OrderDocument(Document, OrderFields):
             IndexModel(
                 [("payment_intent_id", pymongo.ASCENDING), ("_id", pymongo.ASCENDING)],
                 name="payment_intent",
-            ),
-            IndexModel(
-                [
-                    ("user_id", pymongo.ASCENDING),
-                    ("idempotency_key", pymongo.ASCENDING),
-                    ("_id", pymongo.ASCENDING),
-                ],
-                name="user_idempotency",
             ),
             IndexModel([("parent_id", pymongo.ASCENDING)], name="parent"),
             IndexModel(

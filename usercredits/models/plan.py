@@ -4,6 +4,7 @@ import pymongo
 from beanie import Document
 from pymongo import IndexModel
 
+from usercredits.models.keys import idempotency_indexes
 from usercredits.values.plans import PlanFields
 
 
@@ -11,21 +12,7 @@ class PlanDocument(Document, PlanFields):
     class Settings:
         name = "plans"
         indexes = [
-            IndexModel(
-                [("user_id", pymongo.ASCENDING), ("idempotency_key", pymongo.ASCENDING)],
-                name="user_idempotency_unique",
-                unique=True,
-                partialFilterExpression={"idempotency_key": {"$type": "string"}},
-            ),
-            # Lookups (the embedded database uses no partial index; see models/order.py).
-            IndexModel(
-                [
-                    ("user_id", pymongo.ASCENDING),
-                    ("idempotency_key", pymongo.ASCENDING),
-                    ("_id", pymongo.ASCENDING),
-                ],
-                name="user_idempotency",
-            ),
+            *idempotency_indexes(),
             IndexModel([("user_id", pymongo.ASCENDING), ("_id", pymongo.ASCENDING)], name="user"),
             IndexModel(
                 [("user_id", pymongo.ASCENDING), ("status", pymongo.ASCENDING)],

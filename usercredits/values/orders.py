@@ -37,7 +37,9 @@ class OrderEvent(BaseModel):
     message: str
 
 
-class OrderFields(BaseModel):
+class Purchase(BaseModel):
+    """What a user bought: an order's, or a plan's for each period."""
+
     user_id: str
     offer_id: str
     offer_group: str
@@ -45,6 +47,9 @@ class OrderFields(BaseModel):
     token_count: int
     currency: str
     total_minor_units: int
+
+
+class OrderFields(Purchase):
     status: OrderStatus
     starts: datetime | None = None
     expires: datetime | None = None

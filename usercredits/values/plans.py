@@ -6,6 +6,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from usercredits.values.enums import PlanStatus
+from usercredits.values.orders import Purchase
 from usercredits.values.stored import Stored
 
 
@@ -17,16 +18,9 @@ class PlanStep(BaseModel):
     message: str
 
 
-class PlanFields(BaseModel):
-    user_id: str
-    offer_id: str
-    offer_group: str
-    quantity: int
-    token_count: int
-    """Tokens credited per paid period, fixed when subscribed."""
-    currency: str
-    total_minor_units: int
-    """The price per period, fixed when subscribed."""
+class PlanFields(Purchase):
+    """A plan's purchase is one period's: its tokens and price, fixed when subscribed."""
+
     status: PlanStatus
     subscription_id: str | None = None
     """The provider's subscription; None until it is made."""
