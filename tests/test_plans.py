@@ -438,8 +438,13 @@ async def test_bad_requests_are_refused_and_change_nothing(subs: Subscriptions) 
     assert await PlanDocument.find().count() == 0 and subs.fake.subscriptions == {}
 
     plan = (await subs.subscribe(monthly, idempotencyKey="k"))["plan"]
-    reused = {"input": {"offerId": pack, "idempotencyKey": "k"}}
-    assert await subs.api.error_code(SUBSCRIBE, reused, as_=ALICE) == "CONFLICT"
+    for changed in ({"offerId": pack}, {"quantity": 2}, {"currency": "EUR"}):
+        reused = {"input": {"offerId": monthly, "idempotencyKey": "k", **changed}}
+        assert await subs.api.error_code(SUBSCRIBE, reused, as_=ALICE) == "CONFLICT", changed
+    same = {"input": {"offerId": monthly, "idempotencyKey": "k", "currency": "usd"}}
+    assert (await subs.api.data(SUBSCRIBE, same, as_=ALICE))["subscribe"]["plan"]["id"] == (
+        plan["id"]
+    )
     for mutation in (CANCEL, RESUME, REFRESH):  # bob cannot see alice's plan
         assert await subs.api.error_code(mutation, {"id": plan["id"]}, as_=BOB) == "NOT_FOUND"
     service = token("billing", Role.SERVICE)  # a back end reads plans, an admin changes them

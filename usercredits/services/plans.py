@@ -33,7 +33,7 @@ from usercredits.services.errors import (
 )
 from usercredits.services.ids import object_id
 from usercredits.services.limits import InputLimits
-from usercredits.services.money import Money
+from usercredits.services.money import Money, normalize_currency
 from usercredits.services.offers import Offers
 from usercredits.services.orders import Orders, check_quantity
 from usercredits.services.payments import Invoice, PaymentClient, Renewal, WebhookEvent
@@ -47,7 +47,8 @@ GRACE = timedelta(hours=2)
 provider: Stripe finalizes a renewal's invoice about an hour after the period ends, then
 charges it."""
 RECHECK = timedelta(hours=1)
-"""How often the sweep asks again about a plan whose period ended without a renewal."""
+"""How often the sweep asks again about a plan whose latest period is not known paid (its
+renewal, or its payment, not heard of)."""
 FIRST_PAYMENT = timedelta(days=1)
 """When the sweep asks about a plan still awaiting its first payment: Stripe gives up on
 it after 23 hours."""
@@ -135,7 +136,7 @@ class Plans:
             self._limits.key(idempotency_key)
             existing = await self._by_key(user_id, idempotency_key)
             if existing is not None:
-                return await self._replayed(existing, offer_id)
+                return await self._replayed(existing, offer_id, quantity, currency)
         check_quantity(quantity)
         offer = await self._offers.ensure_available(user_id=user_id, offer_id=offer_id)
         if offer.kind is not OfferKind.SUBSCRIPTION:
@@ -168,7 +169,7 @@ class Plans:
         )
         raced = await insert_keyed(document, idempotency_key, partial(self._by_key, user_id))
         if raced is not None:
-            return await self._replayed(raced, offer_id)
+            return await self._replayed(raced, offer_id, quantity, currency)
         return await self._start(Plan.model_validate(document))
 
     async def _start(self, plan: Plan) -> Subscribed:
@@ -190,11 +191,14 @@ class Plans:
         )
         return Subscribed(await self._apply(plan, renewal), renewal.client_secret)
 
-    async def _replayed(self, plan: Plan, offer_id: str) -> Subscribed:
-        if plan.offer_id != offer_id:
+    async def _replayed(
+        self, plan: Plan, offer_id: str, quantity: int, currency: str | None
+    ) -> Subscribed:
+        asked = (offer_id, quantity, normalize_currency(currency or plan.currency))
+        if (plan.offer_id, plan.quantity, plan.currency) != asked:
             raise KeyReused(
-                f"idempotency key {plan.idempotency_key!r} was used for offer {plan.offer_id}; "
-                "a retry must repeat the same request"
+                f"idempotency key {plan.idempotency_key!r} was used for {plan.quantity} of "
+                f"offer {plan.offer_id} in {plan.currency}; a retry must repeat the same request"
             )
         if plan.status is PlanStatus.CANCELED:
             return Subscribed(plan, None)
