@@ -101,6 +101,10 @@ class FakeStripe:
         self.prices: dict[str, dict[str, Any]] = {}
         self.subscriptions: dict[str, dict[str, Any]] = {}
         self.invoices: dict[str, dict[str, Any]] = {}
+        self.page_size = 100
+        """The most a list answers at once, whatever limit is asked (Stripe's is 100)."""
+        self.invoice_pages = 0
+        """Pages of invoices listed."""
         self.app = web.Application(middlewares=[self._checks])
         self.app.router.add_post("/v1/prices", self._create_price)
         self.app.router.add_get("/v1/prices", self._list_prices)
@@ -381,6 +385,7 @@ class FakeStripe:
             "object": "invoice",
             "status": "open",
             "billing_reason": reason,
+            "created": item["current_period_start"],
             "customer": subscription["customer"],
             "currency": item["price"]["currency"],
             "amount_due": amount,
@@ -438,16 +443,30 @@ class FakeStripe:
         return self._subscription_answer(subscription, request.query)
 
     async def _list_invoices(self, request: web.Request) -> web.Response:
+        """Newest first, `created[gte]` and `status` applied, in pages of at most
+        `page_size` (`starting_after` the last id of the page before)."""
         query = request.query
+        since = int(query.get("created[gte]", "0"))
         found = [
             _shown(invoice)
             for invoice in reversed(self.invoices.values())
             if invoice["parent"]["subscription_details"]["subscription"]
             == query.get("subscription")
             and invoice["status"] == query.get("status", invoice["status"])
+            and invoice["created"] >= since
         ]
+        after = query.get("starting_after")
+        if after is not None:
+            found = found[[i["id"] for i in found].index(after) + 1 :]
+        size = min(int(query.get("limit", "10")), self.page_size)
+        self.invoice_pages += 1
         return web.json_response(
-            {"object": "list", "url": "/v1/invoices", "has_more": False, "data": found}
+            {
+                "object": "list",
+                "url": "/v1/invoices",
+                "has_more": len(found) > size,
+                "data": found[:size],
+            }
         )
 
     async def _list_invoice_payments(self, request: web.Request) -> web.Response:

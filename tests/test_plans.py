@@ -345,6 +345,27 @@ async def test_a_subscription_stripe_did_not_make_is_made_by_a_retry_never_twice
     assert await subs.credits() == []
 
 
+async def test_a_refresh_pages_through_every_period_it_missed(
+    subs: Subscriptions, clock: FakeClock
+) -> None:
+    plan = (await subs.subscribe(await subs.offer(cycle="DAILY")))["plan"]
+    subscription = subs.fake.subscription_of(plan["id"])
+    await subs.deliver(subs.fake.pay(subscription))
+    for _ in range(30):  # a month of daily renewals whose webhooks never came
+        subs.fake.renew(subscription)
+        subs.fake.pay(subscription)
+    clock.current = datetime.fromisoformat(period_of(subscription)[0])
+    subs.fake.page_size = 8
+
+    plan = await subs.plan(REFRESH, id=plan["id"])
+    assert len(plan["orders"]) == 31 and await subs.credits() == [100] * 31
+    assert plan["currentPeriodStart"] == period_of(subscription)[0]
+    assert subs.fake.invoice_pages == 4  # 31 paid invoices, 8 a page
+    subs.fake.invoice_pages = 0
+    await subs.plan(REFRESH, id=plan["id"])  # from the latest period credited on
+    assert subs.fake.invoice_pages == 1 and await subs.credits() == [100] * 31
+
+
 async def test_subscribers_and_webhook_receivers_hear_of_plans(
     subs: Subscriptions, http: aiohttp.ClientSession
 ) -> None:

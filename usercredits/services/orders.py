@@ -302,6 +302,11 @@ class Orders:
             order_id=order.id, status=OrderStatus.PAID, message=f"invoice {invoice.id} paid"
         )
 
+    async def latest_period(self, *, plan_id: str) -> datetime | None:
+        """When the latest period a plan's orders credited started."""
+        raw = await self._orders.find_one({"plan_id": plan_id}, sort=[("starts", -1)])
+        return None if raw is None else raw["starts"]
+
     async def plan_orders(self, *, plan_id: str) -> list[Order]:
         """A plan's orders, one per paid period, newest first (the latest PLAN_ORDERS)."""
         cursor = self._orders.find({"plan_id": plan_id}).sort("starts", -1).limit(PLAN_ORDERS)

@@ -67,6 +67,10 @@ is answered again, never made twice. A plan left without one after that is cance
 the sweep (`refresh_plan`); a subscription made meanwhile reaches it through its
 webhooks, or expires unpaid at Stripe."""
 
+INVOICE_MARGIN = timedelta(days=1)
+"""A refresh reads the invoices made since the latest period credited, less this: an
+invoice is made at its period's start, give or take the provider's clock."""
+
 _MESSAGES = {
     PlanStatus.INCOMPLETE: "awaiting the first payment",
     PlanStatus.ACTIVE: "paid",
@@ -251,7 +255,9 @@ class Plans:
                 return plan
             return await self._write(plan.id, _never_started)
         renewal = await self._payments.get_renewal(plan.subscription_id)
-        invoices = await self._payments.paid_invoices(plan.subscription_id)
+        latest = await self._orders.latest_period(plan_id=plan.id)
+        since = (plan.created_at if latest is None else latest) - INVOICE_MARGIN
+        invoices = await self._payments.paid_invoices(plan.subscription_id, since=since)
         return await self._apply(plan, renewal, invoices)
 
     async def apply_event(self, event: WebhookEvent) -> str:

@@ -145,8 +145,9 @@ class PaymentClient(Protocol):
 
     async def get_renewal(self, renewal_id: str) -> Renewal: ...
 
-    async def paid_invoices(self, renewal_id: str) -> list[Invoice]:
-        """The subscription's recent paid invoices (a missed `invoice.paid` is among them)."""
+    async def paid_invoices(self, renewal_id: str, *, since: datetime) -> list[Invoice]:
+        """The subscription's paid invoices made since `since` (a missed `invoice.paid` is
+        among them), newest first."""
         ...
 
     async def cancel_renewal(self, renewal_id: str, *, at_period_end: bool) -> Renewal: ...

@@ -30,7 +30,6 @@ from usercredits.services.payments.base import (
 )
 from usercredits.values import PlanStatus
 
-RECENT_INVOICES = 24
 FIRST_PAYMENT_WINDOW = timedelta(hours=23)
 """How long Stripe waits for a subscription's first payment before ending it."""
 
@@ -177,9 +176,9 @@ class SandboxPaymentClient:
     async def get_renewal(self, renewal_id: str) -> Renewal:
         return self._renewed(renewal_id).renewal()
 
-    async def paid_invoices(self, renewal_id: str) -> list[Invoice]:
+    async def paid_invoices(self, renewal_id: str, *, since: datetime) -> list[Invoice]:
         invoices = self._renewed(renewal_id).invoices
-        return [invoice for invoice in invoices if invoice.paid][-RECENT_INVOICES:]
+        return [i for i in reversed(invoices) if i.paid and i.period_start >= since]
 
     async def cancel_renewal(self, renewal_id: str, *, at_period_end: bool) -> Renewal:
         subscription = self._renewed(renewal_id)

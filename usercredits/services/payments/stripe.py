@@ -71,6 +71,8 @@ _SUBSCRIPTION_EVENTS = frozenset(
     }
 )
 _INVOICE_EVENTS = frozenset({"invoice.paid", "invoice.payment_failed"})
+MAX_INVOICES = 1000
+"""Paid invoices read for one refresh at most: years of daily periods."""
 PERIOD_INVOICES = frozenset({"subscription_create", "subscription_cycle"})
 """The billing reasons of a subscription's invoices that each pay for one period."""
 _WITH_SECRET = "latest_invoice.confirmation_secret"
@@ -392,13 +394,24 @@ class StripePaymentClient:
             )
         return _renewal_of(found.to_dict())
 
-    async def paid_invoices(self, renewal_id: str) -> list[Invoice]:
+    async def paid_invoices(self, renewal_id: str, *, since: datetime) -> list[Invoice]:
+        found: list[Invoice] = []
         with _asking("could not list the subscription's invoices"):
             listed = await self._client.v1.invoices.list_async(
-                params={"subscription": renewal_id, "status": "paid", "limit": 24}
+                params={
+                    "subscription": renewal_id,
+                    "status": "paid",
+                    "created": {"gte": int(since.timestamp())},
+                    "limit": 100,
+                }
             )
-        invoices = (_invoice_of(raw) for raw in listed.to_dict()["data"])
-        return [invoice for invoice in invoices if invoice is not None]
+            async for raw in listed.auto_paging_iter():
+                invoice = _invoice_of(raw.to_dict())
+                if invoice is not None:
+                    found.append(invoice)
+                if len(found) == MAX_INVOICES:
+                    break
+        return found
 
     async def cancel_renewal(self, renewal_id: str, *, at_period_end: bool) -> Renewal:
         with _asking("did not cancel the subscription"):
