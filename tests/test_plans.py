@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from bson import ObjectId
 
 from tests.api import Api, TransportWsClient, token, ws_url
 from tests.conftest import StartServer
@@ -313,16 +314,17 @@ async def test_a_subscription_stripe_did_not_make_is_made_by_a_retry_never_twice
 ) -> None:
     offer = await subs.offer()
     subs.fake.down = True
-    for key in ("a", "b"):
+    for key in ("a", "b", "e"):
         given = {"input": {"offerId": offer, "idempotencyKey": key}}
         assert await subs.api.error_code(SUBSCRIBE, given, as_=ALICE) == "PAYMENT_FAILED"
     subs.fake.down = False
-    plans = await subs.plans()
-    assert [(p["status"], p["currentPeriodEnd"]) for p in plans] == [("INCOMPLETE", None)] * 2
+    unmade = await subs.plans()
+    assert [(p["status"], p["currentPeriodEnd"]) for p in unmade] == [("INCOMPLETE", None)] * 3
+    e, b, a = (p["id"] for p in unmade)  # newest first
 
     retried = await subs.subscribe(offer, idempotencyKey="a")  # soon after: made now
-    assert retried["plan"]["id"] == plans[1]["id"] and retried["paymentClientSecret"]
-    await subs.plan(CANCEL, id=plans[0]["id"])  # canceled before it was made
+    assert retried["plan"]["id"] == a and retried["paymentClientSecret"]
+    await subs.plan(CANCEL, id=b)  # canceled before it was made
     canceled = await subs.subscribe(offer, idempotencyKey="b")  # then retried: not made
     assert (canceled["plan"]["status"], canceled["paymentClientSecret"]) == ("CANCELED", None)
     assert len(subs.fake.subscriptions) == 1
@@ -332,16 +334,24 @@ async def test_a_subscription_stripe_did_not_make_is_made_by_a_retry_never_twice
     given = {"input": {"offerId": offer, "idempotencyKey": "c"}}
     assert await subs.api.error_code(SUBSCRIBE, given, as_=ALICE) == "PAYMENT_FAILED"
     subs.fake.down = False
-    [lost] = [p for p in await subs.plans() if p["id"] not in {q["id"] for q in plans}]
+    [lost] = [p for p in await subs.plans() if p["id"] not in {a, b, e}]
     assert (await subs.plan(CANCEL, id=lost["id"]))["status"] == "CANCELED"
     stray = subs.fake.subscription_of(lost["id"])
     created = event("customer.subscription.created", dict(stray))
     assert await subs.deliver(created) == "canceled"
     assert stray["status"] == "canceled"
 
-    clock.advance(hours=25)  # a plan never made is given up by its refresh
-    given_up = await subs.plan(REFRESH, id=plans[1]["id"])
-    assert given_up["status"] == "INCOMPLETE"  # it was made: Stripe ends it, not us
+    clock.advance(hours=13)  # too late for a retry to make one: Stripe's key may be gone
+    late = await subs.subscribe(offer, idempotencyKey="e")
+    assert (late["plan"]["status"], late["paymentClientSecret"]) == ("INCOMPLETE", None)
+    assert len(subs.fake.subscriptions) == 2
+    clock.advance(hours=12)  # a day on: its refresh gives it up
+    given_up = await subs.plan(REFRESH, id=e)
+    assert given_up["status"] == "CANCELED"
+    stored = await PlanDocument.get(ObjectId(e))
+    assert stored is not None and stored.history[-1].message == "its subscription was never made"
+    made = await subs.plan(REFRESH, id=a)  # it was made: Stripe ends it when unpaid, not us
+    assert made["status"] == "INCOMPLETE"
     assert await subs.credits() == []
 
 

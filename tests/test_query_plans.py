@@ -29,7 +29,7 @@ from usercredits.services import Services, build_services
 from usercredits.services.access import Principal, Role
 from usercredits.services.expiry import expire_due
 from usercredits.services.payments import SandboxPaymentClient, WebhookEvent
-from usercredits.services.webhooks import handle_payment_event
+from usercredits.services.webhooks import handle_provider_event
 from usercredits.values import CombinedItem, Cycle, OfferKind, OrderStatus
 
 FILTERED = {"find": "filter", "count": "query", "distinct": "query"}
@@ -145,7 +145,7 @@ async def _every_path(services: Services, sandbox: SandboxPaymentClient, clock: 
         amount=intent.amount,
     )
     assert (
-        await handle_payment_event(orders=orders, plans=plans, event=event, clock=clock) == "paid"
+        await handle_provider_event(orders=orders, plans=plans, event=event, clock=clock) == "paid"
     )
     await orders.refresh_order(order_id=str(created.order.id))
     await orders.list_orders(user_id="u2", first=10)

@@ -19,10 +19,6 @@ class PlanDocument(Document, PlanFields):
                 name="user_status",
             ),
             IndexModel(
-                [("subscription_id", pymongo.ASCENDING), ("_id", pymongo.ASCENDING)],
-                name="subscription",
-            ),
-            IndexModel(
                 [("refresh_after", pymongo.ASCENDING), ("_id", pymongo.ASCENDING)],
                 name="refresh_after",
             ),

@@ -35,8 +35,7 @@ async def subscribe(info: Info, input: SubscribeInput) -> SubscribePayload:
 
 
 async def cancel_plan(info: Info, id: strawberry.ID, at_period_end: bool | None = True) -> Plan:
-    """Stops renewal: at the end of the paid period (default), or now (no refund of the
-    period)."""
+    """The owner or an admin cancels; null `atPeriodEnd` is the default (at period end)."""
     plan = await _owned_plan(info, id, others=ADMINS)
     return Plan.of(
         await info.context.services.plans.cancel(

@@ -59,7 +59,7 @@ from usercredits.services.errors import InvalidInput, PaymentFailed, Unauthentic
 from usercredits.services.limits import InputLimits
 from usercredits.services.payments import PaymentClient, SandboxPaymentClient
 from usercredits.services.payments.stripe import StripePaymentClient
-from usercredits.services.webhooks import handle_payment_event
+from usercredits.services.webhooks import handle_provider_event
 
 log = logging.getLogger(__name__)
 
@@ -340,10 +340,10 @@ async def payment_webhook(request: web.Request) -> web.Response:
         received.labels(type="", result="rejected").inc()
         return web.json_response({"error": exc.message}, status=400)
     try:
-        outcome = await handle_payment_event(
+        outcome = await handle_provider_event(
             orders=services.orders, plans=services.plans, event=event, clock=services.clock
         )
-    except PaymentFailed as exc:  # a plan's subscription could not be read: Stripe retries
+    except PaymentFailed as exc:  # Stripe could not be asked what it needs: Stripe retries
         received.labels(type=event.type, result="retry").inc()
         return web.json_response({"error": exc.message}, status=503)
     received.labels(type=event.type, result=outcome).inc()

@@ -12,8 +12,6 @@ from dateutil.relativedelta import relativedelta
 from usercredits.services.errors import InvalidInput
 from usercredits.values import Cycle
 
-_MONTHS = {Cycle.MONTHLY: 1, Cycle.TRIMESTER: 3, Cycle.SEMESTER: 6, Cycle.YEARLY: 12}
-_DAYS = {Cycle.DAILY: 1, Cycle.WEEKLY: 7, Cycle.BI_WEEKLY: 14}
 DAY_SECONDS = 86_400
 MAX_RENEWAL_DAYS = 3 * 365
 """A renewing plan's longest cycle: Stripe bills at most every three years."""
@@ -70,10 +68,8 @@ def expiry(
     """When `times` consecutive cycles starting at `start` end; None for a one-off (never)."""
     if cycle is Cycle.ONCE:
         return None
-    if cycle in _MONTHS:
-        return start + relativedelta(months=_MONTHS[cycle] * times)
-    if cycle in _DAYS:
-        return start + timedelta(days=_DAYS[cycle] * times)
+    if cycle in _INTERVALS:
+        return _INTERVALS[cycle].after(start, times)
     if not custom_cycle_seconds or custom_cycle_seconds <= 0:
         raise InvalidInput("a CUSTOM cycle needs customCycleSeconds > 0")
     return start + timedelta(seconds=custom_cycle_seconds * times)

@@ -8,14 +8,12 @@ bundle's child orders commit together or not at all.
 """
 
 import logging
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any
 
 from bson import ObjectId
-from pymongo.errors import DuplicateKeyError
 
 from usercredits.models import OrderDocument
 from usercredits.services.access import Principal
@@ -24,7 +22,6 @@ from usercredits.services.credits import Credit
 from usercredits.services.cycles import expiry
 from usercredits.services.errors import (
     DomainError,
-    Impossible,
     InvalidInput,
     KeyReused,
     NoSandboxPayment,
@@ -50,7 +47,13 @@ from usercredits.values import (
     Plan,
 )
 from usercredits.values.lots import MAX_TOKENS
-from usercredits.values.orders import BUNDLE_KEY, INVOICE_KEY, RESERVED_KEYS, is_service_key
+from usercredits.values.orders import (
+    BUNDLE_KEY,
+    INVOICE_KEY,
+    RESERVED_KEYS,
+    TOP_UP_KEY,
+    is_service_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,26 +87,6 @@ _STATUS_OF_PAYMENT = {
 def check_quantity(quantity: object) -> None:
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
         raise InvalidInput(f"quantity must be a whole number >= 1, got {quantity!r}")
-
-
-def price_of(offer: Offer, quantity: int, currency: str) -> Money:
-    """What `quantity` units of the offer cost in `currency`, within the offer's quantity
-    limit and what a balance can hold: the rules of an order and of a plan's period."""
-    limit = min(offer.quantity_limit or MAX_QUANTITY, MAX_QUANTITY)
-    if quantity > limit:
-        raise QuantityLimit(
-            f"offer {offer.id} sells at most {limit} per order, asked for {quantity}"
-        )
-    if offer.token_count * quantity > MAX_TOKENS:
-        raise QuantityLimit(
-            f"{quantity} x {offer.token_count} tokens is more than a balance can hold"
-        )
-    code = normalize_currency(currency)
-    price = offer.price_in(code)
-    if price is None:
-        sold = ", ".join(p.currency for p in offer.prices)
-        raise InvalidInput(f"offer {offer.id} is not sold in {code}; it is sold in {sold}")
-    return Money(minor_units=price.minor_units * quantity, currency=code)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +186,8 @@ class Orders:
         `order_id`: the id to give it (an auto top-up's is its attempt's)."""
         if idempotency_key is not None:
             self._limits.key(idempotency_key)
-            reserved = RESERVED_KEYS if not off_session else (INVOICE_KEY, BUNDLE_KEY)
+            # An off-session order is a top-up's, keyed by its attempt.
+            reserved = tuple(k for k in RESERVED_KEYS if not (off_session and k == TOP_UP_KEY))
             if idempotency_key.startswith(reserved):
                 raise InvalidInput(
                     f"idempotency keys starting {' or '.join(map(repr, reserved))} are reserved"
@@ -235,8 +219,23 @@ class Orders:
 
     def quote(self, offer: Offer, quantity: int, currency: str | None = None) -> Money:
         """What `quantity` units of the offer cost in `currency` (default: the service's),
-        refused as an order of them would be."""
-        return price_of(offer, quantity, currency or self._default_currency)
+        within the offer's quantity limit and what a balance can hold: the rules of an
+        order, of a plan's period and of an auto top-up's purchase."""
+        limit = min(offer.quantity_limit or MAX_QUANTITY, MAX_QUANTITY)
+        if quantity > limit:
+            raise QuantityLimit(
+                f"offer {offer.id} sells at most {limit} per order, asked for {quantity}"
+            )
+        if offer.token_count * quantity > MAX_TOKENS:
+            raise QuantityLimit(
+                f"{quantity} x {offer.token_count} tokens is more than a balance can hold"
+            )
+        code = normalize_currency(currency or self._default_currency)
+        price = offer.price_in(code)
+        if price is None:
+            sold = ", ".join(p.currency for p in offer.prices)
+            raise InvalidInput(f"offer {offer.id} is not sold in {code}; it is sold in {sold}")
+        return Money(minor_units=price.minor_units * quantity, currency=code)
 
     async def charge_saved_card(self, *, order_id: str, card: SavedCard) -> Charged:
         """Pays a pending off-session order with a saved card and applies the outcome. The
@@ -293,11 +292,8 @@ class Orders:
                 plan_id=plan.id,
                 idempotency_key=key,
             )
-            with suppress(DuplicateKeyError):  # made meanwhile: paying it again is a no-op
-                await document.insert()
-            order = await self._by_key(plan.user_id, key)
-            if order is None:
-                raise Impossible(f"the order of invoice {invoice.id} is gone")
+            raced = await insert_keyed(document, key, partial(self._by_key, plan.user_id))
+            order = raced or Order.model_validate(document)  # made meanwhile: paid once
         return await self.apply_status(
             order_id=order.id, status=OrderStatus.PAID, message=f"invoice {invoice.id} paid"
         )
@@ -599,15 +595,8 @@ class Orders:
             parent_id=parent.id,
             idempotency_key=key,
         )
-        try:
-            await child.insert()
-        except DuplicateKeyError:
-            existing = await self._by_key(parent.user_id, key)
-            if existing is None:
-                raise Impossible(f"child order {key} clashed with an order that is gone") from None
-            made = existing
-        else:
-            made = Order.model_validate(child)
+        raced = await insert_keyed(child, key, partial(self._by_key, parent.user_id))
+        made = raced or Order.model_validate(child)
         if made.token_count > 0:
             await self._credit(made, made.starts or starts, made.expires)
 

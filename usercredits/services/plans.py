@@ -2,11 +2,12 @@
 which bills every cycle. Each paid invoice is an order that credits the plan's tokens for
 exactly the invoice's period; the plan follows the subscription's status.
 
-The provider is the source of truth, and events only say where to look: whatever reports
-a subscription (a webhook of any type, a refresh, the sweep) reads it again from the
-provider and applies what it says. So events applied twice, late or in any order converge
-to the same plan, and an invoice is credited once whoever sees it first (its order is
-keyed by the invoice). CANCELED is final; a plan's period never moves back.
+The provider is the source of truth: whatever reports a subscription (a webhook of any
+type, a refresh, the sweep) reads it again from the provider and applies what it says; a
+verified event brings only the invoice it is about, which is credited if it is paid. So
+events applied twice, late or in any order converge to the same plan, and an invoice is
+credited once whoever sees it first (its order is keyed by the invoice). CANCELED is
+final; a plan's period never moves back.
 """
 
 import logging
@@ -63,9 +64,11 @@ WRITE_ATTEMPTS = 5
 START_WINDOW = timedelta(hours=12)
 """How long after a plan is made a retry may still make its subscription: well within the
 24 hours Stripe keeps an idempotency key, so a subscription made once (its answer lost)
-is answered again, never made twice. A plan left without one after that is canceled by
-the sweep (`refresh_plan`); a subscription made meanwhile reaches it through its
-webhooks, or expires unpaid at Stripe."""
+is answered again, never made twice. After it a retry makes none."""
+GIVE_UP = timedelta(days=1)
+"""When a plan still without a subscription is canceled by its refresh (the sweep's): a
+subscription made meanwhile (its answer lost) reaches the plan through its webhooks and is
+canceled too, or expires unpaid at Stripe after 23 hours."""
 
 INVOICE_MARGIN = timedelta(days=1)
 """A refresh reads the invoices made since the latest period credited, less this: an
@@ -79,7 +82,7 @@ _MESSAGES = {
 }
 
 
-Change = Callable[[Plan, datetime], dict[str, Any] | None]
+PlanChange = Callable[[Plan, datetime], dict[str, Any] | None]
 """What a write makes of the plan as it stands (an update), or None when nothing changes."""
 
 
@@ -174,9 +177,9 @@ class Plans:
         raced = await insert_keyed(document, idempotency_key, partial(self._by_key, user_id))
         if raced is not None:
             return await self._replayed(raced, offer_id, quantity, currency)
-        return await self._start(Plan.model_validate(document))
+        return await self._make_subscription(Plan.model_validate(document))
 
-    async def _start(self, plan: Plan) -> Subscribed:
+    async def _make_subscription(self, plan: Plan) -> Subscribed:
         """Makes the plan's subscription (again, after a crash: the provider's idempotency
         key is the plan's id) on the price the plan was sold at."""
         offer = await self._offers.get_offer(offer_id=plan.offer_id)
@@ -208,7 +211,7 @@ class Plans:
             return Subscribed(plan, None)
         if plan.subscription_id is None:
             if self._clock.now() - plan.created_at < START_WINDOW:
-                return await self._start(plan)
+                return await self._make_subscription(plan)
             return Subscribed(await self.refresh_plan(plan_id=plan.id), None)
         renewal = await self._payments.get_renewal(plan.subscription_id)
         return Subscribed(await self._apply(plan, renewal), renewal.client_secret)
@@ -251,7 +254,7 @@ class Plans:
         applies them (for webhooks that were missed)."""
         plan = await self.get_plan(plan_id=plan_id)
         if plan.subscription_id is None:  # its making was cut short
-            if self._clock.now() - plan.created_at < FIRST_PAYMENT:
+            if self._clock.now() - plan.created_at < GIVE_UP:
                 return plan
             return await self._write(plan.id, _never_started)
         renewal = await self._payments.get_renewal(plan.subscription_id)
@@ -271,19 +274,16 @@ class Plans:
             renewal = await self._payments.get_renewal(event.subscription_id)
             plan = None if renewal.plan_id is None else await self.get_plan(plan_id=renewal.plan_id)
         except NotFound:
-            plan = None
+            return _unknown(event)
         if plan is None or plan.subscription_id not in (None, renewal.id):
-            log.warning(
-                "event for a subscription no plan has",
-                extra={"event_id": event.id, "subscription_id": event.subscription_id},
-            )
-            return "unknown subscription"
+            return _unknown(event)
         invoices = () if event.invoice is None else (event.invoice,)
         return (await self._apply(plan, renewal, invoices)).status.value
 
     async def refresh_due(self, *, now: datetime) -> int:
         """The sweep's plan half: asks the provider about plans whose period ended without
-        news (or whose first payment is overdue). Returns how many it asked about."""
+        news (or whose latest period is not known paid). Returns how many it brought up to
+        date; one that fails is asked about again in RECHECK."""
         cursor = (
             self._plans()
             .find({"refresh_after": due_by(now)}, {"_id": 1})
@@ -303,9 +303,7 @@ class Plans:
                     extra={"plan_id": plan_id, "error": str(exc)},
                     exc_info=not isinstance(exc, DomainError),
                 )
-                await self._plans().update_one(
-                    {"_id": raw["_id"]}, {"$set": {"refresh_after": now + RECHECK}}
-                )
+                await self._write(plan_id, _ask_again_later)
                 continue
             asked += 1
         return asked
@@ -338,7 +336,7 @@ class Plans:
                 updated = await self._write(plan.id, _following(fresh))
         return updated
 
-    async def _write(self, plan_id: str, change: Change) -> Plan:
+    async def _write(self, plan_id: str, change: PlanChange) -> Plan:
         """Applies `change(current plan, now)` (an update, or None for nothing to do) if no
         other write came between the read and the write; else reads and tries again."""
         for _ in range(WRITE_ATTEMPTS):
@@ -357,7 +355,7 @@ class Plans:
         raise Conflict(f"plan {plan_id} kept changing; try again")
 
 
-def _following(renewal: Renewal) -> Change:
+def _following(renewal: Renewal) -> PlanChange:
     """The write that makes the plan what the provider says of its subscription: nothing
     for a canceled plan (final) or a read older than the plan's period."""
 
@@ -388,6 +386,20 @@ def _following(renewal: Renewal) -> Change:
     return follow
 
 
+def _unknown(event: WebhookEvent) -> str:
+    """A subscription no plan of this service made (in the dashboard, by another product
+    on the account): acknowledged, so that the provider stops sending it."""
+    log.warning(
+        "event for a subscription no plan has",
+        extra={"event_id": event.id, "subscription_id": event.subscription_id},
+    )
+    return "unknown subscription"
+
+
+def _ask_again_later(current: Plan, now: datetime) -> dict[str, Any] | None:
+    return {"$set": {"refresh_after": now + RECHECK}}
+
+
 def _canceled_here(current: Plan, now: datetime) -> dict[str, Any] | None:
     """A plan whose subscription was never made, canceled without asking the provider."""
     return _cancel_unstarted(current, now, "canceled before it was paid")
@@ -414,15 +426,14 @@ def _next_check(renewal: Renewal, now: datetime, planned: datetime | None) -> da
     hourly check already planned rather than pushing it back at every read."""
     if renewal.status is PlanStatus.CANCELED:
         return None
-    invoice = renewal.latest_invoice
-    settled = (
+    invoice, end = renewal.latest_invoice, renewal.period_end
+    if (
         renewal.status is PlanStatus.ACTIVE
-        and renewal.period_end is not None
+        and end is not None
         and invoice is not None
         and invoice.paid
-        and invoice.period_end >= renewal.period_end
-    )
-    if settled and renewal.period_end is not None:
-        return max(renewal.period_end + GRACE, now + RECHECK)
+        and invoice.period_end >= end
+    ):
+        return max(end + GRACE, now + RECHECK)
     soon = now + (FIRST_PAYMENT if renewal.status is PlanStatus.INCOMPLETE else RECHECK)
     return planned if planned is not None and now < planned <= soon else soon

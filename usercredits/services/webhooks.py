@@ -3,8 +3,10 @@ server verifies and parses the delivery, this decides what it changes.
 
 Each event id is applied once: a replayed or duplicated delivery is acknowledged and
 ignored. Two copies arriving at the same moment may both be applied, which is harmless, as
-every order transition is guarded. Events for payments no order knows are logged and
-acknowledged, so the provider stops retrying them.
+every order and plan change is guarded. Events for payments no order knows, and for
+subscriptions no plan has, are logged and acknowledged, so the provider stops retrying
+them. An event that needs the provider (a plan's subscription, or which invoice a refunded
+payment paid) while it cannot be reached is not recorded: the provider sends it again.
 """
 
 import logging
@@ -22,13 +24,13 @@ from usercredits.services.plans import Plans
 log = logging.getLogger(__name__)
 
 
-async def handle_payment_event(
+async def handle_provider_event(
     *, orders: Orders, plans: Plans, event: WebhookEvent, clock: Clock
 ) -> str:
     """Applies `event` and returns what came of it: the order's or plan's status,
     `duplicate`, `ignored` (a type we do not act on), `unknown payment` or `unknown
-    subscription`. PaymentFailed (a plan's subscription could not be read from the
-    provider) records nothing, so that the provider delivers the event again."""
+    subscription`. PaymentFailed (the provider could not be asked what the event needs)
+    records nothing, so that the provider delivers the event again."""
     if await ProcessedEvent.get(event.id) is not None:
         return "duplicate"
     try:

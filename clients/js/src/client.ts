@@ -118,8 +118,9 @@ export interface Watch {
 export interface BuyOptions {
   quantity?: number;
   currency?: string;
-  /** Confirms the payment with Stripe.js; without it the sandbox completes it (only a
-   * service running the sandbox provider accepts that). */
+  /** Confirms the payment with Stripe.js. Without it, `buy` completes the payment in the
+   * sandbox (only a service running the sandbox provider accepts that), and `subscribe`
+   * throws PAYMENT_FAILED if a first payment is due (the sandbox pays it at once). */
   stripe?: StripeConfirmer;
   /** What Stripe.js confirms with: a saved payment method's id, a card Element's
    * `{ card }`, or in test mode a test method such as "pm_card_visa". */

@@ -2,7 +2,8 @@
 customers, saved cards and off-session charges; renewing subscriptions and their invoices;
 and verify and parse a provider's webhook.
 
-Orders talk only to this Protocol, so the Stripe client and the sandbox are interchangeable.
+Orders, plans and customers talk only to this Protocol, so the Stripe client and the
+sandbox are interchangeable.
 """
 
 from dataclasses import dataclass

@@ -7,7 +7,8 @@ client and `*_async` calls.
 - Stripe's three-decimal currencies (KWD, BHD, JOD, OMR, TND) must be charged in multiples
   of ten minor units; other amounts are refused before anything is sent.
 - Every Stripe error (declined card, network, rate limit, bad key) becomes PaymentFailed
-  with Stripe's message; the SDK retries network failures itself.
+  with Stripe's message, but an object Stripe does not have, which is NotFound; the SDK
+  retries network failures itself.
 - Webhooks are verified with the SDK against the raw body and the endpoint secret, within
   a tolerance, then reduced to the WebhookEvent that orders understand.
 - Off-session charges (auto top-up) confirm a PaymentIntent on the customer's saved card at
@@ -66,8 +67,6 @@ _SUBSCRIPTION_EVENTS = frozenset(
         "customer.subscription.created",
         "customer.subscription.updated",
         "customer.subscription.deleted",
-        "customer.subscription.paused",
-        "customer.subscription.resumed",
     }
 )
 _INVOICE_EVENTS = frozenset({"invoice.paid", "invoice.payment_failed"})
