@@ -32,6 +32,10 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.http.base import BaseRequestProtocol
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
 
 from usercredits.api import build_schema
 from usercredits.schema.context import Context
@@ -91,8 +95,20 @@ class SocketContext(Context):
     websocket: web.WebSocketResponse | None = None
 
 
+class SocketProtocol(BaseGraphQLTransportWSHandler[Context, None]):
+    """Strawberry's graphql-transport-ws, letting go of a socket's connection-init timer
+    once the socket is initialised: Strawberry cancels the timer's task but keeps it (about
+    a kilobyte) for as long as the socket is open."""
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        await super().handle_connection_init(message)
+        self.connection_init_timeout_task = None
+
+
 class CreditsGraphQLView(GraphQLView[Context, None]):
     """Strawberry's aiohttp view with our context, websocket auth and heartbeat."""
+
+    graphql_transport_ws_handler_class = SocketProtocol
 
     def __init__(self, *, app: web.Application, settings: Settings, sandbox: bool) -> None:
         super().__init__(
