@@ -46,6 +46,8 @@ async def test_metrics_count_real_requests(
     for key in ("a", "b"):
         await api.data(CONSUME, {"key": key}, as_=ALICE)
     assert await api.error_code(CONSUME, {"key": "c"}, as_=ALICE) == "INSUFFICIENT_TOKENS"
+    assert await api.error_code("query { offers {", as_=ALICE) == "BAD_USER_INPUT"  # no parse
+    assert await api.error_code("query { offerz { id } }", as_=ALICE) == "BAD_USER_INPUT"
     # Both debits went through the change feed once the balance it reports is 0 (the grant's
     # own event may come first: the feed gathers events for a moment).
     while (await client.receive())["payload"]["data"]["balanceChanged"]["tokens"] != 0:
@@ -57,10 +59,13 @@ async def test_metrics_count_real_requests(
     assert sample(text, ops, operation="consumeTokens", outcome="ok") == 2
     assert sample(text, ops, operation="consumeTokens", outcome="INSUFFICIENT_TOKENS") == 1
     assert sample(text, ops, operation="grantTokens", outcome="ok") == 1
+    assert sample(text, ops, operation="invalid", outcome="BAD_USER_INPUT") == 2
     assert (
         sample(text, "usercredits_graphql_operation_seconds_count", operation="consumeTokens") == 3
     )
     assert sample(text, "usercredits_open_subscriptions") == 1
+    # A subscription is counted and timed when it is set up, not when it ends.
+    assert sample(text, ops, operation="balanceChanged", outcome="ok") == 1
     assert sample(text, "usercredits_ledger_entries_total", reason="consumption") == 2
     await client.close()
 

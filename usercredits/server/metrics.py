@@ -7,9 +7,10 @@ and its pid: with several workers on one port, a scrape says which one answered.
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
-from graphql import FieldNode, OperationDefinitionNode
+from graphql import FieldNode, GraphQLError, OperationDefinitionNode
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -42,7 +43,7 @@ class Metrics:
         )
         self.latency = Histogram(
             "usercredits_graphql_operation_seconds",
-            "Time to run a GraphQL query or mutation, by root field.",
+            "Time to run a GraphQL query or mutation, or to set up a subscription, by root field.",
             ["operation"],
             registry=self.registry,
         )
@@ -110,31 +111,47 @@ INVALID = "invalid"
 
 
 class OperationMetrics(SchemaExtension):
-    """Counts and times operations by their first root field. Only an operation that
-    passed validation names a label (so the labels are the schema's root fields, a closed
-    set); any other is counted as `invalid`, so that no caller can add label values."""
+    """Counts and times operations by their first root field, from the operation's start
+    (Strawberry makes the extension then) to the end of its execution, or to its refusal
+    before that; a subscription's until it is set up. Only an operation that passed
+    validation names a label (so the labels are the schema's root fields, a closed set);
+    any other is counted as `invalid`, so that no caller can add label values.
+
+    No hook spans the whole operation: a subscription holds its operation's hooks open for
+    as long as it lives, and each hook held costs every idle subscription memory (see
+    schema/limits.py TokenLimit)."""
 
     def __init__(self, metrics: Metrics) -> None:
         super().__init__()
         self._metrics = metrics
+        self._started = time.perf_counter()
         self._valid = False
+        self._counted = False
 
     def on_validate(self) -> Iterator[None]:
         yield
         self._valid = not self.execution_context.pre_execution_errors
 
-    def on_operation(self) -> Iterator[None]:
-        started = time.perf_counter()
+    def on_execute(self) -> Iterator[None]:
         yield
-        context = self.execution_context
-        operation = _root_field(context.graphql_document) if self._valid else INVALID
-        result = context.result
-        errors = list(context.pre_execution_errors or []) or list(
-            (result.errors if result is not None else None) or []
-        )
+        result = self.execution_context.result
+        self._count((result.errors if result is not None else None) or [])
+
+    def get_results(self) -> dict[str, Any]:
+        """Called with each answer, whose errors are then the context's: counts an
+        operation refused before its execution ended (a document that does not parse or
+        validate, a hook refusing it), which no hook's end sees."""
+        if not self._counted:
+            self._count(self.execution_context.pre_execution_errors or [])
+        return {}
+
+    def _count(self, errors: Sequence[GraphQLError]) -> None:
+        self._counted = True
+        document = self.execution_context.graphql_document
+        operation = _root_field(document) if self._valid else INVALID
         outcome = error_code(errors[0]) if errors else "ok"
         self._metrics.operations.labels(operation, outcome).inc()
-        self._metrics.latency.labels(operation).observe(time.perf_counter() - started)
+        self._metrics.latency.labels(operation).observe(time.perf_counter() - self._started)
 
 
 def _root_field(document: object) -> str:
