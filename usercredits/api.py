@@ -31,7 +31,6 @@ from usercredits.schema.limits import (
     TokenLimit,
     cached_validator,
 )
-from usercredits.schema.persisted import PersistedQueries, PersistedQueryExtension
 from usercredits.schema.plans import SubscribePayload
 from usercredits.schema.topups import AutoTopUp
 from usercredits.schema.types import (
@@ -185,7 +184,6 @@ def build_schema(
     validator = cached_validator(limits)
     everything: list[Extension] = [
         *extensions,
-        partial(PersistedQueryExtension, queries=PersistedQueries()),
         partial(TokenLimit, max_tokens=limits.max_tokens),
         partial(ParserCache, maxsize=1000),
         partial(DocumentGuard, limits=limits, validator=validator),

@@ -16,11 +16,10 @@ that cheap), so the query limits still hold.
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from graphql import GraphQLError
-from strawberry.extensions import SchemaExtension
 
 MAX_BYTES = 4 * 1024 * 1024
 """What the kept queries may take, by their UTF-8 length."""
@@ -72,15 +71,3 @@ class PersistedQueries:
         while self._bytes > self._max_bytes:
             _, dropped = self._queries.popitem(last=False)
             self._bytes -= len(dropped.encode())
-
-
-class PersistedQueryExtension(SchemaExtension):
-    """Puts the kept query in place of a hash before the operation is parsed."""
-
-    def __init__(self, *, queries: PersistedQueries) -> None:
-        self._queries = queries
-
-    def on_operation(self) -> Iterator[None]:
-        context = self.execution_context
-        context.query = self._queries.resolve(context.query, context.operation_extensions)
-        yield

@@ -24,22 +24,26 @@ from typing import Any, TypeGuard
 
 import orjson
 from aiohttp import WSCloseCode, web
-from cross_web import HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from graphql import GraphQLError
 from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError, PyMongoError
 from strawberry.aiohttp.views import GraphQLView
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.base import BaseRequestProtocol
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
+from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 
 from usercredits.api import build_schema
 from usercredits.schema.context import Context
+from usercredits.schema.errors import apply_contract
 from usercredits.schema.limits import Limits
+from usercredits.schema.persisted import PersistedQueries
 from usercredits.server.auth import Authenticator, signs_in_with_api_key
 from usercredits.server.changes import ChangeFeed, running_feed
 from usercredits.server.database import is_sharded, open_database
@@ -139,6 +143,7 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
             allowed_origins=settings.allowed_origins,
         )
         self._app = app
+        self._persisted = PersistedQueries()
         self._heartbeat = settings.ws_heartbeat_seconds
         self._max_response_bytes = settings.max_response_bytes
         self._trusted_proxies = settings.trusted_proxies
@@ -175,6 +180,30 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
             self._app[METRICS].refusals.labels(cause="rate_limited").inc()
             return rate_limited(wait)
         return await super().__call__(request)
+
+    async def execute_operation(
+        self,
+        request: web.Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        request_data: GraphQLRequestData | list[GraphQLRequestData],
+        context: Context,
+        root_value: None,
+        sub_response: web.Response,
+    ) -> ExecutionResult | list[ExecutionResult] | SubscriptionExecutionResult:
+        """Puts a persisted query in place of its hash before the operation starts, here
+        rather than in a schema extension's operation hook, which a subscription would hold
+        open (costing memory) for as long as it lives. Batches are refused while parsing."""
+        if isinstance(request_data, GraphQLRequestData):
+            try:
+                request_data.query = self._persisted.resolve(
+                    request_data.query, request_data.extensions
+                )
+            except GraphQLError as error:
+                apply_contract(error, context.request_id)
+                return ExecutionResult(data=None, errors=[error])
+        return await super().execute_operation(
+            request, request_adapter, request_data, context, root_value, sub_response
+        )
 
     def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
         """GraphiQL for a browser's GET without a query, but not for a GET that names a
