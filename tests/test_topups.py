@@ -278,6 +278,41 @@ async def test_a_declined_card_stops_the_rule_until_the_card_or_the_rule_changes
     assert len(shop.fake.off_session_charges) == 4
 
 
+async def test_a_group_emptied_while_its_card_was_refused_is_refilled_by_a_refused_debit(
+    shop: Shop,
+) -> None:
+    """An empty group makes no more movements (its debits are refused and write nothing),
+    so the refused debits themselves ask for the top-up once a new card may succeed."""
+    offer = await shop.offer(tokens=100)
+    await shop.grant(60)
+    await shop.save_card()
+    await shop.rule(offer, threshold=50)
+    shop.fake.refuse_charges = "card_declined"
+    await shop.consume(20)
+    await shop.settled(lambda w: rule_of(w)["lastError"] is not None)
+    await shop.consume(40)  # empty now; the refused card is not tried again
+    refused = await shop.consume(1)
+    assert refused["errors"][0]["extensions"]["code"] == "INSUFFICIENT_TOKENS"
+    await shop.quiet()
+    assert len(shop.fake.off_session_charges) == 1
+
+    shop.fake.refuse_charges = None
+    new_card = await shop.save_card(last4="1881")
+    await shop.quiet()
+    assert len(shop.fake.off_session_charges) == 1  # saving a card charges nothing by itself
+    refused = await shop.consume(1, api=shop.apis[1])  # the other instance hears of it too
+    assert refused["errors"][0]["extensions"]["code"] == "INSUFFICIENT_TOKENS"
+    await shop.settled(lambda w: w["balance"]["tokens"] == 100 and rule_of(w)["lastError"] is None)
+    assert [c["payment_method"] for c in shop.fake.off_session_charges[1:]] == [new_card]
+    for _ in range(3):  # refused debits of a group above its threshold buy nothing
+        assert (await shop.consume(500))["errors"][0]["extensions"]["code"] == (
+            "INSUFFICIENT_TOKENS"
+        )
+    await shop.quiet()
+    assert len(shop.fake.off_session_charges) == 2
+    assert await shop.tokens() == 100
+
+
 async def test_authentication_required_pauses_the_rule_with_that_reason(shop: Shop) -> None:
     offer = await shop.offer(tokens=100)
     await shop.grant(100)

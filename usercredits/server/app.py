@@ -510,10 +510,12 @@ def create_app(
             top_ups=trigger,
         )
         judging = asyncio.create_task(trigger.run(), name="auto-top-up")
+        deafen = events.on_shortfall(trigger.ran_short)
         try:
             async with running_feed(feed):
                 yield
         finally:
+            deafen()
             judging.cancel()
             await asyncio.wait([judging], timeout=STOP_SECONDS)
 

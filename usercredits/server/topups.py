@@ -1,6 +1,7 @@
 """The auto top-up trigger, fed by each process's live change feed (server/changes.py): for
-a ledger entry that leaves a ruled group at or below its threshold, it asks
-services/topups.py to top the group up.
+a ledger entry that leaves a ruled group at or below its threshold, or a debit refused for
+want of tokens (told by the wallets, as it leaves no entry), it asks services/topups.py to
+top the group up, which checks the balance itself.
 
 It rides the feed every process already follows, so it costs no stream of its own, and it
 sees rule changes in the same stream as the debits: a debit made after `setAutoTopUp`
@@ -40,7 +41,8 @@ class TopUpTrigger:
         self._generation = 0
         """Bumped by every rule change: thresholds read under an older one are dropped."""
         self._thresholds: OrderedDict[Pair, int | None] = OrderedDict()
-        self._low: dict[Pair, int] = {}
+        self._low: dict[Pair, int | None] = {}
+        """Pairs to judge, with their spendable tokens (None: a refused debit's, unknown)."""
         self._wake = asyncio.Event()
         self._wake.set()
         self._running: dict[Pair, asyncio.Task[None]] = {}
@@ -64,6 +66,15 @@ class TopUpTrigger:
             self._low[(change.user_id, change.offer_group)] = change.balance_after
             self._wake.set()
 
+    def ran_short(self, user_id: str, offer_group: str) -> None:
+        """Called for each debit or reservation refused for want of tokens, which leaves no
+        ledger entry: a group emptied while its top-up could not run (its card refused,
+        then replaced; a process stopped before judging its last debit) is judged again
+        at its next refused debit. Never waits."""
+        if self._any_enabled:
+            self._low.setdefault((user_id, offer_group), None)
+            self._wake.set()
+
     async def run(self) -> None:
         """Judges what the feed saw, batch by batch, until cancelled."""
         try:
@@ -83,7 +94,7 @@ class TopUpTrigger:
                 task.cancel()
             await asyncio.gather(*self._running.values(), return_exceptions=True)
 
-    async def _judge(self, low: dict[Pair, int]) -> None:
+    async def _judge(self, low: dict[Pair, int | None]) -> None:
         if self._rules_changed:
             self._rules_changed = False
             self._any_enabled = await self._top_ups.any_enabled()
@@ -102,7 +113,9 @@ class TopUpTrigger:
                 self._thresholds.popitem(last=False)
         for pair, tokens in low.items():
             threshold = self._thresholds.get(pair)
-            if threshold is not None and tokens <= threshold and pair not in self._running:
+            if threshold is None or pair in self._running:
+                continue
+            if tokens is None or tokens <= threshold:
                 self._running[pair] = asyncio.create_task(self._top_up(pair), name="top-up")
 
     async def _top_up(self, pair: Pair) -> None:

@@ -57,8 +57,13 @@ def build_services(
     public https receivers."""
     offers = Offers(clock=clock, limits=limits)
     scope = UserScope(sharded=sharded)
+    events = EventHub()
     wallets = Wallets(
-        movements=Movements(clock=clock, scope=scope), clock=clock, limits=limits, scope=scope
+        movements=Movements(clock=clock, scope=scope),
+        clock=clock,
+        limits=limits,
+        scope=scope,
+        events=events,
     )
     orders = Orders(
         offers=offers,
@@ -77,7 +82,7 @@ def build_services(
         wallets=wallets,
         payments=payments,
         clock=clock,
-        events=EventHub(),
+        events=events,
         default_currency=default_currency,
         api_keys=ApiKeys(clock=clock, pepper=api_key_pepper),
         outbound=build_outbound(

@@ -22,7 +22,7 @@ from usercredits.services.errors import (
 from usercredits.services.ids import object_id
 from usercredits.services.limits import check_tokens
 from usercredits.services.lots import Drawn, draw, settle, spendable
-from usercredits.services.movements import Change, Entry
+from usercredits.services.movements import Change, Entry, Plan
 from usercredits.services.wallet_base import WalletBase, batched, same_request
 from usercredits.values import Hold, LedgerEntry, LedgerReason, Reservation, ReservationStatus
 
@@ -114,9 +114,7 @@ class Debits(WalletBase):
             )
             return Change(lots=drawn.lots, holds=balance.holds, entries=[entry])
 
-        [entry] = await self._movements.move(
-            user_id=user_id, offer_group=offer_group, plan=plan, key=idempotency_key
-        )
+        entry = await self._draw_tokens(user_id, offer_group, plan, idempotency_key)
         return same_request(entry, idempotency_key, offer_group, -tokens)
 
     async def reserve(
@@ -161,9 +159,7 @@ class Debits(WalletBase):
             )
             return Change(lots=drawn.lots, holds=[*balance.holds, hold], entries=[entry])
 
-        [entry] = await self._movements.move(
-            user_id=user_id, offer_group=offer_group, plan=plan, key=key
-        )
+        entry = await self._draw_tokens(user_id, offer_group, plan, key)
         same_request(entry, key, offer_group, -tokens)
         assert entry.reservation_id is not None, "a reservation entry names its reservation"
         reservation = ReservationDocument(
@@ -184,6 +180,23 @@ class Debits(WalletBase):
             upsert=True,
         )
         return await self.reservation(reservation_id=entry.reservation_id, user_id=user_id)
+
+    async def _draw_tokens(
+        self, user_id: str, offer_group: str, plan: Plan, key: str
+    ) -> LedgerEntry:
+        """The one entry of a debit or reservation. A refusal for want of live tokens is
+        also told to the event hub: it writes nothing, so without it an auto top-up rule
+        would not hear of a group left empty (its card refused and since replaced, or its
+        trigger missed while a process stopped)."""
+        try:
+            [entry] = await self._movements.move(
+                user_id=user_id, offer_group=offer_group, plan=plan, key=key
+            )
+        except (InsufficientTokens, Expired):
+            if self._events is not None:
+                self._events.publish_shortfall(user_id, offer_group)
+            raise
+        return entry
 
     async def commit_reservation(
         self, *, reservation_id: str, tokens: int | None = None, user_id: str | None = None

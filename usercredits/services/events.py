@@ -5,11 +5,15 @@ so every instance sees every committed change; the hub then hands each event to 
 subscribers of that user in this process. A subscriber is removed the moment its iterator
 is closed (unsubscribe or disconnect). A subscriber that falls `max_backlog` events behind
 is ended with SubscriberTooSlow rather than silently skipping events.
+
+One event comes from the services instead: a debit or reservation refused for want of
+tokens writes nothing for a change stream to see, so the wallets tell the hub themselves
+(the auto top-up trigger listens).
 """
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
@@ -123,6 +127,7 @@ class EventHub:
         self._balances = _Topic[BalanceChanged](max_backlog)
         self._orders = _Topic[Order](max_backlog)
         self._plans = _Topic[Plan](max_backlog)
+        self._shortfall_listeners: list[Callable[[str, str], None]] = []
 
     @property
     def subscriber_count(self) -> int:
@@ -149,3 +154,13 @@ class EventHub:
     def plan_events(self, user_id: str) -> AsyncIterator[Plan]:
         """The user's plan updates from now on, until the caller stops iterating."""
         return self._plans.listen(user_id)
+
+    def on_shortfall(self, listener: Callable[[str, str], None]) -> Callable[[], None]:
+        """Calls `listener(user_id, offer_group)` for each debit or reservation refused for
+        want of live tokens, from now on; returns what stops it. A listener must not wait."""
+        self._shortfall_listeners.append(listener)
+        return lambda: self._shortfall_listeners.remove(listener)
+
+    def publish_shortfall(self, user_id: str, offer_group: str) -> None:
+        for listener in self._shortfall_listeners:
+            listener(user_id, offer_group)

@@ -1,5 +1,6 @@
 """What every part of `Wallets` (services/wallets.py) shares: the movement primitive, the
-clock, the input limits and the collections, and two rules more than one part applies."""
+clock, the input limits, the collections, the event hub told of refused debits, and two
+rules more than one part applies."""
 
 import asyncio
 from collections.abc import AsyncIterable, Awaitable, Callable
@@ -8,6 +9,7 @@ from typing import Any, TypeVar
 from usercredits.models import Balance, LedgerEntryDocument, ReservationDocument
 from usercredits.services.clock import Clock
 from usercredits.services.errors import KeyReused, shown
+from usercredits.services.events import EventHub
 from usercredits.services.limits import DEFAULT_LIMITS, InputLimits
 from usercredits.services.movements import Movements
 from usercredits.services.sharding import ONE_SERVER, UserScope
@@ -29,8 +31,10 @@ class WalletBase:
         clock: Clock,
         limits: InputLimits = DEFAULT_LIMITS,
         scope: UserScope = ONE_SERVER,
+        events: EventHub | None = None,
     ) -> None:
         self._movements = movements
+        self._events = events
         self._scope = scope
         self._clock = clock
         self._limits = limits
