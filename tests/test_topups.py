@@ -236,17 +236,22 @@ async def test_a_burst_of_debits_on_two_instances_charges_once(shop: Shop) -> No
     assert [(a.open, a.outcome) for a in attempts] == [(False, "paid"), (True, None)]
 
 
-async def test_a_declined_card_stops_the_rule_until_the_card_or_the_rule_changes(
-    shop: Shop,
-) -> None:
+async def declined(shop: Shop, *, granted: int, spent: int) -> tuple[str, dict[str, Any]]:
+    """A rule (threshold 50, a 100-token offer) whose card is declined by the debit of
+    `spent` of `granted` tokens; the offer and the wallet once the refusal is recorded."""
     offer = await shop.offer(tokens=100)
-    await shop.grant(100)
+    await shop.grant(granted)
     await shop.save_card()
     await shop.rule(offer, threshold=50)
     shop.fake.refuse_charges = "card_declined"
+    await shop.consume(spent)
+    return offer, await shop.settled(lambda w: rule_of(w)["lastError"] is not None)
 
-    await shop.consume(60)
-    wallet = await shop.settled(lambda w: rule_of(w)["lastError"] is not None)
+
+async def test_a_declined_card_stops_the_rule_until_the_card_or_the_rule_changes(
+    shop: Shop,
+) -> None:
+    offer, wallet = await declined(shop, granted=100, spent=60)
     assert rule_of(wallet)["lastError"] == "card_declined: Your card was declined."
     assert wallet["balance"]["tokens"] == 40  # nothing credited
     assert len(shop.fake.off_session_charges) == 1
@@ -283,13 +288,7 @@ async def test_a_group_emptied_while_its_card_was_refused_is_refilled_by_a_refus
 ) -> None:
     """An empty group makes no more movements (its debits are refused and write nothing),
     so the refused debits themselves ask for the top-up once a new card may succeed."""
-    offer = await shop.offer(tokens=100)
-    await shop.grant(60)
-    await shop.save_card()
-    await shop.rule(offer, threshold=50)
-    shop.fake.refuse_charges = "card_declined"
-    await shop.consume(20)
-    await shop.settled(lambda w: rule_of(w)["lastError"] is not None)
+    await declined(shop, granted=60, spent=20)
     await shop.consume(40)  # empty now; the refused card is not tried again
     refused = await shop.consume(1)
     assert refused["errors"][0]["extensions"]["code"] == "INSUFFICIENT_TOKENS"
