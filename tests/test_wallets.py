@@ -189,8 +189,14 @@ async def test_reservation_holds_then_commit_releases_the_rest(services: Service
     released = await services.wallets.release_reservation(reservation_id=str(held.id))
     assert released.status is ReservationStatus.COMMITTED
     assert (await assert_invariant("u1", "pro")).tokens == 8
-    reasons = [e.reason.value for e in await LedgerEntryDocument.find().sort("seq").to_list()]
-    assert reasons == ["grant", "reservation", "release", "consumption"]
+    entries = await LedgerEntryDocument.find().sort("seq").to_list()
+    # The commit is one entry: 2 spent, the other 4 held back in the same write.
+    assert [(e.reason.value, e.tokens, e.returned, e.balance_after) for e in entries] == [
+        ("grant", 10, 0, 10),
+        ("reservation", -6, 0, 4),
+        ("consumption", -2, 6, 8),
+    ]
+    assert entries[-1].reservation_id == str(held.id)
 
 
 async def test_release_gives_everything_back_once(services: Services) -> None:

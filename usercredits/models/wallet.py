@@ -58,6 +58,10 @@ class Balance(Document):
     """When the group was first credited."""
     next_expiry: datetime | None = None
     """The soonest expiry among lots that still hold tokens: the sweep's index."""
+    lapsed_at: datetime | None = None
+    """When tokens of the group last lapsed unspent, unless it was credited since: what
+    tells EXPIRED from INSUFFICIENT_TOKENS (services/debits.py) the same way whether a lapse
+    was written by the sweep or by the next movement."""
     last: list[dict[str, object]] = Field(default_factory=list)
     """The ledger entries of the last movement (the ledger may not have them yet)."""
     unflushed: bool = False

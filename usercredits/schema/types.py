@@ -215,6 +215,10 @@ class LedgerEntry:
     offer_group: str
     tokens: int
     balance_after: int
+    returned: int = strawberry.field(
+        description="A commit's held tokens given back to the spendable balance in the same "
+        "entry: balanceAfter is the previous entry's plus tokens plus returned (0 for others)."
+    )
     reason: str
     note: str | None
     order_id: strawberry.ID | None
@@ -233,6 +237,7 @@ class LedgerEntry:
             offer_group=entry.offer_group,
             tokens=entry.tokens,
             balance_after=entry.balance_after,
+            returned=entry.returned,
             reason=entry.reason.value,
             note=entry.note,
             order_id=strawberry.ID(entry.order_id) if entry.order_id else None,

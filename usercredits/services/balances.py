@@ -6,7 +6,9 @@ from datetime import datetime
 from typing import Any
 
 from usercredits.models import Balance, balance_id
+from usercredits.services.clock import due_by
 from usercredits.services.lots import live_lots
+from usercredits.services.movements import catch_up
 from usercredits.services.pages import newest_first
 from usercredits.services.wallet_base import WalletBase
 from usercredits.values import LedgerEntry, Lot
@@ -65,19 +67,26 @@ class LedgerPage:
 
 
 class BalanceReads(WalletBase):
+    """Reads that show the ledger whole: a balance one of whose lots lapsed since it last
+    moved has that lapse written first (the movement the sweep would make), so that its
+    ledger adds up to the balance read, sweep or not. Only such a balance costs a write."""
+
     async def balances(self, *, user_id: str) -> list[BalanceView]:
         """The user's balances, one per group that was ever credited, by group name."""
         now = self._clock.now()
-        cursor = self._balances.find({"user_id": user_id}).sort("offer_group", 1)
-        return [BalanceView.of(Balance.model_validate(doc), now) async for doc in cursor]
+        query = {"user_id": user_id}
+        docs = await self._read(query)
+        if await self._catch_up(docs, now):
+            docs = await self._read(query)
+        return [BalanceView.of(Balance.model_validate(doc), now) for doc in docs]
 
     async def balance(self, *, user_id: str, offer_group: str) -> BalanceView | None:
-        doc = await self._balances.find_one(
-            self._scope.scoped({"_id": balance_id(user_id, offer_group)}, [user_id])
-        )
-        return (
-            None if doc is None else BalanceView.of(Balance.model_validate(doc), self._clock.now())
-        )
+        now = self._clock.now()
+        query = self._scope.scoped({"_id": balance_id(user_id, offer_group)}, [user_id])
+        docs = await self._read(query)
+        if await self._catch_up(docs, now):
+            docs = await self._read(query)
+        return BalanceView.of(Balance.model_validate(docs[0]), now) if docs else None
 
     async def ledger(
         self,
@@ -87,13 +96,31 @@ class BalanceReads(WalletBase):
         first: int = LEDGER_PAGE,
         after: str | None = None,
     ) -> LedgerPage:
-        """Entries newest first; `after` is the id of the last entry of the previous page."""
+        """Entries newest first, in the order they committed; `after` is the id of the
+        last entry of the previous page."""
         query: dict[str, Any] = {"user_id": user_id}
         if offer_group is not None:
             query["offer_group"] = offer_group
+        now = self._clock.now()
+        due = {"user_id": user_id, "next_expiry": due_by(now)}
+        if offer_group is not None:
+            due["_id"] = balance_id(user_id, offer_group)
+        await self._catch_up(await self._read(self._scope.scoped(due, [user_id])), now)
         docs, more = await newest_first(
             self._ledger, query, first=first, after=after, most=MAX_PAGE
         )
         return LedgerPage(
             entries=[LedgerEntry.model_validate(doc) for doc in docs], has_next_page=more
         )
+
+    async def _read(self, query: dict[str, Any]) -> list[dict[str, Any]]:
+        return [doc async for doc in self._balances.find(query).sort("offer_group", 1)]
+
+    async def _catch_up(self, docs: list[dict[str, Any]], now: datetime) -> bool:
+        """Writes the lapse of every balance in `docs` that has one due; whether any had."""
+        due = [d for d in docs if d.get("next_expiry") is not None and d["next_expiry"] <= now]
+        for doc in due:
+            await self._movements.move(
+                user_id=doc["user_id"], offer_group=doc["offer_group"], plan=catch_up
+            )
+        return bool(due)

@@ -109,7 +109,7 @@ class Credits(WalletBase):
                 lots=with_lot(balance.lots if balance else [], lot), holds=holds, entries=[entry]
             )
 
-        [entry] = await self._movements.move(
+        *_, entry = await self._movements.move(
             user_id=credit.user_id,
             offer_group=credit.offer_group,
             plan=plan,
@@ -146,4 +146,4 @@ class Credits(WalletBase):
         entries = await self._movements.move(
             user_id=user_id, offer_group=offer_group, plan=plan, key=f"refund:{order_id}"
         )
-        return entries[0] if entries else None
+        return entries[-1] if entries else None

@@ -189,7 +189,7 @@ class Debits(WalletBase):
         would not hear of a group left empty (its card refused and since replaced, or its
         trigger missed while a process stopped)."""
         try:
-            [entry] = await self._movements.move(
+            *_, entry = await self._movements.move(
                 user_id=user_id, offer_group=offer_group, plan=plan, key=key
             )
         except (InsufficientTokens, Expired):
@@ -237,33 +237,33 @@ class Debits(WalletBase):
     async def _settle(
         self, rid: str, user_id: str, offer_group: str, used: int
     ) -> list[LedgerEntry]:
-        """Closes the held reservation `rid` of a balance: all its tokens back (+n) to the
-        lots they came from, then `used` of them spent (-used). [] if it was already closed."""
+        """Closes the held reservation `rid` of a balance in one entry: a release gives all
+        its tokens back (+n) to the lots they came from; a commit spends `used` of them
+        (-used) and returns the rest in the same entry (`returned`), so a live view sees the
+        balance move once, by what was given back. [] if it was already closed."""
 
         def plan(balance: Balance | None, now: datetime) -> Change | None:
             hold = next((h for h in balance.holds if h.id == rid), None) if balance else None
             if balance is None or hold is None:
                 return None
             lots, spent = settle(balance.lots, hold.draws, used)
-            entries = [
-                Entry(
+            if used:
+                entry = Entry(
+                    tokens=-used,
+                    reason=LedgerReason.CONSUMPTION,
+                    lots=spent,
+                    reservation_id=rid,
+                    returned=hold.tokens,
+                )
+            else:
+                entry = Entry(
                     tokens=hold.tokens,
                     reason=LedgerReason.RELEASE,
                     lots=hold.draws,
                     reservation_id=rid,
                 )
-            ]
-            if used:
-                entries.append(
-                    Entry(
-                        tokens=-used,
-                        reason=LedgerReason.CONSUMPTION,
-                        lots=spent,
-                        reservation_id=rid,
-                    )
-                )
             holds = [h for h in balance.holds if h.id != rid]
-            return Change(lots=lots, holds=holds, entries=entries)
+            return Change(lots=lots, holds=holds, entries=[entry])
 
         entries = await self._movements.move(user_id=user_id, offer_group=offer_group, plan=plan)
         if entries:
@@ -271,21 +271,22 @@ class Debits(WalletBase):
             await self._record(rid, user_id, status)
         return entries
 
-    async def release_expired_reservations(self, *, now: datetime) -> int:
-        """The sweep's reservation half: held reservations past their ttl give tokens back."""
+    async def release_expired_reservations(self, *, now: datetime) -> list[LedgerEntry]:
+        """The sweep's reservation half: held reservations past their ttl give tokens back.
+        Returns the entries written: each release, and the expiry of any lots that had
+        lapsed before it (a movement writes those first)."""
 
-        async def release(raw: dict[str, Any]) -> int:
-            released = 0
+        async def release(raw: dict[str, Any]) -> list[LedgerEntry]:
+            written = []
             for hold in raw["holds"]:
                 if hold["expires_at"] <= now:
-                    settled = await self._settle(hold["id"], raw["user_id"], raw["offer_group"], 0)
-                    released += bool(settled)
-            return released
+                    written += await self._settle(hold["id"], raw["user_id"], raw["offer_group"], 0)
+            return written
 
         cursor = self._balances.find(
             {"holds.expires_at": due_by(now)}, {"holds": 1, "user_id": 1, "offer_group": 1}
         )
-        return sum(await batched(cursor, release))
+        return [entry for entries in await batched(cursor, release) for entry in entries]
 
 
 def _draw(
@@ -307,14 +308,15 @@ def _draw(
 def _shortfall(
     balance: Balance | None, user_id: str, offer_group: str, tokens: int, now: datetime
 ) -> InsufficientTokens | Expired:
-    """Why a debit cannot be made: all the group's tokens have expired (and the sweep has
-    not removed them yet), or there are too few."""
-    lots = balance.lots if balance else []
-    live = spendable(lots, now)
-    if live == 0 and any(lot.remaining for lot in lots):
-        ended = max(lot.expires for lot in lots if lot.expires and lot.expires <= now)
+    """Why a debit cannot be made. EXPIRED: the group has no spendable tokens and tokens of
+    it lapsed unspent since it was last credited; INSUFFICIENT_TOKENS otherwise. The
+    balance a plan sees has already lost its lapsed lots' tokens and carries `lapsed_at`
+    (services/movements.py), so the answer is the same before and after a sweep."""
+    live = spendable(balance.lots, now) if balance else 0
+    if live == 0 and balance is not None and balance.lapsed_at is not None:
         return Expired(
-            f"the tokens of user {user_id} in {shown(offer_group)} expired at {ended.isoformat()}"
+            f"the tokens of user {user_id} in {shown(offer_group)} expired at "
+            f"{balance.lapsed_at.isoformat()}"
         )
     return InsufficientTokens(
         f"user {user_id} has {live} tokens in {shown(offer_group)}, needs {tokens}"

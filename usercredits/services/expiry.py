@@ -10,6 +10,7 @@ from enum import StrEnum
 
 from usercredits.services.orders import Orders
 from usercredits.services.wallets import Wallets
+from usercredits.values import LedgerReason
 
 IDLE = timedelta(minutes=1)
 """A balance unmoved this long whose last movement may not be in the ledger is flushed."""
@@ -50,13 +51,14 @@ async def expire_due(
     pending orders older than `reconcile_after` are refreshed (missed webhooks)."""
     await wallets.flush_idle(older_than=now - IDLE)
     released = await wallets.release_expired_reservations(now=now)
-    entries = await wallets.expire_lapsed_groups(now=now)
+    lapsed = await wallets.expire_lapsed_groups(now=now)
+    expiries = [e for e in (*released, *lapsed) if e.reason is LedgerReason.EXPIRY]
     expired_orders = await orders.expire_orders(now=now)
     reconciled = await orders.reconcile_pending(older_than=now - reconcile_after)
     return SweepResult(
-        reservations_released=released,
-        groups_expired=len(entries),
-        tokens_expired=-sum(e.tokens for e in entries),
+        reservations_released=sum(e.reason is LedgerReason.RELEASE for e in released),
+        groups_expired=len({(e.user_id, e.offer_group) for e in expiries}),
+        tokens_expired=-sum(e.tokens for e in expiries),
         orders_expired=expired_orders,
         orders_reconciled=reconciled,
     )

@@ -1,16 +1,15 @@
 """Lapsed lots: the sweep's token half (expired lots lose their spendable tokens, with an
-expiry entry naming them) and its recovery half (movements cut short by a crash are put
-in the ledger). Part of `Wallets` (services/wallets.py); services/expiry.py runs them."""
+expiry entry naming them, as the next movement of their balance would anyway) and its
+recovery half (movements cut short by a crash are put in the ledger). Part of `Wallets`
+(services/wallets.py); services/expiry.py runs them."""
 
 from datetime import datetime
 from typing import Any
 
-from usercredits.models import Balance
 from usercredits.services.clock import due_by
-from usercredits.services.lots import lapse
-from usercredits.services.movements import Change, Entry
+from usercredits.services.movements import catch_up
 from usercredits.services.wallet_base import WalletBase, batched
-from usercredits.values import LedgerEntry, LedgerReason
+from usercredits.values import LedgerEntry
 
 
 class Lapses(WalletBase):
@@ -24,24 +23,8 @@ class Lapses(WalletBase):
 
         async def expire(raw: dict[str, Any]) -> list[LedgerEntry]:
             return await self._movements.move(
-                user_id=raw["user_id"], offer_group=raw["offer_group"], plan=_lapse
+                user_id=raw["user_id"], offer_group=raw["offer_group"], plan=catch_up
             )
 
         cursor = self._balances.find({"next_expiry": due_by(now)}, {"user_id": 1, "offer_group": 1})
         return [entry for entries in await batched(cursor, expire) for entry in entries]
-
-
-def _lapse(balance: Balance | None, now: datetime) -> Change | None:
-    if balance is None:
-        return None
-    lapsed = lapse(balance.lots, now)
-    if not lapsed.draws:
-        return None
-    ends = sorted({d.lot_id for d in lapsed.draws})
-    entry = Entry(
-        tokens=-lapsed.tokens,
-        reason=LedgerReason.EXPIRY,
-        lots=lapsed.draws,
-        note=f"lots {', '.join(ends)} expired",
-    )
-    return Change(lots=lapsed.lots, holds=balance.holds, entries=[entry])

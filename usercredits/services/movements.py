@@ -9,8 +9,12 @@ A movement is one conditional single-document write of the balance, addressed by
    below), so that the write in step 5 may drop them;
 3. with an idempotency key: if the last movement or the ledger already has that key, the
    movement happened; its entries are the answer and nothing is written;
-4. the plan (a pure function of the balance and the time) decides the new lots and holds
-   and the entries' facts, or refuses with a DomainError;
+4. lots that lapsed since the balance last moved lose their tokens first, with an expiry
+   entry (see `_catch_up`): the plan, and the ledger, never see tokens that are no longer
+   there, whether the sweep has come by or not;
+   the plan (a pure function of the balance and the time) decides the new lots and holds
+   and the entries' facts, or refuses with a DomainError (then nothing is written, the
+   lapse included);
 5. write the balance only if its `seq` is still the one read (compare-and-set): new lots,
    holds, totals, `seq`, and the new entries as `last`. Losing the race re-runs from 1;
 6. insert the entries into the ledger; a duplicate (a retry, or step 2 of a racing
@@ -58,7 +62,8 @@ from usercredits.models import (
 )
 from usercredits.services.clock import Clock, due_by
 from usercredits.services.errors import Contended, Impossible
-from usercredits.services.lots import Totals, prune, totals
+from usercredits.services.ids import ordered_id
+from usercredits.services.lots import Totals, lapse, prune, totals
 from usercredits.services.sharding import ONE_SERVER, UserScope
 from usercredits.services.writes import duplicates_only
 from usercredits.values import Hold, LedgerEntry, LedgerReason, Lot, LotDraw
@@ -82,6 +87,9 @@ class Entry:
     order_id: str | None = None
     reservation_id: str | None = None
     idempotency_key: str | None = None
+    returned: int = 0
+    """Held tokens this entry gives back to the spendable balance beside its own `tokens`
+    (a commit spends part of a hold and returns the rest in the same entry)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +103,17 @@ class Change:
 
 Plan = Callable[[Balance | None, datetime], Change | None]
 """Decides a movement from the current balance (None: never credited) and the time;
-returns None when there is nothing to do, raises a DomainError to refuse."""
+returns None when there is nothing to do, raises a DomainError to refuse. The balance it
+is given has already lost the tokens of its lapsed lots (step 4)."""
+
+
+def catch_up(balance: Balance | None, now: datetime) -> Change | None:
+    """The plan of a movement with no entries of its own: it writes only the expiry of the
+    lots that lapsed (the sweep, and reads that must see the ledger whole, use it)."""
+    if balance is None:
+        return None
+    return Change(lots=balance.lots, holds=balance.holds, entries=[])
+
 
 FaultHook = Callable[[str], None]
 """Called between the steps of a movement with the step's name; tests raise there."""
@@ -233,19 +251,21 @@ class Movements:
             raw = raws.get(request.bid)
             current = None if raw is None else self._decoded.balance(raw)
             try:
-                change = request.plan(current, now)
-                if change is None:
+                seen, lapsed = _catch_up(current, now)
+                change = request.plan(seen, now)
+                if change is None or not (lapsed or change.entries):
                     request.future.set_result([])
                     continue
                 lots = prune(change.lots)
                 sums = totals(lots)
-                entries = _entries(current, change, request.user_id, request.offer_group, now)
+                facts = [*lapsed, *change.entries]
+                entries = _entries(current, facts, request.user_id, request.offer_group, now)
                 _check(entries, sums, request)
             except Exception as exc:  # a refusal (DomainError), or a bug in one plan
                 request.future.set_exception(exc)
                 continue
             text, texts = self._decoded.pack(request.bid, lots)
-            update = _update(change, text, sums, entries, now)
+            update = _update(change, text, sums, entries, now, _lapsed_at(seen, change))
             planned.append(_Planned(request, current, entries, lots, texts, update))
         self._faults("planned")
         won, lost = await self._write_all(planned)
@@ -430,13 +450,53 @@ class _DecodedLots:
             self._held -= len(dropped)
 
 
+def _catch_up(current: Balance | None, now: datetime) -> tuple[Balance | None, list[Entry]]:
+    """Step 4's lapse: the balance without the tokens of lots that lapsed since it last
+    moved (marked `lapsed_at`), and the expiry entry that says so ([] if none did)."""
+    if current is None or current.next_expiry is None or current.next_expiry > now:
+        return current, []
+    lapsed = lapse(current.lots, now)
+    if not lapsed.draws:
+        return current, []
+    ended = {d.lot_id for d in lapsed.draws}
+    at = max(lot.expires for lot in current.lots if lot.id in ended and lot.expires)
+    entry = Entry(
+        tokens=-lapsed.tokens,
+        reason=LedgerReason.EXPIRY,
+        lots=lapsed.draws,
+        note=f"lots {', '.join(sorted(ended))} expired",
+    )
+    seen = current.model_copy(
+        update={"lots": lapsed.lots, "tokens": current.tokens - lapsed.tokens, "lapsed_at": at}
+    )
+    return seen, [entry]
+
+
+CREDITS = frozenset({LedgerReason.PURCHASE, LedgerReason.GRANT})
+"""The reasons of entries that make a lot: after one, the group's tokens no longer count as
+lapsed (see `Balance.lapsed_at`)."""
+
+
+def _lapsed_at(seen: Balance | None, change: Change) -> datetime | None:
+    if seen is None or any(entry.reason in CREDITS for entry in change.entries):
+        return None
+    return seen.lapsed_at
+
+
 def _update(
-    change: Change, text: str, sums: Totals, entries: list[dict[str, Any]], now: datetime
+    change: Change,
+    text: str,
+    sums: Totals,
+    entries: list[dict[str, Any]],
+    now: datetime,
+    lapsed_at: datetime | None,
 ) -> dict[str, Any]:
     """Step 5's update: the lots (`text`: in spending order, without the empty ones), the
-    totals they give, the holds, and the movement's entries as `last`."""
+    totals they give, the holds, when tokens last lapsed, and the movement's entries as
+    `last`."""
     return {
         "$set": {
+            "lapsed_at": lapsed_at,
             "tokens": sums.tokens,
             "reserved": sums.reserved,
             "seq": entries[-1]["seq"],
@@ -451,18 +511,22 @@ def _update(
 
 
 def _entries(
-    current: Balance | None, change: Change, user_id: str, offer_group: str, now: datetime
+    current: Balance | None, facts: list[Entry], user_id: str, offer_group: str, now: datetime
 ) -> list[dict[str, Any]]:
-    """The plan's entries as ledger documents, numbered from the balance's `seq` and each
-    carrying the running balance after it."""
+    """The movement's entries as ledger documents, numbered from the balance's `seq`, each
+    carrying the running balance after it, with ids that sort after the balance's previous
+    entry (see services/ids.py), so the ledger lists them in the order they committed."""
     seq = current.seq if current else 0
     running = current.tokens if current else 0
+    last = current.last[-1]["_id"] if current and current.last else None
+    previous = last if isinstance(last, ObjectId) else None
     documents = []
-    for entry in change.entries:
+    for entry in facts:
         seq += 1
-        running += entry.tokens
+        running += entry.tokens + entry.returned
+        previous = ordered_id(now, after=previous)
         document = {
-            "_id": ObjectId(),
+            "_id": previous,
             "user_id": user_id,
             "offer_group": offer_group,
             "tokens": entry.tokens,
@@ -476,6 +540,8 @@ def _entries(
             "lots": [d.model_dump() for d in entry.lots],
             "created_at": now,
         }
+        if entry.returned:
+            document["returned"] = entry.returned
         if entry.idempotency_key is not None:
             document["user_key"] = user_key(user_id, entry.idempotency_key)
         documents.append(document)

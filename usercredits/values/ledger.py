@@ -16,6 +16,9 @@ class LedgerEntryFields(BaseModel):
     offer_group: str
     tokens: int
     balance_after: int
+    returned: int = 0
+    """A commit's held tokens that went back to the spendable balance: `balance_after` is
+    the previous entry's plus `tokens` plus `returned`."""
     seq: int
     """The entry's position among its group's entries (see Balance.seq)."""
     reason: LedgerReason
@@ -31,6 +34,10 @@ class LedgerEntryFields(BaseModel):
 
 class LedgerEntry(Stored, LedgerEntryFields):
     """One token movement of one group, as the ledger keeps it."""
+
+    @property
+    def balance_before(self) -> int:
+        return self.balance_after - self.tokens - self.returned
 
 
 class ReservationFields(BaseModel):

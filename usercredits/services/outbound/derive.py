@@ -76,7 +76,7 @@ def ledger_events(
     group has no rule). `low`: the state before it; None when no state is kept yet, which
     is then read from the balance before the entry."""
     events: list[Event] = []
-    before = entry.balance_after - entry.tokens
+    before = entry.balance_before
     at = entry.created_at
     crossing = None
     if rule is not None and low is None and entry.seq == 1:
