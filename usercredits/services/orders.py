@@ -29,7 +29,7 @@ from usercredits.services.errors import (
     OrderNotPending,
     QuantityLimit,
 )
-from usercredits.services.ids import object_id
+from usercredits.services.ids import object_id, ordered_id
 from usercredits.services.limits import DEFAULT_LIMITS, InputLimits
 from usercredits.services.money import Money, normalize_currency
 from usercredits.services.offers import Offers
@@ -274,6 +274,7 @@ class Orders:
         if order is None:
             now = self._clock.now()
             document = OrderDocument(
+                id=ordered_id(now),
                 user_id=plan.user_id,
                 offer_id=plan.offer_id,
                 offer_group=plan.offer_group,
@@ -342,7 +343,7 @@ class Orders:
     ) -> OrderDocument:
         now = self._clock.now()
         return OrderDocument(
-            id=ObjectId() if order_id is None else object_id(order_id, "order"),
+            id=ordered_id(now) if order_id is None else object_id(order_id, "order"),
             user_id=user_id,
             offer_id=offer.id,
             offer_group=offer.offer_group,
@@ -577,6 +578,7 @@ class Orders:
         now = self._clock.now()
         key = f"{BUNDLE_KEY}{parent.id}:{index}"
         child = OrderDocument(
+            id=ordered_id(now),
             user_id=parent.user_id,
             offer_id=bundled.offer_id,
             offer_group=item.offer_group,

@@ -25,6 +25,7 @@ from usercredits.models import AutoTopUpDocument, PaymentCustomerDocument, TopUp
 from usercredits.services.clock import Clock
 from usercredits.services.customers import PaymentCustomers
 from usercredits.services.errors import DomainError, Impossible, InvalidInput, PaymentFailed
+from usercredits.services.ids import ordered_id
 from usercredits.services.limits import InputLimits
 from usercredits.services.offers import Offers
 from usercredits.services.orders import Orders, SavedCard
@@ -352,7 +353,7 @@ class AutoTopUps:
         return (claimed is not None), claimed
 
     async def _insert_attempt(self, raw: dict[str, Any], month: str) -> ObjectId | None:
-        attempt = ObjectId()
+        attempt = ordered_id(self._clock.now())  # the order's id (newest-first lists)
         try:
             await self._attempts().insert_one(
                 {
