@@ -13,8 +13,6 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from bson import ObjectId
-
 from usercredits.models import OrderDocument
 from usercredits.services.access import Principal
 from usercredits.services.clock import Clock, due_by
