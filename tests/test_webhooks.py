@@ -10,7 +10,9 @@ import socket
 import sys
 import time
 from collections import Counter
-from datetime import datetime, timedelta
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address
 from typing import Any
 
@@ -24,6 +26,7 @@ from tests.conftest import SpawnServer, StartServer
 from tests.receiver import Receiver, running_receiver
 from tests.support import FakeClock
 from tests.test_api import ADMIN, ALICE, buy, grant, upsert
+from usercredits.models import StreamPosition, WebhookEndpointDocument
 from usercredits.server import children
 from usercredits.server.embedded import free_port
 from usercredits.services import Services
@@ -188,9 +191,36 @@ def test_low_fires_once_per_crossing_and_recovered_needs_the_hysteresis() -> Non
     ]
 
 
+DISGUISED_INSIDE = (
+    # Spellings the HTTP client normalises to an inside address (IDNA, UTS 46).
+    "https://127\u30020\u30020\u30021:8443/hook",  # ideographic full stops
+    "https://\uff11\uff12\uff17.\uff10.\uff10.\uff11/hook",  # fullwidth digits
+    "https://\u2460\u2461\u2466.0.0.1/hook",  # circled digits
+    "https://\uff4c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54/hook",  # fullwidth
+    # Shorthand IPv4 forms the resolver reads as addresses, and a trailing dot.
+    "https://2130706433/hook",
+    "https://0x7f.1/hook",
+    "https://127.1/hook",
+    "https://127.0.0.1./hook",
+    "https://LOCALHOST./hook",
+    # IPv6 forms that embed an inside IPv4 address.
+    "https://[64:ff9b::7f00:1]/hook",  # NAT64
+    "https://[64:ff9b::a9fe:a9fe]/hook",  # NAT64 to the metadata address
+    "https://[64:ff9b:1::808:808]/hook",  # local-use NAT64, never public
+    "https://[2002:7f00:1::1]/hook",  # 6to4
+    "https://[2002:a00:1::1]/hook",  # 6to4 of 10.0.0.1
+    "https://[::127.0.0.1]/hook",  # IPv4-compatible
+    "https://[::ffff:0:a00:1]/hook",  # IPv4-translated
+    "https://[::ffff:7f00:1]/hook",  # IPv4-mapped, hexadecimal
+)
+"""Receivers that are inside the network in disguise: each is refused in production."""
+
+
 @pytest.mark.parametrize(
     "url",
     [
+        *DISGUISED_INSIDE,
+        "https://exa\u200bmple.com/hook",  # a host that does not survive normalisation
         "http://example.com/hook",
         "https://127.0.0.1/hook",
         "https://10.1.2.3/hook",
@@ -215,6 +245,11 @@ def test_production_refuses_urls_inside_the_network(url: str) -> None:
 def test_urls_allowed_where_they_should_be() -> None:
     assert check_url("https://hooks.example.com/in", production=True)
     assert check_url("https://93.184.216.34/in", production=True)
+    assert check_url("https://[64:ff9b::5db8:d822]/in", production=True)  # NAT64, public
+    assert check_url("https://[2002:5db8:d822::1]/in", production=True)  # 6to4, public
+    assert check_url(
+        "https://\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444/in", production=True
+    )
     assert check_url("http://127.0.0.1:9000/in", production=False)
     with pytest.raises(InvalidInput):
         check_url("javascript:alert(1)", production=False)
@@ -520,7 +555,8 @@ async def test_production_refuses_a_name_that_resolves_inside(
     _, api_base = fake_stripe
     base = await start_server(production=True, **server_settings(api_base), **FAST)
     api = Api(http, f"{base}/graphql")
-    for url in ("http://example.com/hook", "https://127.0.0.1/hook", "https://10.0.0.8/hook"):
+    refused = ("http://example.com/hook", "https://127.0.0.1/hook", "https://10.0.0.8/hook")
+    for url in (*refused, *DISGUISED_INSIDE):
         code = await api.error_code(CREATE_ENDPOINT, {"input": {"url": url}}, as_=ADMIN)
         assert code == "BAD_USER_INPUT", url
     # This machine's own name passes the URL check but resolves to an inside address.
@@ -536,6 +572,59 @@ async def test_production_refuses_a_name_that_resolves_inside(
     assert receiver.requests == []
     assert found[0]["status"] == "FAILING"
     assert "inside the network" in found[0]["lastError"]
+
+
+@asynccontextmanager
+async def counting_listener() -> AsyncIterator[tuple[int, list[int]]]:
+    """A TCP port on loopback that counts the connections it gets and closes each."""
+    connections: list[int] = []
+
+    def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        writer.close()
+
+    server = await asyncio.start_server(accepted, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1], connections
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def relay_reading() -> None:
+    """Waits until the webhook relay reads the change stream (as enabling an endpoint
+    over the API does)."""
+    positions = StreamPosition.get_pymongo_collection()
+    async with asyncio.timeout(10):
+        while True:
+            if await positions.find_one({"idle": False}) is not None:
+                return
+            await asyncio.sleep(0.05)
+
+
+async def test_production_checks_the_address_each_connection_is_made_to(
+    http: aiohttp.ClientSession, start_server: StartServer, fake_stripe: Any
+) -> None:
+    """An endpoint stored before its URL would be refused (here written to the database
+    directly) is still never connected to: the address is checked at the socket."""
+    from tests.fake_stripe import server_settings
+
+    _, api_base = fake_stripe
+    base = await start_server(production=True, **server_settings(api_base), **FAST)
+    api = Api(http, f"{base}/graphql")
+    async with counting_listener() as (port, connections):
+        await WebhookEndpointDocument(
+            url=f"https://127\u30020\u30020\u30021:{port}/hook",
+            secret=new_secret(),
+            created_at=datetime.now(UTC),
+        ).insert()
+        await relay_reading()
+        await grant(api, "u1", 1, key="g")
+        await consume(api, "u1", 1, "c")
+        found = await tried(api)
+    assert connections == []
+    assert found[0]["status"] == "FAILING"
+    assert found[0]["lastError"] == "127.0.0.1 is inside the network"
 
 
 async def test_a_receiver_that_hangs_is_given_up_on_and_tried_again(

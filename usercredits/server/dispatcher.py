@@ -5,8 +5,10 @@ Webhooks) and limited to `timeout` seconds. It runs in its own tasks: a slow or 
 receiver never holds up a request or a debit.
 
 In production every address a receiver's host resolves to must be public
-(services/outbound/addresses.py); the connection is made only to those addresses, so a
-name cannot resolve to a public address when checked and to an inside one when used.
+(services/outbound/addresses.py), and every socket is checked again on the address it is
+about to connect to (`public_socket`, aiohttp's socket factory), so a name cannot resolve
+to a public address when checked and to an inside one when used, and a literal address,
+however the URL spells it, meets the same check as a resolved one.
 """
 
 import asyncio
@@ -14,9 +16,9 @@ import logging
 import socket
 import time
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp import AddrInfoType
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 from pymongo.errors import PyMongoError
@@ -55,6 +57,17 @@ class PublicOnlyResolver(AbstractResolver):
 
     async def close(self) -> None:
         await self._resolver.close()
+
+
+def public_socket(addr_info: AddrInfoType) -> socket.socket:
+    """A socket for one address the client is about to connect to (aiohttp's socket
+    factory, called for literal addresses too, which skip the resolver); InsideAddress if
+    that address is not public."""
+    family, kind, proto, _, sockaddr = addr_info
+    address = literal_address(str(sockaddr[0]))
+    if address is None or not is_public(address):
+        raise InsideAddress(f"{sockaddr[0]} is inside the network")
+    return socket.socket(family=family, type=kind, proto=proto)
 
 
 class Dispatcher:
@@ -110,6 +123,7 @@ class Dispatcher:
         connector = aiohttp.TCPConnector(
             limit=self._concurrency,
             resolver=PublicOnlyResolver() if self._production else None,
+            socket_factory=public_socket if self._production else None,
         )
         return aiohttp.ClientSession(
             connector=connector, timeout=aiohttp.ClientTimeout(total=self._timeout)
@@ -143,11 +157,6 @@ class Dispatcher:
         self, session: aiohttp.ClientSession, url: str, secret: str, claimed: Claimed
     ) -> tuple[Outcome, str]:
         delivery = claimed.delivery
-        if self._production:
-            host = urlsplit(url).hostname or ""
-            address = literal_address(host)
-            if address is not None and not is_public(address):
-                return Outcome(ok=False, error=f"{host} is inside the network"), "refused"
         headers = {
             **signature_headers(
                 secret=secret,
