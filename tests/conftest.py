@@ -106,7 +106,8 @@ class Servers:
     async def start(self, *, clock: Clock | None = None, port: int = 0, **overrides: Any) -> str:
         """Starts an instance (on `port`, or any free one); returns its base URL."""
         # No periodic sweep unless a test asks for one: it would race the test's own steps.
-        # No rate limit either: many tests are one caller sending a burst on purpose.
+        # No rate limit or bound on operations in flight either: many tests are one caller
+        # sending a burst on purpose. No cap on sockets per address: all come from 127.0.0.1.
         settings = Settings(
             mongodb_uri=self._database_uri,
             database=self._database_name,
@@ -114,6 +115,8 @@ class Servers:
                 "jwt_secret": SECRET,
                 "sweep_interval_seconds": 0,
                 "rate_limit_per_second": 0,
+                "max_operations_in_flight": 0,
+                "max_sockets_per_address": 0,
                 **overrides,
             },
         )
@@ -202,6 +205,8 @@ async def spawn_server(
             "USERCREDITS_DATABASE": database_name,
             "USERCREDITS_JWT_SECRET": SECRET,
             "USERCREDITS_RATE_LIMIT_PER_SECOND": "0",
+            "USERCREDITS_MAX_OPERATIONS_IN_FLIGHT": "0",
+            "USERCREDITS_MAX_SOCKETS_PER_ADDRESS": "0",
             "USERCREDITS_WORKERS": "1",  # its pid is the server's
             **overrides,
         }
@@ -260,3 +265,85 @@ async def shop(
     fake, api_base = fake_stripe
     base = await start_server(**server_settings(api_base))
     return Shop(Api(http, f"{base}/graphql"), http, base, fake)
+
+
+@dataclass
+class Deployed:
+    """`usercredits serve` as it is deployed: Stripe configured (the fake), so one worker
+    per core (two here), sharing one port. Its sweep is off, so that a test says when the
+    sweep runs (`usercredits expire`)."""
+
+    url: str
+    stripe: FakeStripe
+    workers: set[int]
+    """The pids of the workers seen answering."""
+
+    @property
+    def graphql(self) -> str:
+        return f"{self.url}/graphql"
+
+
+async def answered_by(url: str) -> int:
+    """The pid of the worker that answers a new connection, from its metrics."""
+    async with (
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http,
+        http.get(f"{url}/metrics") as got,
+    ):
+        text = await got.text()
+    line = next(x for x in text.splitlines() if x.startswith("usercredits_worker_info"))
+    return int(line.split('pid="')[1].split('"')[0])
+
+
+@pytest.fixture(scope="session")
+async def deployed(database_uri: str, database_name: str) -> AsyncIterator[Deployed]:
+    fake = FakeStripe()
+    runner = web.AppRunner(fake.app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, stripe_port = runner.addresses[0][:2]
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if key != "USERCREDITS_WORKERS"}
+    env |= {
+        "USERCREDITS_MONGODB_URI": database_uri,
+        "USERCREDITS_DATABASE": database_name,
+        "USERCREDITS_JWT_SECRET": SECRET,
+        "USERCREDITS_RATE_LIMIT_PER_SECOND": "0",
+        "USERCREDITS_SWEEP_INTERVAL_SECONDS": "0",
+        **{
+            f"USERCREDITS_{name.upper()}": value
+            for name, value in server_settings(f"http://{host}:{stripe_port}").items()
+        },
+    }
+    process = await children.spawn(
+        sys.executable,
+        "-m",
+        "usercredits.server.cli",
+        "serve",
+        "--port",
+        str(port),
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    seen: set[int] = set()
+    try:
+        async with asyncio.timeout(60):
+            while len(seen) < 2:  # both workers answer on the port
+                try:
+                    seen.add(await answered_by(url))
+                except (aiohttp.ClientError, StopIteration):
+                    await asyncio.sleep(0.1)
+        yield Deployed(url=url, stripe=fake, workers=seen)
+    finally:
+        await children.stop(process)
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def spread() -> AsyncIterator[aiohttp.ClientSession]:
+    """A client that opens a new connection for every request, so that the kernel hands
+    successive requests to either worker of a deployed server."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
+        yield http

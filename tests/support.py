@@ -90,7 +90,7 @@ async def assert_invariant(user_id: str, offer_group: str) -> Balance:
     assert [e.seq for e in entries] == list(range(1, balance.seq + 1))
     running = 0
     for entry in entries:
-        running += entry.tokens + entry.returned
+        running += entry.released + entry.tokens
         assert entry.balance_after == running, f"entry {entry.id} breaks the running sum"
     assert running == balance.tokens, f"ledger sums to {running}, balance holds {balance.tokens}"
     assert balance.tokens == sum(lot.remaining for lot in balance.lots)

@@ -190,11 +190,11 @@ async def test_reservation_holds_then_commit_releases_the_rest(services: Service
     assert released.status is ReservationStatus.COMMITTED
     assert (await assert_invariant("u1", "pro")).tokens == 8
     entries = await LedgerEntryDocument.find().sort("seq").to_list()
-    # The commit is one entry: 2 spent, the other 4 held back in the same write.
-    assert [(e.reason.value, e.tokens, e.returned, e.balance_after) for e in entries] == [
-        ("grant", 10, 0, 10),
-        ("reservation", -6, 0, 4),
-        ("consumption", -2, 6, 8),
+    # The commit is one entry: the hold of 6 released, 2 of them spent, in one write.
+    assert [(e.reason.value, e.released, e.tokens, e.balance_after) for e in entries] == [
+        ("grant", 0, 10, 10),
+        ("reservation", 0, -6, 4),
+        ("consumption", 6, -2, 8),
     ]
     assert entries[-1].reservation_id == str(held.id)
 

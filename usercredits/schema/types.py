@@ -215,9 +215,10 @@ class LedgerEntry:
     offer_group: str
     tokens: int
     balance_after: int
-    returned: int = strawberry.field(
-        description="A commit's held tokens given back to the spendable balance in the same "
-        "entry: balanceAfter is the previous entry's plus tokens plus returned (0 for others)."
+    released: int = strawberry.field(
+        description="Held tokens this entry gives back before its own tokens count: a commit "
+        "releases its reservation's hold and spends `tokens` of it in one entry. balanceAfter "
+        "is the previous entry's plus released plus tokens (released is 0 for other entries)."
     )
     reason: str
     note: str | None
@@ -237,7 +238,7 @@ class LedgerEntry:
             offer_group=entry.offer_group,
             tokens=entry.tokens,
             balance_after=entry.balance_after,
-            returned=entry.returned,
+            released=entry.released,
             reason=entry.reason.value,
             note=entry.note,
             order_id=strawberry.ID(entry.order_id) if entry.order_id else None,

@@ -238,9 +238,9 @@ class Debits(WalletBase):
         self, rid: str, user_id: str, offer_group: str, used: int
     ) -> list[LedgerEntry]:
         """Closes the held reservation `rid` of a balance in one entry: a release gives all
-        its tokens back (+n) to the lots they came from; a commit spends `used` of them
-        (-used) and returns the rest in the same entry (`returned`), so a live view sees the
-        balance move once, by what was given back. [] if it was already closed."""
+        its tokens back (+n) to the lots they came from; a commit releases the hold
+        (`released`) and spends `used` of it (-used) in the same entry, so a live view sees
+        the balance move once, to what is left. [] if it was already closed."""
 
         def plan(balance: Balance | None, now: datetime) -> Change | None:
             hold = next((h for h in balance.holds if h.id == rid), None) if balance else None
@@ -253,7 +253,7 @@ class Debits(WalletBase):
                     reason=LedgerReason.CONSUMPTION,
                     lots=spent,
                     reservation_id=rid,
-                    returned=hold.tokens,
+                    released=hold.tokens,
                 )
             else:
                 entry = Entry(

@@ -87,9 +87,9 @@ class Entry:
     order_id: str | None = None
     reservation_id: str | None = None
     idempotency_key: str | None = None
-    returned: int = 0
-    """Held tokens this entry gives back to the spendable balance beside its own `tokens`
-    (a commit spends part of a hold and returns the rest in the same entry)."""
+    released: int = 0
+    """Held tokens this entry gives back to the spendable balance before its own `tokens`
+    count (a commit releases its hold and spends part of it in the same entry)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -523,7 +523,7 @@ def _entries(
     documents = []
     for entry in facts:
         seq += 1
-        running += entry.tokens + entry.returned
+        running += entry.released + entry.tokens
         previous = ordered_id(now, after=previous)
         document = {
             "_id": previous,
@@ -540,8 +540,8 @@ def _entries(
             "lots": [d.model_dump() for d in entry.lots],
             "created_at": now,
         }
-        if entry.returned:
-            document["returned"] = entry.returned
+        if entry.released:
+            document["released"] = entry.released
         if entry.idempotency_key is not None:
             document["user_key"] = user_key(user_id, entry.idempotency_key)
         documents.append(document)

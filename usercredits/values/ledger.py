@@ -16,9 +16,10 @@ class LedgerEntryFields(BaseModel):
     offer_group: str
     tokens: int
     balance_after: int
-    returned: int = 0
-    """A commit's held tokens that went back to the spendable balance: `balance_after` is
-    the previous entry's plus `tokens` plus `returned`."""
+    released: int = 0
+    """Held tokens the entry gives back before its `tokens` count (a commit releases its
+    hold and spends part of it): `balance_after` is the previous entry's plus `released`
+    plus `tokens`."""
     seq: int
     """The entry's position among its group's entries (see Balance.seq)."""
     reason: LedgerReason
@@ -37,7 +38,7 @@ class LedgerEntry(Stored, LedgerEntryFields):
 
     @property
     def balance_before(self) -> int:
-        return self.balance_after - self.tokens - self.returned
+        return self.balance_after - self.tokens - self.released
 
 
 class ReservationFields(BaseModel):
