@@ -6,7 +6,6 @@ event."""
 
 import asyncio
 import os
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -15,9 +14,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.api import SECRET, Api, TransportWsClient, token, ws_url
+from tests.api import Api, TransportWsClient, token, ws_url
 from tests.conftest import Deployed
-from usercredits.server import children
+from tests.support import run_cli
 from usercredits.services.access import Role
 
 ADMIN = token("admin-1", Role.ADMIN)
@@ -173,23 +172,9 @@ async def sweep(database_uri: str, database_name: str) -> None:
     env = os.environ | {
         "USERCREDITS_MONGODB_URI": database_uri,
         "USERCREDITS_DATABASE": database_name,
-        "USERCREDITS_JWT_SECRET": SECRET,
     }
-    process = await children.spawn(
-        sys.executable,
-        "-m",
-        "usercredits.server.cli",
-        "expire",
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        async with asyncio.timeout(60):
-            _, errors = await process.communicate()
-    finally:
-        await children.stop(process)
-    assert process.returncode == 0, errors.decode()
+    code, _, errors = await run_cli("expire", env=env)
+    assert code == 0, errors
 
 
 @pytest.mark.timeout(90)

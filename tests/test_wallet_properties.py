@@ -5,6 +5,8 @@ every lot is whole, the ledger adds up to the balance, and tokens are conserved.
 
 import asyncio
 import contextlib
+from collections import Counter
+from datetime import timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -13,8 +15,11 @@ from tests.support import FakeClock, assert_invariant, order_credit
 from usercredits.models import ALL_DOCUMENTS, LedgerEntryDocument
 from usercredits.services import Services
 from usercredits.services.errors import Conflict, Expired, InsufficientTokens, NotFound
+from usercredits.services.expiry import expire_due
 from usercredits.services.movements import Movements
+from usercredits.services.orders import Orders
 from usercredits.services.wallets import Wallets
+from usercredits.values import LedgerEntry
 
 movement = st.one_of(
     st.tuples(st.just("grant"), st.integers(1, 20), st.integers(0, 100)),
@@ -104,3 +109,110 @@ async def test_random_concurrent_movements_keep_every_lot_and_the_ledger_whole(
                 e.tokens for e in entries if e.reason.value in ("consumption", "expiry", "refund")
             )
             assert added - gone == balance.tokens + balance.reserved, "tokens are conserved"
+
+
+step = st.one_of(
+    st.tuples(st.just("grant"), st.integers(1, 20), st.sampled_from([0, 1, 3, 30])),
+    st.tuples(st.just("consume"), st.integers(1, 15), st.just(0)),
+    st.tuples(st.just("reserve"), st.integers(1, 10), st.integers(30, 7 * 86400)),
+    st.tuples(st.just("commit"), st.integers(0, 10), st.integers(0, 4)),
+    st.tuples(st.just("release"), st.just(0), st.integers(0, 4)),
+    st.tuples(st.just("advance"), st.integers(1, 300), st.just(0)),
+    st.tuples(st.just("sweep"), st.just(0), st.just(0)),
+)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@given(steps=st.lists(step, min_size=1, max_size=20))
+async def test_after_every_step_the_ledger_explains_the_read_balance_in_commit_order(
+    services: Services, clock: FakeClock, steps: list[tuple[str, int, int]]
+) -> None:
+    """Debits, grants (some expiring), reservations, commits, releases, time passing and
+    sweeps in a random order, through two movers as two processes would. After every step,
+    without waiting for a sweep: the ledger read page by page lists each entry once, newest
+    first in the order they committed, running to the balance read; and the change stream
+    (what live events are made from) carried each entry once."""
+    for document in ALL_DOCUMENTS:
+        await document.get_pymongo_collection().delete_many({})
+    ledger = LedgerEntryDocument.get_pymongo_collection()
+    movers = [services.wallets, Wallets(movements=Movements(clock=clock), clock=clock)]
+    reservations: list[str] = []
+    seen: Counter[str] = Counter()
+    async with await ledger.watch([{"$match": {"operationType": "insert"}}]) as stream:
+        for i, (name, amount, extra) in enumerate(steps):
+            wallets = movers[i % 2]
+            with contextlib.suppress(InsufficientTokens, Expired, NotFound, Conflict):
+                await take_step(
+                    wallets, services.orders, clock, reservations, (i, name, amount, extra)
+                )
+            view = await services.wallets.balance(user_id="u1", offer_group="pro")
+            pages = await read_in_pages(services.wallets)
+            assert len({e.id for e in pages}) == len(pages), "an entry listed twice"
+            assert [e.seq for e in pages] == sorted((e.seq for e in pages), reverse=True)
+            assert [e.seq for e in pages] == list(range(len(pages), 0, -1))
+            running = 0
+            for entry in reversed(pages):
+                running += entry.released + entry.tokens
+                assert entry.balance_after == running
+            assert running == (view.tokens if view else 0), "the ledger explains the read"
+            async with asyncio.timeout(10):
+                while sum(seen.values()) < len(pages):
+                    change = await stream.try_next()
+                    if change is not None:
+                        seen[str(change["fullDocument"]["_id"])] += 1
+            assert seen == Counter(str(e.id) for e in pages), "one event per entry"
+
+
+async def take_step(
+    wallets: Wallets,
+    orders: Orders,
+    clock: FakeClock,
+    reservations: list[str],
+    step: tuple[int, str, int, int],
+) -> None:
+    i, name, amount, extra = step
+    if name == "grant":
+        await wallets.grant(
+            user_id="u1",
+            offer_group="pro",
+            tokens=amount,
+            idempotency_key=f"g{i}",
+            expires=clock.now() + timedelta(days=extra) if extra else None,
+        )
+    elif name == "consume":
+        await wallets.consume(
+            user_id="u1", offer_group="pro", tokens=amount, idempotency_key=f"c{i}"
+        )
+    elif name == "reserve":
+        held = await wallets.reserve(
+            user_id="u1",
+            offer_group="pro",
+            tokens=amount,
+            ttl_seconds=extra,
+            idempotency_key=f"r{i}",
+        )
+        reservations.append(str(held.id))
+    elif name in ("commit", "release") and reservations:
+        rid = reservations[extra % len(reservations)]
+        if name == "commit":
+            held_tokens = (await wallets.reservation(reservation_id=rid)).tokens
+            await wallets.commit_reservation(
+                reservation_id=rid, tokens=min(amount or 1, held_tokens)
+            )
+        else:
+            await wallets.release_reservation(reservation_id=rid)
+    elif name == "advance":
+        clock.advance(hours=amount)
+    elif name == "sweep":
+        await expire_due(wallets=wallets, orders=orders, now=clock.now())
+
+
+async def read_in_pages(wallets: Wallets) -> list[LedgerEntry]:
+    entries: list[LedgerEntry] = []
+    after = None
+    while True:
+        page = await wallets.ledger(user_id="u1", offer_group="pro", first=3, after=after)
+        entries += page.entries
+        if not page.has_next_page:
+            return entries
+        after = str(page.entries[-1].id)
