@@ -276,3 +276,30 @@ async def test_a_commit_is_one_entry_and_one_live_event(
         ("consumption", -4, 10),
     ]
     assert_explains(listed, 95)
+
+
+@pytest.mark.timeout(60)
+async def test_orders_made_through_two_workers_are_listed_newest_first(api: Api) -> None:
+    offer = (
+        await api.data(
+            """mutation { upsertOffer(input: {name: "Pro", kind: TOKENS, offerGroup: "pro",
+               tokenCount: 100, prices: [{amount: "9.99", currency: "USD"}], cycle: MONTHLY})
+               { id } }""",
+            as_=ADMIN,
+        )
+    )["upsertOffer"]
+    user = a_user()
+    made = []
+    for _ in range(8):
+        created = await api.data(
+            "mutation O($offer: ID!) { createOrder(input: {offerId: $offer}) { order { id } } }",
+            {"offer": offer["id"]},
+            as_=token(user),
+        )
+        made.append(created["createOrder"]["order"]["id"])
+    listed = await api.data(
+        "query L($user: ID!) { orders(userId: $user, first: 20) { edges { node { id } } } }",
+        {"user": user},
+        as_=ADMIN,
+    )
+    assert [edge["node"]["id"] for edge in listed["orders"]["edges"]] == made[::-1]

@@ -23,7 +23,7 @@ from pymongo.errors import BulkWriteError
 from usercredits.models import WebhookDeliveryDocument
 from usercredits.services.clock import Clock, due_by
 from usercredits.services.errors import NotFound, shown
-from usercredits.services.ids import object_id
+from usercredits.services.ids import object_id, ordered_id
 from usercredits.services.outbound.derive import Event
 from usercredits.services.outbound.endpoints import Endpoint
 from usercredits.services.outbound.signing import RETRY_FOR, retry_delay
@@ -113,7 +113,7 @@ class Deliveries:
         now = self._clock.now()
         documents = [
             {
-                "_id": ObjectId(),
+                "_id": ordered_id(now),
                 "endpoint_id": endpoint.id,
                 "event_id": event.id,
                 "event_type": event.type,
