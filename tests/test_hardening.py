@@ -2,7 +2,8 @@
 a real server: what an anonymous or hostile caller could do before, and what it gets now.
 
 1. Exponential fragment spreads: refused BAD_USER_INPUT at once, the server stays responsive.
-2. Production mode never runs the sandbox, GraphiQL, anonymous introspection or suggestions.
+2. Production mode never runs the sandbox, GraphiQL, anonymous introspection or suggestions,
+   nor a JWT secret published with the service, and warns at start of what it leaves open.
 3. /metrics labels come from a closed set; /metrics can require a token.
 4. A websocket closes when its token expires; anonymous websockets are refused.
 5. Free text, group names and responses are bounded; errors quote a short prefix.
@@ -16,6 +17,7 @@ import asyncio
 import gc
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,8 @@ from tests.support import run_cli, snapshot
 from usercredits.api import build_schema
 from usercredits.models import OrderDocument
 from usercredits.schema.limits import Limits, document_clock, over_limits
+from usercredits.server import children
+from usercredits.server.settings import LOCAL_JWT_SECRET, Settings
 from usercredits.services.access import Role
 from usercredits.services.payments import PaymentState, SandboxPaymentClient
 
@@ -151,6 +155,69 @@ async def test_production_without_stripe_refuses_to_start(
         )
         assert code == 2
         assert "USERCREDITS_PRODUCTION is on but payments would use the SANDBOX" in stderr
+
+
+async def test_production_refuses_a_published_jwt_secret(
+    database_uri: str, database_name: str
+) -> None:
+    env = {
+        **os.environ,
+        "USERCREDITS_MONGODB_URI": database_uri,
+        "USERCREDITS_DATABASE": database_name,
+        "USERCREDITS_JWT_SECRET": LOCAL_JWT_SECRET,
+        "USERCREDITS_PRODUCTION": "true",
+        **{f"USERCREDITS_{name.upper()}": value for name, value in STRIPE.items()},
+    }
+    code, _, stderr = await run_cli("serve", "--port", "0", env=env, seconds=30)
+    assert code == 2
+    assert "USERCREDITS_JWT_SECRET is a value published with this service" in stderr
+
+
+async def test_production_warns_at_start_of_what_it_leaves_open(
+    database_uri: str, database_name: str
+) -> None:
+    env = {
+        **os.environ,
+        "USERCREDITS_MONGODB_URI": database_uri,
+        "USERCREDITS_DATABASE": database_name,
+        "USERCREDITS_JWT_SECRET": SECRET,
+        "USERCREDITS_PRODUCTION": "true",
+        "USERCREDITS_WORKERS": "1",
+        **{f"USERCREDITS_{name.upper()}": value for name, value in STRIPE.items()},
+    }
+    server = await children.spawn(
+        sys.executable,
+        "-m",
+        "usercredits.server.cli",
+        "serve",
+        "--port",
+        "0",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert server.stdout is not None and server.stderr is not None
+        banner = await asyncio.wait_for(server.stdout.readline(), 30)
+        assert b"UserCredits GraphQL" in banner
+    finally:
+        await children.stop(server)
+    lines = [json.loads(line) for line in (await server.stderr.read()).splitlines()]
+    warned = {line["message"].split(" ")[0] for line in lines if line["level"] == "WARNING"}
+    assert {
+        "USERCREDITS_METRICS_TOKEN",
+        "USERCREDITS_API_KEY_PEPPER",
+        "USERCREDITS_ALLOWED_ORIGINS",
+    } <= warned
+    closed = Settings(
+        production=True,
+        jwt_secret=SECRET,
+        metrics_token="m" * 32,
+        api_key_pepper="p" * 32,
+        allowed_origins=["https://app.example.com"],
+        **STRIPE,
+    )
+    assert closed.production_warnings() == []
 
 
 async def test_production_hides_the_developer_conveniences(

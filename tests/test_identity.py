@@ -197,10 +197,10 @@ async def test_provider_tokens_pass_and_each_attack_is_refused(
     assert sample(text, "usercredits_refusals_total", cause="unauthenticated") == len(attacks) + 3
 
 
-async def test_a_claim_name_with_dots_is_read_whole_first(
+async def test_a_uri_claim_name_is_read_whole(
     http: aiohttp.ClientSession, start_server: StartServer, provider: Provider
 ) -> None:
-    """Auth0-style namespaced claims."""
+    """Auth0-style namespaced claims: a URI's dots are part of its name."""
     base = await start_server(oidc_roles_claim="https://example.com/roles", **oidc(provider))
     api = Api(http, f"{base}/graphql")
     service = provider.token(
@@ -211,6 +211,65 @@ async def test_a_claim_name_with_dots_is_read_whole_first(
     ] == "bob"
     # With a secret set, HS256 tokens stay accepted beside the provider's.
     assert (await api.data(WALLET, as_=token("carol")))["wallet"]["userId"] == "carol"
+
+
+async def test_roles_are_a_list_of_exact_names_at_the_nested_path(
+    http: aiohttp.ClientSession, start_server: StartServer, provider: Provider
+) -> None:
+    base = await start_server(
+        jwt_secret=None, oidc_roles_claim="realm_access.roles", **oidc(provider)
+    )
+    api = Api(http, f"{base}/graphql")
+    key = provider.keys[0]
+    admin = provider.token(key, sub="kc-admin", realm_access={"roles": ["admin"]})
+    assert (await api.data(GRANT, {"user": "bob"}, as_=admin))["grantTokens"]["tokens"] == 5
+    not_admins = {
+        "another case": provider.token(key, realm_access={"roles": ["Admin", "ADMIN"]}),
+        "a top-level claim named like the path": provider.token(
+            key, extra={"realm_access.roles": ["admin"]}, realm_access={"roles": ["user"]}
+        ),
+    }
+    for name, holder in not_admins.items():
+        assert await api.error_code(GRANT, {"user": "bob"}, as_=holder) == "FORBIDDEN", name
+        assert (await api.data(WALLET, as_=holder))["wallet"]["userId"] == "alice", name
+    bare = await api.call(WALLET, as_=provider.token(key, realm_access={"roles": "admin"}))
+    assert bare["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert bare["errors"][0]["message"] == (
+        "the token's `realm_access.roles` must be a list of role names"
+    )
+
+
+async def test_provider_tokens_with_impossible_dates_are_told_why(
+    http: aiohttp.ClientSession, start_server: StartServer, provider: Provider
+) -> None:
+    base = await start_server(jwt_secret=None, **oidc(provider))
+    api = Api(http, f"{base}/graphql")
+    now = int(time.time())
+    for exp, message in (
+        (str(now + 600), "the token's `exp` must be a number of seconds"),
+        (10**30, "the token's `exp` must be at most 253402300799 (the end of the year 9999)"),
+    ):
+        body = await api.call(WALLET, as_=provider.token(provider.keys[0], exp=exp))
+        assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED", body
+        assert body["errors"][0]["message"] == message
+
+
+async def test_a_key_fetch_failure_shows_callers_no_host(
+    http: aiohttp.ClientSession,
+    start_server: StartServer,
+    provider: Provider,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    provider.down = True
+    base = await start_server(jwt_secret=None, **oidc(provider))
+    api = Api(http, f"{base}/graphql")
+    body = await api.call(WALLET, as_=provider.token(provider.keys[0]))
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert body["errors"][0]["message"] == "the identity provider's keys could not be fetched"
+    (logged,) = [r for r in caplog.records if "could not be fetched" in r.getMessage()]
+    assert logged.levelname == "WARNING"
+    assert logged.__dict__["jwks_url"] == f"{provider.issuer}/jwks"
+    assert "503" in logged.__dict__["error"]
 
 
 async def test_rotated_keys_are_picked_up_and_a_provider_down_stops_nothing_seen(

@@ -113,6 +113,10 @@ def bad_tokens() -> dict[str, str]:
         "empty sub": signed({**admin_claims, "sub": ""}),
         "numeric sub": signed({**admin_claims, "sub": 42}),
         "roles as a string": signed({"sub": "admin-1", "roles": "admin"}),
+        "role in another case": signed({**admin_claims, "roles": ["Admin"]}),
+        "exp as a string": signed({**admin_claims, "exp": str(now + 3600)}),
+        "exp past the year 9999": signed({**admin_claims, "exp": 10**30}),
+        "exp a huge float": signed({**admin_claims, "exp": 1e300}),
         "garbage": "a.b.c",
     }
 
@@ -291,6 +295,18 @@ async def test_a_bad_jwt_is_unauthenticated_everywhere_and_changes_nothing(
         f"jwt '{kind}': {sent} operations refused UNAUTHENTICATED, offers served as anonymous, "
         "websocket closed 4403; alice's wallet, orders and ledger unchanged; lost: nothing",
     )
+
+
+async def test_a_signed_token_with_an_impossible_exp_is_told_why(api: Api) -> None:
+    """Validly signed, so only the date is wrong: the answer says which, not a 500."""
+    claims = {"sub": "alice", "roles": ["user"]}
+    for exp, message in (
+        (10**30, "the token's `exp` must be at most 253402300799 (the end of the year 9999)"),
+        ("9999999999", "the token's `exp` must be a number of seconds"),
+    ):
+        body = await api.call("query { wallet { userId } }", as_=signed({**claims, "exp": exp}))
+        assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED", body
+        assert body["errors"][0]["message"] == message
 
 
 # --- other users' ids -------------------------------------------------------------------

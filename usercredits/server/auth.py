@@ -6,9 +6,10 @@ and `roles`, for local use and tests.
 HS256 tokens are checked with the secret only, so `alg: none` and algorithm-confusion
 tokens fail; with the secret unset and a provider configured they are refused. `exp` is
 required unless the settings allow tokens without it, and every date claim must be a
-number (PyJWT alone would take `"exp": "9999999999"`); `aud` and `iss` are checked when
-the settings name them. The principal carries the token's expiry, so that a websocket
-authenticated once stops acting for it when the token lapses.
+number that a date can hold (server/claims.py); `aud` and `iss` are checked when the
+settings name them. `roles` is a list of the exact names user, service and admin. The
+principal carries the token's expiry, so that a websocket authenticated once stops acting
+for it when the token lapses.
 """
 
 from collections import OrderedDict
@@ -17,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 
+from usercredits.server.claims import expiry
 from usercredits.server.oidc import OidcRules, ProviderKeys, decode_oidc
 from usercredits.services.access import Principal, Role
 from usercredits.services.api_keys import ApiKeys, is_api_key
@@ -27,7 +29,6 @@ KNOWN_TOKENS = 10_000
 """Tokens whose principal is kept (a bounded LRU): a client sends the same token with
 every request, and checking its signature again each time cost a tenth of a debit's CPU
 time over HTTP (measured)."""
-DATE_CLAIMS = ("exp", "nbf", "iat")
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,10 +120,7 @@ def decode_token(token: str, rules: TokenRules) -> Principal:
         )
     except jwt.PyJWTError as exc:
         raise Unauthenticated(f"the token was refused: {exc}") from None
-    for claim in DATE_CLAIMS:
-        value = claims.get(claim)
-        if claim in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise Unauthenticated(f"the token's `{claim}` must be a number of seconds")
+    expires = expiry(claims)
     subject = claims["sub"]
     raw_roles = claims.get("roles", [Role.USER.value])
     if not isinstance(subject, str) or not subject or not isinstance(raw_roles, list):
@@ -131,7 +129,6 @@ def decode_token(token: str, rules: TokenRules) -> Principal:
         roles = frozenset(Role(r) for r in raw_roles)
     except ValueError:
         raise Unauthenticated("unknown role in `roles`; use user, service or admin") from None
-    expires = datetime.fromtimestamp(claims["exp"], UTC) if "exp" in claims else None
     return Principal(user_id=subject, roles=roles, expires_at=expires)
 
 

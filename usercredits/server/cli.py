@@ -4,6 +4,7 @@ import and export the offer catalogue, export the schema."""
 import argparse
 import asyncio
 import gc
+import logging
 import os
 import socket
 import sys
@@ -33,11 +34,16 @@ from usercredits.services.migration import Migrated, key_ledger_entries, migrate
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
 
 def _serve(settings: Settings, host: str, port: int, workers: int, fd: int | None) -> None:
     """Serves with `workers` processes; with `fd`, as one of a supervisor's workers,
-    accepting on the listening socket it was handed (no banner)."""
+    accepting on the listening socket it was handed (no banner, no warnings: the
+    supervisor gave them)."""
     if fd is None:
+        for warning in settings.production_warnings():
+            log.warning(warning)
         _banner(settings, host, port, workers)
     if workers > 1:
         sys.exit(asyncio.run(Workers(settings, host=host, port=port, count=workers).run()))

@@ -3,11 +3,17 @@
 A token must be signed with RS256, ES256 or EdDSA by a key of the provider's JWKS, with
 the configured issuer and audience, and unexpired (`exp`, `nbf` and `iat` with a small
 leeway). The algorithm is taken from the token only among those three and must be the
-key's own, so `alg: none` and HS256 signed with a public key are refused. The user id is
-read from a configured claim (default `sub`), the roles from another (a name such as
-`https://example.com/roles` is tried whole, then as a dotted path such as
-`realm_access.roles`); its values user, service and admin become roles, others are
-ignored, and none means user.
+key's own, so `alg: none` and HS256 signed with a public key are refused; its date claims
+are read as server/claims.py says. The user id is read from a configured claim (default
+`sub`), the roles from another: a name with a colon (a URI such as Auth0's
+`https://example.com/roles`) names one top-level claim, and in any other name the dots
+lead through nested objects (`realm_access.roles` is the `roles` of `realm_access`, never
+a top-level claim of that name). That claim must be a list of strings; of those, the exact
+names user, service and admin become roles (`Admin` is not `admin`), others (a
+provider's own, such as `offline_access`) are ignored; no claim, or no role, means user.
+
+A failed fetch of the keys is logged with its cause and answered only with "the identity
+provider's keys could not be fetched": its hosts are no business of an anonymous caller.
 
 The JWKS is fetched once and kept: tokens whose key is known are checked without the
 provider, so a provider that is down stops nothing already seen. A token with an unknown
@@ -16,21 +22,25 @@ provider, so a provider that is down stops nothing already seen. A token with an
 """
 
 import asyncio
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 import jwt
 
+from usercredits.server.claims import expiry
 from usercredits.services.access import Principal, Role
 from usercredits.services.errors import Unauthenticated
 
 ALGORITHMS = ("RS256", "ES256", "EdDSA")
 LEEWAY_SECONDS = 30
 FETCH_TIMEOUT_SECONDS = 5.0
+ROLE_NAMES = {role.value: role for role in Role}
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +97,11 @@ class ProviderKeys:
                 if key.algorithm_name in ALGORITHMS and data.get("use", "sig") == "sig":
                     keys[key.key_id] = key
         except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as exc:
-            raise Unauthenticated(
-                f"the identity provider's keys could not be fetched: {exc!r}"
-            ) from None
+            log.warning(
+                "the identity provider's keys could not be fetched",
+                extra={"issuer": self.rules.issuer, "jwks_url": self._jwks_url, "error": repr(exc)},
+            )
+            raise Unauthenticated("the identity provider's keys could not be fetched") from None
         self._keys = keys
 
     async def _get_json(self, url: str) -> Any:
@@ -135,21 +147,28 @@ async def decode_oidc(token: str, keys: ProviderKeys) -> Principal:
     user = claims.get(rules.user_claim)
     if not isinstance(user, str) or not user:
         raise Unauthenticated(f"the token needs a string `{rules.user_claim}`")
-    roles = _roles(claims, rules.roles_claim)
-    return Principal(
-        user_id=user, roles=roles, expires_at=datetime.fromtimestamp(claims["exp"], UTC)
-    )
+    expires = expiry(claims)
+    return Principal(user_id=user, roles=_roles(claims, rules.roles_claim), expires_at=expires)
 
 
 def _roles(claims: Mapping[str, Any], claim: str | None) -> frozenset[Role]:
-    value: Any = None
-    if claim is not None:
-        value = claims.get(claim)
-        if claim not in claims:
-            value = claims
-            for part in claim.split("."):
-                value = value.get(part) if isinstance(value, Mapping) else None
-    names = [value] if isinstance(value, str) else value if isinstance(value, list) else []
-    known = {r.value: r for r in Role}
-    roles = frozenset(known[n.lower()] for n in names if isinstance(n, str) and n.lower() in known)
+    """The roles the configured claim lists (see the module doc); user when it lists none."""
+    names = None if claim is None else _claim(claims, claim)
+    if names is None:
+        return frozenset({Role.USER})
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise Unauthenticated(f"the token's `{claim}` must be a list of role names")
+    roles = frozenset(ROLE_NAMES[n] for n in names if n in ROLE_NAMES)
     return roles or frozenset({Role.USER})
+
+
+def _claim(claims: Mapping[str, Any], name: str) -> Any:
+    """The claim `name` names: a URI whole, any other name's dots through nested objects."""
+    if ":" in name:
+        return claims.get(name)
+    value: Any = claims
+    for part in name.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value

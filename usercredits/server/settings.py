@@ -16,6 +16,9 @@ from usercredits.services.errors import InvalidInput
 from usercredits.services.money import normalize_currency
 
 LOCAL_JWT_SECRET = "insecure-local-secret-change-it-in-production"
+PUBLIC_JWT_SECRETS = frozenset({LOCAL_JWT_SECRET})
+"""JWT secrets anyone can read (in this code or its documentation): production refuses
+them even when set explicitly."""
 
 
 class Settings(BaseSettings):
@@ -145,6 +148,16 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _production_needs_a_secret_jwt_secret(self) -> "Settings":
+        if self.production and self.jwt_secret in PUBLIC_JWT_SECRETS:
+            raise ValueError(
+                "USERCREDITS_PRODUCTION is on but USERCREDITS_JWT_SECRET is a value "
+                "published with this service, so anyone could sign tokens: set a random "
+                "secret of at least 32 characters"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _oidc_needs_an_audience(self) -> "Settings":
         if self.oidc_issuer is not None and not self.oidc_audience:
             raise ValueError(
@@ -218,6 +231,29 @@ class Settings(BaseSettings):
         if self.payments is not None:
             return self.payments
         return "stripe" if self.stripe_secret_key else "sandbox"
+
+    def production_warnings(self) -> list[str]:
+        """What production leaves open unless it is set, one sentence each, for `serve` to
+        log at start; none outside production."""
+        if not self.production:
+            return []
+        risks = {
+            "USERCREDITS_METRICS_TOKEN": (
+                self.metrics_token is None,
+                "/metrics answers anyone who reaches it; set a token or keep /metrics off "
+                "public networks",
+            ),
+            "USERCREDITS_API_KEY_PEPPER": (
+                self.api_key_pepper is None,
+                "API keys are hashed without a key, so a copy of the database is enough to "
+                "check a leaked key against them",
+            ),
+            "USERCREDITS_ALLOWED_ORIGINS": (
+                not self.allowed_origins,
+                "any web page may open a websocket to the API",
+            ),
+        }
+        return [f"{name} is not set: {risk}" for name, (unset, risk) in risks.items() if unset]
 
     def open_by_default(self, setting: bool | None) -> bool:
         """A developer convenience (GraphiQL, introspection, suggestions): as set, else on
