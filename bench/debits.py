@@ -1,31 +1,36 @@
 """Scenario 1, debit throughput: what does a debit cost on top of the database's floor?
 
-Three ways of spending one token, each by 32 concurrent clients over 200 funded wallets
-(each client its own wallets, so they measure the path and not contention on one
-document), with 10,000 other balances in the collection, for the same bounded time:
+Ways of spending one token, each by 32 concurrent clients, each debit for one of 200
+funded users chosen at random (so two clients may debit one user at once, as real traffic
+does), with 10,000 other balances in the collection, for the same bounded time:
 
-- raw: the floor of the work, a conditional `$inc` on a wallet document by `_id` (PyMongo,
-  in this process), in a copy of `wallet_balances` with the same documents and indexes;
+- raw: the database's minimal write, `update_one({_id, tokens: {$gte: 1}},
+  {$inc: {tokens: -1}})` on a minimal document `{_id, tokens}` with only the `_id` index
+  (PyMongo, in this process, another database of the same server);
 - service: `services.wallets.consume` called in this process (read the balance, check the
-  key against the ledger, one compare-and-set write, the ledger insert), no GraphQL;
-- GraphQL: the `consumeTokens` mutation over HTTP to the service in its own process.
+  key, one compare-and-set write, the ledger insert), no GraphQL;
+- GraphQL: the `consumeTokens` mutation over HTTP to `usercredits serve` in its own
+  processes, at the worker count `serve` picks for a deployment taking payments (one per
+  core), and again with one worker.
 
-The three take turns while the service process runs, so that a slow spell of the machine
-falls on all of them alike. Raw and service write to a second database seeded the same
-way, which the service's change stream does not watch; the GraphQL run includes that
-stream's cost, because the real service pays it on every debit.
+Beside each throughput: the server's and the database's CPU per operation, and the
+database's commands per operation (bench/cost.py). The ways take turns, so that a slow
+spell of the machine falls on all of them alike; each service runs alone with the raw
+baseline, so that no idle service's change stream is paid by the other's debits.
 """
 
 import asyncio
 import itertools
+import os
+import random
 from pathlib import Path
 from typing import Any
 
 from bench import profile, seed
+from bench.cost import Meter
 from bench.harness import Bench, BenchFailure, GraphQL, http_session, log, user_token
-from bench.load import Operation, alternating, closed_loop
+from bench.load import LoadResult, Operation, alternating, closed_loop
 from bench.report import Goal, GoalKind, Row, ScenarioResult
-from usercredits.models import balance_id
 from usercredits.server.database import init_models
 from usercredits.services import build_services
 from usercredits.services.clock import SystemClock
@@ -36,95 +41,114 @@ WALLETS = 200
 OTHER_BALANCES = 10_000
 TOKENS = 1_000_000_000
 TURNS = 5
+DEPLOYED_WORKERS = os.cpu_count() or 1
+"""What `serve` runs with Stripe configured: one worker per core."""
 
 CONSUME = (
     "mutation Consume($input: ConsumeTokensInput!) "
     "{ consumeTokens(input: $input) { balanceAfter } }"
 )
+RAW = "raw minimal $inc"
+SERVICE = "services.wallets.consume"
+GRAPHQL = f"consumeTokens over HTTP, {DEPLOYED_WORKERS} workers"
+ONE_WORKER = "consumeTokens over HTTP, 1 worker"
 
 
 async def run(bench: Bench) -> ScenarioResult:
     served = bench.database_name("debits")
     local = bench.database_name("debits-local")
+    floor = bench.database_name("debits-minimal")
     users = seed.users("debit", WALLETS)
     others = seed.users("other", OTHER_BALANCES)
     for database in (served, local):
         await init_models(bench.client, database)
-        await seed.wallets(bench.client, database, users, TOKENS, raw=database == local)
-        await seed.wallets(bench.client, database, others, 100, raw=database == local)
+        await seed.wallets(bench.client, database, users, TOKENS)
+        await seed.wallets(bench.client, database, others, 100)
+    await seed.minimal(bench.client, floor, WALLETS + OTHER_BALANCES, TOKENS)
     keys = itertools.count()
-    # Client w debits wallets w, w + 32, w + 64, ... in turn: no two clients share one.
-    turns = [itertools.cycle(users[w::CLIENTS]) for w in range(CLIENTS)]
-
-    raw_collection = bench.client[local][seed.RAW_BALANCES]
+    minimal = bench.client[floor][seed.MINIMAL]
 
     async def raw_debit(worker: int) -> None:
-        user = next(turns[worker])
-        result = await raw_collection.update_one(
-            {"_id": balance_id(user, seed.GROUP), "tokens": {"$gte": 1}},
-            {"$inc": {"tokens": -1}},
+        n = random.randrange(WALLETS)
+        result = await minimal.update_one(
+            {"_id": n, "tokens": {"$gte": 1}}, {"$inc": {"tokens": -1}}
         )
         if result.modified_count != 1:
-            raise BenchFailure(f"the raw debit of {user} matched nothing")
+            raise BenchFailure(f"the raw debit of {n} matched nothing")
 
-    payments = SandboxPaymentClient()
-    services = build_services(payments=payments, clock=SystemClock(), default_currency="USD")
+    services = build_services(
+        payments=SandboxPaymentClient(), clock=SystemClock(), default_currency="USD"
+    )
 
     async def service_debit(worker: int) -> None:
         await services.wallets.consume(
-            user_id=next(turns[worker]),
+            user_id=random.choice(users),
             offer_group=seed.GROUP,
             tokens=1,
             idempotency_key=f"service-{next(keys)}",
         )
 
     tokens = {u: user_token(u) for u in users}
+    meter = await Meter.of(bench.client)
+    measured: dict[str, LoadResult] = {}
     profile_lines: list[str] = []
     profile_data: dict[str, Any] = {}
-    async with bench.service(served) as server, http_session(CLIENTS) as session:
-        api = GraphQL(session, server.graphql_url)
-
-        async def graphql_debit(worker: int) -> None:
-            user = next(turns[worker])
-            await api.data(
-                CONSUME,
-                {
-                    "input": {
-                        "offerGroup": seed.GROUP,
-                        "tokens": 1,
-                        "idempotencyKey": f"graphql-{next(keys)}",
-                    }
-                },
-                token=tokens[user],
+    for workers, name in ((DEPLOYED_WORKERS, GRAPHQL), (1, ONE_WORKER)):
+        async with (
+            bench.service(served, workers=workers) as server,
+            http_session(CLIENTS) as session,
+        ):
+            graphql_debit = _graphql_debit(GraphQL(session, server.graphql_url), users, tokens)
+            ways: dict[str, Operation] = {RAW: raw_debit}
+            if workers == DEPLOYED_WORKERS:
+                ways[SERVICE] = service_debit
+            ways[name] = graphql_debit
+            results = await alternating(
+                ways,
+                concurrency=CLIENTS,
+                seconds=bench.seconds,
+                warmup=bench.warmup,
+                turns=TURNS,
+                meter=meter,
+                servers={name: server.pid},
             )
+            measured[f"{RAW} ({name})"] = results.pop(RAW)
+            measured |= results
+            if workers == 1 and bench.py_spy is not None:
+                profile_lines, profile_data = await _profile(bench, server.pid, graphql_debit)
+    for what, result in measured.items():
+        log(f"debits, {what}: {result.throughput:,.0f} ops/s, {result.summary()}")
+    return ScenarioResult(
+        name="debits",
+        rows=_rows(measured),
+        data={what: result.summary() for what, result in measured.items()}
+        | {"profile": profile_data},
+        notes=[_NOTE],
+        profile=profile_lines,
+    )
 
-        measured = await alternating(
-            {
-                "raw conditional $inc": raw_debit,
-                "services.wallets.consume": service_debit,
-                "consumeTokens over HTTP": graphql_debit,
-            },
-            concurrency=CLIENTS,
-            seconds=bench.seconds,
-            warmup=bench.warmup,
-            turns=TURNS,
-        )
-        for what, result in measured.items():
-            log(
-                f"debits, {what}: {result.throughput:,.0f} ops/s, "
-                f"{result.errors} errors {result.error_samples[:1]}"
-            )
-        if bench.py_spy is not None:
-            profile_lines, profile_data = await _profile(bench, server.pid, graphql_debit)
-    raw, service, graphql = measured.values()
 
+def _graphql_debit(api: GraphQL, users: list[str], tokens: dict[str, str]) -> Operation:
+    keys = itertools.count()
+
+    async def debit(worker: int) -> None:
+        user = random.choice(users)
+        variables = {
+            "input": {"offerGroup": seed.GROUP, "tokens": 1, "idempotencyKey": f"g-{next(keys)}"}
+        }
+        await api.data(CONSUME, variables, token=tokens[user])
+
+    return debit
+
+
+def _rows(measured: dict[str, LoadResult]) -> list[Row]:
+    raw = measured[f"{RAW} ({GRAPHQL})"]
+    raw_one = measured[f"{RAW} ({ONE_WORKER})"]
+    service, graphql, one = measured[SERVICE], measured[GRAPHQL], measured[ONE_WORKER]
+    floor = raw.cost.per_operation(raw.operations)
+    floor_one = raw_one.cost.per_operation(raw_one.operations)
     rows = [
-        Row(
-            f"debits: raw conditional `$inc` ({CLIENTS} tasks)",
-            raw.throughput,
-            "ops/s",
-            errors=raw.errors,
-        ),
+        Row(f"debits: raw minimal `$inc` ({CLIENTS} tasks)", raw.throughput, "ops/s"),
         Row(
             f"debits: `services.wallets.consume` ({CLIENTS} tasks)",
             service.throughput,
@@ -135,7 +159,8 @@ async def run(bench: Bench) -> ScenarioResult:
             errors=service.errors,
         ),
         Row(
-            f"debits: `consumeTokens` GraphQL over HTTP ({CLIENTS} clients)",
+            f"debits: `consumeTokens` GraphQL over HTTP, {DEPLOYED_WORKERS} workers "
+            f"({CLIENTS} clients, users at random)",
             graphql.throughput,
             "ops/s",
             baseline=raw.throughput,
@@ -143,31 +168,56 @@ async def run(bench: Bench) -> ScenarioResult:
             goal=Goal(GoalKind.RATIO_AT_LEAST, 0.5, ">= 0.5 of raw"),
             errors=graphql.errors,
         ),
+        Row(
+            f"debits: `consumeTokens` GraphQL over HTTP, 1 worker ({CLIENTS} clients)",
+            one.throughput,
+            "ops/s",
+            baseline=raw_one.throughput,
+            baseline_label="raw",
+            errors=one.errors,
+        ),
     ]
-    notes = [
-        f"**debits**: {CLIENTS} concurrent closed-loop clients over {WALLETS} funded wallets "
-        f"(each client its own), {OTHER_BALANCES:,} other balances in the collection, 1 "
-        "token per debit. Raw: `update_one({_id, tokens: {$gte: 1}}, {$inc: {tokens: -1}})` "
-        "on a copy of `wallet_balances` with its documents and indexes, from the bench "
-        "process. Service: `services.wallets.consume` in the bench process (balance read, "
-        "key check in the ledger, one compare-and-set write, ledger insert). GraphQL: "
-        "`consumeTokens` over HTTP to `usercredits serve` in its own process (which also "
-        "runs the change stream that turns each debit into a live event). The three take "
-        f"{TURNS} turns each, in order, while the service runs; raw and service use a second "
-        "database seeded the same way, outside the service's change stream.",
-    ]
-    return ScenarioResult(
-        name="debits",
-        rows=rows,
-        data={
-            "raw": raw.summary(),
-            "service": service.summary(),
-            "graphql": graphql.summary(),
-            "profile": profile_data,
-        },
-        notes=notes,
-        profile=profile_lines,
-    )
+    for label, result, base in (
+        (f"GraphQL debit, {DEPLOYED_WORKERS} workers", graphql, floor),
+        ("GraphQL debit, 1 worker", one, floor_one),
+    ):
+        cost = result.cost.per_operation(result.operations)
+        if cost["database_cpu_ms"] is not None and base["database_cpu_ms"]:
+            rows.append(
+                Row(
+                    f"debits: database CPU per {label}",
+                    cost["database_cpu_ms"],
+                    "ms",
+                    baseline=base["database_cpu_ms"],
+                    baseline_label="raw `$inc`",
+                    goal=Goal(GoalKind.RATIO_AT_MOST, 2.0, "<= 2.0 of raw"),
+                )
+            )
+        rows.append(
+            Row(
+                f"debits: server CPU per {label}",
+                cost["server_cpu_ms"],
+                "ms",
+                goal=Goal(GoalKind.AT_MOST, 1.2, "<= 1.2 ms"),
+            )
+        )
+    return rows
+
+
+_NOTE = (
+    f"**debits**: {CLIENTS} concurrent closed-loop clients, each debit of 1 token for one of "
+    f"{WALLETS} funded users chosen at random, {OTHER_BALANCES:,} other balances in the "
+    "collection. Raw: `update_one({_id, tokens: {$gte: 1}}, {$inc: {tokens: -1}})` on "
+    f"{WALLETS + OTHER_BALANCES:,} minimal documents `{{_id, tokens}}` (only the `_id` "
+    "index) in another database of the same server, from the bench process. Service: "
+    "`services.wallets.consume` in the bench process. GraphQL: `consumeTokens` over HTTP to "
+    f"`usercredits serve` in its own processes, with {DEPLOYED_WORKERS} workers (what serve "
+    "picks taking payments on this machine) and with 1; each service runs alone, taking "
+    f"{TURNS} turns with the raw baseline (and, for the first, the in-process service). CPU "
+    "per operation: user + system time from /proc of the service's processes (supervisor "
+    "and workers) and of the database, over the timed phases, divided by the operations; "
+    "commands per operation from the database's serverStatus opcounters."
+)
 
 
 async def _profile(
@@ -188,7 +238,7 @@ async def _profile(
     summary = profile.summarize(_read(output))
     lines = profile.markdown(
         summary,
-        f"The service process (`usercredits serve`) during {bench.seconds:g} s of "
+        f"The service process (`usercredits serve`, 1 worker) during {bench.seconds:g} s of "
         f"`consumeTokens` over HTTP from {CLIENTS} clients",
     )
     return lines, summary.as_json()

@@ -10,6 +10,9 @@ idle subscription cost the server?
    time from sending the mutation until the last of the 1,000 has the event (from the
    request, not the response: the server may push all 1,000 events before it writes the
    response).
+3. The service at the worker count `serve` picks for a deployment taking payments (one
+   per core, each worker with its own change stream): 1,000 websockets, one per user, and
+   debits for random users at 20 a second: the latency from response to event.
 
 The sockets are opened by a process of their own (bench/subscribers.py), so that reading
 the events costs the bench process (which sends the debits) nothing; each socket's reader
@@ -29,13 +32,14 @@ import random
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from bench import seed
+from bench.debits import DEPLOYED_WORKERS
 from bench.harness import (
     PROJECT_ROOT,
     Bench,
@@ -52,6 +56,9 @@ from usercredits.server.database import init_models
 
 SUBSCRIBERS = 10_000
 TABS = 1_000
+DEPLOYED_SUBSCRIBERS = 1_000
+DEPLOYED_DEBITS_PER_SECOND = 20
+"""Part 3: one subscriber per user, at the worker count of a deployment taking payments."""
 """Subscribers of the one user of part 2."""
 DEBITS_PER_SECOND = 50
 TOKENS = 1_000_000
@@ -194,23 +201,7 @@ async def run(bench: Bench) -> ScenarioResult:
         http_session(0) as session,
         SubscriberProcess(server.ws_url, arrivals) as clients,
     ):
-        api = GraphQL(session, server.graphql_url)
-
-        async def consume(user: str) -> Debit:
-            sent = time.monotonic()
-            result = await api.data(
-                CONSUME,
-                {
-                    "input": {
-                        "offerGroup": seed.GROUP,
-                        "tokens": 1,
-                        "idempotencyKey": f"live-{next(keys)}",
-                    }
-                },
-                token=tokens[user],
-            )
-            responded = time.monotonic()
-            return Debit((user, result["consumeTokens"]["balanceAfter"]), sent, responded)
+        consume = _consumer(GraphQL(session, server.graphql_url), tokens, keys)
 
         # Warm the server's websocket and subscription paths, so the memory measured next
         # is what subscriptions cost, not first-use imports and caches.
@@ -272,6 +263,8 @@ async def run(bench: Bench) -> ScenarioResult:
             "incomplete_rounds": incomplete,
         }
 
+    deployed = await _deployed_latency(bench, database, users[:DEPLOYED_SUBSCRIBERS], tokens, keys)
+    data["deployed"] = deployed
     rows = [
         Row(
             f"live: debit response -> event, p50 ({SUBSCRIBERS:,} subscribers, 1 per user, "
@@ -302,6 +295,14 @@ async def run(bench: Bench) -> ScenarioResult:
             errors=incomplete,
         ),
         Row(
+            f"live: debit response -> event, p99 ({DEPLOYED_SUBSCRIBERS:,} subscribers, "
+            f"{DEPLOYED_DEBITS_PER_SECOND} debits/s, {DEPLOYED_WORKERS} workers)",
+            deployed["latency"]["p99_ms"],
+            "ms",
+            goal=Goal(GoalKind.AT_MOST, 100, "<= 100 ms"),
+            errors=deployed["missed_events"],
+        ),
+        Row(
             f"live: server memory per idle subscription (RSS growth / {SUBSCRIBERS:,} subscribers)",
             per_subscription_kb,
             "KB",
@@ -318,9 +319,50 @@ async def run(bench: Bench) -> ScenarioResult:
         f"(after a warm-up with 20), divided by {SUBSCRIBERS:,}. One user: {TABS:,} sockets "
         "subscribed to one user, one debit at a time, from sending the mutation to the last "
         f"socket's arrival (the debit's own latency included: the server may push all "
-        f"{TABS:,} events before it writes the HTTP response).",
+        f"{TABS:,} events before it writes the HTTP response). Deployed: a service with "
+        f"{DEPLOYED_WORKERS} workers, {DEPLOYED_SUBSCRIBERS:,} sockets (one per user), "
+        f"{DEPLOYED_DEBITS_PER_SECOND} debits a second for random users, measured as above.",
     ]
     return ScenarioResult(name="fanout", rows=rows, data=data, notes=notes)
+
+
+def _consumer(api: GraphQL, tokens: dict[str, str], keys: Iterator[int]) -> Consume:
+    """Debits 1 token of a user, stamping when the request left and its answer came."""
+
+    async def consume(user: str) -> Debit:
+        sent = time.monotonic()
+        variables = {
+            "input": {"offerGroup": seed.GROUP, "tokens": 1, "idempotencyKey": f"live-{next(keys)}"}
+        }
+        result = await api.data(CONSUME, variables, token=tokens[user])
+        responded = time.monotonic()
+        return Debit((user, result["consumeTokens"]["balanceAfter"]), sent, responded)
+
+    return consume
+
+
+async def _deployed_latency(
+    bench: Bench, database: str, users: list[str], tokens: dict[str, str], keys: Iterator[int]
+) -> dict[str, Any]:
+    """Part 3: the service at the worker count of a deployment taking payments, each worker
+    with its own change stream: debit-to-event latency with one subscriber per user."""
+    arrivals = Arrivals()
+    async with (
+        bench.service(database, workers=DEPLOYED_WORKERS) as server,
+        http_session(0) as session,
+        SubscriberProcess(server.ws_url, arrivals) as clients,
+    ):
+        consume = _consumer(GraphQL(session, server.graphql_url), tokens, keys)
+        await clients.open([tokens[u] for u in users])
+        await asyncio.sleep(SETTLE_SECONDS)
+        paced = await _paced_debits(bench, users, consume, arrivals, DEPLOYED_DEBITS_PER_SECOND)
+        await clients.close()
+    summary = latency_summary(paced.latencies)
+    log(
+        f"fanout, {DEPLOYED_WORKERS} workers: {len(paced.latencies)} debits at "
+        f"{paced.rate:.1f}/s, p99 {summary['p99_ms']:.1f} ms, {paced.missed} missed"
+    )
+    return {"latency": summary, "missed_events": paced.missed, "debits_per_second": paced.rate}
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,12 +378,16 @@ class Paced:
 
 
 async def _paced_debits(
-    bench: Bench, users: list[str], consume: Consume, arrivals: Arrivals
+    bench: Bench,
+    users: list[str],
+    consume: Consume,
+    arrivals: Arrivals,
+    per_second: int = DEBITS_PER_SECOND,
 ) -> Paced:
-    """Debits random users at DEBITS_PER_SECOND for twice the bench's time, each sent on
-    its schedule (an open loop: a slow answer does not slow the load down)."""
+    """Debits random users at `per_second` for twice the bench's time, each sent on its
+    schedule (an open loop: a slow answer does not slow the load down)."""
     rng = random.Random(1000)
-    count = int(LATENCY_SECONDS_FACTOR * bench.seconds * DEBITS_PER_SECOND)
+    count = int(LATENCY_SECONDS_FACTOR * bench.seconds * per_second)
 
     async def one(user: str) -> float | None:
         debit = await consume(user)
@@ -356,7 +402,7 @@ async def _paced_debits(
     started = time.monotonic()
     pending: list[asyncio.Task[float | None]] = []
     for n in range(count):
-        await asyncio.sleep(max(0.0, started + n / DEBITS_PER_SECOND - time.monotonic()))
+        await asyncio.sleep(max(0.0, started + n / per_second - time.monotonic()))
         pending.append(asyncio.create_task(one(rng.choice(users))))
     outcomes = await asyncio.gather(*pending)
     elapsed = time.monotonic() - started

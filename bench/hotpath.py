@@ -168,7 +168,7 @@ async def _seed(bench: Bench, state: State) -> None:
     """The state's balances (one lot each), ledger rows up to its size, and an offer."""
     services = await bind(bench, state)
     state.users = seed.users(f"hot-{state.name}", state.balances)
-    await seed.wallets(bench.client, state.database, state.users, TOKENS, raw=False)
+    await seed.wallets(bench.client, state.database, state.users, TOKENS)
     ledger = bench.client[state.database][LedgerEntryDocument.Settings.name]
     rows = await ledger.count_documents({})
     await seed.ledger_entries(
@@ -294,7 +294,7 @@ async def _growth(bench: Bench, small: State, large: State) -> dict[str, dict[st
             services = await bind(bench, state)
             lapsed = seed.users(f"lapsed-{state.key('l')}", LAPSED)
             expired = datetime.now(UTC) - timedelta(days=1)
-            await seed.wallets(bench.client, state.database, lapsed, 10, raw=False, expires=expired)
+            await seed.wallets(bench.client, state.database, lapsed, 10, expires=expired)
 
             async def sweep() -> None:
                 swept = await services.wallets.expire_lapsed_groups(now=datetime.now(UTC))
@@ -331,9 +331,7 @@ async def _lots(bench: Bench, state: State) -> dict[str, float]:
         return prepare
 
     for count in (1, MANY_LOTS):
-        await seed.wallets(
-            bench.client, state.database, [f"lots-{count}"], TOKENS, lots=count, raw=False
-        )
+        await seed.wallets(bench.client, state.database, [f"lots-{count}"], TOKENS, lots=count)
     figures = await taking_turns({"one": turn("lots-1"), "many": turn(f"lots-{MANY_LOTS}")})
     log(
         f"hotpath, lots: 1 lot {figures['one']:.2f} ms, {MANY_LOTS:,} lots {figures['many']:.2f} ms"

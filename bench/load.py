@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.cost import Cost, Meter
+
 Operation = Callable[[int], Awaitable[object]]
 """One operation of worker `i` (0 <= i < concurrency); raising counts as an error."""
 
@@ -48,6 +50,8 @@ class LoadResult:
     errors: int = 0
     error_samples: list[str] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
+    cost: Cost = field(default_factory=Cost)
+    """CPU and database commands of the timed phases (when a meter watched them)."""
 
     def add(self, other: "LoadResult") -> None:
         """Counts `other`, a later phase of the same load, as part of this one."""
@@ -57,6 +61,7 @@ class LoadResult:
         room = MAX_ERROR_SAMPLES - len(self.error_samples)
         self.error_samples.extend(other.error_samples[:room])
         self.latencies_ms.extend(other.latencies_ms)
+        self.cost.merge(other.cost)
 
     @property
     def throughput(self) -> float:
@@ -72,6 +77,7 @@ class LoadResult:
             "errors": self.errors,
             "error_samples": self.error_samples,
             **latency_summary(self.latencies_ms),
+            **self.cost.per_operation(self.operations),
         }
 
 
@@ -117,12 +123,16 @@ async def alternating(
     warmup: float,
     turns: int,
     before: Mapping[str, Callable[[], Awaitable[None]]] | None = None,
+    meter: Meter | None = None,
+    servers: Mapping[str, int | None] | None = None,
 ) -> dict[str, LoadResult]:
     """Closed loops of several operations compared with each other, taking `turns` turns
     of `seconds / turns` each, in order, after a warm-up of each: a slow spell of the
     machine (the database compacting, a neighbour's burst) then falls on all of them
     alike instead of on whichever ran at that moment, so their ratios stay steady.
-    `before[name]`, if given, sets the stage before each phase of that operation, untimed."""
+    `before[name]`, if given, sets the stage before each phase of that operation, untimed.
+    With a `meter`, each timed phase's CPU and database commands are counted: the server's
+    of `servers[name]` (a pid; None or absent: this process, for a raw baseline)."""
     prepare = before or {}
     for name, operation in operations.items():
         if warmup > 0:
@@ -134,5 +144,10 @@ async def alternating(
         for name, operation in operations.items():
             if name in prepare:
                 await prepare[name]()
-            results[name].add(await _phase(operation, concurrency, seconds / turns))
+            server = (servers or {}).get(name)
+            start = None if meter is None else await meter.sample(server)
+            phase = await _phase(operation, concurrency, seconds / turns)
+            if meter is not None and start is not None:
+                phase.cost.add(start, await meter.sample(server))
+            results[name].add(phase)
     return results

@@ -87,6 +87,8 @@ def _number(value: float, unit: str) -> str:
         return "n/a"
     if unit == "ops/s":
         return f"{value:,.0f} {unit}"
+    if unit == "ms" and value < 10:
+        return f"{value:,.2f} {unit}"
     return f"{value:,.1f} {unit}"
 
 

@@ -25,8 +25,10 @@ from usercredits.values import LedgerReason, Lot, LotSource
 GROUP = "bench"
 """The offer group every benchmark wallet holds its tokens in."""
 
-RAW_BALANCES = "bench_raw_balances"
-"""The raw baseline's copy of `wallet_balances`: same documents, same indexes."""
+MINIMAL = "bench_minimal"
+"""The raw baselines' collection: the database's minimal documents `{_id, tokens}`, with
+only the `_id` index. A baseline must be the database's own floor, not a copy of our
+documents: a ratio against our own design could not show what that design costs."""
 
 BATCH = 10_000
 
@@ -108,16 +110,12 @@ async def wallets(
     tokens: int,
     *,
     lots: int = 1,
-    raw: bool = True,
     expires: datetime | None = None,
 ) -> None:
     """Gives each user `tokens` in GROUP over `lots` lots: a balance and its grant entries
-    (the invariant holds), and with `raw` the same balances in the raw baseline's
-    collection."""
+    (the invariant holds)."""
     now = datetime.now(UTC)
     db = client[database]
-    if raw:
-        await db[RAW_BALANCES].create_indexes(Balance.Settings.indexes)
     for start in range(0, len(user_ids), max(1, BATCH // lots)):
         chunk = user_ids[start : start + max(1, BATCH // lots)]
         made = {u: _lots(u, tokens, now, lots, expires) for u in chunk}
@@ -140,8 +138,13 @@ async def wallets(
             LedgerEntryDocument.model_validate(grants[0])
         await db[Balance.Settings.name].insert_many(balances)
         await db[LedgerEntryDocument.Settings.name].insert_many(grants)
-        if raw:
-            await db[RAW_BALANCES].insert_many([dict(b) for b in balances])
+
+
+async def minimal(client: AsyncMongoClient[Any], database: str, count: int, tokens: int) -> None:
+    """`count` minimal documents `{_id: 0..count-1, tokens}` in MINIMAL."""
+    for start in range(0, count, BATCH):
+        documents = [{"_id": n, "tokens": tokens} for n in range(start, min(count, start + BATCH))]
+        await client[database][MINIMAL].insert_many(documents)
 
 
 async def ledger_entries(
