@@ -11,10 +11,11 @@ import yaml
 from pydantic import ValidationError
 
 from tests.conftest import SpawnServer
-from usercredits.server.settings import Settings
+from usercredits.server.settings import LOCAL_JWT_SECRET, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = {f"USERCREDITS_{name.upper()}" for name in Settings.model_fields}
+STRIPE = {"stripe_secret_key": "sk_test_unused", "stripe_webhook_secret": "whsec_unused"}
 
 
 def test_env_example_lists_every_setting_and_only_those() -> None:
@@ -59,6 +60,11 @@ def test_compose_can_run_two_instances_behind_a_proxy() -> None:
         ({"oidc_issuer": "https://id.example"}, "USERCREDITS_OIDC_AUDIENCE is not"),
         ({"stripe_secret_key": "sk_test_1"}, "without USERCREDITS_STRIPE_WEBHOOK_SECRET"),
         ({"jwt_secret": "short"}, "at least 32 characters"),
+        ({"production": True, "jwt_secret": LOCAL_JWT_SECRET}, "published with this service"),
+        (
+            {"production": True, "jwt_secret": "s" * 32, **STRIPE},
+            "USERCREDITS_MONGODB_URI is not set, so the embedded SecantusDB",
+        ),
         ({"port": 70000}, "less than or equal to 65535"),
     ],
 )

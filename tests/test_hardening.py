@@ -211,6 +211,7 @@ async def test_production_warns_at_start_of_what_it_leaves_open(
     } <= warned
     closed = Settings(
         production=True,
+        mongodb_uri=database_uri,
         jwt_secret=SECRET,
         metrics_token="m" * 32,
         api_key_pepper="p" * 32,

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     """How long a request waits for an unreachable database before it fails."""
     default_currency: str = "USD"
     data_dir: Path = Path(".usercredits-data")
+    allow_embedded_in_production: bool = False
+    """Production refuses the embedded database (one process on this machine, no copy of
+    the data) unless this is on."""
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int | None = Field(default=None, ge=1, le=256)
@@ -266,6 +269,18 @@ class Settings(BaseSettings):
             raise ValueError(
                 "USERCREDITS_STRIPE_SECRET_KEY is set without "
                 "USERCREDITS_STRIPE_WEBHOOK_SECRET: webhooks could not be verified"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _production_runs_on_mongodb(self) -> "Settings":
+        # Last: the settings a laptop lacks are named first.
+        if self.production and self.mongodb_uri is None and not self.allow_embedded_in_production:
+            raise ValueError(
+                "USERCREDITS_PRODUCTION is on but USERCREDITS_MONGODB_URI is not set, so the "
+                "embedded SecantusDB would hold the data, in one process on this machine: set "
+                "your MongoDB replica set's URI, or USERCREDITS_ALLOW_EMBEDDED_IN_PRODUCTION="
+                "true to run on the embedded database anyway"
             )
         return self
 
