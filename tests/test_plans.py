@@ -494,3 +494,25 @@ async def test_bad_requests_are_refused_and_change_nothing(subs: Subscriptions) 
     for key in ("invoice:in_1", "bundle:x:0", "top-up:y"):
         given = {"input": {"offerId": pack, "idempotencyKey": key}}
         assert await subs.api.error_code(buy, given, as_=ALICE) == "BAD_USER_INPUT", key
+
+
+async def test_a_paid_invoice_is_credited_by_its_signed_event_while_stripe_answers_nothing(
+    subs: Subscriptions,
+) -> None:
+    """invoice.paid names the plan in its subscription's metadata: its period is credited at
+    once, though Stripe cannot be read for the subscription (the event is answered 503, so
+    Stripe sends it again, which credits nothing more)."""
+    plan = (await subs.subscribe(await subs.offer()))["plan"]
+    paid = subs.fake.pay(subs.fake.subscription_of(plan["id"]))
+    subs.fake.down = True
+    headers = {"Stripe-Signature": sign(paid), "Content-Type": "application/json"}
+    base = subs.api.url.removesuffix("/graphql")
+    async with subs.http.post(f"{base}/webhooks/stripe", data=paid, headers=headers) as answer:
+        assert answer.status == 503
+    assert await subs.credits() == [100] and await subs.tokens() == 100
+
+    subs.fake.down = False
+    assert await subs.deliver(paid) == "active"
+    assert await subs.credits() == [100]
+    [shown] = await subs.plans()
+    assert shown["status"] == "ACTIVE" and len(shown["orders"]) == 1

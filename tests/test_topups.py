@@ -13,10 +13,11 @@ from tests.conftest import StartServer
 from tests.fake_stripe import SECRET_KEY, WEBHOOK_SECRET, FakeStripe, event, server_settings, sign
 from tests.receiver import running_receiver
 from tests.support import FakeClock, make_offer
-from usercredits.models import PaymentCustomerDocument, TopUpAttemptDocument
+from usercredits.models import LedgerEntryDocument, PaymentCustomerDocument, TopUpAttemptDocument
 from usercredits.services import build_services
 from usercredits.services.access import Role
 from usercredits.services.payments.stripe import StripePaymentClient
+from usercredits.services.sweeps import Swept
 
 ADMIN = token("admin-1", Role.ADMIN)
 ALICE = token("alice")
@@ -329,23 +330,22 @@ async def test_authentication_required_pauses_the_rule_with_that_reason(shop: Sh
 
 
 async def test_the_monthly_cap_stops_charges_until_next_month(shop: Shop, clock: FakeClock) -> None:
-    offer = await shop.offer(tokens=10)  # a top-up too small to lift it above the threshold
+    offer = await shop.offer(tokens=10)
     await shop.grant(30)
     await shop.save_card()
-    # Low already: setting the rule tops up at once (30 -> 40).
-    rule = await shop.rule(offer, threshold=1000, maxPerMonth=2)
-    assert rule["lastOrderId"] is not None and await shop.tokens() == 40
-    await shop.consume(10)  # 30 left, topped up to 40
-    await shop.settled(lambda w: len(shop.fake.off_session_charges) == 2)
-    await shop.settled(lambda w: w["balance"]["tokens"] == 40)
-    await shop.consume(10)  # 30 left: a third top-up this month would pass the cap
+    await shop.rule(offer, threshold=5, maxPerMonth=2)
+    for charges in (1, 2):
+        await shop.consume(10 if charges > 1 else 25)  # 5 left, topped up to 15
+        await shop.settled(lambda w: w["balance"]["tokens"] == 15)
+        assert len(shop.fake.off_session_charges) == charges
+    await shop.consume(10)  # 5 left: a third top-up this month would pass the cap
     wallet = await shop.settled(lambda w: rule_of(w)["lastError"] is not None)
     assert rule_of(wallet)["lastError"] == "the cap of 2 top-ups a month is reached"
-    assert len(shop.fake.off_session_charges) == 2 and wallet["balance"]["tokens"] == 30
+    assert len(shop.fake.off_session_charges) == 2 and wallet["balance"]["tokens"] == 5
 
     clock.advance(days=31)
-    await shop.consume(10)  # 20 left, topped up to 30
-    await shop.settled(lambda w: w["balance"]["tokens"] == 30 and not rule_of(w)["lastError"])
+    await shop.consume(1)  # 4 left, topped up to 14
+    await shop.settled(lambda w: w["balance"]["tokens"] == 14 and not rule_of(w)["lastError"])
     assert len(shop.fake.off_session_charges) == 3
 
 
@@ -407,24 +407,25 @@ async def test_a_charge_whose_answer_was_lost_is_resumed_and_charges_once(
         fake.lose_next_charge_answer = True
         # No balance yet: setting the rule tops up at once, and the answer is lost.
         rule = await services.top_ups.set_rule(
-            user_id="alice", offer_group="chat", offer_id=offer.id, threshold=50
+            user_id="alice", offer_group="chat", offer_id=offer.id, threshold=50, set_by="alice"
         )
-        assert rule.last_order_id is None and len(fake.off_session_charges) == 1
+        assert len(fake.off_session_charges) == 1
         [attempt] = await TopUpAttemptDocument.find().to_list()
         assert attempt.open and attempt.card_id == fake.off_session_charges[0]["payment_method"]
+        assert rule.last_order_id == str(attempt.id)  # recorded before the charge
         fake.down = False
         tries = [services.top_ups.top_up(user_id="alice", offer_group="chat") for _ in range(5)]
         assert await asyncio.gather(*tries) == [None] * 5  # in flight: nothing more is charged
-        assert await services.top_ups.resume_stale() == 0
+        assert await services.top_ups.resume_stale() == Swept()
 
         clock.advance(minutes=11)
-        assert await services.top_ups.resume_stale() == 1
+        assert await services.top_ups.resume_stale() == Swept(done=1)
         assert len(fake.off_session_charges) == 1  # Stripe replayed the first charge
         balance = await services.wallets.balance(user_id="alice", offer_group="chat")
         assert balance is not None and balance.tokens == 100
         [attempt] = await TopUpAttemptDocument.find().to_list()
         assert (attempt.open, attempt.charged, attempt.outcome) == (False, True, "paid")
-        assert await services.top_ups.resume_stale() == 0
+        assert await services.top_ups.resume_stale() == Swept()
     finally:
         await stripe.close()
 
@@ -449,7 +450,7 @@ async def test_instances_racing_on_one_low_balance_charge_once(
             user_id="alice", offer_group="chat", tokens=100, idempotency_key="g"
         )
         await instances[0].top_ups.set_rule(
-            user_id="alice", offer_group="chat", offer_id=offer.id, threshold=50
+            user_id="alice", offer_group="chat", offer_id=offer.id, threshold=50, set_by="alice"
         )
         await instances[0].wallets.consume(
             user_id="alice", offer_group="chat", tokens=60, idempotency_key="d"
@@ -532,3 +533,116 @@ async def test_top_ups_tell_the_back_end_with_topup_webhooks(shop: Shop) -> None
     )
     assert (succeeded["status"], succeeded["tokens"]) == ("PAID", 100)
     assert succeeded["orderId"] == rule_of(await shop.wallet())["lastOrderId"]
+
+
+CAPPED_RULE = """mutation($input: AutoTopUpInput!) { setAutoTopUp(input: $input) {
+  quantity threshold setBy maxAmountPerMonth { amount currency minorUnits } } }"""
+RULES = """query { wallet { autoTopUps { lastAttemptAt lastOrderId lastError }
+  balance(offerGroup: "chat") { tokens } } }"""
+
+
+async def test_what_a_rule_may_charge_is_bounded_whoever_sets_it(shop: Shop) -> None:
+    """A service key may set any user's rule, but not one that makes every debit a charge
+    (a threshold at or above what one top-up buys), nor one that charges more than 500 USD a
+    top-up or 1000 USD a month (the service's caps), or more a month than the rule's own
+    cap; a price raised after the rule was set is refused at the charge; the rule records
+    who set it."""
+    service = token("billing", Role.SERVICE)
+    offer = await shop.offer(tokens=100, prices=[{"amount": "19.99", "currency": "USD"}])
+    await shop.grant(100)
+    await shop.save_card()
+    base = {"userId": "alice", "offerGroup": "chat", "offerId": offer, "threshold": 20}
+
+    def cap(amount: str, currency: str = "USD") -> dict[str, Any]:
+        return {"maxAmountPerMonth": {"amount": amount, "currency": currency}}
+
+    for bad in (
+        {"quantity": 1000, "threshold": 2**31 - 1, "maxPerMonth": 100},
+        {"threshold": 100},  # what one top-up buys: it would not lift an empty group above
+        {"quantity": 1000},  # 19,990.00 USD a top-up
+        {"quantity": 26},  # 519.74 USD a top-up
+        {"quantity": 2, **cap("30.00")},  # 39.98 USD a top-up, over the rule's own cap
+        cap("1000.01"),  # over the service's cap
+        cap("0"),
+        cap("10", "EUR"),  # top-ups are charged in USD
+    ):
+        answer = await shop.api.call(CAPPED_RULE, {"input": {**base, **bad}}, as_=service)
+        [error] = answer["errors"]  # refused by the rule, not by the schema's validation
+        assert (error["path"], error["extensions"]["code"]) == (
+            ["setAutoTopUp"],
+            "BAD_USER_INPUT",
+        ), bad
+    assert (await shop.wallet())["autoTopUps"] == [] and shop.fake.off_session_charges == []
+
+    made = await shop.api.data(CAPPED_RULE, {"input": {**base, **cap("50")}}, as_=service)
+    assert made["setAutoTopUp"] == {
+        "quantity": 1,
+        "threshold": 20,
+        "setBy": "billing",
+        "maxAmountPerMonth": {"amount": "50.00", "currency": "USD", "minorUnits": 5000},
+    }
+    for charges in (1, 2):  # 19.99, then 39.98 USD this month
+        await shop.consume(80 if charges == 1 else 100)  # 20 left, topped up to 120
+        await shop.settled(lambda w: w["balance"]["tokens"] == 120)
+        assert len(shop.fake.off_session_charges) == charges
+    await shop.consume(100)  # a third (59.97 USD) would pass the rule's cap
+    wallet = await shop.settled(lambda w: rule_of(w)["lastError"] is not None)
+    assert rule_of(wallet)["lastError"] == (
+        "the cap of 50.00 USD of top-ups a month is reached (39.98 charged, the next costs 19.99)"
+    )
+    assert len(shop.fake.off_session_charges) == 2 and wallet["balance"]["tokens"] == 20
+
+    again = await shop.api.data(CAPPED_RULE, {"input": base}, as_=ALICE)  # by alice now
+    assert again["setAutoTopUp"]["setBy"] == "alice"
+    assert again["setAutoTopUp"]["maxAmountPerMonth"] is None  # the service's caps apply
+    await shop.settled(lambda w: w["balance"]["tokens"] == 120)
+    # The price is raised past the cap per top-up after the rule was set: no charge.
+    await shop.offer(tokens=100, id=offer, prices=[{"amount": "600.00", "currency": "USD"}])
+    await shop.consume(100)
+    wallet = await shop.settled(lambda w: rule_of(w)["lastError"] is not None)
+    assert rule_of(wallet)["lastError"] == (
+        "a top-up costs 600.00 USD, more than the 500.00 USD one may charge"
+    )
+    assert len(shop.fake.off_session_charges) == 3
+
+
+async def test_a_top_up_whose_answers_were_all_lost_is_credited_by_its_signed_event(
+    shop: Shop,
+) -> None:
+    """Stripe charges the card and then answers nothing more; its signed
+    payment_intent.succeeded names the top-up's order in its metadata: the tokens are
+    credited at once, once, and the rule shows the attempt."""
+    offer = await shop.offer(tokens=100)
+    await shop.grant(100)
+    await shop.save_card()
+    await shop.rule(offer, threshold=50)
+    shop.fake.lose_next_charge_answer = True  # Stripe is down from the charge on
+    await shop.consume(60)
+
+    async def rule() -> dict[str, Any]:
+        wallet = (await shop.api.data(RULES, as_=ALICE))["wallet"]
+        found: dict[str, Any] = rule_of(wallet)
+        found["tokens"] = wallet["balance"]["tokens"]
+        return found
+
+    async with asyncio.timeout(WAIT_SECONDS):
+        while True:  # the wallet's cards cannot be read from Stripe now: watch the fake
+            if shop.fake.off_session_charges:
+                break
+            await asyncio.sleep(0.05)
+    [charge] = shop.fake.off_session_charges
+    assert shop.fake.down and (await rule())["tokens"] == 40
+    body = event("payment_intent.succeeded", charge)
+    assert await shop.deliver(body) == (200, {"received": True, "outcome": "paid"})
+    shown = await rule()
+    assert shown["tokens"] == 140 and shown["lastError"] is None
+    assert shown["lastAttemptAt"] is not None
+    assert shown["lastOrderId"] == charge["metadata"]["order_id"]
+
+    assert (await shop.deliver(body))[1]["outcome"] == "duplicate"
+    again = body.replace(b'"evt_', b'"evt_again_', 1)  # the same payment in another event
+    assert (await shop.deliver(again))[1]["outcome"] == "paid"
+    assert (await rule())["tokens"] == 140
+    credits = await LedgerEntryDocument.find({"user_id": "alice", "reason": "purchase"}).to_list()
+    assert [c.order_id for c in credits] == [shown["lastOrderId"]]
+    assert len(shop.fake.off_session_charges) == 1

@@ -65,6 +65,10 @@ class TopUpAttemptDocument(Document):
     card_id: str | None = None
     """The card charged, stored before the charge: a resumed attempt charges it again under
     the same key."""
+    amount_minor_units: int | None = None
+    currency: str | None = None
+    """What the attempt's order costs, stored with its order: what the monthly amount cap
+    counts once the attempt is charged."""
     outcome: str | None = None
     created_at: datetime
     """When it was opened, or taken over after being left open."""

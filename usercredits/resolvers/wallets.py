@@ -13,6 +13,7 @@ from usercredits.schema.types import (
 )
 from usercredits.services.access import ADMINS
 from usercredits.services.balances import LEDGER_PAGE
+from usercredits.services.cycles import check_not_after_latest
 from usercredits.services.debits import DEFAULT_TTL_SECONDS
 from usercredits.services.expiry import credit_warnings as find_warnings
 
@@ -115,6 +116,7 @@ async def release_reservation(info: Info, id: strawberry.ID) -> Reservation:
 
 async def grant_tokens(info: Info, input: GrantTokensInput) -> LedgerEntry:
     info.context.principal.require(ADMINS)
+    check_not_after_latest(input.expires, "expires")
     entry = await info.context.services.wallets.grant(
         user_id=input.user_id,
         offer_group=input.offer_group,

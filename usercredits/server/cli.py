@@ -29,7 +29,7 @@ from usercredits.services.access import Role
 from usercredits.services.api_keys import CreatedApiKey
 from usercredits.services.catalogue import CatalogueErrors, export_catalogue, import_catalogue
 from usercredits.services.clock import SystemClock
-from usercredits.services.expiry import expire_due
+from usercredits.services.expiry import SweepResult, expire_due
 from usercredits.services.migration import Migrated, key_ledger_entries, migrate_balances
 
 T = TypeVar("T")
@@ -133,18 +133,23 @@ def _create_api_key(settings: Settings, name: str, role: Role) -> None:
     )
 
 
-def _expire(settings: Settings) -> None:
-    async def sweep(services: Services) -> None:
-        print(
-            await expire_due(
-                wallets=services.wallets,
-                orders=services.orders,
-                now=services.clock.now(),
-                reconcile_after=timedelta(seconds=settings.pending_reconcile_seconds),
-            )
+def _expire(settings: Settings) -> int:
+    """Sweeps once and prints what it did; 1 when a step failed or a document was skipped
+    (the log says which), after the rest of the sweep ran."""
+
+    async def sweep(services: Services) -> SweepResult:
+        return await expire_due(
+            wallets=services.wallets,
+            orders=services.orders,
+            now=services.clock.now(),
+            reconcile_after=timedelta(seconds=settings.pending_reconcile_seconds),
         )
 
-    asyncio.run(_with_services(settings, sweep))
+    result = asyncio.run(_with_services(settings, sweep))
+    print(result)
+    if result.troubled:
+        print("usercredits: part of the sweep was skipped; the log says what", file=sys.stderr)
+    return 1 if result.troubled else 0
 
 
 def _migrate(settings: Settings, dry_run: bool) -> None:
@@ -284,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif args.command == "apikey":
         _create_api_key(settings, args.name, Role(args.role))
     elif args.command == "expire":
-        _expire(settings)
+        sys.exit(_expire(settings))
     elif args.command == "migrate":
         _migrate(settings, args.dry_run)
     elif args.command == "offers" and args.offers_command == "import":

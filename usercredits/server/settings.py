@@ -3,6 +3,7 @@
 Tests build `Settings(...)` with keyword arguments instead of touching the environment.
 """
 
+from decimal import Decimal
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Literal
@@ -14,6 +15,7 @@ from usercredits.server.auth import TokenRules
 from usercredits.server.oidc import OidcRules
 from usercredits.services.errors import InvalidInput
 from usercredits.services.money import normalize_currency
+from usercredits.services.topups import MAX_AMOUNT, MAX_AMOUNT_PER_MONTH, TopUpCaps
 
 LOCAL_JWT_SECRET = "insecure-local-secret-change-it-in-production"
 PUBLIC_JWT_SECRETS = frozenset({LOCAL_JWT_SECRET})
@@ -105,6 +107,11 @@ class Settings(BaseSettings):
     """A request body must have arrived within this time of its headers."""
     max_pending_orders: int = Field(default=20, ge=1)
     """Pending orders per user; a new one cancels the oldest beyond this."""
+    top_up_max_amount: Decimal = Field(default=Decimal(MAX_AMOUNT), gt=0)
+    """The most one auto top-up may charge a card, in the default currency."""
+    top_up_max_amount_per_month: Decimal = Field(default=Decimal(MAX_AMOUNT_PER_MONTH), gt=0)
+    """The most one auto top-up rule may charge in a calendar month (UTC), in the default
+    currency; a rule may set less (maxAmountPerMonth)."""
     payments: Literal["stripe", "sandbox"] | None = None
     """The payment provider; unset: Stripe when a secret key is set, else the sandbox."""
     stripe_secret_key: str | None = None
@@ -227,6 +234,23 @@ class Settings(BaseSettings):
             roles_claim=self.oidc_roles_claim,
             refetch_seconds=self.oidc_refetch_seconds,
         )
+
+    @property
+    def top_up_caps(self) -> TopUpCaps:
+        """What auto top-ups may charge, as the services take it."""
+        return TopUpCaps.of(
+            self.default_currency,
+            str(self.top_up_max_amount),
+            str(self.top_up_max_amount_per_month),
+        )
+
+    @model_validator(mode="after")
+    def _top_up_caps_are_amounts(self) -> "Settings":
+        try:
+            self.top_up_caps  # noqa: B018  # each amount fits the default currency
+        except InvalidInput as exc:
+            raise ValueError(f"USERCREDITS_TOP_UP_MAX_AMOUNT(_PER_MONTH): {exc.message}") from None
+        return self
 
     @property
     def provider(self) -> Literal["stripe", "sandbox"]:

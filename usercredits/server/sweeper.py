@@ -2,7 +2,9 @@
 instance at a time: each run first takes a lease document in MongoDB.
 
 The holder renews its lease at every run, so the same instance keeps sweeping; if it stops,
-its lease lapses after `ttl` and another instance takes over.
+its lease lapses after `ttl` and another instance takes over. Nothing a run meets ends the
+sweeping: each step runs on its own, a document a step cannot handle is logged and skipped
+(services/sweeps.py), and such a run is counted as failed in the metrics.
 """
 
 import asyncio
@@ -17,8 +19,8 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from usercredits.server.metrics import Metrics
 from usercredits.services import Services
 from usercredits.services.clock import Clock
-from usercredits.services.errors import DomainError
 from usercredits.services.expiry import SweepResult, expire_due
+from usercredits.services.sweeps import Steps, Swept
 
 log = logging.getLogger(__name__)
 
@@ -78,25 +80,30 @@ class Sweeper:
             self._metrics.sweeps.labels("skipped").inc()
             return None
         services = self._services
-        try:
-            result = await expire_due(
-                wallets=services.wallets,
-                orders=services.orders,
-                now=services.clock.now(),
-                reconcile_after=self._reconcile_after,
-            )
-            # Auto top-ups whose process died or whose charge went unanswered.
-            resumed = await services.top_ups.resume_stale()
-            # Plans whose period ended without news from the provider.
-            plans = await services.plans.refresh_due(now=services.clock.now())
-        except (PyMongoError, DomainError):
-            self._metrics.sweeps.labels("failed").inc()
-            log.exception("sweep failed; the next run tries again")
-            return None
-        self._metrics.sweeps.labels("done").inc()
-        log.info(
-            "sweep done",
-            extra={"result": str(result), "top_ups_resumed": resumed, "plans_asked": plans},
+        result = await expire_due(
+            wallets=services.wallets,
+            orders=services.orders,
+            now=services.clock.now(),
+            reconcile_after=self._reconcile_after,
+        )
+        steps = Steps()
+        # Auto top-ups whose process died or whose charge went unanswered.
+        resumed = await steps.run("resume top-ups", services.top_ups.resume_stale, Swept())
+        # Plans whose period ended without news from the provider.
+        plans = await steps.run(
+            "refresh plans", lambda: services.plans.refresh_due(now=services.clock.now()), Swept()
+        )
+        troubled = result.troubled or steps.failed or resumed.skipped or plans.skipped
+        self._metrics.sweeps.labels("failed" if troubled else "done").inc()
+        log.log(
+            logging.WARNING if troubled else logging.INFO,
+            "sweep done" + ("; some of it was skipped, see above" if troubled else ""),
+            extra={
+                "result": str(result),
+                "top_ups": str(resumed),
+                "plans": str(plans),
+                "failed_steps": steps.failed,
+            },
         )
         return result
 
@@ -106,8 +113,8 @@ class Sweeper:
             while True:
                 try:
                     await self.run_once()
-                except PyMongoError:
-                    log.exception("sweep lease unavailable; trying again next interval")
+                except Exception:  # the lease unavailable, or anything else: never the end
+                    log.exception("sweep not run; trying again next interval")
                 await asyncio.sleep(interval.total_seconds())
         finally:
             try:

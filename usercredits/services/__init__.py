@@ -20,7 +20,7 @@ from usercredits.services.outbound import Outbound, build_outbound
 from usercredits.services.payments import PaymentClient, SandboxPaymentClient
 from usercredits.services.plans import Plans
 from usercredits.services.sharding import UserScope
-from usercredits.services.topups import AutoTopUps
+from usercredits.services.topups import AutoTopUps, TopUpCaps
 from usercredits.services.wallets import Wallets
 
 
@@ -51,10 +51,12 @@ def build_services(
     sharded: bool = False,
     production: bool = False,
     webhook_retry_base_seconds: float = 5.0,
+    top_up_caps: TopUpCaps | None = None,
 ) -> Services:
     """The services; `sharded`: the database is a cluster sharded by user_id, whose wallet
     queries name their users (services/sharding.py); `production`: webhooks go only to
-    public https receivers."""
+    public https receivers; `top_up_caps`: what auto top-ups may charge (default: the
+    built-in caps in `default_currency`)."""
     offers = Offers(clock=clock, limits=limits)
     scope = UserScope(sharded=sharded)
     events = EventHub()
@@ -100,6 +102,7 @@ def build_services(
             customers=customers,
             clock=clock,
             limits=limits,
+            caps=top_up_caps or TopUpCaps.of(default_currency),
         ),
         plans=Plans(
             offers=offers,

@@ -17,6 +17,11 @@ class InvalidInput(DomainError):
     code = "BAD_USER_INPUT"
 
 
+class PeriodTooLong(InvalidInput):
+    """A period (or an expiry) would end after the latest date the service keeps
+    (services/cycles.py's LATEST)."""
+
+
 class NotFound(DomainError):
     code = "NOT_FOUND"
 

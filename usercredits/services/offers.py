@@ -23,6 +23,7 @@ from pydantic_core import ErrorDetails
 
 from usercredits.models import OfferDocument, OrderDocument
 from usercredits.services.clock import Clock
+from usercredits.services.cycles import expiry
 from usercredits.services.errors import InvalidInput, NotFound, OfferNotAvailable
 from usercredits.services.ids import object_id
 from usercredits.services.limits import DEFAULT_LIMITS, InputLimits
@@ -129,8 +130,14 @@ class Offers:
         planned_groups: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         """The stored fields of a spec, once the rules it cannot check alone hold: the
-        group within the limits, bundled offers that exist (and their groups)."""
+        group within the limits, one cycle of the offer and of each bundled item ending
+        by cycles.LATEST, bundled offers that exist (and their groups)."""
         self._limits.group(spec.offer_group)
+        now = self._clock.now()
+        expiry(now, spec.cycle, 1, spec.custom_cycle_seconds)
+        for bundled in spec.combined_items:
+            if bundled.cycle is not None:
+                expiry(now, bundled.cycle, 1, bundled.custom_cycle_seconds)
         items = [
             await self._item(item, offer_id, planned_groups or {}) for item in spec.combined_items
         ]

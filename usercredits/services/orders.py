@@ -17,7 +17,7 @@ from usercredits.models import OrderDocument
 from usercredits.services.access import Principal
 from usercredits.services.clock import Clock, due_by
 from usercredits.services.credits import Credit
-from usercredits.services.cycles import expiry
+from usercredits.services.cycles import expiry, paid_expiry
 from usercredits.services.errors import (
     DomainError,
     InvalidInput,
@@ -33,10 +33,12 @@ from usercredits.services.money import Money, normalize_currency
 from usercredits.services.offers import Offers
 from usercredits.services.pages import newest_first
 from usercredits.services.payments import Invoice, PaymentClient, PaymentState, SandboxPaymentClient
+from usercredits.services.sweeps import Swept, each
 from usercredits.services.wallets import Wallets
 from usercredits.services.writes import insert_keyed
 from usercredits.values import (
     CombinedItem,
+    Cycle,
     LedgerReason,
     Offer,
     Order,
@@ -45,11 +47,13 @@ from usercredits.values import (
     Plan,
 )
 from usercredits.values.lots import MAX_TOKENS
+from usercredits.values.offers import MAX_MINOR_UNITS
 from usercredits.values.orders import (
     BUNDLE_KEY,
     INVOICE_KEY,
     RESERVED_KEYS,
     TOP_UP_KEY,
+    Purchase,
     is_service_key,
 )
 
@@ -85,6 +89,28 @@ _STATUS_OF_PAYMENT = {
 def check_quantity(quantity: object) -> None:
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
         raise InvalidInput(f"quantity must be a whole number >= 1, got {quantity!r}")
+
+
+def check_same_purchase(
+    bought: Purchase, key: str | None, offer_id: str, quantity: int, currency: str | None
+) -> None:
+    """A request retried under an idempotency key must repeat the one that first used it:
+    the offer, the quantity and the currency (none named: the first one's). An order's rule
+    and a plan's."""
+    asked = (offer_id, quantity, normalize_currency(currency or bought.currency))
+    if (bought.offer_id, bought.quantity, bought.currency) != asked:
+        raise KeyReused(
+            f"idempotency key {key!r} was used for {bought.quantity} of offer "
+            f"{bought.offer_id} in {bought.currency}; a retry must repeat the same request"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """When the tokens of a purchase (or of one of its bundled items) start and end."""
+
+    starts: datetime
+    expires: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,10 +218,12 @@ class Orders:
                 )
             existing = await self._by_key(user_id, idempotency_key)
             if existing is not None:
-                return await self._replayed(existing, offer_id)
+                return await self._replayed(existing, offer_id, quantity, currency)
         check_quantity(quantity)
         offer = await self._offers.ensure_available(user_id=user_id, offer_id=offer_id)
-        total = self.quote(offer, quantity, currency)
+        total = await self.check_purchase(
+            user_id=user_id, offer=offer, quantity=quantity, currency=currency
+        )
         await self._make_room_for_pending(user_id)
         new = self._new_order(user_id, offer, quantity, total, idempotency_key, order_id)
         secret = None
@@ -207,7 +235,7 @@ class Orders:
             secret = payment.client_secret
         raced = await insert_keyed(new, idempotency_key, partial(self._by_key, user_id))
         if raced is not None:
-            return await self._replayed(raced, offer_id)
+            return await self._replayed(raced, offer_id, quantity, currency)
         order = Order.model_validate(new)
         if total.minor_units == 0:
             order = await self.apply_status(
@@ -217,8 +245,8 @@ class Orders:
 
     def quote(self, offer: Offer, quantity: int, currency: str | None = None) -> Money:
         """What `quantity` units of the offer cost in `currency` (default: the service's),
-        within the offer's quantity limit and what a balance can hold: the rules of an
-        order, of a plan's period and of an auto top-up's purchase."""
+        within the offer's quantity limit, what a balance can hold and what a total may
+        be: the rules of an order, of a plan's period and of an auto top-up's purchase."""
         limit = min(offer.quantity_limit or MAX_QUANTITY, MAX_QUANTITY)
         if quantity > limit:
             raise QuantityLimit(
@@ -233,7 +261,56 @@ class Orders:
         if price is None:
             sold = ", ".join(p.currency for p in offer.prices)
             raise InvalidInput(f"offer {offer.id} is not sold in {code}; it is sold in {sold}")
+        if price.minor_units * quantity > MAX_MINOR_UNITS:
+            raise QuantityLimit(
+                f"{quantity} x {price.minor_units} {code} minor units is more than an order "
+                f"may total ({MAX_MINOR_UNITS})"
+            )
         return Money(minor_units=price.minor_units * quantity, currency=code)
+
+    async def check_purchase(
+        self,
+        *,
+        user_id: str,
+        offer: Offer,
+        quantity: int,
+        currency: str | None = None,
+        plan: bool = False,
+    ) -> Money:
+        """The quote, once the purchase could be credited were it paid now: its period and
+        its bundled items' end by cycles.LATEST (PeriodTooLong), and no group it credits
+        would hold more than a balance can (QuantityLimit). Checked before any payment;
+        `plan`: a plan's, whose periods are one cycle each."""
+        total = self.quote(offer, quantity, currency)
+        now = self._clock.now()
+        items = [
+            (bundled, await self._offers.get_offer(offer_id=bundled.offer_id))
+            for bundled in offer.combined_items
+        ]
+        if plan:
+            own = Period(now, expiry(now, offer.cycle, 1, offer.custom_cycle_seconds))
+        else:
+            own = await self._period(offer, user_id, now, quantity, paid=False)
+        credited = {offer.offer_group: offer.token_count * quantity}
+        for bundled, item in items:
+            await self._item_period(
+                user_id, offer, bundled, item, own, quantity, plan=plan, paid=False
+            )
+            tokens = item.token_count * bundled.quantity * quantity
+            credited[item.offer_group] = credited.get(item.offer_group, 0) + tokens
+        for group, tokens in credited.items():
+            await self._check_room(user_id, group, tokens)
+        return total
+
+    async def _check_room(self, user_id: str, offer_group: str, tokens: int) -> None:
+        """QuantityLimit when crediting `tokens` would take the group past MAX_TOKENS."""
+        balance = await self._wallets.balance(user_id=user_id, offer_group=offer_group)
+        held = 0 if balance is None else balance.tokens + balance.reserved
+        if tokens > 0 and held + tokens > MAX_TOKENS:
+            raise QuantityLimit(
+                f"user {user_id} holds {held} tokens in {offer_group!r}; {tokens} more would "
+                f"pass the {MAX_TOKENS} a balance can hold"
+            )
 
     async def charge_saved_card(self, *, order_id: str, card: SavedCard) -> Charged:
         """Pays a pending off-session order with a saved card and applies the outcome. The
@@ -363,12 +440,10 @@ class Orders:
         raw = await self._orders.find_one(query)
         return None if raw is None else Order.model_validate(raw)
 
-    async def _replayed(self, order: Order, offer_id: str) -> CreatedOrder:
-        if order.offer_id != offer_id:
-            raise KeyReused(
-                f"idempotency key {order.idempotency_key!r} was used for offer "
-                f"{order.offer_id}; a retry must repeat the same request"
-            )
+    async def _replayed(
+        self, order: Order, offer_id: str, quantity: int, currency: str | None
+    ) -> CreatedOrder:
+        check_same_purchase(order, order.idempotency_key, offer_id, quantity, currency)
         secret = None
         if order.payment_intent_id and order.status is OrderStatus.PENDING:
             secret = (await self._payments.get_payment(order.payment_intent_id)).client_secret
@@ -425,10 +500,11 @@ class Orders:
             return None
         return await self._by_key(owner.user_id, f"{INVOICE_KEY}{owner.invoice_id}")
 
-    async def reconcile_pending(self, *, older_than: datetime) -> int:
-        """Refreshes pending orders created before `older_than` (missed webhooks); a provider
-        that cannot be reached leaves them pending for the next run. Returns how many moved."""
-        moved = 0
+    async def reconcile_pending(self, *, older_than: datetime) -> Swept:
+        """Refreshes pending orders created before `older_than` (missed webhooks); an order
+        that cannot be refreshed (the provider unreachable, a document the code cannot
+        read) is logged and skipped, left pending for the next run. `done`: how many
+        moved."""
         cursor = self._orders.find(
             {
                 "status": OrderStatus.PENDING.value,
@@ -436,19 +512,34 @@ class Orders:
             },
             {"payment_intent_id": 1},
         )
-        async for doc in cursor:
+
+        async def reconcile(doc: dict[str, Any]) -> bool:
             if doc.get("payment_intent_id") is None:  # nothing to ask the provider
-                continue
-            try:
-                refreshed = await self.refresh_order(order_id=str(doc["_id"]))
-            except DomainError as exc:
-                log.warning(
-                    "reconciliation skipped an order",
-                    extra={"order_id": str(doc["_id"]), "error": exc.message},
-                )
-                continue
-            moved += refreshed.status is not OrderStatus.PENDING
-        return moved
+                return False
+            refreshed = await self.refresh_order(order_id=str(doc["_id"]))
+            return refreshed.status is not OrderStatus.PENDING
+
+        return await each(cursor, reconcile, what="pending order")
+
+    async def adopt_payment(self, *, order_id: str, user_id: str, payment_id: str) -> Order | None:
+        """The order a verified provider event names in its payment's metadata, with that
+        payment recorded on it if it had none (the answer that would have recorded it was
+        lost); None when the user has no such order, or it records another payment."""
+        try:
+            named = {"_id": object_id(order_id, "order"), "user_id": user_id}
+        except NotFound:
+            return None
+        await self._orders.update_one(
+            {**named, "payment_intent_id": None}, {"$set": {"payment_intent_id": payment_id}}
+        )
+        order = await self._one(named)
+        if order is not None and order.payment_intent_id != payment_id:
+            log.warning(
+                "a payment names an order that records another one",
+                extra={"order_id": order_id, "payment_id": payment_id},
+            )
+            return None
+        return order
 
     async def cancel_order(self, *, order_id: str, message: str = "canceled by the buyer") -> Order:
         """Cancels a pending order and its payment; any other status is a Conflict."""
@@ -527,25 +618,74 @@ class Orders:
         latest = await self._latest_expiry(user_id, offer.offer_group)
         return base if latest is None else max(base, latest)
 
+    async def _period(
+        self,
+        offer: Offer,
+        user_id: str,
+        base: datetime,
+        times: int,
+        *,
+        paid: bool,
+        cycle: tuple[Cycle, int | None] | None = None,
+    ) -> Period:
+        """`times` cycles of the offer (or of `cycle`, with its custom seconds) from `base`,
+        or with appendDate from the group's latest paid expiry if later; `paid`: an order
+        already paid, which ends at cycles.LATEST at the latest, where a purchase being
+        checked is refused."""
+        starts = await self._start(offer, user_id, base)
+        every, seconds = cycle or (offer.cycle, offer.custom_cycle_seconds)
+        ends = paid_expiry if paid else expiry
+        return Period(starts, ends(starts, every, times, seconds))
+
+    async def _item_period(
+        self,
+        user_id: str,
+        bundle: Offer,
+        bundled: CombinedItem,
+        item: Offer,
+        bundle_period: Period,
+        quantity: int,
+        *,
+        plan: bool,
+        paid: bool,
+    ) -> Period:
+        """A bundled item's period: the item's own cycle if it has one, else the bundle's,
+        times the bundles bought, from the bundle's start (or the item group's latest paid
+        expiry, with the item's appendDate); a plan's period gives its items one cycle, or
+        the period itself."""
+        if plan and not bundled.cycle:
+            starts = await self._start(item, user_id, bundle_period.starts)
+            return Period(starts, bundle_period.expires)
+        cycle = (
+            (bundled.cycle, bundled.custom_cycle_seconds)
+            if bundled.cycle
+            else (bundle.cycle, bundle.custom_cycle_seconds)
+        )
+        times = 1 if plan else quantity  # a plan buys one period at a time
+        return await self._period(
+            item, user_id, bundle_period.starts, times, paid=paid, cycle=cycle
+        )
+
     async def _pay(self, order_id: str, message: str) -> None:
         order = await self.get_order(order_id=order_id)
         if order.status not in _REACHABLE_FROM[OrderStatus.PAID]:
             return
         offer = await self._offers.get_offer(offer_id=order.offer_id)
         if order.plan_id is not None and order.starts is not None:
-            starts, expires = order.starts, order.expires  # the invoice's period
+            period = Period(order.starts, order.expires)  # the invoice's period
         else:
-            starts = await self._start(offer, order.user_id, self._clock.now())
-            expires = expiry(starts, offer.cycle, order.quantity, offer.custom_cycle_seconds)
+            period = await self._period(
+                offer, order.user_id, self._clock.now(), order.quantity, paid=True
+            )
         if order.token_count > 0:
-            await self._credit(order, starts, expires)
+            await self._credit(order, period.starts, period.expires)
         for index, item in enumerate(offer.combined_items):
-            await self._pay_child(order, offer, index, item, starts)
+            await self._pay_child(order, offer, index, item, period)
         await self._transition(
             order_id,
             OrderStatus.PAID,
             message or "payment succeeded",
-            {"starts": starts, "expires": expires},
+            {"starts": period.starts, "expires": period.expires},
         )
 
     async def _pay_child(
@@ -554,25 +694,22 @@ class Orders:
         bundle: Offer,
         index: int,
         bundled: CombinedItem,
-        bundle_starts: datetime,
+        bundle_period: Period,
     ) -> None:
         """A paid, free child order per bundled item (once: its key names the parent and the
         item), crediting the item's group with the item's tokens x item quantity x bundles
-        bought, for the item's own cycle if it has one, else the bundle's, times the bundles
-        bought; a plan's period gives its items one cycle, or the period itself."""
+        bought, for the item's period (`_item_period`)."""
         item = await self._offers.get_offer(offer_id=bundled.offer_id)
-        cycle, seconds = (
-            (bundled.cycle, bundled.custom_cycle_seconds)
-            if bundled.cycle
-            else (bundle.cycle, bundle.custom_cycle_seconds)
+        period = await self._item_period(
+            parent.user_id,
+            bundle,
+            bundled,
+            item,
+            bundle_period,
+            parent.quantity,
+            plan=parent.plan_id is not None,
+            paid=True,
         )
-        starts = await self._start(item, parent.user_id, bundle_starts)
-        if parent.plan_id is None:
-            expires = expiry(starts, cycle, parent.quantity, seconds)
-        elif bundled.cycle:  # a plan buys one period at a time, whatever its quantity
-            expires = expiry(starts, cycle, 1, seconds)
-        else:
-            expires = parent.expires
         now = self._clock.now()
         key = f"{BUNDLE_KEY}{parent.id}:{index}"
         child = OrderDocument(
@@ -585,8 +722,8 @@ class Orders:
             currency=parent.currency,
             total_minor_units=0,
             status=OrderStatus.PAID,
-            starts=starts,
-            expires=expires,
+            starts=period.starts,
+            expires=period.expires,
             created_at=now,
             updated_at=now,
             history=[
@@ -598,7 +735,7 @@ class Orders:
         raced = await insert_keyed(child, key, partial(self._by_key, parent.user_id))
         made = raced or Order.model_validate(child)
         if made.token_count > 0:
-            await self._credit(made, made.starts or starts, made.expires)
+            await self._credit(made, made.starts or period.starts, made.expires)
 
     async def _credit(self, order: Order, starts: datetime, expires: datetime | None) -> None:
         await self._wallets.credit(

@@ -24,20 +24,19 @@ from usercredits.services.customers import PaymentCustomers
 from usercredits.services.cycles import renewal_interval
 from usercredits.services.errors import (
     Conflict,
-    DomainError,
     Impossible,
     InvalidInput,
-    KeyReused,
     NotFound,
     PlanCanceled,
     QuantityLimit,
 )
 from usercredits.services.ids import object_id
 from usercredits.services.limits import InputLimits
-from usercredits.services.money import Money, normalize_currency
+from usercredits.services.money import Money
 from usercredits.services.offers import Offers
-from usercredits.services.orders import Orders, check_quantity
+from usercredits.services.orders import Orders, check_quantity, check_same_purchase
 from usercredits.services.payments import Invoice, PaymentClient, Renewal, WebhookEvent
+from usercredits.services.sweeps import Swept, each
 from usercredits.services.writes import insert_keyed
 from usercredits.values import OfferKind, Plan, PlanStatus, PlanStep
 
@@ -151,7 +150,9 @@ class Plans:
                 f"offer {offer_id} is a {offer.kind.name} offer; only a SUBSCRIPTION renews"
             )
         renewal_interval(offer.cycle, offer.custom_cycle_seconds)  # it must renew
-        total = self._orders.quote(offer, quantity, currency)
+        total = await self._orders.check_purchase(
+            user_id=user_id, offer=offer, quantity=quantity, currency=currency, plan=True
+        )
         awaiting = {"user_id": user_id, "status": PlanStatus.INCOMPLETE.value}
         if await self._plans().count_documents(awaiting) >= MAX_INCOMPLETE:
             raise QuantityLimit(
@@ -201,12 +202,7 @@ class Plans:
     async def _replayed(
         self, plan: Plan, offer_id: str, quantity: int, currency: str | None
     ) -> Subscribed:
-        asked = (offer_id, quantity, normalize_currency(currency or plan.currency))
-        if (plan.offer_id, plan.quantity, plan.currency) != asked:
-            raise KeyReused(
-                f"idempotency key {plan.idempotency_key!r} was used for {plan.quantity} of "
-                f"offer {plan.offer_id} in {plan.currency}; a retry must repeat the same request"
-            )
+        check_same_purchase(plan, plan.idempotency_key, offer_id, quantity, currency)
         if plan.status is PlanStatus.CANCELED:
             return Subscribed(plan, None)
         if plan.subscription_id is None:
@@ -270,6 +266,7 @@ class Plans:
         could not be read) leaves it for the provider to deliver again."""
         if event.subscription_id is None:
             raise Impossible(f"event {event.id} names no subscription")
+        await self._credit_named_invoice(event)
         try:
             renewal = await self._payments.get_renewal(event.subscription_id)
             plan = None if renewal.plan_id is None else await self.get_plan(plan_id=renewal.plan_id)
@@ -280,33 +277,47 @@ class Plans:
         invoices = () if event.invoice is None else (event.invoice,)
         return (await self._apply(plan, renewal, invoices)).status.value
 
-    async def refresh_due(self, *, now: datetime) -> int:
+    async def _credit_named_invoice(self, event: WebhookEvent) -> None:
+        """Credits the paid invoice an event brings to the plan its metadata names, before
+        the provider is asked anything: the signed event is the provider's word, so the
+        period is credited even when the reads that follow fail (the provider then delivers
+        the event again, which credits nothing more: the order is keyed by the invoice)."""
+        invoice = event.invoice
+        if invoice is None or not invoice.paid or event.plan_id is None:
+            return
+        try:
+            plan = await self.get_plan(plan_id=event.plan_id)
+        except NotFound:
+            return
+        if plan.user_id == event.user_id and plan.subscription_id in (
+            None,
+            invoice.subscription_id,
+        ):
+            await self._orders.pay_invoice(plan=plan, invoice=invoice)
+
+    async def refresh_due(self, *, now: datetime) -> Swept:
         """The sweep's plan half: asks the provider about plans whose period ended without
-        news (or whose latest period is not known paid). Returns how many it brought up to
-        date; one that fails is asked about again in RECHECK."""
+        news (or whose latest period is not known paid). `done`: how many it brought up to
+        date; one that fails is logged, skipped and asked about again in RECHECK."""
         cursor = (
             self._plans()
             .find({"refresh_after": due_by(now)}, {"_id": 1})
             .sort("refresh_after", 1)
             .limit(SWEEP_BATCH)
         )
-        asked = 0
-        async for raw in cursor:
+
+        async def refresh(raw: dict[str, Any]) -> bool:
             plan_id = str(raw["_id"])
             try:
                 await self.refresh_plan(plan_id=plan_id)
-            except Exception as exc:
+            except Exception:
                 # Unreachable provider, or a subscription it no longer has: ask again later
                 # rather than first at every sweep.
-                log.warning(
-                    "plan refresh failed",
-                    extra={"plan_id": plan_id, "error": str(exc)},
-                    exc_info=not isinstance(exc, DomainError),
-                )
                 await self._write(plan_id, _ask_again_later)
-                continue
-            asked += 1
-        return asked
+                raise
+            return True
+
+        return await each(cursor, refresh, what="plan")
 
     async def _apply(self, plan: Plan, renewal: Renewal, invoices: Sequence[Invoice] = ()) -> Plan:
         """Credits the paid invoices of the plan's subscription (each once), then takes its

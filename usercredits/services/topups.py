@@ -6,14 +6,22 @@ Top-ups that charge cards again and again are the known failure of this feature,
 guard lives in the database, not in a process's memory:
 - at most one attempt open per user and group: a partial unique index on the attempts
   (models/topup.py), so a burst of debits, or two server instances, make one charge;
-- at most `max_per_month` charged attempts per calendar month (UTC);
+- at most `max_per_month` charged attempts per calendar month (UTC), each costing at most
+  the service's cap per top-up, and together at most its cap per month (`TopUpCaps`, set by
+  the server's settings), or the rule's own `max_amount_per_month` if lower;
+- a threshold below the tokens one top-up buys, so each top-up lifts an empty group above
+  it: a rule cannot make every debit a charge;
 - after a refusal (a decline, `authentication_required`, no card saved), no new attempt
   until the user's card differs or the rule is set again; `last_error` says why;
 - an attempt's order is keyed by the attempt, and its payment by the order (the
-  provider's idempotency key), so resuming an attempt a crash interrupted charges once.
+  provider's idempotency key), so resuming an attempt a crash interrupted charges once;
+  the rule records the attempt's order before the charge, so it shows even when the
+  charge's answer is lost (the provider's signed event then settles the order).
+Each rule records who set it (`set_by`: a user's id, or `apikey:<id>`).
 """
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -27,11 +35,13 @@ from usercredits.services.customers import PaymentCustomers
 from usercredits.services.errors import DomainError, Impossible, InvalidInput, PaymentFailed
 from usercredits.services.ids import ordered_id
 from usercredits.services.limits import InputLimits
+from usercredits.services.money import Money, normalize_currency
 from usercredits.services.offers import Offers
 from usercredits.services.orders import Orders, SavedCard
 from usercredits.services.payments import Card, PaymentClient
+from usercredits.services.sweeps import Swept, each
 from usercredits.services.wallets import Wallets
-from usercredits.values import Order, OrderStatus
+from usercredits.values import Order, OrderStatus, Price
 from usercredits.values.orders import TOP_UP_KEY
 from usercredits.values.topups import AutoTopUp
 
@@ -44,6 +54,33 @@ answer): the sweep, or the next trigger, carries it on with the same card, amoun
 (the order's id is the attempt's, the payment's idempotency key the order's), so a payment
 already made is not made again. Longer than the Stripe client's own retries take."""
 NO_CARD = ""
+MAX_AMOUNT = "500"
+"""The most one top-up may charge, in the service's currency, unless the server's settings
+say otherwise (USERCREDITS_TOP_UP_MAX_AMOUNT)."""
+MAX_AMOUNT_PER_MONTH = "1000"
+"""The most a rule's top-ups may charge in a calendar month (UTC), in the service's
+currency, unless the settings say otherwise (USERCREDITS_TOP_UP_MAX_AMOUNT_PER_MONTH)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TopUpCaps:
+    """What auto top-ups may charge a card, whoever set the rule (a service key may set any
+    user's): per top-up, and per rule and calendar month (UTC), in the currency top-ups are
+    charged in (the service's)."""
+
+    per_top_up: Money
+    per_month: Money
+
+    @classmethod
+    def of(
+        cls, currency: str, per_top_up: str = MAX_AMOUNT, per_month: str = MAX_AMOUNT_PER_MONTH
+    ) -> "TopUpCaps":
+        """The caps, stated as decimal amounts of `currency`."""
+        return cls(Money.parse(per_top_up, currency), Money.parse(per_month, currency))
+
+
+def _exceeds(amount: Money, cap: Money) -> bool:
+    return amount.currency != cap.currency or amount.minor_units > cap.minor_units
 
 
 def _whole(value: object, what: str, low: int, high: int) -> int:
@@ -63,7 +100,9 @@ class AutoTopUps:
         customers: PaymentCustomers,
         clock: Clock,
         limits: InputLimits,
+        caps: TopUpCaps,
     ) -> None:
+        self._caps = caps
         self._customers = customers
         self._orders = orders
         self._offers = offers
@@ -104,21 +143,33 @@ class AutoTopUps:
         quantity: int = 1,
         threshold: int,
         max_per_month: int = 5,
+        max_amount_per_month: Money | None = None,
         enabled: bool = True,
+        set_by: str,
     ) -> AutoTopUp:
         """Creates or replaces the user's rule for `offer_group` (a rule set again may try
-        again after a refusal), and tops the group up at once if it is low already."""
+        again after a refusal), and tops the group up at once if it is low already.
+        `set_by`: who asks (the user, or the service or admin acting for it)."""
         group = self._limits.group(offer_group)
         _whole(quantity, "quantity", 1, 1000)
         _whole(threshold, "threshold", 0, 2**53)
         _whole(max_per_month, "maxPerMonth", 1, MAX_PER_MONTH)
+        own_cap = None if max_amount_per_month is None else self._own_cap(max_amount_per_month)
         offer = await self._offers.ensure_available(user_id=user_id, offer_id=offer_id)
         if offer.offer_group != group:
             raise InvalidInput(
                 f"offer {offer_id} credits group {offer.offer_group!r}, not {group!r}: a "
                 "top-up must refill the group it watches"
             )
-        self._orders.quote(offer, quantity)  # a rule its first top-up could not buy is refused
+        # A rule its first top-up could not buy is refused.
+        price = await self._orders.check_purchase(user_id=user_id, offer=offer, quantity=quantity)
+        bought = offer.token_count * quantity
+        if threshold >= bought:
+            raise InvalidInput(
+                f"threshold must be below the {bought} tokens one top-up buys, got "
+                f"{threshold}: each top-up must lift an empty group above it"
+            )
+        self._check_price(price, own_cap)
         raw = await self._rules().find_one_and_update(
             {"user_id": user_id, "offer_group": group},
             {
@@ -127,7 +178,9 @@ class AutoTopUps:
                     "quantity": quantity,
                     "threshold": threshold,
                     "max_per_month": max_per_month,
+                    "max_amount_per_month": None if own_cap is None else own_cap.model_dump(),
                     "enabled": enabled,
+                    "set_by": set_by,
                     "updated_at": self._clock.now(),
                     "blocked_card": None,
                     "last_error": None,
@@ -140,10 +193,43 @@ class AutoTopUps:
         if raw is None:
             raise Impossible("an upsert returning its document returned none")
         # A group already at or below the new threshold is topped up now: no movement
-        # may come to trigger it.
-        if await self.top_up(user_id=user_id, offer_group=group) is not None:
-            raw = await self._rules().find_one({"_id": raw["_id"]}) or raw
-        return AutoTopUp.model_validate(raw)
+        # may come to trigger it. The rule is read again for what the attempt recorded.
+        await self.top_up(user_id=user_id, offer_group=group)
+        return AutoTopUp.model_validate(await self._rules().find_one({"_id": raw["_id"]}) or raw)
+
+    def _own_cap(self, stated: Money) -> Price:
+        """A rule's own monthly cap: in the service's currency, above 0, and at most the
+        service's (a rule may only lower it)."""
+        cap = self._caps.per_month
+        amount = Money(stated.minor_units, normalize_currency(stated.currency))
+        if amount.currency != cap.currency or not 0 < amount.minor_units <= cap.minor_units:
+            raise InvalidInput(
+                f"maxAmountPerMonth must be above 0 and at most {cap.amount} {cap.currency} "
+                f"(top-ups are charged in {cap.currency}), got {amount.amount} {amount.currency}"
+            )
+        return Price(currency=amount.currency, minor_units=amount.minor_units)
+
+    def _check_price(self, price: Money, own_cap: Price | None) -> None:
+        """InvalidInput when one top-up would cost more than a top-up, or a month of them,
+        may."""
+        for cap, what in (
+            (self._caps.per_top_up, "one top-up"),
+            (self._month_cap(own_cap), "a month of top-ups"),
+        ):
+            if _exceeds(price, cap):
+                raise InvalidInput(
+                    f"a top-up costs {price.amount} {price.currency}; {what} may charge at "
+                    f"most {cap.amount} {cap.currency}"
+                )
+
+    def _month_cap(self, own: Price | None) -> Money:
+        """The service's cap per month, or the rule's own if lower (one in another currency,
+        from before the service's changed, lets nothing be charged)."""
+        cap = self._caps.per_month
+        if own is None:
+            return cap
+        mine = Money(own.minor_units, own.currency)
+        return mine if mine.currency != cap.currency or mine.minor_units < cap.minor_units else cap
 
     async def rules(self, *, user_id: str) -> list[AutoTopUp]:
         cursor = self._rules().find({"user_id": user_id}).sort("offer_group", 1)
@@ -183,10 +269,9 @@ class AutoTopUps:
         if raw.get("blocked_card") is not None and not _card_may_differ(raw, customer):
             return None  # refused, and no card saved since: no call to the provider
         month = self._clock.now().strftime("%Y-%m")
-        if await self._charged(raw, month) >= raw["max_per_month"]:
-            await self._note(
-                raw, error=f"the cap of {raw['max_per_month']} top-ups a month is reached"
-            )
+        refusal = await self._refusal(raw, month)
+        if refusal is not None:
+            await self._note(raw, error=refusal)
             return None
         attempt = await self._insert_attempt(raw, month)
         if attempt is None:
@@ -199,14 +284,47 @@ class AutoTopUps:
             or not fresh["enabled"]
             or (fresh.get("blocked_card") is not None and not _card_may_differ(fresh, customer))
             or not await self._low(fresh)
-            or await self._charged(fresh, month) >= fresh["max_per_month"]
         ):
             await self._close(attempt, outcome="not needed", charged=False)
             return None
-        return await self._order_and_charge(fresh, attempt, customer)
+        return await self._order_and_charge(fresh, attempt, customer, month)
+
+    async def _refusal(
+        self, raw: dict[str, Any], month: str, amount: Money | None = None
+    ) -> str | None:
+        """Why the rule may not charge `amount` (default: what its top-up costs now) this
+        month, if it may not: its cap of top-ups, the service's cap per top-up, or the cap
+        per month (the service's, or the rule's own if lower)."""
+        if amount is None:
+            try:
+                offer = await self._offers.get_offer(offer_id=raw["offer_id"])
+                amount = self._orders.quote(offer, raw["quantity"])
+            except DomainError as exc:  # the offer changed: its order would be refused
+                return exc.message
+        charged, spent = await self._charged(raw, month)
+        if charged >= raw["max_per_month"]:
+            return f"the cap of {raw['max_per_month']} top-ups a month is reached"
+        per_top_up = self._caps.per_top_up
+        if _exceeds(amount, per_top_up):
+            return (
+                f"a top-up costs {amount.amount} {amount.currency}, more than the "
+                f"{per_top_up.amount} {per_top_up.currency} one may charge"
+            )
+        own = raw.get("max_amount_per_month")
+        cap = self._month_cap(None if own is None else Price.model_validate(own))
+        if _exceeds(Money(spent + amount.minor_units, amount.currency), cap):
+            return (
+                f"the cap of {cap.amount} {cap.currency} of top-ups a month is reached "
+                f"({Money(spent, cap.currency).amount} charged, the next costs {amount.amount})"
+            )
+        return None
 
     async def _order_and_charge(
-        self, raw: dict[str, Any], attempt: ObjectId, customer: dict[str, Any] | None
+        self,
+        raw: dict[str, Any],
+        attempt: ObjectId,
+        customer: dict[str, Any] | None,
+        month: str,
     ) -> Order | None:
         customer_id = None if customer is None else str(customer["customer_id"])
         cards = [] if customer_id is None else await self._payments.cards(customer_id=customer_id)
@@ -237,9 +355,28 @@ class AutoTopUps:
             await self._close(attempt, outcome="refused", charged=False)
             await self._note(raw, error=exc.message, card=card)
             return None
+        order = created.order
+        total = Money(order.total_minor_units, order.currency)
+        # Checked again on what the order costs: another attempt may have been charged, or
+        # the price changed, since the first look.
+        refusal = await self._refusal(raw, month, total)
+        if refusal is not None:
+            await self._orders.cancel_order(order_id=order.id, message=refusal)
+            await self._close(attempt, outcome="over a cap", charged=False)
+            await self._note(raw, error=refusal)
+            return None
         await self._attempts().update_one(
-            {"_id": attempt}, {"$set": {"order_id": created.order.id}}
+            {"_id": attempt},
+            {
+                "$set": {
+                    "order_id": order.id,
+                    "amount_minor_units": total.minor_units,
+                    "currency": total.currency,
+                }
+            },
         )
+        # The rule shows the attempt before the charge, whose answer may be lost.
+        await self._note(raw, order_id=order.id)
         return await self._charge(raw, attempt, saved)
 
     async def _charge(
@@ -293,25 +430,28 @@ class AutoTopUps:
         card = SavedCard(attempt["customer_id"], attempt["card_id"])
         return await self._charge(raw, attempt["_id"], card)
 
-    async def resume_stale(self) -> int:
+    async def resume_stale(self) -> Swept:
         """The sweep's part: carries on every attempt left open longer than STALE_ATTEMPT
-        (well within the provider's 24 hours of idempotency). Returns how many."""
+        (well within the provider's 24 hours of idempotency). `done`: how many; one that
+        cannot be carried on is logged and skipped."""
         cursor = self._attempts().find(
             {"open": True, "created_at": {"$lte": self._clock.now() - STALE_ATTEMPT}},
             {"user_id": 1, "offer_group": 1},
         )
-        resumed = 0
-        async for doc in cursor:
+
+        async def resume(doc: dict[str, Any]) -> bool:
             raw = await self._rules().find_one(
                 {"user_id": doc["user_id"], "offer_group": doc["offer_group"]}
             )
             if raw is None:
-                continue
+                return False
             _, stale = await self._open_attempt(raw)
-            if stale is not None:
-                await self._resume(raw, stale)
-                resumed += 1
-        return resumed
+            if stale is None:
+                return False
+            await self._resume(raw, stale)
+            return True
+
+        return await each(cursor, resume, what="top-up attempt")
 
     async def _low(self, raw: dict[str, Any]) -> bool:
         balance = await self._wallets.balance(
@@ -319,15 +459,24 @@ class AutoTopUps:
         )
         return balance is None or balance.tokens <= raw["threshold"]
 
-    async def _charged(self, raw: dict[str, Any], month: str) -> int:
-        return await self._attempts().count_documents(
+    async def _charged(self, raw: dict[str, Any], month: str) -> tuple[int, int]:
+        """The rule's charged attempts this month, and what they cost together in minor
+        units of the capped currency."""
+        cursor = self._attempts().find(
             {
                 "user_id": raw["user_id"],
                 "offer_group": raw["offer_group"],
                 "month": month,
                 "charged": True,
-            }
+            },
+            {"amount_minor_units": 1, "currency": 1},
         )
+        charged = [doc async for doc in cursor]
+        currency = self._caps.per_month.currency
+        spent = sum(
+            d.get("amount_minor_units", 0) for d in charged if d.get("currency") == currency
+        )
+        return len(charged), spent
 
     async def _open_attempt(self, raw: dict[str, Any]) -> tuple[bool, dict[str, Any] | None]:
         """Whether this caller may go on (no attempt in flight, and none just refused), and

@@ -2,11 +2,15 @@
 server verifies and parses the delivery, this decides what it changes.
 
 Each event id is applied once: a replayed or duplicated delivery is acknowledged and
-ignored. Two copies arriving at the same moment may both be applied, which is harmless, as
-every order and plan change is guarded. Events for payments no order knows, and for
-subscriptions no plan has, are logged and acknowledged, so the provider stops retrying
-them. An event that needs the provider (a plan's subscription, or which invoice a refunded
-payment paid) while it cannot be reached is not recorded: the provider sends it again.
+ignored. A payment's event settles the order its metadata names (crediting it once) even
+when the answer that would have recorded the payment on the order was lost, and an
+invoice's paid period is credited to the plan its metadata names before the provider is
+asked anything more. Two copies arriving at the same moment may both be applied, which is
+harmless, as every order and plan change is guarded. Events for payments no order knows,
+and for subscriptions no plan has, are logged and acknowledged, so the provider stops
+retrying them. An event that needs the provider (a plan's subscription, or which invoice a
+refunded payment paid) while it cannot be reached is not recorded: the provider sends it
+again.
 """
 
 import logging
@@ -59,6 +63,12 @@ async def _apply(orders: Orders, plans: Plans, event: WebhookEvent) -> str:
     if event.payment_id is None or event.state is None:
         return "ignored"
     order = await orders.find_by_payment(payment_id=event.payment_id)
+    if order is None and event.order_id is not None and event.user_id is not None:
+        # The payment's metadata names our order: the signed event is the provider's word,
+        # whatever answer (the charge's, the payment's creation) was lost on the way.
+        order = await orders.adopt_payment(
+            order_id=event.order_id, user_id=event.user_id, payment_id=event.payment_id
+        )
     if order is None and event.state is PaymentState.REFUNDED:  # perhaps a plan's period
         order = await orders.find_by_invoice_payment(payment_id=event.payment_id)
     if order is None:

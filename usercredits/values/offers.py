@@ -18,6 +18,10 @@ from usercredits.values.enums import Cycle, OfferKind
 from usercredits.values.lots import MAX_TOKENS
 from usercredits.values.stored import Stored
 
+MAX_MINOR_UNITS = 2**31 - 1
+"""The most a price, or an order's total, may be in minor units: GraphQL's Int, in which
+they are reported (21,474,836.47 USD)."""
+
 
 class Stated(BaseModel):
     """Read from camelCase or from the fields' own names; stored and dumped under the
@@ -126,6 +130,11 @@ class OfferSpec(Stated, OfferTerms):
         for price in prices:
             if price.minor_units < 0:
                 raise ValueError(f"the {price.currency} price is negative")
+            if price.minor_units > MAX_MINOR_UNITS:
+                raise ValueError(
+                    f"the {price.currency} price is {price.minor_units} minor units; at most "
+                    f"{MAX_MINOR_UNITS} may be asked"
+                )
         return prices
 
     @field_validator("combined_items")

@@ -96,6 +96,14 @@ class WebhookEvent:
     message: str = ""
     subscription_id: str | None = None
     invoice: Invoice | None = None
+    order_id: str | None = None
+    """The order a payment's metadata names (set when the payment was made for it): the
+    event settles that order even when the answer that would have recorded the payment on
+    it was lost."""
+    plan_id: str | None = None
+    """The plan a subscription's (or an invoice's subscription's) metadata names."""
+    user_id: str | None = None
+    """The user that metadata names, who must own the order or the plan."""
 
 
 class PaymentClient(Protocol):

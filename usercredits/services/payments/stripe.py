@@ -86,6 +86,12 @@ def _text(value: object) -> str:
     return value
 
 
+def _named(metadata: dict[str, Any], key: str) -> str | None:
+    """An id our metadata holds, if it holds one."""
+    value = metadata.get(key)
+    return None if value is None else _text(value)
+
+
 def _state_of(intent: dict[str, Any]) -> tuple[PaymentState, str]:
     """The intent's state as orders see it, and Stripe's words for a failure."""
     if intent["status"] == "succeeded":
@@ -472,6 +478,7 @@ class StripePaymentClient:
         obj = event["data"]["object"]
         if kind in _INTENT_EVENTS:
             payment = _payment_of(obj)
+            named = obj.get("metadata") or {}
             return WebhookEvent(
                 id=event_id,
                 type=kind,
@@ -479,6 +486,8 @@ class StripePaymentClient:
                 state=_INTENT_EVENTS[kind],
                 amount=payment.amount,
                 message=payment.message,
+                order_id=_named(named, "order_id"),
+                user_id=_named(named, "user_id"),
             )
         if kind == "charge.refunded" and obj.get("refunded"):
             return WebhookEvent(
@@ -491,11 +500,15 @@ class StripePaymentClient:
             )
         subscription_id = None
         invoice = None
+        metadata: dict[str, Any] = {}
         if kind in _SUBSCRIPTION_EVENTS:
             subscription_id = _text(obj["id"])
+            metadata = obj.get("metadata") or {}
         elif kind in _INVOICE_EVENTS:
             invoice = _invoice_of(obj)
             subscription_id = _subscription_of(obj)
+            details = (obj.get("parent") or {}).get("subscription_details") or {}
+            metadata = details.get("metadata") or {}
         return WebhookEvent(
             id=event_id,
             type=kind,
@@ -504,6 +517,8 @@ class StripePaymentClient:
             amount=None,
             subscription_id=subscription_id,
             invoice=invoice,
+            plan_id=_named(metadata, "plan_id"),
+            user_id=_named(metadata, "user_id"),
         )
 
     async def close(self) -> None:
