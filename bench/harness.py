@@ -142,6 +142,9 @@ class ServiceProcess:
                 "USERCREDITS_JWT_SECRET": SECRET,
                 # The bench's thousands of callers share one address and a few users.
                 "USERCREDITS_RATE_LIMIT_PER_SECOND": "0",
+                "USERCREDITS_MAX_OPERATIONS_IN_FLIGHT": "0",
+                "USERCREDITS_MAX_SOCKETS_PER_USER": "0",
+                "USERCREDITS_MAX_SOCKETS_PER_ADDRESS": "0",
                 "USERCREDITS_WORKERS": "1",  # its pid is the server's (profiles, memory)
                 **(env or {}),
             }

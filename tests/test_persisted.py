@@ -1,8 +1,10 @@
 """Automatic persisted queries over real HTTP: a hash stands for a query sent once before,
-an unknown hash asks for the query, a wrong hash is refused, and the limits still hold."""
+an unknown hash asks for the query, a wrong hash is refused, the limits still hold, only
+queries are kept, and the budget counts what they take in memory."""
 
 import hashlib
 import json
+import tracemalloc
 from typing import Any
 
 import aiohttp
@@ -77,8 +79,41 @@ async def test_a_kept_query_still_meets_the_limits(
     assert code(await post(http, server_url, {"extensions": persisted(deep)})) == "BAD_USER_INPUT"
 
 
+async def test_only_documents_of_queries_are_kept(
+    http: aiohttp.ClientSession, server_url: str
+) -> None:
+    debit = (
+        'mutation { consumeTokens(input: {offerGroup: "pro", tokens: 1, idempotencyKey: "k"}) '
+        "{ id } }"
+    )
+    for text, answer in ((debit, "INSUFFICIENT_TOKENS"), ("no GraphQL at all", "BAD_USER_INPUT")):
+        assert code(
+            await post(http, server_url, {"query": text, "extensions": persisted(text)})
+        ) == (answer)
+        assert code(await post(http, server_url, {"extensions": persisted(text)})) == (
+            "PERSISTED_QUERY_NOT_FOUND"
+        )
+
+
+def test_the_budget_counts_what_kept_queries_take_in_memory() -> None:
+    """Ten-byte queries: their hashes and entries take twenty times their text."""
+    budget = 1_000_000
+    queries = PersistedQueries(max_bytes=budget)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(40_000):
+            text = f"{{ a{n} }}"
+            queries.resolve(text, persisted(text))
+        taken = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert taken < budget * 1.2, f"{taken} bytes kept for a budget of {budget}"
+
+
 def test_the_least_recently_used_queries_leave_beyond_the_budget() -> None:
-    queries = PersistedQueries(max_bytes=100)
+    # Each of these takes about 300 bytes: its text, its hash and its entry.
+    queries = PersistedQueries(max_bytes=700)
     texts = [f"query Q{n} {{ wallet {{ balances {{ tokens }} }} }}" for n in range(4)]
     for text in texts[:2]:
         queries.resolve(text, persisted(text))

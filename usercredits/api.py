@@ -21,6 +21,7 @@ from usercredits.resolvers import subscriptions as subscription_resolvers
 from usercredits.resolvers import topups as top_up_resolvers
 from usercredits.resolvers import wallets as wallet_resolvers
 from usercredits.resolvers import webhooks as webhook_resolvers
+from usercredits.schema.cost import FieldCosts
 from usercredits.schema.errors import apply_contract
 from usercredits.schema.fanout import SharedResultsExecutor
 from usercredits.schema.introspection import SignedInIntrospection
@@ -55,6 +56,7 @@ from usercredits.schema.webhooks import (
     WebhookDeliveryConnection,
     WebhookEndpoint,
 )
+from usercredits.services.orders import MAX_PAGE as MAX_WALLET_ORDERS
 
 
 @strawberry.type
@@ -147,6 +149,25 @@ class Subscription:
     )
 
 
+COSTS = FieldCosts(
+    provider=frozenset(
+        {
+            "Wallet.paymentMethods",
+            "Mutation.createOrder",
+            "Mutation.refreshOrder",
+            "Mutation.cancelOrder",
+            "Mutation.setupPaymentMethod",
+            "Mutation.subscribe",
+            "Mutation.cancelPlan",
+            "Mutation.resumePlan",
+            "Mutation.refreshPlan",
+        }
+    ),
+    list_sizes={"Wallet.orders": MAX_WALLET_ORDERS},
+)
+"""The fields whose resolvers may call the payment provider, and the lists known to be long,
+for the price of an operation (schema/cost.py)."""
+
 SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 
 
@@ -181,7 +202,7 @@ def build_schema(
 ) -> strawberry.Schema:
     """The contract's schema; with `sandbox`, also the sandbox-only payment mutation.
     `extensions` (classes or factories) run first, around the limits and caches."""
-    validator = cached_validator(limits)
+    validator = cached_validator(limits, COSTS)
     everything: list[Extension] = [
         *extensions,
         partial(TokenLimit, max_tokens=limits.max_tokens),
@@ -199,4 +220,7 @@ def build_schema(
         execution_context_class=SharedResultsExecutor,
     )
     schema.suggestions = suggestions
+    unknown = COSTS.unknown(schema._schema)
+    if unknown:
+        raise ValueError(f"the field costs name fields the schema lacks: {', '.join(unknown)}")
     return schema

@@ -11,5 +11,7 @@ class Context:
     services: Services
     principal: Principal = ANONYMOUS
     request_id: str = ""
+    address: str = ""
+    """The caller's address (behind trusted proxies, the one they name)."""
     # Set by Strawberry from a websocket's connection_init payload.
     connection_params: dict[str, object] = field(default_factory=dict)

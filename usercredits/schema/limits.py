@@ -7,7 +7,11 @@ its size: each fragment is summarised once and every spread of it adds that summ
 document over any limit is refused with that one error and no rule runs on it. One within
 the limits goes through graphql-core's rules under a time budget for parsing and
 validating it, and the outcome is cached per document, as Strawberry's ValidationCache
-would (it is replaced here because it always validates).
+would (it is replaced here because it always validates), with the price of each of its
+operations (schema/cost.py). A valid document is then refused when the operation would
+cost more, or call the payment provider more often, than the limits allow, with the
+request's own page sizes: before any resolver runs. Every request gets its own copies of
+the cached errors, which are given its request id.
 
 The depth is counted as Strawberry's depth limiter counts it (a leaf adds nothing, and
 introspection fields are left to the introspection depth): graphql-core's standard
@@ -19,7 +23,7 @@ import gc
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +45,8 @@ from graphql.validation.validate import ValidationAbortedError
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
+from usercredits.schema.cost import FieldCosts, OperationPrice, price_operations
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:
@@ -54,6 +60,13 @@ class Limits:
     """Fields selected once fragments are expanded: the work the document asks for."""
     budget_seconds: float = 0.5
     """Parsing and validating one document, counted by `document_clock`."""
+    max_cost: int = 10_000
+    """What one operation may cost (schema/cost.py): each field once per item of the lists
+    around it."""
+    max_provider_calls: int = 3
+    """Fields calling the payment provider that one operation may select."""
+    list_size: int = 10
+    """Items a list is counted as holding when neither `first` nor the schema says."""
 
 
 DEFAULT_LIMITS = Limits()
@@ -190,6 +203,10 @@ def document_clock() -> float:
 
 _deadline: ContextVar[float] = ContextVar("graphql_document_deadline", default=math.inf)
 
+operation_cost: ContextVar[int] = ContextVar("graphql_operation_cost", default=0)
+"""The cost of the operation about to run, set once its document is validated, for the
+extensions that bound what a caller runs at once."""
+
 
 class WithinBudget(ValidationRule):
     """Aborts validation once the document's budget is spent."""
@@ -201,25 +218,81 @@ class WithinBudget(ValidationRule):
             )
 
 
-Validator = Callable[
-    [GraphQLSchema, DocumentNode, tuple[type[ASTValidationRule], ...]], list[GraphQLError]
-]
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """What validating a document found: its errors, or the price of each operation."""
+
+    errors: tuple[GraphQLError, ...] = ()
+    prices: tuple[OperationPrice, ...] = ()
+
+    def refusals(
+        self, variables: Mapping[str, object] | None, limits: Limits
+    ) -> list[GraphQLError]:
+        """The errors for one request: fresh copies of the cached ones (each request's
+        error carries its own request id), else why its operation costs too much."""
+        if self.errors:
+            return [_copy(error) for error in self.errors]
+        for operation in self.prices:
+            refusal = over_price(operation, variables, limits)
+            if refusal is not None:
+                return [refusal]
+        return []
+
+    def cost(self, variables: Mapping[str, object] | None) -> int:
+        """What running the document with `variables` costs (its costliest operation)."""
+        return max((operation.counts(variables)[0] for operation in self.prices), default=0)
 
 
-def cached_validator(limits: Limits, maxsize: int = 1000) -> Validator:
-    """The limits first, then the rules; cached per document (the parser cache hands the
-    same document object back for the same text)."""
+def _copy(error: GraphQLError) -> GraphQLError:
+    return GraphQLError(
+        error.message,
+        error.nodes,
+        error.source,
+        error.positions,
+        error.path,
+        error.original_error,
+        None if error.extensions is None else dict(error.extensions),
+    )
+
+
+def over_price(
+    operation: OperationPrice, variables: Mapping[str, object] | None, limits: Limits
+) -> GraphQLError | None:
+    """Why running the operation with `variables` asks for too much, or None."""
+    cost, calls = operation.counts(variables)
+    if cost > limits.max_cost:
+        return GraphQLError(
+            f"'{operation.name}' would cost {cost} (each field once per item of the lists "
+            f"around it); the limit is {limits.max_cost}: ask for smaller pages or fewer fields"
+        )
+    if calls > limits.max_provider_calls:
+        return GraphQLError(
+            f"'{operation.name}' selects {calls} fields that call the payment provider; the "
+            f"limit is {limits.max_provider_calls} per operation"
+        )
+    return None
+
+
+Validator = Callable[[GraphQLSchema, DocumentNode, tuple[type[ASTValidationRule], ...]], Checked]
+
+
+def cached_validator(limits: Limits, costs: FieldCosts, maxsize: int = 1000) -> Validator:
+    """The limits first, then the rules, then the prices; cached per document (the parser
+    cache hands the same document object back for the same text)."""
 
     @functools.lru_cache(maxsize=maxsize)
     def validate(
         schema: GraphQLSchema,
         document: DocumentNode,
         rules: tuple[type[ASTValidationRule], ...],
-    ) -> list[GraphQLError]:
+    ) -> Checked:
         refusal = over_limits(document, limits)
         if refusal is not None:
-            return [refusal]
-        return validate_document(schema, document, (*rules, WithinBudget))
+            return Checked(errors=(refusal,))
+        errors = validate_document(schema, document, (*rules, WithinBudget))
+        if errors:
+            return Checked(errors=tuple(errors))
+        return Checked(prices=price_operations(schema, document, costs, limits.list_size))
 
     return validate
 
@@ -240,8 +313,9 @@ class TokenLimit(SchemaExtension):
 
 
 class DocumentGuard(SchemaExtension):
-    """Times the parse, and validates the document within its limits and what is left of
-    its budget."""
+    """Times the parse, validates the document within its limits and what is left of its
+    budget, and refuses an operation that would cost too much with this request's
+    variables."""
 
     def __init__(self, *, limits: Limits, validator: Validator) -> None:
         super().__init__()
@@ -258,7 +332,9 @@ class DocumentGuard(SchemaExtension):
         _deadline.set(document_clock() + self._limits.budget_seconds - self._parsing)
         context = self.execution_context
         assert context.graphql_document is not None, "validation follows a successful parse"
-        context.pre_execution_errors = self._validator(
+        checked = self._validator(
             context.schema._schema, context.graphql_document, context.validation_rules
         )
+        context.pre_execution_errors = checked.refusals(context.variables, self._limits)
+        operation_cost.set(checked.cost(context.variables))
         yield

@@ -46,6 +46,13 @@ from usercredits.schema.limits import Limits
 from usercredits.schema.persisted import PersistedQueries
 from usercredits.server.auth import Authenticator, signs_in_with_api_key
 from usercredits.server.changes import ChangeFeed, running_feed
+from usercredits.server.concurrency import (
+    TOO_MANY_SOCKETS,
+    InFlight,
+    OpenSockets,
+    OperationsInFlight,
+    TooManySockets,
+)
 from usercredits.server.database import is_sharded, open_database
 from usercredits.server.deadlines import body_deadline
 from usercredits.server.demo import add_demo_routes
@@ -53,9 +60,15 @@ from usercredits.server.dispatcher import Dispatcher
 from usercredits.server.logs import request_id as current_request_id
 from usercredits.server.logs import request_ids
 from usercredits.server.metrics import CONTENT_TYPE, Metrics
-from usercredits.server.ratelimit import SocketOperations, TokenBuckets, caller_address, retry_after
+from usercredits.server.ratelimit import (
+    SocketOperations,
+    TokenBuckets,
+    caller_address,
+    caller_key,
+    retry_after,
+)
 from usercredits.server.relay import EventRelay
-from usercredits.server.revocation import KeySockets
+from usercredits.server.revocation import CurrentKeys, KeySockets
 from usercredits.server.settings import Settings
 from usercredits.server.sweeper import Lease, Sweeper
 from usercredits.server.topups import TopUpTrigger
@@ -83,6 +96,12 @@ AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 RATE_LIMITS = web.AppKey("rate_limits", TokenBuckets)
 PRINCIPAL = web.RequestKey("principal", Principal)
 """Where a request keeps the principal its credentials gave (see CreditsGraphQLView)."""
+ADDRESS = web.RequestKey("address", str)
+"""Where a request keeps its caller's address, for its context."""
+SOCKET = web.RequestKey("socket", web.WebSocketResponse)
+"""Where a websocket request keeps its socket, released from the caps when it closes."""
+IN_FLIGHT = web.AppKey("in_flight", InFlight)
+OPEN_SOCKETS = web.AppKey("open_sockets", OpenSockets)
 METRICS = web.AppKey("metrics", Metrics)
 SOCKETS = web.AppKey("sockets", weakref.WeakSet[web.WebSocketResponse])
 CLOSING = web.AppKey("closing", set[asyncio.Task[bool]])
@@ -100,12 +119,16 @@ class SocketContext(Context):
 
 
 class SocketProtocol(BaseGraphQLTransportWSHandler[Context, None]):
-    """Strawberry's graphql-transport-ws, letting go of a socket's connection-init timer
-    once the socket is initialised: Strawberry cancels the timer's task but keeps it (about
-    a kilobyte) for as long as the socket is open."""
+    """Strawberry's graphql-transport-ws, closing a socket its caller may not open with
+    4429 (on_ws_connect raises TooManySockets), and letting go of a socket's
+    connection-init timer once the socket is initialised: Strawberry cancels the timer's
+    task but keeps it (about a kilobyte) for as long as the socket is open."""
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
-        await super().handle_connection_init(message)
+        try:
+            await super().handle_connection_init(message)
+        except TooManySockets as refusal:
+            await self.websocket.close(code=TOO_MANY_SOCKETS, reason=str(refusal))
         self.connection_init_timeout_task = None
 
 
@@ -123,6 +146,8 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
                     max_aliases=settings.max_query_aliases,
                     max_fields=settings.max_expanded_fields,
                     budget_seconds=settings.validation_budget_ms / 1000,
+                    max_cost=settings.max_query_cost,
+                    max_provider_calls=settings.max_provider_calls,
                 ),
                 sandbox=sandbox,
                 anonymous_introspection=settings.open_by_default(settings.anonymous_introspection),
@@ -134,6 +159,8 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
                         buckets=app[RATE_LIMITS],
                         refused=app[METRICS].refusals.labels(cause="rate_limited").inc,
                     ),
+                    partial(OperationsInFlight, in_flight=app[IN_FLIGHT]),
+                    partial(CurrentKeys, sockets=app[KEY_SOCKETS]),
                 ],
             ),
             graphql_ide="graphiql" if settings.open_by_default(settings.graphiql) else None,
@@ -143,7 +170,7 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
             allowed_origins=settings.allowed_origins,
         )
         self._app = app
-        self._persisted = PersistedQueries()
+        self._persisted = PersistedQueries(max_tokens=settings.max_query_tokens)
         self._heartbeat = settings.ws_heartbeat_seconds
         self._max_response_bytes = settings.max_response_bytes
         self._trusted_proxies = settings.trusted_proxies
@@ -157,29 +184,38 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
                 services=self._app[SERVICES],
                 request_id=current_request_id.get(),
                 websocket=response,
+                address=request[ADDRESS],
             )
-        context = Context(services=self._app[SERVICES], request_id=current_request_id.get())
-        context.principal = request[PRINCIPAL]
-        return context
+        return Context(
+            services=self._app[SERVICES],
+            principal=request[PRINCIPAL],
+            request_id=current_request_id.get(),
+            address=request[ADDRESS],
+        )
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
         """Every request first costs its caller a token of the rate limit: an HTTP request
         after its credentials are read, a websocket connection attempt by its address
-        (its credentials come later, in connection_init)."""
+        (its credentials come later, in connection_init). A websocket is counted against
+        its caller's caps from connection_init until it closes."""
         # Every X-Forwarded-For line: a proxy may add its own rather than append.
         forwarded = ", ".join(request.headers.getall("X-Forwarded-For", [])) or None
         address = caller_address(request.remote, forwarded, self._trusted_proxies)
-        caller = f"address:{address}"
-        if not self.is_websocket_request(request):
+        request[ADDRESS] = address
+        websocket = self.is_websocket_request(request)
+        principal = ANONYMOUS
+        if not websocket:
             principal = await self._principal(request.headers.get("Authorization"))
             request[PRINCIPAL] = principal
-            if principal.user_id is not None:
-                caller = f"user:{principal.user_id}"
-        wait = self._app[RATE_LIMITS].take(caller)
+        wait = self._app[RATE_LIMITS].take(caller_key(principal, address))
         if wait:
             self._app[METRICS].refusals.labels(cause="rate_limited").inc()
             return rate_limited(wait)
-        return await super().__call__(request)
+        try:
+            return await super().__call__(request)
+        finally:
+            if SOCKET in request:
+                self._app[OPEN_SOCKETS].release(request[SOCKET])
 
     async def execute_operation(
         self,
@@ -192,7 +228,9 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
     ) -> ExecutionResult | list[ExecutionResult] | SubscriptionExecutionResult:
         """Puts a persisted query in place of its hash before the operation starts, here
         rather than in a schema extension's operation hook, which a subscription would hold
-        open (costing memory) for as long as it lives. Batches are refused while parsing."""
+        open (costing memory) for as long as it lives. Batches are refused while parsing.
+        An operation refused for its caller's operations in flight is answered 429, as one
+        past the rate limit is."""
         if isinstance(request_data, GraphQLRequestData):
             try:
                 request_data.query = self._persisted.resolve(
@@ -201,9 +239,12 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
             except GraphQLError as error:
                 apply_contract(error, context.request_id)
                 return ExecutionResult(data=None, errors=[error])
-        return await super().execute_operation(
+        result = await super().execute_operation(
             request, request_adapter, request_data, context, root_value, sub_response
         )
+        if isinstance(result, ExecutionResult):
+            answer_refusal_with_429(result, sub_response)
+        return result
 
     def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
         """GraphiQL for a browser's GET without a query, but not for a GET that names a
@@ -276,8 +317,9 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
         """Authenticates a websocket from its connection_init payload's `authorization`;
-        anonymous sockets are refused. A socket is closed (4403) when its token expires or
-        its API key is revoked (server/revocation.py)."""
+        anonymous sockets are refused, and so are those past their user's or address's
+        cap (TooManySockets). A socket is closed (4403) when its token expires or its API
+        key is revoked (server/revocation.py)."""
         header = context.connection_params.get("authorization")
         try:
             principal = await self._app[AUTHENTICATOR].principal(header)
@@ -289,6 +331,9 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
         context.principal = principal
         if isinstance(context, SocketContext):
             assert context.websocket is not None, "a socket context carries its socket"
+            self._app[OPEN_SOCKETS].admit(
+                context.websocket, user=principal.require_signed_in(), address=context.address
+            )
             if principal.expires_at is not None:
                 close_when_expired(self._app, context.websocket, principal.expires_at)
             elif signs_in_with_api_key(header):
@@ -303,6 +348,7 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
         )
         await ws.prepare(request)
         self._app[SOCKETS].add(ws)
+        request[SOCKET] = ws
         return ws
 
 
@@ -320,6 +366,18 @@ def rate_limited(wait: float) -> web.Response:
     return web.json_response(
         {"data": None, "errors": [error]}, status=429, headers={"Retry-After": str(seconds)}
     )
+
+
+def answer_refusal_with_429(result: ExecutionResult, response: web.Response) -> None:
+    """Gives the response of an operation refused as RATE_LIMITED the status and the
+    Retry-After header of a request past the rate limit."""
+    errors = result.errors or []
+    if result.data is not None or len(errors) != 1:
+        return
+    extensions = errors[0].extensions or {}
+    if extensions.get("code") == "RATE_LIMITED":
+        response.set_status(429)
+        response.headers["Retry-After"] = str(extensions.get("retryAfterSeconds", 1))
 
 
 def close_when_expired(app: web.Application, ws: web.WebSocketResponse, at: datetime) -> None:
@@ -472,6 +530,18 @@ def create_app(
         rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst
     )
     app[SOCKETS] = weakref.WeakSet()
+    refusals = app[METRICS].refusals
+    app[IN_FLIGHT] = InFlight(
+        most=settings.max_operations_in_flight,
+        budget=settings.max_query_cost,
+        refused=refusals.labels(cause="in_flight").inc,
+    )
+    app[OPEN_SOCKETS] = OpenSockets(
+        per_user=settings.max_sockets_per_user,
+        per_address=settings.max_sockets_per_address,
+        refused=refusals.labels(cause="sockets").inc,
+    )
+    app[KEY_SOCKETS] = KeySockets(lambda header: app[AUTHENTICATOR].principal(header))
     clock = clock or SystemClock()
     provider = payments or payment_client(settings, clock)
     seed = settings.seed_catalogue.read_text() if settings.seed_catalogue else None
@@ -492,7 +562,6 @@ def create_app(
             await provider.close()
 
     async def revocations(app: web.Application) -> AsyncIterator[None]:
-        app[KEY_SOCKETS] = KeySockets(app[AUTHENTICATOR].principal)
         task = asyncio.create_task(app[KEY_SOCKETS].run(), name="revocations")
         yield
         task.cancel()

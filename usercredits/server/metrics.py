@@ -83,7 +83,8 @@ class Metrics:
         self.refusals = Counter(
             "usercredits_refusals",
             "Requests and websocket connections refused before any operation ran, by "
-            "cause (unauthenticated: credentials were refused; rate_limited).",
+            "cause (unauthenticated: credentials were refused; rate_limited; in_flight: "
+            "the caller's operations in flight; sockets: its open websockets).",
             ["cause"],
             registry=self.registry,
         )

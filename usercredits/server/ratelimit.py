@@ -17,6 +17,8 @@ from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
+from usercredits.services.access import Principal
+
 MAX_CALLERS = 100_000
 """Buckets kept at most (the least recently used go first: they are full by then)."""
 
@@ -59,6 +61,12 @@ class TokenBuckets:
         return wait
 
 
+def caller_key(principal: Principal, address: str) -> str:
+    """Whom a request's limits count against: its user (an API key is a user of its own),
+    or the address of an anonymous caller."""
+    return f"user:{principal.user_id}" if principal.user_id is not None else f"address:{address}"
+
+
 def retry_after(wait: float) -> int:
     """Whole seconds for a Retry-After header and `retryAfterSeconds`."""
     return max(1, math.ceil(wait))
@@ -77,7 +85,7 @@ class SocketOperations(SchemaExtension):
         # Not on_operation: an error raised there ends a subscription without a word.
         context = self.execution_context.context
         if getattr(context, "websocket", None) is not None:
-            wait = self._buckets.take(f"user:{context.principal.user_id}")
+            wait = self._buckets.take(caller_key(context.principal, context.address))
             if wait:
                 self._refused()
                 seconds = retry_after(wait)

@@ -8,16 +8,19 @@ share it), and closes the sockets of a key that no longer signs in. Every instan
 its own sockets against the database, so revoking a key through any instance closes its
 sockets on all of them. Sockets are closed by tasks of their own, so that a peer that
 does not answer the close cannot hold up the checks. (Each check counts as a use of the
-key, so its `lastUsedAt` moves while its socket is open.)
+key, so its `lastUsedAt` moves while its socket is open.) And each operation sent on such
+a socket asks again first (`CurrentKeys`), as each HTTP request does: one sent in the
+seconds before the checks close the socket is refused as unauthenticated.
 """
 
 import asyncio
 import logging
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 from pymongo.errors import PyMongoError
+from strawberry.extensions import SchemaExtension
 
 from usercredits.services.errors import Unauthenticated
 
@@ -40,6 +43,7 @@ class KeySockets:
         self._headers: weakref.WeakKeyDictionary[web.WebSocketResponse, str] = (
             weakref.WeakKeyDictionary()
         )
+        self._revoked: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
         self._closing: set[asyncio.Task[bool]] = set()
 
     def add(self, ws: web.WebSocketResponse, header: str) -> None:
@@ -69,11 +73,44 @@ class KeySockets:
                 await self._signs_in(header)
             except Unauthenticated:
                 for ws in sockets:
-                    del self._headers[ws]  # closed once, whatever the peer does
-                    task = asyncio.create_task(
-                        ws.close(code=REVOKED, message=b"the API key was revoked")
-                    )
-                    self._closing.add(task)
-                    task.add_done_callback(self._closing.discard)
+                    self._close(ws)
             except PyMongoError as exc:  # the database is away: check again next time
                 log.warning("API key check skipped", extra={"error": str(exc)})
+
+    async def verify(self, ws: web.WebSocketResponse) -> None:
+        """Raises Unauthenticated when `ws` signed in with an API key that no longer signs
+        in, and closes it."""
+        if ws in self._revoked:
+            raise Unauthenticated("the API key was revoked")
+        header = self._headers.get(ws)
+        if header is None:
+            return
+        try:
+            await self._signs_in(header)
+        except Unauthenticated:
+            self._close(ws)
+            raise
+
+    def _close(self, ws: web.WebSocketResponse) -> None:
+        if ws not in self._headers:
+            return  # closed once, whatever the peer does
+        del self._headers[ws]
+        self._revoked.add(ws)
+        task = asyncio.create_task(ws.close(code=REVOKED, message=b"the API key was revoked"))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+
+class CurrentKeys(SchemaExtension):
+    """Each operation on a websocket signed in with an API key first asks whether the key
+    still signs in."""
+
+    def __init__(self, *, sockets: KeySockets) -> None:
+        self._sockets = sockets
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        # Not on_operation: an error raised there ends a subscription without a word.
+        ws = getattr(self.execution_context.context, "websocket", None)
+        if ws is not None:
+            await self._sockets.verify(ws)
+        yield

@@ -98,6 +98,19 @@ class Settings(BaseSettings):
     """Fields one document may select once its fragments are expanded."""
     validation_budget_ms: int = Field(default=500, ge=10)
     """CPU time parsing and validating one document may take."""
+    max_query_cost: int = Field(default=10_000, ge=100)
+    """What one operation may cost before it runs: each field once per item of the lists
+    around it (a connection's `first`, another list's 10)."""
+    max_provider_calls: int = Field(default=3, ge=1)
+    """Fields calling the payment provider (createOrder, wallet.paymentMethods...) that one
+    operation may select."""
+    max_operations_in_flight: int = Field(default=8, ge=0)
+    """Operations each caller may have running at once, per instance, costing together at
+    most `max_query_cost`; 0: no bound."""
+    max_sockets_per_user: int = Field(default=100, ge=0)
+    """Websockets each user (or API key) may hold open, per instance; 0: no cap."""
+    max_sockets_per_address: int = Field(default=200, ge=0)
+    """Websockets each address may hold open, per instance; 0: no cap."""
     max_key_length: int = Field(default=200, ge=8)
     max_group_length: int = Field(default=200, ge=8)
     max_note_length: int = Field(default=500, ge=0)

@@ -95,7 +95,8 @@ class ApiKeys:
         return [ApiKeyView.of(k) for k in await ApiKey.find({}).sort("-_id").to_list()]
 
     async def revoke(self, *, key_id: str) -> ApiKeyView:
-        """Revokes a key (a second revocation changes nothing)."""
+        """Revokes a key (a second revocation changes nothing): this instance stops
+        accepting it at once, the others within CACHE_SECONDS."""
         oid = object_id(key_id, "API key")
         await ApiKey.get_pymongo_collection().update_one(
             {"_id": oid, "revoked_at": None}, {"$set": {"revoked_at": self._clock.now()}}
@@ -103,6 +104,7 @@ class ApiKeys:
         key = await ApiKey.get(oid)
         if key is None:
             raise NotFound(f"API key {key_id} does not exist")
+        self._found.pop(key.digest, None)
         return ApiKeyView.of(key)
 
     async def authenticate(self, secret: str) -> ApiKeyView | None:
