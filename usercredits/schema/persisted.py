@@ -29,8 +29,9 @@ from usercredits.schema.limits import DEFAULT_LIMITS
 
 MAX_BYTES = 4 * 1024 * 1024
 """What the kept queries may take in memory."""
-ENTRY_BYTES = 100
-"""What one entry of the ordered dict takes beside its key and value (about 90 bytes)."""
+ENTRY_BYTES = 160
+"""What one entry of the ordered dict takes beside its key and value: 130 to 200 bytes, as
+its tables grow by doubling."""
 NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
 
 
