@@ -33,7 +33,6 @@ ALICE = token("alice")  # the one asking for too much
 BOB = token("bob")  # everyone else
 ENTRY = "id userId offerGroup tokens balanceAfter reason note createdAt"
 LEDGER = f"ledger(first: $first) {{ edges {{ cursor node {{ {ENTRY} }} }} }}"
-GRANT = """mutation G($input: GrantTokensInput!) { grantTokens(input: $input) { id } }"""
 
 
 def default(setting: str) -> Any:
@@ -92,20 +91,20 @@ async def test_a_refused_operation_runs_nothing(
 
 FLOOD_SECONDS = 2.0
 ATTACKERS = 16
-"""Requests the flooding caller keeps in flight (the bound lets 4 of them run)."""
+"""Requests the flooding caller keeps sending (the bounds let one of them run at a time)."""
 READ_BOUND = 0.2
 
 
 async def test_one_callers_costly_queries_leave_another_callers_read_fast(
     http: aiohttp.ClientSession, spawn_server: SpawnServer, services: Services
 ) -> None:
-    """In a server process of its own, as deployed: the test process's heap, a hundred
-    times the server's, has garbage collections of 0.1 s and more."""
+    """In a server process of its own, as deployed: the test process's own heap is large
+    enough for garbage collections of 0.1 s and more."""
     bounds = ("max_operations_in_flight", "rate_limit_per_second")
     base = (await spawn_server(**{f"USERCREDITS_{b.upper()}": str(default(b)) for b in bounds})).url
     api = Api(http, f"{base}/graphql")
     await seed_ledger(services, "alice", 450)
-    # Two pages of 450 entries: 9,004, just within the limit.
+    # Two pages of 450 entries: 2 x (1 + 450 x 11) = 9,902, just within the limit.
     costly = {
         "query": f"query L($first: Int) {{ {aliased(LEDGER, 2)} }}",
         "variables": {"first": 450},
@@ -122,10 +121,9 @@ async def test_one_callers_costly_queries_leave_another_callers_read_fast(
             async with http.post(api.url, json=costly, headers=headers) as response:
                 statuses[response.status] += 1
                 await response.read()
+            # Not a busy loop of refusals: a flood of requests is the rate limit's.
             if response.status == 429:
-                await asyncio.sleep(
-                    0.05
-                )  # not a busy loop: a flood of requests is the rate limit's
+                await asyncio.sleep(0.05)
 
     async def reads() -> list[float]:
         await asyncio.sleep(0.3)
