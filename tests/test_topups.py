@@ -646,3 +646,25 @@ async def test_a_top_up_whose_answers_were_all_lost_is_credited_by_its_signed_ev
     credits = await LedgerEntryDocument.find({"user_id": "alice", "reason": "purchase"}).to_list()
     assert [c.order_id for c in credits] == [shown["lastOrderId"]]
     assert len(shop.fake.off_session_charges) == 1
+
+
+async def test_the_services_caps_on_top_ups_are_settings(
+    http: aiohttp.ClientSession,
+    start_server: StartServer,
+    fake_stripe: tuple[FakeStripe, str],
+    clock: FakeClock,
+) -> None:
+    """USERCREDITS_TOP_UP_MAX_AMOUNT lowers what one top-up may charge: a rule buying 19.99
+    USD is refused by a service capped at 10 USD and taken by one at the default."""
+    fake, api_base = fake_stripe
+    capped = await start_server(clock=clock, top_up_max_amount="10", **server_settings(api_base))
+    shop = Shop([Api(http, f"{capped}/graphql")], fake, http)
+    offer = await shop.offer(tokens=100, prices=[{"amount": "19.99", "currency": "USD"}])
+    await shop.save_card()
+    rule = {"offerGroup": "chat", "offerId": offer, "threshold": 20}
+    answer = await shop.api.call(CAPPED_RULE, {"input": rule}, as_=ALICE)
+    [error] = answer["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT" and "10.00 USD" in error["message"]
+    default = await start_server(clock=clock, **server_settings(api_base))
+    made = await Api(http, f"{default}/graphql").data(CAPPED_RULE, {"input": rule}, as_=ALICE)
+    assert made["setAutoTopUp"]["threshold"] == 20

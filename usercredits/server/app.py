@@ -507,6 +507,7 @@ async def services_for(
         sharded=await is_sharded(client),
         production=settings.production,
         webhook_retry_base_seconds=settings.webhook_retry_base_seconds,
+        top_up_caps=settings.top_up_caps,
     )
 
 
