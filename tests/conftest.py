@@ -184,6 +184,34 @@ class ServerProcess:
     url: str
 
 
+def serve_env(database_uri: str, database_name: str, **overrides: str) -> dict[str, str]:
+    """The environment of `usercredits serve` on the test database: this process's, without
+    a worker count (serve picks its default), with the test secret and no rate limit."""
+    env = {name: value for name, value in os.environ.items() if name != "USERCREDITS_WORKERS"}
+    return env | {
+        "USERCREDITS_MONGODB_URI": database_uri,
+        "USERCREDITS_DATABASE": database_name,
+        "USERCREDITS_JWT_SECRET": SECRET,
+        "USERCREDITS_RATE_LIMIT_PER_SECOND": "0",
+        **overrides,
+    }
+
+
+async def serve(port: int, env: dict[str, str]) -> asyncio.subprocess.Process:
+    """`usercredits serve` on `port` in a process of its own, which dies with this one."""
+    return await children.spawn(
+        sys.executable,
+        "-m",
+        "usercredits.server.cli",
+        "serve",
+        "--port",
+        str(port),
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+
+
 class SpawnServer(Protocol):
     async def __call__(self, **env: str) -> ServerProcess:
         """Starts `usercredits serve` in its own process on the test database (`env`
@@ -199,28 +227,15 @@ async def spawn_server(
 
     async def spawn(**overrides: str) -> ServerProcess:
         port = free_port()
-        env = {
-            **os.environ,
-            "USERCREDITS_MONGODB_URI": database_uri,
-            "USERCREDITS_DATABASE": database_name,
-            "USERCREDITS_JWT_SECRET": SECRET,
-            "USERCREDITS_RATE_LIMIT_PER_SECOND": "0",
-            "USERCREDITS_MAX_OPERATIONS_IN_FLIGHT": "0",
-            "USERCREDITS_MAX_SOCKETS_PER_ADDRESS": "0",
-            "USERCREDITS_WORKERS": "1",  # its pid is the server's
+        env = serve_env(
+            database_uri,
+            database_name,
+            USERCREDITS_MAX_OPERATIONS_IN_FLIGHT="0",
+            USERCREDITS_MAX_SOCKETS_PER_ADDRESS="0",
+            USERCREDITS_WORKERS="1",  # its pid is the server's
             **overrides,
-        }
-        process = await children.spawn(
-            sys.executable,
-            "-m",
-            "usercredits.server.cli",
-            "serve",
-            "--port",
-            str(port),
-            env=env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
         )
+        process = await serve(port, env)
         server = ServerProcess(process=process, url=f"http://127.0.0.1:{port}")
         started.append(server)
         for _ in range(300):
@@ -274,6 +289,9 @@ class Deployed:
     sweep runs (`usercredits expire`)."""
 
     url: str
+    database: str
+    """Its own database: its workers' webhook relay, dispatcher and top-up trigger must not
+    act on other tests' documents."""
     stripe: FakeStripe
     workers: set[int]
     """The pids of the workers seen answering."""
@@ -295,7 +313,9 @@ async def answered_by(url: str) -> int:
 
 
 @pytest.fixture(scope="session")
-async def deployed(database_uri: str, database_name: str) -> AsyncIterator[Deployed]:
+async def deployed(
+    mongo: AsyncMongoClient[Any], database_uri: str, database_name: str
+) -> AsyncIterator[Deployed]:
     fake = FakeStripe()
     runner = web.AppRunner(fake.app)
     await runner.setup()
@@ -303,29 +323,15 @@ async def deployed(database_uri: str, database_name: str) -> AsyncIterator[Deplo
     await site.start()
     host, stripe_port = runner.addresses[0][:2]
     port = free_port()
-    env = {key: value for key, value in os.environ.items() if key != "USERCREDITS_WORKERS"}
-    env |= {
-        "USERCREDITS_MONGODB_URI": database_uri,
-        "USERCREDITS_DATABASE": database_name,
-        "USERCREDITS_JWT_SECRET": SECRET,
-        "USERCREDITS_RATE_LIMIT_PER_SECOND": "0",
-        "USERCREDITS_SWEEP_INTERVAL_SECONDS": "0",
-        **{
-            f"USERCREDITS_{name.upper()}": value
-            for name, value in server_settings(f"http://{host}:{stripe_port}").items()
-        },
-    }
-    process = await children.spawn(
-        sys.executable,
-        "-m",
-        "usercredits.server.cli",
-        "serve",
-        "--port",
-        str(port),
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
+    stripe = server_settings(f"http://{host}:{stripe_port}")
+    database = f"{database_name}_deployed"
+    env = serve_env(
+        database_uri,
+        database,
+        USERCREDITS_SWEEP_INTERVAL_SECONDS="0",
+        **{f"USERCREDITS_{name.upper()}": value for name, value in stripe.items()},
     )
+    process = await serve(port, env)
     url = f"http://127.0.0.1:{port}"
     seen: set[int] = set()
     try:
@@ -335,10 +341,11 @@ async def deployed(database_uri: str, database_name: str) -> AsyncIterator[Deplo
                     seen.add(await answered_by(url))
                 except (aiohttp.ClientError, StopIteration):
                     await asyncio.sleep(0.1)
-        yield Deployed(url=url, stripe=fake, workers=seen)
+        yield Deployed(url=url, database=database, stripe=fake, workers=seen)
     finally:
         await children.stop(process)
         await runner.cleanup()
+        await mongo.drop_database(database)
 
 
 @pytest.fixture

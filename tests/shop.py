@@ -18,6 +18,23 @@ ORDER = "query O($id: ID!) { order(id: $id) { status history { status message } 
 WALLET = 'query { wallet { balance(offerGroup: "pro") { tokens } } }'
 
 
+async def upsert_offer(api: Api, **fields: Any) -> str:
+    """An offer upserted by an admin: 100 'pro' tokens for 9.99 USD a month, changed by
+    `fields` (OfferInput's names)."""
+    stated = {
+        "name": "Pro",
+        "kind": "TOKENS",
+        "offerGroup": "pro",
+        "tokenCount": 100,
+        "prices": [{"amount": "9.99", "currency": "USD"}],
+        "cycle": "MONTHLY",
+        **fields,
+    }
+    upsert = "mutation U($input: OfferInput!) { upsertOffer(input: $input) { id } }"
+    offer_id: str = (await api.data(upsert, {"input": stated}, as_=ADMIN))["upsertOffer"]["id"]
+    return offer_id
+
+
 class Shop:
     """The app on Stripe, its fake Stripe, and helpers to buy and deliver webhooks."""
 
@@ -26,22 +43,7 @@ class Shop:
 
     async def offer(self, **prices: str) -> str:
         money = [{"amount": a, "currency": c} for c, a in (prices or {"USD": "9.99"}).items()]
-        data = await self.api.data(
-            """mutation U($input: OfferInput!) { upsertOffer(input: $input) { id } }""",
-            {
-                "input": {
-                    "name": "Pro",
-                    "kind": "TOKENS",
-                    "offerGroup": "pro",
-                    "tokenCount": 100,
-                    "prices": money,
-                    "cycle": "MONTHLY",
-                }
-            },
-            as_=ADMIN,
-        )
-        offer_id: str = data["upsertOffer"]["id"]
-        return offer_id
+        return await upsert_offer(self.api, prices=money)
 
     async def buy(self, offer_id: str, **extra: Any) -> dict[str, Any]:
         data = await self.api.data(BUY, {"input": {"offerId": offer_id, **extra}}, as_=ALICE)

@@ -16,7 +16,7 @@ from bson import ObjectId
 
 from tests.api import SECRET, Api, sample, token
 from tests.conftest import StartServer
-from tests.shop import ADMIN, ALICE, BUY, Shop
+from tests.shop import ADMIN, ALICE, BUY, Shop, upsert_offer
 from tests.support import START, FakeClock, run_cli, snapshot
 from usercredits.models import LedgerEntryDocument, OrderDocument
 from usercredits.services import Services
@@ -33,22 +33,6 @@ WAIT_SECONDS = 10.0
 GOLD = {"name": "Gold", "kind": "TOKENS", "offerGroup": "pro", "tokenCount": 1, "cycle": "ONCE"}
 
 
-async def offer(api: Api, **fields: Any) -> str:
-    """An offer upserted by an admin: 100 'pro' tokens for 9.99 USD a month, changed by
-    `fields`."""
-    stated = {
-        "name": "Pro",
-        "kind": "TOKENS",
-        "offerGroup": "pro",
-        "tokenCount": 100,
-        "prices": [{"amount": "9.99", "currency": "USD"}],
-        "cycle": "MONTHLY",
-        **fields,
-    }
-    offer_id: str = (await api.data(OFFER, {"input": stated}, as_=ADMIN))["upsertOffer"]["id"]
-    return offer_id
-
-
 async def refused(api: Api, query: str, variables: dict[str, Any], as_: str) -> dict[str, Any]:
     """The single error of a refused operation."""
     body = await api.call(query, variables, as_=as_)
@@ -62,8 +46,8 @@ async def test_a_purchase_ending_after_the_latest_date_is_refused_before_payment
 ) -> None:
     """The Starter bundle (a year of Pro per bundle) x 8000 would end in the year 10026:
     refused before any payment, as are the other ways of stating such a period."""
-    pro = await offer(shop.api, tokenCount=1000, appendDate=True)
-    starter = await offer(
+    pro = await upsert_offer(shop.api, tokenCount=1000, appendDate=True)
+    starter = await upsert_offer(
         shop.api,
         name="Starter bundle",
         kind="SUBSCRIPTION",
@@ -81,7 +65,7 @@ async def test_a_purchase_ending_after_the_latest_date_is_refused_before_payment
     assert (await shop.buy(starter, quantity=900))["order"]["status"] == "PENDING"
 
     # A top-up rule whose purchase would: 1000 x a 63-year cycle.
-    ages = await offer(
+    ages = await upsert_offer(
         shop.api,
         offerGroup="chat",
         prices=[{"amount": "0.01", "currency": "USD"}],
@@ -114,7 +98,7 @@ async def test_a_purchase_ending_after_the_latest_date_is_refused_before_payment
 async def test_a_paid_order_that_would_overflow_its_balance_is_refused_before_payment(
     shop: Shop,
 ) -> None:
-    pack = await offer(shop.api)
+    pack = await upsert_offer(shop.api)
     grant = {
         "userId": "alice",
         "offerGroup": "pro",
@@ -132,7 +116,7 @@ async def test_a_paid_order_that_would_overflow_its_balance_is_refused_before_pa
 async def test_an_order_key_reused_for_another_quantity_or_currency_is_a_conflict(
     shop: Shop,
 ) -> None:
-    pack = await offer(
+    pack = await upsert_offer(
         shop.api,
         prices=[{"amount": "9.99", "currency": "USD"}, {"amount": "8.99", "currency": "EUR"}],
     )
@@ -160,7 +144,7 @@ async def test_prices_and_totals_stay_within_graphql_int(shop: Shop, services: S
     with pytest.raises(CatalogueErrors, match="2147483647"):
         await import_catalogue(offers=services.offers, text=catalogue)
 
-    most = await offer(shop.api, prices=[{"amount": "21474836.47", "currency": "USD"}])
+    most = await upsert_offer(shop.api, prices=[{"amount": "21474836.47", "currency": "USD"}])
     listed = (await shop.api.data(OFFERS))["offers"]
     assert [(o["id"], o["prices"][0]["minorUnits"]) for o in listed] == [(most, 2**31 - 1)]
     error = await refused(shop.api, BUY, {"input": {"offerId": most, "quantity": 2}}, ALICE)
@@ -211,7 +195,7 @@ async def test_a_document_the_sweep_cannot_handle_does_not_stop_it(
     base = await start_server(clock=clock, sweep_interval_seconds=1, pending_reconcile_seconds=0)
     api = Api(http, f"{base}/graphql")
     carol = token("carol")
-    pack = await offer(api)
+    pack = await upsert_offer(api)
     created = (await api.data(BUY, {"input": {"offerId": pack}}, as_=carol))["createOrder"]
     order_id = created["order"]["id"]
     payment = created["paymentClientSecret"].split("_secret_")[0]

@@ -16,6 +16,7 @@ import pytest
 
 from tests.api import Api, TransportWsClient, token, ws_url
 from tests.conftest import Deployed
+from tests.shop import upsert_offer
 from tests.support import run_cli
 from usercredits.services.access import Role
 
@@ -167,19 +168,16 @@ async def test_a_lapsed_lot_is_in_the_ledger_before_any_sweep(api: Api) -> None:
     assert_explains(listed, await balance(api, user, "chat"))
 
 
-async def sweep(database_uri: str, database_name: str) -> None:
+async def sweep(database_uri: str, database: str) -> None:
     """`usercredits expire`, the sweep as cron runs it."""
-    env = os.environ | {
-        "USERCREDITS_MONGODB_URI": database_uri,
-        "USERCREDITS_DATABASE": database_name,
-    }
+    env = os.environ | {"USERCREDITS_MONGODB_URI": database_uri, "USERCREDITS_DATABASE": database}
     code, _, errors = await run_cli("expire", env=env)
     assert code == 0, errors
 
 
 @pytest.mark.timeout(90)
 async def test_expired_or_insufficient_is_the_same_answer_before_and_after_the_sweep(
-    api: Api, database_uri: str, database_name: str
+    api: Api, deployed: Deployed, database_uri: str
 ) -> None:
     user = a_user()
     ends = datetime.now(UTC) + timedelta(seconds=1)
@@ -190,7 +188,7 @@ async def test_expired_or_insufficient_is_the_same_answer_before_and_after_the_s
     await consume(api, user, "chat", 2)
     await lapse_of(ends)
     before = [await consume_code(api, user, group, 1) for group in ("pro", "chat")]
-    await sweep(database_uri, database_name)
+    await sweep(database_uri, deployed.database)
     after = [await consume_code(api, user, group, 1) for group in ("pro", "chat")]
     assert before == after == ["EXPIRED", "INSUFFICIENT_TOKENS"]
     # Credited since the lapse, then spent: too few tokens, not expired ones.
@@ -280,20 +278,13 @@ async def test_a_commit_is_one_entry_and_one_live_event(
 
 @pytest.mark.timeout(60)
 async def test_orders_made_through_two_workers_are_listed_newest_first(api: Api) -> None:
-    offer = (
-        await api.data(
-            """mutation { upsertOffer(input: {name: "Pro", kind: TOKENS, offerGroup: "pro",
-               tokenCount: 100, prices: [{amount: "9.99", currency: "USD"}], cycle: MONTHLY})
-               { id } }""",
-            as_=ADMIN,
-        )
-    )["upsertOffer"]
+    offer = await upsert_offer(api)
     user = a_user()
     made = []
     for _ in range(8):
         created = await api.data(
             "mutation O($offer: ID!) { createOrder(input: {offerId: $offer}) { order { id } } }",
-            {"offer": offer["id"]},
+            {"offer": offer},
             as_=token(user),
         )
         made.append(created["createOrder"]["order"]["id"])

@@ -29,7 +29,8 @@ from bson import ObjectId
 from graphql import parse
 
 from tests.api import SECRET, Api, TransportWsClient, token, ws_url
-from tests.conftest import StartServer
+from tests.conftest import StartServer, serve_env
+from tests.shop import upsert_offer
 from tests.support import run_cli, snapshot
 from usercredits.api import build_schema
 from usercredits.models import OrderDocument
@@ -138,13 +139,7 @@ async def test_a_fragment_bomb_over_a_websocket_is_refused(
 async def test_production_without_stripe_refuses_to_start(
     database_uri: str, database_name: str
 ) -> None:
-    env = {
-        **os.environ,
-        "USERCREDITS_MONGODB_URI": database_uri,
-        "USERCREDITS_DATABASE": database_name,
-        "USERCREDITS_JWT_SECRET": SECRET,
-        "USERCREDITS_PRODUCTION": "true",
-    }
+    env = serve_env(database_uri, database_name, USERCREDITS_PRODUCTION="true")
     for extra in ({}, {"USERCREDITS_PAYMENTS": "sandbox", "USERCREDITS_STRIPE_SECRET_KEY": "x"}):
         code, _, stderr = await run_cli(
             "serve",
@@ -157,17 +152,18 @@ async def test_production_without_stripe_refuses_to_start(
         assert "USERCREDITS_PRODUCTION is on but payments would use the SANDBOX" in stderr
 
 
+def production_env(database_uri: str, database_name: str, **overrides: str) -> dict[str, str]:
+    """`usercredits serve` in production on the test database, taking payments."""
+    stripe = {f"USERCREDITS_{name.upper()}": value for name, value in STRIPE.items()}
+    return serve_env(
+        database_uri, database_name, USERCREDITS_PRODUCTION="true", **stripe, **overrides
+    )
+
+
 async def test_production_refuses_a_published_jwt_secret(
     database_uri: str, database_name: str
 ) -> None:
-    env = {
-        **os.environ,
-        "USERCREDITS_MONGODB_URI": database_uri,
-        "USERCREDITS_DATABASE": database_name,
-        "USERCREDITS_JWT_SECRET": LOCAL_JWT_SECRET,
-        "USERCREDITS_PRODUCTION": "true",
-        **{f"USERCREDITS_{name.upper()}": value for name, value in STRIPE.items()},
-    }
+    env = production_env(database_uri, database_name, USERCREDITS_JWT_SECRET=LOCAL_JWT_SECRET)
     code, _, stderr = await run_cli("serve", "--port", "0", env=env, seconds=30)
     assert code == 2
     assert "USERCREDITS_JWT_SECRET is a value published with this service" in stderr
@@ -176,15 +172,7 @@ async def test_production_refuses_a_published_jwt_secret(
 async def test_production_warns_at_start_of_what_it_leaves_open(
     database_uri: str, database_name: str
 ) -> None:
-    env = {
-        **os.environ,
-        "USERCREDITS_MONGODB_URI": database_uri,
-        "USERCREDITS_DATABASE": database_name,
-        "USERCREDITS_JWT_SECRET": SECRET,
-        "USERCREDITS_PRODUCTION": "true",
-        "USERCREDITS_WORKERS": "1",
-        **{f"USERCREDITS_{name.upper()}": value for name, value in STRIPE.items()},
-    }
+    env = production_env(database_uri, database_name, USERCREDITS_WORKERS="1")
     server = await children.spawn(
         sys.executable,
         "-m",
@@ -441,19 +429,9 @@ async def test_pending_orders_per_user_are_capped_oldest_first(
     http: aiohttp.ClientSession, start_server: StartServer, sandbox: SandboxPaymentClient
 ) -> None:
     api = Api(http, f"{await start_server(max_pending_orders=3)}/graphql")
-    offer = {
-        "name": "Pro",
-        "kind": "TOKENS",
-        "offerGroup": "pro",
-        "tokenCount": 10,
-        "prices": [{"amount": "1.00", "currency": "USD"}],
-        "cycle": "MONTHLY",
-    }
-    offer_id = (
-        await api.data(
-            "mutation U($i: OfferInput!) { upsertOffer(input: $i) { id } }", {"i": offer}, as_=ADMIN
-        )
-    )["upsertOffer"]["id"]
+    offer_id = await upsert_offer(
+        api, tokenCount=10, prices=[{"amount": "1.00", "currency": "USD"}]
+    )
     created = []
     for _ in range(5):
         payload = await api.data(

@@ -32,6 +32,7 @@ from jwt.warnings import InsecureKeyLengthWarning
 
 from tests.api import SECRET, Api, TransportWsClient, token, ws_url
 from tests.conftest import StartServer
+from tests.shop import upsert_offer
 from tests.support import snapshot
 from usercredits.services.access import Role
 
@@ -138,23 +139,8 @@ class Victim:
 async def victim(api: Api) -> Victim:
     """Alice: 50 tokens in `pro` (5 of them reserved) and a pending order; plus an offer only
     admins (or `gold` holders) may see."""
-    offer_input = {
-        "name": "Pro",
-        "kind": "TOKENS",
-        "offerGroup": "pro",
-        "tokenCount": 100,
-        "prices": [{"amount": "9.99", "currency": "USD"}],
-        "cycle": "MONTHLY",
-    }
-    upsert = "mutation U($input: OfferInput!) { upsertOffer(input: $input) { id } }"
-    offer = (await api.data(upsert, {"input": offer_input}, as_=ADMIN))["upsertOffer"]["id"]
-    hidden = (
-        await api.data(
-            upsert,
-            {"input": {**offer_input, "name": "VIP", "offerGroup": "vip", "unlockedBy": ["gold"]}},
-            as_=ADMIN,
-        )
-    )["upsertOffer"]["id"]
+    offer = await upsert_offer(api)
+    hidden = await upsert_offer(api, name="VIP", offerGroup="vip", unlockedBy=["gold"])
     order = (
         await api.data(
             "mutation B($id: ID!) { createOrder(input: {offerId: $id}) { order { id } } }",

@@ -343,8 +343,7 @@ test("withReservation commits what the job used, and releases when it fails", as
       [-5, "reservation"],
       [30, "release"],
       [-30, "reservation"],
-      [-12, "consumption"],
-      [20, "release"],
+      [-12, "consumption"], // one entry: the hold of 20 released, 12 of it spent
       [-20, "reservation"],
       [100, "grant"],
     ],
