@@ -227,14 +227,12 @@ async def spawn_server(
 
     async def spawn(**overrides: str) -> ServerProcess:
         port = free_port()
-        env = serve_env(
-            database_uri,
-            database_name,
-            USERCREDITS_MAX_OPERATIONS_IN_FLIGHT="0",
-            USERCREDITS_MAX_SOCKETS_PER_ADDRESS="0",
-            USERCREDITS_WORKERS="1",  # its pid is the server's
-            **overrides,
-        )
+        unbounded = {
+            "USERCREDITS_MAX_OPERATIONS_IN_FLIGHT": "0",
+            "USERCREDITS_MAX_SOCKETS_PER_ADDRESS": "0",
+            "USERCREDITS_WORKERS": "1",  # its pid is the server's
+        }
+        env = serve_env(database_uri, database_name, **(unbounded | overrides))
         process = await serve(port, env)
         server = ServerProcess(process=process, url=f"http://127.0.0.1:{port}")
         started.append(server)
