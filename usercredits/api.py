@@ -80,15 +80,29 @@ class Query:
     alert_rules: list[AlertRule] = strawberry.field(resolver=webhook_resolvers.alert_rules)
 
 
+SHORTFALL = (
+    "When the group's spendable tokens cannot cover it: EXPIRED if the group has none left "
+    "and tokens of it lapsed unspent since it was last credited (bought or granted), "
+    "INSUFFICIENT_TOKENS otherwise, whether or not the expiry sweep has run."
+)
+
+
 @strawberry.type
 class Mutation:
     create_order: CreateOrderPayload = strawberry.mutation(resolver=order_resolvers.create_order)
     refresh_order: Order = strawberry.mutation(resolver=order_resolvers.refresh_order)
     cancel_order: Order = strawberry.mutation(resolver=order_resolvers.cancel_order)
-    consume_tokens: LedgerEntry = strawberry.mutation(resolver=wallet_resolvers.consume_tokens)
-    reserve_tokens: Reservation = strawberry.mutation(resolver=wallet_resolvers.reserve_tokens)
+    consume_tokens: LedgerEntry = strawberry.mutation(
+        resolver=wallet_resolvers.consume_tokens, description=SHORTFALL
+    )
+    reserve_tokens: Reservation = strawberry.mutation(
+        resolver=wallet_resolvers.reserve_tokens, description=SHORTFALL
+    )
     commit_reservation: LedgerEntry = strawberry.mutation(
-        resolver=wallet_resolvers.commit_reservation
+        resolver=wallet_resolvers.commit_reservation,
+        description="Debit `tokens` (at most the reserved amount) and release the rest, in one "
+        "entry: `released` is the hold given back, `tokens` what was spent of it. EXPIRED past "
+        "the reservation's ttl.",
     )
     release_reservation: Reservation = strawberry.mutation(
         resolver=wallet_resolvers.release_reservation
