@@ -533,15 +533,20 @@ def _entries(
             "balance_after": running,
             "seq": seq,
             "reason": entry.reason.value,
+            "lots": [d.model_dump() for d in entry.lots],
+            "created_at": now,
+        }
+        # Facts an entry does not have are left out rather than stored as null: the sparse
+        # indexes on them then hold only the entries that have them, and every entry is
+        # written twice (the balance's `last`, the ledger).
+        optional = {
             "note": entry.note,
             "order_id": entry.order_id,
             "reservation_id": entry.reservation_id,
             "idempotency_key": entry.idempotency_key,
-            "lots": [d.model_dump() for d in entry.lots],
-            "created_at": now,
+            "released": entry.released or None,
         }
-        if entry.released:
-            document["released"] = entry.released
+        document |= {name: value for name, value in optional.items() if value is not None}
         if entry.idempotency_key is not None:
             document["user_key"] = user_key(user_id, entry.idempotency_key)
         documents.append(document)
