@@ -180,7 +180,9 @@ async def test_a_saved_card_tops_the_group_up_when_a_debit_leaves_it_low(shop: S
     await shop.quiet()
     assert shop.fake.off_session_charges == []
     await shop.consume(15)  # 15 left
-    # The credit lands before the rule records the attempt: wait for both.
+    # The rule names the attempt's order before the charge, and the order's lot is credited
+    # a moment before the order is marked paid: wait for the credit and the rule here, for
+    # the order's status below.
     wallet = await shop.settled(
         lambda w: w["balance"]["tokens"] == 115 and rule_of(w)["lastOrderId"] is not None
     )
@@ -193,9 +195,14 @@ async def test_a_saved_card_tops_the_group_up_when_a_debit_leaves_it_low(shop: S
     assert rule["lastError"] is None and rule["lastAttemptAt"] is not None
     order = rule["lastOrderId"]
     assert charge["metadata"]["order_id"] == order
-    status = await shop.api.data(
-        "query($id: ID!) { order(id: $id) { status tokenCount } }", {"id": order}, as_=ALICE
-    )
+    async with asyncio.timeout(WAIT_SECONDS):
+        while True:
+            status = await shop.api.data(
+                "query($id: ID!) { order(id: $id) { status tokenCount } }", {"id": order}, as_=ALICE
+            )
+            if status["order"]["status"] != "PENDING":
+                break
+            await asyncio.sleep(0.05)
     assert status["order"] == {"status": "PAID", "tokenCount": 100}
 
 
@@ -477,7 +484,10 @@ async def test_a_processing_top_up_that_fails_blocks_the_card(shop: Shop) -> Non
     await shop.rule(offer, threshold=50)
     shop.fake.process_charges = True
     await shop.consume(60)
-    await shop.settled(lambda w: rule_of(w)["lastOrderId"] is not None)
+    # The rule names the attempt's order before the charge is made: wait for the charge.
+    await shop.settled(
+        lambda w: rule_of(w)["lastOrderId"] is not None and bool(shop.fake.off_session_charges)
+    )
     [charge] = shop.fake.off_session_charges
     shop.fake.decline(charge)
     assert (await shop.deliver(event("payment_intent.payment_failed", charge)))[0] == 200
