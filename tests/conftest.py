@@ -9,6 +9,7 @@ import os
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -256,17 +257,26 @@ async def server_process(spawn_server: SpawnServer) -> str:
     return (await spawn_server()).url
 
 
-@pytest.fixture
-async def fake_stripe() -> AsyncIterator[tuple[FakeStripe, str]]:
-    """The fake Stripe API and its base address."""
-    fake = FakeStripe()
+@asynccontextmanager
+async def serving(fake: FakeStripe) -> AsyncIterator[str]:
+    """Serves the fake Stripe API on a free port for the block; yields its base address."""
     runner = web.AppRunner(fake.app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     host, port = runner.addresses[0][:2]
-    yield fake, f"http://{host}:{port}"
-    await runner.cleanup()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def fake_stripe() -> AsyncIterator[tuple[FakeStripe, str]]:
+    """The fake Stripe API and its base address."""
+    fake = FakeStripe()
+    async with serving(fake) as base:
+        yield fake, base
 
 
 @pytest.fixture
@@ -315,35 +325,30 @@ async def deployed(
     mongo: AsyncMongoClient[Any], database_uri: str, database_name: str
 ) -> AsyncIterator[Deployed]:
     fake = FakeStripe()
-    runner = web.AppRunner(fake.app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, stripe_port = runner.addresses[0][:2]
-    port = free_port()
-    stripe = server_settings(f"http://{host}:{stripe_port}")
     database = f"{database_name}_deployed"
-    env = serve_env(
-        database_uri,
-        database,
-        USERCREDITS_SWEEP_INTERVAL_SECONDS="0",
-        **{f"USERCREDITS_{name.upper()}": value for name, value in stripe.items()},
-    )
-    process = await serve(port, env)
-    url = f"http://127.0.0.1:{port}"
-    seen: set[int] = set()
-    try:
-        async with asyncio.timeout(60):
-            while len(seen) < 2:  # both workers answer on the port
-                try:
-                    seen.add(await answered_by(url))
-                except (aiohttp.ClientError, StopIteration):
-                    await asyncio.sleep(0.1)
-        yield Deployed(url=url, database=database, stripe=fake, workers=seen)
-    finally:
-        await children.stop(process)
-        await runner.cleanup()
-        await mongo.drop_database(database)
+    async with serving(fake) as stripe_base:
+        stripe = server_settings(stripe_base)
+        env = serve_env(
+            database_uri,
+            database,
+            USERCREDITS_SWEEP_INTERVAL_SECONDS="0",
+            **{f"USERCREDITS_{name.upper()}": value for name, value in stripe.items()},
+        )
+        port = free_port()
+        process = await serve(port, env)
+        url = f"http://127.0.0.1:{port}"
+        seen: set[int] = set()
+        try:
+            async with asyncio.timeout(60):
+                while len(seen) < 2:  # both workers answer on the port
+                    try:
+                        seen.add(await answered_by(url))
+                    except (aiohttp.ClientError, StopIteration):
+                        await asyncio.sleep(0.1)
+            yield Deployed(url=url, database=database, stripe=fake, workers=seen)
+        finally:
+            await children.stop(process)
+            await mongo.drop_database(database)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 
 from tests.api import SECRET, Api, token
+from tests.conftest import answered_by
 from usercredits.server import children
 from usercredits.server.cli import default_workers
 from usercredits.server.embedded import free_port
@@ -99,18 +100,6 @@ async def service(tmp_path: Path) -> AsyncIterator[tuple[asyncio.subprocess.Proc
         yield process, url
     finally:
         await children.stop(process)
-
-
-async def answered_by(url: str) -> int:
-    """The pid of the worker that answers a new connection, from its metrics."""
-    connector = aiohttp.TCPConnector(force_close=True)
-    async with (
-        aiohttp.ClientSession(connector=connector) as http,
-        http.get(f"{url}/metrics") as got,
-    ):
-        text = await got.text()
-    line = next(x for x in text.splitlines() if x.startswith("usercredits_worker_info"))
-    return int(line.split('pid="')[1].split('"')[0])
 
 
 @pytest.mark.timeout(120)

@@ -12,14 +12,14 @@ names it, and the new id is made after it.
 """
 
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from bson import ObjectId
 from bson.errors import InvalidId
 
+from usercredits.services.clock import EPOCH
 from usercredits.services.errors import NotFound, shown
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
 PER_SECOND = 1_000_000
 
