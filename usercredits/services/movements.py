@@ -10,7 +10,7 @@ A movement is one conditional single-document write of the balance, addressed by
 3. with an idempotency key: if the last movement or the ledger already has that key, the
    movement happened; its entries are the answer and nothing is written;
 4. lots that lapsed since the balance last moved lose their tokens first, with an expiry
-   entry (see `_catch_up`): the plan, and the ledger, never see tokens that are no longer
+   entry (see `_lapse_first`): the plan, and the ledger, never see tokens that are no longer
    there, whether the sweep has come by or not;
    the plan (a pure function of the balance and the time) decides the new lots and holds
    and the entries' facts, or refuses with a DomainError (then nothing is written, the
@@ -251,7 +251,7 @@ class Movements:
             raw = raws.get(request.bid)
             current = None if raw is None else self._decoded.balance(raw)
             try:
-                seen, lapsed = _catch_up(current, now)
+                seen, lapsed = _lapse_first(current, now)
                 change = request.plan(seen, now)
                 if change is None or not (lapsed or change.entries):
                     request.future.set_result([])
@@ -450,7 +450,7 @@ class _DecodedLots:
             self._held -= len(dropped)
 
 
-def _catch_up(current: Balance | None, now: datetime) -> tuple[Balance | None, list[Entry]]:
+def _lapse_first(current: Balance | None, now: datetime) -> tuple[Balance | None, list[Entry]]:
     """Step 4's lapse: the balance without the tokens of lots that lapsed since it last
     moved (marked `lapsed_at`), and the expiry entry that says so ([] if none did)."""
     if current is None or current.next_expiry is None or current.next_expiry > now:
