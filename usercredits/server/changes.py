@@ -34,10 +34,15 @@ waiting fetch (getMore) at every write to any collection, balances included, and
 driver sends the next one as soon as a batch is read: under load that made a fetch per
 write, each one paid by the database, and GraphQL debits ran 30% slower (measured: 146/s
 against 209/s with 32 clients). Pausing once a batch is read gathers the events of many
-writes into the next one; a live event arrives at most this much later. An empty batch
-(woken by a write the feed does not watch, such as a movement's balance update just
-before its ledger entry) is followed by the next fetch at once: pausing there delayed the
-event it was woken for by the whole pause."""
+writes into the next one; a live event arrives at most this much later."""
+
+EMPTY_PAUSE_SECONDS = 0.005
+"""The pause after an empty fetch: one woken by a write the feed does not watch, most often
+a movement's balance update a moment before its ledger entry. Fetching again at once made
+about one empty fetch per debit, each a scan of the database's change history (measured at
+32 clients: 0.38 fetches and 3.6 ms of database CPU per debit, against 0.16 and 3.0 ms with
+this pause). It is short so that the entry the fetch was woken for is not held back by a
+whole gathering pause."""
 
 
 HISTORY_LOST = frozenset({136, 280, 286})
@@ -133,6 +138,7 @@ class ChangeReader:
             batch: list[Change] = []
             while stream.alive:
                 change = await stream.try_next()
+                _raise_if_cancelled()
                 read = None if change is None else self._read(change)
                 if read is not None:
                     batch.append(read)
@@ -146,6 +152,17 @@ class ChangeReader:
                     await asyncio.sleep(self._gather)
                 else:
                     self.resume_token = stream.resume_token
+                    await asyncio.sleep(EMPTY_PAUSE_SECONDS)
+
+
+def _raise_if_cancelled() -> None:
+    """Raises the cancellation of the running task if one is pending. A cancellation that
+    lands while the driver reads a fetch's reply can be absorbed by it: the fetch returns (an
+    empty batch, seen in tests) with the task still marked cancelling, and without this check
+    the loop would go on fetching and the server's shutdown would wait on it for ever."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 class ChangeFeed(ChangeReader):
