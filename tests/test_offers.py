@@ -1,8 +1,14 @@
-"""The offer catalogue against the real wire server: validation, visibility, overriding."""
+"""The offer catalogue against the real wire server: validation, visibility, overriding,
+upserts by key."""
+
+import asyncio
+from typing import Any
 
 import pytest
 from bson import ObjectId
 
+from tests.api import Api
+from tests.shop import ADMIN, ALICE, upsert_offer
 from tests.support import buy, make_offer, snapshot, spec
 from usercredits.models import OfferDocument
 from usercredits.services import Services
@@ -137,3 +143,128 @@ async def test_offers_are_read_as_stored_even_where_todays_rules_are_stricter(
     )
     [listed] = await services.offers.load_offers(user_id=None)
     assert (listed.name, listed.token_count, listed.prices) == ("old", 100, [])
+
+
+BUY = "mutation B($id: ID!) { createOrder(input: {offerId: $id}) { order { id } } }"
+PAY = "mutation P($id: ID!) { completeSandboxPayment(orderId: $id) { status } }"
+TOP_UP = """mutation T($id: ID!) { setAutoTopUp(input: {offerGroup: "chat", offerId: $id,
+  threshold: 10}) { threshold } }"""
+SUBSCRIBE = "mutation S($id: ID!) { subscribe(input: {offerId: $id}) { plan { id } } }"
+OFFERS = "query { offers { id name key } }"
+
+
+async def refusal(api: Api, query: str, offer_id: str) -> dict[str, Any]:
+    """The one error of `query` on `offer_id` as alice."""
+    body = await api.call(query, {"id": offer_id}, as_=ALICE)
+    [error] = body["errors"]
+    return dict(error)
+
+
+async def test_an_overridden_offer_names_the_offer_that_replaces_it(api: Api) -> None:
+    """After alice pays for 'pro', the Pro price replaces the public pack for her: buying,
+    subscribing to or setting a top-up with the public pack names the Pro price."""
+    pro = await upsert_offer(api)
+    common = {"offerGroup": "chat", "tokenCount": 500, "overridingKey": "chat-pack"}
+    public = await upsert_offer(api, name="500 chat tokens", weight=1, **common)
+    early = await upsert_offer(api, name="Pro price", unlockedBy=["pro"], **common)
+    plan = await upsert_offer(api, name="Chat plan", kind="SUBSCRIPTION", **common)
+    order = (await api.data(BUY, {"id": pro}, as_=ALICE))["createOrder"]["order"]["id"]
+    await api.data(PAY, {"id": order}, as_=ALICE)
+    listed = {o["id"] for o in (await api.data(OFFERS, as_=ALICE))["offers"]}
+    assert public not in listed and early in listed
+
+    for query in (BUY, TOP_UP):
+        error = await refusal(api, query, public)
+        assert error["extensions"]["code"] == "OFFER_NOT_AVAILABLE"
+        assert error["extensions"]["replacedBy"] == early
+        assert f"offer {early} ('Pro price') replaces it" in error["message"]
+    # The plan of the same key loses to the unlocked offer too, whatever its kind.
+    error = await refusal(api, SUBSCRIBE, plan)
+    assert error["extensions"]["replacedBy"] == early
+    wallet = await api.data(
+        "query { wallet { autoTopUps { offerGroup } plans { id } } }", as_=ALICE
+    )
+    assert wallet["wallet"] == {"autoTopUps": [], "plans": []}
+
+
+async def test_an_offer_refused_for_another_cause_names_no_replacement(api: Api) -> None:
+    """Locked and archived offers are not replaced, even where an offer of their key shows."""
+    common = {"offerGroup": "chat", "overridingKey": "k"}
+    await upsert_offer(api, name="shown", **common)
+    locked = await upsert_offer(api, name="locked", unlockedBy=["vip"], **common)
+    archived = await upsert_offer(api, name="archived", weight=9, **common)
+    await api.data(
+        "mutation A($id: ID!) { archiveOffer(id: $id) { id } }", {"id": archived}, as_=ADMIN
+    )
+    for offer_id in (locked, archived):
+        error = await refusal(api, BUY, offer_id)
+        assert error["extensions"]["code"] == "OFFER_NOT_AVAILABLE"
+        assert "replacedBy" not in error["extensions"]
+        assert error["message"] == f"offer {offer_id} is not available to user alice"
+
+
+UPSERT = """mutation U($input: OfferInput!) { upsertOffer(input: $input) { id name key
+  tokenCount } }"""
+
+
+STATED = {
+    "name": "Pro",
+    "kind": "TOKENS",
+    "offerGroup": "pro",
+    "tokenCount": 100,
+    "prices": [{"amount": "9.99", "currency": "USD"}],
+    "cycle": "MONTHLY",
+}
+
+
+async def upsert(api: Api, **fields: Any) -> dict[str, Any]:
+    """The offer an admin's upsertOffer of STATED, changed by `fields`, answers."""
+    stated = {**STATED, **fields}
+    offer: dict[str, Any] = (await api.data(UPSERT, {"input": stated}, as_=ADMIN))["upsertOffer"]
+    return offer
+
+
+async def test_an_upsert_by_key_updates_the_offer_with_that_key(api: Api) -> None:
+    first = await upsert(api, key="pro")
+    again = await upsert(api, key="pro", tokenCount=200, name="Pro+")
+    assert again == {"id": first["id"], "name": "Pro+", "key": "pro", "tokenCount": 200}
+    other = await upsert(api, key="pro-yearly")
+    unkeyed = await upsert(api)
+    assert len({first["id"], other["id"], unkeyed["id"]}) == 3
+    offers = (await api.data(OFFERS))["offers"]
+    assert sorted((o["name"], o["key"] or "") for o in offers) == [
+        ("Pro", ""),
+        ("Pro", "pro-yearly"),
+        ("Pro+", "pro"),
+    ]
+
+
+async def test_an_update_by_id_takes_the_key_or_keeps_its_own(api: Api) -> None:
+    offer = await upsert(api)
+    keyed = await upsert(api, id=offer["id"], key="pro")
+    assert (keyed["id"], keyed["key"]) == (offer["id"], "pro")
+    kept = await upsert(api, id=offer["id"], name="Pro 2")
+    assert (kept["name"], kept["key"]) == ("Pro 2", "pro")
+    assert (await upsert(api, key="pro", name="Pro 3"))["id"] == offer["id"]
+
+
+async def test_a_key_names_one_offer_and_a_bad_key_changes_nothing(api: Api) -> None:
+    holder = await upsert(api, key="pro")
+    other = await upsert(api, name="Other")
+    before = await snapshot()
+    body = await api.call(UPSERT, {"input": {**STATED, "id": other["id"], "key": "pro"}}, as_=ADMIN)
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "CONFLICT"
+    assert error["message"] == f"key 'pro' already names offer {holder['id']}"
+    for bad in ("", "  ", "k" * 201):
+        code = await api.error_code(UPSERT, {"input": {**STATED, "key": bad}}, as_=ADMIN)
+        assert code == "BAD_USER_INPUT"
+    assert await snapshot() == before
+
+
+async def test_concurrent_upserts_of_one_new_key_make_one_offer(api: Api) -> None:
+    made = await asyncio.gather(*(upsert(api, key="burst", tokenCount=n) for n in range(1, 9)))
+    assert len({offer["id"] for offer in made}) == 1
+    [stored] = await OfferDocument.find({"key": "burst"}).to_list()
+    assert stored.token_count in range(1, 9)
+    assert await OfferDocument.count() == 1

@@ -107,7 +107,11 @@ class Mutation:
     release_reservation: Reservation = strawberry.mutation(
         resolver=wallet_resolvers.release_reservation
     )
-    upsert_offer: Offer = strawberry.mutation(resolver=offer_resolvers.upsert_offer)
+    upsert_offer: Offer = strawberry.mutation(
+        resolver=offer_resolvers.upsert_offer,
+        description="Admin. Creates an offer, or updates one: the offer of `input.id`, else "
+        "the offer that has `input.key` (created with that key when none has it).",
+    )
     archive_offer: Offer = strawberry.mutation(resolver=offer_resolvers.archive_offer)
     grant_tokens: LedgerEntry = strawberry.mutation(resolver=wallet_resolvers.grant_tokens)
     create_api_key: CreatedApiKey = strawberry.mutation(resolver=identity_resolvers.create_api_key)

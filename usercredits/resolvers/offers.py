@@ -31,11 +31,12 @@ async def offer(info: Info, id: strawberry.ID) -> Offer | None:
 
 
 async def upsert_offer(info: Info, input: OfferInput) -> Offer:
+    """Creates or updates an offer: by its id, else by its key (see OfferInput.key)."""
     info.context.principal.require(ADMINS)
-    offers = info.context.services.offers
-    if input.id is None:
-        return Offer.of(await offers.create_offer(spec=input.to_spec()))
-    return Offer.of(await offers.update_offer(offer_id=input.id, spec=input.to_spec()))
+    offer = await info.context.services.offers.upsert_offer(
+        spec=input.to_spec(), offer_id=input.id, key=input.key
+    )
+    return Offer.of(offer)
 
 
 async def archive_offer(info: Info, id: strawberry.ID) -> Offer:

@@ -1,6 +1,7 @@
 """Errors as the contract shows them: every error gets `extensions.code`.
 
-- A DomainError keeps its message and carries its own code.
+- A DomainError keeps its message and carries its own code, and the facts it names for the
+  client (OFFER_NOT_AVAILABLE's `replacedBy`).
 - A GraphQL error with no underlying exception (syntax, validation, variable types, the
   depth/token/alias limits) is the caller's mistake: BAD_USER_INPUT.
 - An unreachable database is INTERNAL too, with `retryable: true` and a message that says
@@ -44,8 +45,11 @@ def apply_contract(error: GraphQLError, request_id: str) -> None:
         return
     original = error.original_error
     code = error_code(error)
-    message = original.message if isinstance(original, DomainError) else error.message
+    message = error.message
     extensions: dict[str, object] = {"code": code, "requestId": request_id}
+    if isinstance(original, DomainError):
+        message = original.message
+        extensions = {**original.extensions, **extensions}
     if code == "INTERNAL" and _unavailable(error):
         log.warning(
             "database unavailable", extra={"request_id": request_id, "error": str(original)}

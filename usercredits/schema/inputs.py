@@ -26,7 +26,7 @@ class CombinedItemInput:
 @strawberry.input
 class OfferInput:
     id: strawberry.ID | None = strawberry.field(
-        default=None, description="absent: create; present: update"
+        default=None, description="absent: create (or, with a key, upsert by key); present: update"
     )
     name: str
     kind: OfferKind
@@ -43,11 +43,18 @@ class OfferInput:
     weight: int | None = 0
     unlocked_by: list[str] | None = strawberry.field(default_factory=list)
     combined_items: list[CombinedItemInput] | None = strawberry.field(default_factory=list)
+    key: str | None = strawberry.field(
+        default=None,
+        description="A stable name of the offer, unique among offers (catalogue files use "
+        "it too). Without an id: the offer that has this key is updated, or one is created "
+        "with it, so the same upsert twice leaves one offer. With an id: that offer takes "
+        "this key. Absent: an update keeps the offer's key.",
+    )
 
     def to_spec(self) -> OfferSpec:
         """The offer stated; a field left null takes its default."""
         stated = strawberry.asdict(self)
-        del stated["id"]
+        del stated["id"], stated["key"]
         stated["prices"] = [price(p.amount, p.currency) for p in self.prices]
         return offer_spec({name: value for name, value in stated.items() if value is not None})
 

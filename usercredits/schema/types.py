@@ -49,6 +49,14 @@ class CombinedItem:
     cycle: Cycle | None
     custom_cycle_seconds: int | None
 
+    @strawberry.field(
+        description="Tokens the item credits per bundle bought: its offer's tokenCount times "
+        "quantity (what a page lists as the bundle's contents)."
+    )
+    async def token_count(self, info: strawberry.Info[Context]) -> int:
+        item = await info.context.services.offers.get_offer(offer_id=self.offer_id)
+        return item.token_count * self.quantity
+
 
 @strawberry.type
 class OrderEvent:
@@ -380,6 +388,9 @@ class Offer:
     weight: int
     unlocked_by: list[str]
     combined_items: list[CombinedItem]
+    key: str | None = strawberry.field(
+        description="The offer's stable name, by which upsertOffer and catalogue files find it."
+    )
 
     @strawberry.field(
         description="The price in `currency`, or in the default currency; NOT_FOUND error if "
@@ -399,6 +410,7 @@ class Offer:
         return cls(
             **terms,
             id=strawberry.ID(offer.id),
+            key=offer.key,
             prices=[Money.of(MoneyValue(p.minor_units, p.currency)) for p in offer.prices],
             combined_items=[CombinedItem(**i.model_dump()) for i in offer.combined_items],
         )

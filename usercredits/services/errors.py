@@ -12,6 +12,11 @@ class DomainError(Exception):
         super().__init__(message)
         self.message = message
 
+    @property
+    def extensions(self) -> dict[str, object]:
+        """Facts a client acts on, beside the code, under their GraphQL names."""
+        return {}
+
 
 class InvalidInput(DomainError):
     code = "BAD_USER_INPUT"
@@ -43,7 +48,18 @@ class QuantityLimit(DomainError):
 
 
 class OfferNotAvailable(DomainError):
+    """The caller cannot see the offer; `replaced_by` is the offer shown instead when one of
+    the same overriding key replaces it for this caller."""
+
     code = "OFFER_NOT_AVAILABLE"
+
+    def __init__(self, message: str, *, replaced_by: str | None = None) -> None:
+        super().__init__(message)
+        self.replaced_by = replaced_by
+
+    @property
+    def extensions(self) -> dict[str, object]:
+        return {} if self.replaced_by is None else {"replacedBy": self.replaced_by}
 
 
 class Expired(DomainError):
@@ -67,6 +83,10 @@ class KeyReused(Conflict):
 
 class ReservationReleased(Conflict):
     """A released reservation was committed: its tokens went back."""
+
+
+class OfferKeyTaken(Conflict):
+    """Another offer already carries the key: no two offers share one."""
 
 
 class OrderNotPending(Conflict):

@@ -10,7 +10,13 @@ Visibility:
   weight wins, and a tie goes to the offer created first (the smallest id), so the choice
   never depends on storage order. Offers without a key never collapse.
 - The result is ordered by weight (highest first), then by creation (oldest first).
-An offer the caller cannot see cannot be bought (OfferNotAvailable).
+An offer the caller cannot see cannot be bought (OfferNotAvailable); when the reason is that
+another offer of the same `overriding_key` replaces it for that caller, the error names the
+replacement, so a front end can offer that one instead.
+
+Keys: an offer may carry a `key`, a stable name chosen by the operator (catalogue files and
+`upsertOffer` upsert by it). No two offers share a key: a unique index keeps it so, and an
+upsert by key that loses a race to create the offer updates the one that won.
 """
 
 from collections.abc import Mapping
@@ -20,15 +26,26 @@ from bson import ObjectId
 from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
+from pymongo.errors import DuplicateKeyError
 
 from usercredits.models import OfferDocument, OrderDocument
 from usercredits.services.clock import Clock
 from usercredits.services.cycles import expiry
-from usercredits.services.errors import InvalidInput, NotFound, OfferNotAvailable
+from usercredits.services.errors import (
+    Impossible,
+    InvalidInput,
+    NotFound,
+    OfferKeyTaken,
+    OfferNotAvailable,
+)
 from usercredits.services.ids import object_id
 from usercredits.services.limits import DEFAULT_LIMITS, InputLimits
 from usercredits.services.money import Money
 from usercredits.values import CombinedItem, Offer, OfferSpec, OrderStatus, Price
+
+KEYED_CREATE_ATTEMPTS = 2
+"""Rounds of an upsert by key: a create that loses the race for its key finds the winner in
+the next round (offers are archived, never deleted, so that round always finds it)."""
 
 
 def offer_spec(stated: Mapping[str, object]) -> OfferSpec:
@@ -76,11 +93,37 @@ class Offers:
         await offer.insert()
         return Offer.model_validate(offer)
 
-    async def update_offer(self, *, offer_id: str, spec: OfferSpec) -> Offer:
+    async def update_offer(
+        self, *, offer_id: str, spec: OfferSpec, key: str | None = None
+    ) -> Offer:
+        """Restates the offer `offer_id`; with `key`, the offer takes that key too (its key
+        is kept otherwise). OfferKeyTaken if another offer has the key."""
         offer = await self._document(offer_id)
         fields = await self._fields(spec, offer_id=offer_id)
-        await offer.set(fields)
+        if key is not None:
+            fields["key"] = self._limits.key(key, "key")
+        try:
+            await offer.set(fields)
+        except DuplicateKeyError:
+            holder = await self.by_key(fields["key"])
+            named = "another offer" if holder is None else f"offer {holder.id}"
+            raise OfferKeyTaken(f"key {fields['key']!r} already names {named}") from None
         return Offer.model_validate(offer)
+
+    async def upsert_offer(
+        self, *, spec: OfferSpec, offer_id: str | None = None, key: str | None = None
+    ) -> Offer:
+        """What `upsertOffer` does: with an id, updates that offer (and gives it `key`);
+        without one, updates the offer that has `key`, or creates it (with that key, if
+        given)."""
+        if offer_id is not None:
+            return await self.update_offer(offer_id=offer_id, spec=spec, key=key)
+        if key is None:
+            return await self.create_offer(spec=spec)
+        _, offer = await self.upsert_by_key(key=key, spec=spec)
+        if offer is None:
+            raise Impossible(f"the upsert of offer key {key!r} made no offer")
+        return offer
 
     async def upsert_by_key(
         self,
@@ -91,29 +134,42 @@ class Offers:
         planned_groups: Mapping[str, str] | None = None,
     ) -> tuple[str, Offer | None]:
         """Creates or updates the offer that carries `key`; returns what was (or, with
-        `dry_run`, would be) done: create, update or unchanged, and the offer.
+        `dry_run`, would be) done: create, update or unchanged, and the offer (None for a
+        dry run's create).
 
         `planned_groups` maps stand-in ids of offers a dry run would create to their groups,
         so bundles of those offers can be checked before they exist."""
+        key = self._limits.key(key, "key")
+        for _ in range(KEYED_CREATE_ATTEMPTS):
+            existing = await self._keyed(key)
+            fields = await self._fields(
+                spec,
+                offer_id=None if existing is None else str(existing.id),
+                planned_groups=planned_groups or {},
+            )
+            fields["key"] = key
+            if existing is None:
+                if dry_run:
+                    return "create", None
+                try:
+                    return "create", await self._insert(fields)
+                except DuplicateKeyError:
+                    # A concurrent upsert of the same key created it first: update that one.
+                    continue
+            if all(getattr(existing, name) == value for name, value in fields.items()):
+                return "unchanged", Offer.model_validate(existing)
+            if not dry_run:
+                await existing.set(fields)
+            return "update", Offer.model_validate(existing)
+        raise Impossible(f"offer key {key!r} is taken, yet no offer has it")
+
+    async def _keyed(self, key: str) -> OfferDocument | None:
+        """The offer that carries `key`; an exported offer that had no key was exported
+        under its id, and its id as a key names it."""
         existing = await OfferDocument.find_one({"key": key})
         if existing is None and ObjectId.is_valid(key):
-            # An exported offer that had no key was exported under its id: adopt it.
             existing = await OfferDocument.find_one({"_id": ObjectId(key), "key": None})
-        fields = await self._fields(
-            spec,
-            offer_id=None if existing is None else str(existing.id),
-            planned_groups=planned_groups or {},
-        )
-        fields["key"] = key
-        if existing is None:
-            if dry_run:
-                return "create", None
-            return "create", await self._insert(fields)
-        if all(getattr(existing, name) == value for name, value in fields.items()):
-            return "unchanged", Offer.model_validate(existing)
-        if not dry_run:
-            await existing.set(fields)
-        return "update", Offer.model_validate(existing)
+        return existing
 
     async def archive_offer(self, *, offer_id: str) -> Offer:
         """Stops selling an offer; its orders and the tokens they granted are untouched."""
@@ -188,6 +244,10 @@ class Offers:
     ) -> list[Offer]:
         """The offers `user_id` (None: anonymous) can buy now, with overriding applied."""
         unlocked = await self.paid_groups(user_id=user_id) if user_id else set()
+        return choose_visible(await self._on_sale(offer_group, tags), unlocked)
+
+    async def _on_sale(self, offer_group: str | None, tags: list[str] | None = None) -> list[Offer]:
+        """The offers not archived, in `offer_group` and with every tag of `tags` if given."""
         # Locked offers are dropped by choose_visible, not by the query: a top-level `$or`
         # on unlocked_by keeps some servers (SecantusDB) from using the index at all.
         query: dict[str, Any] = {"archived": False}
@@ -196,8 +256,7 @@ class Offers:
         if tags:
             query["tags"] = {"$all": list(tags)}
         found = OfferDocument.get_pymongo_collection().find(query)
-        candidates = [Offer.model_validate(raw) async for raw in found]
-        return choose_visible(candidates, unlocked)
+        return [Offer.model_validate(raw) async for raw in found]
 
     async def visible_offer(self, *, user_id: str | None, offer_id: str) -> Offer | None:
         """The offer if the caller (None: anonymous) can see it now, else None."""
@@ -209,12 +268,24 @@ class Offers:
         return offer if any(o.id == offer.id for o in visible) else None
 
     async def ensure_available(self, *, user_id: str, offer_id: str) -> Offer:
-        """The offer if `user_id` can see it now; else OfferNotAvailable (or NotFound)."""
-        await self.get_offer(offer_id=offer_id)
-        offer = await self.visible_offer(user_id=user_id, offer_id=offer_id)
-        if offer is None:
-            raise OfferNotAvailable(f"offer {offer_id} is not available to user {user_id}")
-        return offer
+        """The offer if `user_id` can see it now; else OfferNotAvailable (or NotFound),
+        naming the offer that replaces it when an offer of the same overriding key does."""
+        offer = await self.get_offer(offer_id=offer_id)
+        unlocked = await self.paid_groups(user_id=user_id)
+        visible = choose_visible(await self._on_sale(offer.offer_group), unlocked)
+        if any(o.id == offer.id for o in visible):
+            return offer
+        refused = f"offer {offer_id} is not available to user {user_id}"
+        # Shown on its own (on sale, unlocked or public) yet not shown: an offer of the
+        # same overriding key won the choice.
+        if not offer.archived and choose_visible([offer], unlocked):
+            winner = next(o for o in visible if o.overriding_key == offer.overriding_key)
+            raise OfferNotAvailable(
+                f"{refused}: offer {winner.id} ({winner.name!r}) replaces it for this user "
+                f"(same overridingKey {offer.overriding_key!r})",
+                replaced_by=winner.id,
+            )
+        raise OfferNotAvailable(refused)
 
 
 def choose_visible(candidates: list[Offer], unlocked: set[str]) -> list[Offer]:
