@@ -287,7 +287,11 @@ async def test_a_websocket_closes_when_its_token_expires(
     await grant(api, "alice", 5, "before-expiry")
     assert (await client.receive())["payload"]["data"]["balanceChanged"]["tokens"] == 5
     message = await client.ws.receive(timeout=6)
-    assert message.type == aiohttp.WSMsgType.CLOSE and message.data == 4403, message
+    assert (message.type, message.data, message.extra) == (
+        aiohttp.WSMsgType.CLOSE,
+        4401,
+        "token expired: reconnect with a fresh token",
+    ), message
     assert time.time() >= now + 3
 
 
@@ -297,7 +301,8 @@ async def test_anonymous_websockets_are_refused(
     ws = await http.ws_connect(ws_url(server_url), protocols=["graphql-transport-ws"])
     await ws.send_json({"type": "connection_init", "payload": {}})
     message = await ws.receive(timeout=5)
-    assert message.type == aiohttp.WSMsgType.CLOSE and message.data == 4403
+    assert (message.type, message.data) == (aiohttp.WSMsgType.CLOSE, 4403), message
+    assert message.extra == 'sign in: send {"authorization": "Bearer <token>"} in connection_init'
     await ws.close()
 
 

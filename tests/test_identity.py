@@ -181,20 +181,37 @@ async def test_provider_tokens_pass_and_each_attack_is_refused(
         "unknown kid": provider.token(make_key("k9", "RS256")),
         "another key under a known kid": provider.token(stranger),
         "no subject": provider.token(rsa_key, sub=""),
+        "a kid of 300 characters": provider.token(make_key("k" * 300, "RS256")),
     }
     for name, attack in attacks.items():
         assert await api.error_code(WALLET, as_=attack) == "UNAUTHENTICATED", name
-    for name in ("alg none", "wrong audience", "another key under a known kid"):
+    # On a websocket: 4401 (a fresh token would do) for the expired token only, and a
+    # reason cut to what a close frame holds when the refusal quotes the token.
+    closes = {
+        "alg none": 4403,
+        "wrong audience": 4403,
+        "another key under a known kid": 4403,
+        "expired": 4401,
+        "a kid of 300 characters": 4403,
+    }
+    reasons = {}
+    for name, code in closes.items():
         ws = await http.ws_connect(f"{base}/graphql", protocols=["graphql-transport-ws"])
         await ws.send_json(
             {"type": "connection_init", "payload": {"authorization": f"Bearer {attacks[name]}"}}
         )
         closed = await ws.receive(timeout=5)
-        assert (closed.type, closed.data) == (aiohttp.WSMsgType.CLOSE, 4403), name
+        assert (closed.type, closed.data) == (aiohttp.WSMsgType.CLOSE, code), name
+        reasons[name] = closed.extra
         await ws.close()
+    assert reasons["expired"] == "token expired: reconnect with a fresh token"
+    long_kid = reasons["a kid of 300 characters"]
+    assert long_kid == "the token's key '" + "k" * 103 + "...", long_kid
+    assert len(long_kid.encode()) == 123
     async with http.get(f"{base}/metrics") as response:
         text = await response.text()
-    assert sample(text, "usercredits_refusals_total", cause="unauthenticated") == len(attacks) + 3
+    refusals = sample(text, "usercredits_refusals_total", cause="unauthenticated")
+    assert refusals == len(attacks) + len(closes)
 
 
 async def test_a_uri_claim_name_is_read_whole(

@@ -1,11 +1,18 @@
 """Live subscriptions with a real graphql-transport-ws client over a real websocket: events
-reach subscribers on every instance, only their own, and stop when they unsubscribe."""
+reach subscribers on every instance, only their own, and stop when they unsubscribe; a
+refused socket is closed with the code that tells its client what would do (4401: a fresh
+token, 4403: other credentials, 4400: a payload it got right)."""
+
+from datetime import timedelta
 
 import aiohttp
 import pytest
 
-from tests.api import Api, TransportWsClient, token, ws_url
+from tests.api import SECRET, Api, TransportWsClient, token, ws_url
 from tests.conftest import StartServer
+from usercredits.server.app import SIGN_IN
+from usercredits.server.auth import TokenRules, issue_token
+from usercredits.server.socket_closes import TOKEN_EXPIRED_REASON
 from usercredits.services.access import Role
 
 ADMIN = token("admin-1", Role.ADMIN)
@@ -157,24 +164,72 @@ async def test_order_updates_are_pushed(
     await client.close()
 
 
-@pytest.mark.parametrize(
-    "payload",
-    [
-        {"authorization": "Bearer not-a-jwt"},
-        {"authorization": "Basic abc"},
-        {"authorization": f"Bearer {token('x')[:-4]}abcd"},
-        {"authorization": 42},
-    ],
+EXPIRED = issue_token(
+    rules=TokenRules(secret=SECRET), user_id="alice", roles=[Role.USER], ttl=timedelta(seconds=-5)
 )
-async def test_bad_connection_init_is_rejected(
-    http: aiohttp.ClientSession, server_url: str, payload: dict[str, object]
+FORGED = issue_token(
+    rules=TokenRules(secret="someone-elses-secret-that-is-long-enough"),
+    user_id="alice",
+    roles=[Role.ADMIN],
+)
+MALFORMED = "Authorization must be 'Bearer <token or API key>'"
+
+REFUSALS: dict[str, tuple[object, int, str]] = {
+    # The token expired: a fresh one would do.
+    "expired": ({"authorization": f"Bearer {EXPIRED}"}, 4401, TOKEN_EXPIRED_REASON),
+    # Credentials that will never do: forbidden.
+    "not a jwt": (
+        {"authorization": "Bearer not-a-jwt"},
+        4403,
+        "the token was refused: Not enough segments",
+    ),
+    "forged signature": (
+        {"authorization": f"Bearer {FORGED}"},
+        4403,
+        "the token was refused: Signature verification failed",
+    ),
+    "unknown API key": (
+        {"authorization": "Bearer ucsk_made-up"},
+        4403,
+        "the API key is unknown or revoked",
+    ),
+    "no authorization": ({}, 4403, SIGN_IN),
+    # A payload the client got wrong.
+    "another scheme": ({"authorization": "Basic abc"}, 4400, MALFORMED),
+    "authorization not a string": ({"authorization": 42}, 4400, MALFORMED),
+    "payload not an object": (["Bearer x"], 4400, "Invalid connection init payload"),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSALS))
+async def test_a_refused_connection_init_is_closed_with_a_code_saying_what_would_do(
+    http: aiohttp.ClientSession, server_url: str, case: str
 ) -> None:
+    payload, code, reason = REFUSALS[case]
     ws = await http.ws_connect(ws_url(server_url), protocols=["graphql-transport-ws"])
     await ws.send_json({"type": "connection_init", "payload": payload})
     message = await ws.receive(timeout=5)
-    assert message.type == aiohttp.WSMsgType.CLOSE
-    assert message.data == 4403
+    assert (message.type, message.data, message.extra) == (
+        aiohttp.WSMsgType.CLOSE,
+        code,
+        reason,
+    )
     await ws.close()
+
+
+async def test_a_message_that_breaks_the_protocol_is_closed_with_4400(
+    http: aiohttp.ClientSession, server_url: str
+) -> None:
+    client = await TransportWsClient.connect(
+        http, ws_url(server_url), {"authorization": f"Bearer {ALICE}"}
+    )
+    await client.ws.send_str("not json")
+    message = await client.ws.receive(timeout=5)
+    assert (message.type, message.data, message.extra) == (
+        aiohttp.WSMsgType.CLOSE,
+        4400,
+        "WebSocket message must be valid JSON",
+    )
 
 
 async def test_only_graphql_transport_ws_is_spoken(

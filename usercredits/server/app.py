@@ -29,7 +29,6 @@ from graphql import GraphQLError
 from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError, PyMongoError
 from strawberry.aiohttp.views import GraphQLView
-from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.base import BaseRequestProtocol
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
@@ -70,6 +69,13 @@ from usercredits.server.ratelimit import (
 from usercredits.server.relay import EventRelay
 from usercredits.server.revocation import CurrentKeys, KeySockets
 from usercredits.server.settings import Settings
+from usercredits.server.socket_closes import (
+    FORBIDDEN,
+    TOKEN_EXPIRED,
+    TOKEN_EXPIRED_REASON,
+    SocketRefused,
+    refusal,
+)
 from usercredits.server.sweeper import Lease, Sweeper
 from usercredits.server.topups import TopUpTrigger
 from usercredits.services import Services, build_services
@@ -107,8 +113,8 @@ SOCKETS = web.AppKey("sockets", weakref.WeakSet[web.WebSocketResponse])
 CLOSING = web.AppKey("closing", set[asyncio.Task[bool]])
 KEY_SOCKETS = web.AppKey("key_sockets", KeySockets)
 
-TOKEN_EXPIRED = 4403
-"""The close code of a websocket whose token expired: graphql-transport-ws's Forbidden."""
+SIGN_IN = 'sign in: send {"authorization": "Bearer <token>"} in connection_init'
+"""Why an anonymous websocket is refused."""
 
 
 @dataclass
@@ -119,14 +125,18 @@ class SocketContext(Context):
 
 
 class SocketProtocol(BaseGraphQLTransportWSHandler[Context, None]):
-    """Strawberry's graphql-transport-ws, closing a socket its caller may not open with
-    4429 (on_ws_connect raises TooManySockets), and letting go of a socket's
-    connection-init timer once the socket is initialised: Strawberry cancels the timer's
-    task but keeps it (about a kilobyte) for as long as the socket is open."""
+    """Strawberry's graphql-transport-ws, closing a socket its caller may not open with the
+    code and reason on_ws_connect gives (SocketRefused: 4400, 4401 or 4403, see
+    server/socket_closes.py; TooManySockets: 4429) rather than Strawberry's 4403 "Forbidden"
+    for all, and letting go of a socket's connection-init timer once the socket is
+    initialised: Strawberry cancels the timer's task but keeps it (about a kilobyte) for as
+    long as the socket is open."""
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         try:
             await super().handle_connection_init(message)
+        except SocketRefused as refused:
+            await self.websocket.close(code=refused.code, reason=refused.reason)
         except TooManySockets as refusal:
             await self.websocket.close(code=TOO_MANY_SOCKETS, reason=str(refusal))
         self.connection_init_timeout_task = None
@@ -317,17 +327,18 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
         """Authenticates a websocket from its connection_init payload's `authorization`;
-        anonymous sockets are refused, and so are those past their user's or address's
-        cap (TooManySockets). A socket is closed (4403) when its token expires or its API
-        key is revoked (server/revocation.py)."""
+        refused credentials close it with the code that says what would do (SocketRefused),
+        anonymous sockets are refused (4403), and so are those past their user's or
+        address's cap (TooManySockets). A socket is closed when its token expires (4401) or
+        its API key is revoked (4403, server/revocation.py)."""
         header = context.connection_params.get("authorization")
         try:
             principal = await self._app[AUTHENTICATOR].principal(header)
         except Unauthenticated as exc:
             self._app[METRICS].refusals.labels(cause="unauthenticated").inc()
-            raise ConnectionRejectionError({"message": exc.message}) from None
+            raise refusal(exc) from None
         if principal is None:
-            raise ConnectionRejectionError({"message": "sign in: send an authorization"})
+            raise SocketRefused(FORBIDDEN, SIGN_IN)
         context.principal = principal
         if isinstance(context, SocketContext):
             assert context.websocket is not None, "a socket context carries its socket"
@@ -381,15 +392,16 @@ def answer_refusal_with_429(result: ExecutionResult, response: web.Response) -> 
 
 
 def close_when_expired(app: web.Application, ws: web.WebSocketResponse, at: datetime) -> None:
-    """Closes `ws` with 4403 at `at`. The timer holds the socket weakly, so a socket that
-    closed first is not kept alive until its token would have expired."""
+    """Closes `ws` at `at` with 4401, which tells its client to reconnect with a fresh
+    token. The timer holds the socket weakly, so a socket that closed first is not kept
+    alive until its token would have expired."""
     socket_ref = weakref.ref(ws)
 
     def close() -> None:
         open_socket = socket_ref()
         if open_socket is not None and not open_socket.closed:
             task = asyncio.create_task(
-                open_socket.close(code=TOKEN_EXPIRED, message=b"the token expired")
+                open_socket.close(code=TOKEN_EXPIRED, message=TOKEN_EXPIRED_REASON.encode())
             )
             app[CLOSING].add(task)
             task.add_done_callback(app[CLOSING].discard)

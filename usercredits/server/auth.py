@@ -9,7 +9,8 @@ required unless the settings allow tokens without it, and every date claim must 
 number that a date can hold (server/claims.py); `aud` and `iss` are checked when the
 settings name them. `roles` is a list of the exact names user, service and admin. The
 principal carries the token's expiry, so that a websocket authenticated once stops acting
-for it when the token lapses.
+for it when the token lapses. Refusals say which kind they are (MalformedAuthorization,
+claims.TokenExpired), so that a websocket is closed with a code its client can act on.
 """
 
 from collections import OrderedDict
@@ -18,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 
-from usercredits.server.claims import expiry
+from usercredits.server.claims import expiry, token_refused
 from usercredits.server.oidc import OidcRules, ProviderKeys, decode_oidc
 from usercredits.services.access import Principal, Role
 from usercredits.services.api_keys import ApiKeys, is_api_key
@@ -39,6 +40,11 @@ class TokenRules:
     require_exp: bool = True
     audience: str | None = None
     issuer: str | None = None
+
+
+class MalformedAuthorization(Unauthenticated):
+    """An `Authorization` value that is not `Bearer <token or API key>` at all: the client
+    sends the wrong thing, rather than credentials that were refused."""
 
 
 def _credential(header: str) -> str:
@@ -66,7 +72,7 @@ class Authenticator:
         if header is None or header == "":
             return None
         if not isinstance(header, str) or not header.startswith("Bearer "):
-            raise Unauthenticated("Authorization must be 'Bearer <token or API key>'")
+            raise MalformedAuthorization("Authorization must be 'Bearer <token or API key>'")
         credential = _credential(header)
         if is_api_key(credential):  # not kept here: a revocation must be seen within a second
             key = await self._api_keys.authenticate(credential)
@@ -89,7 +95,7 @@ class Authenticator:
             try:
                 algorithm = jwt.get_unverified_header(credential).get("alg")
             except jwt.PyJWTError as exc:
-                raise Unauthenticated(f"the token was refused: {exc}") from None
+                raise token_refused(exc) from None
             if algorithm != ALGORITHM:
                 return await decode_oidc(credential, self._provider_keys)
         if self._rules is None:
@@ -119,7 +125,7 @@ def decode_token(token: str, rules: TokenRules) -> Principal:
             options={"require": required, "verify_aud": rules.audience is not None},
         )
     except jwt.PyJWTError as exc:
-        raise Unauthenticated(f"the token was refused: {exc}") from None
+        raise token_refused(exc) from None
     expires = expiry(claims)
     subject = claims["sub"]
     raw_roles = claims.get("roles", [Role.USER.value])

@@ -31,7 +31,7 @@ from typing import Any
 import aiohttp
 import jwt
 
-from usercredits.server.claims import expiry
+from usercredits.server.claims import expiry, token_refused
 from usercredits.services.access import Principal, Role
 from usercredits.services.errors import Unauthenticated
 
@@ -123,7 +123,7 @@ async def decode_oidc(token: str, keys: ProviderKeys) -> Principal:
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:
-        raise Unauthenticated(f"the token was refused: {exc}") from None
+        raise token_refused(exc) from None
     algorithm = header.get("alg")
     if algorithm not in ALGORITHMS:
         raise Unauthenticated(
@@ -143,7 +143,7 @@ async def decode_oidc(token: str, keys: ProviderKeys) -> Principal:
             options={"require": ["exp", "iat", "iss", "aud"]},
         )
     except jwt.PyJWTError as exc:
-        raise Unauthenticated(f"the token was refused: {exc}") from None
+        raise token_refused(exc) from None
     user = claims.get(rules.user_claim)
     if not isinstance(user, str) or not user:
         raise Unauthenticated(f"the token needs a string `{rules.user_claim}`")

@@ -10,7 +10,8 @@ sockets on all of them. Sockets are closed by tasks of their own, so that a peer
 does not answer the close cannot hold up the checks. (Each check counts as a use of the
 key, so its `lastUsedAt` moves while its socket is open.) And each operation sent on such
 a socket asks again first (`CurrentKeys`), as each HTTP request does: one sent in the
-seconds before the checks close the socket is refused as unauthenticated.
+seconds before the checks close the socket is refused as unauthenticated. The close is
+4403 (server/socket_closes.py): no fresh token brings a revoked key back.
 """
 
 import asyncio
@@ -22,13 +23,16 @@ from aiohttp import web
 from pymongo.errors import PyMongoError
 from strawberry.extensions import SchemaExtension
 
+from usercredits.server.socket_closes import FORBIDDEN
 from usercredits.services.errors import Unauthenticated
 
 log = logging.getLogger(__name__)
 
+REVOKED = "the API key was revoked"
+"""Why a revoked key's socket closes (4403: the key will not sign in again) and its
+operations are refused."""
+
 CHECK_SECONDS = 2.0
-REVOKED = 4403
-"""graphql-transport-ws's Forbidden, as for an expired token."""
 
 SignsIn = Callable[[str], Awaitable[object]]
 """Checks an `Authorization` value again; raises Unauthenticated when it no longer holds."""
@@ -81,7 +85,7 @@ class KeySockets:
         """Raises Unauthenticated when `ws` signed in with an API key that no longer signs
         in, and closes it."""
         if ws in self._revoked:
-            raise Unauthenticated("the API key was revoked")
+            raise Unauthenticated(REVOKED)
         header = self._headers.get(ws)
         if header is None:
             return
@@ -96,7 +100,7 @@ class KeySockets:
             return  # closed once, whatever the peer does
         del self._headers[ws]
         self._revoked.add(ws)
-        task = asyncio.create_task(ws.close(code=REVOKED, message=b"the API key was revoked"))
+        task = asyncio.create_task(ws.close(code=FORBIDDEN, message=REVOKED.encode()))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
