@@ -152,6 +152,38 @@ async def test_purchase_flow_end_to_end(api: Api) -> None:
     assert reasons == [(-7, "consumption"), (60, "purchase"), (2, "purchase"), (100, "purchase")]
 
 
+async def test_a_bundle_tells_the_tokens_of_each_item_even_one_the_buyer_cannot_see(
+    api: Api,
+) -> None:
+    chat = await upsert(api, name="Chat", offerGroup="chat", tokenCount=10, overridingKey="chat")
+    await upsert(
+        api, name="Chat (Pro)", offerGroup="chat", overridingKey="chat", unlockedBy=["pro"]
+    )
+    await upsert(
+        api,
+        name="Bundle",
+        offerGroup="bundle",
+        tokenCount=0,
+        combinedItems=[{"offerId": chat["id"], "quantity": 3}],
+    )
+    await buy(api, (await upsert(api, name="Pro"))["id"], ALICE)
+    listing = "query { offers { name combinedItems { offerId offerGroup tokenCount } } }"
+
+    async def items() -> list[dict[str, Any]]:
+        offers = (await api.data(listing, as_=ALICE))["offers"]
+        assert "Chat" not in [o["name"] for o in offers]  # replaced by its Pro price
+        bundled: list[dict[str, Any]] = next(o for o in offers if o["name"] == "Bundle")[
+            "combinedItems"
+        ]
+        return bundled
+
+    assert await items() == [{"offerId": chat["id"], "offerGroup": "chat", "tokenCount": 30}]
+    await upsert(
+        api, id=chat["id"], name="Chat", offerGroup="chat", tokenCount=20, overridingKey="chat"
+    )
+    assert (await items())[0]["tokenCount"] == 60  # read from the item offer, never a copy
+
+
 async def test_ledger_and_orders_paginate(api: Api) -> None:
     await grant(api, "alice", 10)
     for i in range(4):
