@@ -3,18 +3,20 @@ server, debits over HTTP to real server instances, and every guard against charg
 more than it should be."""
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
 import pytest
 
 from tests.api import Api, token
-from tests.conftest import StartServer
+from tests.conftest import StartServer, serve_env
 from tests.fake_stripe import SECRET_KEY, WEBHOOK_SECRET, FakeStripe, event, server_settings, sign
 from tests.receiver import running_receiver
-from tests.support import FakeClock, make_offer
+from tests.support import FakeClock, make_offer, run_cli
 from usercredits.models import LedgerEntryDocument, PaymentCustomerDocument, TopUpAttemptDocument
-from usercredits.services import build_services
+from usercredits.services import Services, build_services
 from usercredits.services.access import Role
 from usercredits.services.payments.stripe import StripePaymentClient
 from usercredits.services.sweeps import Swept
@@ -393,13 +395,12 @@ async def test_bad_rules_are_refused_and_change_nothing(shop: Shop) -> None:
     assert await shop.api.error_code(SETUP) == "UNAUTHENTICATED"
 
 
-async def test_a_charge_whose_answer_was_lost_is_resumed_and_charges_once(
-    fake_stripe: tuple[FakeStripe, str], clock: FakeClock, mongo: Any
-) -> None:
-    """Stripe charges the card, then goes down before answering: the attempt stays open
-    (nothing else is charged meanwhile), and the sweep carries it on with the same card,
-    amount and key, so Stripe answers with the first charge."""
-    fake, api_base = fake_stripe
+@asynccontextmanager
+async def a_charge_left_unanswered(
+    fake: FakeStripe, api_base: str, clock: FakeClock
+) -> AsyncIterator[Services]:
+    """Stripe charges alice's card for her rule, then goes down before answering: the
+    attempt stays open, and nothing else is charged meanwhile. Yields the services."""
     stripe = StripePaymentClient(
         secret_key=SECRET_KEY,
         webhook_secret=WEBHOOK_SECRET,
@@ -424,17 +425,50 @@ async def test_a_charge_whose_answer_was_lost_is_resumed_and_charges_once(
         tries = [services.top_ups.top_up(user_id="alice", offer_group="chat") for _ in range(5)]
         assert await asyncio.gather(*tries) == [None] * 5  # in flight: nothing more is charged
         assert await services.top_ups.resume_stale() == Swept()
-
-        clock.advance(minutes=11)
-        assert await services.top_ups.resume_stale() == Swept(done=1)
-        assert len(fake.off_session_charges) == 1  # Stripe replayed the first charge
-        balance = await services.wallets.balance(user_id="alice", offer_group="chat")
-        assert balance is not None and balance.tokens == 100
-        [attempt] = await TopUpAttemptDocument.find().to_list()
-        assert (attempt.open, attempt.charged, attempt.outcome) == (False, True, "paid")
-        assert await services.top_ups.resume_stale() == Swept()
+        yield services
     finally:
         await stripe.close()
+
+
+async def assert_charged_once(fake: FakeStripe, services: Services) -> None:
+    """Stripe replayed the first charge for the resumed attempt: one charge, its tokens."""
+    assert len(fake.off_session_charges) == 1
+    balance = await services.wallets.balance(user_id="alice", offer_group="chat")
+    assert balance is not None and balance.tokens == 100
+    [attempt] = await TopUpAttemptDocument.find().to_list()
+    assert (attempt.open, attempt.charged, attempt.outcome) == (False, True, "paid")
+
+
+async def test_a_charge_whose_answer_was_lost_is_resumed_and_charges_once(
+    fake_stripe: tuple[FakeStripe, str], clock: FakeClock, mongo: Any
+) -> None:
+    """The sweep carries a stale attempt on with the same card, amount and key, so Stripe
+    answers with the first charge."""
+    fake, api_base = fake_stripe
+    async with a_charge_left_unanswered(fake, api_base, clock) as services:
+        clock.advance(minutes=11)
+        assert await services.top_ups.resume_stale() == Swept(done=1)
+        await assert_charged_once(fake, services)
+        assert await services.top_ups.resume_stale() == Swept()
+
+
+async def test_usercredits_expire_resumes_a_stale_top_up_as_the_server_sweep_does(
+    fake_stripe: tuple[FakeStripe, str], clock: FakeClock, database_uri: str, database_name: str
+) -> None:
+    """A deployment that turns the built-in sweep off runs `usercredits expire` from cron:
+    it runs the same sweep, top-ups included (the attempt is stale on the wall clock)."""
+    fake, api_base = fake_stripe
+    async with a_charge_left_unanswered(fake, api_base, clock) as services:
+        stripe = {
+            f"USERCREDITS_{name.upper()}": value
+            for name, value in server_settings(api_base).items()
+        }
+        code, out, errors = await run_cli(
+            "expire", env=serve_env(database_uri, database_name, **stripe)
+        )
+        assert code == 0, errors
+        assert "top_ups=Swept(done=1, skipped=0)" in out
+        await assert_charged_once(fake, services)
 
 
 async def test_instances_racing_on_one_low_balance_charge_once(

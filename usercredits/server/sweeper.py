@@ -1,5 +1,6 @@
-"""The periodic expiry sweep (and reconciliation of pending orders), run by one server
-instance at a time: each run first takes a lease document in MongoDB.
+"""The periodic sweep (services/expiry.py's `sweep`: expiry, reservations, pending orders,
+stale top-ups, due plans), run by one server instance at a time: each run first takes a
+lease document in MongoDB.
 
 The holder renews its lease at every run, so the same instance keeps sweeping; if it stops,
 its lease lapses after `ttl` and another instance takes over. Nothing a run meets ends the
@@ -19,8 +20,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from usercredits.server.metrics import Metrics
 from usercredits.services import Services
 from usercredits.services.clock import Clock
-from usercredits.services.expiry import SweepResult, expire_due
-from usercredits.services.sweeps import Steps, Swept
+from usercredits.services.expiry import SweepResult, sweep
 
 log = logging.getLogger(__name__)
 
@@ -79,31 +79,13 @@ class Sweeper:
         if not await self._lease.acquire():
             self._metrics.sweeps.labels("skipped").inc()
             return None
-        services = self._services
-        result = await expire_due(
-            wallets=services.wallets,
-            orders=services.orders,
-            now=services.clock.now(),
-            reconcile_after=self._reconcile_after,
-        )
-        steps = Steps()
-        # Auto top-ups whose process died or whose charge went unanswered.
-        resumed = await steps.run("resume top-ups", services.top_ups.resume_stale, Swept())
-        # Plans whose period ended without news from the provider.
-        plans = await steps.run(
-            "refresh plans", lambda: services.plans.refresh_due(now=services.clock.now()), Swept()
-        )
-        troubled = result.troubled or steps.failed or resumed.skipped or plans.skipped
+        result = await sweep(self._services, reconcile_after=self._reconcile_after)
+        troubled = result.troubled
         self._metrics.sweeps.labels("failed" if troubled else "done").inc()
         log.log(
             logging.WARNING if troubled else logging.INFO,
             "sweep done" + ("; some of it was skipped, see above" if troubled else ""),
-            extra={
-                "result": str(result),
-                "top_ups": str(resumed),
-                "plans": str(plans),
-                "failed_steps": steps.failed,
-            },
+            extra={"result": str(result)},
         )
         return result
 
