@@ -8,8 +8,9 @@ How the README's blocks read, here as for a reader:
 - `# -> {...}` after an operation is its expected data (the keys it shows must match);
 - a subscription is opened over a websocket, as a front end would, and must have had an
   event, and no error, by the end of the walk;
-- a shell block runs in bash from the repository's root, with the server's address in place
-  of http://127.0.0.1:8000 and the server's JWT secret in the environment.
+- a shell block runs in bash (-euo pipefail) from the repository's root, with the server's
+  address in place of http://127.0.0.1:8000 and the server's JWT secret and database in the
+  environment; it must exit 0, and a JSON answer it prints must have no errors.
 """
 
 import asyncio
@@ -174,8 +175,8 @@ def matches(expected: Any, got: Any) -> bool:
 class Walk:
     """One reader pasting the README's blocks, in order, into one server."""
 
-    def __init__(self, http: aiohttp.ClientSession, base: str) -> None:
-        self.http, self.base = http, base
+    def __init__(self, http: aiohttp.ClientSession, base: str, env: dict[str, str]) -> None:
+        self.http, self.base, self.env = http, base, env
         self.api = Api(http, f"{base}/graphql")
         self.answers: dict[str, Any] = {}
         self.watching: list[tuple[Operation, TransportWsClient]] = []
@@ -207,11 +208,13 @@ class Walk:
             message = await client.receive(wait=10)
             assert message["type"] == "next", f"README line {operation.line}: {message}"
             assert not message["payload"].get("errors"), f"README line {operation.line}"
+
+    async def close(self) -> None:
+        for _, client in self.watching:
             await client.close()
 
     async def shell(self, block: Block) -> None:
         script = block.text.replace(README_ADDRESS, self.base)
-        env = {**os.environ, "USERCREDITS_JWT_SECRET": SECRET}
         process = await children.spawn(
             "bash",
             "-euo",
@@ -219,7 +222,7 @@ class Walk:
             "-c",
             script,
             cwd=str(ROOT),
-            env=env,
+            env={**os.environ, **self.env},
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
@@ -233,19 +236,28 @@ class Walk:
 
 
 async def test_the_readme_blocks_run_in_order(
-    start_server: StartServer, http: aiohttp.ClientSession
+    start_server: StartServer, http: aiohttp.ClientSession, database_uri: str, database_name: str
 ) -> None:
     base = await start_server(seed_catalogue=CATALOGUE)
-    walk = Walk(http, base)
+    # The command line of a shell block reaches the server's database, as beside `make run`.
+    env = {
+        "USERCREDITS_JWT_SECRET": SECRET,
+        "USERCREDITS_MONGODB_URI": database_uri,
+        "USERCREDITS_DATABASE": database_name,
+    }
+    walk = Walk(http, base, env)
     ran = blocks(README.read_text())
     assert {b.language for b in ran} == RUN
-    for block in ran:
-        if block.language == "graphql":
-            await walk.graphql(block)
-        else:
-            await walk.shell(block)
-    assert walk.watching, "the README opens no subscription"
-    await walk.events_seen()
+    try:
+        for block in ran:
+            if block.language == "graphql":
+                await walk.graphql(block)
+            else:
+                await walk.shell(block)
+        assert walk.watching, "the README opens no subscription"
+        await walk.events_seen()
+    finally:
+        await walk.close()
 
 
 def test_the_conventions_read_the_blocks_as_a_reader_would() -> None:
