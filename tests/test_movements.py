@@ -24,7 +24,7 @@ from usercredits.models import Balance, LedgerEntryDocument
 from usercredits.services import Services
 from usercredits.services.access import Role
 from usercredits.services.errors import Impossible
-from usercredits.services.movements import Change, Entry, Movements
+from usercredits.services.movements import Movements, Outcome, Posting
 from usercredits.services.wallets import Wallets
 from usercredits.values import LedgerReason
 
@@ -189,18 +189,18 @@ async def test_lots_kept_from_an_earlier_write_are_not_taken_for_a_new_balance(
 async def test_a_plan_whose_entries_do_not_add_up_is_stopped_before_it_writes(
     services: Services, clock: FakeClock
 ) -> None:
-    """The primitive checks the invariant's first line itself: a buggy plan (its lots move
+    """The primitive checks the invariant's first line itself: a buggy decision (its lots move
     by other amounts than its entries) is refused and the balance and ledger stay whole."""
     await services.wallets.grant(user_id="u1", offer_group="pro", tokens=10, idempotency_key="g")
     before = await snapshot()
 
-    def buggy(balance: Balance | None, now: datetime) -> Change:
+    def buggy(balance: Balance | None, now: datetime) -> Outcome:
         assert balance is not None
         lots = [lot.model_copy(update={"remaining": lot.remaining - 2}) for lot in balance.lots]
-        entry = Entry(tokens=-1, reason=LedgerReason.CONSUMPTION)
-        return Change(lots=lots, holds=balance.holds, entries=[entry])
+        entry = Posting(tokens=-1, reason=LedgerReason.CONSUMPTION)
+        return Outcome(lots=lots, holds=balance.holds, entries=[entry])
 
     with pytest.raises(Impossible, match="moved lots by other amounts than its entries"):
-        await Movements(clock=clock).move(user_id="u1", offer_group="pro", plan=buggy, key="b")
+        await Movements(clock=clock).move(user_id="u1", offer_group="pro", decide=buggy, key="b")
     assert await snapshot() == before
     assert (await assert_invariant("u1", "pro")).tokens == 10

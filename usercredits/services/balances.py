@@ -125,6 +125,6 @@ class BalanceReads(WalletBase):
         due = [d for d in docs if d.get("next_expiry") is not None and d["next_expiry"] <= now]
         for doc in due:
             await self._movements.move(
-                user_id=doc["user_id"], offer_group=doc["offer_group"], plan=catch_up
+                user_id=doc["user_id"], offer_group=doc["offer_group"], decide=catch_up
             )
         return bool(due)

@@ -37,7 +37,10 @@ REQUIRED = ["key", *(name for name, field in STATED.items() if field.is_required
 
 
 @dataclass(frozen=True, slots=True)
-class Entry:
+class FileOffer:
+    """One offer as a catalogue file states it: its key, the line it starts on, its values,
+    and the keys of the offers it bundles."""
+
     key: str
     line: int
     values: dict[str, Any]
@@ -45,7 +48,9 @@ class Entry:
 
 
 @dataclass(frozen=True, slots=True)
-class Change:
+class Imported:
+    """What importing did with one offer of the file."""
+
     key: str
     line: int
     action: str  # create | update | unchanged
@@ -59,7 +64,7 @@ class CatalogueErrors(InvalidInput):
         self.problems = problems
 
 
-def parse(text: str) -> list[Entry]:
+def parse(text: str) -> list[FileOffer]:
     """The file's offers, with their lines; CatalogueErrors for any malformed part."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -72,7 +77,7 @@ def parse(text: str) -> list[Entry]:
     if not isinstance(offers_node, yaml.SequenceNode):
         raise CatalogueErrors([f"line {root.start_mark.line + 1}: `offers:` must be a list"])
     problems: list[str] = []
-    entries: list[Entry] = []
+    entries: list[FileOffer] = []
     seen: dict[str, int] = {}
     for node in offers_node.value:
         line = node.start_mark.line + 1
@@ -95,19 +100,19 @@ def parse(text: str) -> list[Entry]:
         seen[key] = line
         items = values.get("combinedItems") or []
         item_keys = [str(i.get("offer")) for i in items if isinstance(i, dict)]
-        entries.append(Entry(key=key, line=line, values=values, item_keys=item_keys))
+        entries.append(FileOffer(key=key, line=line, values=values, item_keys=item_keys))
     if problems:
         raise CatalogueErrors(problems)
     return _dependencies_first(entries)
 
 
-def _dependencies_first(entries: list[Entry]) -> list[Entry]:
+def _dependencies_first(entries: list[FileOffer]) -> list[FileOffer]:
     """Orders entries so that bundled offers come before their bundles."""
     by_key = {e.key: e for e in entries}
-    ordered: list[Entry] = []
+    ordered: list[FileOffer] = []
     state: dict[str, str] = {}
 
-    def visit(entry: Entry) -> None:
+    def visit(entry: FileOffer) -> None:
         if state.get(entry.key) == "done":
             return
         if state.get(entry.key) == "visiting":
@@ -126,7 +131,7 @@ def _dependencies_first(entries: list[Entry]) -> list[Entry]:
     return ordered
 
 
-def to_spec(entry: Entry, ids: dict[str, str]) -> OfferSpec:
+def to_spec(entry: FileOffer, ids: dict[str, str]) -> OfferSpec:
     """The entry as an OfferSpec; `ids` maps offer keys to ids for bundled items."""
     stated = {name: value for name, value in entry.values.items() if name != "key"}
     prices = stated.get("prices")
@@ -143,20 +148,20 @@ def to_spec(entry: Entry, ids: dict[str, str]) -> OfferSpec:
     return offer_spec(stated)
 
 
-async def import_catalogue(*, offers: Offers, text: str, dry_run: bool = False) -> list[Change]:
+async def import_catalogue(*, offers: Offers, text: str, dry_run: bool = False) -> list[Imported]:
     """Upserts every offer of the file by key; the whole file is checked before any write."""
     entries = parse(text)
     planned = await _apply(offers, entries, dry_run=True)
     return planned if dry_run else await _apply(offers, entries, dry_run=False)
 
 
-async def _apply(offers: Offers, entries: list[Entry], *, dry_run: bool) -> list[Change]:
+async def _apply(offers: Offers, entries: list[FileOffer], *, dry_run: bool) -> list[Imported]:
     ids: dict[str, str] = {}
     # A dry run creates nothing: an offer it would create gets a stand-in id, and bundles
     # of it are checked against the group it would have.
     planned: dict[str, str] = {}
     problems: list[str] = []
-    changes: list[Change] = []
+    changes: list[Imported] = []
     for entry in entries:
         for key in entry.item_keys:
             if key not in ids:
@@ -176,7 +181,7 @@ async def _apply(offers: Offers, entries: list[Entry], *, dry_run: bool) -> list
             planned[ids[entry.key]] = spec.offer_group
         else:
             ids[entry.key] = str(offer.id)
-        changes.append(Change(key=entry.key, line=entry.line, action=action))
+        changes.append(Imported(key=entry.key, line=entry.line, action=action))
     if problems:
         raise CatalogueErrors(problems)
     return changes

@@ -12,7 +12,7 @@ from usercredits.services.clock import to_millis
 from usercredits.services.errors import InvalidInput, shown
 from usercredits.services.limits import check_tokens
 from usercredits.services.lots import take_back, with_lot
-from usercredits.services.movements import Change, Entry
+from usercredits.services.movements import Outcome, Posting
 from usercredits.services.wallet_base import WalletBase, same_request
 from usercredits.values import LedgerEntry, LedgerReason, Lot, LotDraw, LotSource
 from usercredits.values.lots import MAX_TOKENS
@@ -77,7 +77,7 @@ class Credits(WalletBase):
     async def credit(self, credit: Credit) -> LedgerEntry:
         """Adds one lot to a group, once per key (orders pay through this)."""
 
-        def plan(balance: Balance | None, now: datetime) -> Change:
+        def decide(balance: Balance | None, now: datetime) -> Outcome:
             held = balance.tokens + balance.reserved if balance else 0
             if held + credit.tokens > MAX_TOKENS:
                 raise InvalidInput(
@@ -96,7 +96,7 @@ class Credits(WalletBase):
                 note=credit.note,
                 created_at=now,
             )
-            entry = Entry(
+            entry = Posting(
                 tokens=credit.tokens,
                 reason=credit.reason,
                 lots=[LotDraw(lot_id=lot.id, tokens=credit.tokens)],
@@ -105,14 +105,14 @@ class Credits(WalletBase):
                 idempotency_key=credit.idempotency_key,
             )
             holds = balance.holds if balance else []
-            return Change(
+            return Outcome(
                 lots=with_lot(balance.lots if balance else [], lot), holds=holds, entries=[entry]
             )
 
         *_, entry = await self._movements.move(
             user_id=credit.user_id,
             offer_group=credit.offer_group,
-            plan=plan,
+            decide=decide,
             key=credit.idempotency_key,
         )
         return same_request(entry, credit.idempotency_key, credit.offer_group, credit.tokens)
@@ -125,13 +125,13 @@ class Credits(WalletBase):
         theirs, and the entry's note says how many of each. None if nothing was ever
         credited."""
 
-        def plan(balance: Balance | None, now: datetime) -> Change | None:
+        def decide(balance: Balance | None, now: datetime) -> Outcome | None:
             if balance is None:
                 return None
             held = sum(lot.held for lot in balance.lots if lot.order_id == order_id)
             taken = take_back(balance.lots, order_id, now)
             spent = tokens - taken.tokens - held
-            entry = Entry(
+            entry = Posting(
                 tokens=-taken.tokens,
                 reason=LedgerReason.REFUND,
                 lots=taken.draws,
@@ -141,9 +141,9 @@ class Credits(WalletBase):
                 order_id=order_id,
                 idempotency_key=f"refund:{order_id}",
             )
-            return Change(lots=taken.lots, holds=balance.holds, entries=[entry])
+            return Outcome(lots=taken.lots, holds=balance.holds, entries=[entry])
 
         entries = await self._movements.move(
-            user_id=user_id, offer_group=offer_group, plan=plan, key=f"refund:{order_id}"
+            user_id=user_id, offer_group=offer_group, decide=decide, key=f"refund:{order_id}"
         )
         return entries[-1] if entries else None

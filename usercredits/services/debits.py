@@ -22,7 +22,7 @@ from usercredits.services.errors import (
 from usercredits.services.ids import object_id
 from usercredits.services.limits import check_tokens
 from usercredits.services.lots import Drawn, draw, settle, spendable
-from usercredits.services.movements import Change, Entry, Plan
+from usercredits.services.movements import Decision, Outcome, Posting
 from usercredits.services.wallet_base import WalletBase, batched, same_request
 from usercredits.values import Hold, LedgerEntry, LedgerReason, Reservation, ReservationStatus
 
@@ -103,18 +103,18 @@ class Debits(WalletBase):
         self._limits.group(offer_group)
         self._limits.note(note)
 
-        def plan(balance: Balance | None, now: datetime) -> Change:
+        def decide(balance: Balance | None, now: datetime) -> Outcome:
             balance, drawn = _draw(balance, user_id, offer_group, tokens, now, hold=False)
-            entry = Entry(
+            entry = Posting(
                 tokens=-tokens,
                 reason=LedgerReason.CONSUMPTION,
                 lots=drawn.draws,
                 note=note,
                 idempotency_key=idempotency_key,
             )
-            return Change(lots=drawn.lots, holds=balance.holds, entries=[entry])
+            return Outcome(lots=drawn.lots, holds=balance.holds, entries=[entry])
 
-        entry = await self._draw_tokens(user_id, offer_group, plan, idempotency_key)
+        entry = await self._draw_tokens(user_id, offer_group, decide, idempotency_key)
         return same_request(entry, idempotency_key, offer_group, -tokens)
 
     async def reserve(
@@ -141,7 +141,7 @@ class Debits(WalletBase):
         key = f"reservation:{idempotency_key}"
         hold_id = str(ObjectId())
 
-        def plan(balance: Balance | None, now: datetime) -> Change:
+        def decide(balance: Balance | None, now: datetime) -> Outcome:
             balance, drawn = _draw(balance, user_id, offer_group, tokens, now, hold=True)
             hold = Hold(
                 id=hold_id,
@@ -150,16 +150,16 @@ class Debits(WalletBase):
                 expires_at=now + timedelta(seconds=ttl_seconds),
                 idempotency_key=idempotency_key,
             )
-            entry = Entry(
+            entry = Posting(
                 tokens=-tokens,
                 reason=LedgerReason.RESERVATION,
                 lots=drawn.draws,
                 reservation_id=hold_id,
                 idempotency_key=key,
             )
-            return Change(lots=drawn.lots, holds=[*balance.holds, hold], entries=[entry])
+            return Outcome(lots=drawn.lots, holds=[*balance.holds, hold], entries=[entry])
 
-        entry = await self._draw_tokens(user_id, offer_group, plan, key)
+        entry = await self._draw_tokens(user_id, offer_group, decide, key)
         same_request(entry, key, offer_group, -tokens)
         assert entry.reservation_id is not None, "a reservation entry names its reservation"
         reservation = ReservationDocument(
@@ -182,7 +182,7 @@ class Debits(WalletBase):
         return await self.reservation(reservation_id=entry.reservation_id, user_id=user_id)
 
     async def _draw_tokens(
-        self, user_id: str, offer_group: str, plan: Plan, key: str
+        self, user_id: str, offer_group: str, decide: Decision, key: str
     ) -> LedgerEntry:
         """The one entry of a debit or reservation. A refusal for want of live tokens is
         also told to the event hub: it writes nothing, so without it an auto top-up rule
@@ -190,7 +190,7 @@ class Debits(WalletBase):
         trigger missed while a process stopped)."""
         try:
             *_, entry = await self._movements.move(
-                user_id=user_id, offer_group=offer_group, plan=plan, key=key
+                user_id=user_id, offer_group=offer_group, decide=decide, key=key
             )
         except (InsufficientTokens, Expired):
             if self._events is not None:
@@ -242,13 +242,13 @@ class Debits(WalletBase):
         (`released`) and spends `used` of it (-used) in the same entry, so a live view sees
         the balance move once, to what is left. [] if it was already closed."""
 
-        def plan(balance: Balance | None, now: datetime) -> Change | None:
+        def decide(balance: Balance | None, now: datetime) -> Outcome | None:
             hold = next((h for h in balance.holds if h.id == rid), None) if balance else None
             if balance is None or hold is None:
                 return None
             lots, spent = settle(balance.lots, hold.draws, used)
             if used:
-                entry = Entry(
+                entry = Posting(
                     tokens=-used,
                     reason=LedgerReason.CONSUMPTION,
                     lots=spent,
@@ -256,16 +256,18 @@ class Debits(WalletBase):
                     released=hold.tokens,
                 )
             else:
-                entry = Entry(
+                entry = Posting(
                     tokens=hold.tokens,
                     reason=LedgerReason.RELEASE,
                     lots=hold.draws,
                     reservation_id=rid,
                 )
             holds = [h for h in balance.holds if h.id != rid]
-            return Change(lots=lots, holds=holds, entries=[entry])
+            return Outcome(lots=lots, holds=holds, entries=[entry])
 
-        entries = await self._movements.move(user_id=user_id, offer_group=offer_group, plan=plan)
+        entries = await self._movements.move(
+            user_id=user_id, offer_group=offer_group, decide=decide
+        )
         if entries:
             status = ReservationStatus.COMMITTED if used else ReservationStatus.RELEASED
             await self._record(rid, user_id, status)
@@ -310,7 +312,7 @@ def _shortfall(
 ) -> InsufficientTokens | Expired:
     """Why a debit cannot be made. EXPIRED: the group has no spendable tokens and tokens of
     it lapsed unspent since it was last credited; INSUFFICIENT_TOKENS otherwise. The
-    balance a plan sees has already lost its lapsed lots' tokens and carries `lapsed_at`
+    balance a decision sees has already lost its lapsed lots' tokens and carries `lapsed_at`
     (services/movements.py), so the answer is the same before and after a sweep."""
     live = spendable(balance.lots, now) if balance else 0
     if live == 0 and balance is not None and balance.lapsed_at is not None:

@@ -23,7 +23,7 @@ class Lapses(WalletBase):
 
         async def expire(raw: dict[str, Any]) -> list[LedgerEntry]:
             return await self._movements.move(
-                user_id=raw["user_id"], offer_group=raw["offer_group"], plan=catch_up
+                user_id=raw["user_id"], offer_group=raw["offer_group"], decide=catch_up
             )
 
         cursor = self._balances.find({"next_expiry": due_by(now)}, {"user_id": 1, "offer_group": 1})

@@ -10,9 +10,9 @@ A movement is one conditional single-document write of the balance, addressed by
 3. with an idempotency key: if the last movement or the ledger already has that key, the
    movement happened; its entries are the answer and nothing is written;
 4. lots that lapsed since the balance last moved lose their tokens first, with an expiry
-   entry (see `_lapse_first`): the plan, and the ledger, never see tokens that are no longer
+   entry (see `_lapse_first`): the decision, and the ledger, never see tokens that are no longer
    there, whether the sweep has come by or not;
-   the plan (a pure function of the balance and the time) decides the new lots and holds
+   the decision (a pure function of the balance and the time) decides the new lots and holds
    and the entries' facts, or refuses with a DomainError (then nothing is written, the
    lapse included);
 5. write the balance only if its `seq` is still the one read (compare-and-set): new lots,
@@ -21,7 +21,7 @@ A movement is one conditional single-document write of the balance, addressed by
    movement) is already there.
 
 WHY IT IS ENOUGH. The balance document holds the lots, so no movement can overdraw: the
-plan sees every token and the compare-and-set publishes nothing but a plan made on the
+decision sees every token and the compare-and-set publishes nothing but a decision made on the
 current state. A process that dies after step 5 leaves its entries in `last`, and the
 next movement of that balance (or the sweep, or the retry with the same key) puts them in
 the ledger in step 2, before anything can replace them. A key is checked against `last`
@@ -77,8 +77,8 @@ DECODED_LOTS = 50_000
 
 
 @dataclass(frozen=True, slots=True)
-class Entry:
-    """What a plan says of one ledger entry; the primitive adds seq and balance_after."""
+class Posting:
+    """What a decision says of one ledger entry; the primitive adds seq and balance_after."""
 
     tokens: int
     reason: LedgerReason
@@ -93,26 +93,26 @@ class Entry:
 
 
 @dataclass(frozen=True, slots=True)
-class Change:
-    """A plan's outcome: the balance's lots and holds after the movement, and its entries."""
+class Outcome:
+    """A decision's outcome: the balance's lots and holds after the movement, and its entries."""
 
     lots: list[Lot]
     holds: list[Hold]
-    entries: list[Entry]
+    entries: list[Posting]
 
 
-Plan = Callable[[Balance | None, datetime], Change | None]
+Decision = Callable[[Balance | None, datetime], Outcome | None]
 """Decides a movement from the current balance (None: never credited) and the time;
 returns None when there is nothing to do, raises a DomainError to refuse. The balance it
 is given has already lost the tokens of its lapsed lots (step 4)."""
 
 
-def catch_up(balance: Balance | None, now: datetime) -> Change | None:
-    """The plan of a movement with no entries of its own: it writes only the expiry of the
+def catch_up(balance: Balance | None, now: datetime) -> Outcome | None:
+    """The decision of a movement with no entries of its own: it writes only the expiry of the
     lots that lapsed (the sweep, and reads that must see the ledger whole, use it)."""
     if balance is None:
         return None
-    return Change(lots=balance.lots, holds=balance.holds, entries=[])
+    return Outcome(lots=balance.lots, holds=balance.holds, entries=[])
 
 
 FaultHook = Callable[[str], None]
@@ -126,7 +126,7 @@ class _Request:
     bid: str
     user_id: str
     offer_group: str
-    plan: Plan
+    decide: Decision
     key: str | None
     future: asyncio.Future[list[LedgerEntry]]
     deadline: float
@@ -171,18 +171,18 @@ class Movements:
         *,
         user_id: str,
         offer_group: str,
-        plan: Plan,
+        decide: Decision,
         key: str | None = None,
     ) -> list[LedgerEntry]:
-        """Applies `plan` to the balance once; with `key`, a repeat returns the entries
-        that key made (in whichever group), however late it comes. [] when the plan had
+        """Applies `decide` to the balance once; with `key`, a repeat returns the entries
+        that key made (in whichever group), however late it comes. [] when the decision had
         nothing to do."""
         loop = asyncio.get_running_loop()
         request = _Request(
             bid=balance_id(user_id, offer_group),
             user_id=user_id,
             offer_group=offer_group,
-            plan=plan,
+            decide=decide,
             key=key,
             future=loop.create_future(),
             deadline=loop.time() + self._budget,
@@ -252,20 +252,20 @@ class Movements:
             current = None if raw is None else self._decoded.balance(raw)
             try:
                 seen, lapsed = _lapse_first(current, now)
-                change = request.plan(seen, now)
-                if change is None or not (lapsed or change.entries):
+                outcome = request.decide(seen, now)
+                if outcome is None or not (lapsed or outcome.entries):
                     request.future.set_result([])
                     continue
-                lots = prune(change.lots)
+                lots = prune(outcome.lots)
                 sums = totals(lots)
-                facts = [*lapsed, *change.entries]
+                facts = [*lapsed, *outcome.entries]
                 entries = _entries(current, facts, request.user_id, request.offer_group, now)
                 _check(entries, sums, request)
-            except Exception as exc:  # a refusal (DomainError), or a bug in one plan
+            except Exception as exc:  # a refusal (DomainError), or a bug in one decision
                 request.future.set_exception(exc)
                 continue
             text, texts = self._decoded.pack(request.bid, lots)
-            update = _update(change, text, sums, entries, now, _lapsed_at(seen, change))
+            update = _update(outcome, text, sums, entries, now, _lapsed_at(seen, outcome))
             planned.append(_Planned(request, current, entries, lots, texts, update))
         self._faults("planned")
         won, lost = await self._write_all(planned)
@@ -450,7 +450,7 @@ class _DecodedLots:
             self._held -= len(dropped)
 
 
-def _lapse_first(current: Balance | None, now: datetime) -> tuple[Balance | None, list[Entry]]:
+def _lapse_first(current: Balance | None, now: datetime) -> tuple[Balance | None, list[Posting]]:
     """Step 4's lapse: the balance without the tokens of lots that lapsed since it last
     moved (marked `lapsed_at`), and the expiry entry that says so ([] if none did)."""
     if current is None or current.next_expiry is None or current.next_expiry > now:
@@ -460,7 +460,7 @@ def _lapse_first(current: Balance | None, now: datetime) -> tuple[Balance | None
         return current, []
     ended = {d.lot_id for d in lapsed.draws}
     at = max(lot.expires for lot in current.lots if lot.id in ended and lot.expires)
-    entry = Entry(
+    entry = Posting(
         tokens=-lapsed.tokens,
         reason=LedgerReason.EXPIRY,
         lots=lapsed.draws,
@@ -477,14 +477,14 @@ CREDITS = frozenset({LedgerReason.PURCHASE, LedgerReason.GRANT})
 lapsed (see `Balance.lapsed_at`)."""
 
 
-def _lapsed_at(seen: Balance | None, change: Change) -> datetime | None:
-    if seen is None or any(entry.reason in CREDITS for entry in change.entries):
+def _lapsed_at(seen: Balance | None, outcome: Outcome) -> datetime | None:
+    if seen is None or any(entry.reason in CREDITS for entry in outcome.entries):
         return None
     return seen.lapsed_at
 
 
 def _update(
-    change: Change,
+    outcome: Outcome,
     text: str,
     sums: Totals,
     entries: list[dict[str, Any]],
@@ -501,7 +501,7 @@ def _update(
             "reserved": sums.reserved,
             "seq": entries[-1]["seq"],
             "lots": text,
-            "holds": [hold.model_dump() for hold in change.holds],
+            "holds": [hold.model_dump() for hold in outcome.holds],
             "next_expiry": sums.next_expiry,
             "last": entries,
             "unflushed": True,
@@ -511,7 +511,7 @@ def _update(
 
 
 def _entries(
-    current: Balance | None, facts: list[Entry], user_id: str, offer_group: str, now: datetime
+    current: Balance | None, facts: list[Posting], user_id: str, offer_group: str, now: datetime
 ) -> list[dict[str, Any]]:
     """The movement's entries as ledger documents, numbered from the balance's `seq`, each
     carrying the running balance after it, with ids that sort after the balance's previous
@@ -557,6 +557,6 @@ def _check(entries: list[dict[str, Any]], sums: Totals, request: _Request) -> No
     """The first line of the invariant, before anything is written."""
     if entries[-1]["balance_after"] != sums.tokens:
         raise Impossible(
-            f"a plan for {request.offer_group!r} of user {request.user_id} moved lots by "
+            f"a decision for {request.offer_group!r} of user {request.user_id} moved lots by "
             f"other amounts than its entries: the ledger would no longer add up to the balance"
         )

@@ -15,8 +15,8 @@ with a `reservation` entry (-n); settling gives them back with a `release` entry
 spends what was used with a `consumption` entry (-k). So the ledger explains every
 spendable token, and nothing moves without an entry.
 
-Every operation is a plan: a pure decision on the balance it is shown, which the movement
-primitive applies in one compare-and-set write, re-planning on a lost race. They are
+Every operation is a decision: a pure function of the balance it is shown, which the
+movement primitive applies in one compare-and-set write, deciding again on a lost race. They are
 grouped by concern: reads (services/balances.py), debits and reservations
 (services/debits.py), credits (services/credits.py) and lapsed lots (services/lapses.py).
 """
