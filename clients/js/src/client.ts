@@ -66,7 +66,8 @@ export interface ClientOptions {
   timeoutMs?: number;
   /** Another `fetch` (tests, older runtimes). */
   fetch?: typeof fetch;
-  /** Another WebSocket class (runtimes without a global one). */
+  /** The WebSocket class `watchBalances` uses where the runtime has no global one: on
+   * Node 20, `npm i ws` and pass `WebSocket` from "ws". */
   webSocketImpl?: unknown;
 }
 
@@ -95,11 +96,18 @@ export interface WatchOptions {
   /** Also follow reserved tokens, lots and expiries: an event carries only the new token
    * count, so each change is followed by a read of the balances (one query per change). */
   details?: boolean;
-  /** Told when the connection drops (it is retried) or the subscription is refused. */
+  /** Told when the connection drops (it is retried) or the subscription is refused; a
+   * close comes as its CloseEvent, whose `code` and `reason` say why. */
   onError?: (error: unknown) => void;
-  /** Told "live" at each (re)connection and "reconnecting" when the connection drops. */
-  onStatus?: (status: "live" | "reconnecting") => void;
+  /** Told "live" at each (re)connection and "reconnecting" when the connection drops or
+   * the token expired (4401: it reconnects with the token the callback gives then); told
+   * "refused" when the service refuses the connection for good (4403: the credentials
+   * will not do; 4400: a malformed connection; 4401 with a fixed token, which cannot be
+   * refreshed): the watch stops trying. */
+  onStatus?: (status: WatchStatus) => void;
 }
+
+export type WatchStatus = "live" | "reconnecting" | "refused";
 
 /** What `watchBalances` hands on: every balance it follows, and the event that changed
  * them; null when they were read afresh (at the start, after each reconnection, after
@@ -128,6 +136,12 @@ export interface BuyOptions {
 }
 
 const RETRIED_STATUSES = new Set([429, 502, 503, 504]);
+
+/** The service's close codes (README, "Websockets"): a token to refresh, credentials that
+ * will not do, a connection the client got wrong. */
+const TOKEN_EXPIRED = 4401;
+const FORBIDDEN = 4403;
+const MALFORMED = 4400;
 
 export class UserCreditsClient {
   private readonly options: Required<
@@ -236,10 +250,14 @@ export class UserCreditsClient {
     // microtasks after its `connected` event: the read is sent after them.
     const socket = this.socket(options, () => setTimeout(refresh, 0), () => stopped);
     // The server ended the subscription (an error or a completion is final for graphql-ws,
-    // which would not send it again): subscribe again, and read what was missed.
+    // which would not send it again): subscribe again, and read what was missed. A close
+    // (told by the socket's `closed` already) ends it too: after 4401 graphql-ws does not
+    // reconnect, and subscribing again connects with the token asked for afresh; after a
+    // refusal for good nothing is tried again.
     const ended = (error: unknown) => {
       if (stopped) return;
-      options.onError?.(error);
+      if (!isCloseEvent(error)) options.onError?.(error);
+      else if (this.refusedForGood(error)) return;
       resubscriptions += 1;
       setTimeout(() => {
         if (stopped) return;
@@ -449,12 +467,21 @@ export class UserCreditsClient {
   ): SocketClient {
     const url = this.address();
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    if (this.options.webSocketImpl === undefined && typeof globalThis.WebSocket === "undefined") {
+      throw new Error(
+        'this runtime has no global WebSocket (Node 20): `npm i ws` and pass `webSocketImpl: WebSocket` (from "ws") to UserCreditsClient',
+      );
+    }
     return createClient({
       url: url.toString(),
       webSocketImpl: this.options.webSocketImpl,
       lazy: false,
       retryAttempts: Number.POSITIVE_INFINITY,
-      shouldRetry: () => true,
+      // graphql-ws itself never retries after 4400 and 4401 (watchBalances reconnects after
+      // 4401), and would retry 4403 for ever.
+      shouldRetry: (error) => !(isCloseEvent(error) && this.refusedForGood(error)),
+      // A connection given up is told by the `closed` event (below), not on the console.
+      onNonLazyError: () => undefined,
       retryWait: (retries) => sleep(this.backoff(retries + 1)),
       connectionParams: async () => ({ authorization: `Bearer ${await this.token()}` }),
       on: {
@@ -465,12 +492,21 @@ export class UserCreditsClient {
         },
         closed: (event) => {
           if (stopped()) return;
-          watch.onStatus?.("reconnecting");
-          watch.onError?.(event); // its code says why (4403: the token expired, ...)
+          const final = isCloseEvent(event) && this.refusedForGood(event);
+          watch.onStatus?.(final ? "refused" : "reconnecting");
+          watch.onError?.(event); // its code and reason say why
         },
         error: (error) => watch.onError?.(error),
       },
     });
+  }
+
+  /** Whether a close means that connecting again cannot succeed: credentials refused
+   * (4403), a malformed connection (4400), or an expired token (4401) that is a fixed
+   * string, which no reconnection could refresh. */
+  private refusedForGood(event: { code: number }): boolean {
+    if (event.code === TOKEN_EXPIRED) return typeof this.options.token === "string";
+    return event.code === FORBIDDEN || event.code === MALFORMED;
   }
 
   /** The address, absolute: a page may give it relative to itself ("/graphql"). */
@@ -493,6 +529,12 @@ export class UserCreditsClient {
 /** A fresh idempotency key. */
 export function newKey(): string {
   return globalThis.crypto.randomUUID();
+}
+
+/** A websocket's CloseEvent (the global one or that of "ws"), as graphql-ws hands it on. */
+function isCloseEvent(value: unknown): value is { code: number; reason: string } {
+  if (typeof value !== "object" || value === null) return false;
+  return typeof (value as { code?: unknown }).code === "number" && "reason" in value;
 }
 
 /** One query over a socket: its single result. */

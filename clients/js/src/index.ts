@@ -18,4 +18,5 @@ export {
   type TokenSource,
   type Watch,
   type WatchOptions,
+  type WatchStatus,
 } from "./client.js";

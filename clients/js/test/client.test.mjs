@@ -11,12 +11,15 @@ const URL_ = process.env.USERCREDITS_URL;
 const SECRET = process.env.USERCREDITS_JWT_SECRET;
 assert.ok(URL_ && SECRET, "run through tests/test_client_js.py");
 
-function sign(userId, roles = ["user"]) {
+function sign(userId, roles = ["user"], { seconds = 600, secret = SECRET } = {}) {
   const part = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
   const now = Math.floor(Date.now() / 1000);
-  const unsigned = `${part({ alg: "HS256", typ: "JWT" })}.${part({ sub: userId, roles, iat: now, exp: now + 600 })}`;
-  return `${unsigned}.${createHmac("sha256", SECRET).update(unsigned).digest("base64url")}`;
+  const claims = { sub: userId, roles, iat: now, exp: now + seconds };
+  const unsigned = `${part({ alg: "HS256", typ: "JWT" })}.${part(claims)}`;
+  return `${unsigned}.${createHmac("sha256", secret).update(unsigned).digest("base64url")}`;
 }
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const admin = new UserCreditsClient({ url: URL_, token: sign("admin", ["admin"]) });
 
@@ -179,6 +182,114 @@ test("stop() returns at once while the server cannot be reached", async () => {
   await new Promise((resolve) => setTimeout(resolve, 500));
   assert.equal(statuses.length, count, "no status after stop()");
   await cable.close();
+});
+
+test("a token that expires on an open socket (4401) is asked for afresh and the watch goes on", async (t) => {
+  const user = `js-${randomUUID()}`;
+  await grant(user, "chat", 20);
+  const tokens = [];
+  const client = new UserCreditsClient({
+    url: URL_,
+    // The first token lapses within two seconds; the callback gives a fresh one after.
+    token: () => {
+      tokens.push(sign(user, ["user"], { seconds: tokens.length === 0 ? 2 : 600 }));
+      return tokens.at(-1);
+    },
+    retryBaseMs: 50,
+  });
+  const seen = recorder();
+  const statuses = [];
+  const closes = [];
+  const watch = client.watchBalances(
+    {
+      offerGroup: "chat",
+      onStatus: (status) => statuses.push(status),
+      onError: (error) => closes.push(error),
+    },
+    (update) => seen.push(update),
+  );
+  t.after(() => watch.stop());
+  await seen.next((u) => tokensOf(u, "chat") === 20);
+
+  const waitFor = async (predicate, what) => {
+    for (let waited = 0; !predicate(); waited += 50) {
+      assert.ok(waited < 10_000, `${what}: statuses ${statuses}, closes ${closes.map((c) => c.code)}`);
+      await sleep(50);
+    }
+  };
+  await waitFor(() => statuses.filter((s) => s === "live").length === 2, "live again");
+  assert.deepEqual(statuses, ["live", "reconnecting", "live"]);
+  const expired = closes.find((error) => error.code !== undefined);
+  assert.equal(expired.code, 4401);
+  assert.equal(expired.reason, "token expired: reconnect with a fresh token");
+  assert.equal(tokens.length, 2, "one fresh token for the one reconnection");
+
+  await client.consume({ offerGroup: "chat", tokens: 3 });
+  const after = await seen.next((u) => u.event !== null && tokensOf(u, "chat") === 17);
+  assert.equal(after.event.delta, -3);
+});
+
+test("refused credentials (4403) are not tried again", async () => {
+  let asked = 0;
+  const client = new UserCreditsClient({
+    url: URL_,
+    token: () => {
+      asked += 1;
+      return sign(`js-${randomUUID()}`, ["user"], { secret: "someone-elses-secret-long-enough" });
+    },
+    retryBaseMs: 20,
+  });
+  const statuses = [];
+  const errors = [];
+  const seen = recorder();
+  const watch = client.watchBalances(
+    { onStatus: (status) => statuses.push(status), onError: (error) => errors.push(error) },
+    (update) => seen.push(update),
+  );
+  await sleep(1000); // fifty back-offs of 20 ms would have tried again many times
+  await watch.stop();
+  assert.deepEqual(statuses, ["refused"]);
+  assert.equal(asked, 1, "the connection was made once");
+  const [closed] = errors.filter((error) => error.code !== undefined);
+  assert.equal(closed.code, 4403);
+  assert.equal(closed.reason, "the token was refused: Signature verification failed");
+  assert.equal(seen.updates.length, 0);
+});
+
+test("a watch signed in with an API key stops when the key is revoked (4403)", async () => {
+  const CREATE = `mutation { createApiKey(name: "js-worker", role: SERVICE) { secret apiKey { id } } }`;
+  const REVOKE = `mutation($id: ID!) { revokeApiKey(id: $id) { revokedAt } }`;
+  const { secret, apiKey } = (await admin.request(CREATE, {})).createApiKey;
+  let asked = 0;
+  const client = new UserCreditsClient({
+    url: URL_,
+    // A callback, as a token's would be: it is a 4403, not a 4401, that stops the watch.
+    token: () => {
+      asked += 1;
+      return secret;
+    },
+    retryBaseMs: 20,
+  });
+  const statuses = [];
+  const errors = [];
+  const seen = recorder();
+  const watch = client.watchBalances(
+    { onStatus: (status) => statuses.push(status), onError: (error) => errors.push(error) },
+    (update) => seen.push(update),
+  );
+  await seen.next(() => true);
+  const askedBefore = asked;
+  await admin.request(REVOKE, { id: apiKey.id });
+  for (let waited = 0; !statuses.includes("refused"); waited += 50) {
+    assert.ok(waited < 10_000, `not refused: ${statuses}`);
+    await sleep(50);
+  }
+  await sleep(500);
+  await watch.stop();
+  assert.deepEqual(statuses, ["live", "refused"]);
+  const [closed] = errors.filter((error) => error.code !== undefined);
+  assert.deepEqual([closed.code, closed.reason], [4403, "the API key was revoked"]);
+  assert.equal(asked, askedBefore, "no reconnection after the refusal");
 });
 
 test("with details, each change is followed by the lots it drew", async (t) => {

@@ -1080,6 +1080,9 @@ var UserCreditsError = class extends Error {
   }
 };
 var RETRIED_STATUSES = /* @__PURE__ */ new Set([429, 502, 503, 504]);
+var TOKEN_EXPIRED = 4401;
+var FORBIDDEN = 4403;
+var MALFORMED = 4400;
 var UserCreditsClient = class {
   options;
   fetcher;
@@ -1169,7 +1172,8 @@ var UserCreditsClient = class {
     const socket = this.socket(options, () => setTimeout(refresh, 0), () => stopped);
     const ended = (error) => {
       if (stopped) return;
-      options.onError?.(error);
+      if (!isCloseEvent(error)) options.onError?.(error);
+      else if (this.refusedForGood(error)) return;
       resubscriptions += 1;
       setTimeout(() => {
         if (stopped) return;
@@ -1343,12 +1347,21 @@ var UserCreditsClient = class {
   socket(watch, connected, stopped) {
     const url = this.address();
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    if (this.options.webSocketImpl === void 0 && typeof globalThis.WebSocket === "undefined") {
+      throw new Error(
+        'this runtime has no global WebSocket (Node 20): `npm i ws` and pass `webSocketImpl: WebSocket` (from "ws") to UserCreditsClient'
+      );
+    }
     return createClient({
       url: url.toString(),
       webSocketImpl: this.options.webSocketImpl,
       lazy: false,
       retryAttempts: Number.POSITIVE_INFINITY,
-      shouldRetry: () => true,
+      // graphql-ws itself never retries after 4400 and 4401 (watchBalances reconnects after
+      // 4401), and would retry 4403 for ever.
+      shouldRetry: (error) => !(isCloseEvent(error) && this.refusedForGood(error)),
+      // A connection given up is told by the `closed` event (below), not on the console.
+      onNonLazyError: () => void 0,
       retryWait: (retries) => sleep(this.backoff(retries + 1)),
       connectionParams: async () => ({ authorization: `Bearer ${await this.token()}` }),
       on: {
@@ -1359,12 +1372,20 @@ var UserCreditsClient = class {
         },
         closed: (event) => {
           if (stopped()) return;
-          watch.onStatus?.("reconnecting");
+          const final = isCloseEvent(event) && this.refusedForGood(event);
+          watch.onStatus?.(final ? "refused" : "reconnecting");
           watch.onError?.(event);
         },
         error: (error) => watch.onError?.(error)
       }
     });
+  }
+  /** Whether a close means that connecting again cannot succeed: credentials refused
+   * (4403), a malformed connection (4400), or an expired token (4401) that is a fixed
+   * string, which no reconnection could refresh. */
+  refusedForGood(event) {
+    if (event.code === TOKEN_EXPIRED) return typeof this.options.token === "string";
+    return event.code === FORBIDDEN || event.code === MALFORMED;
   }
   /** The address, absolute: a page may give it relative to itself ("/graphql"). */
   address() {
@@ -1382,6 +1403,10 @@ var UserCreditsClient = class {
 };
 function newKey() {
   return globalThis.crypto.randomUUID();
+}
+function isCloseEvent(value) {
+  if (typeof value !== "object" || value === null) return false;
+  return typeof value.code === "number" && "reason" in value;
 }
 function once(socket, document2, variables) {
   return new Promise((resolve, reject) => {
@@ -1428,9 +1453,190 @@ function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+// demo/words.ts
+var SENTENCES = {
+  INSUFFICIENT_TOKENS: "Not enough tokens for that. Buy more below, or use fewer.",
+  OFFER_NOT_AVAILABLE: "That offer is no longer on sale to you. The offers are up to date now: pick one of them.",
+  QUANTITY_LIMIT: "That is more than one order may hold. Buy fewer at a time.",
+  PAYMENT_FAILED: "The payment did not go through. Try again, or pay another way.",
+  EXPIRED: "That hold has run out and its tokens are back in the balance. Hold them again.",
+  NOT_FOUND: "That is no longer there. The page shows what is there now.",
+  CONFLICT: "Something else changed this at the same moment. Try again.",
+  BAD_USER_INPUT: "That was not accepted. Check the number of tokens: a whole number above 0.",
+  UNAUTHENTICATED: "Your demo session has ended. Reload the page to sign in again.",
+  FORBIDDEN: "This demo user may not do that.",
+  INTERNAL: "The service had a problem. Try again in a moment."
+};
+var UNREACHABLE = "The service cannot be reached. Check that it is running, then try again.";
+function explain(error) {
+  if (error instanceof UserCreditsError) {
+    const sentence = SENTENCES[error.code] ?? SENTENCES.INTERNAL;
+    return { sentence, detail: `${error.message} (${error.code})` };
+  }
+  return { sentence: UNREACHABLE, detail: String(error) };
+}
+function staleOffers(error) {
+  return error instanceof UserCreditsError && (error.code === "OFFER_NOT_AVAILABLE" || error.code === "NOT_FOUND");
+}
+var NUMBERS = new Intl.NumberFormat("en");
+function count(tokens) {
+  return NUMBERS.format(tokens);
+}
+function tokensOf(tokens, group) {
+  return `${count(tokens)} ${group} ${Math.abs(tokens) === 1 ? "token" : "tokens"}`;
+}
+function when(iso) {
+  return iso === null ? "never" : new Date(iso).toLocaleString();
+}
+function day(iso) {
+  return iso === null ? "never" : new Date(iso).toLocaleDateString();
+}
+function price(amount, currency) {
+  return new Intl.NumberFormat("en", { style: "currency", currency }).format(Number(amount));
+}
+
+// demo/catalogue.ts
+var OFFERS = new TypedDocumentString(`
+  query DemoOffers {
+    offers {
+      id name kind offerGroup tokenCount cycle customCycleSeconds popular
+      prices { amount currency }
+      combinedItems { offerId offerGroup quantity cycle customCycleSeconds tokenCount }
+    }
+  }`);
+async function readOffers(client) {
+  return (await client.request(OFFERS, {})).offers;
+}
+var PERIODS = {
+  DAILY: ["day", "a day"],
+  WEEKLY: ["week", "a week"],
+  BI_WEEKLY: ["two weeks", "two weeks"],
+  MONTHLY: ["month", "a month"],
+  TRIMESTER: ["three months", "three months"],
+  SEMESTER: ["six months", "six months"],
+  YEARLY: ["year", "a year"]
+};
+function period(cycle, customSeconds) {
+  if (cycle === "ONCE") return null;
+  if (cycle !== "CUSTOM") return PERIODS[cycle];
+  const seconds = customSeconds ?? 0;
+  const [size, unit] = seconds % 86400 === 0 ? [seconds / 86400, "day"] : [Math.round(seconds / 3600), "hour"];
+  const span = `${size} ${unit}${size === 1 ? "" : "s"}`;
+  return [span, span];
+}
+function validity(cycle, customSeconds) {
+  const span = period(cycle, customSeconds);
+  return span === null ? "that never expire" : `valid for ${span[1]}`;
+}
+function renews(offer) {
+  return offer.kind === "SUBSCRIPTION" && offer.cycle !== "ONCE";
+}
+function gives(offer) {
+  const lines = offer.combinedItems.map(
+    (item) => `${tokensOf(item.tokenCount, item.offerGroup)} ` + validity(item.cycle ?? offer.cycle, item.cycle ? item.customCycleSeconds : offer.customCycleSeconds)
+  );
+  if (offer.tokenCount > 0 || lines.length === 0) {
+    lines.unshift(
+      `${tokensOf(offer.tokenCount, offer.offerGroup)} ${validity(offer.cycle, offer.customCycleSeconds)}`
+    );
+  }
+  return lines;
+}
+function terms(offer) {
+  const span = period(offer.cycle, offer.customCycleSeconds);
+  if (renews(offer) && span !== null) {
+    return `Subscribe: renews every ${span[0]} until you cancel. Buy: ${span[1]}, no renewal.`;
+  }
+  return "One payment, no renewal.";
+}
+function every(offer) {
+  const span = period(offer.cycle, offer.customCycleSeconds);
+  return span === null ? "" : `every ${span[0]}`;
+}
+
+// demo/dom.ts
+function h(tag, attributes = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, value);
+  element.append(...children);
+  return element;
+}
+function svg(tag, attributes = {}, ...children) {
+  const element = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, value);
+  element.append(...children);
+  return element;
+}
+function button(label2, kind, name, onClick) {
+  const made = h("button", { type: "button", class: kind, "aria-label": name }, label2);
+  const clickable = made;
+  clickable.addEventListener("click", () => onClick(clickable));
+  return clickable;
+}
+function byId(id) {
+  return document.getElementById(id);
+}
+
+// demo/chart.ts
+var WIDTH = 320;
+var HEIGHT = 120;
+var LEFT = 44;
+var RIGHT = 8;
+var TOP = 10;
+var BOTTOM = 20;
+function balanceChart(group, points, now) {
+  const last = points.at(-1);
+  const chart = svg("svg", {
+    class: "chart",
+    viewBox: `0 0 ${WIDTH} ${HEIGHT}`,
+    role: "img",
+    "aria-label": `${group} balance over time`,
+    "data-points": String(points.length),
+    "data-last": last === void 0 ? "" : String(last.balance)
+  });
+  if (last === void 0) {
+    chart.append(label(WIDTH / 2, HEIGHT / 2, "No movements yet", "middle"));
+    return chart;
+  }
+  const start = points[0].at;
+  const end = Math.max(now, last.at);
+  const span = Math.max(end - start, 1);
+  const balances = points.map((p) => p.balance);
+  const high = Math.max(...balances, 1);
+  const low = Math.min(...balances, 0);
+  const x = (at) => LEFT + (at - start) / span * (WIDTH - LEFT - RIGHT);
+  const y = (balance) => TOP + (high - balance) / (high - low) * (HEIGHT - TOP - BOTTOM);
+  let line = `M${x(start).toFixed(1)},${y(points[0].balance).toFixed(1)}`;
+  for (const point of points.slice(1)) {
+    line += ` H${x(point.at).toFixed(1)} V${y(point.balance).toFixed(1)}`;
+  }
+  line += ` H${x(end).toFixed(1)}`;
+  const area = `${line} V${y(low).toFixed(1)} H${x(start).toFixed(1)} Z`;
+  chart.append(
+    svg("title", {}, `${group}: ${last.balance} now, after ${points.length} movements`),
+    svg("line", { class: "axis", x1: String(LEFT), x2: String(WIDTH - RIGHT), y1: String(y(0)), y2: String(y(0)) }),
+    svg("path", { class: "area", d: area }),
+    svg("path", { class: "line", d: line }),
+    label(LEFT - 4, y(high) + 4, compact(high), "end"),
+    label(LEFT - 4, y(low) + 4, compact(low), "end"),
+    label(LEFT, HEIGHT - 4, new Date(start).toLocaleTimeString(), "start"),
+    label(WIDTH - RIGHT, HEIGHT - 4, "now", "end")
+  );
+  return chart;
+}
+function label(x, y, text, anchor) {
+  return svg("text", { x: String(x), y: String(y), "text-anchor": anchor }, text);
+}
+function compact(value) {
+  return new Intl.NumberFormat("en", { notation: "compact" }).format(value);
+}
+
 // demo/main.ts
 var GRAPHQL = new URL("/graphql", location.href).toString();
 var LEDGER_PAGE = 10;
+var CHART_ENTRIES = 100;
+var NOTICE_MS = 6e3;
+var PROBLEM_MS = 15e3;
 var TEST_CARD = "pm_card_visa";
 async function loadStripe(publishableKey) {
   if (!window.Stripe) {
@@ -1443,31 +1649,36 @@ async function loadStripe(publishableKey) {
   }
   return window.Stripe(publishableKey);
 }
-function h(tag, attributes = {}, ...children) {
-  const element = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, value);
-  element.append(...children);
-  return element;
-}
-function byId(id) {
-  return document.getElementById(id);
-}
-function when(iso) {
-  return iso === null ? "never" : new Date(iso).toLocaleString();
-}
+var Latest = class {
+  asked = 0;
+  async show(read, shown) {
+    const mine = ++this.asked;
+    const value = await read();
+    if (value !== null && mine === this.asked) shown(value);
+  }
+};
 var Demo = class {
   client = null;
   stripe = null;
   watch = null;
   reservations = [];
+  history = /* @__PURE__ */ new Map();
   page = 0;
   cursors = [null];
+  noticeTimer;
+  reads = {
+    offers: new Latest(),
+    ledger: new Latest(),
+    history: new Latest(),
+    plans: new Latest(),
+    warnings: new Latest()
+  };
   async start() {
     byId("user").addEventListener("change", () => void this.signIn());
     byId("spend").addEventListener("submit", (event) => {
       event.preventDefault();
-      const action = event.submitter?.value ?? "consume";
-      void this.spend(action);
+      const submitter = event.submitter;
+      void this.spend(submitter?.value ?? "consume", submitter);
     });
     byId("ledger-older").addEventListener("click", () => void this.ledgerPage(1));
     byId("ledger-newer").addEventListener("click", () => void this.ledgerPage(-1));
@@ -1492,6 +1703,7 @@ var Demo = class {
         byId("payments").textContent = "Stripe test mode: paid with Stripe's test Visa card.";
       }
       this.reservations = [];
+      this.history = /* @__PURE__ */ new Map();
       this.page = 0;
       this.cursors = [null];
       this.status("connecting");
@@ -1507,7 +1719,7 @@ var Demo = class {
       );
       await Promise.all([this.showOffers(), this.showReservations(), this.showPlans()]);
     } catch (error) {
-      byId("problem").textContent = `Could not sign in: ${String(error)}`;
+      this.problem(error, "Could not sign in.");
     } finally {
       select.disabled = false;
     }
@@ -1527,13 +1739,20 @@ var Demo = class {
     badge.textContent = status;
     badge.dataset.status = status;
   }
+  /** A change of balance, here or anywhere: it may also unlock or replace offers (a
+   * purchase in another tab), so the offers are read again with the ledger. */
   async changed(update) {
     this.showBalances(update.balances);
     if (update.event) {
       const { delta, offerGroup, reason } = update.event;
       byId("last-change").textContent = `${offerGroup}: ${delta > 0 ? "+" : ""}${delta} (${reason.toLowerCase()})`;
     }
-    await Promise.all([this.ledgerPage(0), this.showWarnings()]);
+    await Promise.all([
+      this.ledgerPage(0),
+      this.showHistory(),
+      this.showWarnings(),
+      update.event ? this.showOffers() : null
+    ]);
   }
   showBalances(balances) {
     const groups = byId("group");
@@ -1543,13 +1762,13 @@ var Demo = class {
     );
     if (balances.some((b) => b.offerGroup === chosen)) groups.value = chosen;
     byId("balances").replaceChildren(
-      ...balances.length === 0 ? [h("p", {}, "No tokens yet: buy an offer below.")] : balances.map((balance) => this.balanceCard(balance))
+      ...balances.length === 0 ? [h("p", { class: "empty" }, "No tokens yet: buy an offer below.")] : balances.map((balance) => this.balanceCard(balance))
     );
   }
   balanceCard(balance) {
     const lots = h(
       "table",
-      {},
+      { class: "lots" },
       h(
         "thead",
         {},
@@ -1569,143 +1788,209 @@ var Demo = class {
         )
       )
     );
-    const next = balance.nextExpiry ? `${balance.nextExpiry.tokens} expire ${when(balance.nextExpiry.at)}` : "nothing expires";
+    const next = balance.nextExpiry ? `${count(balance.nextExpiry.tokens)} expire ${when(balance.nextExpiry.at)}` : "nothing expires";
     return h(
       "article",
       { class: "balance", "data-group": balance.offerGroup },
       h("h3", {}, balance.offerGroup),
       h("p", { class: "tokens" }, h("span", { class: "amount" }, String(balance.tokens)), " tokens"),
-      h("p", {}, `${balance.reserved} reserved; ${next}`),
+      h("p", { class: "muted" }, `${count(balance.reserved)} held; ${next}`),
+      h("div", { class: "chart-box" }, this.chart(balance.offerGroup)),
       lots
     );
   }
-  async showOffers() {
-    const offers = await this.guard(() => this.client.offers());
-    if (!offers) return;
-    byId("offers").replaceChildren(
-      ...offers.map((offer) => {
-        const price = offer.prices[0];
-        const buy = h(
-          "button",
-          { type: "button", "aria-label": `Buy ${offer.name}` },
-          "Buy"
-        );
-        buy.addEventListener("click", () => void this.buy(offer.id, buy));
-        const actions = [buy];
-        if (offer.kind === "SUBSCRIPTION" && offer.cycle !== "ONCE") {
-          const subscribe = h(
-            "button",
-            { type: "button", "aria-label": `Subscribe to ${offer.name}` },
-            "Subscribe"
-          );
-          subscribe.addEventListener("click", () => void this.subscribe(offer.id, subscribe));
-          actions.push(subscribe);
+  chart(group) {
+    return balanceChart(group, this.history.get(group) ?? [], Date.now());
+  }
+  /** The charts' movements, read again at each change so they follow it live. */
+  async showHistory() {
+    const client = this.client;
+    await this.reads.history.show(
+      () => this.guard(() => client.ledger({ first: CHART_ENTRIES })),
+      (page) => {
+        const history = /* @__PURE__ */ new Map();
+        for (const { node } of [...page.edges].reverse()) {
+          const points = history.get(node.offerGroup) ?? [];
+          points.push({ at: Date.parse(node.createdAt), balance: node.balanceAfter });
+          history.set(node.offerGroup, points);
         }
-        return h(
-          "li",
-          { class: "offer", "data-offer": offer.id },
-          h("span", { class: "name" }, offer.name),
-          h(
-            "span",
-            { class: "detail" },
-            `${offer.tokenCount} ${offer.offerGroup} tokens, ${offer.cycle.toLowerCase()}` + (price ? `, ${price.amount} ${price.currency}` : "")
-          ),
-          ...actions
-        );
-      })
+        this.history = history;
+        for (const box of document.querySelectorAll(".balance")) {
+          box.querySelector(".chart-box")?.replaceChildren(this.chart(box.dataset.group));
+        }
+      }
     );
   }
-  async buy(offerId, button) {
-    button.disabled = true;
-    const order = await this.guard(() => this.client.buy(offerId, this.payment()));
-    button.disabled = false;
-    if (order) {
-      this.say(`Order ${order.status.toLowerCase()}: ${order.tokenCount} tokens`);
-      await this.showOffers();
+  async showOffers() {
+    const client = this.client;
+    await this.reads.offers.show(
+      () => this.guard(() => readOffers(client)),
+      (offers) => {
+        byId("offers").replaceChildren(
+          ...offers.length === 0 ? [h("li", { class: "empty" }, "Nothing on sale right now.")] : offers.map((offer) => this.offerCard(offer))
+        );
+      }
+    );
+  }
+  offerCard(offer) {
+    const cost = offer.prices[0];
+    const actions = [
+      button("Buy", "primary", `Buy ${offer.name}`, (b) => void this.buy(offer, b))
+    ];
+    if (renews(offer)) {
+      actions.push(
+        button(
+          "Subscribe",
+          "primary",
+          `Subscribe to ${offer.name}`,
+          (b) => void this.subscribe(offer, b)
+        )
+      );
     }
+    return h(
+      "li",
+      { class: "offer", "data-offer": offer.id },
+      h(
+        "div",
+        { class: "offer-head" },
+        h("h3", { class: "name" }, offer.name),
+        ...offer.popular ? [h("span", { class: "tag" }, "Popular")] : [],
+        h("span", { class: "price" }, cost ? price(cost.amount, cost.currency) : "free")
+      ),
+      h("ul", { class: "gives" }, ...gives(offer).map((line) => h("li", {}, line))),
+      h("p", { class: "terms" }, terms(offer)),
+      h("div", { class: "actions" }, ...actions)
+    );
+  }
+  async buy(offer, button2) {
+    const order = await this.busy(button2, () => this.client.buy(offer.id, this.payment()));
+    if (order) {
+      this.notice(
+        order.status === "PAID" ? `Bought ${offer.name}: ${gives(offer).join("; ")}.` : `${offer.name}: payment ${order.status.toLowerCase()}; the tokens show once it is paid.`
+      );
+    }
+    await this.showOffers();
   }
   payment() {
     return this.stripe ? { stripe: this.stripe, paymentMethod: TEST_CARD } : {};
   }
-  async subscribe(offerId, button) {
-    button.disabled = true;
-    const plan = await this.guard(() => this.client.subscribe(offerId, this.payment()));
-    button.disabled = false;
-    if (plan) this.say(`Plan ${plan.status.toLowerCase()}: ${plan.offerGroup} renews each period`);
-    await this.showPlans();
+  async subscribe(offer, button2) {
+    const plan = await this.busy(button2, () => this.client.subscribe(offer.id, this.payment()));
+    if (plan) {
+      this.notice(
+        plan.status === "ACTIVE" ? `Subscribed to ${offer.name}: it renews ${every(offer)}, next on ${day(plan.currentPeriodEnd)}.` : `Subscribed to ${offer.name}: the plan is ${plan.status.toLowerCase()} until its payment is confirmed.`
+      );
+    }
+    await Promise.all([this.showPlans(), this.showOffers()]);
   }
   async showPlans() {
-    const plans = await this.guard(() => this.client.plans());
-    if (!plans) return;
-    byId("plans").replaceChildren(
-      ...plans.length === 0 ? [h("li", {}, "None: subscribe to an offer above.")] : plans.map((plan) => this.planItem(plan))
+    const client = this.client;
+    await this.reads.plans.show(
+      () => this.guard(() => client.plans()),
+      (plans) => byId("plans").replaceChildren(
+        ...plans.length === 0 ? [h("li", { class: "empty" }, "None: subscribe to an offer below.")] : plans.map((plan) => this.planItem(plan))
+      )
     );
   }
   planItem(plan) {
     const what = `${plan.offerGroup} plan`;
     const live = plan.status !== "CANCELED";
     const next = !live ? "" : plan.cancelAtPeriodEnd ? `, ends ${when(plan.currentPeriodEnd)}` : `, renews ${when(plan.currentPeriodEnd)}`;
-    const buttons = [];
-    const add = (label, change) => {
-      const button = h("button", { type: "button", "aria-label": `${label}: ${what}` }, label);
-      button.addEventListener("click", () => void this.changePlan(change));
-      buttons.push(button);
-    };
     const client = this.client;
-    if (live && plan.cancelAtPeriodEnd) add("Resume", () => client.resumePlan(plan.id));
-    if (live && !plan.cancelAtPeriodEnd) add("Cancel", () => client.cancelPlan(plan.id));
-    if (live) add("End now", () => client.cancelPlan(plan.id, false));
+    const change = (label2, call, said) => button(
+      label2,
+      label2 === "Resume" ? "secondary" : "danger",
+      `${label2}: ${what}`,
+      (b) => void this.changePlan(b, call, said)
+    );
+    const ends = `Keep the tokens already credited; ${what} stops`;
+    const buttons = [];
+    if (live && plan.cancelAtPeriodEnd) {
+      buttons.push(
+        change("Resume", () => client.resumePlan(plan.id), (p) => `The ${what} renews again on ${day(p.currentPeriodEnd)}.`)
+      );
+    }
+    if (live && !plan.cancelAtPeriodEnd) {
+      const button2 = change(
+        "Cancel",
+        () => client.cancelPlan(plan.id),
+        (p) => `The ${what} will not renew: it ends on ${day(p.currentPeriodEnd)}.`
+      );
+      button2.dataset.confirm = `Cancel the ${what}? ${ends} renewing after ${day(plan.currentPeriodEnd)}.`;
+      buttons.push(button2);
+    }
+    if (live) {
+      const button2 = change(
+        "End now",
+        () => client.cancelPlan(plan.id, false),
+        () => `The ${what} has ended; its tokens stay.`
+      );
+      button2.dataset.confirm = `End the ${what} now? ${ends} at once and does not renew.`;
+      buttons.push(button2);
+    }
     return h(
       "li",
       { class: "plan", "data-plan": plan.id, "data-status": plan.status },
-      `${what}: ${plan.status.toLowerCase().replace("_", " ")}${next} `,
-      ...buttons
+      h("span", {}, `${what}: ${plan.status.toLowerCase().replace("_", " ")}${next}`),
+      h("span", { class: "actions" }, ...buttons)
     );
   }
-  async changePlan(change) {
-    const plan = await this.guard(change);
-    if (plan) this.say(`Plan ${plan.status.toLowerCase()}`);
-    await this.showPlans();
+  /** Changes a plan, once the person agrees when the button asks (`data-confirm`). */
+  async changePlan(button2, change, said) {
+    const question = button2.dataset.confirm;
+    if (question && !window.confirm(question)) return;
+    const plan = await this.busy(button2, change);
+    if (plan) this.notice(said(plan));
+    await Promise.all([this.showPlans(), this.showOffers()]);
   }
-  async spend(action) {
+  async spend(action, submitter) {
     const group = byId("group").value;
     const tokens = Number(byId("tokens").value);
+    if (!group) {
+      this.say("problem", "You have no tokens to use yet. Buy an offer below first.");
+      return;
+    }
     const client = this.client;
+    const run = (call) => submitter ? this.busy(submitter, call) : this.guard(call);
     if (action === "reserve") {
-      const held = await this.guard(() => client.reserve({ offerGroup: group, tokens }));
-      if (held) this.reservations.push(held);
+      const held = await run(() => client.reserve({ offerGroup: group, tokens }));
+      if (held) {
+        this.reservations.push(held);
+        this.notice(`Held ${tokensOf(held.tokens, group)} until ${when(held.expiresAt)}.`);
+      }
       await this.showReservations();
     } else {
-      const entry = await this.guard(() => client.consume({ offerGroup: group, tokens }));
-      if (entry) this.say(`Spent ${-entry.tokens} ${group} tokens`);
+      const entry = await run(() => client.consume({ offerGroup: group, tokens }));
+      if (entry) this.notice(`Spent ${tokensOf(-entry.tokens, group)}; ${count(entry.balanceAfter)} left.`);
     }
   }
-  async settle(reservation, commit) {
+  async settle(reservation, commit, button2) {
     const client = this.client;
-    const done = await this.guard(
+    const what = tokensOf(reservation.tokens, reservation.offerGroup);
+    const done = await this.busy(
+      button2,
       () => commit ? client.commit(reservation.id) : client.release(reservation.id)
     );
-    if (done) this.reservations = this.reservations.filter((r) => r.id !== reservation.id);
+    if (done) {
+      this.reservations = this.reservations.filter((r) => r.id !== reservation.id);
+      this.notice(commit ? `Spent the ${what} held.` : `Released the ${what} held: they are back in the balance.`);
+    }
     await this.showReservations();
   }
   async showReservations() {
     byId("reservations").replaceChildren(
-      ...this.reservations.map((reservation) => {
+      ...this.reservations.length === 0 ? [h("li", { class: "empty" }, "None: hold tokens with Reserve.")] : this.reservations.map((reservation) => {
         const what = `${reservation.tokens} ${reservation.offerGroup} tokens`;
-        const commit = h("button", { type: "button", "aria-label": `Commit ${what}` }, "Commit");
-        const release = h(
-          "button",
-          { type: "button", "aria-label": `Release ${what}` },
-          "Release"
-        );
-        commit.addEventListener("click", () => void this.settle(reservation, true));
-        release.addEventListener("click", () => void this.settle(reservation, false));
         return h(
           "li",
-          {},
-          `${reservation.tokens} ${reservation.offerGroup} tokens held until ${when(reservation.expiresAt)} `,
-          commit,
-          release
+          { class: "hold" },
+          h("span", {}, `${what} held until ${when(reservation.expiresAt)}`),
+          h(
+            "span",
+            { class: "actions" },
+            button("Commit", "primary", `Commit ${what}`, (b) => void this.settle(reservation, true, b)),
+            button("Release", "secondary", `Release ${what}`, (b) => void this.settle(reservation, false, b))
+          )
         );
       })
     );
@@ -1714,53 +1999,94 @@ var Demo = class {
   async ledgerPage(step) {
     const target = Math.max(0, this.page + step);
     const after = this.cursors[target] ?? null;
-    const page = await this.guard(() => this.client.ledger({ first: LEDGER_PAGE, after }));
-    if (!page) return;
-    this.page = target;
-    this.cursors[target + 1] = page.pageInfo.endCursor;
-    byId("ledger").replaceChildren(
-      ...page.edges.map(
-        ({ node }) => h(
-          "tr",
-          {},
-          h("td", {}, when(node.createdAt)),
-          h("td", {}, node.offerGroup),
-          h("td", {}, `${node.tokens > 0 ? "+" : ""}${node.tokens}`),
-          h("td", {}, node.reason.toLowerCase()),
-          h("td", {}, String(node.balanceAfter))
-        )
-      )
+    const client = this.client;
+    await this.reads.ledger.show(
+      () => this.guard(() => client.ledger({ first: LEDGER_PAGE, after })),
+      (page) => {
+        this.page = target;
+        this.cursors[target + 1] = page.pageInfo.endCursor;
+        byId("ledger").replaceChildren(
+          ...page.edges.length === 0 ? [h("tr", { class: "empty" }, h("td", { colspan: "5" }, "Nothing spent or bought yet."))] : page.edges.map(({ node }) => this.ledgerRow(node))
+        );
+        byId("ledger-older").disabled = !page.pageInfo.hasNextPage;
+        byId("ledger-newer").disabled = target === 0;
+        byId("ledger-page").textContent = `page ${target + 1}`;
+      }
     );
-    byId("ledger-older").disabled = !page.pageInfo.hasNextPage;
-    byId("ledger-newer").disabled = target === 0;
-    byId("ledger-page").textContent = `page ${target + 1}`;
+  }
+  ledgerRow(entry) {
+    const cell = (label2, text, kind = "") => h("td", { "data-label": label2, class: kind }, text);
+    return h(
+      "tr",
+      {},
+      cell("When", when(entry.createdAt)),
+      cell("Group", entry.offerGroup),
+      cell("Tokens", `${entry.tokens > 0 ? "+" : ""}${entry.tokens}`, entry.tokens > 0 ? "credit" : "debit"),
+      cell("Reason", entry.reason.toLowerCase()),
+      cell("Balance", String(entry.balanceAfter))
+    );
   }
   async showWarnings() {
-    const warnings = await this.guard(() => this.client.warnings(604800, 100));
-    if (!warnings) return;
-    byId("warnings").replaceChildren(
-      ...warnings.length === 0 ? [h("li", {}, "None.")] : warnings.map(
-        (w) => h(
-          "li",
-          {},
-          `${w.offerGroup}: ${w.kind.toLowerCase().replace(/_/g, " ")}, ${w.tokens} tokens` + (w.expires ? `, ${when(w.expires)}` : "")
+    const client = this.client;
+    await this.reads.warnings.show(
+      () => this.guard(() => client.warnings(604800, 100)),
+      (warnings) => byId("warnings").replaceChildren(
+        ...warnings.length === 0 ? [h("li", { class: "empty" }, "None.")] : warnings.map(
+          (w) => h(
+            "li",
+            {},
+            `${w.offerGroup}: ${w.kind.toLowerCase().replace(/_/g, " ")}, ${w.tokens} tokens` + (w.expires ? `, ${when(w.expires)}` : "")
+          )
         )
       )
     );
   }
-  /** Runs a call and shows a refusal (INSUFFICIENT_TOKENS, ...) instead of throwing. */
+  /** Runs an action of a button: the button waits while it runs. */
+  async busy(button2, call) {
+    button2.disabled = true;
+    try {
+      return await this.guard(call);
+    } finally {
+      button2.disabled = false;
+    }
+  }
+  /** Runs a call and shows a refusal in words instead of throwing; a refusal that means
+   * the offers shown are out of date reads them again. */
   async guard(call) {
     try {
       return await call();
     } catch (error) {
-      const text = error instanceof UserCreditsError ? `${error.code}: ${error.message}` : String(error);
-      byId("problem").textContent = text;
+      this.problem(error);
+      if (staleOffers(error) && this.client) void this.showOffers();
       return null;
     }
   }
-  say(text) {
-    byId("problem").textContent = "";
-    byId("notice").textContent = text;
+  problem(error, before = "") {
+    const { sentence, detail } = explain(error);
+    this.say("problem", before ? `${before} ${sentence}` : sentence, detail);
+  }
+  notice(text) {
+    this.say("notice", text);
+  }
+  /** Shows one message, in place of any older one, until a newer one or a while passes. */
+  say(kind, text, detail = "") {
+    const [shown, hidden] = kind === "notice" ? ["notice", "problem"] : ["problem", "notice"];
+    byId(hidden).replaceChildren();
+    byId(hidden).hidden = true;
+    const box = byId(shown);
+    box.replaceChildren(
+      h("span", { class: "sentence" }, text),
+      ...detail ? [" ", h("span", { class: "detail" }, `Details: ${detail}`)] : []
+    );
+    box.hidden = false;
+    window.clearTimeout(this.noticeTimer);
+    this.noticeTimer = window.setTimeout(
+      () => {
+        box.replaceChildren();
+        box.hidden = true;
+      },
+      kind === "notice" ? NOTICE_MS : PROBLEM_MS
+    );
   }
 };
 void new Demo().start();
