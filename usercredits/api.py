@@ -26,7 +26,7 @@ from usercredits.schema.errors import apply_contract
 from usercredits.schema.fanout import SharedResultsExecutor
 from usercredits.schema.introspection import SignedInIntrospection
 from usercredits.schema.limits import (
-    DEFAULT_LIMITS,
+    DEFAULT_QUERY_LIMITS,
     DocumentGuard,
     Limits,
     TokenLimit,
@@ -212,7 +212,7 @@ Extension = type[SchemaExtension] | Callable[[], SchemaExtension]
 
 def build_schema(
     *,
-    limits: Limits = DEFAULT_LIMITS,
+    limits: Limits = DEFAULT_QUERY_LIMITS,
     sandbox: bool = False,
     anonymous_introspection: bool = True,
     suggestions: bool = True,

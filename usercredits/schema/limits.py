@@ -69,7 +69,7 @@ class Limits:
     """Items a list is counted as holding when neither `first` nor the schema says."""
 
 
-DEFAULT_LIMITS = Limits()
+DEFAULT_QUERY_LIMITS = Limits()
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from typing import Any
 
 from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 
-from usercredits.schema.limits import DEFAULT_LIMITS
+from usercredits.schema.limits import DEFAULT_QUERY_LIMITS
 
 MAX_BYTES = 4 * 1024 * 1024
 """What the kept queries may take in memory."""
@@ -39,7 +39,7 @@ class PersistedQueries:
     """The kept queries of one process, by SHA-256 hex digest."""
 
     def __init__(
-        self, *, max_bytes: int = MAX_BYTES, max_tokens: int = DEFAULT_LIMITS.max_tokens
+        self, *, max_bytes: int = MAX_BYTES, max_tokens: int = DEFAULT_QUERY_LIMITS.max_tokens
     ) -> None:
         self._max_bytes = max_bytes
         self._max_tokens = max_tokens

@@ -12,7 +12,7 @@ from usercredits.services.api_keys import ApiKeys
 from usercredits.services.clock import Clock
 from usercredits.services.customers import PaymentCustomers
 from usercredits.services.events import EventHub
-from usercredits.services.limits import DEFAULT_LIMITS, InputLimits
+from usercredits.services.limits import DEFAULT_INPUT_LIMITS, InputLimits
 from usercredits.services.movements import Movements
 from usercredits.services.offers import Offers
 from usercredits.services.orders import Orders
@@ -45,7 +45,7 @@ def build_services(
     payments: PaymentClient,
     clock: Clock,
     default_currency: str,
-    limits: InputLimits = DEFAULT_LIMITS,
+    limits: InputLimits = DEFAULT_INPUT_LIMITS,
     max_pending_orders: int = 20,
     api_key_pepper: bytes = b"",
     sharded: bool = False,

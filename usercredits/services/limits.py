@@ -58,4 +58,4 @@ class InputLimits:
         return note
 
 
-DEFAULT_LIMITS = InputLimits()
+DEFAULT_INPUT_LIMITS = InputLimits()

@@ -39,7 +39,7 @@ from usercredits.services.errors import (
     OfferNotAvailable,
 )
 from usercredits.services.ids import object_id
-from usercredits.services.limits import DEFAULT_LIMITS, InputLimits
+from usercredits.services.limits import DEFAULT_INPUT_LIMITS, InputLimits
 from usercredits.services.money import Money
 from usercredits.values import CombinedItem, Offer, OfferSpec, OrderStatus, Price
 
@@ -71,7 +71,7 @@ def price(amount: str, currency: str) -> Price:
 
 
 class Offers:
-    def __init__(self, *, clock: Clock, limits: InputLimits = DEFAULT_LIMITS) -> None:
+    def __init__(self, *, clock: Clock, limits: InputLimits = DEFAULT_INPUT_LIMITS) -> None:
         self._clock = clock
         self._limits = limits
 

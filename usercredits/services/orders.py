@@ -28,7 +28,7 @@ from usercredits.services.errors import (
     QuantityLimit,
 )
 from usercredits.services.ids import object_id, ordered_id
-from usercredits.services.limits import DEFAULT_LIMITS, InputLimits
+from usercredits.services.limits import DEFAULT_INPUT_LIMITS, InputLimits
 from usercredits.services.money import Money, normalize_currency
 from usercredits.services.offers import Offers
 from usercredits.services.pages import newest_first
@@ -150,7 +150,7 @@ class Orders:
         payments: PaymentClient,
         clock: Clock,
         default_currency: str,
-        limits: InputLimits = DEFAULT_LIMITS,
+        limits: InputLimits = DEFAULT_INPUT_LIMITS,
         max_pending_orders: int = 20,
         sandbox: SandboxPaymentClient | None = None,
     ) -> None:

@@ -10,7 +10,7 @@ from usercredits.models import Balance, LedgerEntryDocument, ReservationDocument
 from usercredits.services.clock import Clock
 from usercredits.services.errors import KeyReused, shown
 from usercredits.services.events import EventHub
-from usercredits.services.limits import DEFAULT_LIMITS, InputLimits
+from usercredits.services.limits import DEFAULT_INPUT_LIMITS, InputLimits
 from usercredits.services.movements import Movements
 from usercredits.services.sharding import ONE_SERVER, UserScope
 from usercredits.values import LedgerEntry
@@ -29,7 +29,7 @@ class WalletBase:
         *,
         movements: Movements,
         clock: Clock,
-        limits: InputLimits = DEFAULT_LIMITS,
+        limits: InputLimits = DEFAULT_INPUT_LIMITS,
         scope: UserScope = ONE_SERVER,
         events: EventHub | None = None,
     ) -> None:
