@@ -9,8 +9,9 @@ here keeps the result of executing a payload by what shapes that result (the ope
 its variables and the caller) and hands the same result to the others.
 
 Only results without errors are shared: errors are given their codes per request. The
-subscription types are plain data of the event (no resolver reads the database or the
-caller), which is what makes a result the same for two subscribers with the same shape.
+subscription types are plain data of the event, but for `Plan.orders`, which reads the
+plan's orders; a result is kept by the caller too, so two subscribers share one only when
+they are the same caller asking the same thing of the same event.
 """
 
 from collections import OrderedDict

@@ -3,8 +3,11 @@ No GraphQL, no HTTP.
 
 Status transitions are guarded updates, so an outcome applied twice (a retried webhook, a
 refresh racing a webhook) changes nothing the second time, and a late failure never undoes
-a success. Paying an order is one transaction: the status change, the wallet credit and the
-bundle's child orders commit together or not at all.
+a success. Paying an order is three steps, each once whatever repeats it: the wallet credit
+(keyed by the order), the bundle's child orders (keyed by the order and the item), then the
+PAID status. There is no transaction: a payment cut short between them is completed by the
+next application of the outcome (a retried webhook, the sweep's reconciliation), which does
+again only what is missing.
 """
 
 import logging
