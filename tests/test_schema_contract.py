@@ -3,6 +3,7 @@
 
 from pathlib import Path
 
+import pytest
 from graphql import GraphQLError, find_breaking_changes
 from graphql import build_schema as parse_sdl
 
@@ -18,8 +19,9 @@ COPY = ROOT / "contract.graphql"
 
 
 def test_the_copy_of_the_contract_is_current() -> None:
-    if SHARED.exists():
-        assert COPY.read_text() == SHARED.read_text(), "refresh contract.graphql from ../shared"
+    if not SHARED.exists():
+        pytest.skip(f"no {SHARED} beside this clone to compare contract.graphql with")
+    assert COPY.read_text() == SHARED.read_text(), "refresh contract.graphql from ../shared"
 
 
 def test_committed_schema_is_the_exported_one() -> None:
@@ -81,8 +83,9 @@ def next_block(title: str) -> str:
 
 
 def test_the_copy_of_the_next_contract_is_current() -> None:
-    if NEXT.exists():
-        assert NEXT_COPY.read_text() == NEXT.read_text(), "refresh contract-next.graphql"
+    if not NEXT.exists():
+        pytest.skip(f"no {NEXT} beside this clone to compare contract-next.graphql with")
+    assert NEXT_COPY.read_text() == NEXT.read_text(), "refresh contract-next.graphql"
 
 
 def test_built_blocks_of_the_next_contract_are_served_exactly() -> None:
