@@ -232,6 +232,28 @@ async def test_a_message_that_breaks_the_protocol_is_closed_with_4400(
     )
 
 
+@pytest.mark.parametrize(
+    ("messages", "code"),
+    [
+        ([{"type": "é" * 300}], 4400),
+        (2 * [{"type": "subscribe", "id": "i" * 300, "payload": {"query": BALANCE}}], 4409),
+    ],
+)
+async def test_a_close_quoting_what_the_client_sent_fits_in_a_close_frame(
+    http: aiohttp.ClientSession, server_url: str, messages: list[dict[str, object]], code: int
+) -> None:
+    """Strawberry's reasons quote the message (an unknown type, a subscription id taken); a
+    close frame holds 123 bytes of reason, and a longer one would not close cleanly."""
+    client = await TransportWsClient.connect(
+        http, ws_url(server_url), {"authorization": f"Bearer {ALICE}"}
+    )
+    for message in messages:
+        await client.ws.send_json(message)
+    closed = await client.ws.receive(timeout=5)
+    assert (closed.type, closed.data) == (aiohttp.WSMsgType.CLOSE, code), closed
+    assert closed.extra.endswith("...") and len(closed.extra.encode()) == 123, closed.extra
+
+
 async def test_only_graphql_transport_ws_is_spoken(
     http: aiohttp.ClientSession, server_url: str
 ) -> None:

@@ -28,7 +28,7 @@ from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from graphql import GraphQLError
 from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError, PyMongoError
-from strawberry.aiohttp.views import GraphQLView
+from strawberry.aiohttp.views import AiohttpWebSocketAdapter, GraphQLView
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.base import BaseRequestProtocol
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
@@ -74,6 +74,7 @@ from usercredits.server.socket_closes import (
     TOKEN_EXPIRED,
     TOKEN_EXPIRED_REASON,
     SocketRefused,
+    close_reason,
     refusal,
 )
 from usercredits.server.sweeper import Lease, Sweeper
@@ -142,10 +143,20 @@ class SocketProtocol(BaseGraphQLTransportWSHandler[Context, None]):
         self.connection_init_timeout_task = None
 
 
+class SocketAdapter(AiohttpWebSocketAdapter):
+    """Strawberry's aiohttp websocket, with every close reason cut to what a close frame
+    holds: Strawberry's reasons quote what the client sent (an unknown message type, a
+    subscription id already taken), and a longer reason fails the close itself."""
+
+    async def close(self, code: int, reason: str) -> None:
+        await super().close(code, close_reason(reason))
+
+
 class CreditsGraphQLView(GraphQLView[Context, None]):
     """Strawberry's aiohttp view with our context, websocket auth and heartbeat."""
 
     graphql_transport_ws_handler_class = SocketProtocol
+    websocket_adapter_class = SocketAdapter
 
     def __init__(self, *, app: web.Application, settings: Settings, sandbox: bool) -> None:
         super().__init__(

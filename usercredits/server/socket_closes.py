@@ -15,7 +15,8 @@ from a payload it got wrong. The service closes with:
   Retrying with the same credentials is refused again.
 - 4429: the caller holds as many sockets as it may (server/concurrency.py).
 
-The reason says the same in words, cut to what a close frame carries.
+The reason says the same in words, cut to what a close frame carries (app.SocketAdapter
+cuts every reason, Strawberry's too).
 """
 
 from usercredits.server.auth import MalformedAuthorization
@@ -37,7 +38,7 @@ class SocketRefused(Exception):
     def __init__(self, code: int, reason: str) -> None:
         super().__init__(reason)
         self.code = code
-        self.reason = close_reason(reason)
+        self.reason = reason
 
 
 def refusal(error: Unauthenticated) -> SocketRefused:
@@ -52,7 +53,7 @@ def refusal(error: Unauthenticated) -> SocketRefused:
 
 def close_reason(text: str) -> str:
     """`text`, cut on a character boundary to the bytes a close frame's reason may hold:
-    a refusal's message can quote what the caller sent (a token's `kid`), of any length."""
+    a reason can quote what the caller sent (a token's `kid`), of any length."""
     encoded = text.encode()
     if len(encoded) <= REASON_BYTES:
         return text
