@@ -171,18 +171,22 @@ def _renewal_of(subscription: dict[str, Any]) -> Renewal:
     )
 
 
+def _translated(exc: stripe.StripeError, what: str) -> NotFound | PaymentFailed:
+    """Stripe's error as the service's, the one translation of them all: NotFound for an
+    unknown object, else PaymentFailed; either says what Stripe did not do, and why."""
+    message = f"Stripe {what}: {exc.user_message or exc}"
+    if isinstance(exc, stripe.InvalidRequestError) and exc.http_status == 404:
+        return NotFound(message)
+    return PaymentFailed(message)
+
+
 @contextmanager
 def _asking(what: str) -> Iterator[None]:
-    """Stripe's errors as the service's: NotFound for an unknown object, else
-    PaymentFailed with Stripe's message."""
+    """A call to Stripe whose errors become the service's (`_translated`)."""
     try:
         yield
-    except stripe.InvalidRequestError as exc:
-        if exc.http_status == 404:
-            raise NotFound(f"Stripe: {exc.user_message or exc}") from None
-        raise PaymentFailed(f"Stripe {what}: {exc.user_message or exc}") from None
     except stripe.StripeError as exc:
-        raise PaymentFailed(f"Stripe {what}: {exc.user_message or exc}") from None
+        raise _translated(exc, what) from None
 
 
 def _order_key(order_id: str) -> str:
@@ -233,7 +237,7 @@ class StripePaymentClient:
 
     async def create_payment(self, *, order_id: str, user_id: str, amount: Money) -> Payment:
         _check_chargeable(amount)
-        try:
+        with _asking("refused the payment"):
             intent = await self._client.v1.payment_intents.create_async(
                 params={
                     "amount": amount.minor_units,
@@ -243,37 +247,29 @@ class StripePaymentClient:
                 },
                 options={"idempotency_key": _order_key(order_id)},
             )
-        except stripe.StripeError as exc:
-            raise PaymentFailed(f"Stripe refused the payment: {exc.user_message or exc}") from None
         return _payment_of(intent.to_dict())
 
     async def create_customer(self, *, user_id: str) -> str:
-        try:
+        with _asking("made no customer"):
             customer = await self._client.v1.customers.create_async(
                 params={"metadata": {"user_id": user_id}},
                 options={"idempotency_key": f"customer-{user_id}"},
             )
-        except stripe.StripeError as exc:
-            raise PaymentFailed(f"Stripe made no customer: {exc.user_message or exc}") from None
         return _text(customer.id)
 
     async def setup_card(self, *, customer_id: str) -> str:
-        try:
+        with _asking("made no SetupIntent"):
             setup = await self._client.v1.setup_intents.create_async(
                 params={"customer": customer_id, "usage": "off_session"},
                 options={"idempotency_key": f"setup-{secrets.token_hex(12)}"},
             )
-        except stripe.StripeError as exc:
-            raise PaymentFailed(f"Stripe made no SetupIntent: {exc.user_message or exc}") from None
         return _text(setup.client_secret)
 
     async def cards(self, *, customer_id: str) -> list[Card]:
-        try:
+        with _asking("could not list cards"):
             listed = await self._client.v1.payment_methods.list_async(
                 params={"customer": customer_id, "type": "card"}
             )
-        except stripe.StripeError as exc:
-            raise PaymentFailed(f"Stripe could not list cards: {exc.user_message or exc}") from None
         return [
             Card(
                 id=_text(method["id"]),
@@ -316,27 +312,17 @@ class StripePaymentClient:
                 decline_code=(exc.error.decline_code if exc.error else None) or exc.code,
             )
         except stripe.StripeError as exc:
-            raise PaymentFailed(f"Stripe refused the payment: {exc.user_message or exc}") from None
+            raise _translated(exc, "refused the payment") from None
         return _payment_of(intent.to_dict())
 
     async def get_payment(self, payment_id: str) -> Payment:
-        try:
+        with _asking(f"could not read payment intent {payment_id}"):
             intent = await self._client.v1.payment_intents.retrieve_async(payment_id)
-        except stripe.InvalidRequestError as exc:
-            if exc.http_status == 404:
-                raise NotFound(f"Stripe has no payment intent {payment_id}") from None
-            raise PaymentFailed(f"Stripe: {exc.user_message or exc}") from None
-        except stripe.StripeError as exc:
-            raise PaymentFailed(f"Stripe could not be reached: {exc.user_message or exc}") from None
         return _payment_of(intent.to_dict())
 
     async def cancel_payment(self, payment_id: str) -> Payment:
-        try:
+        with _asking(f"did not cancel {payment_id}"):
             intent = await self._client.v1.payment_intents.cancel_async(payment_id)
-        except stripe.StripeError as exc:
-            raise PaymentFailed(
-                f"Stripe did not cancel {payment_id}: {exc.user_message or exc}"
-            ) from None
         return _payment_of(intent.to_dict())
 
     async def recurring_price(
