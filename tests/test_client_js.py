@@ -69,7 +69,7 @@ async def test_the_kit_passes_its_own_tests_against_a_real_server(
         env={"USERCREDITS_URL": f"{url}/graphql", "USERCREDITS_JWT_SECRET": SECRET},
         seconds=100,
     )
-    assert "# fail 0" in output and "# pass 17" in output, output
+    assert "# fail 0" in output and "# pass 18" in output, output
 
 
 def test_the_kits_sandbox_schema_is_the_services() -> None:

@@ -229,6 +229,34 @@ test("a token that expires on an open socket (4401) is asked for afresh and the 
   assert.equal(after.event.delta, -3);
 });
 
+test("an expired fixed token (4401) cannot be refreshed: the watch is refused", async () => {
+  const user = `js-${randomUUID()}`;
+  const client = new UserCreditsClient({
+    url: URL_,
+    token: sign(user, ["user"], { seconds: 1 }),
+    retryBaseMs: 20,
+  });
+  const statuses = [];
+  const errors = [];
+  const watch = client.watchBalances(
+    { onStatus: (status) => statuses.push(status), onError: (error) => errors.push(error) },
+    () => undefined,
+  );
+  for (let waited = 0; !statuses.includes("refused"); waited += 50) {
+    assert.ok(waited < 10_000, `not refused: ${statuses}`);
+    await sleep(50);
+  }
+  await sleep(500); // back-offs of 20 ms would have tried again by now
+  await watch.stop();
+  // Refused at once if the token lapsed before the connection, else after "live".
+  assert.ok(["refused", "live,refused"].includes(statuses.join()), `${statuses}`);
+  const closes = errors.filter((error) => error.code !== undefined);
+  assert.deepEqual(
+    closes.map((c) => [c.code, c.reason]),
+    [[4401, "token expired: reconnect with a fresh token"]],
+  );
+});
+
 test("refused credentials (4403) are not tried again", async () => {
   let asked = 0;
   const client = new UserCreditsClient({
