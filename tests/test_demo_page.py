@@ -1,26 +1,39 @@
-"""The demo page in a real Chromium (Debian's, driven by Playwright): a purchase in the
-sandbox shows on the page without a reload, a second tab sees a debit made in the first,
-and the page recovers from a server restart that drops its websocket.
+"""The demo page in a real Chromium (Debian's, driven by Playwright), as a product page: it
+shows what a user has (live balances with their charts), what they can buy (offers told in
+words: a bundle's items, a plan's renewal) and what they spent (the ledger); every action
+gives feedback, a refusal is told in words, an action that ends a plan asks first, a
+purchase that replaces an offer updates the offers without a reload, and at phone width
+nothing scrolls sideways. It also recovers from a server restart that drops its websocket.
 
 Chromium is found as `USERCREDITS_CHROMIUM` or `chromium` on PATH; `make browser` (run by
 .ci/run) installs it. A missing browser fails these tests: it is never a skip.
-Screenshots are saved under `USERCREDITS_ARTIFACTS` (default: the test's tmp_path)."""
+Screenshots at desktop and phone width are saved in the folder `USERCREDITS_ARTIFACTS` names
+(.ci/run sets .ci/artifacts); without it none is written, and every check still runs."""
 
 import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
-from playwright.async_api import Browser, Locator, Page, async_playwright, expect
+from playwright.async_api import (
+    Browser,
+    Dialog,
+    Locator,
+    Page,
+    ViewportSize,
+    async_playwright,
+    expect,
+)
 
 from tests.api import Api, token
 from tests.conftest import Servers, StartServer
 from tests.fake_stripe import FakeStripe, server_settings
 from usercredits.server.embedded import free_port
 from usercredits.server.settings import Settings
-from usercredits.services.access import Role
+from usercredits.services.identity.access import Role
 
 # As the environment's notes advise: no first-run, sync or component traffic that this
 # machine's closed network would refuse.
@@ -35,9 +48,25 @@ FLAGS = [
     "--disable-sync",
 ]
 WAIT_MS = 10_000
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+PHONE: ViewportSize = {"width": 375, "height": 812}
 
 UPSERT = "mutation($input: OfferInput!) { upsertOffer(input: $input) { id } }"
 CONSUME = """mutation($input: ConsumeTokensInput!) { consumeTokens(input: $input) { id } }"""
+PLANS = "{ wallet { plans { status cancelAtPeriodEnd } } }"
+ADMIN = token("admin", Role.ADMIN)
+
+# Every element whose right edge passes the viewport's, and how wide the document is.
+OVERFLOW = """() => {
+  const width = window.innerWidth;
+  const wide = [...document.querySelectorAll("body *")]
+    .filter((e) => {
+      const box = e.getBoundingClientRect();
+      return box.width > 0 && box.right > width + 0.5;
+    })
+    .map((e) => `${e.tagName.toLowerCase()}#${e.id}.${e.getAttribute("class") ?? ""}`);
+  return { scrollWidth: document.documentElement.scrollWidth, width, wide };
+}"""
 
 
 def chromium() -> str:
@@ -60,35 +89,89 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 @pytest.fixture
-def artifacts(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("USERCREDITS_ARTIFACTS", tmp_path))
+def artifacts() -> Path | None:
+    """The folder screenshots go to, made if missing; None when none is asked for."""
+    named = os.environ.get("USERCREDITS_ARTIFACTS")
+    if not named:
+        return None
+    folder = Path(named)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+async def shoot(page: Page, artifacts: Path | None, name: str) -> None:
+    if artifacts is not None:
+        await page.screenshot(path=artifacts / f"{name}.png", full_page=True)
+
+
+async def upsert(url: str, http: aiohttp.ClientSession, **fields: Any) -> str:
+    """An offer made by an admin through the API: 500 chat tokens for 4.99 USD, once,
+    changed by `fields` (OfferInput's names)."""
+    stated = {
+        "name": "Chat pack",
+        "kind": "TOKENS",
+        "offerGroup": "chat",
+        "tokenCount": 500,
+        "prices": [{"amount": "4.99", "currency": "USD"}],
+        "cycle": "ONCE",
+        **fields,
+    }
+    made = await Api(http, f"{url}/graphql").data(UPSERT, {"input": stated}, as_=ADMIN)
+    offer_id: str = made["upsertOffer"]["id"]
+    return offer_id
 
 
 @pytest.fixture
 async def demo(servers: Servers, http: aiohttp.ClientSession) -> str:
     """A demo server with one offer on sale; returns its address."""
     url = await servers.start(demo=True, port=free_port())
-    await Api(http, f"{url}/graphql").data(
-        UPSERT,
-        {
-            "input": {
-                "name": "Chat pack",
-                "kind": "TOKENS",
-                "offerGroup": "chat",
-                "tokenCount": 500,
-                "prices": [{"amount": "4.99", "currency": "USD"}],
-                "cycle": "ONCE",
-            }
-        },
-        as_=token("admin", Role.ADMIN),
-    )
+    await upsert(url, http)
     return url
 
 
-async def open_page(browser: Browser, url: str) -> Page:
-    page = await browser.new_page(viewport={"width": 390, "height": 900})
+@pytest.fixture
+async def shop(demo: str, http: aiohttp.ClientSession) -> str:
+    """The demo server with the example catalogue's shapes: a monthly plan, a pack replaced
+    by its Pro price for Pro subscribers (the same overridingKey), and a yearly bundle of
+    both."""
+    pro = await upsert(
+        demo,
+        http,
+        name="Pro monthly",
+        kind="SUBSCRIPTION",
+        offerGroup="pro",
+        tokenCount=300,
+        prices=[{"amount": "9.99", "currency": "USD"}],
+        cycle="MONTHLY",
+    )
+    pack = await upsert(demo, http, name="Chat pack (overridable)", overridingKey="chat-pack")
+    await upsert(
+        demo,
+        http,
+        name="Chat pack, Pro price",
+        overridingKey="chat-pack",
+        unlockedBy=["pro"],
+        prices=[{"amount": "2.99", "currency": "USD"}],
+    )
+    await upsert(
+        demo,
+        http,
+        name="Starter bundle",
+        kind="SUBSCRIPTION",
+        offerGroup="bundle",
+        tokenCount=0,
+        prices=[{"amount": "199.00", "currency": "USD"}],
+        cycle="YEARLY",
+        combinedItems=[
+            {"offerId": pro, "quantity": 1, "cycle": "YEARLY"},
+            {"offerId": pack, "quantity": 2},
+        ],
+    )
+    return demo
+
+
+async def open_page(browser: Browser, url: str, viewport: ViewportSize = PHONE) -> Page:
+    page = await browser.new_page(viewport=viewport)
     await page.goto(url)
     await expect(page.locator("#connection")).to_have_text("live", timeout=WAIT_MS)
     return page
@@ -98,14 +181,45 @@ def amount(page: Page, group: str = "chat") -> Locator:
     return page.locator(f'.balance[data-group="{group}"] .amount')
 
 
+def chart(page: Page, group: str = "chat") -> Locator:
+    return page.locator(f'.balance[data-group="{group}"] svg.chart')
+
+
+def offer(page: Page, name: str) -> Locator:
+    return page.locator(".offer").filter(has=page.get_by_role("heading", name=name, exact=True))
+
+
 async def buy_chat_pack(page: Page) -> None:
-    await page.get_by_role("button", name="Buy Chat pack").click()
+    await page.get_by_role("button", name="Buy Chat pack", exact=True).click()
     await expect(amount(page)).to_have_text("500", timeout=WAIT_MS)
+
+
+async def spend(page: Page, action: str, tokens: int) -> None:
+    await page.get_by_label("Tokens", exact=True).fill(str(tokens))
+    await page.get_by_role("button", name=action, exact=True).click()
+
+
+def answer_dialogs(page: Page, accept: bool) -> list[str]:
+    """Answers every confirmation the page asks from now on; returns their questions."""
+    asked: list[str] = []
+
+    async def answer(dialog: Dialog) -> None:
+        asked.append(dialog.message)
+        await (dialog.accept() if accept else dialog.dismiss())
+
+    page.on("dialog", answer)
+    return asked
+
+
+async def assert_nothing_overflows(page: Page) -> None:
+    measured = await page.evaluate(OVERFLOW)
+    assert measured["scrollWidth"] <= measured["width"], measured
+    assert measured["wide"] == [], measured
 
 
 @pytest.mark.timeout(60)
 async def test_a_purchase_shows_on_the_page_without_a_reload(
-    browser: Browser, demo: str, artifacts: Path
+    browser: Browser, demo: str, artifacts: Path | None
 ) -> None:
     page = await open_page(browser, demo)
     await expect(page.locator("#balances")).to_contain_text("No tokens yet")
@@ -114,36 +228,46 @@ async def test_a_purchase_shows_on_the_page_without_a_reload(
 
     await buy_chat_pack(page)
 
-    await expect(page.locator("#notice")).to_have_text("Order paid: 500 tokens")
+    await expect(page.locator("#notice")).to_have_text(
+        "Bought Chat pack: 500 chat tokens that never expire."
+    )
     await expect(page.locator("#last-change")).to_have_text("chat: +500 (purchase)")
     await expect(page.locator("#ledger tr")).to_have_count(1)
     await expect(page.locator("#ledger tr").first).to_contain_text("purchase")
+    await expect(chart(page)).to_have_attribute("data-points", "1", timeout=WAIT_MS)
+    await expect(chart(page)).to_have_attribute("data-last", "500")
     assert navigations == [], "the page was reloaded"
-    await page.screenshot(path=artifacts / "demo-purchase.png", full_page=True)
+    await shoot(page, artifacts, "demo-purchase")
 
 
 @pytest.mark.timeout(60)
 async def test_a_second_tab_sees_a_debit_made_in_the_first(
-    browser: Browser, demo: str, artifacts: Path
+    browser: Browser, demo: str, artifacts: Path | None
 ) -> None:
     first = await open_page(browser, demo)
     await buy_chat_pack(first)
     second = await open_page(browser, demo)
     await expect(amount(second)).to_have_text("500")
 
-    await first.get_by_label("Tokens").fill("7")
-    await first.get_by_role("button", name="Consume").click()
+    await spend(first, "Consume", 7)
 
     await expect(amount(second)).to_have_text("493", timeout=WAIT_MS)
     await expect(second.locator("#last-change")).to_have_text("chat: -7 (consumption)")
     await expect(second.locator('.balance[data-group="chat"] tbody tr')).to_contain_text(
         "493 / 500"
     )
-    await first.get_by_label("Tokens").fill("9999")
-    await first.get_by_role("button", name="Consume").click()
-    await expect(first.locator("#problem")).to_contain_text("INSUFFICIENT_TOKENS")
+    # The chart follows live: a second step, at the new balance.
+    await expect(chart(second)).to_have_attribute("data-points", "2", timeout=WAIT_MS)
+    await expect(chart(second)).to_have_attribute("data-last", "493")
+    await spend(first, "Consume", 9999)
+    problem = first.locator("#problem")
+    await expect(problem.locator(".sentence")).to_have_text(
+        "Not enough tokens for that. Buy more below, or use fewer."
+    )
+    await expect(problem.locator(".detail")).to_contain_text("INSUFFICIENT_TOKENS")
+    await expect(first.locator("#notice")).to_be_hidden()  # the older notice made way
     await expect(amount(second)).to_have_text("493")
-    await second.screenshot(path=artifacts / "demo-second-tab.png", full_page=True)
+    await shoot(second, artifacts, "demo-second-tab")
 
 
 @pytest.mark.timeout(60)
@@ -152,7 +276,7 @@ async def test_the_page_recovers_when_the_server_drops_its_websocket(
     demo: str,
     servers: Servers,
     http: aiohttp.ClientSession,
-    artifacts: Path,
+    artifacts: Path | None,
 ) -> None:
     page = await open_page(browser, demo)
     await buy_chat_pack(page)
@@ -172,33 +296,19 @@ async def test_the_page_recovers_when_the_server_drops_its_websocket(
     assert await servers.start(demo=True, port=port) == demo
     await expect(page.locator("#connection")).to_have_text("live", timeout=WAIT_MS)
     await expect(amount(page)).to_have_text("458", timeout=WAIT_MS)
-    await page.screenshot(path=artifacts / "demo-reconnected.png", full_page=True)
+    await shoot(page, artifacts, "demo-reconnected")
 
-    await page.get_by_label("Tokens").fill("8")
-    await page.get_by_role("button", name="Consume").click()
+    await spend(page, "Consume", 8)
     await expect(amount(page)).to_have_text("450", timeout=WAIT_MS)
 
 
 @pytest.mark.timeout(60)
 async def test_a_plan_subscribed_on_the_page_credits_and_can_be_canceled(
-    browser: Browser, demo: str, http: aiohttp.ClientSession, artifacts: Path
+    browser: Browser, shop: str, artifacts: Path | None
 ) -> None:
-    await Api(http, f"{demo}/graphql").data(
-        UPSERT,
-        {
-            "input": {
-                "name": "Pro monthly",
-                "kind": "SUBSCRIPTION",
-                "offerGroup": "pro",
-                "tokenCount": 300,
-                "prices": [{"amount": "9.99", "currency": "USD"}],
-                "cycle": "MONTHLY",
-            }
-        },
-        as_=token("admin", Role.ADMIN),
-    )
-    page = await open_page(browser, demo)
+    page = await open_page(browser, shop)
     await expect(page.locator("#plans")).to_contain_text("None")
+    asked = answer_dialogs(page, accept=True)
 
     await page.get_by_role("button", name="Subscribe to Pro monthly").click()
     await expect(amount(page, "pro")).to_have_text("300", timeout=WAIT_MS)
@@ -213,7 +323,174 @@ async def test_a_plan_subscribed_on_the_page_credits_and_can_be_canceled(
     await page.get_by_role("button", name="End now: pro plan").click()
     await expect(plan).to_have_attribute("data-status", "CANCELED", timeout=WAIT_MS)
     await expect(amount(page, "pro")).to_have_text("300")  # the paid period's tokens stay
-    await page.screenshot(path=artifacts / "demo-plan.png", full_page=True)
+    assert [question.split("?")[0] for question in asked] == [
+        "Cancel the pro plan",
+        "End the pro plan now",
+    ]
+    await shoot(page, artifacts, "demo-plan")
+
+
+@pytest.mark.timeout(60)
+async def test_offers_say_what_they_give_and_the_page_fits_a_desktop_and_a_phone(
+    browser: Browser, shop: str, artifacts: Path | None
+) -> None:
+    page = await open_page(browser, shop, DESKTOP)
+    bundle = offer(page, "Starter bundle")
+    await expect(bundle.locator(".gives li")).to_have_text(
+        ["300 pro tokens valid for a year", "1,000 chat tokens valid for a year"]
+    )
+    await expect(bundle).not_to_contain_text("bundle tokens")
+    await expect(offer(page, "Pro monthly").locator(".terms")).to_have_text(
+        "Subscribe: renews every month until you cancel. Buy: a month, no renewal."
+    )
+    await expect(offer(page, "Chat pack").locator(".gives")).to_have_text(
+        "500 chat tokens that never expire"
+    )
+    await expect(offer(page, "Chat pack").locator(".terms")).to_have_text(
+        "One payment, no renewal."
+    )
+    await expect(offer(page, "Chat pack").get_by_role("button")).to_have_text(["Buy"])
+
+    # Every part filled in: balances with charts, a hold, a plan, the ledger.
+    await buy_chat_pack(page)
+    await spend(page, "Reserve", 20)
+    await expect(page.locator("#reservations .hold")).to_have_count(1)
+    await page.get_by_role("button", name="Subscribe to Pro monthly").click()
+    await expect(page.locator(".plan")).to_have_attribute("data-status", "ACTIVE")
+    # The pack, the hold, the plan's first period.
+    await expect(page.locator("#ledger tr")).to_have_count(3, timeout=WAIT_MS)
+
+    for viewport, name in ((DESKTOP, "demo-desktop"), (PHONE, "demo-phone")):
+        await page.set_viewport_size(viewport)
+        await assert_nothing_overflows(page)
+        # What you have, then what you can buy, then what you spent.
+        tops = [
+            (await page.locator(f"#{part}").bounding_box() or {"y": -1.0})["y"]
+            for part in ("have", "buy", "spent")
+        ]
+        assert tops[0] < tops[1] <= tops[2], (name, tops)
+        await shoot(page, artifacts, name)
+    # On a phone the ledger is a list: no header row, each cell names its column.
+    await expect(page.locator(".ledger thead")).to_be_hidden()
+    cell = page.locator("#ledger td[data-label='Reason']").first
+    label = await cell.evaluate("(e) => getComputedStyle(e, '::before').content")
+    assert label == '"Reason: "'
+
+
+@pytest.mark.timeout(60)
+async def test_subscribing_replaces_the_overridden_offer_without_a_reload(
+    browser: Browser, shop: str
+) -> None:
+    page = await open_page(browser, shop)
+    await expect(offer(page, "Chat pack (overridable)")).to_have_count(1)
+    await expect(offer(page, "Chat pack, Pro price")).to_have_count(0)
+    navigations: list[str] = []
+    page.on("framenavigated", lambda frame: navigations.append(frame.url))
+
+    await page.get_by_role("button", name="Subscribe to Pro monthly").click()
+
+    await expect(offer(page, "Chat pack (overridable)")).to_have_count(0, timeout=WAIT_MS)
+    await expect(offer(page, "Chat pack, Pro price")).to_contain_text("$2.99")
+    await page.get_by_role("button", name="Buy Chat pack, Pro price").click()
+    await expect(page.locator("#notice")).to_contain_text("Bought Chat pack, Pro price")
+    await expect(amount(page)).to_have_text("500", timeout=WAIT_MS)
+    await expect(page.locator("#problem")).to_be_hidden()
+    assert navigations == [], "the page was reloaded"
+
+
+@pytest.mark.timeout(90)
+async def test_every_action_gives_feedback_and_notices_make_way(
+    browser: Browser, shop: str, http: aiohttp.ClientSession
+) -> None:
+    page = await open_page(browser, shop, DESKTOP)
+    answer_dialogs(page, accept=True)
+    notice = page.locator("#notice")
+
+    async def says(click: Locator, words: str) -> None:
+        await click.click()
+        await expect(notice).to_contain_text(words, timeout=WAIT_MS)
+
+    await page.get_by_role("button", name="Consume").click()
+    await expect(page.locator("#problem")).to_have_text(
+        "You have no tokens to use yet. Buy an offer below first."
+    )
+    await says(page.get_by_role("button", name="Buy Chat pack", exact=True), "Bought Chat pack")
+    await page.get_by_label("Tokens", exact=True).fill("10")
+    await says(page.get_by_role("button", name="Consume"), "Spent 10 chat tokens; 490 left.")
+    await says(page.get_by_role("button", name="Reserve"), "Held 10 chat tokens until")
+    await says(page.get_by_role("button", name="Commit 10 chat tokens"), "Spent the 10")
+    await says(page.get_by_role("button", name="Reserve"), "Held 10 chat tokens until")
+    await says(page.get_by_role("button", name="Release 10 chat tokens"), "Released the 10")
+    await expect(amount(page)).to_have_text("480", timeout=WAIT_MS)
+    await says(page.get_by_role("button", name="Subscribe to Pro monthly"), "renews every month")
+    await says(page.get_by_role("button", name="Cancel: pro plan"), "will not renew")
+    await says(page.get_by_role("button", name="Resume: pro plan"), "renews again")
+    await says(page.get_by_role("button", name="End now: pro plan"), "has ended")
+
+    # A refusal replaces the notice, in words; the next success replaces the refusal.
+    await page.get_by_label("Tokens", exact=True).fill("0")
+    await page.get_by_role("button", name="Consume").click()
+    problem = page.locator("#problem")
+    await expect(problem.locator(".sentence")).to_have_text(
+        "That was not accepted. Check the number of tokens: a whole number above 0."
+    )
+    await expect(notice).to_be_hidden()
+    await page.get_by_label("Tokens", exact=True).fill("1")
+    await says(page.get_by_role("button", name="Consume"), "Spent 1 chat token; 479 left.")
+    await expect(problem).to_be_hidden()
+
+    # The ledger's pages: eleven movements and more make a second page.
+    for n in range(8):
+        await Api(http, f"{shop}/graphql").data(
+            CONSUME,
+            {"input": {"offerGroup": "chat", "tokens": 1, "idempotencyKey": f"k{n}"}},
+            as_=token("demo-1"),
+        )
+    older = page.get_by_role("button", name="Older")
+    await expect(older).to_be_enabled(timeout=WAIT_MS)
+    await older.click()
+    await expect(page.locator("#ledger-page")).to_have_text("page 2")
+    await page.get_by_role("button", name="Newer").click()
+    await expect(page.locator("#ledger-page")).to_have_text("page 1")
+
+    # Switching user shows that user's (empty) wallet.
+    await page.get_by_label("Demo user").select_option("demo-2")
+    await expect(page.locator("#balances")).to_contain_text("No tokens yet", timeout=WAIT_MS)
+
+    # A notice clears by itself after a while.
+    await expect(notice).to_be_hidden(timeout=WAIT_MS)
+
+
+@pytest.mark.timeout(60)
+async def test_ending_a_plan_asks_first_and_no_changes_nothing(
+    browser: Browser, shop: str, http: aiohttp.ClientSession
+) -> None:
+    page = await open_page(browser, shop)
+    await page.get_by_role("button", name="Subscribe to Pro monthly").click()
+    plan = page.locator(".plan")
+    await expect(plan).to_have_attribute("data-status", "ACTIVE", timeout=WAIT_MS)
+    sent: list[str] = []
+    page.on("request", lambda request: sent.append(request.post_data or ""))
+    asked = answer_dialogs(page, accept=False)
+
+    for name in ("End now: pro plan", "Cancel: pro plan"):
+        await page.get_by_role("button", name=name).click()
+    assert [question.split("?")[0] for question in asked] == [
+        "End the pro plan now",
+        "Cancel the pro plan",
+    ]
+    assert all("cancelPlan" not in body for body in sent), sent
+    wallet = await Api(http, f"{shop}/graphql").data(PLANS, as_=token("demo-1"))
+    assert wallet["wallet"]["plans"] == [{"status": "ACTIVE", "cancelAtPeriodEnd": False}]
+    await expect(plan).to_contain_text("pro plan: active, renews")
+
+    # Ending is styled apart from buying.
+    end_now = page.get_by_role("button", name="End now: pro plan")
+    buy = page.get_by_role("button", name="Buy Pro monthly")
+    style = "(e) => [getComputedStyle(e).color, getComputedStyle(e).backgroundColor]"
+    assert await end_now.evaluate(style) != await buy.evaluate(style)
+    await expect(end_now).to_have_class("danger")
+    await expect(buy).to_have_class("primary")
 
 
 async def test_the_demo_signs_in_only_its_own_users(demo: str, http: aiohttp.ClientSession) -> None:

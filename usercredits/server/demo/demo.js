@@ -1532,13 +1532,13 @@ function renews(offer) {
   return offer.kind === "SUBSCRIPTION" && offer.cycle !== "ONCE";
 }
 function gives(offer) {
-  const lines = offer.combinedItems.map(
-    (item) => `${tokensOf(item.tokenCount, item.offerGroup)} ` + validity(item.cycle ?? offer.cycle, item.cycle ? item.customCycleSeconds : offer.customCycleSeconds)
-  );
+  const lines = offer.combinedItems.map((item) => {
+    const [cycle, seconds] = item.cycle ? [item.cycle, item.customCycleSeconds] : [offer.cycle, offer.customCycleSeconds];
+    return `${tokensOf(item.tokenCount, item.offerGroup)} ${validity(cycle, seconds)}`;
+  });
   if (offer.tokenCount > 0 || lines.length === 0) {
-    lines.unshift(
-      `${tokensOf(offer.tokenCount, offer.offerGroup)} ${validity(offer.cycle, offer.customCycleSeconds)}`
-    );
+    const own = validity(offer.cycle, offer.customCycleSeconds);
+    lines.unshift(`${tokensOf(offer.tokenCount, offer.offerGroup)} ${own}`);
   }
   return lines;
 }
@@ -1614,7 +1614,13 @@ function balanceChart(group, points, now) {
   const area = `${line} V${y(low).toFixed(1)} H${x(start).toFixed(1)} Z`;
   chart.append(
     svg("title", {}, `${group}: ${last.balance} now, after ${points.length} movements`),
-    svg("line", { class: "axis", x1: String(LEFT), x2: String(WIDTH - RIGHT), y1: String(y(0)), y2: String(y(0)) }),
+    svg("line", {
+      class: "axis",
+      x1: String(LEFT),
+      x2: String(WIDTH - RIGHT),
+      y1: String(y(0)),
+      y2: String(y(0))
+    }),
     svg("path", { class: "area", d: area }),
     svg("path", { class: "line", d: line }),
     label(LEFT - 4, y(high) + 4, compact(high), "end"),
@@ -1793,7 +1799,12 @@ var Demo = class {
       "article",
       { class: "balance", "data-group": balance.offerGroup },
       h("h3", {}, balance.offerGroup),
-      h("p", { class: "tokens" }, h("span", { class: "amount" }, String(balance.tokens)), " tokens"),
+      h(
+        "p",
+        { class: "tokens" },
+        h("span", { class: "amount" }, String(balance.tokens)),
+        " tokens"
+      ),
       h("p", { class: "muted" }, `${count(balance.reserved)} held; ${next}`),
       h("div", { class: "chart-box" }, this.chart(balance.offerGroup)),
       lots
@@ -1864,10 +1875,10 @@ var Demo = class {
   }
   async buy(offer, button2) {
     const order = await this.busy(button2, () => this.client.buy(offer.id, this.payment()));
-    if (order) {
-      this.notice(
-        order.status === "PAID" ? `Bought ${offer.name}: ${gives(offer).join("; ")}.` : `${offer.name}: payment ${order.status.toLowerCase()}; the tokens show once it is paid.`
-      );
+    if (order?.status === "PAID") this.notice(`Bought ${offer.name}: ${gives(offer).join("; ")}.`);
+    else if (order) {
+      const status = order.status.toLowerCase();
+      this.notice(`${offer.name}: payment ${status}; the tokens show once it is paid.`);
     }
     await this.showOffers();
   }
@@ -1877,8 +1888,10 @@ var Demo = class {
   async subscribe(offer, button2) {
     const plan = await this.busy(button2, () => this.client.subscribe(offer.id, this.payment()));
     if (plan) {
+      const next = day(plan.currentPeriodEnd);
+      const status = plan.status.toLowerCase();
       this.notice(
-        plan.status === "ACTIVE" ? `Subscribed to ${offer.name}: it renews ${every(offer)}, next on ${day(plan.currentPeriodEnd)}.` : `Subscribed to ${offer.name}: the plan is ${plan.status.toLowerCase()} until its payment is confirmed.`
+        plan.status === "ACTIVE" ? `Subscribed to ${offer.name}: it renews ${every(offer)}, next on ${next}.` : `Subscribed to ${offer.name}: the plan is ${status} until its payment is confirmed.`
       );
     }
     await Promise.all([this.showPlans(), this.showOffers()]);
@@ -1897,36 +1910,46 @@ var Demo = class {
     const live = plan.status !== "CANCELED";
     const next = !live ? "" : plan.cancelAtPeriodEnd ? `, ends ${when(plan.currentPeriodEnd)}` : `, renews ${when(plan.currentPeriodEnd)}`;
     const client = this.client;
-    const change = (label2, call, said) => button(
-      label2,
-      label2 === "Resume" ? "secondary" : "danger",
-      `${label2}: ${what}`,
-      (b) => void this.changePlan(b, call, said)
-    );
-    const ends = `Keep the tokens already credited; ${what} stops`;
+    const kept = "the tokens already credited stay";
+    const change = (label2, question, call, said) => {
+      const kind = question ? "danger" : "secondary";
+      const made = button(label2, kind, `${label2}: ${what}`, (b) => {
+        void this.changePlan(b, call, said);
+      });
+      if (question) made.dataset.confirm = question;
+      return made;
+    };
     const buttons = [];
     if (live && plan.cancelAtPeriodEnd) {
       buttons.push(
-        change("Resume", () => client.resumePlan(plan.id), (p) => `The ${what} renews again on ${day(p.currentPeriodEnd)}.`)
+        change(
+          "Resume",
+          null,
+          () => client.resumePlan(plan.id),
+          (p) => `The ${what} renews again on ${day(p.currentPeriodEnd)}.`
+        )
       );
     }
     if (live && !plan.cancelAtPeriodEnd) {
-      const button2 = change(
-        "Cancel",
-        () => client.cancelPlan(plan.id),
-        (p) => `The ${what} will not renew: it ends on ${day(p.currentPeriodEnd)}.`
+      const last = day(plan.currentPeriodEnd);
+      buttons.push(
+        change(
+          "Cancel",
+          `Cancel the ${what}? It stops renewing and ends on ${last}; ${kept}.`,
+          () => client.cancelPlan(plan.id),
+          (p) => `The ${what} will not renew: it ends on ${day(p.currentPeriodEnd)}.`
+        )
       );
-      button2.dataset.confirm = `Cancel the ${what}? ${ends} renewing after ${day(plan.currentPeriodEnd)}.`;
-      buttons.push(button2);
     }
     if (live) {
-      const button2 = change(
-        "End now",
-        () => client.cancelPlan(plan.id, false),
-        () => `The ${what} has ended; its tokens stay.`
+      buttons.push(
+        change(
+          "End now",
+          `End the ${what} now? It ends at once and does not renew; ${kept}.`,
+          () => client.cancelPlan(plan.id, false),
+          () => `The ${what} has ended; its tokens stay.`
+        )
       );
-      button2.dataset.confirm = `End the ${what} now? ${ends} at once and does not renew.`;
-      buttons.push(button2);
     }
     return h(
       "li",
@@ -1961,7 +1984,10 @@ var Demo = class {
       await this.showReservations();
     } else {
       const entry = await run(() => client.consume({ offerGroup: group, tokens }));
-      if (entry) this.notice(`Spent ${tokensOf(-entry.tokens, group)}; ${count(entry.balanceAfter)} left.`);
+      if (entry) {
+        const left = count(entry.balanceAfter);
+        this.notice(`Spent ${tokensOf(-entry.tokens, group)}; ${left} left.`);
+      }
     }
   }
   async settle(reservation, commit, button2) {
@@ -1973,7 +1999,9 @@ var Demo = class {
     );
     if (done) {
       this.reservations = this.reservations.filter((r) => r.id !== reservation.id);
-      this.notice(commit ? `Spent the ${what} held.` : `Released the ${what} held: they are back in the balance.`);
+      this.notice(
+        commit ? `Spent the ${what} held.` : `Released the ${what} held: they are back in the balance.`
+      );
     }
     await this.showReservations();
   }
@@ -1988,8 +2016,12 @@ var Demo = class {
           h(
             "span",
             { class: "actions" },
-            button("Commit", "primary", `Commit ${what}`, (b) => void this.settle(reservation, true, b)),
-            button("Release", "secondary", `Release ${what}`, (b) => void this.settle(reservation, false, b))
+            button("Commit", "primary", `Commit ${what}`, (b) => {
+              void this.settle(reservation, true, b);
+            }),
+            button("Release", "secondary", `Release ${what}`, (b) => {
+              void this.settle(reservation, false, b);
+            })
           )
         );
       })
@@ -2006,7 +2038,7 @@ var Demo = class {
         this.page = target;
         this.cursors[target + 1] = page.pageInfo.endCursor;
         byId("ledger").replaceChildren(
-          ...page.edges.length === 0 ? [h("tr", { class: "empty" }, h("td", { colspan: "5" }, "Nothing spent or bought yet."))] : page.edges.map(({ node }) => this.ledgerRow(node))
+          ...page.edges.length === 0 ? [h("tr", { class: "empty" }, h("td", { colspan: "5" }, "Nothing bought yet."))] : page.edges.map(({ node }) => this.ledgerRow(node))
         );
         byId("ledger-older").disabled = !page.pageInfo.hasNextPage;
         byId("ledger-newer").disabled = target === 0;
@@ -2021,7 +2053,7 @@ var Demo = class {
       {},
       cell("When", when(entry.createdAt)),
       cell("Group", entry.offerGroup),
-      cell("Tokens", `${entry.tokens > 0 ? "+" : ""}${entry.tokens}`, entry.tokens > 0 ? "credit" : "debit"),
+      entry.tokens > 0 ? cell("Tokens", `+${entry.tokens}`, "credit") : cell("Tokens", String(entry.tokens), "debit"),
       cell("Reason", entry.reason.toLowerCase()),
       cell("Balance", String(entry.balanceAfter))
     );
@@ -2035,7 +2067,7 @@ var Demo = class {
           (w) => h(
             "li",
             {},
-            `${w.offerGroup}: ${w.kind.toLowerCase().replace(/_/g, " ")}, ${w.tokens} tokens` + (w.expires ? `, ${when(w.expires)}` : "")
+            `${w.offerGroup}: ${w.kind.toLowerCase().replace(/_/g, " ")}, ${count(w.tokens)} tokens` + (w.expires ? `, ${when(w.expires)}` : "")
           )
         )
       )

@@ -1,0 +1,1 @@
+"""Who calls: principals and their roles, and API keys for back ends."""

@@ -1,0 +1,1 @@
+"""Orders: buying an offer, applying the payment's outcome, bundles and listings."""
