@@ -101,6 +101,8 @@ def artifacts() -> Path | None:
 
 async def shoot(page: Page, artifacts: Path | None, name: str) -> None:
     if artifacts is not None:
+        # From the top, where the message bar sits in its place rather than over a card.
+        await page.evaluate("window.scrollTo(0, 0)")
         await page.screenshot(path=artifacts / f"{name}.png", full_page=True)
 
 

@@ -62,7 +62,7 @@ export function balanceChart(group: string, points: Point[], now: number): SVGSV
     svg("path", { class: "line", d: line }),
     label(LEFT - 4, y(high) + 4, compact(high), "end"),
     label(LEFT - 4, y(low) + 4, compact(low), "end"),
-    label(LEFT, HEIGHT - 4, new Date(start).toLocaleTimeString(), "start"),
+    label(LEFT, HEIGHT - 4, since(start, end), "start"),
     label(WIDTH - RIGHT, HEIGHT - 4, "now", "end"),
   );
   return chart;
@@ -70,6 +70,12 @@ export function balanceChart(group: string, points: Point[], now: number): SVGSV
 
 function label(x: number, y: number, text: string, anchor: string): SVGElement {
   return svg("text", { x: String(x), y: String(y), "text-anchor": anchor }, text);
+}
+
+/** Where the chart starts: its time of day within a day of now, else its date. */
+function since(start: number, end: number): string {
+  const date = new Date(start);
+  return end - start < 86_400_000 ? date.toLocaleTimeString() : date.toLocaleDateString();
 }
 
 function compact(value: number): string {

@@ -1134,7 +1134,8 @@ var UserCreditsClient = class {
   /** The current balances first, then again at every change, until `stop()`. After a
    * dropped connection it reconnects with back-off and reads the balances afresh, so a
    * change made while it was away is shown; a subscription the server ends (a subscriber
-   * too far behind, a refused connection) is made again after a back-off. */
+   * too far behind, a socket closed because its token expired) is made again after a
+   * back-off, with the token asked for afresh. A refusal for good (see `onStatus`) ends it. */
   watchBalances(options, onChange) {
     const group = options.offerGroup ?? null;
     let balances = /* @__PURE__ */ new Map();
@@ -1625,13 +1626,17 @@ function balanceChart(group, points, now) {
     svg("path", { class: "line", d: line }),
     label(LEFT - 4, y(high) + 4, compact(high), "end"),
     label(LEFT - 4, y(low) + 4, compact(low), "end"),
-    label(LEFT, HEIGHT - 4, new Date(start).toLocaleTimeString(), "start"),
+    label(LEFT, HEIGHT - 4, since(start, end), "start"),
     label(WIDTH - RIGHT, HEIGHT - 4, "now", "end")
   );
   return chart;
 }
 function label(x, y, text, anchor) {
   return svg("text", { x: String(x), y: String(y), "text-anchor": anchor }, text);
+}
+function since(start, end) {
+  const date = new Date(start);
+  return end - start < 864e5 ? date.toLocaleTimeString() : date.toLocaleDateString();
 }
 function compact(value) {
   return new Intl.NumberFormat("en", { notation: "compact" }).format(value);

@@ -9,7 +9,7 @@ THE INVARIANT. For every (user, offer group), at every moment:
     every lot.remaining >= 0 and lot.held >= 0
 
 (the ledger sum counts the entries of the balance's `last` movement until they are in the
-ledger collection: see services/movements.py, which writes every movement and checks the
+ledger collection: see services/wallets/movements.py, which writes every movement and checks the
 first line before it writes). Holding moves tokens from a lot's `remaining` to its `held`
 with a `reservation` entry (-n); settling gives them back with a `release` entry (+n) and
 spends what was used with a `consumption` entry (-k). So the ledger explains every
@@ -17,14 +17,14 @@ spendable token, and nothing moves without an entry.
 
 Every operation is a decision: a pure function of the balance it is shown, which the
 movement primitive applies in one compare-and-set write, deciding again on a lost race. They are
-grouped by concern: reads (services/balances.py), debits and reservations
-(services/debits.py), credits (services/credits.py) and lapsed lots (services/lapses.py).
+grouped by concern: reads (services/wallets/balances.py), debits and reservations
+(services/wallets/debits.py), credits (services/wallets/credits.py) and lapsed lots (services/wallets/lapses.py).
 """
 
-from usercredits.services.balances import BalanceReads
-from usercredits.services.credits import Credits
-from usercredits.services.debits import Debits
-from usercredits.services.lapses import Lapses
+from usercredits.services.wallets.balances import BalanceReads
+from usercredits.services.wallets.credits import Credits
+from usercredits.services.wallets.debits import Debits
+from usercredits.services.wallets.lapses import Lapses
 
 
 class Wallets(BalanceReads, Debits, Credits, Lapses):

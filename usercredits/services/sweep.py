@@ -1,21 +1,21 @@
-"""The sweep and credit warnings. No GraphQL, no HTTP.
-
-`sweep` is everything that must happen without a caller, in one place: the server's
+"""The sweep: everything that must happen without a caller, in one place. The server's
 periodic sweeper (server/sweeper.py, one instance at a time) and `usercredits expire` (from
-cron, with the built-in sweep turned off) both run it, so neither misses a part. Its expiry
-part, `expire_due`, is safe to run repeatedly and concurrently: every step is a guarded update that
-only one runner can win, so tokens are removed once and orders expire once. Each step runs
-on its own, and pending orders are reconciled one by one (services/sweeps.py): what cannot
-be handled is logged, counted in the result and left for the next run, never the end of it.
+cron, with the built-in sweep turned off) both run `sweep`, so neither misses a part. No
+GraphQL, no HTTP.
+
+Its expiry part, `expire_due`, is safe to run repeatedly and concurrently: every step is a
+guarded update that only one runner can win, so tokens are removed once and orders expire
+once. Each step runs on its own, and pending orders are reconciled one by one
+(services/steps.py): what cannot be handled is logged, counted in the result and left for
+the next run, never the end of it.
 """
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from usercredits.services.orders import Orders
-from usercredits.services.sweeps import Steps, Swept
+from usercredits.services.orders.lifecycle import Orders
+from usercredits.services.steps import Steps, Swept
 from usercredits.services.wallets import Wallets
 from usercredits.values import LedgerEntry, LedgerReason
 
@@ -60,20 +60,6 @@ class SweepResult:
         return bool(
             self.expiry.troubled or self.failed_steps or self.top_ups.skipped or self.plans.skipped
         )
-
-
-class WarningKind(StrEnum):
-    EXPIRING = "EXPIRING"
-    LOW_BALANCE = "LOW_BALANCE"
-
-
-@dataclass(frozen=True, slots=True)
-class CreditWarning:
-    user_id: str
-    offer_group: str
-    kind: WarningKind
-    tokens: int
-    expires: datetime | None
 
 
 async def expire_due(
@@ -132,34 +118,3 @@ async def sweep(services: "Services", *, reconcile_after: timedelta) -> SweepRes
     return SweepResult(
         expiry=expiry, top_ups=resumed, plans=refreshed, failed_steps=tuple(steps.failed)
     )
-
-
-async def credit_warnings(
-    *, wallets: Wallets, user_id: str, within_seconds: int, low_balance: int, now: datetime
-) -> list[CreditWarning]:
-    """Live groups that expire within the window, and groups at or below `low_balance`."""
-    horizon = now + timedelta(seconds=within_seconds)
-    warnings = []
-    for balance in await wallets.balances(user_id=user_id):
-        lapsed = balance.expires is not None and balance.expires <= now
-        if balance.expires is not None and not lapsed and balance.expires <= horizon:
-            warnings.append(
-                CreditWarning(
-                    user_id=user_id,
-                    offer_group=balance.offer_group,
-                    kind=WarningKind.EXPIRING,
-                    tokens=balance.tokens,
-                    expires=balance.expires,
-                )
-            )
-        if balance.tokens <= low_balance:
-            warnings.append(
-                CreditWarning(
-                    user_id=user_id,
-                    offer_group=balance.offer_group,
-                    kind=WarningKind.LOW_BALANCE,
-                    tokens=balance.tokens,
-                    expires=balance.expires,
-                )
-            )
-    return warnings
