@@ -201,7 +201,8 @@ export class UserCreditsClient {
   /** The current balances first, then again at every change, until `stop()`. After a
    * dropped connection it reconnects with back-off and reads the balances afresh, so a
    * change made while it was away is shown; a subscription the server ends (a subscriber
-   * too far behind, a refused connection) is made again after a back-off. */
+   * too far behind, a socket closed because its token expired) is made again after a
+   * back-off, with the token asked for afresh. A refusal for good (see `onStatus`) ends it. */
   watchBalances(options: WatchOptions, onChange: (update: BalancesUpdate) => void): Watch {
     const group = options.offerGroup ?? null;
     let balances = new Map<string, Balance>();
