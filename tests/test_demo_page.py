@@ -400,6 +400,27 @@ async def test_subscribing_replaces_the_overridden_offer_without_a_reload(
     assert navigations == [], "the page was reloaded"
 
 
+@pytest.mark.timeout(60)
+async def test_an_offer_taken_off_sale_meanwhile_is_refused_in_words_and_leaves_the_list(
+    browser: Browser, shop: str, http: aiohttp.ClientSession
+) -> None:
+    page = await open_page(browser, shop)
+    await expect(offer(page, "Chat pack (overridable)")).to_have_count(1)
+    taken_off = await offer(page, "Chat pack (overridable)").get_attribute("data-offer")
+    archive = "mutation($id: ID!) { archiveOffer(id: $id) { id } }"
+    await Api(http, f"{shop}/graphql").data(archive, {"id": taken_off}, as_=ADMIN)
+
+    await page.get_by_role("button", name="Buy Chat pack (overridable)").click()
+
+    problem = page.locator("#problem")
+    await expect(problem.locator(".sentence")).to_have_text(
+        "That offer is no longer on sale to you. The offers are up to date now: pick one of them."
+    )
+    await expect(problem.locator(".detail")).to_contain_text("OFFER_NOT_AVAILABLE")
+    await expect(offer(page, "Chat pack (overridable)")).to_have_count(0, timeout=WAIT_MS)
+    await expect(page.locator("#balances")).to_contain_text("No tokens yet")
+
+
 @pytest.mark.timeout(90)
 async def test_every_action_gives_feedback_and_notices_make_way(
     browser: Browser, shop: str, http: aiohttp.ClientSession
