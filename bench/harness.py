@@ -28,7 +28,7 @@ from pymongo import AsyncMongoClient
 from usercredits.server import children
 from usercredits.server.auth import TokenRules, issue_token
 from usercredits.server.embedded import EmbeddedDatabase, free_port
-from usercredits.services.access import Role
+from usercredits.services.identity.access import Role
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SECRET = f"bench-{uuid.uuid4().hex}-{uuid.uuid4().hex}"

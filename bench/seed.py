@@ -19,7 +19,7 @@ from usercredits.models import (
     pack_lots,
     user_key,
 )
-from usercredits.services.lots import totals
+from usercredits.services.wallets.lots import totals
 from usercredits.values import LedgerReason, Lot, LotSource
 
 GROUP = "bench"

@@ -32,7 +32,7 @@ from bench.load import alternating
 from bench.report import Goal, GoalKind, Row, ScenarioResult
 from usercredits.server.auth import TokenRules, issue_token
 from usercredits.server.database import init_models
-from usercredits.services.access import Role
+from usercredits.services.identity.access import Role
 
 RELAY_SECONDS = 0.1
 SETTLE_SECONDS = 1.0

@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 
 from usercredits.server.auth import TokenRules, issue_token
-from usercredits.services.access import Role
+from usercredits.services.identity.access import Role
 
 SECRET = "test-secret-that-is-long-enough-for-hs256"
 

@@ -7,7 +7,7 @@ import aiohttp
 
 from tests.api import Api, token
 from tests.fake_stripe import FakeStripe, sign
-from usercredits.services.access import Role
+from usercredits.services.identity.access import Role
 
 ADMIN = token("admin-1", Role.ADMIN)
 ALICE = token("alice")

@@ -14,8 +14,8 @@ from usercredits.models import (
 )
 from usercredits.server import children
 from usercredits.services import Services
-from usercredits.services.credits import Credit
-from usercredits.services.offers import offer_spec
+from usercredits.services.catalogue.offers import offer_spec
+from usercredits.services.wallets.credits import Credit
 from usercredits.values import (
     Cycle,
     LedgerReason,
@@ -74,7 +74,7 @@ async def buy(services: Services, user_id: str, offer: Offer, quantity: int = 1)
 
 
 async def assert_invariant(user_id: str, offer_group: str) -> Balance:
-    """The wallet invariant of services/wallets.py, checked from the stored documents: the
+    """The wallet invariant of services/wallets/__init__.py, checked from the stored documents: the
     ledger (with the balance's `last` entries, which a crash may have kept from it) adds up
     to the lots' spendable tokens, the holds to their held tokens."""
     raw = await Balance.get_pymongo_collection().find_one({"_id": balance_id(user_id, offer_group)})

@@ -10,8 +10,8 @@ import pytest
 from tests.api import Api, token
 from tests.conftest import StartServer
 from usercredits.models import OrderDocument
-from usercredits.services.access import Role
 from usercredits.services.errors import InvalidInput
+from usercredits.services.identity.access import Role
 from usercredits.services.payments import SandboxPaymentClient
 
 ADMIN = token("admin-1", Role.ADMIN)

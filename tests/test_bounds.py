@@ -20,7 +20,7 @@ from tests.shop import ADMIN, ALICE, BUY, Shop, upsert_offer
 from tests.support import START, FakeClock, run_cli, snapshot
 from usercredits.models import LedgerEntryDocument, OrderDocument
 from usercredits.services import Services
-from usercredits.services.catalogue import CatalogueErrors, import_catalogue
+from usercredits.services.catalogue.files import CatalogueErrors, import_catalogue
 from usercredits.services.payments import SandboxPaymentClient
 from usercredits.values.lots import MAX_TOKENS
 

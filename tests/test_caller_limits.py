@@ -24,7 +24,7 @@ from tests.test_identity import CREATE_KEY, REVOKE_KEY
 from usercredits.server.revocation import CHECK_SECONDS
 from usercredits.server.settings import Settings
 from usercredits.services import Services
-from usercredits.services.access import Role
+from usercredits.services.identity.access import Role
 
 pytestmark = pytest.mark.reliability
 

@@ -18,7 +18,7 @@ from tests.api import Api, TransportWsClient, token, ws_url
 from tests.conftest import Deployed
 from tests.shop import upsert_offer
 from tests.support import run_cli
-from usercredits.services.access import Role
+from usercredits.services.identity.access import Role
 
 ADMIN = token("admin-1", Role.ADMIN)
 

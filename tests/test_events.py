@@ -14,8 +14,8 @@ from strawberry.types import ExecutionResult
 from usercredits.api import build_schema
 from usercredits.schema.context import Context
 from usercredits.services import Services
-from usercredits.services.access import Principal, Role
 from usercredits.services.events import EventHub, SubscriberTooSlow
+from usercredits.services.identity.access import Principal, Role
 from usercredits.values import LedgerEntry, LedgerReason
 
 pytestmark = pytest.mark.timeout(30)

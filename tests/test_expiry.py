@@ -9,8 +9,9 @@ from tests.support import FakeClock, assert_invariant, buy, make_offer, snapshot
 from usercredits.models import LedgerEntryDocument
 from usercredits.services import Services
 from usercredits.services.errors import Expired, InsufficientTokens
-from usercredits.services.expiry import WarningKind, credit_warnings, expire_due
-from usercredits.services.wallet_base import SWEEP_BATCH
+from usercredits.services.sweep import expire_due
+from usercredits.services.wallets.base import SWEEP_BATCH
+from usercredits.services.wallets.warnings import WarningKind, credit_warnings
 from usercredits.values import LedgerReason, LotDraw, OrderStatus
 
 

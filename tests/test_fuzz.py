@@ -29,7 +29,7 @@ from tests.fake_stripe import FakeStripe, server_settings, sign
 from tests.support import snapshot
 from usercredits.api import build_schema
 from usercredits.models import LedgerEntryDocument
-from usercredits.services.access import Role
+from usercredits.services.identity.access import Role
 
 pytestmark = pytest.mark.reliability
 

@@ -37,7 +37,7 @@ from usercredits.models import OrderDocument
 from usercredits.schema.limits import Limits, document_clock, over_limits
 from usercredits.server import children
 from usercredits.server.settings import LOCAL_JWT_SECRET, Settings
-from usercredits.services.access import Role
+from usercredits.services.identity.access import Role
 from usercredits.services.payments import PaymentState, SandboxPaymentClient
 
 pytestmark = pytest.mark.reliability

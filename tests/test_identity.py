@@ -28,7 +28,7 @@ from tests.support import run_cli
 from usercredits.models import ApiKey
 from usercredits.server.ratelimit import TokenBuckets, caller_address
 from usercredits.server.revocation import CHECK_SECONDS
-from usercredits.services.access import Role
+from usercredits.services.identity.access import Role
 
 ISSUER_PATH = "/realm"
 AUDIENCE = "credits-api"

@@ -11,10 +11,10 @@ from tests.support import FakeClock, assert_invariant
 from usercredits.models import LedgerEntryDocument, pack_lots
 from usercredits.models.wallet import LOTS
 from usercredits.services import Services
-from usercredits.services.credits import Credit
 from usercredits.services.errors import Expired, InsufficientTokens
-from usercredits.services.expiry import expire_due
-from usercredits.services.lots import draw, lapse, live_lots, settle, take_back, with_lot
+from usercredits.services.sweep import expire_due
+from usercredits.services.wallets.credits import Credit
+from usercredits.services.wallets.lots import draw, lapse, live_lots, settle, take_back, with_lot
 from usercredits.values import LedgerReason, Lot, LotDraw, LotSource
 
 NOW = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)

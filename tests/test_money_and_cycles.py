@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from usercredits.services.cycles import expiry
+from usercredits.services.catalogue.cycles import expiry
 from usercredits.services.errors import InvalidInput
 from usercredits.services.money import Money, normalize_currency
 from usercredits.values import Cycle

@@ -22,10 +22,10 @@ from tests.api import Api, token
 from tests.support import FakeClock, assert_invariant, order_credit, snapshot
 from usercredits.models import Balance, LedgerEntryDocument
 from usercredits.services import Services
-from usercredits.services.access import Role
 from usercredits.services.errors import Impossible
-from usercredits.services.movements import Movements, Outcome, Posting
+from usercredits.services.identity.access import Role
 from usercredits.services.wallets import Wallets
+from usercredits.services.wallets.movements import Movements, Outcome, Posting
 from usercredits.values import LedgerReason
 
 ADMIN_TOKEN = token("admin-1", Role.ADMIN)

@@ -12,9 +12,9 @@ from tests.shop import ADMIN, ALICE, upsert_offer
 from tests.support import buy, make_offer, snapshot, spec
 from usercredits.models import OfferDocument
 from usercredits.services import Services
+from usercredits.services.catalogue.offers import price
 from usercredits.services.errors import InvalidInput, NotFound, OfferNotAvailable
 from usercredits.services.money import Money
-from usercredits.services.offers import price
 from usercredits.values import CombinedItem, Cycle, Price
 
 

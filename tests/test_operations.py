@@ -21,8 +21,8 @@ from usercredits.server.app import seed_catalogue
 from usercredits.server.metrics import Metrics
 from usercredits.server.sweeper import Lease, Sweeper
 from usercredits.services import Services
-from usercredits.services.access import Role
-from usercredits.services.catalogue import CatalogueErrors, export_catalogue, import_catalogue
+from usercredits.services.catalogue.files import CatalogueErrors, export_catalogue, import_catalogue
+from usercredits.services.identity.access import Role
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN = token("admin-1", Role.ADMIN)

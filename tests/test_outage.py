@@ -15,7 +15,7 @@ from tests.api import Api, token
 from tests.conftest import SpawnServer
 from usercredits.server.database import connect
 from usercredits.server.embedded import EmbeddedDatabase
-from usercredits.services.access import Role
+from usercredits.services.identity.access import Role
 
 pytestmark = pytest.mark.reliability
 

@@ -17,7 +17,7 @@ from tests.fake_stripe import FakeStripe, event, server_settings, sign
 from tests.receiver import running_receiver
 from tests.support import START, FakeClock
 from usercredits.models import LedgerEntryDocument, PlanDocument
-from usercredits.services.access import Role
+from usercredits.services.identity.access import Role
 from usercredits.services.payments import SandboxPaymentClient
 
 ADMIN = token("admin-1", Role.ADMIN)

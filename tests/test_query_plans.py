@@ -26,10 +26,10 @@ from tests.support import buy as buy_offer
 from usercredits.models import ALL_DOCUMENTS, RETIRED_INDEXES, LedgerEntryDocument
 from usercredits.server.database import init_models, is_sharded
 from usercredits.services import Services, build_services
-from usercredits.services.access import Principal, Role
-from usercredits.services.expiry import expire_due
+from usercredits.services.identity.access import Principal, Role
 from usercredits.services.payments import SandboxPaymentClient, WebhookEvent
-from usercredits.services.webhooks import handle_provider_event
+from usercredits.services.provider_events import handle_provider_event
+from usercredits.services.sweep import expire_due
 from usercredits.values import CombinedItem, Cycle, OfferKind, OrderStatus
 
 FILTERED = {"find": "filter", "count": "query", "distinct": "query"}

@@ -26,7 +26,7 @@ import aiohttp
 from tests.api import SECRET, Api, TransportWsClient, token, ws_url
 from tests.conftest import StartServer
 from usercredits.server import children
-from usercredits.services.access import Role
+from usercredits.services.identity.access import Role
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"

@@ -35,7 +35,7 @@ from tests.api import SECRET, Api, TransportWsClient, token, ws_url
 from tests.conftest import StartServer
 from tests.shop import upsert_offer
 from tests.support import snapshot
-from usercredits.services.access import Role
+from usercredits.services.identity.access import Role
 
 pytestmark = pytest.mark.reliability
 

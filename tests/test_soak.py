@@ -32,7 +32,7 @@ import pytest
 
 from tests.api import token
 from tests.conftest import SpawnServer, StartServer
-from usercredits.services.access import Role
+from usercredits.services.identity.access import Role
 
 pytestmark = pytest.mark.reliability
 

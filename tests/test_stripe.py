@@ -14,8 +14,8 @@ from tests.shop import ALICE, BUY, ORDER, Shop
 from tests.support import FakeClock, assert_invariant, make_offer
 from usercredits.models import LedgerEntryDocument, OrderDocument, ProcessedEvent
 from usercredits.services import build_services
-from usercredits.services.expiry import expire_due
 from usercredits.services.payments.stripe import StripePaymentClient
+from usercredits.services.sweep import expire_due
 
 
 async def test_create_order_makes_a_payment_intent(shop: Shop) -> None:

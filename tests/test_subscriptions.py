@@ -13,7 +13,7 @@ from tests.conftest import StartServer
 from usercredits.server.app import SIGN_IN
 from usercredits.server.auth import TokenRules, issue_token
 from usercredits.server.socket_closes import TOKEN_EXPIRED_REASON
-from usercredits.services.access import Role
+from usercredits.services.identity.access import Role
 
 ADMIN = token("admin-1", Role.ADMIN)
 SERVICE = token("backend-1", Role.SERVICE)

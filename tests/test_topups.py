@@ -17,9 +17,9 @@ from tests.receiver import running_receiver
 from tests.support import FakeClock, make_offer, run_cli
 from usercredits.models import LedgerEntryDocument, PaymentCustomerDocument, TopUpAttemptDocument
 from usercredits.services import Services, build_services
-from usercredits.services.access import Role
+from usercredits.services.identity.access import Role
 from usercredits.services.payments.stripe import StripePaymentClient
-from usercredits.services.sweeps import Swept
+from usercredits.services.steps import Swept
 
 ADMIN = token("admin-1", Role.ADMIN)
 ALICE = token("alice")

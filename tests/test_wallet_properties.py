@@ -17,8 +17,8 @@ from tests.support import FakeClock, assert_invariant, order_credit
 from usercredits.models import ALL_DOCUMENTS, LedgerEntryDocument
 from usercredits.services import Services
 from usercredits.services.errors import Conflict, Expired, InsufficientTokens, NotFound
-from usercredits.services.movements import Movements
 from usercredits.services.wallets import Wallets
+from usercredits.services.wallets.movements import Movements
 from usercredits.values import LedgerEntry
 
 movement = st.one_of(

@@ -229,7 +229,7 @@ async def test_commit_more_than_held_is_refused(services: Services) -> None:
 async def test_reservation_past_its_ttl_is_released_by_the_sweep(
     services: Services, clock: FakeClock
 ) -> None:
-    from usercredits.services.expiry import expire_due
+    from usercredits.services.sweep import expire_due
 
     await grant(services, 10)
     held = await services.wallets.reserve(

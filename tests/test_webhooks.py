@@ -31,7 +31,6 @@ from usercredits.server import children
 from usercredits.server.embedded import free_port
 from usercredits.services import Services
 from usercredits.services.errors import InvalidInput
-from usercredits.services.expiry import expire_due
 from usercredits.services.outbound.addresses import check_url
 from usercredits.services.outbound.alerts import AlertRule, cross
 from usercredits.services.outbound.signing import (
@@ -43,6 +42,7 @@ from usercredits.services.outbound.signing import (
     signature_headers,
     verify,
 )
+from usercredits.services.sweep import expire_due
 
 CREATE_ENDPOINT = """
 mutation E($input: WebhookEndpointInput!) {

@@ -19,7 +19,7 @@ from usercredits.server import children
 from usercredits.server.cli import default_workers
 from usercredits.server.embedded import free_port
 from usercredits.server.settings import Settings
-from usercredits.services.access import Role
+from usercredits.services.identity.access import Role
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads processes from /proc")
 

@@ -2,7 +2,7 @@
 held reservations and the entries of its last movement.
 
 The balance document is the unit of atomicity: every token movement is one conditional
-update of it (see services/movements.py), so its `_id` is derived from the user and the
+update of it (see services/wallets/movements.py), so its `_id` is derived from the user and the
 group and the write needs no lookup. Lots and holds live inside it because a debit must
 see and change them in the same write; the entries of the last movement ride along as an
 outbox until they are in the ledger collection.
@@ -49,7 +49,7 @@ class Balance(Document):
     seq: int = 0
     """How many entries the group's ledger has: the next entry's `seq` is this plus one."""
     lots: list[Lot] = Field(default_factory=list)
-    """In spending order (see services/lots.py). Stored as one JSON text (`pack_lots`): the
+    """In spending order (see services/wallets/lots.py). Stored as one JSON text (`pack_lots`): the
     embedded database copies a document's structure at every write, so 1,000 lots stored
     as subdocuments made a write cost 41 ms, against 1.5 ms as one value (measured). No
     query looks inside them: the sweep reads `next_expiry`."""
@@ -60,7 +60,7 @@ class Balance(Document):
     """The soonest expiry among lots that still hold tokens: the sweep's index."""
     lapsed_at: datetime | None = None
     """When tokens of the group last lapsed unspent, unless it was credited since: what
-    tells EXPIRED from INSUFFICIENT_TOKENS (services/debits.py) the same way whether a lapse
+    tells EXPIRED from INSUFFICIENT_TOKENS (services/wallets/debits.py) the same way whether a lapse
     was written by the sweep or by the next movement."""
     last: list[dict[str, object]] = Field(default_factory=list)
     """The ledger entries of the last movement (the ledger may not have them yet)."""

@@ -4,7 +4,7 @@ import strawberry
 
 from usercredits.schema.context import Context
 from usercredits.schema.types import ApiKey, CreatedApiKey
-from usercredits.services.access import ADMINS, Role
+from usercredits.services.identity.access import ADMINS, Role
 
 Info = strawberry.Info[Context]
 

@@ -5,7 +5,7 @@ import strawberry
 from usercredits.schema.context import Context
 from usercredits.schema.inputs import OfferInput
 from usercredits.schema.types import Offer
-from usercredits.services.access import ADMINS
+from usercredits.services.identity.access import ADMINS
 
 Info = strawberry.Info[Context]
 

@@ -6,9 +6,9 @@ from usercredits import values
 from usercredits.schema.context import Context
 from usercredits.schema.inputs import CreateOrderInput
 from usercredits.schema.types import CreateOrderPayload, Order, OrderConnection
-from usercredits.services.access import ADMINS, STAFF, Role
 from usercredits.services.errors import NotFound
-from usercredits.services.orders import ORDERS_PAGE
+from usercredits.services.identity.access import ADMINS, STAFF, Role
+from usercredits.services.orders.lifecycle import ORDERS_PAGE
 from usercredits.values import OrderStatus
 
 Info = strawberry.Info[Context]

@@ -6,7 +6,7 @@ from usercredits import values
 from usercredits.schema.context import Context
 from usercredits.schema.plans import SubscribeInput, SubscribePayload
 from usercredits.schema.types import Plan
-from usercredits.services.access import ADMINS, STAFF, Role
+from usercredits.services.identity.access import ADMINS, STAFF, Role
 
 Info = strawberry.Info[Context]
 

@@ -6,7 +6,7 @@ import strawberry
 
 from usercredits.schema.context import Context
 from usercredits.schema.types import Order
-from usercredits.services.access import ADMINS
+from usercredits.services.identity.access import ADMINS
 
 Info = strawberry.Info[Context]
 

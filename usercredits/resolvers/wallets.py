@@ -11,11 +11,11 @@ from usercredits.schema.types import (
     Reservation,
     Wallet,
 )
-from usercredits.services.access import ADMINS
-from usercredits.services.balances import LEDGER_PAGE
-from usercredits.services.cycles import check_not_after_latest
-from usercredits.services.debits import DEFAULT_TTL_SECONDS
-from usercredits.services.expiry import credit_warnings as find_warnings
+from usercredits.services.catalogue.cycles import check_not_after_latest
+from usercredits.services.identity.access import ADMINS
+from usercredits.services.wallets.balances import LEDGER_PAGE
+from usercredits.services.wallets.debits import DEFAULT_TTL_SECONDS
+from usercredits.services.wallets.warnings import credit_warnings as find_warnings
 
 Info = strawberry.Info[Context]
 

@@ -13,7 +13,7 @@ from usercredits.schema.webhooks import (
     WebhookEndpoint,
     WebhookEndpointInput,
 )
-from usercredits.services.access import ADMINS
+from usercredits.services.identity.access import ADMINS
 
 Info = strawberry.Info[Context]
 

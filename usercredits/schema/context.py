@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 
 from usercredits.services import Services
-from usercredits.services.access import ANONYMOUS, Principal
+from usercredits.services.identity.access import ANONYMOUS, Principal
 
 
 @dataclass

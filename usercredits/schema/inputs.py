@@ -4,8 +4,8 @@ from datetime import datetime
 
 import strawberry
 
-from usercredits.services.debits import DEFAULT_TTL_SECONDS
-from usercredits.services.offers import offer_spec, price
+from usercredits.services.catalogue.offers import offer_spec, price
+from usercredits.services.wallets.debits import DEFAULT_TTL_SECONDS
 from usercredits.values import Cycle, OfferKind, OfferSpec
 
 

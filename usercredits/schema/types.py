@@ -13,16 +13,16 @@ import strawberry
 from usercredits import values
 from usercredits.schema.context import Context
 from usercredits.schema.topups import AutoTopUp, PaymentMethod
-from usercredits.services.access import Role
-from usercredits.services.api_keys import ApiKeyView
-from usercredits.services.api_keys import CreatedApiKey as CreatedApiKeyValue
-from usercredits.services.balances import BalanceView
 from usercredits.services.errors import NotFound
 from usercredits.services.events import BalanceChanged
-from usercredits.services.expiry import CreditWarning as CreditWarningValue
+from usercredits.services.identity.access import Role
+from usercredits.services.identity.api_keys import ApiKeyView
+from usercredits.services.identity.api_keys import CreatedApiKey as CreatedApiKeyValue
 from usercredits.services.money import Money as MoneyValue
 from usercredits.services.money import normalize_currency
-from usercredits.services.orders import MAX_PAGE as MAX_ORDERS
+from usercredits.services.orders.lifecycle import MAX_PAGE as MAX_ORDERS
+from usercredits.services.wallets.balances import BalanceView
+from usercredits.services.wallets.warnings import CreditWarning as CreditWarningValue
 from usercredits.values import Cycle, OfferKind, OrderStatus, PlanStatus
 from usercredits.values.offers import OfferTerms
 

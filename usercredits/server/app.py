@@ -80,14 +80,14 @@ from usercredits.server.socket_closes import (
 from usercredits.server.sweeper import Lease, Sweeper
 from usercredits.server.topups import TopUpTrigger
 from usercredits.services import Services, build_services
-from usercredits.services.access import ANONYMOUS, Principal, refused
-from usercredits.services.catalogue import import_catalogue
+from usercredits.services.catalogue.files import import_catalogue
 from usercredits.services.clock import Clock, SystemClock
 from usercredits.services.errors import InvalidInput, PaymentFailed, Unauthenticated
+from usercredits.services.identity.access import ANONYMOUS, Principal, refused
 from usercredits.services.limits import InputLimits
 from usercredits.services.payments import PaymentClient, SandboxPaymentClient
 from usercredits.services.payments.stripe import StripePaymentClient
-from usercredits.services.webhooks import handle_provider_event
+from usercredits.services.provider_events import handle_provider_event
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """Credentials to Principal, the same way over HTTP and websockets (`Authenticator`): API
-keys of back ends (services/api_keys.py), tokens of an OpenID Connect provider
+keys of back ends (services/identity/api_keys.py), tokens of an OpenID Connect provider
 (server/oidc.py), and HS256 JWTs signed with the shared secret, with `sub` (the user id)
 and `roles`, for local use and tests.
 
@@ -21,9 +21,9 @@ import jwt
 
 from usercredits.server.claims import expiry, token_refused
 from usercredits.server.oidc import OidcRules, ProviderKeys, decode_oidc
-from usercredits.services.access import Principal, Role
-from usercredits.services.api_keys import ApiKeys, is_api_key
 from usercredits.services.errors import Unauthenticated
+from usercredits.services.identity.access import Principal, Role
+from usercredits.services.identity.api_keys import ApiKeys, is_api_key
 
 ALGORITHM = "HS256"
 KNOWN_TOKENS = 10_000

@@ -25,12 +25,12 @@ from usercredits.server.logs import JsonAccessLogger, configure_logging
 from usercredits.server.settings import Settings
 from usercredits.server.workers import Workers
 from usercredits.services import Services
-from usercredits.services.access import Role
-from usercredits.services.api_keys import CreatedApiKey
-from usercredits.services.catalogue import CatalogueErrors, export_catalogue, import_catalogue
+from usercredits.services.catalogue.files import CatalogueErrors, export_catalogue, import_catalogue
 from usercredits.services.clock import SystemClock
-from usercredits.services.expiry import SweepResult, expire_due
+from usercredits.services.identity.access import Role
+from usercredits.services.identity.api_keys import CreatedApiKey
 from usercredits.services.migration import Migrated, key_ledger_entries, migrate_balances
+from usercredits.services.sweep import SweepResult, sweep
 
 T = TypeVar("T")
 
@@ -137,15 +137,12 @@ def _expire(settings: Settings) -> int:
     """Sweeps once and prints what it did; 1 when a step failed or a document was skipped
     (the log says which), after the rest of the sweep ran."""
 
-    async def sweep(services: Services) -> SweepResult:
-        return await expire_due(
-            wallets=services.wallets,
-            orders=services.orders,
-            now=services.clock.now(),
-            reconcile_after=timedelta(seconds=settings.pending_reconcile_seconds),
+    async def once(services: Services) -> SweepResult:
+        return await sweep(
+            services, reconcile_after=timedelta(seconds=settings.pending_reconcile_seconds)
         )
 
-    result = asyncio.run(_with_services(settings, sweep))
+    result = asyncio.run(_with_services(settings, once))
     print(result)
     if result.troubled:
         print("usercredits: part of the sweep was skipped; the log says what", file=sys.stderr)
@@ -222,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     create_key.add_argument("--name", required=True)
     create_key.add_argument("--role", required=True, choices=[Role.SERVICE.value, Role.ADMIN.value])
-    commands.add_parser("expire", help="run the expiry sweep (and reconciliation) once")
+    commands.add_parser("expire", help="run the sweep once, as the server does")
     migrate = commands.add_parser(
         "migrate",
         help="bring a database written by an earlier version to this one (run after upgrading)",

@@ -32,8 +32,8 @@ import aiohttp
 import jwt
 
 from usercredits.server.claims import expiry, token_refused
-from usercredits.services.access import Principal, Role
 from usercredits.services.errors import Unauthenticated
+from usercredits.services.identity.access import Principal, Role
 
 ALGORITHMS = ("RS256", "ES256", "EdDSA")
 LEEWAY_SECONDS = 30

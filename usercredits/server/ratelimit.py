@@ -17,7 +17,7 @@ from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
-from usercredits.services.access import Principal
+from usercredits.services.identity.access import Principal
 
 MAX_CALLERS = 100_000
 """Buckets kept at most (the least recently used go first: they are full by then)."""

@@ -15,7 +15,7 @@ from usercredits.server.auth import TokenRules
 from usercredits.server.oidc import OidcRules
 from usercredits.services.errors import InvalidInput
 from usercredits.services.money import normalize_currency
-from usercredits.services.topups import MAX_AMOUNT, MAX_AMOUNT_PER_MONTH, TopUpCaps
+from usercredits.services.topups.auto import MAX_AMOUNT, MAX_AMOUNT_PER_MONTH, TopUpCaps
 
 LOCAL_JWT_SECRET = "insecure-local-secret-change-it-in-production"
 PUBLIC_JWT_SECRETS = frozenset({LOCAL_JWT_SECRET})

@@ -1,11 +1,11 @@
-"""The periodic sweep (services/expiry.py's `sweep`: expiry, reservations, pending orders,
+"""The periodic sweep (services/sweep.py's `sweep`: expiry, reservations, pending orders,
 stale top-ups, due plans), run by one server instance at a time: each run first takes a
 lease document in MongoDB.
 
 The holder renews its lease at every run, so the same instance keeps sweeping; if it stops,
 its lease lapses after `ttl` and another instance takes over. Nothing a run meets ends the
 sweeping: each step runs on its own, a document a step cannot handle is logged and skipped
-(services/sweeps.py), and such a run is counted as failed in the metrics.
+(services/steps.py), and such a run is counted as failed in the metrics.
 """
 
 import asyncio
@@ -20,7 +20,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from usercredits.server.metrics import Metrics
 from usercredits.services import Services
 from usercredits.services.clock import Clock
-from usercredits.services.expiry import SweepResult, sweep
+from usercredits.services.sweep import SweepResult, sweep
 
 log = logging.getLogger(__name__)
 

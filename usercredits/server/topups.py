@@ -1,6 +1,6 @@
 """The auto top-up trigger, fed by each process's live change feed (server/changes.py): for
 a ledger entry that leaves a ruled group at or below its threshold, or a debit refused for
-want of tokens (told by the wallets, as it leaves no entry), it asks services/topups.py to
+want of tokens (told by the wallets, as it leaves no entry), it asks services/topups/auto.py to
 top the group up, which checks the balance itself.
 
 It rides the feed every process already follows, so it costs no stream of its own, and it
@@ -17,7 +17,7 @@ from collections import OrderedDict
 from pymongo.errors import PyMongoError
 
 from usercredits.models import AutoTopUpDocument
-from usercredits.services.topups import AutoTopUps
+from usercredits.services.topups.auto import AutoTopUps
 from usercredits.values import LedgerEntry
 from usercredits.values.changes import Touched
 

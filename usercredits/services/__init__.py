@@ -8,20 +8,20 @@ database first (server/database.py's `init_models`).
 
 from dataclasses import dataclass
 
-from usercredits.services.api_keys import ApiKeys
+from usercredits.services.catalogue.offers import Offers
 from usercredits.services.clock import Clock
-from usercredits.services.customers import PaymentCustomers
 from usercredits.services.events import EventHub
+from usercredits.services.identity.api_keys import ApiKeys
 from usercredits.services.limits import DEFAULT_INPUT_LIMITS, InputLimits
-from usercredits.services.movements import Movements
-from usercredits.services.offers import Offers
-from usercredits.services.orders import Orders
+from usercredits.services.orders.lifecycle import Orders
 from usercredits.services.outbound import Outbound, build_outbound
 from usercredits.services.payments import PaymentClient, SandboxPaymentClient
-from usercredits.services.plans import Plans
+from usercredits.services.payments.customers import PaymentCustomers
+from usercredits.services.plans.renewals import Plans
 from usercredits.services.sharding import UserScope
-from usercredits.services.topups import AutoTopUps, TopUpCaps
+from usercredits.services.topups.auto import AutoTopUps, TopUpCaps
 from usercredits.services.wallets import Wallets
+from usercredits.services.wallets.movements import Movements
 
 
 @dataclass(frozen=True, slots=True)

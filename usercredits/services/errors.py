@@ -24,7 +24,7 @@ class InvalidInput(DomainError):
 
 class PeriodTooLong(InvalidInput):
     """A period (or an expiry) would end after the latest date the service keeps
-    (services/cycles.py's LATEST)."""
+    (services/catalogue/cycles.py's LATEST)."""
 
 
 class NotFound(DomainError):

@@ -13,7 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 from usercredits.server.auth import TokenRules, issue_token
-from usercredits.services.access import Role
+from usercredits.services.identity.access import Role
 
 HERE = Path(__file__).resolve().parent
 DEMO_USERS = ("demo-1", "demo-2", "demo-3")

@@ -26,9 +26,9 @@ from typing import Any
 import yaml
 from pydantic.alias_generators import to_camel
 
+from usercredits.services.catalogue.offers import Offers, offer_spec, price
 from usercredits.services.errors import InvalidInput, NotFound
 from usercredits.services.money import Money
-from usercredits.services.offers import Offers, offer_spec, price
 from usercredits.values import CombinedItem, Offer, OfferSpec
 
 STATED = {to_camel(name): field for name, field in OfferSpec.model_fields.items()}

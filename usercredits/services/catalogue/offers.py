@@ -29,8 +29,8 @@ from pydantic_core import ErrorDetails
 from pymongo.errors import DuplicateKeyError
 
 from usercredits.models import OfferDocument, OrderDocument
+from usercredits.services.catalogue.cycles import expiry
 from usercredits.services.clock import Clock
-from usercredits.services.cycles import expiry
 from usercredits.services.errors import (
     Impossible,
     InvalidInput,

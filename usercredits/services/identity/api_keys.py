@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from usercredits.models import ApiKey
-from usercredits.services.access import STAFF, Role
 from usercredits.services.clock import Clock
 from usercredits.services.errors import InvalidInput, NotFound
+from usercredits.services.identity.access import STAFF, Role
 from usercredits.services.ids import object_id
 
 SECRET_PREFIX = "ucsk_"

@@ -17,10 +17,9 @@ from functools import partial
 from typing import Any
 
 from usercredits.models import OrderDocument
-from usercredits.services.access import Principal
+from usercredits.services.catalogue.cycles import expiry, paid_expiry
+from usercredits.services.catalogue.offers import Offers
 from usercredits.services.clock import Clock, due_by
-from usercredits.services.credits import Credit
-from usercredits.services.cycles import expiry, paid_expiry
 from usercredits.services.errors import (
     DomainError,
     InvalidInput,
@@ -30,14 +29,15 @@ from usercredits.services.errors import (
     OrderNotPending,
     QuantityLimit,
 )
+from usercredits.services.identity.access import Principal
 from usercredits.services.ids import object_id, ordered_id
 from usercredits.services.limits import DEFAULT_INPUT_LIMITS, InputLimits
 from usercredits.services.money import Money, normalize_currency
-from usercredits.services.offers import Offers
 from usercredits.services.pages import newest_first
 from usercredits.services.payments import Invoice, PaymentClient, PaymentState, SandboxPaymentClient
-from usercredits.services.sweeps import Swept, each
+from usercredits.services.steps import Swept, each
 from usercredits.services.wallets import Wallets
+from usercredits.services.wallets.credits import Credit
 from usercredits.services.writes import insert_keyed
 from usercredits.values import (
     CombinedItem,

@@ -6,7 +6,7 @@ the events' ids are derived from their causes and each balance's alert state rem
 entry it was decided at, so a replay publishes nothing twice.
 
 Within a balance, ledger entries reach the stream in `seq` order: a movement's entries are
-in the ledger before the next movement of that balance can commit (services/movements.py,
+in the ledger before the next movement of that balance can commit (services/wallets/movements.py,
 step 2)."""
 
 from collections import OrderedDict

@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
-from usercredits.services.cycles import Interval
+from usercredits.services.catalogue.cycles import Interval
 from usercredits.services.money import Money
 from usercredits.values import PlanStatus
 

@@ -15,8 +15,8 @@ import secrets
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from usercredits.services.catalogue.cycles import Interval
 from usercredits.services.clock import Clock, SystemClock
-from usercredits.services.cycles import Interval
 from usercredits.services.errors import InvalidInput, NotFound, PaymentFailed
 from usercredits.services.money import Money
 from usercredits.services.payments.base import (

@@ -29,7 +29,7 @@ from typing import Any
 
 import stripe
 
-from usercredits.services.cycles import Interval
+from usercredits.services.catalogue.cycles import Interval
 from usercredits.services.errors import InvalidInput, NotFound, PaymentFailed
 from usercredits.services.money import Money
 from usercredits.services.payments.base import (

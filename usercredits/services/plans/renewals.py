@@ -18,10 +18,9 @@ from functools import partial
 from typing import Any
 
 from usercredits.models import PlanDocument
-from usercredits.services.access import Principal
+from usercredits.services.catalogue.cycles import renewal_interval
+from usercredits.services.catalogue.offers import Offers
 from usercredits.services.clock import Clock, due_by
-from usercredits.services.customers import PaymentCustomers
-from usercredits.services.cycles import renewal_interval
 from usercredits.services.errors import (
     Conflict,
     Impossible,
@@ -30,13 +29,14 @@ from usercredits.services.errors import (
     PlanCanceled,
     QuantityLimit,
 )
+from usercredits.services.identity.access import Principal
 from usercredits.services.ids import object_id
 from usercredits.services.limits import InputLimits
 from usercredits.services.money import Money
-from usercredits.services.offers import Offers
-from usercredits.services.orders import Orders, check_quantity, check_same_purchase
+from usercredits.services.orders.lifecycle import Orders, check_quantity, check_same_purchase
 from usercredits.services.payments import Invoice, PaymentClient, Renewal, WebhookEvent
-from usercredits.services.sweeps import Swept, each
+from usercredits.services.payments.customers import PaymentCustomers
+from usercredits.services.steps import Swept, each
 from usercredits.services.writes import insert_keyed
 from usercredits.values import OfferKind, Plan, PlanStatus, PlanStep
 

@@ -30,16 +30,16 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from usercredits.models import AutoTopUpDocument, PaymentCustomerDocument, TopUpAttemptDocument
+from usercredits.services.catalogue.offers import Offers
 from usercredits.services.clock import Clock
-from usercredits.services.customers import PaymentCustomers
 from usercredits.services.errors import DomainError, Impossible, InvalidInput, PaymentFailed
 from usercredits.services.ids import ordered_id
 from usercredits.services.limits import InputLimits
 from usercredits.services.money import Money, normalize_currency
-from usercredits.services.offers import Offers
-from usercredits.services.orders import Orders, SavedCard
+from usercredits.services.orders.lifecycle import Orders, SavedCard
 from usercredits.services.payments import Card, PaymentClient
-from usercredits.services.sweeps import Swept, each
+from usercredits.services.payments.customers import PaymentCustomers
+from usercredits.services.steps import Swept, each
 from usercredits.services.wallets import Wallets
 from usercredits.values import Order, OrderStatus, Price
 from usercredits.values.orders import TOP_UP_KEY
@@ -386,7 +386,7 @@ class AutoTopUps:
             charged = await self._orders.charge_saved_card(order_id=str(attempt), card=card)
         except PaymentFailed as exc:
             # The provider did not answer: the charge may have been made. The attempt stays
-            # open, and is resumed with the same key (services/expiry.py's sweep, or the
+            # open, and is resumed with the same key (services/sweep.py's sweep, or the
             # next trigger once it is stale).
             log.warning(
                 "auto top-up charge unanswered; it will be resumed",

@@ -1,15 +1,15 @@
 """Reading balances and the ledger: a group's balance as readers see it (only live lots
-count), and the ledger newest first. Part of `Wallets` (services/wallets.py)."""
+count), and the ledger newest first. Part of `Wallets` (services/wallets/__init__.py)."""
 
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from usercredits.models import Balance, balance_id
-from usercredits.services.lots import live_lots
-from usercredits.services.movements import catch_up
 from usercredits.services.pages import newest_first
-from usercredits.services.wallet_base import WalletBase
+from usercredits.services.wallets.base import WalletBase
+from usercredits.services.wallets.lots import live_lots
+from usercredits.services.wallets.movements import catch_up
 from usercredits.values import LedgerEntry, Lot
 
 MAX_PAGE = 500

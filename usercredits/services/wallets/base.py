@@ -1,4 +1,4 @@
-"""What every part of `Wallets` (services/wallets.py) shares: the movement primitive, the
+"""What every part of `Wallets` (services/wallets/__init__.py) shares: the movement primitive, the
 clock, the input limits, the collections, the event hub told of refused debits, and two
 rules more than one part applies."""
 
@@ -11,8 +11,8 @@ from usercredits.services.clock import Clock
 from usercredits.services.errors import KeyReused, shown
 from usercredits.services.events import EventHub
 from usercredits.services.limits import DEFAULT_INPUT_LIMITS, InputLimits
-from usercredits.services.movements import Movements
 from usercredits.services.sharding import ONE_SERVER, UserScope
+from usercredits.services.wallets.movements import Movements
 from usercredits.values import LedgerEntry
 
 SWEEP_BATCH = 64

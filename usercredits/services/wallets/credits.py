@@ -1,6 +1,6 @@
 """Credits: every purchase and grant adds a lot of its own (its period, its priority);
 a refund takes back what is left of its order's lot. Part of `Wallets`
-(services/wallets.py)."""
+(services/wallets/__init__.py)."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,9 +11,9 @@ from usercredits.models import Balance
 from usercredits.services.clock import to_millis
 from usercredits.services.errors import InvalidInput, shown
 from usercredits.services.limits import check_tokens
-from usercredits.services.lots import take_back, with_lot
-from usercredits.services.movements import Outcome, Posting
-from usercredits.services.wallet_base import WalletBase, same_request
+from usercredits.services.wallets.base import WalletBase, same_request
+from usercredits.services.wallets.lots import take_back, with_lot
+from usercredits.services.wallets.movements import Outcome, Posting
 from usercredits.values import LedgerEntry, LedgerReason, Lot, LotDraw, LotSource
 from usercredits.values.lots import MAX_TOKENS
 

@@ -1,7 +1,7 @@
 """Debits and reservations: a debit draws live lots in spending order; a reservation
 holds tokens of particular lots until it is committed (spent) or released (given back to
 the same lots), by its caller or, past its ttl, by the sweep. Part of `Wallets`
-(services/wallets.py)."""
+(services/wallets/__init__.py)."""
 
 from datetime import datetime, timedelta
 from typing import Any
@@ -9,7 +9,6 @@ from typing import Any
 from bson import ObjectId
 
 from usercredits.models import Balance, ReservationDocument, balance_id
-from usercredits.services.access import Principal
 from usercredits.services.clock import due_by
 from usercredits.services.errors import (
     Expired,
@@ -19,11 +18,12 @@ from usercredits.services.errors import (
     ReservationReleased,
     shown,
 )
+from usercredits.services.identity.access import Principal
 from usercredits.services.ids import object_id
 from usercredits.services.limits import check_tokens
-from usercredits.services.lots import Drawn, draw, settle, spendable
-from usercredits.services.movements import Decision, Outcome, Posting
-from usercredits.services.wallet_base import WalletBase, batched, same_request
+from usercredits.services.wallets.base import WalletBase, batched, same_request
+from usercredits.services.wallets.lots import Drawn, draw, settle, spendable
+from usercredits.services.wallets.movements import Decision, Outcome, Posting
 from usercredits.values import Hold, LedgerEntry, LedgerReason, Reservation, ReservationStatus
 
 MAX_TTL_SECONDS = 7 * 24 * 3600
@@ -313,7 +313,7 @@ def _shortfall(
     """Why a debit cannot be made. EXPIRED: the group has no spendable tokens and tokens of
     it lapsed unspent since it was last credited; INSUFFICIENT_TOKENS otherwise. The
     balance a decision sees has already lost its lapsed lots' tokens and carries `lapsed_at`
-    (services/movements.py), so the answer is the same before and after a sweep."""
+    (services/wallets/movements.py), so the answer is the same before and after a sweep."""
     live = spendable(balance.lots, now) if balance else 0
     if live == 0 and balance is not None and balance.lapsed_at is not None:
         return Expired(

@@ -1,14 +1,14 @@
 """Lapsed lots: the sweep's token half (expired lots lose their spendable tokens, with an
 expiry entry naming them, as the next movement of their balance would anyway) and its
 recovery half (movements cut short by a crash are put in the ledger). Part of `Wallets`
-(services/wallets.py); services/expiry.py runs them."""
+(services/wallets/__init__.py); services/sweep.py runs them."""
 
 from datetime import datetime
 from typing import Any
 
 from usercredits.services.clock import due_by
-from usercredits.services.movements import catch_up
-from usercredits.services.wallet_base import WalletBase, batched
+from usercredits.services.wallets.base import WalletBase, batched
+from usercredits.services.wallets.movements import catch_up
 from usercredits.values import LedgerEntry
 
 

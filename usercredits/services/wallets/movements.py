@@ -63,8 +63,8 @@ from usercredits.models import (
 from usercredits.services.clock import Clock, due_by
 from usercredits.services.errors import Contended, Impossible
 from usercredits.services.ids import ordered_id
-from usercredits.services.lots import Totals, lapse, prune, totals
 from usercredits.services.sharding import ONE_SERVER, UserScope
+from usercredits.services.wallets.lots import Totals, lapse, prune, totals
 from usercredits.services.writes import duplicates_only
 from usercredits.values import Hold, LedgerEntry, LedgerReason, Lot, LotDraw
 

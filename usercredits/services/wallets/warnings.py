@@ -22,7 +22,6 @@ class CreditWarning:
     expires: datetime | None
 
 
-
 async def credit_warnings(
     *, wallets: Wallets, user_id: str, within_seconds: int, low_balance: int, now: datetime
 ) -> list[CreditWarning]:
