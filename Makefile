@@ -37,8 +37,9 @@ lint: .venv/.synced
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
 
+# One pytest worker per core (pytest-xdist), each with its own database server.
 test: lint browser $(KIT)/node_modules/.package-lock.json
-	.venv/bin/pytest
+	.venv/bin/pytest -n auto
 
 bench: .venv/.synced
 	.venv/bin/python -m bench
