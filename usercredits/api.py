@@ -56,7 +56,7 @@ from usercredits.schema.webhooks import (
     WebhookDeliveryConnection,
     WebhookEndpoint,
 )
-from usercredits.services.orders.lifecycle import MAX_PAGE as MAX_WALLET_ORDERS
+from usercredits.services.orders.buying import MAX_PAGE as MAX_WALLET_ORDERS
 
 
 @strawberry.type

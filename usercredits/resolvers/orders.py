@@ -8,7 +8,7 @@ from usercredits.schema.inputs import CreateOrderInput
 from usercredits.schema.types import CreateOrderPayload, Order, OrderConnection
 from usercredits.services.errors import NotFound
 from usercredits.services.identity.access import ADMINS, STAFF, Role
-from usercredits.services.orders.lifecycle import ORDERS_PAGE
+from usercredits.services.orders.buying import ORDERS_PAGE
 from usercredits.values import OrderStatus
 
 Info = strawberry.Info[Context]

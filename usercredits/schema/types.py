@@ -20,7 +20,7 @@ from usercredits.services.identity.api_keys import ApiKeyView
 from usercredits.services.identity.api_keys import CreatedApiKey as CreatedApiKeyValue
 from usercredits.services.money import Money as MoneyValue
 from usercredits.services.money import normalize_currency
-from usercredits.services.orders.lifecycle import MAX_PAGE as MAX_ORDERS
+from usercredits.services.orders.buying import MAX_PAGE as MAX_ORDERS
 from usercredits.services.wallets.balances import BalanceView
 from usercredits.services.wallets.warnings import CreditWarning as CreditWarningValue
 from usercredits.values import Cycle, OfferKind, OrderStatus, PlanStatus

@@ -13,7 +13,7 @@ from usercredits.services.clock import Clock
 from usercredits.services.events import EventHub
 from usercredits.services.identity.api_keys import ApiKeys
 from usercredits.services.limits import DEFAULT_INPUT_LIMITS, InputLimits
-from usercredits.services.orders.lifecycle import Orders
+from usercredits.services.orders import Orders
 from usercredits.services.outbound import Outbound, build_outbound
 from usercredits.services.payments import PaymentClient, SandboxPaymentClient
 from usercredits.services.payments.customers import PaymentCustomers

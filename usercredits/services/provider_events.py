@@ -21,7 +21,7 @@ from pymongo.errors import DuplicateKeyError
 from usercredits.models import ProcessedEvent
 from usercredits.services.clock import Clock
 from usercredits.services.errors import DomainError, PaymentFailed
-from usercredits.services.orders.lifecycle import Orders
+from usercredits.services.orders import Orders
 from usercredits.services.payments import PaymentState, WebhookEvent
 from usercredits.services.plans.renewals import Plans
 

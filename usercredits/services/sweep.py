@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from usercredits.services.orders.lifecycle import Orders
+from usercredits.services.orders import Orders
 from usercredits.services.steps import Steps, Swept
 from usercredits.services.wallets import Wallets
 from usercredits.values import LedgerEntry, LedgerReason

@@ -33,7 +33,8 @@ from usercredits.services.identity.access import Principal
 from usercredits.services.ids import object_id
 from usercredits.services.limits import InputLimits
 from usercredits.services.money import Money
-from usercredits.services.orders.lifecycle import Orders, check_quantity, check_same_purchase
+from usercredits.services.orders import Orders
+from usercredits.services.orders.buying import check_quantity, check_same_purchase
 from usercredits.services.payments import Invoice, PaymentClient, Renewal, WebhookEvent
 from usercredits.services.payments.customers import PaymentCustomers
 from usercredits.services.steps import Swept, each

@@ -36,7 +36,8 @@ from usercredits.services.errors import DomainError, Impossible, InvalidInput, P
 from usercredits.services.ids import ordered_id
 from usercredits.services.limits import InputLimits
 from usercredits.services.money import Money, normalize_currency
-from usercredits.services.orders.lifecycle import Orders, SavedCard
+from usercredits.services.orders import Orders
+from usercredits.services.orders.recurring import SavedCard
 from usercredits.services.payments import Card, PaymentClient
 from usercredits.services.payments.customers import PaymentCustomers
 from usercredits.services.steps import Swept, each
