@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.change_stream import AsyncChangeStream
 
 from tests.api import Api, token
 from tests.support import FakeClock, assert_invariant, order_credit, snapshot
@@ -88,9 +89,13 @@ EFFECT = {
 """Each operation's entry, which must be in the ledger exactly once after recovery."""
 
 
-async def ledger_inserts(mongo: AsyncMongoClient[Any], seen: list[str]) -> None:
-    collection = LedgerEntryDocument.get_pymongo_collection()
-    async with await collection.watch([{"$match": {"operationType": "insert"}}]) as stream:
+MARKER = "marker"
+"""The id of a document inserted into the ledger collection after a test's movements: its
+insert event comes after theirs, so once it is seen every event they made has been."""
+
+
+async def ledger_inserts(stream: AsyncChangeStream[Any], seen: list[str]) -> None:
+    async with stream:
         async for change in stream:
             seen.append(str(change["documentKey"]["_id"]))
 
@@ -101,8 +106,9 @@ async def test_a_fault_between_any_two_steps_loses_and_doubles_nothing(
     services: Services, clock: FakeClock, mongo: AsyncMongoClient[Any], name: str, step: str
 ) -> None:
     seen: list[str] = []
-    watcher = asyncio.create_task(ledger_inserts(mongo, seen))
-    await asyncio.sleep(0.2)  # the stream is open
+    ledger = LedgerEntryDocument.get_pymongo_collection()
+    stream = await ledger.watch([{"$match": {"operationType": "insert"}}])  # open from here on
+    watcher = asyncio.create_task(ledger_inserts(stream, seen))
     try:
         healthy = services.wallets
         # The grant is spent first (priority 10), so the order's lot stays whole.
@@ -128,10 +134,11 @@ async def test_a_fault_between_any_two_steps_loses_and_doubles_nothing(
         reason, tokens = EFFECT[name]
         matching = [e for e in entries if (e.reason.value, e.tokens) == (reason, tokens)]
         assert len(matching) == 1, [(e.reason.value, e.tokens) for e in entries]
+        await ledger.insert_one({"_id": MARKER})
         async with asyncio.timeout(10):
-            while len(seen) < len(entries):  # noqa: ASYNC110 (another task's state)
+            while MARKER not in seen:  # noqa: ASYNC110 (another task's state)
                 await asyncio.sleep(0.05)
-        await asyncio.sleep(0.2)
+        seen.remove(MARKER)
         assert sorted(seen) == sorted(str(e.id) for e in entries), "one event per entry"
     finally:
         watcher.cancel()
