@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 from pydantic.alias_generators import to_camel
 
-from usercredits.services.catalogue.offers import Offers, offer_spec, price
+from usercredits.services.catalogue.offers import KeyedUpsert, Offers, offer_spec, price
 from usercredits.services.errors import InvalidInput, NotFound
 from usercredits.services.money import Money
 from usercredits.values import CombinedItem, Offer, OfferSpec
@@ -53,7 +53,7 @@ class Imported:
 
     key: str
     line: int
-    action: str  # create | update | unchanged
+    action: KeyedUpsert
 
 
 class CatalogueErrors(InvalidInput):

@@ -20,6 +20,7 @@ upsert by key that loses a race to create the offer updates the one that won.
 """
 
 from collections.abc import Mapping
+from enum import StrEnum
 from typing import Any
 
 from bson import ObjectId
@@ -68,6 +69,14 @@ def price(amount: str, currency: str) -> Price:
     """A price written as a decimal amount ("19.99") in a currency."""
     money = Money.parse(amount, currency)
     return Price(currency=money.currency, minor_units=money.minor_units)
+
+
+class KeyedUpsert(StrEnum):
+    """What an upsert by key did with the offer (or, in a dry run, would do)."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    UNCHANGED = "unchanged"
 
 
 class Offers:
@@ -132,10 +141,9 @@ class Offers:
         spec: OfferSpec,
         dry_run: bool = False,
         planned_groups: Mapping[str, str] | None = None,
-    ) -> tuple[str, Offer | None]:
+    ) -> tuple[KeyedUpsert, Offer | None]:
         """Creates or updates the offer that carries `key`; returns what was (or, with
-        `dry_run`, would be) done: create, update or unchanged, and the offer (None for a
-        dry run's create).
+        `dry_run`, would be) done, and the offer (None for a dry run's create).
 
         `planned_groups` maps stand-in ids of offers a dry run would create to their groups,
         so bundles of those offers can be checked before they exist."""
@@ -150,17 +158,17 @@ class Offers:
             fields["key"] = key
             if existing is None:
                 if dry_run:
-                    return "create", None
+                    return KeyedUpsert.CREATE, None
                 try:
-                    return "create", await self._insert(fields)
+                    return KeyedUpsert.CREATE, await self._insert(fields)
                 except DuplicateKeyError:
                     # A concurrent upsert of the same key created it first: update that one.
                     continue
             if all(getattr(existing, name) == value for name, value in fields.items()):
-                return "unchanged", Offer.model_validate(existing)
+                return KeyedUpsert.UNCHANGED, Offer.model_validate(existing)
             if not dry_run:
                 await existing.set(fields)
-            return "update", Offer.model_validate(existing)
+            return KeyedUpsert.UPDATE, Offer.model_validate(existing)
         raise Impossible(f"offer key {key!r} is taken, yet no offer has it")
 
     async def _keyed(self, key: str) -> OfferDocument | None:
