@@ -2,18 +2,21 @@
 
 from usercredits.services.payments.base import (
     Card,
+    CardsOnFile,
     Invoice,
     InvoiceOwner,
     Payment,
     PaymentClient,
     PaymentState,
     Renewal,
+    Subscriptions,
     WebhookEvent,
 )
 from usercredits.services.payments.sandbox import SandboxPaymentClient
 
 __all__ = [
     "Card",
+    "CardsOnFile",
     "Invoice",
     "InvoiceOwner",
     "Payment",
@@ -21,5 +24,6 @@ __all__ = [
     "PaymentState",
     "Renewal",
     "SandboxPaymentClient",
+    "Subscriptions",
     "WebhookEvent",
 ]

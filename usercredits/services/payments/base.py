@@ -1,9 +1,11 @@
-"""The payment-client seam: create a payment for an order, read its state, cancel it;
-customers, saved cards and off-session charges; renewing subscriptions and their invoices;
-and verify and parse a provider's webhook.
+"""The payment-client seam, split by concern: payments for orders (`Payments`), customers,
+saved cards and off-session charges (`CardsOnFile`), renewing subscriptions and their
+invoices (`Subscriptions`), and verifying and parsing a provider's webhook
+(`ProviderWebhooks`). A provider's client is all four (`PaymentClient`).
 
-Orders, plans and customers talk only to this Protocol, so the Stripe client and the
-sandbox are interchangeable.
+Each service talks only to the part it needs (plans to `Subscriptions`, auto top-ups and
+customers to `CardsOnFile`), so the Stripe client and the sandbox are interchangeable, and
+what a service can ask of the provider reads from its signature.
 """
 
 from dataclasses import dataclass
@@ -106,10 +108,15 @@ class WebhookEvent:
     """The user that metadata names, who must own the order or the plan."""
 
 
-class PaymentClient(Protocol):
-    """What an order needs from a payment provider. Errors are raised as PaymentFailed."""
+class Provider(Protocol):
+    """Every part of the seam names its provider (what a stored customer was made at).
+    Errors are raised as PaymentFailed."""
 
     name: str
+
+
+class Payments(Provider, Protocol):
+    """Payments for orders, which the user confirms."""
 
     async def create_payment(self, *, order_id: str, user_id: str, amount: Money) -> Payment:
         """Creates (idempotently, keyed by `order_id`) a payment the user can confirm."""
@@ -118,6 +125,10 @@ class PaymentClient(Protocol):
     async def get_payment(self, payment_id: str) -> Payment: ...
 
     async def cancel_payment(self, payment_id: str) -> Payment: ...
+
+
+class CardsOnFile(Provider, Protocol):
+    """A user's customer at the provider, its saved cards and charges made without the user."""
 
     async def create_customer(self, *, user_id: str) -> str:
         """A customer for the user (idempotently, keyed by the user id): its id."""
@@ -137,6 +148,10 @@ class PaymentClient(Protocol):
         """Charges a saved card without the user (idempotently, keyed by `order_id`): a
         refusal is a FAILED payment with its decline code, not an error."""
         ...
+
+
+class Subscriptions(Provider, Protocol):
+    """Renewing subscriptions, their prices and their invoices."""
 
     async def recurring_price(
         self, *, offer_id: str, name: str, amount: Money, interval: Interval
@@ -170,9 +185,17 @@ class PaymentClient(Protocol):
         """Undoes a cancel at period end."""
         ...
 
+
+class ProviderWebhooks(Provider, Protocol):
+    """The provider's signed deliveries of its events."""
+
     def parse_webhook(self, payload: bytes, signature: str | None) -> WebhookEvent:
         """Verifies the signature over the raw body; InvalidInput when it does not hold."""
         ...
+
+
+class PaymentClient(Payments, CardsOnFile, Subscriptions, ProviderWebhooks, Protocol):
+    """A provider's client: every part of the seam, and its connections."""
 
     async def close(self) -> None:
         """Releases the client's connections."""

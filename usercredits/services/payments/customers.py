@@ -5,11 +5,11 @@ from pymongo.errors import DuplicateKeyError
 
 from usercredits.models import PaymentCustomerDocument
 from usercredits.services.clock import Clock
-from usercredits.services.payments import PaymentClient
+from usercredits.services.payments import CardsOnFile
 
 
 class PaymentCustomers:
-    def __init__(self, *, payments: PaymentClient, clock: Clock) -> None:
+    def __init__(self, *, payments: CardsOnFile, clock: Clock) -> None:
         self._payments = payments
         self._clock = clock
 

@@ -35,7 +35,7 @@ from usercredits.services.limits import InputLimits
 from usercredits.services.money import Money
 from usercredits.services.orders import Orders
 from usercredits.services.orders.buying import check_quantity, check_same_purchase
-from usercredits.services.payments import Invoice, PaymentClient, Renewal, WebhookEvent
+from usercredits.services.payments import Invoice, Renewal, Subscriptions, WebhookEvent
 from usercredits.services.payments.customers import PaymentCustomers
 from usercredits.services.steps import Swept, each
 from usercredits.services.writes import insert_keyed
@@ -99,7 +99,7 @@ class Plans:
         *,
         offers: Offers,
         orders: Orders,
-        payments: PaymentClient,
+        payments: Subscriptions,
         customers: PaymentCustomers,
         clock: Clock,
         limits: InputLimits,

@@ -38,7 +38,7 @@ from usercredits.services.limits import InputLimits
 from usercredits.services.money import Money, normalize_currency
 from usercredits.services.orders import Orders
 from usercredits.services.orders.recurring import SavedCard
-from usercredits.services.payments import Card, PaymentClient
+from usercredits.services.payments import Card, CardsOnFile
 from usercredits.services.payments.customers import PaymentCustomers
 from usercredits.services.steps import Swept, each
 from usercredits.services.wallets import Wallets
@@ -97,7 +97,7 @@ class AutoTopUps:
         orders: Orders,
         offers: Offers,
         wallets: Wallets,
-        payments: PaymentClient,
+        payments: CardsOnFile,
         customers: PaymentCustomers,
         clock: Clock,
         limits: InputLimits,
