@@ -1,5 +1,12 @@
-"""The `usercredits` command: serve the API, issue a local token, run the expiry sweep once,
-import and export the offer catalogue, export the schema."""
+"""The `usercredits` command: serve the API, issue a local token, manage API keys, run the
+expiry sweep once, import and export the offer catalogue, export the schema.
+
+The admin commands work beside a running `usercredits serve`: on the embedded database they
+connect to the server's (server/embedded.py). An expected failure (a database that does not
+answer, a port or file that cannot be used, input a rule refuses) is one line on stderr
+starting `usercredits:` and exit code 1, never a traceback; bad arguments and settings exit
+with 2.
+"""
 
 import argparse
 import asyncio
@@ -11,24 +18,28 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from aiohttp import web
 from pydantic import ValidationError
+from pymongo.errors import ConfigurationError, ConnectionFailure, OperationFailure, PyMongoError
 
 from usercredits.api import build_schema
 from usercredits.server.app import create_app, payment_client, services_for
 from usercredits.server.auth import issue_token
 from usercredits.server.database import open_database
+from usercredits.server.embedded import AUTHENTICATION_FAILED, EmbeddedDatabaseError
 from usercredits.server.listener import listen as listen_for_webhooks
 from usercredits.server.logs import JsonAccessLogger, configure_logging
+from usercredits.server.ports import bind
 from usercredits.server.settings import Settings
-from usercredits.server.workers import Workers
+from usercredits.server.workers import Workers, listen
 from usercredits.services import Services
 from usercredits.services.catalogue.files import CatalogueErrors, export_catalogue, import_catalogue
 from usercredits.services.clock import SystemClock
+from usercredits.services.errors import DomainError
 from usercredits.services.identity.access import Role
-from usercredits.services.identity.api_keys import CreatedApiKey
+from usercredits.services.identity.api_keys import ApiKeyView, CreatedApiKey
 from usercredits.services.migration import Migrated, key_ledger_entries, migrate_balances
 from usercredits.services.sweep import SweepResult, sweep
 
@@ -37,23 +48,48 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
+def _fail(message: str) -> NoReturn:
+    """Ends the command on an expected failure: one line saying what to do, exit code 1."""
+    print(f"usercredits: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
 def _serve(settings: Settings, host: str, port: int, workers: int, fd: int | None) -> None:
     """Serves with `workers` processes; with `fd`, as one of a supervisor's workers,
     accepting on the listening socket it was handed (no banner, no warnings: the
-    supervisor gave them)."""
-    if fd is None:
-        for warning in settings.production_warnings():
-            log.warning(warning)
-        _banner(settings, host, port, workers)
+    supervisor gave them). The port is bound before the banner names it, and before the
+    database starts, so that a port in use fails at once."""
+    if fd is not None:
+        _run_app(settings, socket.socket(fileno=fd))
+        return
+    for warning in settings.production_warnings():
+        log.warning(warning)
+    try:
+        sockets = listen(host, port, workers) if workers > 1 else [bind(host, port)]
+    except OSError as exc:
+        _cannot_listen(host, port, exc, "--port or USERCREDITS_PORT")
+    _banner(settings, host, sockets[0].getsockname()[1], workers)
     if workers > 1:
-        sys.exit(asyncio.run(Workers(settings, host=host, port=port, count=workers).run()))
-    listening = None if fd is None else socket.socket(fileno=fd)
+        sys.exit(asyncio.run(Workers(settings, sockets=sockets).run()))
+    _run_app(settings, sockets[0])
+
+
+def _cannot_listen(host: str, port: int, exc: OSError, options: str) -> NoReturn:
+    if isinstance(exc, socket.gaierror):
+        _fail(f"cannot listen on {host}: {exc.strerror} (--host)")
+    # The system's words for the errno: the socket module's message repeats the address.
+    reason = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else exc.strerror
+    _fail(
+        f"cannot listen on {host}:{port} ({reason}): stop what holds it, or pick another "
+        f"port ({options})"
+    )
+
+
+def _run_app(settings: Settings, listening: socket.socket) -> None:
     app = create_app(settings)
     _settle_collector()
     web.run_app(
         app,
-        host=host if listening is None else None,
-        port=port if listening is None else None,
         sock=listening,
         print=None,
         access_log_class=JsonAccessLogger,
@@ -133,6 +169,31 @@ def _create_api_key(settings: Settings, name: str, role: Role) -> None:
     )
 
 
+def _list_api_keys(settings: Settings) -> None:
+    """Prints a header, then one tab-separated line per key, newest first."""
+
+    async def read(services: Services) -> list[ApiKeyView]:
+        return await services.api_keys.list_keys()
+
+    print("id\tname\trole\tprefix\tcreated\tlast used\trevoked")
+    for key in asyncio.run(_with_services(settings, read)):
+        moments = (key.created_at, key.last_used_at, key.revoked_at)
+        when = [moment.isoformat(timespec="seconds") if moment else "-" for moment in moments]
+        print("\t".join([key.id, key.name, key.role.value, key.prefix, *when]))
+
+
+def _revoke_api_key(settings: Settings, key_id: str) -> None:
+    async def revoke(services: Services) -> ApiKeyView:
+        return await services.api_keys.revoke(key_id=key_id)
+
+    key = asyncio.run(_with_services(settings, revoke))
+    assert key.revoked_at is not None  # revoke's result is a revoked key
+    print(
+        f"API key {key.id} ({key.name}) revoked at {key.revoked_at.isoformat(timespec='seconds')}"
+        "; servers refuse it within a second"
+    )
+
+
 def _expire(settings: Settings) -> int:
     """Sweeps once and prints what it did; 1 when a step failed or a document was skipped
     (the log says which), after the rest of the sweep ran."""
@@ -165,7 +226,10 @@ def _migrate(settings: Settings, dry_run: bool) -> None:
 
 
 def _import(settings: Settings, path: Path, dry_run: bool) -> int:
-    text = path.read_text()
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"cannot read {path}: {_reason(exc)}")
 
     async def load(services: Services) -> int:
         try:
@@ -194,15 +258,49 @@ def _export(settings: Settings, output: Path | None) -> None:
     if output is None:
         print(text, end="")
     else:
-        output.write_text(text)
+        _write(output, text)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def _write(path: Path, text: str) -> None:
+    try:
+        path.write_text(text)
+    except OSError as exc:
+        _fail(f"cannot write {path}: {_reason(exc)}")
+
+
+def _reason(exc: OSError | UnicodeDecodeError) -> str:
+    return (exc.strerror or str(exc)) if isinstance(exc, OSError) else "it is not UTF-8 text"
+
+
+def _database_failure(exc: PyMongoError, settings: Settings) -> str:
+    """What went wrong with the database, in a line that names no password."""
+    if settings.mongodb_uri is None:
+        where = f"the embedded database in {settings.data_dir.resolve() / 'db'}"
+    else:
+        hosts = settings.mongodb_uri.partition("://")[2].partition("/")[0].rpartition("@")[2]
+        where = f"the database at {hosts} (USERCREDITS_MONGODB_URI)"
+    if isinstance(exc, OperationFailure) and exc.code == AUTHENTICATION_FAILED:
+        return f"{where} refused the user and password it was given"
+    if isinstance(exc, ConnectionFailure):
+        return f"{where} did not answer: start it, or check the address"
+    if isinstance(exc, ConfigurationError):
+        return f"USERCREDITS_MONGODB_URI is not usable: {exc}"
+    return f"{where} refused the operation: {str(exc).splitlines()[0]}"
+
+
+def _port(text: str) -> int:
+    """An argparse type: a TCP port number (0: one the system picks)."""
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535)")
+    return int(text)
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="usercredits", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the API (embedded database if none is set)")
     serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
+    serve.add_argument("--port", type=_port)
     serve.add_argument(
         "--workers",
         type=int,
@@ -219,6 +317,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     create_key.add_argument("--name", required=True)
     create_key.add_argument("--role", required=True, choices=[Role.SERVICE.value, Role.ADMIN.value])
+    apikey_commands.add_parser("list", help="every key, revoked ones too, newest first")
+    revoke_key = apikey_commands.add_parser("revoke", help="revoke a key: servers refuse it")
+    revoke_key.add_argument("id", help="the key's id, as `apikey list` shows it")
     commands.add_parser("expire", help="run the sweep once, as the server does")
     migrate = commands.add_parser(
         "migrate",
@@ -234,23 +335,32 @@ def main(argv: Sequence[str] | None = None) -> None:
     dump.add_argument("--output", type=Path)
     hooks = commands.add_parser("webhooks", help="outbound webhooks")
     hook_commands = hooks.add_subparsers(dest="webhooks_command", required=True)
-    listen = hook_commands.add_parser(
+    receive = hook_commands.add_parser(
         "listen", help="receive webhooks locally: verify each one and print its event"
     )
-    listen.add_argument("--port", type=int, default=8787)
-    listen.add_argument("--host", default="127.0.0.1")
-    listen.add_argument(
+    receive.add_argument("--port", type=_port, default=8787)
+    receive.add_argument("--host", default="127.0.0.1")
+    receive.add_argument(
         "--secret",
         default=os.environ.get("USERCREDITS_WEBHOOK_SECRET"),
         help="the endpoint's whsec_ secret (default: USERCREDITS_WEBHOOK_SECRET)",
     )
     export = commands.add_parser("export-schema", help="write the GraphQL schema (SDL)")
     export.add_argument("--output", type=Path, default=Path("schema.graphql"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "webhooks":
         if not args.secret:
             parser.error("webhooks listen needs the endpoint's secret (--secret)")
-        listen_for_webhooks(host=args.host, port=args.port, secret=args.secret)
+        try:
+            listening = bind(args.host, args.port)
+        except OSError as exc:
+            _cannot_listen(args.host, args.port, exc, "--port")
+        listen_for_webhooks(listening=listening, secret=args.secret)
         return
 
     configure_logging()
@@ -263,13 +373,26 @@ def main(argv: Sequence[str] | None = None) -> None:
             variable = f"USERCREDITS_{where}: " if where else ""
             print(f"usercredits: {variable}{error['msg']}", file=sys.stderr)
         sys.exit(2)
+    try:
+        _run(parser, args, settings)
+    except KeyboardInterrupt:  # Ctrl-C: what the command started has been stopped
+        sys.exit(130)
+    except EmbeddedDatabaseError as exc:
+        _fail(str(exc))
+    except PyMongoError as exc:
+        _fail(_database_failure(exc, settings))
+    except DomainError as exc:
+        _fail(exc.message)
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Settings) -> None:
     if args.command == "serve":
         if args.workers is not None and args.workers < 1:
             parser.error("--workers must be at least 1")
         workers = args.workers or settings.workers or default_workers(settings)
         if workers > 1 and not hasattr(socket, "SO_REUSEPORT"):
             parser.error("several workers need SO_REUSEPORT, which this system lacks")
-        port = args.port or settings.port
+        port = settings.port if args.port is None else args.port
         if workers > 1 and port == 0:
             parser.error("several workers need the port chosen (--port), not 0")
         _serve(settings, args.host or settings.host, port, workers, args.fd)
@@ -283,8 +406,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             sys.exit(2)
         roles = [Role(r) for r in args.role or [Role.USER.value]]
         print(issue_token(rules=settings.token_rules, user_id=args.user, roles=roles))
-    elif args.command == "apikey":
+    elif args.command == "apikey" and args.apikey_command == "create":
         _create_api_key(settings, args.name, Role(args.role))
+    elif args.command == "apikey" and args.apikey_command == "list":
+        _list_api_keys(settings)
+    elif args.command == "apikey":
+        _revoke_api_key(settings, args.id)
     elif args.command == "expire":
         sys.exit(_expire(settings))
     elif args.command == "migrate":
@@ -294,7 +421,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif args.command == "offers":
         _export(settings, args.output)
     else:
-        args.output.write_text(build_schema().as_str() + "\n")
+        _write(args.output, build_schema().as_str() + "\n")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 `stripe listen` is for Stripe's. It verifies each delivery's signature with the
 endpoint's secret and prints one JSON line per event on stdout (refusals on stderr)."""
 
+import socket
 import sys
 import time
 
@@ -29,6 +30,10 @@ def listener_app(secret: str) -> web.Application:
     return app
 
 
-def listen(*, host: str, port: int, secret: str) -> None:
+def listen(*, listening: socket.socket, secret: str) -> None:
+    """Serves on `listening`, a socket already bound (server/ports.py), so that the line
+    saying where it listens is true when it is read."""
+    host, port = listening.getsockname()[:2]
+    host = f"[{host}]" if ":" in host else host  # an IPv6 address, as a URL writes it
     print(f"listening on http://{host}:{port}/ for signed webhooks", file=sys.stderr, flush=True)
-    web.run_app(listener_app(secret), host=host, port=port, print=None, access_log=None)
+    web.run_app(listener_app(secret), sock=listening, print=None, access_log=None)

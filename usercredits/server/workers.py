@@ -27,6 +27,7 @@ import sys
 
 from usercredits.server import children
 from usercredits.server.database import database_uri
+from usercredits.server.ports import bind
 from usercredits.server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -40,22 +41,21 @@ FAILED_STARTS = 5
 
 def listen(host: str, port: int, count: int) -> list[socket.socket]:
     """`count` listening sockets on the port, one per worker (see the module's doc)."""
-    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-    socket.create_server((host, port), family=family).close()  # OSError if it is taken
+    bind(host, port).close()  # OSError if it is taken
     sockets = []
     for _ in range(count):
-        listening = socket.create_server((host, port), family=family, backlog=1024, reuse_port=True)
+        listening = bind(host, port, reuse_port=True)
         listening.set_inheritable(True)
         sockets.append(listening)
     return sockets
 
 
 class Workers:
-    def __init__(self, settings: Settings, *, host: str, port: int, count: int) -> None:
+    def __init__(self, settings: Settings, *, sockets: list[socket.socket]) -> None:
+        """`sockets`: one listening socket per worker (`listen`), which the command binds
+        before it announces the service; closed when the service stops."""
         self._settings = settings
-        self._host = host
-        self._port = port
-        self._count = count
+        self._sockets = sockets
         self._running: dict[int, asyncio.subprocess.Process] = {}
         self._failed = False
 
@@ -66,13 +66,12 @@ class Workers:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stopping.set)
-        sockets = listen(self._host, self._port, self._count)
         try:
             async with database_uri(self._settings) as uri:
                 env = {**os.environ, "USERCREDITS_MONGODB_URI": uri}
                 keepers = [
                     asyncio.create_task(self._keep(slot, listening.fileno(), env, stopping))
-                    for slot, listening in enumerate(sockets)
+                    for slot, listening in enumerate(self._sockets)
                 ]
                 try:
                     await stopping.wait()
@@ -82,7 +81,7 @@ class Workers:
                     await asyncio.gather(*keepers, return_exceptions=True)
                     await asyncio.gather(*(children.stop(p) for p in self._running.values()))
         finally:
-            for listening in sockets:
+            for listening in self._sockets:
                 listening.close()
         return 1 if self._failed else 0
 
