@@ -62,6 +62,7 @@ LOCK_FILE = "WiredTiger.lock"
 JOIN_SECONDS = 15.0
 """How long a start waits for a server that another process runs on the folder to answer."""
 ANSWER_MS = 2000
+"""How long a recorded server has to answer before it counts as gone."""
 OWNER_ONLY = 0o700
 AUTHENTICATION_FAILED = 18
 
