@@ -1,5 +1,5 @@
 """The `usercredits` command: serve the API, issue a local token, manage API keys, run the
-expiry sweep once, import and export the offer catalogue, export the schema.
+sweep once (as the server does), import and export the offer catalogue, export the schema.
 
 The admin commands work beside a running `usercredits serve`: on the embedded database they
 connect to the server's (server/embedded.py). An expected failure (a database that does not
