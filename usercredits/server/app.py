@@ -56,8 +56,17 @@ from usercredits.server.database import is_sharded, open_database
 from usercredits.server.deadlines import body_deadline
 from usercredits.server.demo import add_demo_routes
 from usercredits.server.dispatcher import Dispatcher
+from usercredits.server.graphiql import add_graphiql_routes, graphiql_page
 from usercredits.server.logs import request_id as current_request_id
 from usercredits.server.logs import request_ids
+from usercredits.server.media import (
+    ANSWER_TYPE,
+    GRAPHQL_RESPONSE,
+    answer_type,
+    graphql_response_answer,
+    refused_before_running,
+    request_error,
+)
 from usercredits.server.metrics import CONTENT_TYPE, Metrics
 from usercredits.server.ratelimit import (
     SocketOperations,
@@ -153,7 +162,9 @@ class SocketAdapter(AiohttpWebSocketAdapter):
 
 
 class CreditsGraphQLView(GraphQLView[Context, None]):
-    """Strawberry's aiohttp view with our context, websocket auth and heartbeat."""
+    """Strawberry's aiohttp view with our context, websocket auth and heartbeat, and the
+    media types of GraphQL over HTTP (server/media.py), which Strawberry's view does not
+    negotiate: it answers application/json whatever the request asks for."""
 
     graphql_transport_ws_handler_class = SocketProtocol
     websocket_adapter_class = SocketAdapter
@@ -228,12 +239,15 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
         if not websocket:
             principal = await self._principal(request.headers.get("Authorization"))
             request[PRINCIPAL] = principal
+        media_type = answer_type(request.headers.get("Accept"))
         wait = self._app[RATE_LIMITS].take(caller_key(principal, address))
         if wait:
             self._app[METRICS].refusals.labels(cause="rate_limited").inc()
-            return rate_limited(wait)
+            return rate_limited(wait, media_type)
         try:
-            return await super().__call__(request)
+            return await self.run(request=request)
+        except HTTPException as refusal:
+            return self._refuse(refusal, media_type)
         finally:
             if SOCKET in request:
                 self._app[OPEN_SOCKETS].release(request[SOCKET])
@@ -251,7 +265,30 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
         rather than in a schema extension's operation hook, which a subscription would hold
         open (costing memory) for as long as it lives. Batches are refused while parsing.
         An operation refused for its caller's operations in flight is answered 429, as one
-        past the rate limit is."""
+        past the rate limit is; in application/graphql-response+json, one that failed
+        before it ran is answered 400."""
+        result = await self._execute(
+            request, request_adapter, request_data, context, root_value, sub_response
+        )
+        if isinstance(result, ExecutionResult):
+            answer_refusal_with_429(result, sub_response)
+            if (
+                sub_response[ANSWER_TYPE] == GRAPHQL_RESPONSE
+                and sub_response.status == 200
+                and refused_before_running(result)
+            ):
+                sub_response.set_status(400)
+        return result
+
+    async def _execute(
+        self,
+        request: web.Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        request_data: GraphQLRequestData | list[GraphQLRequestData],
+        context: Context,
+        root_value: None,
+        sub_response: web.Response,
+    ) -> ExecutionResult | list[ExecutionResult] | SubscriptionExecutionResult:
         if isinstance(request_data, GraphQLRequestData):
             try:
                 request_data.query = self._persisted.resolve(
@@ -260,12 +297,32 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
             except GraphQLError as error:
                 apply_contract(error, context.request_id)
                 return ExecutionResult(data=None, errors=[error])
-        result = await super().execute_operation(
+        return await super().execute_operation(
             request, request_adapter, request_data, context, root_value, sub_response
         )
-        if isinstance(result, ExecutionResult):
-            answer_refusal_with_429(result, sub_response)
-        return result
+
+    async def get_sub_response(self, request: web.Request) -> web.Response:
+        """The response an operation's answer goes into, knowing the media type its
+        request asked for."""
+        response = web.Response()
+        response[ANSWER_TYPE] = answer_type(request.headers.get("Accept"))
+        return response
+
+    def _refuse(self, refusal: HTTPException, media_type: str) -> web.Response:
+        """A request refused before any operation ran (not JSON, not a GraphQL request, an
+        operation it does not name, a method GraphQL has no use for): its reason as a
+        GraphQL error, in the media type it asked for, so that a client reads it as it
+        reads any other."""
+        return web.Response(
+            text=self.encode_json(request_error(refusal.reason, current_request_id.get())),
+            status=refusal.status_code,
+            content_type=media_type,
+        )
+
+    async def render_graphql_ide(self, request: web.Request) -> web.Response:
+        """Our GraphiQL page, whose assets this server serves, instead of Strawberry's,
+        which loads them from a CDN (a blank page offline)."""
+        return graphiql_page()
 
     def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
         """GraphiQL for a browser's GET without a query, but not for a GET that names a
@@ -295,9 +352,14 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
         response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
         sub_response: web.Response,
     ) -> web.Response:
-        """The response, unless it would be larger than the settings allow: then one error
-        that says so, rather than megabytes the caller did not mean to ask for."""
+        """The response in the media type its request asked for, unless it would be larger
+        than the settings allow: then one error that says so, rather than megabytes the
+        caller did not mean to ask for."""
+        media_type = sub_response[ANSWER_TYPE]
+        if media_type == GRAPHQL_RESPONSE:
+            response_data = graphql_response_answer(response_data, sub_response.status)
         response = super().create_response(response_data, sub_response)
+        response.content_type = media_type
         if response.text is not None and len(response.text) > self._max_response_bytes:
             response.text = self.encode_json(
                 {
@@ -374,8 +436,9 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
         return ws
 
 
-def rate_limited(wait: float) -> web.Response:
-    """429, with the error as the contract shows it and how long to wait."""
+def rate_limited(wait: float, media_type: str) -> web.Response:
+    """429 in `media_type`, with the error as the contract shows it and how long to wait
+    (no `data` entry in application/graphql-response+json: nothing ran)."""
     seconds = retry_after(wait)
     error = {
         "message": f"too many requests: retry in {seconds} s",
@@ -385,8 +448,11 @@ def rate_limited(wait: float) -> web.Response:
             "requestId": current_request_id.get(),
         },
     }
+    body = (
+        {"errors": [error]} if media_type == GRAPHQL_RESPONSE else {"data": None, "errors": [error]}
+    )
     return web.json_response(
-        {"data": None, "errors": [error]}, status=429, headers={"Retry-After": str(seconds)}
+        body, status=429, headers={"Retry-After": str(seconds)}, content_type=media_type
     )
 
 
@@ -679,6 +745,8 @@ def create_app(
         app=app, settings=settings, sandbox=isinstance(provider, SandboxPaymentClient)
     )
     app.router.add_route("*", "/graphql", view)
+    if view.graphql_ide:
+        add_graphiql_routes(app)
     if isinstance(provider, StripePaymentClient):
         app.router.add_post("/webhooks/stripe", payment_webhook)
     app.router.add_get("/healthz", healthz)
