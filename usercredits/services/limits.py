@@ -7,11 +7,12 @@ prefix of the bad value (an error must not echo a hostile megabyte back).
 from dataclasses import dataclass
 
 from usercredits.services.errors import InvalidInput, shown
+from usercredits.values.numbers import is_whole
 
 
 def check_tokens(tokens: object, what: str = "tokens") -> int:
     """Tokens are a positive int; bool is an int in Python but never a token count."""
-    if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens <= 0:
+    if not is_whole(tokens) or tokens <= 0:
         raise InvalidInput(f"{what} must be a positive whole number, got {shown(tokens)}")
     return tokens
 

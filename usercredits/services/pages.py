@@ -9,11 +9,12 @@ from bson.errors import InvalidId
 from pymongo.asynchronous.collection import AsyncCollection
 
 from usercredits.services.errors import InvalidInput, shown
+from usercredits.values.numbers import is_whole
 
 
 def page_size(first: object, most: int) -> int:
     """`first`, if it is a whole number from 1 to `most`."""
-    if isinstance(first, bool) or not isinstance(first, int) or not 1 <= first <= most:
+    if not is_whole(first) or not 1 <= first <= most:
         raise InvalidInput(f"first must be between 1 and {most}, got {shown(first)}")
     return first
 

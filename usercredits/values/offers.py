@@ -16,6 +16,7 @@ from pydantic.alias_generators import to_camel
 
 from usercredits.values.enums import Cycle, OfferKind
 from usercredits.values.lots import MAX_TOKENS
+from usercredits.values.numbers import is_whole
 from usercredits.values.stored import Stored
 
 MAX_MINOR_UNITS = 2**31 - 1
@@ -94,7 +95,7 @@ class OfferSpec(Stated, OfferTerms):
     @classmethod
     def _whole(cls, value: object) -> object:
         """A whole number, not a float, a bool or a numeric string."""
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        if value is not None and not is_whole(value):
             raise ValueError(f"must be a whole number, got {value!r}")
         return value
 

@@ -20,6 +20,7 @@ from usercredits.services.pages import newest_first
 from usercredits.services.writes import insert_keyed
 from usercredits.values import Offer, Order, OrderStatus
 from usercredits.values.lots import MAX_TOKENS
+from usercredits.values.numbers import is_whole
 from usercredits.values.offers import MAX_MINOR_UNITS
 from usercredits.values.orders import RESERVED_KEYS, TOP_UP_KEY, Purchase, is_service_key
 
@@ -32,7 +33,7 @@ ORDERS_PAGE = 20
 
 
 def check_quantity(quantity: object) -> None:
-    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+    if not is_whole(quantity) or quantity < 1:
         raise InvalidInput(f"quantity must be a whole number >= 1, got {quantity!r}")
 
 

@@ -15,6 +15,7 @@ from usercredits.services.clock import Clock
 from usercredits.services.errors import InvalidInput, shown
 from usercredits.services.limits import InputLimits
 from usercredits.values.lots import MAX_TOKENS
+from usercredits.values.numbers import is_whole
 
 MAX_WINDOW = timedelta(days=365)
 
@@ -51,7 +52,7 @@ def cross(rule: AlertRule, *, low: bool, after: int) -> Crossing:
 
 
 def _whole(value: object, name: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+    if not is_whole(value) or not low <= value <= high:
         raise InvalidInput(
             f"{name} must be a whole number from {low} to {high}, got {shown(value)}"
         )

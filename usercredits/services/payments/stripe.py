@@ -42,6 +42,7 @@ from usercredits.services.payments.base import (
     WebhookEvent,
 )
 from usercredits.values import PlanStatus
+from usercredits.values.numbers import is_whole
 
 THREE_DECIMAL_IN_TENS = frozenset({"BHD", "JOD", "KWD", "OMR", "TND"})
 
@@ -117,7 +118,7 @@ def _payment_of(intent: dict[str, Any]) -> Payment:
 
 
 def _moment(timestamp: object) -> datetime:
-    if isinstance(timestamp, bool) or not isinstance(timestamp, int):
+    if not is_whole(timestamp):
         raise TypeError(f"expected a Unix time, got {type(timestamp).__name__}")
     return datetime.fromtimestamp(timestamp, UTC)
 

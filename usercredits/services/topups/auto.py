@@ -43,6 +43,7 @@ from usercredits.services.payments.customers import PaymentCustomers
 from usercredits.services.steps import Swept, each
 from usercredits.services.wallets import Wallets
 from usercredits.values import Order, OrderStatus, Price
+from usercredits.values.numbers import is_whole
 from usercredits.values.orders import TOP_UP_KEY
 from usercredits.values.topups import AutoTopUp
 
@@ -85,7 +86,7 @@ def _exceeds(amount: Money, cap: Money) -> bool:
 
 
 def _whole(value: object, what: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+    if not is_whole(value) or not low <= value <= high:
         raise InvalidInput(f"{what} must be a whole number from {low} to {high}, got {value!r}")
     return value
 

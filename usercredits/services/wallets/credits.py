@@ -16,6 +16,7 @@ from usercredits.services.wallets.lots import take_back, with_lot
 from usercredits.services.wallets.movements import Outcome, Posting
 from usercredits.values import LedgerEntry, LedgerReason, Lot, LotDraw, LotSource
 from usercredits.values.lots import MAX_TOKENS
+from usercredits.values.numbers import is_whole
 
 ORDER_PRIORITY = 50
 
@@ -53,7 +54,7 @@ class Credits(WalletBase):
         self._limits.key(idempotency_key)
         self._limits.group(offer_group)
         self._limits.note(note)
-        if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 100:
+        if not is_whole(priority) or not 0 <= priority <= 100:
             raise InvalidInput(f"priority must be between 0 and 100, got {shown(priority)}")
         now = self._clock.now()
         if expires is not None and expires.tzinfo is None:
