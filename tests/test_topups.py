@@ -37,7 +37,7 @@ CONSUME = """mutation($input: ConsumeTokensInput!) { consumeTokens(input: $input
 WAIT_SECONDS = 10.0
 
 
-class Shop:
+class CardShop:
     """Server instances on one fake Stripe, and what a test does through them."""
 
     def __init__(
@@ -140,15 +140,15 @@ class Shop:
 
 
 @pytest.fixture
-async def shop(
+async def cards(
     http: aiohttp.ClientSession,
     start_server: StartServer,
     fake_stripe: tuple[FakeStripe, str],
     clock: FakeClock,
-) -> Shop:
+) -> CardShop:
     fake, api_base = fake_stripe
     bases = [await start_server(clock=clock, **server_settings(api_base)) for _ in range(2)]
-    return Shop([Api(http, f"{base}/graphql") for base in bases], fake, http)
+    return CardShop([Api(http, f"{base}/graphql") for base in bases], fake, http)
 
 
 def rule_of(wallet: dict[str, Any]) -> dict[str, Any]:
@@ -156,17 +156,17 @@ def rule_of(wallet: dict[str, Any]) -> dict[str, Any]:
     return rule
 
 
-async def test_a_saved_card_tops_the_group_up_when_a_debit_leaves_it_low(shop: Shop) -> None:
-    offer = await shop.offer(tokens=100)
-    await shop.grant(100)
-    card = await shop.save_card()
-    wallet = await shop.wallet()
+async def test_a_saved_card_tops_the_group_up_when_a_debit_leaves_it_low(cards: CardShop) -> None:
+    offer = await cards.offer(tokens=100)
+    await cards.grant(100)
+    card = await cards.save_card()
+    wallet = await cards.wallet()
     assert wallet["paymentMethods"] == [
         {"id": card, "brand": "visa", "last4": "4242", "expMonth": 12, "expYear": 2040}
     ]
     customers = await PaymentCustomerDocument.find().to_list()
     assert [(c.id, c.provider) for c in customers] == [("alice", "stripe")]
-    rule = await shop.rule(offer, threshold=20, maxPerMonth=3)
+    rule = await cards.rule(offer, threshold=20, maxPerMonth=3)
     assert rule == {
         "offerGroup": "chat",
         "offerId": offer,
@@ -178,18 +178,18 @@ async def test_a_saved_card_tops_the_group_up_when_a_debit_leaves_it_low(shop: S
         "lastError": None,
     }
 
-    await shop.consume(70)  # 30 left: above the threshold, nothing happens
-    await shop.quiet()
-    assert shop.fake.off_session_charges == []
-    await shop.consume(15)  # 15 left
+    await cards.consume(70)  # 30 left: above the threshold, nothing happens
+    await cards.quiet()
+    assert cards.fake.off_session_charges == []
+    await cards.consume(15)  # 15 left
     # The rule names the attempt's order before the charge, and the order's lot is credited
     # a moment before the order is marked paid: wait for the credit and the rule here, for
     # the order's status below.
-    wallet = await shop.settled(
+    wallet = await cards.settled(
         lambda w: w["balance"]["tokens"] == 115 and rule_of(w)["lastOrderId"] is not None
     )
 
-    [charge] = shop.fake.off_session_charges
+    [charge] = cards.fake.off_session_charges
     assert charge["customer"] == wallet_customer(customers)
     assert charge["payment_method"] == card
     assert (charge["amount"], charge["currency"], charge["status"]) == (499, "usd", "succeeded")
@@ -199,7 +199,7 @@ async def test_a_saved_card_tops_the_group_up_when_a_debit_leaves_it_low(shop: S
     assert charge["metadata"]["order_id"] == order
     async with asyncio.timeout(WAIT_SECONDS):
         while True:
-            status = await shop.api.data(
+            status = await cards.api.data(
                 "query($id: ID!) { order(id: $id) { status tokenCount } }", {"id": order}, as_=ALICE
             )
             if status["order"]["status"] != "PENDING":
@@ -213,166 +213,168 @@ def wallet_customer(customers: list[PaymentCustomerDocument]) -> str:
     return customer.customer_id
 
 
-async def test_a_burst_of_debits_on_two_instances_charges_once(shop: Shop) -> None:
+async def test_a_burst_of_debits_on_two_instances_charges_once(cards: CardShop) -> None:
     """1,000 debits, half through each instance, while the top-up's payment is processing:
     one charge, credited once when Stripe says it succeeded."""
-    offer = await shop.offer(tokens=1000)
-    await shop.grant(150)
-    await shop.save_card()
-    await shop.rule(offer, threshold=100, maxPerMonth=5)
-    shop.fake.process_charges = True
+    offer = await cards.offer(tokens=1000)
+    await cards.grant(150)
+    await cards.save_card()
+    await cards.rule(offer, threshold=100, maxPerMonth=5)
+    cards.fake.process_charges = True
     semaphore = asyncio.Semaphore(16)
 
     async def debit(i: int) -> dict[str, Any]:
         async with semaphore:
-            return await shop.consume(1, shop.apis[i % 2])
+            return await cards.consume(1, cards.apis[i % 2])
 
     answers = await asyncio.gather(*(debit(i) for i in range(1000)))
     refused = [a for a in answers if a.get("errors")]
     assert all(a["errors"][0]["extensions"]["code"] == "INSUFFICIENT_TOKENS" for a in refused)
-    assert len(refused) == 850 and await shop.tokens() == 0
-    await shop.quiet()
-    [charge] = shop.fake.off_session_charges
+    assert len(refused) == 850 and await cards.tokens() == 0
+    await cards.quiet()
+    [charge] = cards.fake.off_session_charges
     [attempt] = await TopUpAttemptDocument.find().to_list()
     assert (attempt.open, attempt.charged) == (True, True)
 
-    shop.fake.succeed(charge)
+    cards.fake.succeed(charge)
     body = event("payment_intent.succeeded", charge)
-    assert (await shop.deliver(body))[0] == 200
-    assert await shop.tokens() == 1000
-    await shop.consume(950)  # low again: the paid attempt closes and a new one is made
-    await shop.settled(lambda w: len(shop.fake.off_session_charges) == 2)
+    assert (await cards.deliver(body))[0] == 200
+    assert await cards.tokens() == 1000
+    await cards.consume(950)  # low again: the paid attempt closes and a new one is made
+    await cards.settled(lambda w: len(cards.fake.off_session_charges) == 2)
     attempts = await TopUpAttemptDocument.find().sort("created_at").to_list()
     assert [(a.open, a.outcome) for a in attempts] == [(False, "paid"), (True, None)]
 
 
-async def declined(shop: Shop, *, granted: int, spent: int) -> tuple[str, dict[str, Any]]:
+async def declined(cards: CardShop, *, granted: int, spent: int) -> tuple[str, dict[str, Any]]:
     """A rule (threshold 50, a 100-token offer) whose card is declined by the debit of
     `spent` of `granted` tokens; the offer and the wallet once the refusal is recorded."""
-    offer = await shop.offer(tokens=100)
-    await shop.grant(granted)
-    await shop.save_card()
-    await shop.rule(offer, threshold=50)
-    shop.fake.refuse_charges = "card_declined"
-    await shop.consume(spent)
-    return offer, await shop.settled(lambda w: rule_of(w)["lastError"] is not None)
+    offer = await cards.offer(tokens=100)
+    await cards.grant(granted)
+    await cards.save_card()
+    await cards.rule(offer, threshold=50)
+    cards.fake.refuse_charges = "card_declined"
+    await cards.consume(spent)
+    return offer, await cards.settled(lambda w: rule_of(w)["lastError"] is not None)
 
 
 async def test_a_declined_card_stops_the_rule_until_the_card_or_the_rule_changes(
-    shop: Shop,
+    cards: CardShop,
 ) -> None:
-    offer, wallet = await declined(shop, granted=100, spent=60)
+    offer, wallet = await declined(cards, granted=100, spent=60)
     assert rule_of(wallet)["lastError"] == "card_declined: Your card was declined."
     assert wallet["balance"]["tokens"] == 40  # nothing credited
-    assert len(shop.fake.off_session_charges) == 1
+    assert len(cards.fake.off_session_charges) == 1
     for _ in range(5):  # more debits below the threshold: the same card is not tried again
-        await shop.consume(1)
-    await shop.quiet()
-    assert len(shop.fake.off_session_charges) == 1
+        await cards.consume(1)
+    await cards.quiet()
+    assert len(cards.fake.off_session_charges) == 1
 
-    shop.fake.refuse_charges = None
-    new_card = await shop.save_card(last4="1881")
-    await shop.consume(1)
-    wallet = await shop.settled(
+    cards.fake.refuse_charges = None
+    new_card = await cards.save_card(last4="1881")
+    await cards.consume(1)
+    wallet = await cards.settled(
         lambda w: w["balance"]["tokens"] == 134 and rule_of(w)["lastError"] is None
     )
-    assert shop.fake.off_session_charges[-1]["payment_method"] == new_card
+    assert cards.fake.off_session_charges[-1]["payment_method"] == new_card
     assert rule_of(wallet)["lastError"] is None
 
     # Declined again, then the rule is set again: it tries once more, at once (low already).
-    shop.fake.refuse_charges = "card_declined"
-    await shop.consume(90)  # 44 left
-    await shop.settled(lambda w: rule_of(w)["lastError"] is not None)
-    await shop.consume(1)
-    await shop.quiet()
-    assert len(shop.fake.off_session_charges) == 3
-    shop.fake.refuse_charges = None
-    rule = await shop.rule(offer, threshold=50)
+    cards.fake.refuse_charges = "card_declined"
+    await cards.consume(90)  # 44 left
+    await cards.settled(lambda w: rule_of(w)["lastError"] is not None)
+    await cards.consume(1)
+    await cards.quiet()
+    assert len(cards.fake.off_session_charges) == 3
+    cards.fake.refuse_charges = None
+    rule = await cards.rule(offer, threshold=50)
     assert rule["lastError"] is None and rule["lastOrderId"] is not None
-    assert await shop.tokens() == 143
-    assert len(shop.fake.off_session_charges) == 4
+    assert await cards.tokens() == 143
+    assert len(cards.fake.off_session_charges) == 4
 
 
 async def test_a_group_emptied_while_its_card_was_refused_is_refilled_by_a_refused_debit(
-    shop: Shop,
+    cards: CardShop,
 ) -> None:
     """An empty group makes no more movements (its debits are refused and write nothing),
     so the refused debits themselves ask for the top-up once a new card may succeed."""
-    await declined(shop, granted=60, spent=20)
-    await shop.consume(40)  # empty now; the refused card is not tried again
-    refused = await shop.consume(1)
+    await declined(cards, granted=60, spent=20)
+    await cards.consume(40)  # empty now; the refused card is not tried again
+    refused = await cards.consume(1)
     assert refused["errors"][0]["extensions"]["code"] == "INSUFFICIENT_TOKENS"
-    await shop.quiet()
-    assert len(shop.fake.off_session_charges) == 1
+    await cards.quiet()
+    assert len(cards.fake.off_session_charges) == 1
 
-    shop.fake.refuse_charges = None
-    new_card = await shop.save_card(last4="1881")
-    await shop.quiet()
-    assert len(shop.fake.off_session_charges) == 1  # saving a card charges nothing by itself
-    refused = await shop.consume(1, api=shop.apis[1])  # the other instance hears of it too
+    cards.fake.refuse_charges = None
+    new_card = await cards.save_card(last4="1881")
+    await cards.quiet()
+    assert len(cards.fake.off_session_charges) == 1  # saving a card charges nothing by itself
+    refused = await cards.consume(1, api=cards.apis[1])  # the other instance hears of it too
     assert refused["errors"][0]["extensions"]["code"] == "INSUFFICIENT_TOKENS"
-    await shop.settled(lambda w: w["balance"]["tokens"] == 100 and rule_of(w)["lastError"] is None)
-    assert [c["payment_method"] for c in shop.fake.off_session_charges[1:]] == [new_card]
+    await cards.settled(lambda w: w["balance"]["tokens"] == 100 and rule_of(w)["lastError"] is None)
+    assert [c["payment_method"] for c in cards.fake.off_session_charges[1:]] == [new_card]
     for _ in range(3):  # refused debits of a group above its threshold buy nothing
-        assert (await shop.consume(500))["errors"][0]["extensions"]["code"] == (
+        assert (await cards.consume(500))["errors"][0]["extensions"]["code"] == (
             "INSUFFICIENT_TOKENS"
         )
-    await shop.quiet()
-    assert len(shop.fake.off_session_charges) == 2
-    assert await shop.tokens() == 100
+    await cards.quiet()
+    assert len(cards.fake.off_session_charges) == 2
+    assert await cards.tokens() == 100
 
 
-async def test_authentication_required_pauses_the_rule_with_that_reason(shop: Shop) -> None:
-    offer = await shop.offer(tokens=100)
-    await shop.grant(100)
-    await shop.save_card()
-    await shop.rule(offer, threshold=50)
-    shop.fake.refuse_charges = "authentication_required"
-    await shop.consume(60)
-    wallet = await shop.settled(lambda w: rule_of(w)["lastError"] is not None)
+async def test_authentication_required_pauses_the_rule_with_that_reason(cards: CardShop) -> None:
+    offer = await cards.offer(tokens=100)
+    await cards.grant(100)
+    await cards.save_card()
+    await cards.rule(offer, threshold=50)
+    cards.fake.refuse_charges = "authentication_required"
+    await cards.consume(60)
+    wallet = await cards.settled(lambda w: rule_of(w)["lastError"] is not None)
     assert rule_of(wallet)["lastError"].startswith("authentication_required: ")
-    await shop.consume(1)
-    await shop.quiet()
-    assert len(shop.fake.off_session_charges) == 1
-    orders = await shop.api.data("query { wallet { orders { status } } }", as_=ALICE)
+    await cards.consume(1)
+    await cards.quiet()
+    assert len(cards.fake.off_session_charges) == 1
+    orders = await cards.api.data("query { wallet { orders { status } } }", as_=ALICE)
     assert orders["wallet"]["orders"] == [{"status": "REFUSED"}]
 
 
-async def test_the_monthly_cap_stops_charges_until_next_month(shop: Shop, clock: FakeClock) -> None:
-    offer = await shop.offer(tokens=10)
-    await shop.grant(30)
-    await shop.save_card()
-    await shop.rule(offer, threshold=5, maxPerMonth=2)
+async def test_the_monthly_cap_stops_charges_until_next_month(
+    cards: CardShop, clock: FakeClock
+) -> None:
+    offer = await cards.offer(tokens=10)
+    await cards.grant(30)
+    await cards.save_card()
+    await cards.rule(offer, threshold=5, maxPerMonth=2)
     for charges in (1, 2):
-        await shop.consume(10 if charges > 1 else 25)  # 5 left, topped up to 15
-        await shop.settled(lambda w: w["balance"]["tokens"] == 15)
-        assert len(shop.fake.off_session_charges) == charges
-    await shop.consume(10)  # 5 left: a third top-up this month would pass the cap
-    wallet = await shop.settled(lambda w: rule_of(w)["lastError"] is not None)
+        await cards.consume(10 if charges > 1 else 25)  # 5 left, topped up to 15
+        await cards.settled(lambda w: w["balance"]["tokens"] == 15)
+        assert len(cards.fake.off_session_charges) == charges
+    await cards.consume(10)  # 5 left: a third top-up this month would pass the cap
+    wallet = await cards.settled(lambda w: rule_of(w)["lastError"] is not None)
     assert rule_of(wallet)["lastError"] == "the cap of 2 top-ups a month is reached"
-    assert len(shop.fake.off_session_charges) == 2 and wallet["balance"]["tokens"] == 5
+    assert len(cards.fake.off_session_charges) == 2 and wallet["balance"]["tokens"] == 5
 
     clock.advance(days=31)
-    await shop.consume(1)  # 4 left, topped up to 14
-    await shop.settled(lambda w: w["balance"]["tokens"] == 14 and not rule_of(w)["lastError"])
-    assert len(shop.fake.off_session_charges) == 3
+    await cards.consume(1)  # 4 left, topped up to 14
+    await cards.settled(lambda w: w["balance"]["tokens"] == 14 and not rule_of(w)["lastError"])
+    assert len(cards.fake.off_session_charges) == 3
 
 
-async def test_without_a_saved_card_the_rule_says_so_and_charges_nothing(shop: Shop) -> None:
-    offer = await shop.offer()
-    await shop.grant(100)
-    await shop.rule(offer, threshold=50)
-    await shop.consume(60)
-    wallet = await shop.settled(lambda w: rule_of(w)["lastError"] is not None)
+async def test_without_a_saved_card_the_rule_says_so_and_charges_nothing(cards: CardShop) -> None:
+    offer = await cards.offer()
+    await cards.grant(100)
+    await cards.rule(offer, threshold=50)
+    await cards.consume(60)
+    wallet = await cards.settled(lambda w: rule_of(w)["lastError"] is not None)
     assert rule_of(wallet)["lastError"] == "no saved card: save one with setupPaymentMethod"
-    assert wallet["paymentMethods"] == [] and shop.fake.off_session_charges == []
+    assert wallet["paymentMethods"] == [] and cards.fake.off_session_charges == []
 
 
-async def test_bad_rules_are_refused_and_change_nothing(shop: Shop) -> None:
-    offer = await shop.offer(group="chat")
-    elsewhere = await shop.offer(group="images")
-    in_euros = await shop.offer(prices=[{"amount": "4.99", "currency": "EUR"}])
-    two_at_most = await shop.offer(quantityLimit=2)
+async def test_bad_rules_are_refused_and_change_nothing(cards: CardShop) -> None:
+    offer = await cards.offer(group="chat")
+    elsewhere = await cards.offer(group="images")
+    in_euros = await cards.offer(prices=[{"amount": "4.99", "currency": "EUR"}])
+    two_at_most = await cards.offer(quantityLimit=2)
     base = {"offerGroup": "chat", "offerId": offer, "threshold": 20}
     for bad, code in (
         ({"offerId": elsewhere}, "BAD_USER_INPUT"),
@@ -385,14 +387,14 @@ async def test_bad_rules_are_refused_and_change_nothing(shop: Shop) -> None:
         ({"offerId": "000000000000000000000000"}, "NOT_FOUND"),
         ({"userId": "bob"}, "FORBIDDEN"),
     ):
-        assert await shop.api.error_code(RULE, {"input": {**base, **bad}}, as_=ALICE) == code
-    assert (await shop.wallet())["autoTopUps"] == []
+        assert await cards.api.error_code(RULE, {"input": {**base, **bad}}, as_=ALICE) == code
+    assert (await cards.wallet())["autoTopUps"] == []
     # A back end sets a user's rule.
     service = token("billing", Role.SERVICE)
-    made = await shop.api.data(RULE, {"input": {**base, "userId": "alice"}}, as_=service)
+    made = await cards.api.data(RULE, {"input": {**base, "userId": "alice"}}, as_=service)
     assert made["setAutoTopUp"]["threshold"] == 20
-    assert rule_of(await shop.wallet())["threshold"] == 20
-    assert await shop.api.error_code(SETUP) == "UNAUTHENTICATED"
+    assert rule_of(await cards.wallet())["threshold"] == 20
+    assert await cards.api.error_code(SETUP) == "UNAUTHENTICATED"
 
 
 @asynccontextmanager
@@ -511,62 +513,62 @@ async def test_instances_racing_on_one_low_balance_charge_once(
             await client.close()
 
 
-async def test_a_processing_top_up_that_fails_blocks_the_card(shop: Shop) -> None:
-    offer = await shop.offer(tokens=100)
-    await shop.grant(100)
-    await shop.save_card()
-    await shop.rule(offer, threshold=50)
-    shop.fake.process_charges = True
-    await shop.consume(60)
+async def test_a_processing_top_up_that_fails_blocks_the_card(cards: CardShop) -> None:
+    offer = await cards.offer(tokens=100)
+    await cards.grant(100)
+    await cards.save_card()
+    await cards.rule(offer, threshold=50)
+    cards.fake.process_charges = True
+    await cards.consume(60)
     # The rule names the attempt's order before the charge is made: wait for the charge.
-    await shop.settled(
-        lambda w: rule_of(w)["lastOrderId"] is not None and bool(shop.fake.off_session_charges)
+    await cards.settled(
+        lambda w: rule_of(w)["lastOrderId"] is not None and bool(cards.fake.off_session_charges)
     )
-    [charge] = shop.fake.off_session_charges
-    shop.fake.decline(charge)
-    assert (await shop.deliver(event("payment_intent.payment_failed", charge)))[0] == 200
-    await shop.consume(1)  # the settled attempt is closed and its refusal recorded
-    wallet = await shop.settled(lambda w: rule_of(w)["lastError"] is not None)
+    [charge] = cards.fake.off_session_charges
+    cards.fake.decline(charge)
+    assert (await cards.deliver(event("payment_intent.payment_failed", charge)))[0] == 200
+    await cards.consume(1)  # the settled attempt is closed and its refusal recorded
+    wallet = await cards.settled(lambda w: rule_of(w)["lastError"] is not None)
     assert rule_of(wallet)["lastError"] == "refused: Your card was declined."
-    shop.fake.process_charges = False
-    await shop.consume(1)
-    await shop.quiet()
-    assert len(shop.fake.off_session_charges) == 1 and await shop.tokens() == 38
+    cards.fake.process_charges = False
+    await cards.consume(1)
+    await cards.quiet()
+    assert len(cards.fake.off_session_charges) == 1 and await cards.tokens() == 38
 
 
 async def test_in_the_sandbox_a_saved_test_card_tops_up(
     start_server: StartServer, http: aiohttp.ClientSession
 ) -> None:
     api = Api(http, f"{await start_server()}/graphql")
-    shop = Shop([api], FakeStripe())
-    offer = await shop.offer(tokens=100)
-    await shop.grant(100)
+    cards = CardShop([api], FakeStripe())
+    offer = await cards.offer(tokens=100)
+    await cards.grant(100)
     assert (await api.data(SETUP, as_=ALICE))["setupPaymentMethod"].startswith("sandbox_seti_")
-    wallet = await shop.wallet()
+    wallet = await cards.wallet()
     assert [(m["brand"], m["last4"]) for m in wallet["paymentMethods"]] == [("visa", "4242")]
-    await shop.rule(offer, threshold=50)
-    await shop.consume(60)
-    await shop.settled(lambda w: w["balance"]["tokens"] == 140)
+    await cards.rule(offer, threshold=50)
+    await cards.consume(60)
+    await cards.settled(lambda w: w["balance"]["tokens"] == 140)
 
 
-async def test_top_ups_tell_the_back_end_with_topup_webhooks(shop: Shop) -> None:
-    offer = await shop.offer(tokens=100)
-    await shop.grant(100)
-    await shop.save_card()
+async def test_top_ups_tell_the_back_end_with_topup_webhooks(cards: CardShop) -> None:
+    offer = await cards.offer(tokens=100)
+    await cards.grant(100)
+    await cards.save_card()
     async with running_receiver() as receiver:
-        await shop.api.data(
+        await cards.api.data(
             """mutation($input: WebhookEndpointInput!) {
               createWebhookEndpoint(input: $input) { secret } }""",
             {"input": {"url": receiver.url, "eventTypes": ["topup.succeeded", "topup.failed"]}},
             as_=ADMIN,
         )
-        await shop.rule(offer, threshold=50)
-        shop.fake.refuse_charges = "card_declined"
-        await shop.consume(60)
+        await cards.rule(offer, threshold=50)
+        cards.fake.refuse_charges = "card_declined"
+        await cards.consume(60)
         await receiver.wait_for(1)
-        shop.fake.refuse_charges = None
-        await shop.save_card(last4="1881")
-        await shop.consume(1)
+        cards.fake.refuse_charges = None
+        await cards.save_card(last4="1881")
+        await cards.consume(1)
         await receiver.wait_for(2)
     assert receiver.types() == ["topup.failed", "topup.succeeded"]
     failed, succeeded = (r.event["data"] for r in receiver.accepted)
@@ -576,7 +578,7 @@ async def test_top_ups_tell_the_back_end_with_topup_webhooks(shop: Shop) -> None
         "REFUSED",
     )
     assert (succeeded["status"], succeeded["tokens"]) == ("PAID", 100)
-    assert succeeded["orderId"] == rule_of(await shop.wallet())["lastOrderId"]
+    assert succeeded["orderId"] == rule_of(await cards.wallet())["lastOrderId"]
 
 
 CAPPED_RULE = """mutation($input: AutoTopUpInput!) { setAutoTopUp(input: $input) {
@@ -585,16 +587,16 @@ RULES = """query { wallet { autoTopUps { lastAttemptAt lastOrderId lastError }
   balance(offerGroup: "chat") { tokens } } }"""
 
 
-async def test_what_a_rule_may_charge_is_bounded_whoever_sets_it(shop: Shop) -> None:
+async def test_what_a_rule_may_charge_is_bounded_whoever_sets_it(cards: CardShop) -> None:
     """A service key may set any user's rule, but not one that makes every debit a charge
     (a threshold at or above what one top-up buys), nor one that charges more than 500 USD a
     top-up or 1000 USD a month (the service's caps), or more a month than the rule's own
     cap; a price raised after the rule was set is refused at the charge; the rule records
     who set it."""
     service = token("billing", Role.SERVICE)
-    offer = await shop.offer(tokens=100, prices=[{"amount": "19.99", "currency": "USD"}])
-    await shop.grant(100)
-    await shop.save_card()
+    offer = await cards.offer(tokens=100, prices=[{"amount": "19.99", "currency": "USD"}])
+    await cards.grant(100)
+    await cards.save_card()
     base = {"userId": "alice", "offerGroup": "chat", "offerId": offer, "threshold": 20}
 
     def cap(amount: str, currency: str = "USD") -> dict[str, Any]:
@@ -610,15 +612,15 @@ async def test_what_a_rule_may_charge_is_bounded_whoever_sets_it(shop: Shop) -> 
         cap("0"),
         cap("10", "EUR"),  # top-ups are charged in USD
     ):
-        answer = await shop.api.call(CAPPED_RULE, {"input": {**base, **bad}}, as_=service)
+        answer = await cards.api.call(CAPPED_RULE, {"input": {**base, **bad}}, as_=service)
         [error] = answer["errors"]  # refused by the rule, not by the schema's validation
         assert (error["path"], error["extensions"]["code"]) == (
             ["setAutoTopUp"],
             "BAD_USER_INPUT",
         ), bad
-    assert (await shop.wallet())["autoTopUps"] == [] and shop.fake.off_session_charges == []
+    assert (await cards.wallet())["autoTopUps"] == [] and cards.fake.off_session_charges == []
 
-    made = await shop.api.data(CAPPED_RULE, {"input": {**base, **cap("50")}}, as_=service)
+    made = await cards.api.data(CAPPED_RULE, {"input": {**base, **cap("50")}}, as_=service)
     assert made["setAutoTopUp"] == {
         "quantity": 1,
         "threshold": 20,
@@ -626,70 +628,70 @@ async def test_what_a_rule_may_charge_is_bounded_whoever_sets_it(shop: Shop) -> 
         "maxAmountPerMonth": {"amount": "50.00", "currency": "USD", "minorUnits": 5000},
     }
     for charges in (1, 2):  # 19.99, then 39.98 USD this month
-        await shop.consume(80 if charges == 1 else 100)  # 20 left, topped up to 120
-        await shop.settled(lambda w: w["balance"]["tokens"] == 120)
-        assert len(shop.fake.off_session_charges) == charges
-    await shop.consume(100)  # a third (59.97 USD) would pass the rule's cap
-    wallet = await shop.settled(lambda w: rule_of(w)["lastError"] is not None)
+        await cards.consume(80 if charges == 1 else 100)  # 20 left, topped up to 120
+        await cards.settled(lambda w: w["balance"]["tokens"] == 120)
+        assert len(cards.fake.off_session_charges) == charges
+    await cards.consume(100)  # a third (59.97 USD) would pass the rule's cap
+    wallet = await cards.settled(lambda w: rule_of(w)["lastError"] is not None)
     assert rule_of(wallet)["lastError"] == (
         "the cap of 50.00 USD of top-ups a month is reached (39.98 charged, the next costs 19.99)"
     )
-    assert len(shop.fake.off_session_charges) == 2 and wallet["balance"]["tokens"] == 20
+    assert len(cards.fake.off_session_charges) == 2 and wallet["balance"]["tokens"] == 20
 
-    again = await shop.api.data(CAPPED_RULE, {"input": base}, as_=ALICE)  # by alice now
+    again = await cards.api.data(CAPPED_RULE, {"input": base}, as_=ALICE)  # by alice now
     assert again["setAutoTopUp"]["setBy"] == "alice"
     assert again["setAutoTopUp"]["maxAmountPerMonth"] is None  # the service's caps apply
-    await shop.settled(lambda w: w["balance"]["tokens"] == 120)
+    await cards.settled(lambda w: w["balance"]["tokens"] == 120)
     # The price is raised past the cap per top-up after the rule was set: no charge.
-    await shop.offer(tokens=100, id=offer, prices=[{"amount": "600.00", "currency": "USD"}])
-    await shop.consume(100)
-    wallet = await shop.settled(lambda w: rule_of(w)["lastError"] is not None)
+    await cards.offer(tokens=100, id=offer, prices=[{"amount": "600.00", "currency": "USD"}])
+    await cards.consume(100)
+    wallet = await cards.settled(lambda w: rule_of(w)["lastError"] is not None)
     assert rule_of(wallet)["lastError"] == (
         "a top-up costs 600.00 USD, more than the 500.00 USD one may charge"
     )
-    assert len(shop.fake.off_session_charges) == 3
+    assert len(cards.fake.off_session_charges) == 3
 
 
 async def test_a_top_up_whose_answers_were_all_lost_is_credited_by_its_signed_event(
-    shop: Shop,
+    cards: CardShop,
 ) -> None:
     """Stripe charges the card and then answers nothing more; its signed
     payment_intent.succeeded names the top-up's order in its metadata: the tokens are
     credited at once, once, and the rule shows the attempt."""
-    offer = await shop.offer(tokens=100)
-    await shop.grant(100)
-    await shop.save_card()
-    await shop.rule(offer, threshold=50)
-    shop.fake.lose_next_charge_answer = True  # Stripe is down from the charge on
-    await shop.consume(60)
+    offer = await cards.offer(tokens=100)
+    await cards.grant(100)
+    await cards.save_card()
+    await cards.rule(offer, threshold=50)
+    cards.fake.lose_next_charge_answer = True  # Stripe is down from the charge on
+    await cards.consume(60)
 
     async def rule() -> dict[str, Any]:
-        wallet = (await shop.api.data(RULES, as_=ALICE))["wallet"]
+        wallet = (await cards.api.data(RULES, as_=ALICE))["wallet"]
         found: dict[str, Any] = rule_of(wallet)
         found["tokens"] = wallet["balance"]["tokens"]
         return found
 
     async with asyncio.timeout(WAIT_SECONDS):
         while True:  # the wallet's cards cannot be read from Stripe now: watch the fake
-            if shop.fake.off_session_charges:
+            if cards.fake.off_session_charges:
                 break
             await asyncio.sleep(0.05)
-    [charge] = shop.fake.off_session_charges
-    assert shop.fake.down and (await rule())["tokens"] == 40
+    [charge] = cards.fake.off_session_charges
+    assert cards.fake.down and (await rule())["tokens"] == 40
     body = event("payment_intent.succeeded", charge)
-    assert await shop.deliver(body) == (200, {"received": True, "outcome": "paid"})
+    assert await cards.deliver(body) == (200, {"received": True, "outcome": "paid"})
     shown = await rule()
     assert shown["tokens"] == 140 and shown["lastError"] is None
     assert shown["lastAttemptAt"] is not None
     assert shown["lastOrderId"] == charge["metadata"]["order_id"]
 
-    assert (await shop.deliver(body))[1]["outcome"] == "duplicate"
+    assert (await cards.deliver(body))[1]["outcome"] == "duplicate"
     again = body.replace(b'"evt_', b'"evt_again_', 1)  # the same payment in another event
-    assert (await shop.deliver(again))[1]["outcome"] == "paid"
+    assert (await cards.deliver(again))[1]["outcome"] == "paid"
     assert (await rule())["tokens"] == 140
     credits = await LedgerEntryDocument.find({"user_id": "alice", "reason": "purchase"}).to_list()
     assert [c.order_id for c in credits] == [shown["lastOrderId"]]
-    assert len(shop.fake.off_session_charges) == 1
+    assert len(cards.fake.off_session_charges) == 1
 
 
 async def test_the_services_caps_on_top_ups_are_settings(
@@ -702,11 +704,11 @@ async def test_the_services_caps_on_top_ups_are_settings(
     USD is refused by a service capped at 10 USD and taken by one at the default."""
     fake, api_base = fake_stripe
     capped = await start_server(clock=clock, top_up_max_amount="10", **server_settings(api_base))
-    shop = Shop([Api(http, f"{capped}/graphql")], fake, http)
-    offer = await shop.offer(tokens=100, prices=[{"amount": "19.99", "currency": "USD"}])
-    await shop.save_card()
+    cards = CardShop([Api(http, f"{capped}/graphql")], fake, http)
+    offer = await cards.offer(tokens=100, prices=[{"amount": "19.99", "currency": "USD"}])
+    await cards.save_card()
     rule = {"offerGroup": "chat", "offerId": offer, "threshold": 20}
-    answer = await shop.api.call(CAPPED_RULE, {"input": rule}, as_=ALICE)
+    answer = await cards.api.call(CAPPED_RULE, {"input": rule}, as_=ALICE)
     [error] = answer["errors"]
     assert error["extensions"]["code"] == "BAD_USER_INPUT" and "10.00 USD" in error["message"]
     default = await start_server(clock=clock, **server_settings(api_base))
