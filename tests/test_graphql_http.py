@@ -17,6 +17,7 @@ from unittest.mock import ANY
 import aiohttp
 import pytest
 
+from tests.api import token
 from tests.conftest import StartServer
 from tests.support import run_process
 
@@ -165,3 +166,21 @@ async def test_an_error_while_running_is_200_with_its_partial_result(
     )
     assert (status, answered) == (200, RESPONSE)
     assert "data" in body and body["errors"]
+
+
+@pytest.mark.parametrize("accept", ["application/json", RESPONSE])
+async def test_a_subscription_over_http_is_refused_before_it_runs(
+    start_server: StartServer, http: aiohttp.ClientSession, accept: str
+) -> None:
+    """Subscriptions run over the websocket; over HTTP one would have nothing to stream
+    its events with."""
+    status, answered, body = await post(
+        http,
+        f"{await start_server()}/graphql",
+        json.dumps({"query": "subscription { balanceChanged { offerGroup } }"}).encode(),
+        Accept=accept,
+        Authorization=f"Bearer {token('alice')}",
+    )
+    assert (status, answered) == (400, accept)
+    [error] = body["errors"]
+    assert "websocket" in error["message"] and error["extensions"]["code"] == "BAD_USER_INPUT"

@@ -29,14 +29,17 @@ from graphql import GraphQLError
 from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError, PyMongoError
 from strawberry.aiohttp.views import AiohttpWebSocketAdapter, GraphQLView
+from strawberry.exceptions import MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.base import BaseRequestProtocol
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
 from strawberry.types import ExecutionResult, SubscriptionExecutionResult
+from strawberry.types.graphql import OperationType
 
 from usercredits.api import build_schema
 from usercredits.schema.context import Context
@@ -104,6 +107,10 @@ STOP_SECONDS = 5.0
 """How long a stopping server waits for its background tasks once cancelled."""
 
 READY_TIMEOUT_SECONDS = 2.0
+
+SUBSCRIPTIONS_OVER_SOCKETS = (
+    "subscriptions run over the websocket at this address (graphql-transport-ws), not over HTTP"
+)
 
 SETTINGS = web.AppKey("settings", Settings)
 CLIENT = web.AppKey("client", AsyncMongoClient[Any])
@@ -300,6 +307,38 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
         return await super().execute_operation(
             request, request_adapter, request_data, context, root_value, sub_response
         )
+
+    async def execute_single(
+        self,
+        request: web.Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: web.Response,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """Strawberry's, but without subscriptions, which run over the websocket: this
+        view streams nothing over HTTP, and Strawberry's would run a subscription there as
+        a query, whose field then fails internally on the stream it returns."""
+        allowed = OperationType.from_http(request_adapter.method) - {OperationType.SUBSCRIPTION}
+        try:
+            return await self.schema.execute(
+                request_data.query,
+                root_value=root_value,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=request_data.extensions,
+            )
+        except InvalidOperationTypeError as exc:
+            if exc.operation_type is OperationType.SUBSCRIPTION:
+                raise HTTPException(400, SUBSCRIPTIONS_OVER_SOCKETS) from None
+            raise HTTPException(400, exc.as_http_error_reason(request_adapter.method)) from None
+        except CannotGetOperationTypeError as exc:
+            raise HTTPException(400, exc.as_http_error_reason()) from None
+        except MissingQueryError:
+            raise HTTPException(400, "no GraphQL query found in the request") from None
 
     async def get_sub_response(self, request: web.Request) -> web.Response:
         """The response an operation's answer goes into, knowing the media type its
