@@ -10,9 +10,9 @@ import pytest
 
 from tests.api import SECRET, Api, TransportWsClient, token, ws_url
 from tests.conftest import StartServer
-from usercredits.server.view import SIGN_IN
 from usercredits.server.auth import TokenRules, issue_token
 from usercredits.server.socket_closes import TOKEN_EXPIRED_REASON
+from usercredits.server.view import SIGN_IN
 from usercredits.services.identity.access import Role
 
 ADMIN = token("admin-1", Role.ADMIN)
