@@ -274,7 +274,11 @@ test("refused credentials (4403) are not tried again", async () => {
     { onStatus: (status) => statuses.push(status), onError: (error) => errors.push(error) },
     (update) => seen.push(update),
   );
-  await sleep(1000); // fifty back-offs of 20 ms would have tried again many times
+  for (let waited = 0; !statuses.includes("refused"); waited += 50) {
+    assert.ok(waited < 10_000, `not refused: ${statuses}`);
+    await sleep(50);
+  }
+  await sleep(500); // back-offs of 20 ms would have tried again by now
   await watch.stop();
   assert.deepEqual(statuses, ["refused"]);
   assert.equal(asked, 1, "the connection was made once");
