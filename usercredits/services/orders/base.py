@@ -140,6 +140,12 @@ class OrdersBase:
     async def _by_key(self, user_id: str, key: str) -> Order | None:
         return await self._one({"user_id": user_id, "idempotency_key": key})
 
+    async def _insert_keyed(self, document: OrderDocument) -> Order | None:
+        """Inserts an order unique by its user's idempotency key: None once it is in; the
+        order a concurrent request made under the key first, if one did."""
+        key = document.idempotency_key
+        return await insert_keyed(document, key, partial(self._by_key, document.user_id))
+
     async def _one(self, query: dict[str, Any]) -> Order | None:
         raw = await self._orders.find_one(query)
         return None if raw is None else Order.model_validate(raw)
@@ -302,8 +308,7 @@ class OrdersBase:
             expires=period.expires,
             parent_id=parent.id,
         )
-        raced = await insert_keyed(child, key, partial(self._by_key, parent.user_id))
-        made = raced or Order.model_validate(child)
+        made = await self._insert_keyed(child) or Order.model_validate(child)
         if made.token_count > 0:
             await self._credit(made, made.starts or period.starts, made.expires)
 

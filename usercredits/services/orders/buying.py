@@ -3,7 +3,6 @@ before any payment, which plans and auto top-ups ask too. No GraphQL, no HTTP.""
 
 import logging
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from usercredits.services.catalogue.cycles import expiry
@@ -17,7 +16,6 @@ from usercredits.services.errors import (
 from usercredits.services.money import Money, normalize_currency
 from usercredits.services.orders.base import OrdersBase, Period, order_document
 from usercredits.services.pages import newest_first
-from usercredits.services.writes import insert_keyed
 from usercredits.values import Offer, Order, OrderStatus
 from usercredits.values.lots import MAX_TOKENS
 from usercredits.values.numbers import is_whole
@@ -135,7 +133,7 @@ class Buying(OrdersBase):
             )
             new.payment_intent_id = payment.id
             secret = payment.client_secret
-        raced = await insert_keyed(new, idempotency_key, partial(self._by_key, user_id))
+        raced = await self._insert_keyed(new)
         if raced is not None:
             return await self._replayed(raced, offer_id, quantity, currency)
         order = Order.model_validate(new)

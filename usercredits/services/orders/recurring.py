@@ -3,14 +3,12 @@ card charged off-session. No GraphQL, no HTTP."""
 
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 
 from usercredits.services.ids import object_id
 from usercredits.services.money import Money
 from usercredits.services.orders.base import order_document
 from usercredits.services.orders.outcomes import PaymentOutcomes
 from usercredits.services.payments import Invoice
-from usercredits.services.writes import insert_keyed
 from usercredits.values import Order, OrderStatus, Plan
 from usercredits.values.orders import INVOICE_KEY
 
@@ -87,8 +85,8 @@ class Recurring(PaymentOutcomes):
                 expires=invoice.period_end,
                 plan_id=plan.id,
             )
-            raced = await insert_keyed(document, key, partial(self._by_key, plan.user_id))
-            order = raced or Order.model_validate(document)  # made meanwhile: paid once
+            # One made meanwhile under the key is the one paid: once.
+            order = await self._insert_keyed(document) or Order.model_validate(document)
         return await self.apply_status(
             order_id=order.id, status=OrderStatus.PAID, message=f"invoice {invoice.id} paid"
         )
