@@ -18,18 +18,20 @@ ORDER = "query O($id: ID!) { order(id: $id) { status history { status message } 
 WALLET = 'query { wallet { balance(offerGroup: "pro") { tokens } } }'
 
 
+PRO = {
+    "name": "Pro",
+    "kind": "TOKENS",
+    "offerGroup": "pro",
+    "tokenCount": 100,
+    "prices": [{"amount": "9.99", "currency": "USD"}],
+    "cycle": "MONTHLY",
+}
+"""An OfferInput: 100 'pro' tokens for 9.99 USD a month."""
+
+
 async def upsert_offer(api: Api, **fields: Any) -> str:
-    """An offer upserted by an admin: 100 'pro' tokens for 9.99 USD a month, changed by
-    `fields` (OfferInput's names)."""
-    stated = {
-        "name": "Pro",
-        "kind": "TOKENS",
-        "offerGroup": "pro",
-        "tokenCount": 100,
-        "prices": [{"amount": "9.99", "currency": "USD"}],
-        "cycle": "MONTHLY",
-        **fields,
-    }
+    """An offer upserted by an admin: PRO changed by `fields` (OfferInput's names)."""
+    stated = {**PRO, **fields}
     upsert = "mutation U($input: OfferInput!) { upsertOffer(input: $input) { id } }"
     offer_id: str = (await api.data(upsert, {"input": stated}, as_=ADMIN))["upsertOffer"]["id"]
     return offer_id

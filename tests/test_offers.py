@@ -8,7 +8,7 @@ import pytest
 from bson import ObjectId
 
 from tests.api import Api
-from tests.shop import ADMIN, ALICE, upsert_offer
+from tests.shop import ADMIN, ALICE, PRO, upsert_offer
 from tests.support import buy, make_offer, snapshot, spec
 from usercredits.models import OfferDocument
 from usercredits.services import Services
@@ -207,19 +207,9 @@ UPSERT = """mutation U($input: OfferInput!) { upsertOffer(input: $input) { id na
   tokenCount } }"""
 
 
-STATED = {
-    "name": "Pro",
-    "kind": "TOKENS",
-    "offerGroup": "pro",
-    "tokenCount": 100,
-    "prices": [{"amount": "9.99", "currency": "USD"}],
-    "cycle": "MONTHLY",
-}
-
-
 async def upsert(api: Api, **fields: Any) -> dict[str, Any]:
-    """The offer an admin's upsertOffer of STATED, changed by `fields`, answers."""
-    stated = {**STATED, **fields}
+    """The offer an admin's upsertOffer of PRO, changed by `fields`, answers."""
+    stated = {**PRO, **fields}
     offer: dict[str, Any] = (await api.data(UPSERT, {"input": stated}, as_=ADMIN))["upsertOffer"]
     return offer
 
@@ -252,12 +242,12 @@ async def test_a_key_names_one_offer_and_a_bad_key_changes_nothing(api: Api) -> 
     holder = await upsert(api, key="pro")
     other = await upsert(api, name="Other")
     before = await snapshot()
-    body = await api.call(UPSERT, {"input": {**STATED, "id": other["id"], "key": "pro"}}, as_=ADMIN)
+    body = await api.call(UPSERT, {"input": {**PRO, "id": other["id"], "key": "pro"}}, as_=ADMIN)
     [error] = body["errors"]
     assert error["extensions"]["code"] == "CONFLICT"
     assert error["message"] == f"key 'pro' already names offer {holder['id']}"
     for bad in ("", "  ", "k" * 201):
-        code = await api.error_code(UPSERT, {"input": {**STATED, "key": bad}}, as_=ADMIN)
+        code = await api.error_code(UPSERT, {"input": {**PRO, "key": bad}}, as_=ADMIN)
         assert code == "BAD_USER_INPUT"
     assert await snapshot() == before
 
