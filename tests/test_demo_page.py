@@ -31,6 +31,7 @@ from playwright.async_api import (
 from tests.api import Api, token
 from tests.conftest import Servers, StartServer
 from tests.fake_stripe import FakeStripe, server_settings
+from tests.shop import upsert_offer
 from usercredits.server.embedded import free_port
 from usercredits.server.settings import Settings
 from usercredits.services.identity.access import Role
@@ -51,7 +52,6 @@ WAIT_MS = 10_000
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 PHONE: ViewportSize = {"width": 375, "height": 812}
 
-UPSERT = "mutation($input: OfferInput!) { upsertOffer(input: $input) { id } }"
 CONSUME = """mutation($input: ConsumeTokensInput!) { consumeTokens(input: $input) { id } }"""
 PLANS = "{ wallet { plans { status cancelAtPeriodEnd } } }"
 ADMIN = token("admin", Role.ADMIN)
@@ -106,21 +106,20 @@ async def shoot(page: Page, artifacts: Path | None, name: str) -> None:
         await page.screenshot(path=artifacts / f"{name}.png", full_page=True)
 
 
+CHAT_PACK = {
+    "name": "Chat pack",
+    "kind": "TOKENS",
+    "offerGroup": "chat",
+    "tokenCount": 500,
+    "prices": [{"amount": "4.99", "currency": "USD"}],
+    "cycle": "ONCE",
+}
+"""An OfferInput: 500 chat tokens for 4.99 USD, once."""
+
+
 async def upsert(url: str, http: aiohttp.ClientSession, **fields: Any) -> str:
-    """An offer made by an admin through the API: 500 chat tokens for 4.99 USD, once,
-    changed by `fields` (OfferInput's names)."""
-    stated = {
-        "name": "Chat pack",
-        "kind": "TOKENS",
-        "offerGroup": "chat",
-        "tokenCount": 500,
-        "prices": [{"amount": "4.99", "currency": "USD"}],
-        "cycle": "ONCE",
-        **fields,
-    }
-    made = await Api(http, f"{url}/graphql").data(UPSERT, {"input": stated}, as_=ADMIN)
-    offer_id: str = made["upsertOffer"]["id"]
-    return offer_id
+    """An offer made by an admin through the API: CHAT_PACK changed by `fields`."""
+    return await upsert_offer(Api(http, f"{url}/graphql"), **{**CHAT_PACK, **fields})
 
 
 @pytest.fixture
