@@ -84,8 +84,9 @@ async def test_bad_deliveries_get_400_and_change_nothing(shop: Shop) -> None:
     shop.fake.succeed(intent)
     body = event("payment_intent.succeeded", intent)
     stale = int(time.time()) - 3600
+    genuine = sign(body)
     cases = [
-        sign(body)[:-2] + "00",  # a forged digest
+        genuine[:-1] + ("1" if genuine.endswith("0") else "0"),  # a digest one digit off
         sign(body, timestamp=stale),  # replayed after the tolerance
         sign(body, secret="whsec_someone_else"),
         "",
