@@ -26,6 +26,7 @@ from tests.conftest import SpawnServer, StartServer
 from tests.receiver import Receiver, running_receiver
 from tests.support import FakeClock
 from tests.test_api import ADMIN, ALICE, buy, grant, upsert
+from tests.waits import until, webhooks_settled
 from usercredits.models import StreamPosition, WebhookEndpointDocument
 from usercredits.server import children
 from usercredits.server.embedded import free_port
@@ -325,7 +326,7 @@ async def test_each_event_arrives_once_signed_after_failures(
         await grant(api, "u1", 14, key="g2")  # 14: not above 15, still low
         await grant(api, "u1", 6, key="g3")  # 20: recovered
         await receiver.wait_for(3)
-        await asyncio.sleep(0.3)  # nothing more comes
+        await webhooks_settled(api, receiver)  # nothing more comes
     # Each event was accepted once; the failed attempts carried the same webhook-id.
     assert sorted(receiver.types()) == ["balance.depleted", "balance.low", "balance.recovered"]
     ids = [r.webhook_id for r in receiver.accepted]
@@ -380,16 +381,16 @@ async def test_an_endpoint_gets_what_happens_while_it_is_enabled(
         await receiver.wait_for(1)
         off = {"id": endpoint_id, "input": {"url": receiver.url, "enabled": False}}
         await api.data(update, off, as_=ADMIN)
-        await asyncio.sleep(0.5)  # the relay stops reading
+        await relay_idle()
+        # Nothing reads the stream now; enabling the endpoint opens it after this movement.
         await grant(api, "while-off", 1, key="g2")
         await consume(api, "while-off", 1, "c2")
-        await asyncio.sleep(0.5)
         on = {"id": endpoint_id, "input": {"url": receiver.url, "enabled": True}}
         await api.data(update, on, as_=ADMIN)
         await grant(api, "after", 1, key="g3")
         await consume(api, "after", 1, "c3")
         await receiver.wait_for(2)
-        await asyncio.sleep(0.5)
+        await webhooks_settled(api, receiver)
     assert [r.event["data"]["userId"] for r in receiver.accepted] == ["before", "after"]
 
 
@@ -415,7 +416,8 @@ async def test_a_storm_of_debits_sends_one_low_and_one_recovered(
         await asyncio.gather(*storm)
         await grant(api, "u1", 200, key="up")
         await receiver.wait_for(2)
-        await asyncio.sleep(0.3)
+        # The marker's debit of 100 from 100 in the ruled group is a balance.low.
+        await webhooks_settled(api, receiver, group="pro", tokens=100)
     assert sorted(receiver.types()) == ["balance.low", "balance.recovered"]
     low = next(r.event for r in receiver.accepted if r.event["type"] == "balance.low")
     assert low["data"]["balance"] == 50
@@ -433,6 +435,20 @@ async def test_order_and_expiry_events(
             {"input": {"offerGroup": "pro", "lowBalance": 0, "expiringWithinSeconds": 86400}},
             as_=ADMIN,
         )
+        # The scan's markers: lots of a group of their own, within its rule's window, each
+        # announced by the first scan after it is granted, none expired in this test.
+        window = {
+            "offerGroup": "marker-lots",
+            "lowBalance": 0,
+            "expiringWithinSeconds": 300 * 86400,
+        }
+        await api.data(SET_RULE, {"input": window}, as_=ADMIN)
+
+        async def scanned() -> None:
+            """A scan ran on the clock as it is now."""
+            lasts = clock.now() + timedelta(days=200)
+            await webhooks_settled(api, receiver, group="marker-lots", expires=lasts, now=clock.now)
+
         offer = await upsert(api)
         order = await buy(api, offer["id"], as_=ALICE)
         paid = await receiver.wait_for(1)
@@ -444,18 +460,18 @@ async def test_order_and_expiry_events(
         lot = wallet["wallet"]["balances"][0]["lots"][0]
         expires = datetime.fromisoformat(lot["expires"])
         clock.advance(seconds=(expires - clock.now()).total_seconds() - 3 * 86400)
-        await asyncio.sleep(0.4)
+        await scanned()
         assert receiver.types() == ["order.paid"]  # three days before: not yet
         clock.advance(days=2.5)
         await receiver.wait_for(2)
-        await asyncio.sleep(0.4)  # scanned again: not announced twice
+        await scanned()  # scanned again: not announced twice
         assert receiver.types() == ["order.paid", "tokens.expiring"]
         expiring = receiver.accepted[1].event["data"]
         assert expiring["lotId"] == lot["id"] and expiring["tokens"] == order["tokenCount"]
         clock.advance(days=1)
         await expire_due(wallets=services.wallets, orders=services.orders, now=clock.now())
         await receiver.wait_for(5)
-        await asyncio.sleep(0.3)
+        await webhooks_settled(api, receiver, now=clock.now)
     # The expiry's entry takes the balance to 0: low (the rule's threshold is 0), depleted
     # and expired, sent at once (so in any order).
     assert receiver.types()[:2] == ["order.paid", "tokens.expiring"]
@@ -482,7 +498,7 @@ async def test_two_instances_deliver_each_event_once(
             *(consume(first if i % 2 else second, u, 2, f"c-{u}") for i, u in enumerate(users))
         )
         await receiver.wait_for(30)
-        await asyncio.sleep(0.5)
+        await webhooks_settled(first, receiver)
     assert len(receiver.requests) == 30
     assert sorted(r.event["data"]["userId"] for r in receiver.accepted) == sorted(users)
     assert len({r.webhook_id for r in receiver.accepted}) == 30
@@ -500,7 +516,7 @@ async def test_a_receiver_down_for_hours_gets_the_backlog_and_three_days_disable
             await grant(api, user, 1, key=f"g{user}")
             await consume(api, user, 1, f"c{user}")
         await receiver.until(lambda: len({r.webhook_id for r in receiver.requests}) == 3)
-        await asyncio.sleep(0.3)
+        await webhooks_settled(api, receiver, now=clock.now)
         assert len(receiver.requests) == 3  # the next attempt waits for its time
         failing = await deliveries(api)
         assert {d["status"] for d in failing} == {"FAILING"}
@@ -591,15 +607,21 @@ async def counting_listener() -> AsyncIterator[tuple[int, list[int]]]:
         await server.wait_closed()
 
 
+async def relay_position(idle: bool) -> bool:
+    found = await StreamPosition.get_pymongo_collection().find_one({"idle": idle})
+    return found is not None
+
+
 async def relay_reading() -> None:
     """Waits until the webhook relay reads the change stream (as enabling an endpoint
     over the API does)."""
-    positions = StreamPosition.get_pymongo_collection()
-    async with asyncio.timeout(10):
-        while True:
-            if await positions.find_one({"idle": False}) is not None:
-                return
-            await asyncio.sleep(0.05)
+    await until(lambda: relay_position(idle=False), seconds=10, what="the relay to read")
+
+
+async def relay_idle() -> None:
+    """Waits until the webhook relay, with no endpoint enabled, has stopped reading the
+    stream: it marks its position idle, and the next reader starts from where it opens."""
+    await until(lambda: relay_position(idle=True), seconds=10, what="the relay to stop")
 
 
 async def test_production_checks_the_address_each_connection_is_made_to(

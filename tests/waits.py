@@ -1,0 +1,125 @@
+"""Waiting in the tests for something to happen, never for a while: `until` polls a
+condition to a deadline, and the barriers below prove that the system has processed
+everything an action caused, so that a test may then check that nothing else came.
+
+A barrier is a marker: a change committed after the action under test, whose effect must
+come after any effect of the action (the change stream, and so the webhook relay, reads
+committed writes in order). Once the marker's effect is seen, and the work it queued is
+done, whatever the action would have caused has happened; the marker is then forgotten,
+so that the test's own checks see only what the action caused."""
+
+import asyncio
+import itertools
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from tests.api import Api, token
+from tests.receiver import Receiver
+from usercredits.models import WebhookDeliveryDocument
+from usercredits.services.identity.access import Role
+
+ADMIN = token("waits-admin", Role.ADMIN)
+GRANT = """mutation G($input: GrantTokensInput!) { grantTokens(input: $input) { id } }"""
+CONSUME = """mutation C($input: ConsumeTokensInput!) { consumeTokens(input: $input) {
+  balanceAfter } }"""
+MARKER_GROUP = "marker"
+"""A group without an alert rule: a marker's debit to 0 there is one balance.depleted."""
+
+_markers = itertools.count(1)
+
+
+async def until(
+    condition: Callable[[], bool] | Callable[[], Awaitable[bool]],
+    *,
+    seconds: float = 15,
+    every: float = 0.02,
+    what: str = "the condition",
+) -> None:
+    """Returns once `condition()` (a function, or a coroutine function) holds; fails the
+    test after `seconds`, naming `what`. For the state of other tasks, processes or the
+    database, which offers no event to await."""
+    deadline = time.monotonic() + seconds
+    while True:
+        held = condition()
+        if not isinstance(held, bool):
+            held = await held
+        if held:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {seconds:g} s for {what}")
+        await asyncio.sleep(every)
+
+
+def marker_user() -> str:
+    """A user of its own for each marker, so that markers never meet each other's state."""
+    return f"marker-{next(_markers)}"
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def _user_of(body: str) -> Any:
+    return orjson.loads(body).get("data", {}).get("userId")
+
+
+async def _deliveries_settled(user: str, now: Callable[[], datetime]) -> bool:
+    """The marker's delivery exists and no delivery is being sent or due: every attempt
+    made so far has reached the receiver (which records a request before it answers) and
+    its outcome is recorded."""
+    found = await WebhookDeliveryDocument.get_pymongo_collection().find({}).to_list(None)
+    if not any(_user_of(d["body"]) == user for d in found):
+        return False
+    moment = now()
+    return all(
+        d.get("claim") is None
+        and (d.get("next_attempt_at") is None or d["next_attempt_at"] > moment)
+        for d in found
+    )
+
+
+async def webhooks_settled(
+    api: Api,
+    receiver: Receiver,
+    *,
+    group: str = MARKER_GROUP,
+    tokens: int = 1,
+    expires: datetime | None = None,
+    now: Callable[[], datetime] = wall_clock,
+    seconds: float = 15,
+) -> None:
+    """The webhook barrier. Commits a marker's movement whose event the receiver's endpoint
+    wants: a marker user's grant of `tokens` in `group` and a debit of them all (in the
+    default group, balance.depleted; in a ruled group whose threshold is below `tokens`,
+    balance.low too); or, given `expires`, only the grant, whose lot a later scan announces
+    as tokens.expiring (the group's rule must have a window that reaches it). Then waits
+    until the marker's delivery is made and no delivery is being sent or due by `now` (the
+    servers' clock).
+
+    The relay reads the stream in commit order and writes a batch's deliveries in the
+    order of its changes, so once the marker's delivery exists, every delivery of the
+    changes before it does; once none is being sent or due, every attempt of them has
+    reached the receiver. The marker is then forgotten: its deliveries are deleted (so no
+    retry of them comes later) and its requests removed from the receiver's record."""
+    user = marker_user()
+    grant = {"userId": user, "offerGroup": group, "tokens": tokens, "idempotencyKey": "grant"}
+    if expires is not None:
+        grant["expires"] = expires.isoformat()
+    await api.data(GRANT, {"input": grant}, as_=ADMIN)
+    if expires is None:
+        debit = {"userId": user, "offerGroup": group, "tokens": tokens, "idempotencyKey": "debit"}
+        await api.data(CONSUME, {"input": debit}, as_=ADMIN)
+    await until(
+        lambda: _deliveries_settled(user, now),
+        seconds=seconds,
+        what=f"the webhook deliveries up to {user}'s to be sent",
+    )
+    collection = WebhookDeliveryDocument.get_pymongo_collection()
+    marked = [d["_id"] async for d in collection.find({}) if _user_of(d["body"]) == user]
+    await collection.delete_many({"_id": {"$in": marked}})
+    receiver.requests[:] = [r for r in receiver.requests if _user_of(r.body) != user]
+    receiver.accepted[:] = [r for r in receiver.accepted if _user_of(r.body) != user]
