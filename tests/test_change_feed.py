@@ -9,6 +9,7 @@ from typing import Any
 from pymongo import AsyncMongoClient
 
 from tests.support import FakeClock
+from tests.waits import until
 from usercredits.models import LedgerEntryDocument
 from usercredits.server.changes import ChangeFeed, running_feed
 from usercredits.server.database import connect, init_models
@@ -16,15 +17,6 @@ from usercredits.server.embedded import EmbeddedDatabase
 from usercredits.services import build_services
 from usercredits.services.events import EventHub
 from usercredits.services.payments import SandboxPaymentClient
-
-
-async def until(condition: Any, seconds: float = 30) -> None:
-    """Waits for `condition()`; generous, as the driver rediscovers a restarted server on its
-    own schedule."""
-    async with asyncio.timeout(seconds):
-        # The conditions are other tasks' state (hub, subscriber), which offer no event.
-        while not condition():  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
 
 
 async def test_the_feed_resumes_after_the_stream_breaks(
@@ -49,9 +41,10 @@ async def test_the_feed_resumes_after_the_stream_breaks(
 
             async with running_feed(ChangeFeed(database=client["feed"], events=hub)):
                 reader = asyncio.create_task(subscriber())
-                await until(lambda: hub.subscriber_count == 1)
+                # Generous waits: the driver rediscovers a restarted server on its own schedule.
+                await until(lambda: hub.subscriber_count == 1, seconds=30)
                 await wallets.grant(user_id="u1", offer_group="g", tokens=10, idempotency_key="g")
-                await until(lambda: balances == [10])
+                await until(lambda: balances == [10], seconds=30)
                 # The stream breaks: the server stops, then comes back on the same data.
                 await database.stop()
                 await asyncio.sleep(1)
@@ -60,10 +53,13 @@ async def test_the_feed_resumes_after_the_stream_breaks(
                     await wallets.consume(
                         user_id="u1", offer_group="g", tokens=1, idempotency_key=f"k{i}"
                     )
-                await until(lambda: len(balances) >= 4)
-                await asyncio.sleep(0.3)  # a duplicate would arrive now
-                assert balances == [10, 9, 8, 7]
-                assert await LedgerEntryDocument.count() == 4
+                # A marker debit: a duplicate of an event before it would arrive before it.
+                await wallets.consume(
+                    user_id="u1", offer_group="g", tokens=4, idempotency_key="marker"
+                )
+                await until(lambda: 3 in balances, seconds=30, what="the marker's event")
+                assert balances == [10, 9, 8, 7, 3]
+                assert await LedgerEntryDocument.count() == 5
                 reader.cancel()
             await client.close()
     finally:

@@ -11,6 +11,7 @@ import pytest
 import strawberry
 from strawberry.types import ExecutionResult
 
+from tests.waits import until
 from usercredits.api import build_schema
 from usercredits.schema.context import Context
 from usercredits.services import Services
@@ -86,15 +87,14 @@ async def test_subscribers_asking_the_same_share_one_execution_per_event() -> No
     same = [await subscribe(schema, alice), await subscribe(schema, alice_again)]
     pro = await subscribe(schema, alice, {"group": "pro"})
     pending = [asyncio.ensure_future(anext(stream)) for stream in [*same, pro]]
-    await asyncio.sleep(0.05)
-    assert hub.subscriber_count == 3
+    await until(lambda: hub.subscriber_count == 3, seconds=5, what="three subscribers")
     watcher = schema.subscribe(
         'subscription { balanceChanged(userId: "alice") { userId tokens } }',
         context_value=staff,
     )
     staff_stream = cast(AsyncIterator[ExecutionResult], await watcher)
     staff_next = asyncio.ensure_future(anext(staff_stream))
-    await asyncio.sleep(0.05)
+    await until(lambda: hub.subscriber_count == 4, seconds=5, what="the staff's subscriber")
 
     hub.publish_entry(entry("alice", 41))
     one, two, by_group = [await p for p in pending]
@@ -112,5 +112,5 @@ async def test_subscribers_asking_the_same_share_one_execution_per_event() -> No
     assert one.data is two.data
     for stream in [*same, pro, staff_stream]:
         await cast(Any, stream).aclose()
-    await asyncio.sleep(0.1)  # graphql-core closes the resolvers' generators in tasks
-    assert hub.subscriber_count == 0
+    # graphql-core closes the resolvers' generators in tasks of their own.
+    await until(lambda: hub.subscriber_count == 0, seconds=5, what="no subscriber left")

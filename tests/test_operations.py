@@ -16,6 +16,7 @@ from pymongo import AsyncMongoClient
 from tests.api import Api, TransportWsClient, sample, token
 from tests.conftest import SpawnServer, StartServer
 from tests.support import FakeClock, snapshot
+from tests.waits import until
 from usercredits.models import OfferDocument
 from usercredits.server.app import seed_catalogue
 from usercredits.server.metrics import Metrics
@@ -82,7 +83,13 @@ async def test_the_request_id_links_a_response_to_its_log_line(
         assert response.headers["X-Request-ID"] == "req-42"
     async with http.get(f"{server_url}/healthz") as response:
         generated = response.headers["X-Request-ID"]
-    await asyncio.sleep(0.1)
+
+    def logged_both() -> bool:
+        ids = {getattr(r, "request_id", None) for r in caplog.records}
+        return {"req-42", generated} <= ids
+
+    # A request's access line is written once its response is sent: after the client read it.
+    await until(logged_both, seconds=5, what="both requests' access log lines")
     logged = {getattr(r, "request_id", None): r for r in caplog.records}
     assert logged["req-42"].__dict__["path"] == "/graphql"
     assert logged[generated].__dict__["status"] == 200
