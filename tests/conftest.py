@@ -18,12 +18,14 @@ import aiohttp
 import pytest
 from aiohttp import web
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.api import SECRET, Api
 from tests.fake_stripe import FakeStripe, server_settings
 from tests.shop import Shop
 from tests.support import FakeClock
 from usercredits.models import ALL_DOCUMENTS
+from usercredits.models.collections import Collections
 from usercredits.server import children
 from usercredits.server.app import create_app
 from usercredits.server.database import connect, init_models
@@ -82,10 +84,22 @@ def sandbox() -> SandboxPaymentClient:
 
 
 @pytest.fixture
+def database(mongo: AsyncMongoClient[Any], database_name: str) -> AsyncDatabase[Any]:
+    """The test database, for a test that builds services of its own."""
+    return mongo[database_name]
+
+
+@pytest.fixture
+def collections(database: AsyncDatabase[Any]) -> Collections:
+    """The test database's collections, for a test that builds a service of its own."""
+    return Collections.of(database)
+
+
+@pytest.fixture
 def services(
-    mongo: AsyncMongoClient[Any], clock: FakeClock, sandbox: SandboxPaymentClient
+    database: AsyncDatabase[Any], clock: FakeClock, sandbox: SandboxPaymentClient
 ) -> Services:
-    return build_services(payments=sandbox, clock=clock, default_currency="USD")
+    return build_services(database=database, payments=sandbox, clock=clock, default_currency="USD")
 
 
 class StartServer(Protocol):

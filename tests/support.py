@@ -12,10 +12,14 @@ from usercredits.models import (
     ReservationDocument,
     balance_id,
 )
+from usercredits.models.collections import Collections
 from usercredits.server import children
 from usercredits.services import Services
 from usercredits.services.catalogue.offers import offer_spec
+from usercredits.services.clock import Clock
+from usercredits.services.wallets import Wallets
 from usercredits.services.wallets.credits import Credit
+from usercredits.services.wallets.movements import FaultHook, Movements
 from usercredits.values import (
     Cycle,
     LedgerReason,
@@ -41,6 +45,22 @@ class FakeClock:
     def advance(self, **delta: float) -> datetime:
         self.current += timedelta(**delta)
         return self.current
+
+
+def other_wallets(
+    collections: Collections, clock: Clock, faults: FaultHook | None = None
+) -> Wallets:
+    """Wallets of their own over the test's collections, as another process has."""
+    movements = Movements(
+        balances=collections.balances, ledger=collections.ledger, clock=clock, faults=faults
+    )
+    return Wallets(
+        balances=collections.balances,
+        ledger=collections.ledger,
+        reservations=collections.reservations,
+        movements=movements,
+        clock=clock,
+    )
 
 
 def spec(**overrides: Any) -> OfferSpec:

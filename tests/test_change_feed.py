@@ -28,6 +28,7 @@ async def test_the_feed_resumes_after_the_stream_breaks(
             client = connect(uri)
             await init_models(client, "feed")
             wallets = build_services(
+                database=client["feed"],
                 payments=SandboxPaymentClient(),
                 clock=FakeClock(),
                 default_currency="USD",

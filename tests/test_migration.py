@@ -11,6 +11,7 @@ from bson import ObjectId
 
 from tests.support import FakeClock, assert_invariant, snapshot
 from usercredits.models import Balance, LedgerEntryDocument, ReservationDocument
+from usercredits.models.collections import Collections
 from usercredits.services import Services
 from usercredits.services.errors import KeyReused
 from usercredits.services.migration import LEGACY_LEDGER_INDEX, key_ledger_entries, migrate_balances
@@ -63,22 +64,22 @@ async def old_balance(clock: FakeClock) -> dict[str, Any]:
 
 
 async def test_migrate_keeps_every_token_and_runs_once(
-    services: Services, clock: FakeClock
+    services: Services, clock: FakeClock, collections: Collections
 ) -> None:
     made = await old_balance(clock)
     before = await snapshot()
-    planned = await migrate_balances(dry_run=True)
+    planned = await migrate_balances(collections=collections, dry_run=True)
     assert [str(p) for p in planned] == [
         f"u1 / pro: one lot of 50 tokens (10 held) until {made['expires'].isoformat()}"
     ]
     assert await snapshot() == before
 
-    assert len(await migrate_balances()) == 1
+    assert len(await migrate_balances(collections=collections)) == 1
     balance = await assert_invariant("u1", "pro")
     assert (balance.tokens, balance.reserved, balance.seq) == (40, 10, 2)
     [lot] = balance.lots
     assert (lot.tokens, lot.remaining, lot.held, lot.expires) == (50, 40, 10, made["expires"])
-    assert await migrate_balances() == []
+    assert await migrate_balances(collections=collections) == []
 
     wallets = services.wallets
     debit = await wallets.consume(user_id="u1", offer_group="pro", tokens=5, idempotency_key="n")
@@ -90,10 +91,10 @@ async def test_migrate_keeps_every_token_and_runs_once(
 
 
 async def test_migrate_indexes_older_keys_so_their_retries_are_recognised(
-    services: Services, clock: FakeClock
+    services: Services, clock: FakeClock, collections: Collections
 ) -> None:
     await old_balance(clock)
-    await migrate_balances()
+    await migrate_balances(collections=collections)
     ledger = LedgerEntryDocument.get_pymongo_collection()
     await ledger.create_index(
         [("user_id", pymongo.ASCENDING), ("idempotency_key", pymongo.ASCENDING)],
@@ -102,12 +103,12 @@ async def test_migrate_indexes_older_keys_so_their_retries_are_recognised(
         partialFilterExpression={"idempotency_key": {"$type": "string"}},
     )
     before = await snapshot()
-    assert await key_ledger_entries(dry_run=True) == 2
+    assert await key_ledger_entries(collections=collections, dry_run=True) == 2
     assert await snapshot() == before
 
-    assert await key_ledger_entries() == 2
+    assert await key_ledger_entries(collections=collections) == 2
     assert LEGACY_LEDGER_INDEX not in await ledger.index_information()
-    assert await key_ledger_entries() == 0
+    assert await key_ledger_entries(collections=collections) == 0
     # "old-1" granted 50 tokens: reusing it for a debit is refused, and nothing moves.
     with pytest.raises(KeyReused):
         await services.wallets.consume(

@@ -20,8 +20,9 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.change_stream import AsyncChangeStream
 
 from tests.api import Api, token
-from tests.support import FakeClock, assert_invariant, order_credit, snapshot
+from tests.support import FakeClock, assert_invariant, order_credit, other_wallets, snapshot
 from usercredits.models import Balance, LedgerEntryDocument
+from usercredits.models.collections import Collections
 from usercredits.services import Services
 from usercredits.services.errors import Impossible
 from usercredits.services.identity.access import Role
@@ -103,7 +104,12 @@ async def ledger_inserts(stream: AsyncChangeStream[Any], seen: list[str]) -> Non
 @pytest.mark.parametrize("step", STEPS)
 @pytest.mark.parametrize("name", list(OPERATIONS))
 async def test_a_fault_between_any_two_steps_loses_and_doubles_nothing(
-    services: Services, clock: FakeClock, mongo: AsyncMongoClient[Any], name: str, step: str
+    services: Services,
+    clock: FakeClock,
+    mongo: AsyncMongoClient[Any],
+    collections: Collections,
+    name: str,
+    step: str,
 ) -> None:
     seen: list[str] = []
     ledger = LedgerEntryDocument.get_pymongo_collection()
@@ -121,7 +127,7 @@ async def test_a_fault_between_any_two_steps_loses_and_doubles_nothing(
         )
         if name == "expire":
             clock.advance(days=2)
-        faulty = Wallets(movements=Movements(clock=clock, faults=FaultOnce(step)), clock=clock)
+        faulty = other_wallets(collections, clock, faults=FaultOnce(step))
         operation = OPERATIONS[name]
         with pytest.raises(Fault):
             await operation(faulty, clock, str(held.id))
@@ -175,12 +181,12 @@ async def test_100_debits_of_30_tokens_over_two_processes_while_others_debit(
 
 
 async def test_lots_kept_from_an_earlier_write_are_not_taken_for_a_new_balance(
-    services: Services, clock: FakeClock
+    services: Services, clock: FakeClock, collections: Collections
 ) -> None:
     """A process keeps the lots it last wrote, so as not to decode them again; a balance
     deleted and made again by another process must not be read with those lots."""
     here = services.wallets
-    elsewhere = Wallets(movements=Movements(clock=clock), clock=clock)
+    elsewhere = other_wallets(collections, clock)
     await here.grant(user_id="u1", offer_group="pro", tokens=10, idempotency_key="a")
     await here.consume(user_id="u1", offer_group="pro", tokens=1, idempotency_key="b")
     for document in (Balance, LedgerEntryDocument):
@@ -194,7 +200,7 @@ async def test_lots_kept_from_an_earlier_write_are_not_taken_for_a_new_balance(
 
 
 async def test_a_plan_whose_entries_do_not_add_up_is_stopped_before_it_writes(
-    services: Services, clock: FakeClock
+    services: Services, clock: FakeClock, collections: Collections
 ) -> None:
     """The primitive checks the invariant's first line itself: a buggy decision (its lots move
     by other amounts than its entries) is refused and the balance and ledger stay whole."""
@@ -208,6 +214,8 @@ async def test_a_plan_whose_entries_do_not_add_up_is_stopped_before_it_writes(
         return Outcome(lots=lots, holds=balance.holds, entries=[entry])
 
     with pytest.raises(Impossible, match="moved lots by other amounts than its entries"):
-        await Movements(clock=clock).move(user_id="u1", offer_group="pro", decide=buggy, key="b")
+        await Movements(balances=collections.balances, ledger=collections.ledger, clock=clock).move(
+            user_id="u1", offer_group="pro", decide=buggy, key="b"
+        )
     assert await snapshot() == before
     assert (await assert_invariant("u1", "pro")).tokens == 10

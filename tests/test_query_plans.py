@@ -183,7 +183,9 @@ async def test_no_path_scans_a_collection(
     sandbox: SandboxPaymentClient,
 ) -> None:
     recorder, client = recorded
-    services = build_services(payments=sandbox, clock=clock, default_currency="USD")
+    services = build_services(
+        database=client[database_name], payments=sandbox, clock=clock, default_currency="USD"
+    )
     await _every_path(services, sandbox, clock)
     assert recorder.refused == []
     assert recorder.in_transactions == [], "no path runs a multi-document transaction"
@@ -247,6 +249,7 @@ async def test_a_database_is_given_the_new_unique_indexes_and_loses_the_retired_
 
 async def test_on_a_sharded_cluster_every_wallet_query_names_its_users(
     recorded: tuple[Recorder, AsyncMongoClient[Any]],
+    database_name: str,
     clock: FakeClock,
     sandbox: SandboxPaymentClient,
 ) -> None:
@@ -255,8 +258,14 @@ async def test_on_a_sharded_cluster_every_wallet_query_names_its_users(
     alone. A backend committing a reservation by its id alone is the one that cannot (its
     first read asks every shard for that id); the front end's user, or a caller that passes
     the owner, is targeted too."""
-    recorder, _ = recorded
-    services = build_services(payments=sandbox, clock=clock, default_currency="USD", sharded=True)
+    recorder, client = recorded
+    services = build_services(
+        database=client[database_name],
+        payments=sandbox,
+        clock=clock,
+        default_currency="USD",
+        sharded=True,
+    )
     wallets = services.wallets
     alice = Principal("u1", frozenset({Role.USER}))
     await wallets.grant(user_id="u1", offer_group="pro", tokens=50, idempotency_key="g1")

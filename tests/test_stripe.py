@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.api import sample
 from tests.fake_stripe import SECRET_KEY, WEBHOOK_SECRET, FakeStripe, event, sign
@@ -219,13 +219,15 @@ async def test_cancel_order_cancels_the_intent(shop: Shop) -> None:
 
 
 async def test_the_sweep_reconciles_old_pending_orders(
-    mongo: AsyncMongoClient[Any], fake_stripe: tuple[FakeStripe, str], clock: FakeClock
+    database: AsyncDatabase[Any], fake_stripe: tuple[FakeStripe, str], clock: FakeClock
 ) -> None:
     fake, api_base = fake_stripe
     stripe_client = StripePaymentClient(
         secret_key=SECRET_KEY, webhook_secret=WEBHOOK_SECRET, api_base=api_base
     )
-    services = build_services(payments=stripe_client, clock=clock, default_currency="USD")
+    services = build_services(
+        database=database, payments=stripe_client, clock=clock, default_currency="USD"
+    )
     offer = await make_offer(services)
     order = (await services.orders.create_order(user_id="u1", offer_id=str(offer.id))).order
     fake.succeed(fake.intent_for(str(order.id)))  # and its webhook is lost

@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.api import Api, token
 from tests.conftest import StartServer, serve_env
@@ -399,7 +400,7 @@ async def test_bad_rules_are_refused_and_change_nothing(cards: CardShop) -> None
 
 @asynccontextmanager
 async def a_charge_left_unanswered(
-    fake: FakeStripe, api_base: str, clock: FakeClock
+    fake: FakeStripe, api_base: str, clock: FakeClock, database: AsyncDatabase[Any]
 ) -> AsyncIterator[Services]:
     """Stripe charges alice's card for her rule, then goes down before answering: the
     attempt stays open, and nothing else is charged meanwhile. Yields the services."""
@@ -409,7 +410,9 @@ async def a_charge_left_unanswered(
         api_base=api_base,
         max_network_retries=0,
     )
-    services = build_services(payments=stripe, clock=clock, default_currency="USD")
+    services = build_services(
+        database=database, payments=stripe, clock=clock, default_currency="USD"
+    )
     try:
         offer = await make_offer(services, offer_group="chat", token_count=100)
         customer = await services.customers.customer(user_id="alice")
@@ -442,12 +445,12 @@ async def assert_charged_once(fake: FakeStripe, services: Services) -> None:
 
 
 async def test_a_charge_whose_answer_was_lost_is_resumed_and_charges_once(
-    fake_stripe: tuple[FakeStripe, str], clock: FakeClock, mongo: Any
+    fake_stripe: tuple[FakeStripe, str], clock: FakeClock, database: AsyncDatabase[Any]
 ) -> None:
     """The sweep carries a stale attempt on with the same card, amount and key, so Stripe
     answers with the first charge."""
     fake, api_base = fake_stripe
-    async with a_charge_left_unanswered(fake, api_base, clock) as services:
+    async with a_charge_left_unanswered(fake, api_base, clock, database) as services:
         clock.advance(minutes=11)
         assert await services.top_ups.resume_stale() == Swept(done=1)
         await assert_charged_once(fake, services)
@@ -455,12 +458,16 @@ async def test_a_charge_whose_answer_was_lost_is_resumed_and_charges_once(
 
 
 async def test_usercredits_expire_resumes_a_stale_top_up_as_the_server_sweep_does(
-    fake_stripe: tuple[FakeStripe, str], clock: FakeClock, database_uri: str, database_name: str
+    fake_stripe: tuple[FakeStripe, str],
+    clock: FakeClock,
+    database_uri: str,
+    database_name: str,
+    database: AsyncDatabase[Any],
 ) -> None:
     """A deployment that turns the built-in sweep off runs `usercredits expire` from cron:
     it runs the same sweep, top-ups included (the attempt is stale on the wall clock)."""
     fake, api_base = fake_stripe
-    async with a_charge_left_unanswered(fake, api_base, clock) as services:
+    async with a_charge_left_unanswered(fake, api_base, clock, database) as services:
         stripe = {
             f"USERCREDITS_{name.upper()}": value
             for name, value in server_settings(api_base).items()
@@ -474,7 +481,7 @@ async def test_usercredits_expire_resumes_a_stale_top_up_as_the_server_sweep_doe
 
 
 async def test_instances_racing_on_one_low_balance_charge_once(
-    fake_stripe: tuple[FakeStripe, str], clock: FakeClock, mongo: Any
+    fake_stripe: tuple[FakeStripe, str], clock: FakeClock, database: AsyncDatabase[Any]
 ) -> None:
     """Many callers, as several processes would be, judging the same low balance at once
     while charges succeed at once: the claim and the checks after it make one charge."""
@@ -485,7 +492,8 @@ async def test_instances_racing_on_one_low_balance_charge_once(
     ]
     try:
         instances = [
-            build_services(payments=c, clock=clock, default_currency="USD") for c in clients
+            build_services(database=database, payments=c, clock=clock, default_currency="USD")
+            for c in clients
         ]
         offer = await make_offer(instances[0], offer_group="chat", token_count=100)
         fake.save_card(await instances[0].customers.customer(user_id="alice"))

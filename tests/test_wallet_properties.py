@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support import FakeClock, assert_invariant, order_credit
+from tests.support import FakeClock, assert_invariant, order_credit, other_wallets
 from usercredits.models import ALL_DOCUMENTS, LedgerEntryDocument
+from usercredits.models.collections import Collections
 from usercredits.services import Services
 from usercredits.services.errors import Conflict, Expired, InsufficientTokens, NotFound
 from usercredits.services.wallets import Wallets
-from usercredits.services.wallets.movements import Movements
 from usercredits.values import LedgerEntry
 
 movement = st.one_of(
@@ -101,18 +101,21 @@ async def empty_database() -> None:
         await document.get_pymongo_collection().delete_many({})
 
 
-def two_movers(services: Services, clock: FakeClock) -> list[Wallets]:
+def two_movers(services: Services, clock: FakeClock, collections: Collections) -> list[Wallets]:
     """The services' wallets and a second, independent mover, as two processes would have."""
-    return [services.wallets, Wallets(movements=Movements(clock=clock), clock=clock)]
+    return [services.wallets, other_wallets(collections, clock)]
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
 @given(batches=st.lists(st.lists(movement, min_size=1, max_size=6), min_size=1, max_size=6))
 async def test_random_concurrent_movements_keep_every_lot_and_the_ledger_whole(
-    services: Services, clock: FakeClock, batches: list[list[tuple[str, int, int]]]
+    services: Services,
+    clock: FakeClock,
+    collections: Collections,
+    batches: list[list[tuple[str, int, int]]],
 ) -> None:
     await empty_database()
-    movers = two_movers(services, clock)
+    movers = two_movers(services, clock, collections)
     made = Made()
     index = 0
     for batch in batches:
@@ -136,7 +139,10 @@ async def test_random_concurrent_movements_keep_every_lot_and_the_ledger_whole(
 @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
 @given(steps=st.lists(movement, min_size=1, max_size=24))
 async def test_after_every_step_the_ledger_explains_the_read_balance_in_commit_order(
-    services: Services, clock: FakeClock, steps: list[tuple[str, int, int]]
+    services: Services,
+    clock: FakeClock,
+    collections: Collections,
+    steps: list[tuple[str, int, int]],
 ) -> None:
     """The same movements one at a time, through the two movers in turn. After every step,
     without waiting for a sweep: the ledger read page by page lists each entry once,
@@ -144,7 +150,7 @@ async def test_after_every_step_the_ledger_explains_the_read_balance_in_commit_o
     stream (what live events are made from) carried each entry once."""
     await empty_database()
     ledger = LedgerEntryDocument.get_pymongo_collection()
-    movers = two_movers(services, clock)
+    movers = two_movers(services, clock, collections)
     made = Made()
     seen: Counter[str] = Counter()
     async with await ledger.watch([{"$match": {"operationType": "insert"}}]) as stream:

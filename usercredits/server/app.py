@@ -107,6 +107,7 @@ async def services_for(
     """The services as `settings` configure them, over `client`: the server and every
     command line tool build them here, so both apply the same limits."""
     return build_services(
+        database=client[settings.database],
         payments=payments,
         clock=clock,
         default_currency=settings.default_currency,

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from pymongo.errors import ConfigurationError, ConnectionFailure, OperationFailure, PyMongoError
 
 from usercredits.api import build_schema
+from usercredits.models.collections import Collections
 from usercredits.server.app import create_app, payment_client, services_for
 from usercredits.server.auth import issue_token
 from usercredits.server.database import open_database
@@ -211,13 +212,15 @@ def _expire(settings: Settings) -> int:
 
 
 def _migrate(settings: Settings, dry_run: bool) -> None:
-    async def run(services: Services) -> tuple[list[Migrated], int]:
-        return (
-            await migrate_balances(dry_run=dry_run),
-            await key_ledger_entries(dry_run=dry_run),
-        )
+    async def run() -> tuple[list[Migrated], int]:
+        async with open_database(settings) as client:
+            collections = Collections.of(client[settings.database])
+            return (
+                await migrate_balances(collections=collections, dry_run=dry_run),
+                await key_ledger_entries(collections=collections, dry_run=dry_run),
+            )
 
-    changes, keyed = asyncio.run(_with_services(settings, run))
+    changes, keyed = asyncio.run(run())
     verb = "would get" if dry_run else "got"
     for change in changes:
         print(f"{change}: {verb} migrated")

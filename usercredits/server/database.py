@@ -34,7 +34,7 @@ async def init_models(client: AsyncMongoClient[Any], database: str) -> None:
     for document, names in RETIRED_INDEXES.items():
         for name in names:
             with suppress(OperationFailure):
-                await document.get_pymongo_collection().drop_index(name)
+                await client[database][document.get_collection_name()].drop_index(name)
 
 
 async def is_sharded(client: AsyncMongoClient[Any]) -> bool:

@@ -1,13 +1,19 @@
 """The credits service as a Python library: offers, orders, wallets and ledger, expiry,
 payments and live events, with no GraphQL and no HTTP.
 
-`build_services` wires them from their collaborators (a payment client and a clock, which
-the caller builds; the server does so from its settings). The documents must be bound to a
-database first (server/database.py's `init_models`).
+`build_services` wires them from their collaborators (the database, a payment client and
+a clock, which the caller builds; the server does so from its settings), handing each
+service the collections of the database it works on (models/collections.py). The documents must be
+registered first (server/database.py's `init_models` makes their indexes and sets up
+their encoding), but no service reads Beanie's binding of them to a database.
 """
 
 from dataclasses import dataclass
+from typing import Any
 
+from pymongo.asynchronous.database import AsyncDatabase
+
+from usercredits.models.collections import Collections
 from usercredits.services.catalogue.offers import Offers
 from usercredits.services.clock import Clock
 from usercredits.services.events import EventHub
@@ -42,6 +48,7 @@ class Services:
 
 def build_services(
     *,
+    database: AsyncDatabase[Any],
     payments: PaymentClient,
     clock: Clock,
     default_currency: str,
@@ -53,21 +60,28 @@ def build_services(
     webhook_retry_base_seconds: float = 5.0,
     top_up_caps: TopUpCaps | None = None,
 ) -> Services:
-    """The services; `sharded`: the database is a cluster sharded by user_id, whose wallet
-    queries name their users (services/sharding.py); `production`: webhooks go only to
-    public https receivers; `top_up_caps`: what auto top-ups may charge (default: the
-    built-in caps in `default_currency`)."""
-    offers = Offers(clock=clock, limits=limits)
+    """The services, over the collections of `database`; `sharded`: the database is a
+    cluster sharded by user_id, whose wallet queries name their users
+    (services/sharding.py); `production`: webhooks go only to public https receivers;
+    `top_up_caps`: what auto top-ups may charge (default: the built-in caps in
+    `default_currency`)."""
+    c = Collections.of(database)
+    offers = Offers(offers=c.offers, orders=c.orders, clock=clock, limits=limits)
     scope = UserScope(sharded=sharded)
     events = EventHub()
     wallets = Wallets(
-        movements=Movements(clock=clock, scope=scope),
+        balances=c.balances,
+        ledger=c.ledger,
+        reservations=c.reservations,
+        movements=Movements(balances=c.balances, ledger=c.ledger, clock=clock, scope=scope),
         clock=clock,
         limits=limits,
         scope=scope,
         events=events,
     )
     orders = Orders(
+        orders=c.orders,
+        payment_events=c.payment_events,
         offers=offers,
         wallets=wallets,
         payments=payments,
@@ -77,7 +91,7 @@ def build_services(
         max_pending_orders=max_pending_orders,
         sandbox=payments if isinstance(payments, SandboxPaymentClient) else None,
     )
-    customers = PaymentCustomers(payments=payments, clock=clock)
+    customers = PaymentCustomers(customers=c.payment_customers, payments=payments, clock=clock)
     return Services(
         offers=offers,
         orders=orders,
@@ -86,8 +100,9 @@ def build_services(
         clock=clock,
         events=events,
         default_currency=default_currency,
-        api_keys=ApiKeys(clock=clock, pepper=api_key_pepper),
+        api_keys=ApiKeys(keys=c.api_keys, clock=clock, pepper=api_key_pepper),
         outbound=build_outbound(
+            collections=c,
             clock=clock,
             limits=limits,
             production=production,
@@ -95,6 +110,9 @@ def build_services(
         ),
         customers=customers,
         top_ups=AutoTopUps(
+            rules=c.auto_top_ups,
+            attempts=c.top_up_attempts,
+            customer_records=c.payment_customers,
             orders=orders,
             offers=offers,
             wallets=wallets,
@@ -105,6 +123,7 @@ def build_services(
             caps=top_up_caps or TopUpCaps.of(default_currency),
         ),
         plans=Plans(
+            plans=c.plans,
             offers=offers,
             orders=orders,
             payments=payments,

@@ -7,7 +7,8 @@
 - A keyed ledger entry written before `user_key` existed gets it, so that a retry of its
   key is still recognised; then the old (user, key) index goes.
 
-Running it again changes nothing; a dry run says what it would do and writes nothing.
+Running it again changes nothing; a dry run says what it would do and writes nothing. It
+works on the whole database, so it is handed all its collections.
 """
 
 import contextlib
@@ -20,14 +21,8 @@ from bson import ObjectId
 from pymongo import UpdateOne
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from usercredits.models import (
-    Balance,
-    LedgerEntryDocument,
-    ReservationDocument,
-    balance_id,
-    pack_lots,
-    user_key,
-)
+from usercredits.models import balance_id, pack_lots, user_key
+from usercredits.models.collections import Collection, Collections
 from usercredits.services.wallets.lots import totals
 from usercredits.values import (
     Hold,
@@ -65,9 +60,9 @@ class Migrated:
         )
 
 
-async def migrate_balances(*, dry_run: bool = False) -> list[Migrated]:
+async def migrate_balances(*, collections: Collections, dry_run: bool = False) -> list[Migrated]:
     """Turns every balance without lots into one with a single lot; returns what it did."""
-    balances = Balance.get_pymongo_collection()
+    balances = collections.balances
     if not dry_run:
         with contextlib.suppress(OperationFailure):  # already gone, or never made
             await balances.drop_index(LEGACY_INDEX)
@@ -77,7 +72,7 @@ async def migrate_balances(*, dry_run: bool = False) -> list[Migrated]:
             if not dry_run:
                 await balances.delete_one({"_id": old["_id"]})
             continue
-        new = await _with_lot(old)
+        new = await _with_lot(old, collections.reservations)
         done.append(
             Migrated(
                 user_id=old["user_id"],
@@ -97,7 +92,7 @@ async def migrate_balances(*, dry_run: bool = False) -> list[Migrated]:
     return done
 
 
-async def _with_lot(old: dict[str, Any]) -> dict[str, Any]:
+async def _with_lot(old: dict[str, Any], reservations: Collection) -> dict[str, Any]:
     lot = Lot(
         id=str(ObjectId()),
         source=LotSource.GRANT,
@@ -109,7 +104,7 @@ async def _with_lot(old: dict[str, Any]) -> dict[str, Any]:
         note="the group's tokens before lots",
         created_at=old["starts"],
     )
-    held = ReservationDocument.get_pymongo_collection().find(
+    held = reservations.find(
         {
             "user_id": old["user_id"],
             "offer_group": old["offer_group"],
@@ -143,10 +138,10 @@ async def _with_lot(old: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def key_ledger_entries(*, dry_run: bool = False) -> int:
+async def key_ledger_entries(*, collections: Collections, dry_run: bool = False) -> int:
     """Gives every keyed ledger entry without `user_key` its `user_key`, in one pass, then
     drops the index it replaces; returns how many entries it keyed (or would)."""
-    ledger = LedgerEntryDocument.get_pymongo_collection()
+    ledger = collections.ledger
     unkeyed = {"idempotency_key": {"$type": "string"}, "user_key": {"$exists": False}}
     if dry_run:
         return await ledger.count_documents(unkeyed)

@@ -35,7 +35,7 @@ async def handle_provider_event(
     `duplicate`, `ignored` (a type we do not act on), `unknown payment` or `unknown
     subscription`. PaymentFailed (the provider could not be asked what the event needs)
     records nothing, so that the provider delivers the event again."""
-    if await ProcessedEvent.get(event.id) is not None:
+    if await orders.event_processed(event_id=event.id):
         return "duplicate"
     try:
         outcome = await _apply(orders, plans, event)
@@ -47,13 +47,15 @@ async def handle_provider_event(
         log.error("payment event not applied", extra={"event_id": event.id, "error": exc.message})
         outcome = f"not applied: {exc.code}"
     with suppress(DuplicateKeyError):
-        await ProcessedEvent(
-            id=event.id,
-            type=event.type,
-            payment_id=event.payment_id,
-            outcome=outcome,
-            processed_at=clock.now(),
-        ).insert()
+        await orders.record_event(
+            ProcessedEvent(
+                id=event.id,
+                type=event.type,
+                payment_id=event.payment_id,
+                outcome=outcome,
+                processed_at=clock.now(),
+            )
+        )
     return outcome
 
 

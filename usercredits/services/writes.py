@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 from beanie import Document
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from usercredits.models.collections import Collection, insert
 from usercredits.services.errors import Impossible
 
 T = TypeVar("T")
@@ -23,13 +24,16 @@ def duplicates_only(exc: BulkWriteError) -> list[dict[str, Any]]:
 
 
 async def insert_keyed(
-    document: Document, key: str | None, stored: Callable[[str], Awaitable[T | None]]
+    collection: Collection,
+    document: Document,
+    key: str | None,
+    stored: Callable[[str], Awaitable[T | None]],
 ) -> T | None:
-    """Inserts `document`, unique by its idempotency `key`: None once it is in; if a
-    concurrent request inserted one under the key first, that one (read by `stored`), for
-    the caller to answer the retry with."""
+    """Inserts `document` into `collection`, unique by its idempotency `key`: None once it
+    is in; if a concurrent request inserted one under the key first, that one (read by
+    `stored`), for the caller to answer the retry with."""
     try:
-        await document.insert()
+        await insert(collection, document)
     except DuplicateKeyError:
         if key is None:
             raise

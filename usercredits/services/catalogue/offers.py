@@ -29,7 +29,8 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
 from pymongo.errors import DuplicateKeyError
 
-from usercredits.models import OfferDocument, OrderDocument
+from usercredits.models import OfferDocument
+from usercredits.models.collections import Collection, insert, set_fields
 from usercredits.services.catalogue.cycles import expiry
 from usercredits.services.clock import Clock
 from usercredits.services.errors import (
@@ -80,7 +81,17 @@ class KeyedUpsert(StrEnum):
 
 
 class Offers:
-    def __init__(self, *, clock: Clock, limits: InputLimits = DEFAULT_INPUT_LIMITS) -> None:
+    def __init__(
+        self,
+        *,
+        offers: Collection,
+        orders: Collection,
+        clock: Clock,
+        limits: InputLimits = DEFAULT_INPUT_LIMITS,
+    ) -> None:
+        """`orders`: read for the groups a user has paid in (`paid_groups`)."""
+        self._offers = offers
+        self._orders = orders
         self._clock = clock
         self._limits = limits
 
@@ -88,10 +99,10 @@ class Offers:
         return Offer.model_validate(await self._document(offer_id))
 
     async def _document(self, offer_id: str) -> OfferDocument:
-        offer = await OfferDocument.get(object_id(offer_id, "offer"))
-        if offer is None:
+        raw = await self._offers.find_one({"_id": object_id(offer_id, "offer")})
+        if raw is None:
             raise NotFound(f"offer {offer_id} does not exist")
-        return offer
+        return OfferDocument.model_validate(raw)
 
     async def create_offer(self, *, spec: OfferSpec) -> Offer:
         fields = await self._fields(spec, offer_id=None)
@@ -99,7 +110,7 @@ class Offers:
 
     async def _insert(self, fields: dict[str, Any]) -> Offer:
         offer = OfferDocument(**fields, created_at=self._clock.now())
-        await offer.insert()
+        await insert(self._offers, offer)
         return Offer.model_validate(offer)
 
     async def update_offer(
@@ -112,12 +123,14 @@ class Offers:
         if key is not None:
             fields["key"] = self._limits.key(key, "key")
         try:
-            await offer.set(fields)
+            raw = await set_fields(self._offers, offer.id, fields)
         except DuplicateKeyError:
             holder = await self.by_key(fields["key"])
             named = "another offer" if holder is None else f"offer {holder.id}"
             raise OfferKeyTaken(f"key {fields['key']!r} already names {named}") from None
-        return Offer.model_validate(offer)
+        if raw is None:
+            raise NotFound(f"offer {offer_id} does not exist")
+        return Offer.model_validate(raw)
 
     async def upsert_offer(
         self, *, spec: OfferSpec, offer_id: str | None = None, key: str | None = None
@@ -166,25 +179,31 @@ class Offers:
                     continue
             if all(getattr(existing, name) == value for name, value in fields.items()):
                 return KeyedUpsert.UNCHANGED, Offer.model_validate(existing)
-            if not dry_run:
-                await existing.set(fields)
-            return KeyedUpsert.UPDATE, Offer.model_validate(existing)
+            if dry_run:
+                return KeyedUpsert.UPDATE, Offer.model_validate(existing)
+            raw = await set_fields(self._offers, existing.id, fields)
+            if raw is None:  # deleted meanwhile: the key is free again
+                continue
+            return KeyedUpsert.UPDATE, Offer.model_validate(raw)
         raise Impossible(f"offer key {key!r} is taken, yet no offer has it")
 
     async def _keyed(self, key: str) -> OfferDocument | None:
         """The offer that carries `key`; an exported offer that had no key was exported
         under its id, and its id as a key names it."""
-        existing = await OfferDocument.find_one({"key": key})
-        if existing is None and ObjectId.is_valid(key):
-            existing = await OfferDocument.find_one({"_id": ObjectId(key), "key": None})
-        return existing
+        raw = await self._offers.find_one({"key": key})
+        if raw is None and ObjectId.is_valid(key):
+            raw = await self._offers.find_one({"_id": ObjectId(key), "key": None})
+        return None if raw is None else OfferDocument.model_validate(raw)
 
     async def archive_offer(self, *, offer_id: str) -> Offer:
         """Stops selling an offer; its orders and the tokens they granted are untouched."""
         offer = await self._document(offer_id)
-        if not offer.archived:
-            await offer.set({OfferDocument.archived: True})
-        return Offer.model_validate(offer)
+        if offer.archived:
+            return Offer.model_validate(offer)
+        raw = await set_fields(self._offers, offer.id, {"archived": True})
+        if raw is None:
+            raise NotFound(f"offer {offer_id} does not exist")
+        return Offer.model_validate(raw)
 
     async def _fields(
         self,
@@ -224,21 +243,21 @@ class Offers:
 
     async def by_key(self, key: str) -> Offer | None:
         """The offer that carries the catalogue key `key`, if any."""
-        raw = await OfferDocument.get_pymongo_collection().find_one({"key": key})
+        raw = await self._offers.find_one({"key": key})
         return None if raw is None else Offer.model_validate(raw)
 
     async def on_sale(self) -> list[Offer]:
         """Every offer not archived, oldest first: what a catalogue export writes."""
-        found = OfferDocument.get_pymongo_collection().find({"archived": False}).sort("_id", 1)
+        found = self._offers.find({"archived": False}).sort("_id", 1)
         return [Offer.model_validate(raw) async for raw in found]
 
     async def any_offer(self) -> bool:
         """Whether the catalogue has any offer at all, archived ones included."""
-        return await OfferDocument.get_pymongo_collection().find_one({}, {"_id": 1}) is not None
+        return await self._offers.find_one({}, {"_id": 1}) is not None
 
     async def paid_groups(self, *, user_id: str) -> set[str]:
         """Groups in which the user has a paid order: the keys that unlock offers."""
-        groups = await OrderDocument.get_pymongo_collection().distinct(
+        groups = await self._orders.distinct(
             "offer_group", {"user_id": user_id, "status": OrderStatus.PAID.value}
         )
         return set(groups)
@@ -263,7 +282,7 @@ class Offers:
             query["offer_group"] = offer_group
         if tags:
             query["tags"] = {"$all": list(tags)}
-        found = OfferDocument.get_pymongo_collection().find(query)
+        found = self._offers.find(query)
         return [Offer.model_validate(raw) async for raw in found]
 
     async def visible_offer(self, *, user_id: str | None, offer_id: str) -> Offer | None:

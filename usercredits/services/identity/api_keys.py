@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from usercredits.models import ApiKey
+from usercredits.models.collections import Collection, insert
 from usercredits.services.clock import Clock
 from usercredits.services.errors import InvalidInput, NotFound
 from usercredits.services.identity.access import STAFF, Role
@@ -66,7 +67,8 @@ def is_api_key(credential: str) -> bool:
 
 
 class ApiKeys:
-    def __init__(self, *, clock: Clock, pepper: bytes = b"") -> None:
+    def __init__(self, *, keys: Collection, clock: Clock, pepper: bytes = b"") -> None:
+        self._keys = keys
         self._clock = clock
         self._pepper = pepper
         self._found: dict[str, tuple[float, ApiKeyView | None]] = {}
@@ -87,23 +89,25 @@ class ApiKeys:
             digest=self._digest(secret),
             created_at=self._clock.now(),
         )
-        await key.insert()
+        await insert(self._keys, key)
         return CreatedApiKey(key=ApiKeyView.of(key), secret=secret)
 
     async def list_keys(self) -> list[ApiKeyView]:
         """Every key, revoked ones too, newest first."""
-        return [ApiKeyView.of(k) for k in await ApiKey.find({}).sort("-_id").to_list()]
+        found = self._keys.find({}).sort("_id", -1)
+        return [ApiKeyView.of(ApiKey.model_validate(raw)) async for raw in found]
 
     async def revoke(self, *, key_id: str) -> ApiKeyView:
         """Revokes a key (a second revocation changes nothing): this instance stops
         accepting it at once, the others within CACHE_SECONDS."""
         oid = object_id(key_id, "API key")
-        await ApiKey.get_pymongo_collection().update_one(
+        await self._keys.update_one(
             {"_id": oid, "revoked_at": None}, {"$set": {"revoked_at": self._clock.now()}}
         )
-        key = await ApiKey.get(oid)
-        if key is None:
+        raw = await self._keys.find_one({"_id": oid})
+        if raw is None:
             raise NotFound(f"API key {key_id} does not exist")
+        key = ApiKey.model_validate(raw)
         self._found.pop(key.digest, None)
         return ApiKeyView.of(key)
 
@@ -114,7 +118,8 @@ class ApiKeys:
         cached = self._found.get(digest)
         if cached is not None and now - cached[0] < CACHE_SECONDS:
             return cached[1]
-        key = await ApiKey.find_one({"digest": digest})
+        raw = await self._keys.find_one({"digest": digest})
+        key = None if raw is None else ApiKey.model_validate(raw)
         view = None if key is None or key.revoked_at is not None else ApiKeyView.of(key)
         if key is not None and view is not None:
             await self._note_use(key)
@@ -126,6 +131,4 @@ class ApiKeys:
     async def _note_use(self, key: ApiKey) -> None:
         at = self._clock.now()
         if key.last_used_at is None or at - key.last_used_at >= LAST_USED_EVERY:
-            await ApiKey.get_pymongo_collection().update_one(
-                {"_id": key.id}, {"$set": {"last_used_at": at}}
-            )
+            await self._keys.update_one({"_id": key.id}, {"$set": {"last_used_at": at}})

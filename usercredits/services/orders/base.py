@@ -16,7 +16,8 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from usercredits.models import OrderDocument
+from usercredits.models import OrderDocument, ProcessedEvent
+from usercredits.models.collections import Collection, insert
 from usercredits.services.catalogue.cycles import expiry, paid_expiry
 from usercredits.services.catalogue.offers import Offers
 from usercredits.services.clock import Clock
@@ -108,6 +109,8 @@ class OrdersBase:
     def __init__(
         self,
         *,
+        orders: Collection,
+        payment_events: Collection,
         offers: Offers,
         wallets: Wallets,
         payments: PaymentClient,
@@ -118,7 +121,8 @@ class OrdersBase:
         sandbox: SandboxPaymentClient | None = None,
     ) -> None:
         """`sandbox`: the payment client when it is the sandbox, whose payments a caller
-        may settle by hand (`settle_sandbox_payment`)."""
+        may settle by hand (`settle_sandbox_payment`); `payment_events`: the provider's
+        events already applied (`event_processed`)."""
         self._limits = limits
         self._sandbox = sandbox
         self._max_pending_orders = max_pending_orders
@@ -127,7 +131,8 @@ class OrdersBase:
         self._payments = payments
         self._clock = clock
         self._default_currency = default_currency
-        self._orders = OrderDocument.get_pymongo_collection()
+        self._orders = orders
+        self._payment_events = payment_events
 
     async def get_order(self, *, order_id: str, visible_to: Principal | None = None) -> Order:
         """The order; with `visible_to`, one that caller may not see is NotFound too, with
@@ -144,7 +149,17 @@ class OrdersBase:
         """Inserts an order unique by its user's idempotency key: None once it is in; the
         order a concurrent request made under the key first, if one did."""
         key = document.idempotency_key
-        return await insert_keyed(document, key, partial(self._by_key, document.user_id))
+        return await insert_keyed(
+            self._orders, document, key, partial(self._by_key, document.user_id)
+        )
+
+    async def event_processed(self, *, event_id: str) -> bool:
+        """Whether the payment provider's event `event_id` was applied already."""
+        return await self._payment_events.find_one({"_id": event_id}) is not None
+
+    async def record_event(self, event: ProcessedEvent) -> None:
+        """Notes that a provider's event was applied; DuplicateKeyError if it was already."""
+        await insert(self._payment_events, event)
 
     async def _one(self, query: dict[str, Any]) -> Order | None:
         raw = await self._orders.find_one(query)

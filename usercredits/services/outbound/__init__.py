@@ -14,6 +14,7 @@ into deliveries, server/dispatcher.py sends them.
 
 from dataclasses import dataclass
 
+from usercredits.models.collections import Collections
 from usercredits.services.clock import Clock
 from usercredits.services.limits import InputLimits
 from usercredits.services.outbound.alerts import AlertRules
@@ -31,12 +32,32 @@ class Outbound:
 
 
 def build_outbound(
-    *, clock: Clock, limits: InputLimits, production: bool, retry_base_seconds: float
+    *,
+    collections: Collections,
+    clock: Clock,
+    limits: InputLimits,
+    production: bool,
+    retry_base_seconds: float,
 ) -> Outbound:
     """`production`: receivers must be https and public; `retry_base_seconds`: about how
     long after a failed delivery the first retry comes."""
-    endpoints = WebhookEndpoints(clock=clock, production=production)
-    alerts = AlertRules(clock=clock, limits=limits)
-    deliveries = Deliveries(clock=clock, retry_base_seconds=retry_base_seconds)
-    publisher = Publisher(endpoints=endpoints, alerts=alerts, deliveries=deliveries)
+    endpoints = WebhookEndpoints(
+        endpoints=collections.webhook_endpoints,
+        positions=collections.stream_positions,
+        clock=clock,
+        production=production,
+    )
+    alerts = AlertRules(rules=collections.alert_rules, clock=clock, limits=limits)
+    deliveries = Deliveries(
+        deliveries=collections.webhook_deliveries,
+        clock=clock,
+        retry_base_seconds=retry_base_seconds,
+    )
+    publisher = Publisher(
+        states=collections.alert_states,
+        balances=collections.balances,
+        endpoints=endpoints,
+        alerts=alerts,
+        deliveries=deliveries,
+    )
     return Outbound(endpoints, alerts, deliveries, publisher)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from usercredits.models import AlertRuleDocument
+from usercredits.models.collections import Collection, save
 from usercredits.services.clock import Clock
 from usercredits.services.errors import InvalidInput, shown
 from usercredits.services.limits import InputLimits
@@ -60,7 +61,8 @@ def _whole(value: object, name: str, low: int, high: int) -> int:
 
 
 class AlertRules:
-    def __init__(self, *, clock: Clock, limits: InputLimits) -> None:
+    def __init__(self, *, rules: Collection, clock: Clock, limits: InputLimits) -> None:
+        self._rules = rules
         self._clock = clock
         self._limits = limits
 
@@ -79,17 +81,19 @@ class AlertRules:
                 int(MAX_WINDOW.total_seconds()),
             ),
         )
-        await AlertRuleDocument(
+        document = AlertRuleDocument(
             id=group,
             low_balance=checked.low_balance,
             hysteresis=checked.hysteresis,
             expiring_within_seconds=checked.expiring_within_seconds,
             updated_at=self._clock.now(),
-        ).save()
+        )
+        await save(self._rules, document)
         return checked
 
     async def rules(self) -> dict[str, AlertRule]:
         """Every rule, by offer group."""
+        found = [AlertRuleDocument.model_validate(raw) async for raw in self._rules.find({})]
         return {
             d.id: AlertRule(
                 offer_group=d.id,
@@ -97,5 +101,5 @@ class AlertRules:
                 hysteresis=d.hysteresis,
                 expiring_within_seconds=d.expiring_within_seconds,
             )
-            for d in await AlertRuleDocument.find({}).to_list()
+            for d in found
         }

@@ -20,7 +20,7 @@ from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.errors import BulkWriteError
 
-from usercredits.models import WebhookDeliveryDocument
+from usercredits.models.collections import Collection
 from usercredits.services.clock import Clock, due_by
 from usercredits.services.errors import NotFound, shown
 from usercredits.services.ids import object_id, ordered_id
@@ -91,10 +91,12 @@ class Outcome:
 
 
 class Deliveries:
-    def __init__(self, *, clock: Clock, retry_base_seconds: float = 5.0) -> None:
+    def __init__(
+        self, *, deliveries: Collection, clock: Clock, retry_base_seconds: float = 5.0
+    ) -> None:
         self._clock = clock
         self._base = retry_base_seconds
-        self._collection = WebhookDeliveryDocument.get_pymongo_collection()
+        self._collection = deliveries
         self._made = asyncio.Event()
 
     async def made_or(self, seconds: float) -> None:
@@ -151,9 +153,8 @@ class Deliveries:
         )
         if raw is None:
             return None
-        return Claimed(
-            Delivery.of(raw), raw["body"], token, raw.get("retry_since", raw["created_at"])
-        )
+        since = raw["retry_since"] if "retry_since" in raw else raw["created_at"]
+        return Claimed(Delivery.of(raw), raw["body"], token, since)
 
     async def record(
         self, claimed: Claimed, outcome: Outcome, rng: random.Random | None = None

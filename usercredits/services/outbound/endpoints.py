@@ -7,7 +7,8 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from usercredits.models import StreamPosition, WebhookEndpointDocument
+from usercredits.models import WebhookEndpointDocument
+from usercredits.models.collections import Collection, insert, save
 from usercredits.services.clock import Clock
 from usercredits.services.errors import InvalidInput, NotFound, shown
 from usercredits.services.ids import object_id
@@ -88,7 +89,13 @@ class Target:
 
 
 class WebhookEndpoints:
-    def __init__(self, *, clock: Clock, production: bool) -> None:
+    def __init__(
+        self, *, endpoints: Collection, positions: Collection, clock: Clock, production: bool
+    ) -> None:
+        """`positions`: the change stream readers' positions, which say whether the relay
+        reads (`_relay_reading`)."""
+        self._endpoints = endpoints
+        self._positions = positions
         self._clock = clock
         self._production = production
 
@@ -105,7 +112,7 @@ class WebhookEndpoints:
 
     async def create(self, spec: EndpointSpec) -> CreatedEndpoint:
         checked = self._checked(spec)
-        if await WebhookEndpointDocument.count() >= MAX_ENDPOINTS:
+        if await self._endpoints.count_documents({}) >= MAX_ENDPOINTS:
             raise InvalidInput(f"at most {MAX_ENDPOINTS} webhook endpoints")
         document = WebhookEndpointDocument(
             url=checked.url,
@@ -114,7 +121,7 @@ class WebhookEndpoints:
             secret=new_secret(),
             created_at=self._clock.now(),
         )
-        await document.insert()
+        await insert(self._endpoints, document)
         if document.enabled:
             await self._relay_reading()
         return CreatedEndpoint(endpoint=Endpoint.of(document), secret=document.secret)
@@ -130,7 +137,7 @@ class WebhookEndpoints:
             document.failing_since = None
             document.disabled_reason = None
         document.enabled = checked.enabled
-        await document.save()
+        await save(self._endpoints, document)
         if enabling:
             await self._relay_reading()
         return Endpoint.of(document)
@@ -138,18 +145,19 @@ class WebhookEndpoints:
     async def delete(self, endpoint_id: str) -> Endpoint:
         """Removes the endpoint; its deliveries stay for inspection and are not sent."""
         document = await self._get(endpoint_id)
-        await document.delete()
+        await self._endpoints.delete_one({"_id": document.id})
         return Endpoint.of(document)
 
     async def list_endpoints(self) -> list[Endpoint]:
-        return [Endpoint.of(d) for d in await WebhookEndpointDocument.find({}).to_list()]
+        found = self._endpoints.find({})
+        return [Endpoint.of(WebhookEndpointDocument.model_validate(raw)) async for raw in found]
 
     async def _relay_reading(self) -> None:
         """Waits until the webhook relay reads the changes (server/relay.py), so that
         every change after an endpoint is enabled reaches it: with no endpoint enabled
         the relay reads nothing, and starts from the moment it opens its stream. Gives
         up after RELAY_WAIT (no relay runs, as in a command line tool)."""
-        positions = StreamPosition.get_pymongo_collection()
+        positions = self._positions
         deadline = time.monotonic() + RELAY_WAIT.total_seconds()
         while await positions.find_one({"idle": False}) is None:
             if time.monotonic() >= deadline:
@@ -159,13 +167,16 @@ class WebhookEndpoints:
 
     async def target(self, endpoint_id: str) -> Target | None:
         """The endpoint and its secret, for a delivery; None if it was deleted."""
-        document = await WebhookEndpointDocument.get(object_id(endpoint_id, "endpoint"))
-        return None if document is None else Target(Endpoint.of(document), document.secret)
+        raw = await self._endpoints.find_one({"_id": object_id(endpoint_id, "endpoint")})
+        if raw is None:
+            return None
+        document = WebhookEndpointDocument.model_validate(raw)
+        return Target(Endpoint.of(document), document.secret)
 
     async def note_outcome(self, endpoint: Endpoint, *, ok: bool, error: str | None) -> None:
         """Keeps when the endpoint started failing; three days of it disable it with the
         last error as the reason."""
-        collection = WebhookEndpointDocument.get_pymongo_collection()
+        collection = self._endpoints
         oid = object_id(endpoint.id, "endpoint")
         if ok:
             if endpoint.failing_since is not None:
@@ -185,7 +196,8 @@ class WebhookEndpoints:
             )
 
     async def _get(self, endpoint_id: str) -> WebhookEndpointDocument:
-        document = await WebhookEndpointDocument.get(object_id(endpoint_id, "endpoint"))
-        if document is None:
+        raw = await self._endpoints.find_one({"_id": object_id(endpoint_id, "endpoint")})
+        if raw is None:
             raise NotFound(f"webhook endpoint {shown(endpoint_id)} does not exist")
+        document: WebhookEndpointDocument = WebhookEndpointDocument.model_validate(raw)
         return document

@@ -16,13 +16,8 @@ from typing import Any, Generic, TypeVar
 
 from pymongo import UpdateOne
 
-from usercredits.models import (
-    AlertRuleDocument,
-    AlertStateDocument,
-    Balance,
-    WebhookEndpointDocument,
-    balance_id,
-)
+from usercredits.models import AlertRuleDocument, WebhookEndpointDocument, balance_id
+from usercredits.models.collections import Collection
 from usercredits.models.wallet import LOTS
 from usercredits.services.clock import EPOCH
 from usercredits.services.outbound.alerts import AlertRule, AlertRules
@@ -75,16 +70,25 @@ class _Lru(Generic[K, V]):
 
 class Publisher:
     def __init__(
-        self, *, endpoints: WebhookEndpoints, alerts: AlertRules, deliveries: Deliveries
+        self,
+        *,
+        states: Collection,
+        balances: Collection,
+        endpoints: WebhookEndpoints,
+        alerts: AlertRules,
+        deliveries: Deliveries,
     ) -> None:
+        """`states`: each balance's alert state; `balances`: read for lots about to expire."""
+        self._alert_states = states
+        self._balances = balances
         self._endpoints = endpoints
         self._alerts = alerts
         self._deliveries = deliveries
         self._states: _Lru[str, State] = _Lru(REMEMBERED)
         self._announced: _Lru[str, bool] = _Lru(REMEMBERED)
         self.watched = (
-            WebhookEndpointDocument.get_collection_name(),
-            AlertRuleDocument.get_collection_name(),
+            WebhookEndpointDocument.Settings.name,
+            AlertRuleDocument.Settings.name,
         )
         """The collections whose writes must reach `publish` as `Touched`."""
         self._listeners: list[Endpoint] = []
@@ -127,7 +131,7 @@ class Publisher:
                 events.extend(await self._entry_events(change, rule, decided, changed))
         made += await self._deliveries.enqueue(events, self._listeners)
         if changed:
-            await AlertStateDocument.get_pymongo_collection().bulk_write(
+            await self._alert_states.bulk_write(
                 [
                     UpdateOne(
                         {"_id": bid},
@@ -165,7 +169,7 @@ class Publisher:
         return events
 
     async def _stored(self, bid: str) -> State | None:
-        raw = await AlertStateDocument.get_pymongo_collection().find_one({"_id": bid})
+        raw = await self._alert_states.find_one({"_id": bid})
         return None if raw is None else State(low=raw["low"], seq=raw["seq"])
 
     async def announce_expiring(self, now: datetime) -> int:
@@ -175,7 +179,7 @@ class Publisher:
         if not any(e.wants("tokens.expiring") for e in endpoints):
             return 0
         events: list[Event] = []
-        balances = Balance.get_pymongo_collection()
+        balances = self._balances
         for rule in self._rules.values():
             if not rule.expiring_within_seconds:
                 continue

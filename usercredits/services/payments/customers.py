@@ -3,19 +3,20 @@ off-session charges and plans all belong to it."""
 
 from pymongo.errors import DuplicateKeyError
 
-from usercredits.models import PaymentCustomerDocument
+from usercredits.models.collections import Collection
 from usercredits.services.clock import Clock
 from usercredits.services.payments import CardsOnFile
 
 
 class PaymentCustomers:
-    def __init__(self, *, payments: CardsOnFile, clock: Clock) -> None:
+    def __init__(self, *, customers: Collection, payments: CardsOnFile, clock: Clock) -> None:
+        self._customers = customers
         self._payments = payments
         self._clock = clock
 
     async def customer(self, *, user_id: str) -> str:
         """The user's customer at the provider, made on first need."""
-        customers = PaymentCustomerDocument.get_pymongo_collection()
+        customers = self._customers
         known = await customers.find_one({"_id": user_id})
         if known is not None:
             return str(known["customer_id"])

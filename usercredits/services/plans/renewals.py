@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any
 
 from usercredits.models import PlanDocument
+from usercredits.models.collections import Collection
 from usercredits.services.catalogue.cycles import renewal_interval
 from usercredits.services.catalogue.offers import Offers
 from usercredits.services.clock import Clock, due_by
@@ -97,6 +98,7 @@ class Plans:
     def __init__(
         self,
         *,
+        plans: Collection,
         offers: Offers,
         orders: Orders,
         payments: Subscriptions,
@@ -110,20 +112,20 @@ class Plans:
         self._customers = customers
         self._clock = clock
         self._limits = limits
-        self._plans = PlanDocument.get_pymongo_collection
+        self._plans = plans
 
     # -- reads ---------------------------------------------------------------------------
 
     async def get_plan(self, *, plan_id: str, visible_to: Principal | None = None) -> Plan:
         """The plan; one `visible_to` may not see is NotFound too, as an unknown id is."""
-        raw = await self._plans().find_one({"_id": object_id(plan_id, "plan")})
+        raw = await self._plans.find_one({"_id": object_id(plan_id, "plan")})
         if raw is None or (visible_to is not None and not visible_to.may_see(raw["user_id"])):
             raise NotFound(f"plan {plan_id} does not exist")
         return Plan.model_validate(raw)
 
     async def list_plans(self, *, user_id: str) -> list[Plan]:
         """The user's plans, newest first (the latest MAX_PLANS)."""
-        cursor = self._plans().find({"user_id": user_id}).sort("_id", -1).limit(MAX_PLANS)
+        cursor = self._plans.find({"user_id": user_id}).sort("_id", -1).limit(MAX_PLANS)
         return [Plan.model_validate(raw) async for raw in cursor]
 
     # -- subscribing ---------------------------------------------------------------------
@@ -155,7 +157,7 @@ class Plans:
             user_id=user_id, offer=offer, quantity=quantity, currency=currency, plan=True
         )
         awaiting = {"user_id": user_id, "status": PlanStatus.INCOMPLETE.value}
-        if await self._plans().count_documents(awaiting) >= MAX_INCOMPLETE:
+        if await self._plans.count_documents(awaiting) >= MAX_INCOMPLETE:
             raise QuantityLimit(
                 f"{MAX_INCOMPLETE} plans await their first payment: pay or cancel one first"
             )
@@ -176,7 +178,9 @@ class Plans:
             refresh_after=now + FIRST_PAYMENT,
             history=[PlanStep(at=now, status=status, message="subscribed")],
         )
-        raced = await insert_keyed(document, idempotency_key, partial(self._by_key, user_id))
+        raced = await insert_keyed(
+            self._plans, document, idempotency_key, partial(self._by_key, user_id)
+        )
         if raced is not None:
             return await self._replayed(raced, offer_id, quantity, currency)
         return await self._make_subscription(Plan.model_validate(document))
@@ -214,7 +218,7 @@ class Plans:
         return Subscribed(await self._apply(plan, renewal), renewal.client_secret)
 
     async def _by_key(self, user_id: str, key: str) -> Plan | None:
-        raw = await self._plans().find_one({"user_id": user_id, "idempotency_key": key})
+        raw = await self._plans.find_one({"user_id": user_id, "idempotency_key": key})
         return None if raw is None else Plan.model_validate(raw)
 
     # -- changes -------------------------------------------------------------------------
@@ -301,8 +305,7 @@ class Plans:
         news (or whose latest period is not known paid). `done`: how many it brought up to
         date; one that fails is logged, skipped and asked about again in RECHECK."""
         cursor = (
-            self._plans()
-            .find({"refresh_after": due_by(now)}, {"_id": 1})
+            self._plans.find({"refresh_after": due_by(now)}, {"_id": 1})
             .sort("refresh_after", 1)
             .limit(SWEEP_BATCH)
         )
@@ -359,7 +362,7 @@ class Plans:
                 return current
             update.setdefault("$set", {})["updated_at"] = now
             update["$inc"] = {"revision": 1}
-            result = await self._plans().update_one(
+            result = await self._plans.update_one(
                 {"_id": object_id(plan_id, "plan"), "revision": current.revision}, update
             )
             if result.modified_count == 1:

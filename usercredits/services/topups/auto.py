@@ -29,7 +29,7 @@ from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from usercredits.models import AutoTopUpDocument, PaymentCustomerDocument, TopUpAttemptDocument
+from usercredits.models.collections import Collection
 from usercredits.services.catalogue.offers import Offers
 from usercredits.services.clock import Clock
 from usercredits.services.errors import DomainError, Impossible, InvalidInput, PaymentFailed
@@ -95,6 +95,9 @@ class AutoTopUps:
     def __init__(
         self,
         *,
+        rules: Collection,
+        attempts: Collection,
+        customer_records: Collection,
         orders: Orders,
         offers: Offers,
         wallets: Wallets,
@@ -112,8 +115,9 @@ class AutoTopUps:
         self._payments = payments
         self._clock = clock
         self._limits = limits
-        self._rules = AutoTopUpDocument.get_pymongo_collection
-        self._attempts = TopUpAttemptDocument.get_pymongo_collection
+        self._rules = rules
+        self._attempts = attempts
+        self._customer_records = customer_records
 
     # -- the user's customer and cards ---------------------------------------------------
 
@@ -123,13 +127,13 @@ class AutoTopUps:
         one."""
         customer_id = await self._customers.customer(user_id=user_id)
         secret = await self._payments.setup_card(customer_id=customer_id)
-        await PaymentCustomerDocument.get_pymongo_collection().update_one(
+        await self._customer_records.update_one(
             {"_id": user_id}, {"$set": {"setup_at": self._clock.now()}}
         )
         return secret
 
     async def payment_methods(self, *, user_id: str) -> list[Card]:
-        known = await PaymentCustomerDocument.get_pymongo_collection().find_one({"_id": user_id})
+        known = await self._customer_records.find_one({"_id": user_id})
         if known is None:
             return []
         return await self._payments.cards(customer_id=str(known["customer_id"]))
@@ -172,7 +176,7 @@ class AutoTopUps:
                 f"{threshold}: each top-up must lift an empty group above it"
             )
         self._check_price(price, own_cap)
-        raw = await self._rules().find_one_and_update(
+        raw = await self._rules.find_one_and_update(
             {"user_id": user_id, "offer_group": group},
             {
                 "$set": {
@@ -197,7 +201,7 @@ class AutoTopUps:
         # A group already at or below the new threshold is topped up now: no movement
         # may come to trigger it. The rule is read again for what the attempt recorded.
         await self.top_up(user_id=user_id, offer_group=group)
-        return AutoTopUp.model_validate(await self._rules().find_one({"_id": raw["_id"]}) or raw)
+        return AutoTopUp.model_validate(await self._rules.find_one({"_id": raw["_id"]}) or raw)
 
     def _own_cap(self, stated: Money) -> Price:
         """A rule's own monthly cap: in the service's currency, above 0, and at most the
@@ -234,14 +238,14 @@ class AutoTopUps:
         return mine if mine.currency != cap.currency or mine.minor_units < cap.minor_units else cap
 
     async def rules(self, *, user_id: str) -> list[AutoTopUp]:
-        cursor = self._rules().find({"user_id": user_id}).sort("offer_group", 1)
+        cursor = self._rules.find({"user_id": user_id}).sort("offer_group", 1)
         return [AutoTopUp.model_validate(raw) async for raw in cursor]
 
     async def thresholds(self, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
         """The thresholds of the enabled rules among (user, group) pairs."""
         if not pairs:
             return {}
-        cursor = self._rules().find(
+        cursor = self._rules.find(
             {
                 "$or": [{"user_id": u, "offer_group": g} for u, g in pairs],
                 "enabled": True,
@@ -251,7 +255,7 @@ class AutoTopUps:
         return {(r["user_id"], r["offer_group"]): r["threshold"] async for r in cursor}
 
     async def any_enabled(self) -> bool:
-        return await self._rules().find_one({"enabled": True}, {"_id": 1}) is not None
+        return await self._rules.find_one({"enabled": True}, {"_id": 1}) is not None
 
     # -- the top-up itself ---------------------------------------------------------------
 
@@ -259,7 +263,7 @@ class AutoTopUps:
         """Buys the rule's offer if the group is at or below its threshold and every guard
         allows it; the order made, or None. Safe to call any number of times at once, from
         any number of processes."""
-        raw = await self._rules().find_one({"user_id": user_id, "offer_group": offer_group})
+        raw = await self._rules.find_one({"user_id": user_id, "offer_group": offer_group})
         if raw is None or not raw["enabled"] or not await self._low(raw):
             return None
         go_on, stale = await self._open_attempt(raw)
@@ -267,7 +271,7 @@ class AutoTopUps:
             return None
         if stale is not None:
             return await self._resume(raw, stale)
-        customer = await PaymentCustomerDocument.get_pymongo_collection().find_one({"_id": user_id})
+        customer = await self._customer_records.find_one({"_id": user_id})
         if raw.get("blocked_card") is not None and not _card_may_differ(raw, customer):
             return None  # refused, and no card saved since: no call to the provider
         month = self._clock.now().strftime("%Y-%m")
@@ -280,7 +284,7 @@ class AutoTopUps:
             return None  # another caller claimed it first
         # Checked again now that this attempt holds the claim: another caller's whole
         # attempt (and its refusal) may have run between the first checks and the claim.
-        fresh = await self._rules().find_one({"_id": raw["_id"]})
+        fresh = await self._rules.find_one({"_id": raw["_id"]})
         if (
             fresh is None
             or not fresh["enabled"]
@@ -341,7 +345,7 @@ class AutoTopUps:
         saved = SavedCard(customer_id, card)
         # What the charge needs is stored before it is made: a resumed attempt charges the
         # same card the same amount under the same key.
-        await self._attempts().update_one(
+        await self._attempts.update_one(
             {"_id": attempt}, {"$set": {"customer_id": customer_id, "card_id": card}}
         )
         try:
@@ -367,7 +371,7 @@ class AutoTopUps:
             await self._close(attempt, outcome="over a cap", charged=False)
             await self._note(raw, error=refusal)
             return None
-        await self._attempts().update_one(
+        await self._attempts.update_one(
             {"_id": attempt},
             {
                 "$set": {
@@ -399,7 +403,7 @@ class AutoTopUps:
         if order.status is OrderStatus.PENDING:
             # Processing at the provider: it stays open (and counted) until the payment's
             # outcome settles the order.
-            await self._attempts().update_one({"_id": attempt}, {"$set": {"charged": True}})
+            await self._attempts.update_one({"_id": attempt}, {"$set": {"charged": True}})
             await self._note(raw, order_id=order.id)
         else:
             await self._settled(raw, attempt, order, card.card_id, charged.decline_code)
@@ -436,13 +440,13 @@ class AutoTopUps:
         """The sweep's part: carries on every attempt left open longer than STALE_ATTEMPT
         (well within the provider's 24 hours of idempotency). `done`: how many; one that
         cannot be carried on is logged and skipped."""
-        cursor = self._attempts().find(
+        cursor = self._attempts.find(
             {"open": True, "created_at": {"$lte": self._clock.now() - STALE_ATTEMPT}},
             {"user_id": 1, "offer_group": 1},
         )
 
         async def resume(doc: dict[str, Any]) -> bool:
-            raw = await self._rules().find_one(
+            raw = await self._rules.find_one(
                 {"user_id": doc["user_id"], "offer_group": doc["offer_group"]}
             )
             if raw is None:
@@ -464,7 +468,7 @@ class AutoTopUps:
     async def _charged(self, raw: dict[str, Any], month: str) -> tuple[int, int]:
         """The rule's charged attempts this month, and what they cost together in minor
         units of the capped currency."""
-        cursor = self._attempts().find(
+        cursor = self._attempts.find(
             {
                 "user_id": raw["user_id"],
                 "offer_group": raw["offer_group"],
@@ -485,7 +489,7 @@ class AutoTopUps:
         an open attempt to carry on (one left open longer than STALE_ATTEMPT, now claimed by
         this caller). An open attempt whose order has settled is closed and its outcome
         recorded on the rule."""
-        open_ = await self._attempts().find_one(
+        open_ = await self._attempts.find_one(
             {"user_id": raw["user_id"], "offer_group": raw["offer_group"], "open": True}
         )
         if open_ is None:
@@ -496,7 +500,7 @@ class AutoTopUps:
                 await self._settled(raw, open_["_id"], order, open_.get("card_id"))
                 return order.status in _CHARGED, None  # a refusal blocks the rule now
         now = self._clock.now()
-        claimed = await self._attempts().find_one_and_update(
+        claimed = await self._attempts.find_one_and_update(
             {"_id": open_["_id"], "open": True, "created_at": {"$lte": now - STALE_ATTEMPT}},
             {"$set": {"created_at": now}},
             return_document=ReturnDocument.AFTER,
@@ -506,7 +510,7 @@ class AutoTopUps:
     async def _insert_attempt(self, raw: dict[str, Any], month: str) -> ObjectId | None:
         attempt = ordered_id(self._clock.now())  # the order's id (newest-first lists)
         try:
-            await self._attempts().insert_one(
+            await self._attempts.insert_one(
                 {
                     "_id": attempt,
                     "user_id": raw["user_id"],
@@ -522,7 +526,7 @@ class AutoTopUps:
         return attempt
 
     async def _close(self, attempt: ObjectId, *, outcome: str, charged: bool) -> None:
-        await self._attempts().update_one(
+        await self._attempts.update_one(
             {"_id": attempt, "open": True},
             {"$set": {"open": False, "outcome": outcome, "charged": charged}},
         )
@@ -556,7 +560,7 @@ class AutoTopUps:
         same = {"last_error": error, "blocked_card": card}
         if order_id is not None:
             same["last_order_id"] = order_id
-        await self._rules().update_one(
+        await self._rules.update_one(
             {"_id": raw["_id"], "revision": raw["revision"], "$nor": [same]},
             {"$set": fields},
         )

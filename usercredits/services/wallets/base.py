@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import Any, TypeVar
 
-from usercredits.models import Balance, LedgerEntryDocument, ReservationDocument
+from usercredits.models.collections import Collection
 from usercredits.services.clock import Clock
 from usercredits.services.errors import KeyReused, shown
 from usercredits.services.events import EventHub
@@ -27,6 +27,9 @@ class WalletBase:
     def __init__(
         self,
         *,
+        balances: Collection,
+        ledger: Collection,
+        reservations: Collection,
         movements: Movements,
         clock: Clock,
         limits: InputLimits = DEFAULT_INPUT_LIMITS,
@@ -38,9 +41,9 @@ class WalletBase:
         self._scope = scope
         self._clock = clock
         self._limits = limits
-        self._balances = Balance.get_pymongo_collection()
-        self._ledger = LedgerEntryDocument.get_pymongo_collection()
-        self._reservations = ReservationDocument.get_pymongo_collection()
+        self._balances = balances
+        self._ledger = ledger
+        self._reservations = reservations
 
 
 async def batched(

@@ -52,14 +52,8 @@ from bson import ObjectId
 from pymongo import InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError
 
-from usercredits.models import (
-    Balance,
-    LedgerEntryDocument,
-    balance_id,
-    lot_text,
-    pack_lots,
-    user_key,
-)
+from usercredits.models import Balance, balance_id, lot_text, pack_lots, user_key
+from usercredits.models.collections import Collection
 from usercredits.services.clock import Clock, due_by
 from usercredits.services.errors import Contended, Impossible
 from usercredits.services.ids import ordered_id
@@ -148,6 +142,8 @@ class Movements:
     def __init__(
         self,
         *,
+        balances: Collection,
+        ledger: Collection,
         clock: Clock,
         budget_seconds: float = 15.0,
         max_batch: int = 64,
@@ -159,8 +155,8 @@ class Movements:
         self._budget = budget_seconds
         self._max_batch = max_batch
         self._faults = faults or (lambda step: None)
-        self._balances = Balance.get_pymongo_collection()
-        self._ledger = LedgerEntryDocument.get_pymongo_collection()
+        self._balances = balances
+        self._ledger = ledger
         self._flushed: OrderedDict[str, int] = OrderedDict()
         self._decoded = _DecodedLots()
         self._queue: deque[_Request] = deque()
