@@ -23,7 +23,6 @@ import re
 import resource
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +31,7 @@ import pytest
 
 from tests.api import token
 from tests.conftest import SpawnServer, StartServer
+from tests.waits import until
 from usercredits.services.identity.access import Role
 
 pytestmark = pytest.mark.reliability
@@ -54,14 +54,6 @@ Capsys = pytest.CaptureFixture[str]
 def report(capsys: Capsys, line: str) -> None:
     with capsys.disabled():
         print(f"\n[soak] {line}")
-
-
-async def until(check: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached in {within:.0f}s: {what}")
-        await asyncio.sleep(0.1)
 
 
 async def metric(session: aiohttp.ClientSession, base: str, name: str, **labels: str) -> float:
@@ -154,13 +146,15 @@ async def grant_everyone(base: str, users: list[str]) -> None:
             seen = await metric(session, base, "usercredits_ledger_entries_total", reason="grant")
             return seen >= len(users)
 
-        await until(all_seen, 60, "the change feed saw every grant")
+        await until(all_seen, seconds=60, every=0.1, what="the change feed saw every grant")
 
 
 @dataclass
 class Round:
     seconds: float
     consumes: int = 0
+    markers: int = 0
+    """Debits after the round, one per user, that show every subscriber got all it would."""
     errors: list[str] = field(default_factory=list)
     expected: Counter[str] = field(default_factory=Counter)
     received: int = 0
@@ -191,7 +185,9 @@ async def soak_round(base: str, users: list[str], seconds: float, label: str) ->
             result.peak_subscriptions = max(result.peak_subscriptions, count)
             return count == len(users)
 
-        await until(all_listening, 60, f"{len(users)} subscriptions registered")
+        await until(
+            all_listening, seconds=60, every=0.1, what=f"{len(users)} subscriptions registered"
+        )
 
         async def worker(number: int) -> None:
             rng = random.Random(f"{label}-{number}")
@@ -227,8 +223,43 @@ async def soak_round(base: str, users: list[str], seconds: float, label: str) ->
         async def all_delivered() -> bool:
             return all(len(s.balances) >= result.expected[s.user] for s in subscribers)
 
-        await until(all_delivered, 30 + seconds, "every debit reached its subscriber")
-        await asyncio.sleep(0.5)  # anything extra (a duplicate, someone else's) shows up now
+        await until(
+            all_delivered,
+            seconds=30 + seconds,
+            every=0.1,
+            what="every debit reached its subscriber",
+        )
+        # A marker debit per user: anything extra a subscriber would get (a duplicate,
+        # someone else's event) comes before its marker, as its events come in commit order.
+        marks: dict[str, int] = {}
+
+        async def mark(user: str) -> None:
+            debit = {
+                "userId": user,
+                "offerGroup": "soak",
+                "tokens": 1,
+                "idempotencyKey": f"{label}-marker",
+            }
+            async with (
+                gate,
+                session.post(
+                    f"{base}/graphql",
+                    json={"query": CONSUME, "variables": {"input": debit}},
+                    headers={"Authorization": f"Bearer {SERVICE}"},
+                ) as response,
+            ):
+                body = await response.json()
+                assert response.status == 200 and not body.get("errors"), body
+            marks[user] = body["data"]["consumeTokens"]["balanceAfter"]
+            result.expected[user] += 1
+            result.markers += 1
+
+        await asyncio.gather(*(mark(u) for u in users))
+
+        async def all_marked() -> bool:
+            return all(marks[s.user] in s.balances for s in subscribers)
+
+        await until(all_marked, seconds=30, every=0.1, what="every marker reached its subscriber")
 
         for s in subscribers:
             result.received += len(s.balances)
@@ -250,7 +281,12 @@ async def soak_round(base: str, users: list[str], seconds: float, label: str) ->
         async def nobody_left() -> bool:
             return await metric(session, base, "usercredits_open_subscriptions") == 0
 
-        await until(nobody_left, 30, "open subscriptions back to 0 after everyone left")
+        await until(
+            nobody_left,
+            seconds=30,
+            every=0.1,
+            what="open subscriptions back to 0 after everyone left",
+        )
     return result
 
 
@@ -282,8 +318,9 @@ def users_for(count: int) -> list[str]:
 def round_line(name: str, r: Round) -> str:
     return (
         f"{name}: {SUBSCRIBERS} subscribers, {r.consumes} debits in {r.seconds:.0f}s "
-        f"({r.rate:.0f}/s) by {WORKERS} workers, {r.received} events received, "
-        f"errors: {len(r.errors)}, lost: {r.consumes - r.received}"
+        f"({r.rate:.0f}/s) by {WORKERS} workers and {r.markers} markers after, "
+        f"{r.received} events received, "
+        f"errors: {len(r.errors)}, lost: {r.consumes + r.markers - r.received}"
     )
 
 
@@ -339,8 +376,9 @@ async def test_soak_a_server_process(spawn_server: SpawnServer, capsys: Capsys) 
         f"{seen:.0f} debits, /metrics counted {ok:.0f} ok consumeTokens",
     )
     assert soak.errors == [], soak.errors[:10]
-    assert soak.received == soak.consumes > 0
-    assert seen == ok == warm_up.consumes + soak.consumes
+    assert soak.received == soak.consumes + soak.markers > 0
+    debits = warm_up.consumes + warm_up.markers + soak.consumes + soak.markers
+    assert seen == ok == debits
     assert open_now == 0
     assert growth_kib < allowed_kib, f"RSS grew {growth_kib} KiB over the soak"
     assert after["files"] <= warm["files"] + 16, (warm, after)
@@ -363,7 +401,7 @@ async def test_soak_leaves_no_tasks_behind(start_server: StartServer, capsys: Ca
         return counts[-1] <= before
 
     try:
-        await until(back_to_before, 15, f"asyncio tasks back to {before}")
+        await until(back_to_before, seconds=15, every=0.1, what=f"asyncio tasks back to {before}")
     finally:
         report(capsys, round_line("in-process", result))
         report(
@@ -372,4 +410,4 @@ async def test_soak_leaves_no_tasks_behind(start_server: StartServer, capsys: Ca
             f"everyone left (peak subscriptions {result.peak_subscriptions:.0f}, now 0)",
         )
     assert result.errors == [], result.errors[:10]
-    assert result.received == result.consumes > 0
+    assert result.received == result.consumes + result.markers > 0
