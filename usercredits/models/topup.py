@@ -2,6 +2,7 @@
 offer group, and the attempts, at most one of them open per user and group."""
 
 from datetime import datetime
+from enum import StrEnum
 
 import pymongo
 from beanie import Document
@@ -47,6 +48,27 @@ class AutoTopUpDocument(Document, AutoTopUpFields):
         ]
 
 
+class AttemptOutcome(StrEnum):
+    """How an attempt closed: the status its order settled in, or why it made none. The
+    stored strings are these values."""
+
+    PAID = "paid"
+    INCONSISTENT = "inconsistent"
+    REFUNDED = "refunded"
+    REFUSED = "refused"
+    """The payment was refused, or the order was (its offer is gone or not sold)."""
+    ERROR = "error"
+    EXPIRED = "expired"
+    CANCELED = "canceled"
+    NOT_NEEDED = "not needed"
+    """The group was no longer low, or the rule changed, once the attempt held the claim."""
+    NO_USABLE_CARD = "no usable card"
+    OVER_A_CAP = "over a cap"
+    """The order's cost would pass a cap: the order is canceled."""
+    INTERRUPTED = "interrupted"
+    """Its process stopped before any charge could be made."""
+
+
 class TopUpAttemptDocument(Document):
     """One off-session purchase of a rule's offer. `open` while its payment is undecided:
     the partial unique index lets one attempt be open per user and group, so two instances
@@ -69,7 +91,7 @@ class TopUpAttemptDocument(Document):
     currency: str | None = None
     """What the attempt's order costs, stored with its order: what the monthly amount cap
     counts once the attempt is charged."""
-    outcome: str | None = None
+    outcome: AttemptOutcome | None = None
     created_at: datetime
     """When it was opened, or taken over after being left open."""
 

@@ -22,14 +22,15 @@ Each rule records who set it (`set_by`: a user's id, or `apikey:<id>`).
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from usercredits.models.collections import Collection
+from usercredits.models.collections import Collection, Raw
+from usercredits.models.topup import AttemptOutcome
 from usercredits.services.catalogue.offers import Offers
 from usercredits.services.clock import Clock
 from usercredits.services.errors import DomainError, Impossible, InvalidInput, PaymentFailed
@@ -79,6 +80,100 @@ class TopUpCaps:
     ) -> "TopUpCaps":
         """The caps, stated as decimal amounts of `currency`."""
         return cls(Money.parse(per_top_up, currency), Money.parse(per_month, currency))
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A rule as the top-up reads it: what it buys, its caps, and whether a refusal blocks
+    it (callers are shown `AutoTopUp`)."""
+
+    id: ObjectId
+    user_id: str
+    offer_group: str
+    offer_id: str
+    quantity: int
+    threshold: int
+    max_per_month: int
+    own_cap: Price | None
+    """The rule's own cap per month (`max_amount_per_month`); None: the service's."""
+    enabled: bool
+    revision: int
+    """Bumped by every change of the rule: an outcome is recorded only on the revision it
+    was decided for."""
+    blocked_card: str | None
+    """Set after a refusal: the card it happened with ("" for none)."""
+    blocked_at: datetime | None
+    last_error: str | None
+
+    @classmethod
+    def of(cls, raw: Raw) -> "Rule":
+        own = raw.get("max_amount_per_month")
+        return cls(
+            id=raw["_id"],
+            user_id=raw["user_id"],
+            offer_group=raw["offer_group"],
+            offer_id=raw["offer_id"],
+            quantity=raw["quantity"],
+            threshold=raw["threshold"],
+            max_per_month=raw["max_per_month"],
+            own_cap=None if own is None else Price.model_validate(own),
+            enabled=raw["enabled"],
+            revision=raw["revision"],
+            blocked_card=raw.get("blocked_card"),
+            blocked_at=raw.get("blocked_at"),
+            last_error=raw.get("last_error"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One attempt as stored (models/topup.py's `TopUpAttemptDocument`)."""
+
+    id: ObjectId
+    user_id: str
+    offer_group: str
+    open: bool
+    month: str
+    charged: bool
+    order_id: str | None
+    customer_id: str | None
+    card_id: str | None
+    amount_minor_units: int | None
+    currency: str | None
+    outcome: AttemptOutcome | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, raw: Raw) -> "Attempt":
+        outcome = raw.get("outcome")
+        return cls(
+            id=raw["_id"],
+            user_id=raw["user_id"],
+            offer_group=raw["offer_group"],
+            open=raw["open"],
+            month=raw["month"],
+            charged=raw.get("charged", False),
+            order_id=raw.get("order_id"),
+            customer_id=raw.get("customer_id"),
+            card_id=raw.get("card_id"),
+            amount_minor_units=raw.get("amount_minor_units"),
+            currency=raw.get("currency"),
+            outcome=None if outcome is None else AttemptOutcome(outcome),
+            created_at=raw["created_at"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    """The user's customer at the provider, as the top-up reads it."""
+
+    customer_id: str
+    setup_at: datetime | None
+    """The latest SetupIntent made for the user: a card may have been saved since."""
+
+    @classmethod
+    def of(cls, raw: Raw) -> "Customer":
+        return cls(customer_id=str(raw["customer_id"]), setup_at=raw.get("setup_at"))
 
 
 def _exceeds(amount: Money, cap: Money) -> bool:
@@ -263,61 +358,63 @@ class AutoTopUps:
         """Buys the rule's offer if the group is at or below its threshold and every guard
         allows it; the order made, or None. Safe to call any number of times at once, from
         any number of processes."""
-        raw = await self._rules.find_one({"user_id": user_id, "offer_group": offer_group})
-        if raw is None or not raw["enabled"] or not await self._low(raw):
+        rule = await self._rule({"user_id": user_id, "offer_group": offer_group})
+        if rule is None or not rule.enabled or not await self._low(rule):
             return None
-        go_on, stale = await self._open_attempt(raw)
+        go_on, stale = await self._open_attempt(rule)
         if not go_on:
             return None
         if stale is not None:
-            return await self._resume(raw, stale)
-        customer = await self._customer_records.find_one({"_id": user_id})
-        if raw.get("blocked_card") is not None and not _card_may_differ(raw, customer):
+            return await self._resume(rule, stale)
+        known = await self._customer_records.find_one({"_id": user_id})
+        customer = None if known is None else Customer.of(known)
+        if rule.blocked_card is not None and not _card_may_differ(rule, customer):
             return None  # refused, and no card saved since: no call to the provider
         month = self._clock.now().strftime("%Y-%m")
-        refusal = await self._refusal(raw, month)
+        refusal = await self._refusal(rule, month)
         if refusal is not None:
-            await self._note(raw, error=refusal)
+            await self._note(rule, error=refusal)
             return None
-        attempt = await self._insert_attempt(raw, month)
+        attempt = await self._insert_attempt(rule, month)
         if attempt is None:
             return None  # another caller claimed it first
         # Checked again now that this attempt holds the claim: another caller's whole
         # attempt (and its refusal) may have run between the first checks and the claim.
-        fresh = await self._rules.find_one({"_id": raw["_id"]})
+        fresh = await self._rule({"_id": rule.id})
         if (
             fresh is None
-            or not fresh["enabled"]
-            or (fresh.get("blocked_card") is not None and not _card_may_differ(fresh, customer))
+            or not fresh.enabled
+            or (fresh.blocked_card is not None and not _card_may_differ(fresh, customer))
             or not await self._low(fresh)
         ):
-            await self._close(attempt, outcome="not needed", charged=False)
+            await self._close(attempt, outcome=AttemptOutcome.NOT_NEEDED, charged=False)
             return None
         return await self._order_and_charge(fresh, attempt, customer, month)
 
-    async def _refusal(
-        self, raw: dict[str, Any], month: str, amount: Money | None = None
-    ) -> str | None:
+    async def _rule(self, query: Raw) -> Rule | None:
+        raw = await self._rules.find_one(query)
+        return None if raw is None else Rule.of(raw)
+
+    async def _refusal(self, rule: Rule, month: str, amount: Money | None = None) -> str | None:
         """Why the rule may not charge `amount` (default: what its top-up costs now) this
         month, if it may not: its cap of top-ups, the service's cap per top-up, or the cap
         per month (the service's, or the rule's own if lower)."""
         if amount is None:
             try:
-                offer = await self._offers.get_offer(offer_id=raw["offer_id"])
-                amount = self._orders.quote(offer, raw["quantity"])
+                offer = await self._offers.get_offer(offer_id=rule.offer_id)
+                amount = self._orders.quote(offer, rule.quantity)
             except DomainError as exc:  # the offer changed: its order would be refused
                 return exc.message
-        charged, spent = await self._charged(raw, month)
-        if charged >= raw["max_per_month"]:
-            return f"the cap of {raw['max_per_month']} top-ups a month is reached"
+        charged, spent = await self._charged(rule, month)
+        if charged >= rule.max_per_month:
+            return f"the cap of {rule.max_per_month} top-ups a month is reached"
         per_top_up = self._caps.per_top_up
         if _exceeds(amount, per_top_up):
             return (
                 f"a top-up costs {amount.amount} {amount.currency}, more than the "
                 f"{per_top_up.amount} {per_top_up.currency} one may charge"
             )
-        own = raw.get("max_amount_per_month")
-        cap = self._month_cap(None if own is None else Price.model_validate(own))
+        cap = self._month_cap(rule.own_cap)
         if _exceeds(Money(spent + amount.minor_units, amount.currency), cap):
             return (
                 f"the cap of {cap.amount} {cap.currency} of top-ups a month is reached "
@@ -326,20 +423,16 @@ class AutoTopUps:
         return None
 
     async def _order_and_charge(
-        self,
-        raw: dict[str, Any],
-        attempt: ObjectId,
-        customer: dict[str, Any] | None,
-        month: str,
+        self, rule: Rule, attempt: ObjectId, customer: Customer | None, month: str
     ) -> Order | None:
-        customer_id = None if customer is None else str(customer["customer_id"])
+        customer_id = None if customer is None else customer.customer_id
         cards = [] if customer_id is None else await self._payments.cards(customer_id=customer_id)
         card = cards[0].id if cards else NO_CARD
-        if customer_id is None or not cards or card == raw.get("blocked_card"):
-            await self._close(attempt, outcome="no usable card", charged=False)
-            error = raw.get("last_error") if cards else None
+        if customer_id is None or not cards or card == rule.blocked_card:
+            await self._close(attempt, outcome=AttemptOutcome.NO_USABLE_CARD, charged=False)
+            error = rule.last_error if cards else None
             await self._note(
-                raw, error=error or "no saved card: save one with setupPaymentMethod", card=card
+                rule, error=error or "no saved card: save one with setupPaymentMethod", card=card
             )
             return None
         saved = SavedCard(customer_id, card)
@@ -350,26 +443,26 @@ class AutoTopUps:
         )
         try:
             created = await self._orders.create_order(
-                user_id=raw["user_id"],
-                offer_id=raw["offer_id"],
-                quantity=raw["quantity"],
+                user_id=rule.user_id,
+                offer_id=rule.offer_id,
+                quantity=rule.quantity,
                 idempotency_key=f"{TOP_UP_KEY}{attempt}",
                 off_session=True,
                 order_id=str(attempt),
             )
         except DomainError as exc:  # the offer is gone or not sold: wait for a new rule
-            await self._close(attempt, outcome="refused", charged=False)
-            await self._note(raw, error=exc.message, card=card)
+            await self._close(attempt, outcome=AttemptOutcome.REFUSED, charged=False)
+            await self._note(rule, error=exc.message, card=card)
             return None
         order = created.order
         total = Money(order.total_minor_units, order.currency)
         # Checked again on what the order costs: another attempt may have been charged, or
         # the price changed, since the first look.
-        refusal = await self._refusal(raw, month, total)
+        refusal = await self._refusal(rule, month, total)
         if refusal is not None:
             await self._orders.cancel_order(order_id=order.id, message=refusal)
-            await self._close(attempt, outcome="over a cap", charged=False)
-            await self._note(raw, error=refusal)
+            await self._close(attempt, outcome=AttemptOutcome.OVER_A_CAP, charged=False)
+            await self._note(rule, error=refusal)
             return None
         await self._attempts.update_one(
             {"_id": attempt},
@@ -382,12 +475,10 @@ class AutoTopUps:
             },
         )
         # The rule shows the attempt before the charge, whose answer may be lost.
-        await self._note(raw, order_id=order.id)
-        return await self._charge(raw, attempt, saved)
+        await self._note(rule, order_id=order.id)
+        return await self._charge(rule, attempt, saved)
 
-    async def _charge(
-        self, raw: dict[str, Any], attempt: ObjectId, card: SavedCard
-    ) -> Order | None:
+    async def _charge(self, rule: Rule, attempt: ObjectId, card: SavedCard) -> Order | None:
         try:
             charged = await self._orders.charge_saved_card(order_id=str(attempt), card=card)
         except PaymentFailed as exc:
@@ -404,14 +495,14 @@ class AutoTopUps:
             # Processing at the provider: it stays open (and counted) until the payment's
             # outcome settles the order.
             await self._attempts.update_one({"_id": attempt}, {"$set": {"charged": True}})
-            await self._note(raw, order_id=order.id)
+            await self._note(rule, order_id=order.id)
         else:
-            await self._settled(raw, attempt, order, card.card_id, charged.decline_code)
+            await self._settled(rule, attempt, order, card.card_id, charged.decline_code)
         return order
 
     async def _settled(
         self,
-        raw: dict[str, Any],
+        rule: Rule,
         attempt: ObjectId,
         order: Order,
         card: str | None,
@@ -419,22 +510,25 @@ class AutoTopUps:
     ) -> None:
         """Closes an attempt whose order settled, and records the outcome on the rule."""
         took_money = order.status in _CHARGED
-        await self._close(attempt, outcome=order.status.value, charged=took_money)
+        outcome = AttemptOutcome(order.status.value)
+        await self._close(attempt, outcome=outcome, charged=took_money)
         if took_money:
-            await self._note(raw, order_id=order.id)
+            await self._note(rule, order_id=order.id)
             return
         reason = decline_code or order.status.value
         message = order.history[-1].message if order.history else ""
-        await self._note(raw, order_id=order.id, error=f"{reason}: {message}", card=card or "")
+        await self._note(rule, order_id=order.id, error=f"{reason}: {message}", card=card or "")
 
-    async def _resume(self, raw: dict[str, Any], attempt: dict[str, Any]) -> Order | None:
+    async def _resume(self, rule: Rule, attempt: Attempt) -> Order | None:
         """Carries on an attempt a process left open: with its stored card and order."""
-        if attempt.get("card_id") is None or attempt.get("order_id") is None:
+        if attempt.card_id is None or attempt.order_id is None:
             # Stopped before any charge could be made (the card is stored first).
-            await self._close(attempt["_id"], outcome="interrupted", charged=False)
+            await self._close(attempt.id, outcome=AttemptOutcome.INTERRUPTED, charged=False)
             return None
-        card = SavedCard(attempt["customer_id"], attempt["card_id"])
-        return await self._charge(raw, attempt["_id"], card)
+        if attempt.customer_id is None:
+            raise Impossible(f"top-up attempt {attempt.id} stored its card without its customer")
+        card = SavedCard(attempt.customer_id, attempt.card_id)
+        return await self._charge(rule, attempt.id, card)
 
     async def resume_stale(self) -> Swept:
         """The sweep's part: carries on every attempt left open longer than STALE_ATTEMPT
@@ -445,33 +539,29 @@ class AutoTopUps:
             {"user_id": 1, "offer_group": 1},
         )
 
-        async def resume(doc: dict[str, Any]) -> bool:
-            raw = await self._rules.find_one(
-                {"user_id": doc["user_id"], "offer_group": doc["offer_group"]}
-            )
-            if raw is None:
+        async def resume(doc: Raw) -> bool:
+            rule = await self._rule({"user_id": doc["user_id"], "offer_group": doc["offer_group"]})
+            if rule is None:
                 return False
-            _, stale = await self._open_attempt(raw)
+            _, stale = await self._open_attempt(rule)
             if stale is None:
                 return False
-            await self._resume(raw, stale)
+            await self._resume(rule, stale)
             return True
 
         return await each(cursor, resume, what="top-up attempt")
 
-    async def _low(self, raw: dict[str, Any]) -> bool:
-        balance = await self._wallets.balance(
-            user_id=raw["user_id"], offer_group=raw["offer_group"]
-        )
-        return balance is None or balance.tokens <= raw["threshold"]
+    async def _low(self, rule: Rule) -> bool:
+        balance = await self._wallets.balance(user_id=rule.user_id, offer_group=rule.offer_group)
+        return balance is None or balance.tokens <= rule.threshold
 
-    async def _charged(self, raw: dict[str, Any], month: str) -> tuple[int, int]:
+    async def _charged(self, rule: Rule, month: str) -> tuple[int, int]:
         """The rule's charged attempts this month, and what they cost together in minor
         units of the capped currency."""
         cursor = self._attempts.find(
             {
-                "user_id": raw["user_id"],
-                "offer_group": raw["offer_group"],
+                "user_id": rule.user_id,
+                "offer_group": rule.offer_group,
                 "month": month,
                 "charged": True,
             },
@@ -484,37 +574,38 @@ class AutoTopUps:
         )
         return len(charged), spent
 
-    async def _open_attempt(self, raw: dict[str, Any]) -> tuple[bool, dict[str, Any] | None]:
+    async def _open_attempt(self, rule: Rule) -> tuple[bool, Attempt | None]:
         """Whether this caller may go on (no attempt in flight, and none just refused), and
         an open attempt to carry on (one left open longer than STALE_ATTEMPT, now claimed by
         this caller). An open attempt whose order has settled is closed and its outcome
         recorded on the rule."""
-        open_ = await self._attempts.find_one(
-            {"user_id": raw["user_id"], "offer_group": raw["offer_group"], "open": True}
+        found = await self._attempts.find_one(
+            {"user_id": rule.user_id, "offer_group": rule.offer_group, "open": True}
         )
-        if open_ is None:
+        if found is None:
             return True, None
-        if open_.get("order_id") is not None:
-            order = await self._orders.get_order(order_id=open_["order_id"])
+        open_ = Attempt.of(found)
+        if open_.order_id is not None:
+            order = await self._orders.get_order(order_id=open_.order_id)
             if order.status is not OrderStatus.PENDING:
-                await self._settled(raw, open_["_id"], order, open_.get("card_id"))
+                await self._settled(rule, open_.id, order, open_.card_id)
                 return order.status in _CHARGED, None  # a refusal blocks the rule now
         now = self._clock.now()
         claimed = await self._attempts.find_one_and_update(
-            {"_id": open_["_id"], "open": True, "created_at": {"$lte": now - STALE_ATTEMPT}},
+            {"_id": open_.id, "open": True, "created_at": {"$lte": now - STALE_ATTEMPT}},
             {"$set": {"created_at": now}},
             return_document=ReturnDocument.AFTER,
         )
-        return (claimed is not None), claimed
+        return (claimed is not None), None if claimed is None else Attempt.of(claimed)
 
-    async def _insert_attempt(self, raw: dict[str, Any], month: str) -> ObjectId | None:
+    async def _insert_attempt(self, rule: Rule, month: str) -> ObjectId | None:
         attempt = ordered_id(self._clock.now())  # the order's id (newest-first lists)
         try:
             await self._attempts.insert_one(
                 {
                     "_id": attempt,
-                    "user_id": raw["user_id"],
-                    "offer_group": raw["offer_group"],
+                    "user_id": rule.user_id,
+                    "offer_group": rule.offer_group,
                     "open": True,
                     "month": month,
                     "charged": False,
@@ -525,15 +616,15 @@ class AutoTopUps:
             return None
         return attempt
 
-    async def _close(self, attempt: ObjectId, *, outcome: str, charged: bool) -> None:
+    async def _close(self, attempt: ObjectId, *, outcome: AttemptOutcome, charged: bool) -> None:
         await self._attempts.update_one(
             {"_id": attempt, "open": True},
-            {"$set": {"open": False, "outcome": outcome, "charged": charged}},
+            {"$set": {"open": False, "outcome": outcome.value, "charged": charged}},
         )
 
     async def _note(
         self,
-        raw: dict[str, Any],
+        rule: Rule,
         *,
         order_id: str | None = None,
         error: str | None = None,
@@ -554,14 +645,14 @@ class AutoTopUps:
         if error is not None:
             log.info(
                 "auto top-up refused",
-                extra={"user_id": raw["user_id"], "group": raw["offer_group"], "error": error},
+                extra={"user_id": rule.user_id, "group": rule.offer_group, "error": error},
             )
         # Not again when nothing changed (every debit under a reached cap would write).
         same = {"last_error": error, "blocked_card": card}
         if order_id is not None:
             same["last_order_id"] = order_id
         await self._rules.update_one(
-            {"_id": raw["_id"], "revision": raw["revision"], "$nor": [same]},
+            {"_id": rule.id, "revision": rule.revision, "$nor": [same]},
             {"$set": fields},
         )
 
@@ -570,9 +661,8 @@ _CHARGED = frozenset({OrderStatus.PAID, OrderStatus.INCONSISTENT, OrderStatus.RE
 """Order statuses in which the card was charged: what the monthly cap counts."""
 
 
-def _card_may_differ(raw: dict[str, Any], customer: dict[str, Any] | None) -> bool:
+def _card_may_differ(rule: Rule, customer: Customer | None) -> bool:
     """Whether a card may have been saved since the rule was blocked (a SetupIntent was
     made since): only then are the provider's cards looked at again."""
-    setup_at = None if customer is None else customer.get("setup_at")
-    blocked_at = raw.get("blocked_at")
-    return setup_at is not None and (blocked_at is None or setup_at >= blocked_at)
+    setup_at = None if customer is None else customer.setup_at
+    return setup_at is not None and (rule.blocked_at is None or setup_at >= rule.blocked_at)
