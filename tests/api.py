@@ -3,6 +3,7 @@ websocket, both with aiohttp against a server listening on 127.0.0.1."""
 
 import json
 import re
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -13,9 +14,17 @@ from usercredits.services.identity.access import Role
 SECRET = "test-secret-that-is-long-enough-for-hs256"
 
 
-def token(user_id: str, *roles: Role) -> str:
+def token(
+    user_id: str, *roles: Role, at: datetime | None = None, ttl: timedelta = timedelta(hours=12)
+) -> str:
+    """A token of the test secret, issued `at` (the wall clock's now unless given: a server
+    on a FakeClock is given tokens of the fake time) and valid for `ttl`."""
     return issue_token(
-        rules=TokenRules(secret=SECRET), user_id=user_id, roles=list(roles or [Role.USER])
+        rules=TokenRules(secret=SECRET),
+        user_id=user_id,
+        roles=list(roles or [Role.USER]),
+        ttl=ttl,
+        now=at,
     )
 
 

@@ -16,11 +16,12 @@ from bson import ObjectId
 
 from tests.api import SECRET, Api, sample, token
 from tests.conftest import StartServer
-from tests.shop import ADMIN, ALICE, BUY, Shop, upsert_offer
+from tests.shop import ADMIN, ALICE, BUY, PRO, Shop, upsert_offer
 from tests.support import START, FakeClock, run_cli, snapshot
 from usercredits.models import LedgerEntryDocument, OrderDocument
 from usercredits.services import Services
 from usercredits.services.catalogue.files import CatalogueErrors, import_catalogue
+from usercredits.services.identity.access import Role
 from usercredits.services.payments import SandboxPaymentClient
 from usercredits.values.lots import MAX_TOKENS
 
@@ -194,8 +195,9 @@ async def test_a_document_the_sweep_cannot_handle_does_not_stop_it(
     await plant_unreadable_order()
     base = await start_server(clock=clock, sweep_interval_seconds=1, pending_reconcile_seconds=0)
     api = Api(http, f"{base}/graphql")
-    carol = token("carol")
-    pack = await upsert_offer(api)
+    admin, carol = token("admin-1", Role.ADMIN, at=clock.now()), token("carol", at=clock.now())
+    upsert = "mutation U($input: OfferInput!) { upsertOffer(input: $input) { id } }"
+    pack = (await api.data(upsert, {"input": PRO}, as_=admin))["upsertOffer"]["id"]
     created = (await api.data(BUY, {"input": {"offerId": pack}}, as_=carol))["createOrder"]
     order_id = created["order"]["id"]
     payment = created["paymentClientSecret"].split("_secret_")[0]
@@ -207,7 +209,7 @@ async def test_a_document_the_sweep_cannot_handle_does_not_stop_it(
         "idempotencyKey": "trial",
         "expires": (clock.now() + timedelta(days=1)).isoformat(),
     }
-    await api.data(GRANT, {"input": grant}, as_=ADMIN)
+    await api.data(GRANT, {"input": grant}, as_=admin)
     clock.advance(seconds=1)
 
     async def paid() -> bool:

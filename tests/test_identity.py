@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from ipaddress import ip_network
 from typing import Any
 
@@ -24,7 +25,7 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from tests.api import SECRET, Api, TransportWsClient, sample, token
 from tests.conftest import StartServer
-from tests.support import run_cli
+from tests.support import FakeClock, run_cli
 from usercredits.models import ApiKey
 from usercredits.server.ratelimit import TokenBuckets, caller_address
 from usercredits.server.revocation import CHECK_SECONDS
@@ -92,10 +93,12 @@ class Provider:
         sub: str = "alice",
         *,
         ttl: int = 600,
+        at: datetime | None = None,
         extra: dict[str, Any] | None = None,
         **claims: Any,
     ) -> str:
-        now = int(time.time())
+        """A token issued `at` (the wall clock's now unless given)."""
+        now = int(time.time() if at is None else at.timestamp())
         body = {"iss": self.issuer, "aud": AUDIENCE, "sub": sub, "iat": now, "exp": now + ttl}
         return jwt.encode(
             {**body, **(extra or {}), **claims},
@@ -474,24 +477,81 @@ async def test_a_flood_is_limited_while_others_are_served(
 
 
 async def test_a_token_seen_before_is_refused_once_it_expires(
-    http: aiohttp.ClientSession, start_server: StartServer
+    http: aiohttp.ClientSession, start_server: StartServer, clock: FakeClock
 ) -> None:
     """Checked tokens are kept so that a client's every request does not verify its
-    signature again; their expiry still holds."""
-    api = Api(http, f"{await start_server()}/graphql")
-    brief = jwt.encode(
-        {"sub": "brief", "roles": ["user"], "exp": int(time.time()) + 2},
-        SECRET,
-        algorithm="HS256",
-    )
+    signature again; their expiry still holds, by the server's clock."""
+    api = Api(http, f"{await start_server(clock=clock)}/graphql")
+    brief = token("brief", at=clock.now(), ttl=timedelta(seconds=2))
     for _ in range(3):
         assert (await api.data(WALLET, as_=brief))["wallet"]["userId"] == "brief"
-    await asyncio.sleep(
-        max(0.0, jwt.decode(brief, SECRET, algorithms=["HS256"])["exp"] - time.time()) + 0.1
-    )
+    clock.advance(seconds=1)
+    assert (await api.data(WALLET, as_=brief))["wallet"]["userId"] == "brief"
+    clock.advance(seconds=1)
     body = await api.call(WALLET, as_=brief)
     assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
-    assert "expired" in body["errors"][0]["message"]
+    assert body["errors"][0]["message"] == "the token was refused: Signature has expired"
+
+
+async def test_token_dates_are_read_by_the_servers_clock(
+    http: aiohttp.ClientSession, start_server: StartServer, provider: Provider, clock: FakeClock
+) -> None:
+    """HS256 and provider tokens alike, with PyJWT's messages and the provider's leeway of
+    30 s; a token of the wall clock's time is not yet valid on a clock a year behind it."""
+    api = Api(http, f"{await start_server(clock=clock, **oidc(provider))}/graphql")
+    now, key = clock.now(), provider.keys[0]
+    ahead = int(now.timestamp()) + 60
+    answers = {
+        "HS256": token("alice", at=now),
+        "HS256 of the wall clock": token("alice"),
+        "HS256 not before a minute on": jwt.encode(
+            {"sub": "alice", "exp": ahead + 60, "nbf": ahead}, SECRET, algorithm="HS256"
+        ),
+        "HS256 expired a second ago": token("alice", at=now, ttl=timedelta(seconds=-1)),
+        "provider": provider.token(key, at=now),
+        "provider, issued 20 s on": provider.token(key, at=now + timedelta(seconds=20)),
+        "provider, issued a minute on": provider.token(key, at=now + timedelta(minutes=1)),
+        "provider, not before a minute on": provider.token(key, at=now, nbf=ahead),
+        "provider, expired a minute ago": provider.token(key, at=now, ttl=-60),
+    }
+    expected = {
+        "HS256": None,
+        "HS256 of the wall clock": "the token was refused: The token is not yet valid (iat)",
+        "HS256 not before a minute on": "the token was refused: The token is not yet valid (nbf)",
+        "HS256 expired a second ago": "the token was refused: Signature has expired",
+        "provider": None,
+        "provider, issued 20 s on": None,
+        "provider, issued a minute on": "the token was refused: The token is not yet valid (iat)",
+        "provider, not before a minute on": (
+            "the token was refused: The token is not yet valid (nbf)"
+        ),
+        "provider, expired a minute ago": "the token was refused: Signature has expired",
+    }
+    for name, credential in answers.items():
+        body = await api.call(WALLET, as_=credential)
+        refusal = body["errors"][0]["message"] if body.get("errors") else None
+        assert refusal == expected[name], name
+
+
+async def test_a_websockets_token_lapses_by_the_servers_clock(
+    http: aiohttp.ClientSession, start_server: StartServer, clock: FakeClock
+) -> None:
+    """Moving the clock past a socket's token refuses its next operation (the socket's
+    timer closes it by real time: a moved clock does not bring that forward)."""
+    base = await start_server(clock=clock)
+    brief = token("alice", at=clock.now(), ttl=timedelta(minutes=1))
+    client = await TransportWsClient.connect(
+        http, f"{base}/graphql", {"authorization": f"Bearer {brief}"}
+    )
+    await client.subscribe("1", WALLET)
+    assert (await client.receive())["payload"] == {"data": {"wallet": {"userId": "alice"}}}
+    await client.receive()  # complete
+    expiry = clock.advance(minutes=1)
+    await client.subscribe("2", WALLET)
+    [error] = (await client.receive())["payload"]["errors"]
+    assert error["extensions"]["code"] == "UNAUTHENTICATED"
+    assert error["message"] == f"the token expired at {expiry.isoformat()}"
+    await client.close()
 
 
 async def test_operations_over_a_websocket_take_from_the_same_bucket(

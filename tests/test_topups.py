@@ -5,6 +5,7 @@ more than it should be."""
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -15,15 +16,16 @@ from tests.api import Api, token
 from tests.conftest import StartServer, serve_env
 from tests.fake_stripe import SECRET_KEY, WEBHOOK_SECRET, FakeStripe, event, server_settings, sign
 from tests.receiver import running_receiver
-from tests.support import FakeClock, make_offer, run_cli
+from tests.support import START, FakeClock, make_offer, run_cli
 from usercredits.models import LedgerEntryDocument, PaymentCustomerDocument, TopUpAttemptDocument
 from usercredits.services import Services, build_services
 from usercredits.services.identity.access import Role
 from usercredits.services.payments.stripe import StripePaymentClient
 from usercredits.services.steps import Swept
 
-ADMIN = token("admin-1", Role.ADMIN)
-ALICE = token("alice")
+# Issued on the servers' FakeClock, which one test moves on by a month.
+ADMIN = token("admin-1", Role.ADMIN, at=START, ttl=timedelta(days=365))
+ALICE = token("alice", at=START, ttl=timedelta(days=365))
 
 OFFER = "mutation($input: OfferInput!) { upsertOffer(input: $input) { id } }"
 GRANT = """mutation($input: GrantTokensInput!) { grantTokens(input: $input) { id } }"""
@@ -391,7 +393,7 @@ async def test_bad_rules_are_refused_and_change_nothing(cards: CardShop) -> None
         assert await cards.api.error_code(RULE, {"input": {**base, **bad}}, as_=ALICE) == code
     assert (await cards.wallet())["autoTopUps"] == []
     # A back end sets a user's rule.
-    service = token("billing", Role.SERVICE)
+    service = token("billing", Role.SERVICE, at=START)
     made = await cards.api.data(RULE, {"input": {**base, "userId": "alice"}}, as_=service)
     assert made["setAutoTopUp"]["threshold"] == 20
     assert rule_of(await cards.wallet())["threshold"] == 20
@@ -545,9 +547,9 @@ async def test_a_processing_top_up_that_fails_blocks_the_card(cards: CardShop) -
 
 
 async def test_in_the_sandbox_a_saved_test_card_tops_up(
-    start_server: StartServer, http: aiohttp.ClientSession
+    start_server: StartServer, http: aiohttp.ClientSession, clock: FakeClock
 ) -> None:
-    api = Api(http, f"{await start_server()}/graphql")
+    api = Api(http, f"{await start_server(clock=clock)}/graphql")  # the tokens' clock
     cards = CardShop([api], FakeStripe())
     offer = await cards.offer(tokens=100)
     await cards.grant(100)
@@ -601,7 +603,7 @@ async def test_what_a_rule_may_charge_is_bounded_whoever_sets_it(cards: CardShop
     top-up or 1000 USD a month (the service's caps), or more a month than the rule's own
     cap; a price raised after the rule was set is refused at the charge; the rule records
     who set it."""
-    service = token("billing", Role.SERVICE)
+    service = token("billing", Role.SERVICE, at=START)
     offer = await cards.offer(tokens=100, prices=[{"amount": "19.99", "currency": "USD"}])
     await cards.grant(100)
     await cards.save_card()

@@ -7,10 +7,12 @@ HS256 tokens are checked with the secret only, so `alg: none` and algorithm-conf
 tokens fail; with the secret unset and a provider configured they are refused. `exp` is
 required unless the settings allow tokens without it, and every date claim must be a
 number that a date can hold (server/claims.py); `aud` and `iss` are checked when the
-settings name them. `roles` is a list of the exact names user, service and admin. The
-principal carries the token's expiry, so that a websocket authenticated once stops acting
-for it when the token lapses. Refusals say which kind they are (MalformedAuthorization,
-claims.TokenExpired), so that a websocket is closed with a code its client can act on.
+settings name them. `roles` is a list of the exact names user, service and admin. Dates
+are checked against the server's clock (oidc.check_dates), not PyJWT's wall clock, so a
+test moving its clock moves token expiry too. The principal carries the token's expiry and
+that clock, so that a websocket authenticated once stops acting for it when the token
+lapses. Refusals say which kind they are (MalformedAuthorization, claims.TokenExpired), so
+that a websocket is closed with a code its client can act on.
 """
 
 from collections import OrderedDict
@@ -19,8 +21,9 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 
-from usercredits.server.claims import expiry, token_refused
-from usercredits.server.oidc import OidcRules, ProviderKeys, decode_oidc
+from usercredits.server.claims import token_refused
+from usercredits.server.oidc import OidcRules, ProviderKeys, check_dates, decode_oidc, undated
+from usercredits.services.clock import Clock
 from usercredits.services.errors import Unauthenticated
 from usercredits.services.identity.access import Principal, Role
 from usercredits.services.identity.api_keys import ApiKeys, is_api_key
@@ -60,9 +63,15 @@ class Authenticator:
     """Turns an `Authorization` value (`Bearer <token or API key>`) into a Principal."""
 
     def __init__(
-        self, *, rules: TokenRules | None, oidc: OidcRules | None, api_keys: ApiKeys
+        self,
+        *,
+        rules: TokenRules | None,
+        oidc: OidcRules | None,
+        api_keys: ApiKeys,
+        clock: Clock,
     ) -> None:
         self._rules = rules
+        self._clock = clock
         self._provider_keys = None if oidc is None else ProviderKeys(oidc)
         self._api_keys = api_keys
         self._known: OrderedDict[str, Principal] = OrderedDict()
@@ -80,7 +89,7 @@ class Authenticator:
                 raise Unauthenticated("the API key is unknown or revoked")
             return Principal(user_id=f"apikey:{key.id}", roles=frozenset({key.role}))
         known = self._known.get(credential)
-        if known is not None and (known.expires_at is None or known.expires_at > datetime.now(UTC)):
+        if known is not None and not known.lapsed:
             self._known.move_to_end(credential)
             return known
         principal = await self._token(credential)
@@ -97,19 +106,19 @@ class Authenticator:
             except jwt.PyJWTError as exc:
                 raise token_refused(exc) from None
             if algorithm != ALGORITHM:
-                return await decode_oidc(credential, self._provider_keys)
+                return await decode_oidc(credential, self._provider_keys, clock=self._clock)
         if self._rules is None:
             raise Unauthenticated(
                 "HS256 tokens are switched off here: send your identity provider's token"
             )
-        return decode_token(credential, self._rules)
+        return decode_token(credential, self._rules, clock=self._clock)
 
     async def close(self) -> None:
         if self._provider_keys is not None:
             await self._provider_keys.close()
 
 
-def decode_token(token: str, rules: TokenRules) -> Principal:
+def decode_token(token: str, rules: TokenRules, *, clock: Clock) -> Principal:
     required = ["sub", "exp"] if rules.require_exp else ["sub"]
     if rules.audience is not None:
         required.append("aud")
@@ -122,11 +131,11 @@ def decode_token(token: str, rules: TokenRules) -> Principal:
             algorithms=[ALGORITHM],
             audience=rules.audience,
             issuer=rules.issuer,
-            options={"require": required, "verify_aud": rules.audience is not None},
+            options=undated(require=required, verify_aud=rules.audience is not None),
         )
     except jwt.PyJWTError as exc:
         raise token_refused(exc) from None
-    expires = expiry(claims)
+    expires = check_dates(claims, now=clock.now())
     subject = claims["sub"]
     raw_roles = claims.get("roles", [Role.USER.value])
     if not isinstance(subject, str) or not subject or not isinstance(raw_roles, list):
@@ -135,7 +144,7 @@ def decode_token(token: str, rules: TokenRules) -> Principal:
         roles = frozenset(Role(r) for r in raw_roles)
     except ValueError:
         raise Unauthenticated("unknown role in `roles`; use user, service or admin") from None
-    return Principal(user_id=subject, roles=roles, expires_at=expires)
+    return Principal(user_id=subject, roles=roles, expires_at=expires, clock=clock)
 
 
 def issue_token(
@@ -144,9 +153,12 @@ def issue_token(
     user_id: str,
     roles: list[Role],
     ttl: timedelta = timedelta(hours=12),
+    now: datetime | None = None,
 ) -> str:
-    """A signed token that `rules` accept, for local use and tests (`usercredits token`)."""
-    now = datetime.now(UTC)
+    """A signed token that `rules` accept, for local use and tests (`usercredits token`),
+    issued at `now`: a server on another clock than the wall's (a test's) is given tokens
+    of its own time."""
+    now = now or datetime.now(UTC)
     claims: dict[str, object] = {
         "sub": user_id,
         "roles": [r.value for r in roles],

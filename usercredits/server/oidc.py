@@ -4,13 +4,15 @@ A token must be signed with RS256, ES256 or EdDSA by a key of the provider's JWK
 the configured issuer and audience, and unexpired (`exp`, `nbf` and `iat` with a small
 leeway). The algorithm is taken from the token only among those three and must be the
 key's own, so `alg: none` and HS256 signed with a public key are refused; its date claims
-are read as server/claims.py says. The user id is read from a configured claim (default
-`sub`), the roles from another: a name with a colon (a URI such as Auth0's
-`https://example.com/roles`) names one top-level claim, and in any other name the dots
-lead through nested objects (`realm_access.roles` is the `roles` of `realm_access`, never
-a top-level claim of that name). That claim must be a list of strings; of those, the exact
-names user, service and admin become roles (`Admin` is not `admin`), others (a
-provider's own, such as `offline_access`) are ignored; no claim, or no role, means user.
+are read as server/claims.py says, and checked against the server's clock by
+`check_dates` (for HS256 tokens too) rather than by PyJWT, which reads the wall clock.
+The user id is read from a configured claim (default `sub`), the roles from another: a
+name with a colon (a URI such as Auth0's `https://example.com/roles`) names one top-level
+claim, and in any other name the dots lead through nested objects (`realm_access.roles`
+is the `roles` of `realm_access`, never a top-level claim of that name). That claim must
+be a list of strings; of those, the exact names user, service and admin become roles
+(`Admin` is not `admin`), others (a provider's own, such as `offline_access`) are
+ignored; no claim, or no role, means user.
 
 A failed fetch of the keys is logged with its cause and answered only with "the identity
 provider's keys could not be fetched": its hosts are no business of an anonymous caller.
@@ -23,15 +25,19 @@ provider, so a provider that is down stops nothing already seen. A token with an
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import aiohttp
 import jwt
+from jwt.types import Options
 
 from usercredits.server.claims import expiry, token_refused
+from usercredits.services.clock import Clock
 from usercredits.services.errors import Unauthenticated
 from usercredits.services.identity.access import Principal, Role
 
@@ -118,7 +124,39 @@ class ProviderKeys:
             await self._session.close()
 
 
-async def decode_oidc(token: str, keys: ProviderKeys) -> Principal:
+def undated(*, require: list[str], verify_aud: bool = True) -> Options:
+    """PyJWT's options: the claims in `require` must be there, and all but the date claims
+    are checked, which PyJWT would check against the wall clock (see `check_dates`)."""
+    return {
+        "require": require,
+        "verify_aud": verify_aud,
+        "verify_exp": False,
+        "verify_nbf": False,
+        "verify_iat": False,
+    }
+
+
+def check_dates(claims: Mapping[str, Any], *, now: datetime, leeway: float = 0) -> datetime | None:
+    """When a token whose signature holds lapses (None without `exp`), its date claims
+    checked against `now` as PyJWT checks them against the wall clock, with its messages:
+    refused when `iat` or `nbf` is more than `leeway` seconds ahead, and as TokenExpired once
+    `exp` is `leeway` seconds past. First each claim must be a number as claims.expiry says,
+    and `nbf` and `iat` finite ones (PyJWT refuses NaN and infinity too)."""
+    expires = expiry(claims)
+    for claim in ("iat", "nbf"):
+        if claim in claims and not math.isfinite(claims[claim]):
+            raise Unauthenticated(f"the token's `{claim}` must be a number of seconds")
+    moment = now.timestamp()
+    if "iat" in claims and claims["iat"] > moment + leeway:
+        raise token_refused(jwt.ImmatureSignatureError("The token is not yet valid (iat)"))
+    if "nbf" in claims and claims["nbf"] > moment + leeway:
+        raise token_refused(jwt.ImmatureSignatureError("The token is not yet valid (nbf)"))
+    if "exp" in claims and claims["exp"] <= moment - leeway:
+        raise token_refused(jwt.ExpiredSignatureError("Signature has expired"))
+    return expires
+
+
+async def decode_oidc(token: str, keys: ProviderKeys, *, clock: Clock) -> Principal:
     rules = keys.rules
     try:
         header = jwt.get_unverified_header(token)
@@ -139,16 +177,20 @@ async def decode_oidc(token: str, keys: ProviderKeys) -> Principal:
             algorithms=[algorithm],
             audience=rules.audience,
             issuer=rules.issuer,
-            leeway=LEEWAY_SECONDS,
-            options={"require": ["exp", "iat", "iss", "aud"]},
+            options=undated(require=["exp", "iat", "iss", "aud"]),
         )
     except jwt.PyJWTError as exc:
         raise token_refused(exc) from None
+    expires = check_dates(claims, now=clock.now(), leeway=LEEWAY_SECONDS)
     user = claims.get(rules.user_claim)
     if not isinstance(user, str) or not user:
         raise Unauthenticated(f"the token needs a string `{rules.user_claim}`")
-    expires = expiry(claims)
-    return Principal(user_id=user, roles=_roles(claims, rules.roles_claim), expires_at=expires)
+    return Principal(
+        user_id=user,
+        roles=_roles(claims, rules.roles_claim),
+        expires_at=expires,
+        clock=clock,
+    )
 
 
 def _roles(claims: Mapping[str, Any], claim: str | None) -> frozenset[Role]:

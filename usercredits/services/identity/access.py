@@ -7,10 +7,11 @@ credentials into a Principal; services and resolvers only ask it questions.
 - anonymous (no credentials): may only read offers.
 """
 
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
+from usercredits.services.clock import Clock
 from usercredits.services.errors import Forbidden, Unauthenticated
 
 
@@ -32,15 +33,30 @@ class Principal:
     """Why presented credentials were refused; such a caller is anonymous."""
     expires_at: datetime | None = None
     """When the credentials lapse: a websocket keeps its principal past one request."""
+    clock: Clock | None = field(default=None, compare=False, repr=False)
+    """The clock `expires_at` is read by (the server's); given with it."""
+
+    def __post_init__(self) -> None:
+        if self.expires_at is not None and self.clock is None:
+            raise ValueError("a principal with an expiry needs the clock it lapses by")
 
     @property
     def signed_in(self) -> bool:
         return self.user_id is not None
 
+    @property
+    def lapsed(self) -> bool:
+        """Whether the credentials have expired by now."""
+        return (
+            self.expires_at is not None
+            and self.clock is not None
+            and self.expires_at <= self.clock.now()
+        )
+
     def require_signed_in(self) -> str:
         if self.user_id is None:
             raise Unauthenticated(self.refusal or "sign in: send Authorization: Bearer <JWT>")
-        if self.expires_at is not None and self.expires_at <= datetime.now(UTC):
+        if self.expires_at is not None and self.lapsed:
             raise Unauthenticated(f"the token expired at {self.expires_at.isoformat()}")
         return self.user_id
 
