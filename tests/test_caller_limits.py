@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.api import Api, TransportWsClient, token, ws_url
+from tests.api import Api, TransportWsClient, sample, token, ws_url
 from tests.conftest import SpawnServer, StartServer
 from tests.fake_stripe import FakeStripe
 from tests.shop import Shop
@@ -297,3 +297,47 @@ async def test_each_refusal_names_its_own_request(
             body = await response.json()
         assert response.headers["X-Request-ID"] == request_id
         assert [e["extensions"]["requestId"] for e in body["errors"]] == [request_id], body
+
+
+# --- the rate limit ---------------------------------------------------------------------
+
+
+async def test_a_request_past_the_rate_limit_is_answered_429_in_the_type_it_asked_for(
+    http: aiohttp.ClientSession, start_server: StartServer
+) -> None:
+    """A bucket of one that refills in 100 s: the second request is refused before it runs,
+    with Retry-After, the RATE_LIMITED error (no `data` in application/graphql-response+json,
+    `data: null` in application/json) and its own request id; refused credentials are
+    counted once a request."""
+    base = await start_server(rate_limit_per_second=0.01, rate_limit_burst=1)
+    url, query = f"{base}/graphql", {"query": "{ wallet { userId } }"}
+    for media_type, caller in (("application/graphql-response+json", ALICE), (None, BOB)):
+        headers = {"Authorization": f"Bearer {caller}"}
+        if media_type:
+            headers["Accept"] = media_type
+        async with http.post(url, json=query, headers=headers) as response:
+            assert response.status == 200, await response.text()
+        headers["X-Request-ID"] = f"limited-{caller[-6:]}"
+        async with http.post(url, json=query, headers=headers) as response:
+            assert response.status == 429
+            wait = int(response.headers["Retry-After"])
+            assert response.content_type == (media_type or "application/json")
+            body = json.loads(await response.text())
+        assert 90 <= wait <= 100, wait
+        error = {
+            "message": f"too many requests: retry in {wait} s",
+            "extensions": {
+                "code": "RATE_LIMITED",
+                "retryAfterSeconds": wait,
+                "requestId": headers["X-Request-ID"],
+            },
+        }
+        assert body == ({"errors": [error]} if media_type else {"data": None, "errors": [error]})
+    forged = {"Authorization": f"Bearer {ALICE[:-4]}AAAA"}
+    for _ in range(3):  # the first is refused its credentials, the others their turn too
+        async with http.post(url, json=query, headers=forged) as response:
+            await response.read()
+    async with http.get(f"{base}/metrics") as response:
+        text = await response.text()
+    assert sample(text, "usercredits_refusals_total", cause="unauthenticated") == 3
+    assert sample(text, "usercredits_refusals_total", cause="rate_limited") == 4

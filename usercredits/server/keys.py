@@ -23,9 +23,11 @@ SERVICES = web.AppKey("services", Services)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 RATE_LIMITS = web.AppKey("rate_limits", TokenBuckets)
 PRINCIPAL = web.RequestKey("principal", Principal)
-"""Where a request keeps the principal its credentials gave (see CreditsGraphQLView)."""
+"""Where an HTTP request to /graphql keeps the principal its credentials gave: the
+middleware of server/callers.py authenticates it once, the view reads it."""
 ADDRESS = web.RequestKey("address", str)
-"""Where a request keeps its caller's address, for its context."""
+"""Where a request to /graphql keeps its caller's address (server/callers.py), for its
+rate limit and its context."""
 SOCKET = web.RequestKey("socket", web.WebSocketResponse)
 """Where a websocket request keeps its socket, released from the caps when it closes."""
 IN_FLIGHT = web.AppKey("in_flight", InFlight)

@@ -74,7 +74,7 @@ def retry_after(wait: float) -> int:
 
 class SocketOperations(SchemaExtension):
     """Each operation sent over a websocket takes a token of its caller's bucket, as each
-    HTTP request does (the view takes those): subscribing and completing again and again
+    HTTP request does (server/callers.py takes those): subscribing and completing again and again
     on one socket is a flood like any other."""
 
     def __init__(self, *, buckets: TokenBuckets, refused: Callable[[], None]) -> None:

@@ -1,11 +1,13 @@
-"""/graphql: the GraphQL view, over HTTP (the media types of server/media.py, rate limits,
-operations in flight) and over graphql-transport-ws (sign-in at connection_init, the close
-codes of server/socket_closes.py, a socket closed when its token lapses)."""
+"""/graphql: the GraphQL view, over HTTP (the media types of server/media.py, operations in
+flight; the caller's principal and rate limit come from the middleware of
+server/callers.py) and over graphql-transport-ws (sign-in at connection_init, the close
+codes of server/socket_closes.py, a socket closed when its token lapses by the server's
+clock)."""
 
 import asyncio
 import weakref
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import TypeGuard
 
@@ -57,7 +59,7 @@ from usercredits.server.media import (
     refused_before_running,
     request_error,
 )
-from usercredits.server.ratelimit import SocketOperations, caller_address, caller_key, retry_after
+from usercredits.server.ratelimit import SocketOperations
 from usercredits.server.revocation import CurrentKeys
 from usercredits.server.settings import Settings
 from usercredits.server.socket_closes import (
@@ -69,7 +71,6 @@ from usercredits.server.socket_closes import (
     refusal,
 )
 from usercredits.services.errors import Unauthenticated
-from usercredits.services.identity.access import ANONYMOUS, Principal, refused
 
 SUBSCRIPTIONS_OVER_SOCKETS = (
     "subscriptions run over the websocket at this address (graphql-transport-ws), not over HTTP"
@@ -157,7 +158,6 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
         self._persisted = PersistedQueries(max_tokens=settings.max_query_tokens)
         self._heartbeat = settings.ws_heartbeat_seconds
         self._max_response_bytes = settings.max_response_bytes
-        self._trusted_proxies = settings.trusted_proxies
 
     async def get_context(
         self, request: web.Request, response: web.Response | web.WebSocketResponse
@@ -178,28 +178,13 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
         )
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
-        """Every request first costs its caller a token of the rate limit: an HTTP request
-        after its credentials are read, a websocket connection attempt by its address
-        (its credentials come later, in connection_init). A websocket is counted against
-        its caller's caps from connection_init until it closes."""
-        # Every X-Forwarded-For line: a proxy may add its own rather than append.
-        forwarded = ", ".join(request.headers.getall("X-Forwarded-For", [])) or None
-        address = caller_address(request.remote, forwarded, self._trusted_proxies)
-        request[ADDRESS] = address
-        websocket = self.is_websocket_request(request)
-        principal = ANONYMOUS
-        if not websocket:
-            principal = await self._principal(request.headers.get("Authorization"))
-            request[PRINCIPAL] = principal
-        media_type = answer_type(request.headers.get("Accept"))
-        wait = self._app[RATE_LIMITS].take(caller_key(principal, address))
-        if wait:
-            self._app[METRICS].refusals.labels(cause="rate_limited").inc()
-            return rate_limited(wait, media_type)
+        """A request the middleware of server/callers.py let through, with its caller's
+        address and (over HTTP) principal. A websocket is counted against its caller's caps
+        from connection_init until it closes."""
         try:
             return await self.run(request=request)
         except HTTPException as refusal:
-            return self._refuse(refusal, media_type)
+            return self._refuse(refusal, answer_type(request.headers.get("Accept")))
         finally:
             if SOCKET in request:
                 self._app[OPEN_SOCKETS].release(request[SOCKET])
@@ -321,16 +306,6 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
         upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
         return upgrade and super().is_websocket_request(request)
 
-    async def _principal(self, header: object) -> Principal:
-        """The caller of an HTTP request; anonymous (with the reason) when its credentials
-        were refused, so that operations open to anyone still work."""
-        try:
-            principal = await self._app[AUTHENTICATOR].principal(header)
-        except Unauthenticated as exc:
-            self._app[METRICS].refusals.labels(cause="unauthenticated").inc()
-            return refused(exc.message)
-        return ANONYMOUS if principal is None else principal
-
     def create_response(
         self,
         response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
@@ -420,26 +395,6 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
         return ws
 
 
-def rate_limited(wait: float, media_type: str) -> web.Response:
-    """429 in `media_type`, with the error as the contract shows it and how long to wait
-    (no `data` entry in application/graphql-response+json: nothing ran)."""
-    seconds = retry_after(wait)
-    error = {
-        "message": f"too many requests: retry in {seconds} s",
-        "extensions": {
-            "code": "RATE_LIMITED",
-            "retryAfterSeconds": seconds,
-            "requestId": current_request_id.get(),
-        },
-    }
-    body = (
-        {"errors": [error]} if media_type == GRAPHQL_RESPONSE else {"data": None, "errors": [error]}
-    )
-    return web.json_response(
-        body, status=429, headers={"Retry-After": str(seconds)}, content_type=media_type
-    )
-
-
 def answer_refusal_with_429(result: ExecutionResult, response: web.Response) -> None:
     """Gives the response of an operation refused as RATE_LIMITED the status and the
     Retry-After header of a request past the rate limit."""
@@ -453,9 +408,11 @@ def answer_refusal_with_429(result: ExecutionResult, response: web.Response) -> 
 
 
 def close_when_expired(app: web.Application, ws: web.WebSocketResponse, at: datetime) -> None:
-    """Closes `ws` at `at` with 4401, which tells its client to reconnect with a fresh
-    token. The timer holds the socket weakly, so a socket that closed first is not kept
-    alive until its token would have expired."""
+    """Closes `ws` at `at` by the services' clock with 4401, which tells its client to
+    reconnect with a fresh token. The timer holds the socket weakly, so a socket that closed
+    first is not kept alive until its token would have expired. (A clock a test moves on
+    does not bring the timer forward; the socket's principal refuses operations once its
+    token has lapsed by that clock.)"""
     socket_ref = weakref.ref(ws)
 
     def close() -> None:
@@ -467,5 +424,5 @@ def close_when_expired(app: web.Application, ws: web.WebSocketResponse, at: date
             app[CLOSING].add(task)
             task.add_done_callback(app[CLOSING].discard)
 
-    delay = (at - datetime.now(UTC)).total_seconds()
+    delay = (at - app[SERVICES].clock.now()).total_seconds()
     asyncio.get_running_loop().call_later(max(delay, 0), close)
