@@ -16,14 +16,14 @@ from tests.conftest import StartServer
 from tests.fake_stripe import FakeStripe, event, server_settings, sign
 from tests.receiver import running_receiver
 from tests.support import START, FakeClock
+from tests.waits import swept
 from usercredits.models import LedgerEntryDocument, PlanDocument
 from usercredits.services.identity.access import Role
 from usercredits.services.payments import SandboxPaymentClient
 
-# Issued on the servers' FakeClock, which these tests move on by months.
-ADMIN = token("admin-1", Role.ADMIN, at=START, ttl=timedelta(days=365))
-ALICE = token("alice", at=START, ttl=timedelta(days=365))
-BOB = token("bob", at=START, ttl=timedelta(days=365))
+ADMIN = token("admin-1", Role.ADMIN)
+ALICE = token("alice")
+BOB = token("bob")
 WAIT_SECONDS = 10.0
 
 OFFER = "mutation($input: OfferInput!) { upsertOffer(input: $input) { id } }"
@@ -283,7 +283,7 @@ async def test_a_missed_renewal_is_found_by_refresh_and_by_the_sweep(
     clock.current = end
     fake.renew(subscription)
     fake.pay(subscription)  # renewed and paid; still no webhook
-    await asyncio.sleep(1.5)  # a sweep or more
+    await swept(http, base)
     assert await subs.credits() == [100]  # the sweep waits for news first
     clock.current = end + timedelta(hours=2)
     # The sweep credits the period, then moves the plan to it: wait for both.
@@ -484,8 +484,7 @@ async def test_bad_requests_are_refused_and_change_nothing(subs: Subscriptions) 
     )
     for mutation in (CANCEL, RESUME, REFRESH):  # bob cannot see alice's plan
         assert await subs.api.error_code(mutation, {"id": plan["id"]}, as_=BOB) == "NOT_FOUND"
-    # A back end reads plans, an admin changes them.
-    service = token("billing", Role.SERVICE, at=START)
+    service = token("billing", Role.SERVICE)  # a back end reads plans, an admin changes them
     assert (await subs.api.data(REFRESH, {"id": plan["id"]}, as_=service))["refreshPlan"]
     assert await subs.api.error_code(CANCEL, {"id": plan["id"]}, as_=service) == "FORBIDDEN"
     assert subs.fake.subscription_of(plan["id"])["cancel_at_period_end"] is False

@@ -12,12 +12,14 @@ import asyncio
 import itertools
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 import orjson
 
-from tests.api import Api, token
+from tests.api import Api, sample, token
 from tests.receiver import Receiver
 from usercredits.models import WebhookDeliveryDocument
 from usercredits.services.identity.access import Role
@@ -123,3 +125,25 @@ async def webhooks_settled(
     await collection.delete_many({"_id": {"$in": marked}})
     receiver.requests[:] = [r for r in receiver.requests if _user_of(r.body) != user]
     receiver.accepted[:] = [r for r in receiver.accepted if _user_of(r.body) != user]
+
+
+async def _sweeps_ended(http: aiohttp.ClientSession, base: str) -> float:
+    """Sweep runs the server at `base` ended (done or failed), from its /metrics."""
+    async with http.get(f"{base}/metrics") as response:
+        text = await response.text()
+    ended = 0.0
+    for result in ("done", "failed"):
+        with suppress(AssertionError):  # no run of that result yet
+            ended += sample(text, "usercredits_sweep_runs_total", result=result)
+    return ended
+
+
+async def swept(http: aiohttp.ClientSession, base: str, *, seconds: float = 15) -> None:
+    """Waits until a whole periodic sweep of the server at `base` ran after this call: two
+    runs end after it, and the second began after the first ended."""
+    before = await _sweeps_ended(http, base)
+
+    async def twice() -> bool:
+        return await _sweeps_ended(http, base) >= before + 2
+
+    await until(twice, seconds=seconds, every=0.05, what="two sweeps to end")
