@@ -23,7 +23,7 @@ from usercredits.services.ids import object_id
 from usercredits.services.limits import check_tokens
 from usercredits.services.wallets.base import WalletBase, batched, same_request
 from usercredits.services.wallets.lots import Drawn, draw, settle, spendable
-from usercredits.services.wallets.movements import Decision, Outcome, Posting
+from usercredits.services.wallets.movements import Decision, Last, Outcome, Posting
 from usercredits.values import Hold, LedgerEntry, LedgerReason, Reservation, ReservationStatus
 
 MAX_TTL_SECONDS = 7 * 24 * 3600
@@ -67,7 +67,7 @@ class Debits(WalletBase):
         rid = str(reservation.id)
         if raw is not None and any(h["id"] == rid for h in raw.get("holds", [])):
             return reservation
-        await self._movements.flush(raw)
+        await self._movements.flush(None if raw is None else Last.of(raw))
         spent = await self._spent(rid, reservation.user_id)
         status = ReservationStatus.COMMITTED if spent else ReservationStatus.RELEASED
         await self._record(rid, reservation.user_id, status)

@@ -95,6 +95,41 @@ class Outcome:
     entries: list[Posting]
 
 
+@dataclass(frozen=True, slots=True)
+class Last:
+    """A balance's last movement as the balance stores it (`Balance.last`): its entries,
+    which the ledger may not have yet (step 2 puts them there)."""
+
+    bid: str
+    entries: list[dict[str, Any]]
+    """As the ledger stores them: inserted there as they are."""
+
+    @property
+    def seq(self) -> int:
+        """The last entry's `seq` (0 for none)."""
+        return int(self.entries[-1]["seq"]) if self.entries else 0
+
+    @classmethod
+    def of(cls, raw: dict[str, Any]) -> "Last":
+        """The last movement of a balance document (read whole, or with `last`)."""
+        return cls(bid=raw["_id"], entries=raw.get("last") or [])
+
+
+@dataclass(frozen=True, slots=True)
+class _Entries:
+    """A movement's new entries, as the ledger (and the balance's `last`) stores them, and
+    what the primitive checks and writes from them."""
+
+    documents: list[dict[str, Any]]
+    seq: int
+    """The last entry's: the balance's `seq` after the movement."""
+    balance_after: int
+    """The last entry's: what the lots must add up to after the movement."""
+    created_at: datetime
+    last_id: ObjectId
+    """The last entry's id, a fresh one at every write (see `_DecodedLots`)."""
+
+
 Decision = Callable[[Balance | None, datetime], Outcome | None]
 """Decides a movement from the current balance (None: never credited) and the time;
 returns None when there is nothing to do, raises a DomainError to refuse. The balance it
@@ -130,7 +165,7 @@ class _Request:
 class _Planned:
     request: _Request
     current: Balance | None
-    entries: list[dict[str, Any]]
+    entries: _Entries
     lots: list[Lot]
     """The balance's lots after the movement, as step 5 stores them."""
     texts: "_Texts"
@@ -234,10 +269,11 @@ class Movements:
             self._scope.scoped({"_id": {"$in": [r.bid for r in batch]}}, (r.user_id for r in batch))
         )
         raws = {doc["_id"]: doc async for doc in cursor}
+        lasts = {bid: Last.of(raw) for bid, raw in raws.items()}
         self._faults("read")
-        await self._flush_all(list(raws.values()))
+        await self._flush_all(list(lasts.values()))
         self._faults("flushed")
-        replays = await self._by_keys(raws, [r for r in batch if r.key is not None])
+        replays = await self._by_keys(lasts, [r for r in batch if r.key is not None])
         now = self._clock.now()
         planned = []
         for request in batch:
@@ -266,11 +302,12 @@ class Movements:
         self._faults("planned")
         won, lost = await self._write_all(planned)
         self._faults("written")
-        await self._publish([(p.request.bid, p.entries) for p in won])
+        await self._publish([Last(p.request.bid, p.entries.documents) for p in won])
         self._faults("inserted")
         for p in won:
-            self._decoded.put(p.request.bid, p.entries[-1]["_id"], p.lots, p.texts)
-            p.request.future.set_result([LedgerEntry.model_validate(e) for e in p.entries])
+            self._decoded.put(p.request.bid, p.entries.last_id, p.lots, p.texts)
+            documents = p.entries.documents
+            p.request.future.set_result([LedgerEntry.model_validate(e) for e in documents])
         return [p.request for p in lost]
 
     async def _write_all(self, planned: list[_Planned]) -> tuple[list[_Planned], list[_Planned]]:
@@ -285,7 +322,7 @@ class Movements:
                 operations.append(
                     InsertOne(
                         {"_id": r.bid, "user_id": r.user_id, "offer_group": r.offer_group}
-                        | {"starts": p.entries[0]["created_at"]}
+                        | {"starts": p.entries.created_at}
                         | p.update["$set"]
                     )
                 )
@@ -312,7 +349,7 @@ class Movements:
         )
         written = set()
         async for doc in cursor:
-            entry_ids = [e["_id"] for e in ours[doc["_id"]].entries]
+            entry_ids = [e["_id"] for e in ours[doc["_id"]].entries.documents]
             if [e["_id"] for e in doc.get("last", [])] == entry_ids:
                 written.add(doc["_id"])
         missed = [p for p in ours.values() if p.request.bid not in written]
@@ -321,17 +358,13 @@ class Movements:
             [p for i, p in enumerate(planned) if i in failed] + missed,
         )
 
-    async def flush(self, raw: dict[str, Any] | None) -> None:
+    async def flush(self, last: Last | None) -> None:
         """Puts a balance's last entries into the ledger, unless this process already did."""
-        await self._flush_all([] if raw is None else [raw])
+        await self._flush_all([] if last is None else [last])
 
-    async def _flush_all(self, raws: list[dict[str, Any]]) -> None:
+    async def _flush_all(self, lasts: list[Last]) -> None:
         await self._publish(
-            [
-                (raw["_id"], raw["last"])
-                for raw in raws
-                if raw.get("last") and self._flushed.get(raw["_id"], 0) < raw["last"][-1]["seq"]
-            ]
+            [last for last in lasts if last.entries and self._flushed.get(last.bid, 0) < last.seq]
         )
 
     async def flush_idle(self, *, older_than: datetime) -> int:
@@ -345,7 +378,7 @@ class Movements:
             {"last": 1, "seq": 1, "user_id": 1},
         )
         async for raw in cursor:
-            await self.flush(raw)
+            await self.flush(Last.of(raw))
             await self._balances.update_one(
                 self._scope.scoped({"_id": raw["_id"], "seq": raw["seq"]}, [raw["user_id"]]),
                 {"$set": {"unflushed": False}},
@@ -353,18 +386,18 @@ class Movements:
             flushed += 1
         return flushed
 
-    async def _publish(self, movements: list[tuple[str, list[dict[str, Any]]]]) -> None:
+    async def _publish(self, movements: list[Last]) -> None:
         """Step 6 for several balances' entries in one insert_many; an entry already there
         (a retry, a racing flush) is left as it is. Remembers what this process put there."""
-        entries = [entry for _, batch in movements for entry in batch]
+        entries = [entry for movement in movements for entry in movement.entries]
         if not entries:
             return
         try:
             await self._ledger.insert_many(entries, ordered=False)
         except BulkWriteError as exc:
             duplicates_only(exc)
-        for bid, batch in movements:
-            self._remember(bid, batch[-1]["seq"])
+        for movement in movements:
+            self._remember(movement.bid, movement.seq)
 
     def _remember(self, bid: str, seq: int) -> None:
         self._flushed[bid] = seq
@@ -373,7 +406,7 @@ class Movements:
             self._flushed.popitem(last=False)
 
     async def _by_keys(
-        self, raws: dict[str, dict[str, Any]], keyed: list[_Request]
+        self, lasts: dict[str, Last], keyed: list[_Request]
     ) -> dict[tuple[str, str], list[LedgerEntry]]:
         """Step 3: the entries each key already made, from the balances' last movements or
         the ledger (one lookup for the whole batch)."""
@@ -382,7 +415,8 @@ class Movements:
         for request in keyed:
             assert request.key is not None, "only keyed movements are looked up"
             pair = (request.user_id, request.key)
-            for entry in raws.get(request.bid, {}).get("last", []):
+            last = lasts.get(request.bid)
+            for entry in [] if last is None else last.entries:
                 if entry.get("idempotency_key") == request.key:
                     found[pair] = [LedgerEntry.model_validate(entry)]
             if pair not in found:
@@ -483,7 +517,7 @@ def _update(
     outcome: Outcome,
     text: str,
     sums: Totals,
-    entries: list[dict[str, Any]],
+    entries: _Entries,
     now: datetime,
     lapsed_at: datetime | None,
 ) -> dict[str, Any]:
@@ -495,11 +529,11 @@ def _update(
             "lapsed_at": lapsed_at,
             "tokens": sums.tokens,
             "reserved": sums.reserved,
-            "seq": entries[-1]["seq"],
+            "seq": entries.seq,
             "lots": text,
             "holds": [hold.model_dump() for hold in outcome.holds],
             "next_expiry": sums.next_expiry,
-            "last": entries,
+            "last": entries.documents,
             "unflushed": True,
             "updated_at": now,
         }
@@ -508,7 +542,7 @@ def _update(
 
 def _entries(
     current: Balance | None, facts: list[Posting], user_id: str, offer_group: str, now: datetime
-) -> list[dict[str, Any]]:
+) -> _Entries:
     """The movement's entries as ledger documents, numbered from the balance's `seq`, each
     carrying the running balance after it, with ids that sort after the balance's previous
     entry (see services/ids.py), so the ledger lists them in the order they committed."""
@@ -546,12 +580,14 @@ def _entries(
         if entry.idempotency_key is not None:
             document["user_key"] = user_key(user_id, entry.idempotency_key)
         documents.append(document)
-    return documents
+    if not documents or previous is None:
+        raise Impossible(f"a movement of {offer_group!r} of user {user_id} has no entries")
+    return _Entries(documents, seq=seq, balance_after=running, created_at=now, last_id=previous)
 
 
-def _check(entries: list[dict[str, Any]], sums: Totals, request: _Request) -> None:
+def _check(entries: _Entries, sums: Totals, request: _Request) -> None:
     """The first line of the invariant, before anything is written."""
-    if entries[-1]["balance_after"] != sums.tokens:
+    if entries.balance_after != sums.tokens:
         raise Impossible(
             f"a decision for {request.offer_group!r} of user {request.user_id} moved lots by "
             f"other amounts than its entries: the ledger would no longer add up to the balance"
