@@ -280,9 +280,9 @@ class Debits(WalletBase):
 
         async def release(raw: dict[str, Any]) -> list[LedgerEntry]:
             written = []
-            for hold in raw["holds"]:
-                if hold["expires_at"] <= now:
-                    written += await self._settle(hold["id"], raw["user_id"], raw["offer_group"], 0)
+            for hold in map(Hold.model_validate, raw["holds"]):
+                if hold.expires_at <= now:
+                    written += await self._settle(hold.id, raw["user_id"], raw["offer_group"], 0)
             return written
 
         cursor = self._balances.find(
