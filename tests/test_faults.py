@@ -18,6 +18,7 @@ from tests.conftest import SpawnServer
 from tests.fake_stripe import SECRET_KEY, WEBHOOK_SECRET, FakeStripe, event
 from tests.shop import ADMIN, BUY, Shop
 from tests.support import assert_invariant
+from tests.waits import until
 from usercredits.models import LedgerEntryDocument, OrderDocument
 from usercredits.server.database import connect
 from usercredits.server.embedded import EmbeddedDatabase
@@ -146,7 +147,12 @@ async def crash_and_recover(
                 return
 
     tasks = [asyncio.create_task(load(user)) for user in users]
-    await asyncio.sleep(2.0)
+    # Killed once the load is well under way: each user has sent debits and purchases.
+    await until(
+        lambda: all(len(keys) >= 25 for keys in attempted.values()),
+        seconds=60,
+        what="25 debits sent by each user",
+    )
     first.process.send_signal(signal.SIGKILL)
     await first.process.wait()
     await asyncio.gather(*tasks)
@@ -173,12 +179,14 @@ async def crash_and_recover(
             if first_answer is None:
                 first_answer = asyncio.get_running_loop().time() - restarted
     assert first_answer is not None and first_answer < 2.0
+
     # The second server reconciles on its own schedule; there is no event to wait on.
     # (Orders whose intents never succeeded rightly stay pending.)
-    while await db["orders"].count_documents(  # noqa: ASYNC110
-        {"_id": {"$in": [ObjectId(i) for i in succeeded]}, "status": "pending"}
-    ):
-        await asyncio.sleep(0.5)
+    async def reconciled() -> bool:
+        pending = {"_id": {"$in": [ObjectId(i) for i in succeeded]}, "status": "pending"}
+        return await db["orders"].count_documents(pending) == 0
+
+    await until(reconciled, seconds=120, every=0.1, what="every paid order reconciled")
 
     paid = {str(o["_id"]) async for o in db["orders"].find({"status": "paid"})}
     assert succeeded <= paid
