@@ -65,23 +65,25 @@ def build_services(
     (services/sharding.py); `production`: webhooks go only to public https receivers;
     `top_up_caps`: what auto top-ups may charge (default: the built-in caps in
     `default_currency`)."""
-    c = Collections.of(database)
-    offers = Offers(offers=c.offers, orders=c.orders, clock=clock, limits=limits)
+    stored = Collections.of(database)
+    offers = Offers(offers=stored.offers, orders=stored.orders, clock=clock, limits=limits)
     scope = UserScope(sharded=sharded)
     events = EventHub()
     wallets = Wallets(
-        balances=c.balances,
-        ledger=c.ledger,
-        reservations=c.reservations,
-        movements=Movements(balances=c.balances, ledger=c.ledger, clock=clock, scope=scope),
+        balances=stored.balances,
+        ledger=stored.ledger,
+        reservations=stored.reservations,
+        movements=Movements(
+            balances=stored.balances, ledger=stored.ledger, clock=clock, scope=scope
+        ),
         clock=clock,
         limits=limits,
         scope=scope,
         events=events,
     )
     orders = Orders(
-        orders=c.orders,
-        payment_events=c.payment_events,
+        orders=stored.orders,
+        payment_events=stored.payment_events,
         offers=offers,
         wallets=wallets,
         payments=payments,
@@ -91,7 +93,7 @@ def build_services(
         max_pending_orders=max_pending_orders,
         sandbox=payments if isinstance(payments, SandboxPaymentClient) else None,
     )
-    customers = PaymentCustomers(customers=c.payment_customers, payments=payments, clock=clock)
+    customers = PaymentCustomers(customers=stored.payment_customers, payments=payments, clock=clock)
     return Services(
         offers=offers,
         orders=orders,
@@ -100,9 +102,9 @@ def build_services(
         clock=clock,
         events=events,
         default_currency=default_currency,
-        api_keys=ApiKeys(keys=c.api_keys, clock=clock, pepper=api_key_pepper),
+        api_keys=ApiKeys(keys=stored.api_keys, clock=clock, pepper=api_key_pepper),
         outbound=build_outbound(
-            collections=c,
+            collections=stored,
             clock=clock,
             limits=limits,
             production=production,
@@ -110,9 +112,9 @@ def build_services(
         ),
         customers=customers,
         top_ups=AutoTopUps(
-            rules=c.auto_top_ups,
-            attempts=c.top_up_attempts,
-            customer_records=c.payment_customers,
+            rules=stored.auto_top_ups,
+            attempts=stored.top_up_attempts,
+            customer_records=stored.payment_customers,
             orders=orders,
             offers=offers,
             wallets=wallets,
@@ -123,7 +125,7 @@ def build_services(
             caps=top_up_caps or TopUpCaps.of(default_currency),
         ),
         plans=Plans(
-            plans=c.plans,
+            plans=stored.plans,
             offers=offers,
             orders=orders,
             payments=payments,
