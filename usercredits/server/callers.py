@@ -54,9 +54,9 @@ async def graphql_callers(request: web.Request, handler: Handler) -> web.StreamR
 
 
 def asks_for_websocket(request: web.Request) -> bool:
-    """Whether the request is a websocket handshake (as the view will judge it). The
-    Upgrade header is looked at first: it spares the other requests building a
-    WebSocketResponse to ask."""
+    """Whether the request is a websocket handshake (the view asks this too). The Upgrade
+    header is looked at first: it spares the other requests building a WebSocketResponse
+    to ask."""
     if request.headers.get("Upgrade", "").lower() != "websocket":
         return False
     return web.WebSocketResponse().can_prepare(request).ok

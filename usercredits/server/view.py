@@ -34,6 +34,7 @@ from usercredits.schema.errors import apply_contract
 from usercredits.schema.limits import Limits
 from usercredits.schema.persisted import PersistedQueries
 from usercredits.server.auth import signs_in_with_api_key
+from usercredits.server.callers import asks_for_websocket
 from usercredits.server.concurrency import TOO_MANY_SOCKETS, OperationsInFlight, TooManySockets
 from usercredits.server.graphiql import graphiql_page
 from usercredits.server.keys import (
@@ -301,10 +302,10 @@ class CreditsGraphQLView(GraphQLView[Context, None]):
         )
 
     def is_websocket_request(self, request: web.Request) -> TypeGuard[web.Request]:
-        """Looking for the Upgrade header first spares the other requests the view's own
-        test, which builds a WebSocketResponse to ask (and the view asks twice)."""
-        upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
-        return upgrade and super().is_websocket_request(request)
+        """The middleware's test (callers.asks_for_websocket), which looks for the Upgrade
+        header first: that spares the other requests Strawberry's, which builds a
+        WebSocketResponse to ask (and the view asks twice)."""
+        return asks_for_websocket(request)
 
     def create_response(
         self,
