@@ -25,6 +25,7 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
 from usercredits.server.auth import Authenticator
+from usercredits.server.callers import GRAPHQL_PATH, graphql_callers
 from usercredits.server.changes import ChangeFeed, running_feed
 from usercredits.server.concurrency import InFlight, OpenSockets
 from usercredits.server.database import is_sharded, open_database
@@ -136,7 +137,7 @@ def create_app(
     """The service on `settings`; tests may pass their own payment client and clock."""
     app = web.Application(
         client_max_size=256 * 1024,
-        middlewares=[request_ids, body_deadline(settings.request_body_seconds)],
+        middlewares=[request_ids, body_deadline(settings.request_body_seconds), graphql_callers],
     )
     app[SETTINGS] = settings
     app[CLOSING] = set()
@@ -169,6 +170,7 @@ def create_app(
                 rules=settings.token_rules,
                 oidc=settings.oidc_rules,
                 api_keys=app[SERVICES].api_keys,
+                clock=clock,
             )
             if seed is not None:
                 await seed_catalogue(app[SERVICES], seed)
@@ -269,7 +271,7 @@ def create_app(
     view = CreditsGraphQLView(
         app=app, settings=settings, sandbox=isinstance(provider, SandboxPaymentClient)
     )
-    app.router.add_route("*", "/graphql", view)
+    app.router.add_route("*", GRAPHQL_PATH, view)
     if view.graphql_ide:
         add_graphiql_routes(app)
     if isinstance(provider, StripePaymentClient):
