@@ -1,6 +1,6 @@
 """Websockets signed in with an API key close once the key is revoked.
 
-A token carries its end (`exp`), and its socket closes then (app.close_when_expired). An
+A token carries its end (`exp`), and its socket closes then (view.close_when_expired). An
 API key has none, and a back end's socket may stay open for days after its key was
 revoked. So one task of each process asks the authenticator again, every CHECK_SECONDS,
 about each API key its open sockets signed in with (once per key, however many sockets

@@ -13,6 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 from usercredits.server.auth import TokenRules, issue_token
+from usercredits.server.keys import SERVICES
 from usercredits.services.identity.access import Role
 
 HERE = Path(__file__).resolve().parent
@@ -44,7 +45,8 @@ def add_demo_routes(
             raise web.HTTPBadRequest(text='send {"user": "<a demo user>"}') from None
         if user not in DEMO_USERS:
             raise web.HTTPBadRequest(text=f"demo users are {', '.join(DEMO_USERS)}")
-        token = issue_token(rules=rules, user_id=user, roles=[Role.USER], ttl=SESSION_TTL)
+        now = request.app[SERVICES].clock.now()  # the clock the server checks tokens by
+        token = issue_token(rules=rules, user_id=user, roles=[Role.USER], ttl=SESSION_TTL, now=now)
         return web.json_response(
             {
                 "userId": user,
