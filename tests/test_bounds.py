@@ -4,9 +4,7 @@ paid order could take a balance past what it holds, an order key reused for anot
 request is a conflict; and a sweep, on the server or `usercredits expire`, that a document
 it cannot handle does not stop."""
 
-import asyncio
 import os
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -18,6 +16,7 @@ from tests.api import SECRET, Api, sample, token
 from tests.conftest import StartServer
 from tests.shop import ADMIN, ALICE, BUY, PRO, Shop, upsert_offer
 from tests.support import START, FakeClock, run_cli, snapshot
+from tests.waits import until
 from usercredits.models import LedgerEntryDocument, OrderDocument
 from usercredits.services import Services
 from usercredits.services.catalogue.files import CatalogueErrors, import_catalogue
@@ -153,15 +152,6 @@ async def test_prices_and_totals_stay_within_graphql_int(shop: Shop, services: S
     assert shop.fake.create_requests == []
 
 
-async def eventually(condition: Callable[[], Awaitable[bool]]) -> None:
-    """Returns once `condition()` holds; fails after WAIT_SECONDS."""
-    async with asyncio.timeout(WAIT_SECONDS):
-        while True:
-            if await condition():
-                return
-            await asyncio.sleep(0.1)
-
-
 async def plant_unreadable_order() -> None:
     """A pending order the code cannot read (as one written by a bug, or by hand), older than
     every other document, so that a sweep meets it first."""
@@ -219,9 +209,9 @@ async def test_a_document_the_sweep_cannot_handle_does_not_stop_it(
     async def bob_expired() -> bool:
         return bool(await expired_entries("bob"))
 
-    await eventually(paid)
+    await until(paid, seconds=WAIT_SECONDS, every=0.1, what="the order paid")
     clock.advance(days=2)  # bob's trial lapses after the first runs met the bad order
-    await eventually(bob_expired)
+    await until(bob_expired, seconds=WAIT_SECONDS, every=0.1, what="bob's lot expired")
     [expiry] = await expired_entries("bob")
     assert expiry.tokens == -10
     async with http.get(f"{base}/metrics") as response:

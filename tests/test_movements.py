@@ -21,6 +21,7 @@ from pymongo.asynchronous.change_stream import AsyncChangeStream
 
 from tests.api import Api, token
 from tests.support import FakeClock, assert_invariant, order_credit, other_wallets, snapshot
+from tests.waits import until
 from usercredits.models import Balance, LedgerEntryDocument
 from usercredits.models.collections import Collections
 from usercredits.services import Services
@@ -141,9 +142,7 @@ async def test_a_fault_between_any_two_steps_loses_and_doubles_nothing(
         matching = [e for e in entries if (e.reason.value, e.tokens) == (reason, tokens)]
         assert len(matching) == 1, [(e.reason.value, e.tokens) for e in entries]
         await ledger.insert_one({"_id": MARKER})
-        async with asyncio.timeout(10):
-            while MARKER not in seen:  # noqa: ASYNC110 (another task's state)
-                await asyncio.sleep(0.05)
+        await until(lambda: MARKER in seen, seconds=10, what="the marker's insert")
         seen.remove(MARKER)
         assert sorted(seen) == sorted(str(e.id) for e in entries), "one event per entry"
     finally:

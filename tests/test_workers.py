@@ -6,7 +6,6 @@ import asyncio
 import os
 import signal
 import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 
 from tests.api import SECRET, Api, token
 from tests.conftest import answered_by
+from tests.waits import until
 from usercredits.server import children
 from usercredits.server.cli import default_workers
 from usercredits.server.embedded import free_port
@@ -47,15 +47,6 @@ def workers_of(parent: int) -> set[int]:
 
 
 Check = Callable[[], Awaitable[bool]]
-
-
-async def until(check: Check, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"not within {seconds} s: {what}")
 
 
 def workers(
@@ -96,7 +87,7 @@ async def service(tmp_path: Path) -> AsyncIterator[tuple[asyncio.subprocess.Proc
     process = await serve(tmp_path, port)
     url = f"http://127.0.0.1:{port}"
     try:
-        await until(lambda: ready(url), 60, "the service is ready")
+        await until(lambda: ready(url), seconds=60, every=0.1, what="the service is ready")
         yield process, url
     finally:
         await children.stop(process)
@@ -107,7 +98,7 @@ async def test_two_workers_share_the_port_and_are_replaced_and_stopped(
     service: tuple[asyncio.subprocess.Process, str],
 ) -> None:
     process, url = service
-    await until(workers(process.pid, 2), 30, "two workers")
+    await until(workers(process.pid, 2), seconds=30, every=0.1, what="two workers")
     first = workers_of(process.pid)
     answering: set[int] = set()
 
@@ -117,7 +108,7 @@ async def test_two_workers_share_the_port_and_are_replaced_and_stopped(
         answering.add(await answered_by(url))
         return answering == first
 
-    await until(both_answer, 60, "both workers answer on the port")
+    await until(both_answer, seconds=60, every=0.1, what="both workers answer on the port")
 
     async with aiohttp.ClientSession() as http:
         await Api(http, f"{url}/graphql").data(
@@ -138,7 +129,10 @@ async def test_two_workers_share_the_port_and_are_replaced_and_stopped(
     # socket's backlog for the worker that replaces it. None is refused.
     answers = await asyncio.gather(*(answered_by(url) for _ in range(20)))
     await until(
-        workers(process.pid, 2, frozenset({victim})), 30, "a new worker replaces the killed one"
+        workers(process.pid, 2, frozenset({victim})),
+        seconds=30,
+        every=0.1,
+        what="a new worker replaces the killed one",
     )
     assert victim not in answers
     assert set(answers) <= workers_of(process.pid), "only live workers answered"
