@@ -2,6 +2,7 @@
 the purchase flow, every error code, pagination and the role rules."""
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -9,14 +10,18 @@ import pytest
 
 from tests.api import Api, token
 from tests.conftest import StartServer
+from tests.support import START, FakeClock
 from usercredits.models import OrderDocument
 from usercredits.services.errors import InvalidInput
 from usercredits.services.identity.access import Role
 from usercredits.services.payments import SandboxPaymentClient
 
-ADMIN = token("admin-1", Role.ADMIN)
+# Issued at the FakeClock's start and valid for years: good on a server on the wall clock
+# and on one on a FakeClock that a test moves on by weeks (test_webhooks uses these).
+LASTING = timedelta(days=3650)
+ADMIN = token("admin-1", Role.ADMIN, at=START, ttl=LASTING)
 SERVICE = token("backend-1", Role.SERVICE)
-ALICE = token("alice")
+ALICE = token("alice", at=START, ttl=LASTING)
 BOB = token("bob")
 
 UPSERT = """
@@ -300,7 +305,10 @@ async def test_other_users_orders_and_reservations_are_not_found(api: Api) -> No
     assert canceled["cancelOrder"] == {"status": "CANCELED"}
 
 
-async def test_reservations_through_the_api(api: Api) -> None:
+async def test_reservations_through_the_api(
+    http: aiohttp.ClientSession, start_server: StartServer, clock: FakeClock
+) -> None:
+    api = Api(http, f"{await start_server(clock=clock)}/graphql")  # a reservation lapses on it
     await grant(api, "alice", 10)
     held = (
         await api.data(
@@ -331,7 +339,7 @@ async def test_reservations_through_the_api(api: Api) -> None:
             as_=ALICE,
         )
     )["reserveTokens"]
-    await asyncio.sleep(1.1)
+    clock.advance(seconds=1)
     late = f'mutation {{ commitReservation(id: "{short["id"]}") {{ id }} }}'
     assert await api.error_code(late, as_=ALICE) == "EXPIRED"
 

@@ -13,7 +13,7 @@ import itertools
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -21,10 +21,12 @@ import orjson
 
 from tests.api import Api, sample, token
 from tests.receiver import Receiver
+from tests.support import START
 from usercredits.models import WebhookDeliveryDocument
 from usercredits.services.identity.access import Role
 
-ADMIN = token("waits-admin", Role.ADMIN)
+ADMIN = token("waits-admin", Role.ADMIN, at=START, ttl=timedelta(days=3650))
+"""Good on the wall clock and on a FakeClock moved on by weeks."""
 GRANT = """mutation G($input: GrantTokensInput!) { grantTokens(input: $input) { id } }"""
 CONSUME = """mutation C($input: ConsumeTokensInput!) { consumeTokens(input: $input) {
   balanceAfter } }"""
