@@ -77,7 +77,10 @@ async def run(bench: Bench) -> ScenarioResult:
             raise BenchFailure(f"the raw debit of {n} matched nothing")
 
     services = build_services(
-        payments=SandboxPaymentClient(), clock=SystemClock(), default_currency="USD"
+        database=bench.client[local],
+        payments=SandboxPaymentClient(),
+        clock=SystemClock(),
+        default_currency="USD",
     )
 
     async def service_debit(worker: int) -> None:

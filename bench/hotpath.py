@@ -108,7 +108,12 @@ class State:
 async def bind(bench: Bench, state: State) -> Services:
     """The services on `state`'s database."""
     await init_models(bench.client, state.database)
-    return build_services(payments=state.payments, clock=SystemClock(), default_currency="USD")
+    return build_services(
+        database=bench.client[state.database],
+        payments=state.payments,
+        clock=SystemClock(),
+        default_currency="USD",
+    )
 
 
 async def run(bench: Bench) -> ScenarioResult:
