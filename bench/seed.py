@@ -73,6 +73,7 @@ def _balance(user_id: str, lots: list[Lot], now: datetime) -> dict[str, Any]:
         "last": [],
         "unflushed": False,
         "updated_at": now,
+        "due_at": totals(lots).next_expiry,
     }
 
 

@@ -14,7 +14,13 @@ from usercredits.models import Balance, LedgerEntryDocument, ReservationDocument
 from usercredits.models.collections import Collections
 from usercredits.services import Services
 from usercredits.services.errors import KeyReused
-from usercredits.services.migration import LEGACY_LEDGER_INDEX, key_ledger_entries, migrate_balances
+from usercredits.services.migration import (
+    LEGACY_LEDGER_INDEX,
+    date_balances,
+    key_ledger_entries,
+    migrate_balances,
+)
+from usercredits.services.sweep import expire_due
 
 
 async def old_balance(clock: FakeClock) -> dict[str, Any]:
@@ -115,3 +121,29 @@ async def test_migrate_indexes_older_keys_so_their_retries_are_recognised(
             user_id="u1", offer_group="pro", tokens=5, idempotency_key="old-1"
         )
     assert (await assert_invariant("u1", "pro")).tokens == 40
+
+
+async def test_migrate_dates_balances_so_the_sweep_finds_their_lapsed_lots(
+    services: Services, clock: FakeClock, collections: Collections
+) -> None:
+    await services.wallets.grant(
+        user_id="u1",
+        offer_group="pro",
+        tokens=7,
+        idempotency_key="g",
+        expires=clock.now() + timedelta(days=1),
+    )
+    undated = {"$unset": {"due_at": ""}}  # as an earlier version wrote them
+    await collections.balances.update_many({}, undated)
+    clock.advance(days=2)
+    before = await snapshot()
+    assert await date_balances(collections=collections, dry_run=True) == 1
+    assert await snapshot() == before
+    unseen = await expire_due(wallets=services.wallets, orders=services.orders, now=clock.now())
+    assert unseen.groups_expired == 0  # the sweep finds balances by `due_at`
+
+    assert await date_balances(collections=collections) == 1
+    assert await date_balances(collections=collections) == 0
+    swept = await expire_due(wallets=services.wallets, orders=services.orders, now=clock.now())
+    assert (swept.groups_expired, swept.tokens_expired) == (1, 7)
+    assert (await assert_invariant("u1", "pro")).tokens == 0

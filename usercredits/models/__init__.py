@@ -14,7 +14,13 @@ from usercredits.models.topup import (
     PaymentCustomerDocument,
     TopUpAttemptDocument,
 )
-from usercredits.models.wallet import Balance, balance_id, lot_text, pack_lots
+from usercredits.models.wallet import (
+    Balance,
+    balance_id,
+    due_at,
+    lot_text,
+    pack_lots,
+)
 from usercredits.models.webhook import (
     AlertRuleDocument,
     AlertStateDocument,
@@ -47,6 +53,8 @@ RETIRED_INDEXES: dict[type[Document], tuple[str, ...]] = {
     # `user_keyed_unique` and `user_payment_intent_unique`.
     LedgerEntryDocument: ("user_key_unique",),
     OrderDocument: ("payment_intent_unique",),
+    # Replaced by the one `due` index (`Balance.due_at`).
+    Balance: ("next_expiry", "holds_expire", "unflushed"),
 }
 """Indexes an earlier version made, dropped at start once their replacements exist."""
 
@@ -70,6 +78,7 @@ __all__ = [
     "WebhookDeliveryDocument",
     "WebhookEndpointDocument",
     "balance_id",
+    "due_at",
     "lot_text",
     "pack_lots",
     "user_key",

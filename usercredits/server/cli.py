@@ -41,7 +41,12 @@ from usercredits.services.clock import SystemClock
 from usercredits.services.errors import DomainError
 from usercredits.services.identity.access import Role
 from usercredits.services.identity.api_keys import ApiKeyView, CreatedApiKey
-from usercredits.services.migration import Migrated, key_ledger_entries, migrate_balances
+from usercredits.services.migration import (
+    Migrated,
+    date_balances,
+    key_ledger_entries,
+    migrate_balances,
+)
 from usercredits.services.sweep import SweepResult, sweep
 
 T = TypeVar("T")
@@ -212,20 +217,22 @@ def _expire(settings: Settings) -> int:
 
 
 def _migrate(settings: Settings, dry_run: bool) -> None:
-    async def run() -> tuple[list[Migrated], int]:
+    async def run() -> tuple[list[Migrated], int, int]:
         async with open_database(settings) as client:
             collections = Collections.of(client[settings.database])
             return (
                 await migrate_balances(collections=collections, dry_run=dry_run),
                 await key_ledger_entries(collections=collections, dry_run=dry_run),
+                await date_balances(collections=collections, dry_run=dry_run),
             )
 
-    changes, keyed = asyncio.run(run())
+    changes, keyed, dated = asyncio.run(run())
     verb = "would get" if dry_run else "got"
     for change in changes:
         print(f"{change}: {verb} migrated")
     print(f"{len(changes)} balances {'to migrate' if dry_run else 'migrated'}")
     print(f"{keyed} keyed ledger entries {'to index' if dry_run else 'indexed'} by user_key")
+    print(f"{dated} balances {'to date' if dry_run else 'dated'} for the sweep")
 
 
 def _import(settings: Settings, path: Path, dry_run: bool) -> int:

@@ -6,6 +6,9 @@
   tokens for those reservations, under the balance `_id` that movements address.
 - A keyed ledger entry written before `user_key` existed gets it, so that a retry of its
   key is still recognised; then the old (user, key) index goes.
+- A balance written before `due_at` existed gets it, so that the sweep finds its expiries,
+  its holds' and its unflushed entries (until then, its next movement or read still writes
+  a lapse that is due).
 
 Running it again changes nothing; a dry run says what it would do and writes nothing. It
 works on the whole database, so it is handed all its collections.
@@ -13,6 +16,7 @@ works on the whole database, so it is handed all its collections.
 
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,7 +25,7 @@ from bson import ObjectId
 from pymongo import UpdateOne
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from usercredits.models import balance_id, pack_lots, user_key
+from usercredits.models import balance_id, due_at, pack_lots, user_key
 from usercredits.models.collections import Collection, Collections
 from usercredits.services.wallets.lots import totals
 from usercredits.values import (
@@ -41,7 +45,7 @@ refuse the new document while the old one is still there."""
 LEGACY_LEDGER_INDEX = "user_idempotency_unique"
 """The old unique (user, key) index of the ledger, partial: `user_key`'s index replaces it."""
 
-KEYING_BATCH = 1000
+WRITE_BATCH = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +139,7 @@ async def _with_lot(old: dict[str, Any], reservations: Collection) -> dict[str, 
         "last": [],
         "unflushed": False,
         "updated_at": old["updated_at"],
+        "due_at": due_at(totals([lot]).next_expiry, *(hold.expires_at for hold in holds)),
     }
 
 
@@ -145,16 +150,49 @@ async def key_ledger_entries(*, collections: Collections, dry_run: bool = False)
     unkeyed = {"idempotency_key": {"$type": "string"}, "user_key": {"$exists": False}}
     if dry_run:
         return await ledger.count_documents(unkeyed)
-    keyed = 0
-    updates: list[UpdateOne] = []
-    async for doc in ledger.find(unkeyed, {"user_id": 1, "idempotency_key": 1}):
-        value = user_key(doc["user_id"], doc["idempotency_key"])
-        updates.append(UpdateOne({"_id": doc["_id"]}, {"$set": {"user_key": value}}))
-        if len(updates) == KEYING_BATCH:
-            keyed += (await ledger.bulk_write(updates, ordered=False)).modified_count
-            updates = []
-    if updates:
-        keyed += (await ledger.bulk_write(updates, ordered=False)).modified_count
+    updates = (
+        UpdateOne(
+            {"_id": doc["_id"]},
+            {"$set": {"user_key": user_key(doc["user_id"], doc["idempotency_key"])}},
+        )
+        async for doc in ledger.find(unkeyed, {"user_id": 1, "idempotency_key": 1})
+    )
+    keyed = await _in_batches(ledger, updates)
     with contextlib.suppress(OperationFailure):  # already gone, or never made
         await ledger.drop_index(LEGACY_LEDGER_INDEX)
     return keyed
+
+
+async def date_balances(*, collections: Collections, dry_run: bool = False) -> int:
+    """Gives every balance without `due_at` its `due_at`; returns how many it dated (or
+    would). A balance that moves meanwhile is dated by its movement and left alone."""
+    balances = collections.balances
+    undated: dict[str, Any] = {"due_at": {"$exists": False}}
+    if dry_run:
+        return await balances.count_documents(undated)
+    fields = {"next_expiry": 1, "holds.expires_at": 1, "unflushed": 1, "updated_at": 1}
+    updates = (
+        UpdateOne({"_id": doc["_id"]} | undated, {"$set": {"due_at": _due(doc)}})
+        async for doc in balances.find(undated, fields)
+    )
+    return await _in_batches(balances, updates)
+
+
+def _due(raw: dict[str, Any]) -> datetime | None:
+    holds = (hold["expires_at"] for hold in raw.get("holds", []))
+    unflushed = raw["updated_at"] if raw.get("unflushed") else None
+    return due_at(raw.get("next_expiry"), unflushed, *holds)
+
+
+async def _in_batches(collection: Collection, updates: AsyncIterator[UpdateOne]) -> int:
+    """Writes `updates` WRITE_BATCH at a time; how many documents they changed."""
+    changed = 0
+    batch: list[UpdateOne] = []
+    async for update in updates:
+        batch.append(update)
+        if len(batch) == WRITE_BATCH:
+            changed += (await collection.bulk_write(batch, ordered=False)).modified_count
+            batch = []
+    if batch:
+        changed += (await collection.bulk_write(batch, ordered=False)).modified_count
+    return changed

@@ -35,6 +35,8 @@ from usercredits.values.changes import Touched
 
 REMEMBERED = 100_000
 """Alert states and announced lots this process keeps in memory (bounded LRUs)."""
+EXPIRING_BATCH = 500
+"""Balances whose lots one read of the expiring scan fetches."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,28 +180,38 @@ class Publisher:
         endpoints = self._listeners
         if not any(e.wants("tokens.expiring") for e in endpoints):
             return 0
-        events: list[Event] = []
+        rules = {g: r for g, r in self._rules.items() if r.expiring_within_seconds}
+        if not rules:
+            return 0
         balances = self._balances
-        for rule in self._rules.values():
-            if not rule.expiring_within_seconds:
-                continue
+        # `due_at` is never later than `next_expiry`; the embedded database plans a scan
+        # for a filter that names more than the index (Balance.due_at).
+        horizon = now + max(rule.expiring_within for rule in rules.values())
+        due = balances.find(
+            {"due_at": {"$gte": EPOCH, "$lte": horizon}}, {"offer_group": 1, "next_expiry": 1}
+        )
+        expiring = [
+            raw["_id"]
+            async for raw in due
+            if (rule := rules.get(raw["offer_group"])) is not None
+            and raw.get("next_expiry") is not None
+            and raw["next_expiry"] <= now + rule.expiring_within
+        ]
+        events: list[Event] = []
+        for start in range(0, len(expiring), EXPIRING_BATCH):
+            batch = expiring[start : start + EXPIRING_BATCH]
             cursor = balances.find(
-                {
-                    "next_expiry": {"$gte": EPOCH, "$lte": now + rule.expiring_within},
-                    "offer_group": rule.offer_group,
-                },
-                {"user_id": 1, "offer_group": 1, "lots": 1},
+                {"_id": {"$in": batch}}, {"user_id": 1, "offer_group": 1, "lots": 1}
             )
             async for raw in cursor:
                 lots = [lot for lot in _lots(raw) if self._announced.get(lot.id) is None]
-                found = expiring_events(
+                events += expiring_events(
                     user_id=raw["user_id"],
                     offer_group=raw["offer_group"],
                     lots=lots,
                     now=now,
-                    within=rule.expiring_within,
+                    within=rules[raw["offer_group"]].expiring_within,
                 )
-                events.extend(found)
         made = await self._deliveries.enqueue(events, endpoints)
         for event in events:
             self._announced.put(event.data["lotId"], True)

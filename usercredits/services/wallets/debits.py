@@ -286,7 +286,7 @@ class Debits(WalletBase):
             return written
 
         cursor = self._balances.find(
-            {"holds.expires_at": due_by(now)}, {"holds": 1, "user_id": 1, "offer_group": 1}
+            {"due_at": due_by(now)}, {"holds": 1, "user_id": 1, "offer_group": 1}
         )
         return [entry for entries in await batched(cursor, release) for entry in entries]
 

@@ -22,9 +22,13 @@ class Lapses(WalletBase):
         an expiry entry naming the lots, even when two sweeps run at once."""
 
         async def expire(raw: dict[str, Any]) -> list[LedgerEntry]:
+            if raw.get("next_expiry") is None or raw["next_expiry"] > now:
+                return []  # due for another reason (Balance.due_at)
             return await self._movements.move(
                 user_id=raw["user_id"], offer_group=raw["offer_group"], decide=catch_up
             )
 
-        cursor = self._balances.find({"next_expiry": due_by(now)}, {"user_id": 1, "offer_group": 1})
+        cursor = self._balances.find(
+            {"due_at": due_by(now)}, {"user_id": 1, "offer_group": 1, "next_expiry": 1}
+        )
         return [entry for entries in await batched(cursor, expire) for entry in entries]

@@ -52,7 +52,7 @@ from bson import ObjectId
 from pymongo import InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError
 
-from usercredits.models import Balance, balance_id, lot_text, pack_lots, user_key
+from usercredits.models import Balance, balance_id, due_at, lot_text, pack_lots, user_key
 from usercredits.models.collections import Collection
 from usercredits.services.clock import Clock, due_by
 from usercredits.services.errors import Contended, Impossible
@@ -374,14 +374,18 @@ class Movements:
         movement; this is for the ones that do not (the sweep calls it)."""
         flushed = 0
         cursor = self._balances.find(
-            {"unflushed": True, "updated_at": due_by(older_than)},
-            {"last": 1, "seq": 1, "user_id": 1},
+            {"due_at": due_by(older_than)},
+            {"last": 1, "seq": 1, "user_id": 1, "next_expiry": 1, "holds.expires_at": 1}
+            | {"unflushed": 1, "updated_at": 1},
         )
         async for raw in cursor:
+            if not raw.get("unflushed") or raw["updated_at"] > older_than:
+                continue  # due for another reason (Balance.due_at)
             await self.flush(Last.of(raw))
+            holds = (hold["expires_at"] for hold in raw.get("holds", []))
             await self._balances.update_one(
                 self._scope.scoped({"_id": raw["_id"], "seq": raw["seq"]}, [raw["user_id"]]),
-                {"$set": {"unflushed": False}},
+                {"$set": {"unflushed": False, "due_at": due_at(raw.get("next_expiry"), *holds)}},
             )
             flushed += 1
         return flushed
@@ -536,6 +540,9 @@ def _update(
             "last": entries.documents,
             "unflushed": True,
             "updated_at": now,
+            # The lots' and holds' moments are all later than now: until the sweep marks
+            # `last` as flushed, the balance is due at its write.
+            "due_at": now,
         }
     }
 
