@@ -21,9 +21,10 @@ from usercredits.models import LedgerEntryDocument, PlanDocument
 from usercredits.services.identity.access import Role
 from usercredits.services.payments import SandboxPaymentClient
 
-ADMIN = token("admin-1", Role.ADMIN)
-ALICE = token("alice")
-BOB = token("bob")
+# Issued on the servers' FakeClock, which these tests move on by months.
+ADMIN = token("admin-1", Role.ADMIN, at=START, ttl=timedelta(days=365))
+ALICE = token("alice", at=START, ttl=timedelta(days=365))
+BOB = token("bob", at=START, ttl=timedelta(days=365))
 WAIT_SECONDS = 10.0
 
 OFFER = "mutation($input: OfferInput!) { upsertOffer(input: $input) { id } }"
@@ -484,7 +485,8 @@ async def test_bad_requests_are_refused_and_change_nothing(subs: Subscriptions) 
     )
     for mutation in (CANCEL, RESUME, REFRESH):  # bob cannot see alice's plan
         assert await subs.api.error_code(mutation, {"id": plan["id"]}, as_=BOB) == "NOT_FOUND"
-    service = token("billing", Role.SERVICE)  # a back end reads plans, an admin changes them
+    # A back end reads plans, an admin changes them.
+    service = token("billing", Role.SERVICE, at=START)
     assert (await subs.api.data(REFRESH, {"id": plan["id"]}, as_=service))["refreshPlan"]
     assert await subs.api.error_code(CANCEL, {"id": plan["id"]}, as_=service) == "FORBIDDEN"
     assert subs.fake.subscription_of(plan["id"])["cancel_at_period_end"] is False
