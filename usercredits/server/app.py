@@ -162,21 +162,29 @@ def create_app(
     provider = payments or payment_client(settings, clock)
     seed = settings.seed_catalogue.read_text() if settings.seed_catalogue else None
 
+    async def payment_provider(app: web.Application) -> AsyncIterator[None]:
+        """The provider's HTTP client, closed once nothing else runs."""
+        yield
+        await provider.close()
+
     async def database(app: web.Application) -> AsyncIterator[None]:
         async with open_database(settings) as client:
             app[CLIENT] = client
             app[SERVICES] = await services_for(settings, client, provider, clock)
-            app[AUTHENTICATOR] = Authenticator(
-                rules=settings.token_rules,
-                oidc=settings.oidc_rules,
-                api_keys=app[SERVICES].api_keys,
-                clock=clock,
-            )
             if seed is not None:
                 await seed_catalogue(app[SERVICES], seed)
             yield
-            await app[AUTHENTICATOR].close()
-            await provider.close()
+
+    async def authenticator(app: web.Application) -> AsyncIterator[None]:
+        """Checks credentials; keeps an HTTP client to the identity provider, if any."""
+        app[AUTHENTICATOR] = Authenticator(
+            rules=settings.token_rules,
+            oidc=settings.oidc_rules,
+            api_keys=app[SERVICES].api_keys,
+            clock=clock,
+        )
+        yield
+        await app[AUTHENTICATOR].close()
 
     async def revocations(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(app[KEY_SOCKETS].run(), name="revocations")
@@ -266,7 +274,9 @@ def create_app(
         if stuck:
             log.error("webhook tasks did not stop", extra={"tasks": [t.get_name() for t in stuck]})
 
-    app.cleanup_ctx.extend([database, revocations, change_feed, sweeper, webhooks])
+    app.cleanup_ctx.extend(
+        [payment_provider, database, authenticator, revocations, change_feed, sweeper, webhooks]
+    )
     app.on_shutdown.append(close_websockets)
     view = CreditsGraphQLView(
         app=app, settings=settings, sandbox=isinstance(provider, SandboxPaymentClient)
