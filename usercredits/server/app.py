@@ -2,11 +2,13 @@
 /webhooks/stripe, /healthz, /readyz and /metrics (server/endpoints.py), GraphiQL and the
 demo page, on what the typed keys of server/keys.py hold.
 
-The factory only wires: each resource (database, services, change feed, sweeper) has one
-cleanup context that opens it before `yield` and closes it after, in reverse order, and
-lives under a typed AppKey. On shutdown (SIGTERM) the server stops accepting, closes open
+The factory only wires: each resource (the payment provider's client, the database and
+services, the authenticator, revocation checks, the change feed, the sweeper, the webhook
+relay) has one cleanup context that opens it before `yield` and closes it after, in reverse
+order, and lives under a typed AppKey; rate limiting is the caller middleware
+(server/callers.py). On shutdown (SIGTERM) the server stops accepting, closes open
 websockets with the going-away code, finishes in-flight requests, then closes the
-resources, the embedded database last.
+resources, the database (and an embedded one with it) and then the provider's client last.
 """
 
 import asyncio
