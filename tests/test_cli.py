@@ -24,7 +24,7 @@ from tests.conftest import serve
 from tests.support import run_cli
 from tests.test_workers import ready, until
 from usercredits.server import children
-from usercredits.server.embedded import ADDRESS_FILE, JOIN_SECONDS, EmbeddedDatabase, free_port
+from usercredits.server.embedded import ADDRESS_FILE, EmbeddedDatabase, free_port
 
 CATALOGUE = Path(__file__).parent.parent / "catalogue" / "example.yaml"
 API_KEYS = "{ apiKeys { id name revokedAt } }"
@@ -183,7 +183,8 @@ async def test_a_folder_held_by_a_server_that_says_nothing_is_refused(tmp_path: 
     for it, as it may be starting, then says what to do."""
     async with EmbeddedDatabase(tmp_path / "db"):
         (tmp_path / "db" / ADDRESS_FILE).unlink()
-        code, _, err = await run_cli("expire", env=cli_env(tmp_path), seconds=JOIN_SECONDS + 30)
+        env = cli_env(tmp_path, USERCREDITS_EMBEDDED_JOIN_SECONDS="1")
+        code, _, err = await run_cli("expire", env=env, seconds=30)
     assert code == 1
     line = one_line(err)
     assert f"the embedded database in {tmp_path / 'db'} is held by another process" in line

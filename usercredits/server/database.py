@@ -63,7 +63,8 @@ async def database_uri(settings: Settings) -> AsyncIterator[str]:
     if settings.mongodb_uri is not None:
         yield settings.mongodb_uri
         return
-    async with EmbeddedDatabase(settings.data_dir.resolve() / "db") as uri:
+    storage = settings.data_dir.resolve() / "db"
+    async with EmbeddedDatabase(storage, join_seconds=settings.embedded_join_seconds) as uri:
         yield uri
 
 

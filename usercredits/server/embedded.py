@@ -60,7 +60,8 @@ that server, for other processes on the folder (module doc)."""
 LOCK_FILE = "WiredTiger.lock"
 """The file a running server holds an fcntl lock on."""
 JOIN_SECONDS = 15.0
-"""How long a start waits for a server that another process runs on the folder to answer."""
+"""How long a start waits, by default, for a server that another process runs on the folder
+to answer (it may be starting)."""
 ANSWER_MS = 2000
 """How long a recorded server has to answer before it counts as gone."""
 OWNER_ONLY = 0o700
@@ -162,9 +163,12 @@ class EmbeddedDatabase:
     or uses the one another process runs on the folder; `uri` carries the password (see the
     module doc)."""
 
-    def __init__(self, storage: Path, *, port: int | None = None) -> None:
+    def __init__(
+        self, storage: Path, *, port: int | None = None, join_seconds: float = JOIN_SECONDS
+    ) -> None:
         self.storage = storage
         self.port = port or free_port()
+        self.join_seconds = join_seconds
         self.uri = ""
         """Set by `start`."""
         self._process: asyncio.subprocess.Process | None = None
@@ -190,8 +194,8 @@ class EmbeddedDatabase:
 
     async def _running_elsewhere(self) -> bool:
         """Whether another process runs the folder's server, now joined; false once the
-        folder is free. A locked folder's server gets JOIN_SECONDS to answer."""
-        deadline = asyncio.get_running_loop().time() + JOIN_SECONDS
+        folder is free. A locked folder's server gets `join_seconds` to answer."""
+        deadline = asyncio.get_running_loop().time() + self.join_seconds
         while not await self._join():
             if not _locked(self.storage):
                 return False

@@ -12,6 +12,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from usercredits.server.auth import TokenRules
+from usercredits.server.embedded import JOIN_SECONDS
 from usercredits.server.oidc import OidcRules
 from usercredits.services.errors import InvalidInput
 from usercredits.services.money import normalize_currency
@@ -36,6 +37,9 @@ class Settings(BaseSettings):
     """How long a request waits for an unreachable database before it fails."""
     default_currency: str = "USD"
     data_dir: Path = Path(".usercredits-data")
+    embedded_join_seconds: float = Field(default=JOIN_SECONDS, gt=0, le=600)
+    """How long a command waits for the server holding the data folder's embedded database
+    to answer before it gives up (that server may be starting)."""
     allow_embedded_in_production: bool = False
     """Production refuses the embedded database (one process on this machine, no copy of
     the data) unless this is on."""
