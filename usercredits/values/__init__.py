@@ -11,11 +11,12 @@ from usercredits.values.enums import (
     PlanStatus,
     ReservationStatus,
 )
+from usercredits.values.history import StatusChange
 from usercredits.values.ledger import LedgerEntry, Reservation
 from usercredits.values.lots import Hold, Lot, LotDraw, LotSource
 from usercredits.values.offers import CombinedItem, Offer, OfferSpec, Price
-from usercredits.values.orders import Order, OrderEvent
-from usercredits.values.plans import Plan, PlanStep
+from usercredits.values.orders import Order
+from usercredits.values.plans import Plan
 
 __all__ = [
     "CombinedItem",
@@ -30,12 +31,11 @@ __all__ = [
     "OfferKind",
     "OfferSpec",
     "Order",
-    "OrderEvent",
     "OrderStatus",
     "Plan",
     "PlanStatus",
-    "PlanStep",
     "Price",
     "Reservation",
     "ReservationStatus",
+    "StatusChange",
 ]

@@ -6,6 +6,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from usercredits.values.enums import OrderStatus
+from usercredits.values.history import StatusChange
 from usercredits.values.stored import Stored
 
 TOP_UP_KEY = "top-up:"
@@ -31,12 +32,6 @@ def is_top_up_key(idempotency_key: str | None) -> bool:
     return idempotency_key is not None and idempotency_key.startswith(TOP_UP_KEY)
 
 
-class OrderEvent(BaseModel):
-    at: datetime
-    status: OrderStatus
-    message: str
-
-
 class Purchase(BaseModel):
     """What a user bought: an order's, or a plan's for each period."""
 
@@ -55,7 +50,7 @@ class OrderFields(Purchase):
     expires: datetime | None = None
     created_at: datetime
     updated_at: datetime
-    history: list[OrderEvent] = Field(default_factory=list)
+    history: list[StatusChange[OrderStatus]] = Field(default_factory=list)
     payment_intent_id: str | None = None
     parent_id: str | None = None
     plan_id: str | None = None

@@ -3,19 +3,12 @@ the payment provider's subscription, with its current period and status history.
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from usercredits.values.enums import PlanStatus
+from usercredits.values.history import StatusChange
 from usercredits.values.orders import Purchase
 from usercredits.values.stored import Stored
-
-
-class PlanStep(BaseModel):
-    """A status the plan reached, when, and why."""
-
-    at: datetime
-    status: PlanStatus
-    message: str
 
 
 class PlanFields(Purchase):
@@ -35,7 +28,7 @@ class PlanFields(Purchase):
     without news); None once it is canceled."""
     revision: int = 0
     """Bumped by every write: an update from a stale read of the provider loses the race."""
-    history: list[PlanStep] = Field(default_factory=list)
+    history: list[StatusChange[PlanStatus]] = Field(default_factory=list)
 
 
 class Plan(Stored, PlanFields):

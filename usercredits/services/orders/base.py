@@ -36,8 +36,8 @@ from usercredits.values import (
     LedgerReason,
     Offer,
     Order,
-    OrderEvent,
     OrderStatus,
+    StatusChange,
 )
 from usercredits.values.orders import BUNDLE_KEY
 
@@ -96,7 +96,7 @@ def order_document(
         expires=expires,
         created_at=now,
         updated_at=now,
-        history=[OrderEvent(at=now, status=status, message=message)],
+        history=[StatusChange[OrderStatus](at=now, status=status, message=message)],
         plan_id=plan_id,
         parent_id=parent_id,
         idempotency_key=key,
@@ -187,7 +187,7 @@ class OrdersBase:
     ) -> bool:
         """One guarded update: True if this call made the transition."""
         now = self._clock.now()
-        event = OrderEvent(at=now, status=status, message=message or status.value)
+        event = StatusChange[OrderStatus](at=now, status=status, message=message or status.value)
         result = await self._orders.update_one(
             {
                 "_id": object_id(order_id, "order"),

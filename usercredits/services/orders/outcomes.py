@@ -13,7 +13,7 @@ from usercredits.services.money import Money
 from usercredits.services.orders.base import OrdersBase
 from usercredits.services.payments import PaymentState
 from usercredits.services.steps import Swept, each
-from usercredits.values import Order, OrderEvent, OrderStatus
+from usercredits.values import Order, OrderStatus, StatusChange
 from usercredits.values.orders import INVOICE_KEY
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,8 @@ class PaymentOutcomes(OrdersBase):
 
     async def expire_orders(self, *, now: datetime) -> int:
         """The sweep's order half: paid orders past their expiry become expired."""
-        event = OrderEvent(at=now, status=OrderStatus.EXPIRED, message="period ended")
+        expired = OrderStatus.EXPIRED
+        event = StatusChange[OrderStatus](at=now, status=expired, message="period ended")
         result = await self._orders.update_many(
             {"status": OrderStatus.PAID.value, "expires": due_by(now)},
             {

@@ -40,7 +40,7 @@ from usercredits.services.payments import Invoice, Renewal, Subscriptions, Webho
 from usercredits.services.payments.customers import PaymentCustomers
 from usercredits.services.steps import Swept, each
 from usercredits.services.writes import insert_keyed
-from usercredits.values import OfferKind, Plan, PlanStatus, PlanStep
+from usercredits.values import OfferKind, Plan, PlanStatus, StatusChange
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ class Plans:
             created_at=now,
             updated_at=now,
             refresh_after=now + FIRST_PAYMENT,
-            history=[PlanStep(at=now, status=status, message="subscribed")],
+            history=[StatusChange[PlanStatus](at=now, status=status, message="subscribed")],
         )
         raced = await insert_keyed(
             self._plans, document, idempotency_key, partial(self._by_key, user_id)
@@ -394,7 +394,8 @@ def _following(renewal: Renewal) -> PlanChange:
             return None
         update: dict[str, Any] = {"$set": fields}
         if renewal.status is not current.status:
-            step = PlanStep(at=now, status=renewal.status, message=_MESSAGES[renewal.status])
+            message = _MESSAGES[renewal.status]
+            step = StatusChange[PlanStatus](at=now, status=renewal.status, message=message)
             update["$push"] = {"history": step.model_dump()}
         return update
 
@@ -427,7 +428,7 @@ def _never_started(current: Plan, now: datetime) -> dict[str, Any] | None:
 def _cancel_unstarted(current: Plan, now: datetime, message: str) -> dict[str, Any] | None:
     if current.status is PlanStatus.CANCELED or current.subscription_id is not None:
         return None
-    step = PlanStep(at=now, status=PlanStatus.CANCELED, message=message)
+    step = StatusChange[PlanStatus](at=now, status=PlanStatus.CANCELED, message=message)
     return {
         "$set": {"status": PlanStatus.CANCELED.value, "refresh_after": None},
         "$push": {"history": step.model_dump()},
