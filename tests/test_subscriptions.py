@@ -10,6 +10,7 @@ import pytest
 
 from tests.api import SECRET, Api, TransportWsClient, token, ws_url
 from tests.conftest import StartServer
+from tests.waits import feed_saw, subscribers
 from usercredits.server.auth import TokenRules, issue_token
 from usercredits.server.socket_closes import TOKEN_EXPIRED_REASON
 from usercredits.server.view import SIGN_IN
@@ -61,9 +62,13 @@ async def test_a_consume_reaches_the_subscriber_with_the_new_balance(
         "delta": -3,
         "reason": "consumption",
     }
-    # Another user's movements never reach alice.
+    # Another user's movements never reach alice: a marker grant of hers after bob's comes
+    # through the same ordered feed and queue, after anything bob's would have sent.
     await grant(api, "bob", 5, "g2")
-    await client.silence(0.5)
+    await grant(api, "alice", 1, "marker")
+    marker = await client.receive()
+    assert marker["payload"]["data"]["balanceChanged"]["userId"] == "alice", marker
+    assert marker["payload"]["data"]["balanceChanged"]["tokens"] == 8, marker
     await client.close()
 
 
@@ -79,8 +84,15 @@ async def test_a_user_cannot_subscribe_to_another_users_balance(
     assert message["type"] == "next" and message["payload"]["data"] is None, message
     assert message["payload"]["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     assert (await client.receive()) == {"id": "1", "type": "complete"}
+    # Her own balance on the same socket, listening before bob's grant: her marker grant
+    # after bob's is the next message, after anything bob's grant would have sent.
+    await client.subscribe("2", BALANCE)
+    await subscribers(http, server_url, 1)
     await grant(api, "bob", 5, "g1")
-    await client.silence(0.5)
+    await grant(api, "alice", 1, "marker")
+    marker = await client.receive()
+    assert marker["id"] == "2", marker
+    assert marker["payload"]["data"]["balanceChanged"]["userId"] == "alice", marker
     await client.close()
 
     staff = await TransportWsClient.connect(
@@ -125,8 +137,16 @@ async def test_unsubscribe_stops_events(
     await consume(api, 1, "k1")
     assert (await client.receive())["payload"]["data"]["balanceChanged"]["tokens"] == 9
     await client.complete("1")
+    await subscribers(http, server_url, 0)  # gone from the event hub
     await consume(api, 1, "k2")
-    await client.silence(0.7)
+    await feed_saw(http, server_url, "consumption", 2)  # k2's event went to no one
+    # A new subscription and a marker debit: the marker is the next message on the socket.
+    await client.subscribe("2", BALANCE)
+    await subscribers(http, server_url, 1)
+    await consume(api, 1, "k3")
+    marker = await client.receive()
+    assert marker["id"] == "2", marker
+    assert marker["payload"]["data"]["balanceChanged"]["tokens"] == 7, marker
     await client.close()
 
 

@@ -12,7 +12,6 @@ import asyncio
 import itertools
 import time
 from collections.abc import Awaitable, Callable
-from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -131,12 +130,9 @@ async def webhooks_settled(
 
 async def _sweeps_ended(http: aiohttp.ClientSession, base: str) -> float:
     """Sweep runs the server at `base` ended (done or failed), from its /metrics."""
-    async with http.get(f"{base}/metrics") as response:
-        text = await response.text()
     ended = 0.0
     for result in ("done", "failed"):
-        with suppress(AssertionError):  # no run of that result yet
-            ended += sample(text, "usercredits_sweep_runs_total", result=result)
+        ended += await metric(http, base, "usercredits_sweep_runs_total", result=result)
     return ended
 
 
@@ -149,3 +145,34 @@ async def swept(http: aiohttp.ClientSession, base: str, *, seconds: float = 15) 
         return await _sweeps_ended(http, base) >= before + 2
 
     await until(twice, seconds=seconds, every=0.05, what="two sweeps to end")
+
+
+async def metric(http: aiohttp.ClientSession, base: str, name: str, **labels: str) -> float:
+    """One sample of the /metrics of the server at `base`; 0 while the series is absent."""
+    async with http.get(f"{base}/metrics") as response:
+        text = await response.text()
+    try:
+        return sample(text, name, **labels)
+    except AssertionError:
+        return 0.0
+
+
+async def subscribers(http: aiohttp.ClientSession, base: str, count: int) -> None:
+    """Waits until the server at `base` holds `count` live subscriptions in its event hub:
+    a subscription made is listening, one ended is gone."""
+
+    async def held() -> bool:
+        return await metric(http, base, "usercredits_open_subscriptions") == count
+
+    await until(held, seconds=10, every=0.02, what=f"{count} open subscriptions")
+
+
+async def feed_saw(http: aiohttp.ClientSession, base: str, reason: str, count: int) -> None:
+    """Waits until the change feed of the server at `base` has published `count` ledger
+    entries of `reason` to its subscribers (it counts each as it hands it on)."""
+
+    async def seen() -> bool:
+        found = await metric(http, base, "usercredits_ledger_entries_total", reason=reason)
+        return found >= count
+
+    await until(seen, seconds=10, every=0.02, what=f"the feed to see {count} {reason} entries")
