@@ -5,7 +5,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from usercredits.services.catalogue.cycles import expiry
+from usercredits.services.catalogue.cycles import expiry, renewal_interval
 from usercredits.services.errors import (
     DomainError,
     InvalidInput,
@@ -16,7 +16,7 @@ from usercredits.services.errors import (
 from usercredits.services.money import Money, normalize_currency
 from usercredits.services.orders.base import OrdersBase, Period, order_document
 from usercredits.services.pages import newest_first
-from usercredits.values import Offer, Order, OrderStatus
+from usercredits.values import Offer, OfferKind, Order, OrderStatus
 from usercredits.values.lots import MAX_TOKENS
 from usercredits.values.numbers import is_whole
 from usercredits.values.offers import MAX_MINOR_UNITS
@@ -53,6 +53,14 @@ def check_same_purchase(
 class CreatedOrder:
     order: Order
     payment_client_secret: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Priced:
+    """An offer the user may buy now, and what `quantity` of it costs."""
+
+    offer: Offer
+    total: Money
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,10 +116,10 @@ class Buying(OrdersBase):
             if existing is not None:
                 return await self._replayed(existing, offer_id, quantity, currency)
         check_quantity(quantity)
-        offer = await self._offers.ensure_available(user_id=user_id, offer_id=offer_id)
-        total = await self.check_purchase(
-            user_id=user_id, offer=offer, quantity=quantity, currency=currency
+        priced = await self.priced(
+            user_id=user_id, offer_id=offer_id, quantity=quantity, currency=currency
         )
+        offer, total = priced.offer, priced.total
         await self._make_room_for_pending(user_id)
         new = order_document(
             now=self._clock.now(),
@@ -176,6 +184,30 @@ class Buying(OrdersBase):
                 f"may total ({MAX_MINOR_UNITS})"
             )
         return Money(minor_units=price.minor_units * quantity, currency=code)
+
+    async def priced(
+        self,
+        *,
+        user_id: str,
+        offer_id: str,
+        quantity: int,
+        currency: str | None = None,
+        plan: bool = False,
+    ) -> Priced:
+        """The checks every purchase starts with (an order, a plan, an auto top-up's rule):
+        the offer is on sale to the user (OfferNotAvailable), a plan's renews, and the
+        purchase could be credited were it paid now (`check_purchase`)."""
+        offer = await self._offers.ensure_available(user_id=user_id, offer_id=offer_id)
+        if plan:
+            if offer.kind is not OfferKind.SUBSCRIPTION:
+                raise InvalidInput(
+                    f"offer {offer_id} is a {offer.kind.name} offer; only a SUBSCRIPTION renews"
+                )
+            renewal_interval(offer.cycle, offer.custom_cycle_seconds)  # it must renew
+        total = await self.check_purchase(
+            user_id=user_id, offer=offer, quantity=quantity, currency=currency, plan=plan
+        )
+        return Priced(offer=offer, total=total)
 
     async def check_purchase(
         self,

@@ -25,7 +25,6 @@ from usercredits.services.clock import Clock, due_by
 from usercredits.services.errors import (
     Conflict,
     Impossible,
-    InvalidInput,
     NotFound,
     PlanCanceled,
     QuantityLimit,
@@ -40,7 +39,7 @@ from usercredits.services.payments import Invoice, Renewal, Subscriptions, Webho
 from usercredits.services.payments.customers import PaymentCustomers
 from usercredits.services.steps import Swept, each
 from usercredits.services.writes import insert_keyed
-from usercredits.values import OfferKind, Plan, PlanStatus, StatusChange
+from usercredits.values import Plan, PlanStatus, StatusChange
 
 log = logging.getLogger(__name__)
 
@@ -147,15 +146,10 @@ class Plans:
             if existing is not None:
                 return await self._replayed(existing, offer_id, quantity, currency)
         check_quantity(quantity)
-        offer = await self._offers.ensure_available(user_id=user_id, offer_id=offer_id)
-        if offer.kind is not OfferKind.SUBSCRIPTION:
-            raise InvalidInput(
-                f"offer {offer_id} is a {offer.kind.name} offer; only a SUBSCRIPTION renews"
-            )
-        renewal_interval(offer.cycle, offer.custom_cycle_seconds)  # it must renew
-        total = await self._orders.check_purchase(
-            user_id=user_id, offer=offer, quantity=quantity, currency=currency, plan=True
+        priced = await self._orders.priced(
+            user_id=user_id, offer_id=offer_id, quantity=quantity, currency=currency, plan=True
         )
+        offer, total = priced.offer, priced.total
         awaiting = {"user_id": user_id, "status": PlanStatus.INCOMPLETE.value}
         if await self._plans.count_documents(awaiting) >= MAX_INCOMPLETE:
             raise QuantityLimit(

@@ -256,14 +256,14 @@ class AutoTopUps:
         _whole(threshold, "threshold", 0, 2**53)
         _whole(max_per_month, "maxPerMonth", 1, MAX_PER_MONTH)
         own_cap = None if max_amount_per_month is None else self._own_cap(max_amount_per_month)
-        offer = await self._offers.ensure_available(user_id=user_id, offer_id=offer_id)
+        # A rule its first top-up could not buy is refused.
+        priced = await self._orders.priced(user_id=user_id, offer_id=offer_id, quantity=quantity)
+        offer, price = priced.offer, priced.total
         if offer.offer_group != group:
             raise InvalidInput(
                 f"offer {offer_id} credits group {offer.offer_group!r}, not {group!r}: a "
                 "top-up must refill the group it watches"
             )
-        # A rule its first top-up could not buy is refused.
-        price = await self._orders.check_purchase(user_id=user_id, offer=offer, quantity=quantity)
         bought = offer.token_count * quantity
         if threshold >= bought:
             raise InvalidInput(
