@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
+from pydantic import BaseModel, ConfigDict, Field
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
@@ -46,7 +47,7 @@ from usercredits.services.wallets import Wallets
 from usercredits.values import Order, OrderStatus, Price
 from usercredits.values.numbers import is_whole
 from usercredits.values.orders import TOP_UP_KEY
-from usercredits.values.topups import AutoTopUp
+from usercredits.values.topups import AutoTopUp, AutoTopUpFields
 
 log = logging.getLogger(__name__)
 
@@ -82,85 +83,43 @@ class TopUpCaps:
         return cls(Money.parse(per_top_up, currency), Money.parse(per_month, currency))
 
 
-@dataclass(frozen=True, slots=True)
-class Rule:
+class _Read(BaseModel):
+    """A document of this module's collections as the top-up reads it: frozen, by `_id`."""
+
+    model_config = ConfigDict(
+        frozen=True, validate_by_alias=True, validate_by_name=True, arbitrary_types_allowed=True
+    )
+
+    id: ObjectId = Field(alias="_id")
+
+
+class Rule(_Read, AutoTopUpFields):
     """A rule as the top-up reads it: what it buys, its caps, and whether a refusal blocks
     it (callers are shown `AutoTopUp`)."""
 
-    id: ObjectId
-    user_id: str
-    offer_group: str
-    offer_id: str
-    quantity: int
-    threshold: int
-    max_per_month: int
-    own_cap: Price | None
-    """The rule's own cap per month (`max_amount_per_month`); None: the service's."""
-    enabled: bool
     revision: int
     """Bumped by every change of the rule: an outcome is recorded only on the revision it
     was decided for."""
-    blocked_card: str | None
+    blocked_card: str | None = None
     """Set after a refusal: the card it happened with ("" for none)."""
-    blocked_at: datetime | None
-    last_error: str | None
-
-    @classmethod
-    def of(cls, raw: Raw) -> "Rule":
-        own = raw.get("max_amount_per_month")
-        return cls(
-            id=raw["_id"],
-            user_id=raw["user_id"],
-            offer_group=raw["offer_group"],
-            offer_id=raw["offer_id"],
-            quantity=raw["quantity"],
-            threshold=raw["threshold"],
-            max_per_month=raw["max_per_month"],
-            own_cap=None if own is None else Price.model_validate(own),
-            enabled=raw["enabled"],
-            revision=raw["revision"],
-            blocked_card=raw.get("blocked_card"),
-            blocked_at=raw.get("blocked_at"),
-            last_error=raw.get("last_error"),
-        )
+    blocked_at: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Attempt:
+class Attempt(_Read):
     """One attempt as stored (models/topup.py's `TopUpAttemptDocument`)."""
 
-    id: ObjectId
     user_id: str
     offer_group: str
     open: bool
     month: str
-    charged: bool
-    order_id: str | None
-    customer_id: str | None
-    card_id: str | None
-    amount_minor_units: int | None
-    currency: str | None
-    outcome: AttemptOutcome | None
+    charged: bool = False
+    order_id: str | None = None
+    customer_id: str | None = None
+    card_id: str | None = None
+    amount_minor_units: int | None = None
+    currency: str | None = None
+    outcome: AttemptOutcome | None = None
     created_at: datetime
-
-    @classmethod
-    def of(cls, raw: Raw) -> "Attempt":
-        outcome = raw.get("outcome")
-        return cls(
-            id=raw["_id"],
-            user_id=raw["user_id"],
-            offer_group=raw["offer_group"],
-            open=raw["open"],
-            month=raw["month"],
-            charged=raw.get("charged", False),
-            order_id=raw.get("order_id"),
-            customer_id=raw.get("customer_id"),
-            card_id=raw.get("card_id"),
-            amount_minor_units=raw.get("amount_minor_units"),
-            currency=raw.get("currency"),
-            outcome=None if outcome is None else AttemptOutcome(outcome),
-            created_at=raw["created_at"],
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,7 +352,7 @@ class AutoTopUps:
 
     async def _rule(self, query: Raw) -> Rule | None:
         raw = await self._rules.find_one(query)
-        return None if raw is None else Rule.of(raw)
+        return None if raw is None else Rule.model_validate(raw)
 
     async def _refusal(self, rule: Rule, month: str, amount: Money | None = None) -> str | None:
         """Why the rule may not charge `amount` (default: what its top-up costs now) this
@@ -414,7 +373,7 @@ class AutoTopUps:
                 f"a top-up costs {amount.amount} {amount.currency}, more than the "
                 f"{per_top_up.amount} {per_top_up.currency} one may charge"
             )
-        cap = self._month_cap(rule.own_cap)
+        cap = self._month_cap(rule.max_amount_per_month)
         if _exceeds(Money(spent + amount.minor_units, amount.currency), cap):
             return (
                 f"the cap of {cap.amount} {cap.currency} of top-ups a month is reached "
@@ -584,7 +543,7 @@ class AutoTopUps:
         )
         if found is None:
             return True, None
-        open_ = Attempt.of(found)
+        open_ = Attempt.model_validate(found)
         if open_.order_id is not None:
             order = await self._orders.get_order(order_id=open_.order_id)
             if order.status is not OrderStatus.PENDING:
@@ -596,7 +555,7 @@ class AutoTopUps:
             {"$set": {"created_at": now}},
             return_document=ReturnDocument.AFTER,
         )
-        return (claimed is not None), None if claimed is None else Attempt.of(claimed)
+        return (claimed is not None), None if claimed is None else Attempt.model_validate(claimed)
 
     async def _insert_attempt(self, rule: Rule, month: str) -> ObjectId | None:
         attempt = ordered_id(self._clock.now())  # the order's id (newest-first lists)
