@@ -19,7 +19,6 @@ import asyncio
 import json
 import os
 import random
-import re
 import resource
 import time
 from collections import Counter
@@ -31,7 +30,7 @@ import pytest
 
 from tests.api import token
 from tests.conftest import SpawnServer, StartServer
-from tests.waits import until
+from tests.waits import metric, until
 from usercredits.services.identity.access import Role
 
 pytestmark = pytest.mark.reliability
@@ -54,16 +53,6 @@ Capsys = pytest.CaptureFixture[str]
 def report(capsys: Capsys, line: str) -> None:
     with capsys.disabled():
         print(f"\n[soak] {line}")
-
-
-async def metric(session: aiohttp.ClientSession, base: str, name: str, **labels: str) -> float:
-    """One sample of the server's /metrics (0 when the labelled series does not exist yet)."""
-    async with session.get(f"{base}/metrics") as response:
-        text = await response.text()
-    wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    series = f"{name}{{{wanted}}}" if labels else name
-    found = re.search(rf"^{re.escape(series)} (\S+)$", text, re.MULTILINE)
-    return float(found.group(1)) if found else 0.0
 
 
 @dataclass
