@@ -22,7 +22,8 @@ import yaml
 from tests.api import SECRET
 from tests.conftest import serve
 from tests.support import run_cli
-from tests.test_workers import ready, until
+from tests.test_workers import ready
+from tests.waits import until
 from usercredits.server import children
 from usercredits.server.embedded import ADDRESS_FILE, EmbeddedDatabase, free_port
 
@@ -64,7 +65,12 @@ async def start(data_dir: Path) -> Running:
     process = await serve(port, cli_env(data_dir))
     url = f"http://127.0.0.1:{port}"
     try:
-        await until(lambda: ready(url), 60, "usercredits serve on the embedded database")
+        await until(
+            lambda: ready(url),
+            seconds=60,
+            every=0.1,
+            what="usercredits serve on the embedded database",
+        )
     except BaseException:
         await children.stop(process)
         raise
@@ -139,7 +145,7 @@ async def test_keys_are_listed_and_revoked_on_the_running_server(running: Runnin
     async def refused() -> bool:
         return error_code(await as_key(running.url, secret)) == "UNAUTHENTICATED"
 
-    await until(refused, 5, "the running server refuses the revoked key")
+    await until(refused, seconds=5, every=0.1, what="the running server refuses the revoked key")
     code, out, _ = await run_cli("apikey", "list", env=env)
     assert [line.split("\t")[6] != "-" for line in out.splitlines() if ci[0] in line] == [True]
 

@@ -16,7 +16,8 @@ from pymongo.errors import OperationFailure
 
 from tests.api import SECRET
 from tests.support import run_cli
-from tests.test_workers import ready, until
+from tests.test_workers import ready
+from tests.waits import until
 from usercredits.server import children
 from usercredits.server.embedded import PASSWORD_FILE, EmbeddedDatabase, free_port
 
@@ -94,7 +95,12 @@ async def test_production_refuses_the_embedded_database_unless_allowed(tmp_path:
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        await until(lambda: ready(url), 60, "production on the embedded database, allowed")
+        await until(
+            lambda: ready(url),
+            seconds=60,
+            every=0.1,
+            what="production on the embedded database, allowed",
+        )
     finally:
         await children.stop(server)
     assert (tmp_path / "db" / PASSWORD_FILE).exists()
