@@ -17,6 +17,7 @@ from tests.conftest import StartServer, serve_env
 from tests.fake_stripe import SECRET_KEY, WEBHOOK_SECRET, FakeStripe, event, server_settings, sign
 from tests.receiver import running_receiver
 from tests.support import START, FakeClock, make_offer, run_cli
+from tests.waits import top_ups_settled
 from usercredits.models import LedgerEntryDocument, PaymentCustomerDocument, TopUpAttemptDocument
 from usercredits.services import Services, build_services
 from usercredits.services.identity.access import Role
@@ -137,9 +138,12 @@ class CardShop:
                 await asyncio.sleep(0.05)
 
     async def quiet(self) -> None:
-        """Gives the trigger time to act on what it was shown (for checks that nothing
-        happened): longer than a charge takes here, measured at under 0.1 s."""
-        await asyncio.sleep(0.6)
+        """Returns once every instance's trigger has acted on what it was shown (for checks
+        that nothing happened)."""
+        assert self.http is not None
+        entries = await LedgerEntryDocument.get_pymongo_collection().count_documents({})
+        bases = [api.url.removesuffix("/graphql") for api in self.apis]
+        await top_ups_settled(self.http, bases, entries)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import itertools
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -176,3 +177,26 @@ async def feed_saw(http: aiohttp.ClientSession, base: str, reason: str, count: i
         return found >= count
 
     await until(seen, seconds=10, every=0.02, what=f"the feed to see {count} {reason} entries")
+
+
+async def top_ups_settled(http: aiohttp.ClientSession, bases: list[str], entries: int) -> None:
+    """Waits until the auto top-up trigger of each server at `bases` has acted on all it
+    was shown, for checks that no top-up came: its change feed has seen the `entries` ledger
+    entries committed so far (it shows each to the trigger as it counts it, in one pass over
+    a fetched batch) and the trigger's backlog is empty (nothing to judge, no top-up
+    running)."""
+
+    async def caught_up(base: str) -> bool:
+        async with http.get(f"{base}/metrics") as response:
+            text = await response.text()
+        seen = sum(
+            float(line.rpartition(" ")[2])
+            for line in text.splitlines()
+            if line.startswith("usercredits_ledger_entries_total{")
+        )
+        return seen >= entries and sample(text, "usercredits_auto_top_up_backlog") == 0
+
+    for base in bases:
+        await until(
+            partial(caught_up, base), seconds=10, what=f"the top-up trigger at {base} to catch up"
+        )

@@ -199,6 +199,7 @@ def create_app(
         events = app[SERVICES].events
         app[METRICS].count_subscriptions(lambda: events.subscriber_count)
         trigger = TopUpTrigger(top_ups=app[SERVICES].top_ups)
+        app[METRICS].count_top_up_backlog(lambda: trigger.backlog)
         feed = ChangeFeed(
             database=app[CLIENT][settings.database],
             events=events,

@@ -52,6 +52,12 @@ class Metrics:
             "Live subscriptions held by this process.",
             registry=self.registry,
         )
+        self.top_up_backlog = Gauge(
+            "usercredits_auto_top_up_backlog",
+            "Groups this process's auto top-up trigger was shown (by its change feed, or a "
+            "debit refused for want of tokens) and has yet to judge or is topping up.",
+            registry=self.registry,
+        )
         self.webhook_deliveries = Counter(
             "usercredits_webhook_deliveries",
             "Webhook delivery attempts by endpoint and outcome (succeeded, failed, "
@@ -98,6 +104,9 @@ class Metrics:
 
     def count_subscriptions(self, count: Callable[[], int]) -> None:
         self.subscriptions.set_function(count)
+
+    def count_top_up_backlog(self, count: Callable[[], int]) -> None:
+        self.top_up_backlog.set_function(count)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -47,9 +47,17 @@ class TopUpTrigger:
         self._wake.set()
         self._running: dict[Pair, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(CONCURRENT_TOP_UPS)
+        self._judging = False
 
     watched = (RULES,)
     """The collections whose changes the feed hands on as Touched."""
+
+    @property
+    def backlog(self) -> int:
+        """Groups shown to the trigger that it has yet to judge, is judging, or is topping
+        up: 0 once it has acted on everything shown so far (a metric, so that operators,
+        and tests, can tell that no top-up is on its way)."""
+        return len(self._low) + len(self._running) + self._judging
 
     def saw(self, change: LedgerEntry | Touched) -> None:
         """Called by the feed for each ledger entry and rule change, in the stream's order;
@@ -82,6 +90,7 @@ class TopUpTrigger:
                 await self._wake.wait()
                 self._wake.clear()
                 low, self._low = self._low, {}
+                self._judging = True
                 try:
                     await self._judge(low)
                 except PyMongoError:
@@ -89,6 +98,8 @@ class TopUpTrigger:
                     self._rules_changed = True
                     self._low.update({p: t for p, t in low.items() if p not in self._low})
                     log.exception("auto top-up trigger failed; the next movement tries again")
+                finally:
+                    self._judging = False
         finally:
             for task in self._running.values():
                 task.cancel()
