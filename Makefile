@@ -52,7 +52,7 @@ lint: .venv/.synced
 
 # One pytest worker per core (pytest-xdist), each with its own database server.
 test: lint browser $(KIT)/node_modules/.package-lock.json graphiql
-	.venv/bin/pytest -n auto
+	.venv/bin/pytest -n auto --dist worksteal
 
 bench: .venv/.synced
 	.venv/bin/python -m bench
