@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
+import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
@@ -34,7 +35,10 @@ class JsonFormatter(logging.Formatter):
         entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        try:
+            return orjson.dumps(entry, default=str).decode()
+        except TypeError:  # what orjson refuses, such as an integer past 64 bits
+            return json.dumps(entry, default=str)
 
 
 def configure_logging(level: int = logging.INFO) -> None:
@@ -67,11 +71,18 @@ class JsonAccessLogger(AbstractAccessLogger):
     """One structured line per request, with the request id the response carries."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        self.logger.info(
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
+        # Made directly rather than by `info()`, which would walk the stack to find its
+        # caller for every request (a third of the line's cost, measured).
+        record = self.logger.makeRecord(
+            self.logger.name,
+            logging.INFO,
+            __file__,
+            0,
             "%s %s %s",
-            request.method,
-            request.path,
-            response.status,
+            (request.method, request.path, response.status),
+            None,
             extra={
                 "method": request.method,
                 "path": request.path,
@@ -80,3 +91,4 @@ class JsonAccessLogger(AbstractAccessLogger):
                 "request_id": response.headers.get("X-Request-ID", ""),
             },
         )
+        self.logger.handle(record)
