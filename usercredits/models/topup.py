@@ -6,6 +6,7 @@ from enum import StrEnum
 
 import pymongo
 from beanie import Document
+from pydantic import BaseModel
 from pymongo import IndexModel
 
 from usercredits.values.topups import AutoTopUpFields
@@ -69,10 +70,8 @@ class AttemptOutcome(StrEnum):
     """Its process stopped before any charge could be made."""
 
 
-class TopUpAttemptDocument(Document):
-    """One off-session purchase of a rule's offer. `open` while its payment is undecided:
-    the partial unique index lets one attempt be open per user and group, so two instances
-    (or a burst of debits) cannot both charge."""
+class AttemptFields(BaseModel):
+    """What an attempt stores (the document's, and the top-up's typed value's, fields)."""
 
     user_id: str
     offer_group: str
@@ -93,6 +92,13 @@ class TopUpAttemptDocument(Document):
     counts once the attempt is charged."""
     outcome: AttemptOutcome | None = None
     created_at: datetime
+
+
+class TopUpAttemptDocument(Document, AttemptFields):
+    """One off-session purchase of a rule's offer. `open` while its payment is undecided:
+    the partial unique index lets one attempt be open per user and group, so two instances
+    (or a burst of debits) cannot both charge."""
+
     """When it was opened, or taken over after being left open."""
 
     class Settings:

@@ -31,7 +31,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from usercredits.models.collections import Collection, Raw
-from usercredits.models.topup import AttemptOutcome
+from usercredits.models.topup import AttemptFields, AttemptOutcome
 from usercredits.services.catalogue.offers import Offers
 from usercredits.services.clock import Clock
 from usercredits.services.errors import DomainError, Impossible, InvalidInput, PaymentFailed
@@ -105,21 +105,8 @@ class Rule(_Read, AutoTopUpFields):
     blocked_at: datetime | None = None
 
 
-class Attempt(_Read):
+class Attempt(_Read, AttemptFields):
     """One attempt as stored (models/topup.py's `TopUpAttemptDocument`)."""
-
-    user_id: str
-    offer_group: str
-    open: bool
-    month: str
-    charged: bool = False
-    order_id: str | None = None
-    customer_id: str | None = None
-    card_id: str | None = None
-    amount_minor_units: int | None = None
-    currency: str | None = None
-    outcome: AttemptOutcome | None = None
-    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
