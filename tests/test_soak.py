@@ -24,6 +24,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -105,6 +106,20 @@ async def subscribe(session: aiohttp.ClientSession, base: str, user: str) -> Sub
     return subscriber
 
 
+async def answered(
+    session: aiohttp.ClientSession, base: str, query: str, given: dict[str, Any], token: str
+) -> dict[str, Any]:
+    """The answer to a mutation of `input` sent as `token`, which must have no errors."""
+    async with session.post(
+        f"{base}/graphql",
+        json={"query": query, "variables": {"input": given}},
+        headers={"Authorization": f"Bearer {token}"},
+    ) as response:
+        body: dict[str, Any] = await response.json()
+        assert response.status == 200 and not body.get("errors"), body
+    return body
+
+
 async def grant_everyone(base: str, users: list[str]) -> None:
     """Grants each user GRANTED tokens and waits until the server's change feed has seen
     every grant, so that no grant event reaches a subscriber that connects afterwards."""
@@ -118,16 +133,8 @@ async def grant_everyone(base: str, users: list[str]) -> None:
                 "tokens": GRANTED,
                 "idempotencyKey": f"grant-{user}",
             }
-            async with (
-                gate,
-                session.post(
-                    f"{base}/graphql",
-                    json={"query": GRANT, "variables": {"input": grant_input}},
-                    headers={"Authorization": f"Bearer {ADMIN}"},
-                ) as response,
-            ):
-                body = await response.json()
-                assert response.status == 200 and not body.get("errors"), body
+            async with gate:
+                await answered(session, base, GRANT, grant_input, ADMIN)
 
         await asyncio.gather(*(grant(u) for u in users))
 
@@ -229,16 +236,8 @@ async def soak_round(base: str, users: list[str], seconds: float, label: str) ->
                 "tokens": 1,
                 "idempotencyKey": f"{label}-marker",
             }
-            async with (
-                gate,
-                session.post(
-                    f"{base}/graphql",
-                    json={"query": CONSUME, "variables": {"input": debit}},
-                    headers={"Authorization": f"Bearer {SERVICE}"},
-                ) as response,
-            ):
-                body = await response.json()
-                assert response.status == 200 and not body.get("errors"), body
+            async with gate:
+                body = await answered(session, base, CONSUME, debit, SERVICE)
             marks[user] = body["data"]["consumeTokens"]["balanceAfter"]
             result.expected[user] += 1
             result.markers += 1
