@@ -15,13 +15,12 @@
 - Oversized request bodies and websocket messages: 413 / 1009, and the server still answers.
 """
 
-import asyncio
 import base64
 import contextlib
 import json
 import time
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +34,7 @@ from tests.api import SECRET, Api, TransportWsClient, token, ws_url
 from tests.conftest import StartServer
 from tests.shop import upsert_offer
 from tests.support import snapshot
+from tests.waits import metric, subscribers
 from usercredits.services.identity.access import Role
 
 pytestmark = pytest.mark.reliability
@@ -495,21 +495,6 @@ async def test_graphiqls_introspection_still_works(api: Api, capsys: Capsys) -> 
 # --- subscriptions per connection -------------------------------------------------------
 
 
-async def open_subscriptions(http: aiohttp.ClientSession, base: str) -> float:
-    async with http.get(f"{base}/metrics") as response:
-        for line in (await response.text()).splitlines():
-            if line.startswith("usercredits_open_subscriptions "):
-                return float(line.split()[1])
-    raise AssertionError("usercredits_open_subscriptions not in /metrics")
-
-
-async def until(check: Callable[[], Awaitable[bool]], within: float = 10) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
-
-
 async def test_too_many_subscriptions_on_one_websocket(
     http: aiohttp.ClientSession, start_server: StartServer, capsys: Capsys
 ) -> None:
@@ -521,17 +506,14 @@ async def test_too_many_subscriptions_on_one_websocket(
     for sid in ("1", "2", "3"):
         await client.subscribe(sid, BALANCE)
 
-    async def three() -> bool:
-        return await open_subscriptions(http, base) == 3
-
-    await until(three)
+    await subscribers(http, base, 3)
     await client.subscribe("4", BALANCE)
     # Strawberry answers the extra subscribe with a graphql-transport-ws `error` message for
     # that id and keeps the connection (and the other subscriptions) open.
     refused = await client.receive()
     assert refused["type"] == "error" and refused["id"] == "4", refused
     assert refused["payload"][0]["message"] == "Subscription limit reached"
-    assert await open_subscriptions(http, base) == 3
+    assert await metric(http, base, "usercredits_open_subscriptions") == 3
 
     grant = {"userId": "alice", "offerGroup": "pro", "tokens": 7, "idempotencyKey": "g1"}
     await api.data(GRANT, {"input": grant}, as_=ADMIN)
@@ -542,22 +524,20 @@ async def test_too_many_subscriptions_on_one_websocket(
     # Completing one frees its slot.
     await client.complete("1")
 
-    async def two() -> bool:
-        return await open_subscriptions(http, base) == 2
-
-    await until(two)
+    await subscribers(http, base, 2)
     await client.subscribe("5", BALANCE)
-    await until(three)
+    await subscribers(http, base, 3)
     await api.data(GRANT, {"input": {**grant, "idempotencyKey": "g2"}}, as_=ADMIN)
     got = [await client.receive() for _ in range(3)]
     assert sorted(m["id"] for m in got) == ["2", "3", "5"]
-    await client.silence(0.3)
+    # Nothing else came: the next three messages are the next grant's.
+    await api.data(GRANT, {"input": {**grant, "idempotencyKey": "g3"}}, as_=ADMIN)
+    got = [await client.receive() for _ in range(3)]
+    assert sorted(m["id"] for m in got) == ["2", "3", "5"]
+    assert {m["payload"]["data"]["balanceChanged"]["tokens"] for m in got} == {21}
     await client.close()
 
-    async def none() -> bool:
-        return await open_subscriptions(http, base) == 0
-
-    await until(none)
+    await subscribers(http, base, 0)
     report(
         capsys,
         f"4th subscription on a 3-subscription websocket refused ({refused['payload'][0]}); "
