@@ -131,7 +131,7 @@ async def demo(servers: Servers, http: aiohttp.ClientSession) -> str:
 
 
 @pytest.fixture
-async def shop(demo: str, http: aiohttp.ClientSession) -> str:
+async def stocked(demo: str, http: aiohttp.ClientSession) -> str:
     """The demo server with the example catalogue's shapes: a monthly plan, a pack replaced
     by its Pro price for Pro subscribers (the same overridingKey), and a yearly bundle of
     both."""
@@ -305,9 +305,9 @@ async def test_the_page_recovers_when_the_server_drops_its_websocket(
 
 @pytest.mark.timeout(60)
 async def test_a_plan_subscribed_on_the_page_credits_and_can_be_canceled(
-    browser: Browser, shop: str, artifacts: Path | None
+    browser: Browser, stocked: str, artifacts: Path | None
 ) -> None:
-    page = await open_page(browser, shop)
+    page = await open_page(browser, stocked)
     await expect(page.locator("#plans")).to_contain_text("None")
     asked = answer_dialogs(page, accept=True)
 
@@ -333,9 +333,9 @@ async def test_a_plan_subscribed_on_the_page_credits_and_can_be_canceled(
 
 @pytest.mark.timeout(60)
 async def test_offers_say_what_they_give_and_the_page_fits_a_desktop_and_a_phone(
-    browser: Browser, shop: str, artifacts: Path | None
+    browser: Browser, stocked: str, artifacts: Path | None
 ) -> None:
-    page = await open_page(browser, shop, DESKTOP)
+    page = await open_page(browser, stocked, DESKTOP)
     bundle = offer(page, "Starter bundle")
     await expect(bundle.locator(".gives li")).to_have_text(
         ["300 pro tokens valid for a year", "1,000 chat tokens valid for a year"]
@@ -380,9 +380,9 @@ async def test_offers_say_what_they_give_and_the_page_fits_a_desktop_and_a_phone
 
 @pytest.mark.timeout(60)
 async def test_subscribing_replaces_the_overridden_offer_without_a_reload(
-    browser: Browser, shop: str
+    browser: Browser, stocked: str
 ) -> None:
-    page = await open_page(browser, shop)
+    page = await open_page(browser, stocked)
     await expect(offer(page, "Chat pack (overridable)")).to_have_count(1)
     await expect(offer(page, "Chat pack, Pro price")).to_have_count(0)
     navigations: list[str] = []
@@ -401,13 +401,13 @@ async def test_subscribing_replaces_the_overridden_offer_without_a_reload(
 
 @pytest.mark.timeout(60)
 async def test_an_offer_taken_off_sale_meanwhile_is_refused_in_words_and_leaves_the_list(
-    browser: Browser, shop: str, http: aiohttp.ClientSession
+    browser: Browser, stocked: str, http: aiohttp.ClientSession
 ) -> None:
-    page = await open_page(browser, shop)
+    page = await open_page(browser, stocked)
     await expect(offer(page, "Chat pack (overridable)")).to_have_count(1)
     taken_off = await offer(page, "Chat pack (overridable)").get_attribute("data-offer")
     archive = "mutation($id: ID!) { archiveOffer(id: $id) { id } }"
-    await Api(http, f"{shop}/graphql").data(archive, {"id": taken_off}, as_=ADMIN)
+    await Api(http, f"{stocked}/graphql").data(archive, {"id": taken_off}, as_=ADMIN)
 
     await page.get_by_role("button", name="Buy Chat pack (overridable)").click()
 
@@ -422,9 +422,9 @@ async def test_an_offer_taken_off_sale_meanwhile_is_refused_in_words_and_leaves_
 
 @pytest.mark.timeout(90)
 async def test_every_action_gives_feedback_and_notices_make_way(
-    browser: Browser, shop: str, http: aiohttp.ClientSession
+    browser: Browser, stocked: str, http: aiohttp.ClientSession
 ) -> None:
-    page = await open_page(browser, shop, DESKTOP)
+    page = await open_page(browser, stocked, DESKTOP)
     answer_dialogs(page, accept=True)
     notice = page.locator("#notice")
 
@@ -463,7 +463,7 @@ async def test_every_action_gives_feedback_and_notices_make_way(
 
     # The ledger's pages: eleven movements and more make a second page.
     for n in range(8):
-        await Api(http, f"{shop}/graphql").data(
+        await Api(http, f"{stocked}/graphql").data(
             CONSUME,
             {"input": {"offerGroup": "chat", "tokens": 1, "idempotencyKey": f"k{n}"}},
             as_=token("demo-1"),
@@ -485,9 +485,9 @@ async def test_every_action_gives_feedback_and_notices_make_way(
 
 @pytest.mark.timeout(60)
 async def test_ending_a_plan_asks_first_and_no_changes_nothing(
-    browser: Browser, shop: str, http: aiohttp.ClientSession
+    browser: Browser, stocked: str, http: aiohttp.ClientSession
 ) -> None:
-    page = await open_page(browser, shop)
+    page = await open_page(browser, stocked)
     await page.get_by_role("button", name="Subscribe to Pro monthly").click()
     plan = page.locator(".plan")
     await expect(plan).to_have_attribute("data-status", "ACTIVE", timeout=WAIT_MS)
@@ -502,7 +502,7 @@ async def test_ending_a_plan_asks_first_and_no_changes_nothing(
         "Cancel the pro plan",
     ]
     assert all("cancelPlan" not in body for body in sent), sent
-    wallet = await Api(http, f"{shop}/graphql").data(PLANS, as_=token("demo-1"))
+    wallet = await Api(http, f"{stocked}/graphql").data(PLANS, as_=token("demo-1"))
     assert wallet["wallet"]["plans"] == [{"status": "ACTIVE", "cancelAtPeriodEnd": False}]
     await expect(plan).to_contain_text("pro plan: active, renews")
 
