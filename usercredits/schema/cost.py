@@ -41,6 +41,8 @@ from graphql import (
     is_list_type,
 )
 
+from usercredits.values.numbers import is_whole
+
 Paging = tuple[str, int]
 """A page size given by a variable: its name, and the size the field serves without it."""
 Term = tuple[Paging, ...]
@@ -123,7 +125,7 @@ class Amount:
 def _page(paging: Paging, variables: Mapping[str, object]) -> int:
     name, default = paging
     given = variables.get(name)
-    if isinstance(given, int) and not isinstance(given, bool):
+    if is_whole(given):
         return max(given, 0)
     return default
 

@@ -25,6 +25,7 @@ from usercredits.services.wallets.base import WalletBase, batched, same_request
 from usercredits.services.wallets.lots import Drawn, draw, settle, spendable
 from usercredits.services.wallets.movements import Decision, Last, Outcome, Posting
 from usercredits.values import Hold, LedgerEntry, LedgerReason, Reservation, ReservationStatus
+from usercredits.values.numbers import is_whole
 
 MAX_TTL_SECONDS = 7 * 24 * 3600
 DEFAULT_TTL_SECONDS = 900
@@ -130,11 +131,7 @@ class Debits(WalletBase):
         check_tokens(tokens)
         self._limits.key(idempotency_key)
         self._limits.group(offer_group)
-        if (
-            isinstance(ttl_seconds, bool)
-            or not isinstance(ttl_seconds, int)
-            or not (1 <= ttl_seconds <= MAX_TTL_SECONDS)
-        ):
+        if not is_whole(ttl_seconds) or not 1 <= ttl_seconds <= MAX_TTL_SECONDS:
             raise InvalidInput(
                 f"ttlSeconds must be between 1 and {MAX_TTL_SECONDS}, got {shown(ttl_seconds)}"
             )
