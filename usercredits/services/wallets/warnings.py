@@ -27,27 +27,22 @@ async def credit_warnings(
 ) -> list[CreditWarning]:
     """Live groups that expire within the window, and groups at or below `low_balance`."""
     horizon = now + timedelta(seconds=within_seconds)
-    warnings = []
+    warnings: list[CreditWarning] = []
     for balance in await wallets.balances(user_id=user_id):
         lapsed = balance.expires is not None and balance.expires <= now
+        kinds = []
         if balance.expires is not None and not lapsed and balance.expires <= horizon:
-            warnings.append(
-                CreditWarning(
-                    user_id=user_id,
-                    offer_group=balance.offer_group,
-                    kind=WarningKind.EXPIRING,
-                    tokens=balance.tokens,
-                    expires=balance.expires,
-                )
-            )
+            kinds.append(WarningKind.EXPIRING)
         if balance.tokens <= low_balance:
-            warnings.append(
-                CreditWarning(
-                    user_id=user_id,
-                    offer_group=balance.offer_group,
-                    kind=WarningKind.LOW_BALANCE,
-                    tokens=balance.tokens,
-                    expires=balance.expires,
-                )
+            kinds.append(WarningKind.LOW_BALANCE)
+        warnings += [
+            CreditWarning(
+                user_id=user_id,
+                offer_group=balance.offer_group,
+                kind=kind,
+                tokens=balance.tokens,
+                expires=balance.expires,
             )
+            for kind in kinds
+        ]
     return warnings
