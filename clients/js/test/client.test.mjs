@@ -44,6 +44,26 @@ async function ledger(client, offerGroup) {
   return page.edges.map((edge) => edge.node);
 }
 
+/** A watch of the client's balances that records its statuses, errors and updates. */
+function watched(client) {
+  const statuses = [];
+  const errors = [];
+  const seen = recorder();
+  const watch = client.watchBalances(
+    { onStatus: (status) => statuses.push(status), onError: (error) => errors.push(error) },
+    (update) => seen.push(update),
+  );
+  return { watch, statuses, errors, seen };
+}
+
+/** Waits until the watch is refused, long enough after for its 20 ms back-offs to have
+ * tried again had it been going to, then stops it. */
+async function refusedThenStopped({ watch, statuses }) {
+  await until(() => statuses.includes("refused"), () => `not refused: ${statuses}`);
+  await sleep(500);
+  await watch.stop();
+}
+
 /** Collects a watch's updates; `next(predicate)` waits for the first one that matches. */
 function recorder() {
   const updates = [];
@@ -241,15 +261,9 @@ test("an expired fixed token (4401) cannot be refreshed: the watch is refused", 
     token: sign(user, ["user"], { seconds: 1 }),
     retryBaseMs: 20,
   });
-  const statuses = [];
-  const errors = [];
-  const watch = client.watchBalances(
-    { onStatus: (status) => statuses.push(status), onError: (error) => errors.push(error) },
-    () => undefined,
-  );
-  await until(() => statuses.includes("refused"), () => `not refused: ${statuses}`);
-  await sleep(500); // back-offs of 20 ms would have tried again by now
-  await watch.stop();
+  const watching = watched(client);
+  const { statuses, errors } = watching;
+  await refusedThenStopped(watching);
   // Refused at once if the token lapsed before the connection, else after "live".
   assert.ok(["refused", "live,refused"].includes(statuses.join()), `${statuses}`);
   const closes = errors.filter((error) => error.code !== undefined);
@@ -269,16 +283,9 @@ test("refused credentials (4403) are not tried again", async () => {
     },
     retryBaseMs: 20,
   });
-  const statuses = [];
-  const errors = [];
-  const seen = recorder();
-  const watch = client.watchBalances(
-    { onStatus: (status) => statuses.push(status), onError: (error) => errors.push(error) },
-    (update) => seen.push(update),
-  );
-  await until(() => statuses.includes("refused"), () => `not refused: ${statuses}`);
-  await sleep(500); // back-offs of 20 ms would have tried again by now
-  await watch.stop();
+  const watching = watched(client);
+  const { statuses, errors, seen } = watching;
+  await refusedThenStopped(watching);
   assert.deepEqual(statuses, ["refused"]);
   assert.equal(asked, 1, "the connection was made once");
   const [closed] = errors.filter((error) => error.code !== undefined);
@@ -301,19 +308,12 @@ test("a watch signed in with an API key stops when the key is revoked (4403)", a
     },
     retryBaseMs: 20,
   });
-  const statuses = [];
-  const errors = [];
-  const seen = recorder();
-  const watch = client.watchBalances(
-    { onStatus: (status) => statuses.push(status), onError: (error) => errors.push(error) },
-    (update) => seen.push(update),
-  );
+  const watching = watched(client);
+  const { statuses, errors, seen } = watching;
   await seen.next(() => true);
   const askedBefore = asked;
   await admin.request(REVOKE, { id: apiKey.id });
-  await until(() => statuses.includes("refused"), () => `not refused: ${statuses}`);
-  await sleep(500);
-  await watch.stop();
+  await refusedThenStopped(watching);
   assert.deepEqual(statuses, ["live", "refused"]);
   const [closed] = errors.filter((error) => error.code !== undefined);
   assert.deepEqual([closed.code, closed.reason], [4403, "the API key was revoked"]);
